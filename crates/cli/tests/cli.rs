@@ -1,0 +1,74 @@
+//! The binary's command-line surface: help texts, exit codes, output streams.
+
+use std::process::{Command, Output};
+
+fn meshtrace(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_meshtrace"))
+        .args(args)
+        .output()
+        .expect("the meshtrace binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["config", "--help"],
+        vec!["config", "check", "--help"],
+        vec!["config", "show", "--help"],
+    ] {
+        let output = meshtrace(&args);
+        assert!(output.status.success(), "{args:?}");
+        assert!(
+            text(&output.stdout).contains("Usage: meshtrace"),
+            "{args:?}"
+        );
+    }
+    let help = text(&meshtrace(&["config", "show", "--help"]).stdout);
+    assert!(help.contains("--format <FORMAT>"));
+}
+
+#[test]
+fn an_unreadable_file_fails_with_its_name() {
+    let output = meshtrace(&["config", "check", "/no/such/kiali.yaml"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.starts_with("error: cannot read `/no/such/kiali.yaml`: "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn show_json_keeps_stdout_pure_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.yaml");
+    std::fs::write(
+        &file,
+        "external_services:\n  tracing:\n    enabled: true\n    external_url: https://jaeger.example.com\n",
+    )
+    .unwrap();
+    let output = meshtrace(&["config", "show", "--format", "json", file.to_str().unwrap()]);
+    assert!(output.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        json["external_services"]["tracing"]["external_url"],
+        "https://jaeger.example.com"
+    );
+    assert_eq!(json["external_services"]["tracing"]["internal_url"], "");
+    assert_eq!(
+        text(&output.stderr),
+        "mode: external links only to https://jaeger.example.com\n"
+    );
+}
+
+#[test]
+fn a_bad_format_is_a_usage_error() {
+    let output = meshtrace(&["config", "show", "--format", "toml", "x.yaml"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("invalid value 'toml'"));
+}

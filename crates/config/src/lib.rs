@@ -1,0 +1,35 @@
+//! Kiali-compatible configuration for meshtrace.
+//!
+//! meshtrace reads a Kiali configuration unchanged: a `config.yaml`, the ConfigMap that holds
+//! it, or a Kiali CR. Only `external_services.tracing` (and a few neighbours: the UI's trace
+//! limit, the server's address, port and web root) mean something here; every other Kiali key is
+//! accepted and ignored.
+//!
+//! ```
+//! let loaded = meshtrace_config::load_str(
+//!     "external_services:\n  tracing:\n    enabled: true\n    in_cluster_url: http://tracing:16685/jaeger\n",
+//! )
+//! .unwrap();
+//! assert_eq!(loaded.config.tracing.internal_url, "http://tracing:16685/jaeger");
+//! assert_eq!(loaded.warnings.len(), 1); // `in_cluster_url` is deprecated
+//! ```
+
+mod credential;
+mod decode;
+mod diag;
+mod load;
+mod render;
+mod schema;
+mod validate;
+mod yaml;
+
+pub use credential::{Credential, CredentialError, OBFUSCATED};
+pub use diag::{Diagnostic, Location, Severity};
+pub use load::{LoadError, Loaded, load_file, load_str};
+pub use render::{effective, mode, redact_url, to_yaml};
+pub use schema::{
+    Auth, AuthType, Config, InputShape, OAuth2, OAuth2AuthStyle, Provider, ServerConfig,
+    TempoConfig, TracingConfig, UrlFormat,
+};
+pub use validate::SERVICE_ACCOUNT_TOKEN;
+pub use yaml::Pos;
