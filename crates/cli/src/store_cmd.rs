@@ -1,0 +1,108 @@
+//! `meshtrace store`: the embedded Jaeger-compatible trace store.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use meshtrace_store::Store;
+use meshtrace_store::server::{Addresses, Listeners, ServeOptions, serve};
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Directory of the durable store (created if missing).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "./meshtrace-data",
+        conflicts_with = "memory"
+    )]
+    pub data_dir: PathBuf,
+    /// Keep everything in memory instead (lost when the process stops).
+    #[arg(long)]
+    pub memory: bool,
+    /// OTLP/gRPC ingest address (`host:port`, or `:port` for every interface).
+    #[arg(long, value_name = "ADDR", default_value = ":4317", value_parser = parse_addr)]
+    pub otlp_grpc: SocketAddr,
+    /// OTLP/HTTP ingest address (POST /v1/traces).
+    #[arg(long, value_name = "ADDR", default_value = ":4318", value_parser = parse_addr)]
+    pub otlp_http: SocketAddr,
+    /// Zipkin v2 ingest address (POST /api/v2/spans).
+    #[arg(long, value_name = "ADDR", default_value = ":9411", value_parser = parse_addr)]
+    pub zipkin: SocketAddr,
+    /// Jaeger query HTTP API address (/api/*, /api/v3/*).
+    #[arg(long, value_name = "ADDR", default_value = ":16686", value_parser = parse_addr)]
+    pub query_http: SocketAddr,
+    /// How long spans are kept (Go duration: 72h, 30m, ...).
+    #[arg(long, value_name = "DURATION", default_value = "72h", value_parser = parse_retention)]
+    pub retention: Duration,
+    /// The largest request body accepted, in bytes, before or after gzip.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_body: usize,
+}
+
+/// `host:port`, or `:port` (every interface, as Jaeger writes it).
+pub fn parse_addr(text: &str) -> Result<SocketAddr, String> {
+    let full = if text.starts_with(':') {
+        format!("0.0.0.0{text}")
+    } else {
+        text.to_string()
+    };
+    full.to_socket_addrs()
+        .map_err(|e| format!("`{text}` is not a host:port address ({e})"))?
+        .next()
+        .ok_or_else(|| format!("`{text}` resolves to no address"))
+}
+
+fn parse_retention(text: &str) -> Result<Duration, String> {
+    match meshtrace_store::parse_go_duration(text)? {
+        0 => Err("the retention must be longer than zero".to_string()),
+        micros => Ok(Duration::from_micros(micros)),
+    }
+}
+
+impl StoreArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+        runtime.block_on(self.serve())
+    }
+
+    async fn serve(self) -> anyhow::Result<()> {
+        let store = if self.memory {
+            tracing::info!("keeping spans in memory only (--memory)");
+            Store::in_memory(self.retention)
+        } else {
+            std::fs::create_dir_all(&self.data_dir).with_context(|| {
+                format!(
+                    "cannot create the data directory {}",
+                    self.data_dir.display()
+                )
+            })?;
+            let store = Store::open(&self.data_dir, self.retention)
+                .with_context(|| format!("cannot open the store in {}", self.data_dir.display()))?;
+            tracing::info!(dir = %self.data_dir.display(), "durable store opened");
+            store
+        };
+        let addresses = Addresses {
+            otlp_grpc: self.otlp_grpc,
+            otlp_http: self.otlp_http,
+            zipkin: self.zipkin,
+            query_http: self.query_http,
+        };
+        let listeners = Listeners::bind(&addresses).await?;
+        let options = ServeOptions {
+            max_body: self.max_body,
+            retention_interval: Duration::from_secs(60),
+        };
+        serve(
+            Arc::new(store),
+            listeners,
+            options,
+            crate::shutdown_signal(),
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,360 @@
+//! Jaeger's HTTP query API (`/api/...`), as the Jaeger UI up to v2.14, Grafana's Jaeger data
+//! source and Kiali's Jaeger HTTP client call it: routes, parameters, defaults, the
+//! `{data,total,limit,offset,errors}` envelope, and errors written the way Go's `http.Error`
+//! writes them (`text/plain`, a trailing newline).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use meshtrace_model::TraceId;
+use meshtrace_model::jaeger_json::{JsonTrace, trace_to_json};
+use serde::Serialize;
+
+use crate::params::parse_go_duration;
+use crate::query::TraceQuery;
+use crate::{Store, StoreError, now_micros};
+
+const DEFAULT_LIMIT: usize = 100;
+const DEFAULT_LOOKBACK_US: u64 = 2 * 24 * 3600 * 1_000_000;
+const DEFAULT_DEPENDENCY_LOOKBACK_MS: u64 = 24 * 3600 * 1000;
+
+pub fn routes() -> Router<Arc<Store>> {
+    Router::new()
+        .route("/api/services", get(services))
+        .route(
+            "/api/services/{service}/operations",
+            get(service_operations),
+        )
+        .route("/api/operations", get(operations))
+        .route("/api/traces", get(search))
+        .route("/api/traces/{trace_id}", get(trace))
+        .route("/api/dependencies", get(dependencies))
+        .route("/api/metrics/{kind}", get(metrics))
+}
+
+#[derive(Serialize)]
+struct Envelope<T: Serialize> {
+    data: T,
+    total: usize,
+    limit: usize,
+    offset: usize,
+    errors: Option<Vec<EnvelopeError>>,
+}
+
+#[derive(Serialize)]
+struct EnvelopeError {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<u16>,
+    msg: String,
+    #[serde(rename = "traceID", skip_serializing_if = "Option::is_none")]
+    trace_id: Option<String>,
+}
+
+fn ok<T: Serialize>(data: T, total: usize) -> Response {
+    ok_with_errors(data, total, None)
+}
+
+fn ok_with_errors<T: Serialize>(
+    data: T,
+    total: usize,
+    errors: Option<Vec<EnvelopeError>>,
+) -> Response {
+    let envelope = Envelope {
+        data,
+        total,
+        limit: 0,
+        offset: 0,
+        errors,
+    };
+    axum::Json(envelope).into_response()
+}
+
+/// An error as Jaeger writes it: the envelope with `errors[0] = {code, msg}`, as text/plain.
+pub struct ApiError {
+    status: StatusCode,
+    msg: String,
+}
+
+impl ApiError {
+    pub fn bad_request(msg: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            msg: msg.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        tracing::error!(%error, "query failed");
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            msg: error.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let envelope = Envelope::<Option<()>> {
+            data: None,
+            total: 0,
+            limit: 0,
+            offset: 0,
+            errors: Some(vec![EnvelopeError {
+                code: Some(self.status.as_u16()),
+                msg: self.msg,
+                trace_id: None,
+            }]),
+        };
+        let mut body = serde_json::to_string(&envelope).expect("serializable");
+        body.push('\n');
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            body,
+        )
+            .into_response()
+    }
+}
+
+/// Runs a store call off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    store: &Arc<Store>,
+    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .expect("store task panicked")
+}
+
+pub fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    raw.map(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, v)| k == key && !v.is_empty())
+        .map(|(_, v)| v.as_str())
+}
+
+async fn services(State(store): State<Arc<Store>>) -> Result<Response, ApiError> {
+    let services = blocking(&store, |s| s.services()).await?;
+    let total = services.len();
+    Ok(ok(services, total))
+}
+
+async fn service_operations(
+    State(store): State<Arc<Store>>,
+    Path(service): Path<String>,
+) -> Result<Response, ApiError> {
+    let operations = blocking(&store, move |s| s.operations(&service, None)).await?;
+    let mut names: Vec<String> = operations.into_iter().map(|o| o.name).collect();
+    names.sort();
+    names.dedup();
+    let total = names.len();
+    Ok(ok(names, total))
+}
+
+async fn operations(
+    State(store): State<Arc<Store>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let pairs = query_pairs(raw.as_deref());
+    let service = first(&pairs, "service")
+        .ok_or_else(|| ApiError::bad_request("parameter 'service' is required"))?
+        .to_string();
+    let kind = first(&pairs, "spanKind").map(str::to_string);
+    let operations = blocking(&store, move |s| s.operations(&service, kind.as_deref())).await?;
+    let total = operations.len();
+    Ok(ok(operations, total))
+}
+
+async fn trace(
+    State(store): State<Arc<Store>>,
+    Path(raw_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = TraceId::from_hex(&raw_id)
+        .map_err(|e| ApiError::bad_request(format!("cannot parse traceID param: {e}")))?;
+    match blocking(&store, move |s| s.get_trace(id)).await? {
+        Some(trace) => Ok(ok(vec![trace_to_json(&trace)], 0)),
+        None => Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            msg: "trace not found".to_string(),
+        }),
+    }
+}
+
+async fn search(
+    State(store): State<Arc<Store>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let pairs = query_pairs(raw.as_deref());
+    let trace_ids: Vec<&str> = pairs
+        .iter()
+        .filter(|(k, v)| k == "traceID" && !v.is_empty())
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if !trace_ids.is_empty() {
+        let ids = trace_ids
+            .iter()
+            .map(|raw| {
+                TraceId::from_hex(raw)
+                    .map_err(|e| ApiError::bad_request(format!("cannot parse traceID param: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let found = blocking(&store, move |s| {
+            ids.into_iter()
+                .map(|id| Ok((id, s.get_trace(id)?)))
+                .collect::<Result<Vec<_>, StoreError>>()
+        })
+        .await?;
+        let mut data: Vec<JsonTrace> = Vec::new();
+        let mut errors = Vec::new();
+        for (id, trace) in found {
+            match trace {
+                Some(trace) => data.push(trace_to_json(&trace)),
+                None => errors.push(EnvelopeError {
+                    code: None,
+                    msg: "trace not found".to_string(),
+                    trace_id: Some(id.to_string()),
+                }),
+            }
+        }
+        return Ok(ok_with_errors(
+            data,
+            0,
+            (!errors.is_empty()).then_some(errors),
+        ));
+    }
+    let query = parse_search(&pairs)?;
+    let traces = blocking(&store, move |s| s.find_traces(&query)).await?;
+    let data: Vec<JsonTrace> = traces.iter().map(trace_to_json).collect();
+    Ok(ok(data, 0))
+}
+
+/// `/api/traces` search parameters, with Jaeger's defaults and messages.
+fn parse_search(pairs: &[(String, String)]) -> Result<TraceQuery, ApiError> {
+    let service = first(pairs, "service")
+        .ok_or_else(|| ApiError::bad_request("parameter 'service' is required"))?
+        .to_string();
+    let int = |name: &str| -> Result<Option<u64>, ApiError> {
+        first(pairs, name)
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    ApiError::bad_request(format!("unable to parse param '{name}': \"{v}\" is not a whole number of microseconds"))
+                })
+            })
+            .transpose()
+    };
+    let end = int("end")?.unwrap_or_else(now_micros);
+    let start = int("start")?.unwrap_or(end.saturating_sub(DEFAULT_LOOKBACK_US));
+    let duration = |name: &str| -> Result<Option<u64>, ApiError> {
+        first(pairs, name)
+            .map(|v| {
+                parse_go_duration(v).map_err(|e| {
+                    ApiError::bad_request(format!("unable to parse param '{name}': {e}"))
+                })
+            })
+            .transpose()
+    };
+    let duration_min = duration("minDuration")?;
+    let duration_max = duration("maxDuration")?;
+    if let (Some(min), Some(max)) = (duration_min, duration_max) {
+        if max < min {
+            return Err(ApiError::bad_request(
+                "'maxDuration' should be greater than 'minDuration'",
+            ));
+        }
+    }
+    let limit = match first(pairs, "limit") {
+        Some(v) => v
+            .parse::<i32>()
+            .map_err(|_| {
+                ApiError::bad_request(format!(
+                    "unable to parse param 'limit': \"{v}\" is not a whole number"
+                ))
+            })?
+            .max(0) as usize,
+        None => DEFAULT_LIMIT,
+    };
+    let mut tags = Vec::new();
+    for (key, value) in pairs {
+        match key.as_str() {
+            "tags" => {
+                let map: std::collections::BTreeMap<String, String> = serde_json::from_str(value)
+                    .map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "malformed 'tags' parameter, cannot unmarshal JSON: {e}"
+                    ))
+                })?;
+                tags.extend(map);
+            }
+            "tag" => {
+                let (k, v) = value.split_once(':').ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "malformed 'tag' parameter, expecting key:value, received: {value}"
+                    ))
+                })?;
+                tags.push((k.to_string(), v.to_string()));
+            }
+            _ => {}
+        }
+    }
+    Ok(TraceQuery {
+        service: Some(service),
+        operation: first(pairs, "operation").map(str::to_string),
+        tags,
+        start_min: start,
+        start_max: end,
+        duration_min,
+        duration_max,
+        limit: if limit == 0 { DEFAULT_LIMIT } else { limit },
+    })
+}
+
+async fn dependencies(
+    State(store): State<Arc<Store>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let pairs = query_pairs(raw.as_deref());
+    let millis = |name: &str, default: u64| -> Result<u64, ApiError> {
+        match first(&pairs, name) {
+            Some(v) => v.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "unable to parse param '{name}': \"{v}\" is not a whole number of milliseconds"
+                ))
+            }),
+            None => Ok(default),
+        }
+    };
+    let end_ms = millis("endTs", now_micros() / 1000)?;
+    let lookback_ms = millis("lookback", DEFAULT_DEPENDENCY_LOOKBACK_MS)?;
+    let service = first(&pairs, "service").map(str::to_string);
+    let mut links = blocking(&store, move |s| {
+        s.dependencies(end_ms * 1000, lookback_ms * 1000)
+    })
+    .await?;
+    if let Some(service) = service {
+        links.retain(|l| l.parent == service || l.child == service);
+    }
+    Ok(ok(links, 0))
+}
+
+async fn metrics(Path(_kind): Path<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_IMPLEMENTED,
+        msg: "trace metrics are currently disabled - no metrics backend configured".to_string(),
+    }
+}

@@ -1,0 +1,304 @@
+//! Jaeger's api_v3 HTTP gateway (`/api/v3/...`): OTLP JSON traces (hex IDs, integer enums,
+//! default values omitted as protojson omits them), trace summaries for the Jaeger UI ≥ v2.19,
+//! services and operations. Both the camelCase parameter names (Jaeger ≥ v2.19) and the older
+//! snake_case ones are accepted.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use meshtrace_model::otlp::spans_to_otlp;
+use meshtrace_model::{Trace, TraceId};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::api_v1::{blocking, query_pairs};
+use crate::params::{parse_go_duration, parse_rfc3339};
+use crate::query::TraceQuery;
+use crate::{Store, StoreError};
+
+const DEFAULT_SEARCH_DEPTH: usize = 100;
+
+pub fn routes() -> Router<Arc<Store>> {
+    Router::new()
+        .route("/api/v3/services", get(services))
+        .route("/api/v3/operations", get(operations))
+        .route("/api/v3/traces", get(find_traces))
+        .route("/api/v3/traces/{trace_id}", get(get_trace))
+        .route("/api/v3/trace-summaries", get(find_trace_summaries))
+}
+
+/// The gRPC-gateway error shape Jaeger's v3 routes use.
+pub struct V3Error {
+    status: StatusCode,
+    message: String,
+}
+
+impl V3Error {
+    fn bad_request(message: impl Into<String>) -> Self {
+        V3Error {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    fn not_found() -> Self {
+        V3Error {
+            status: StatusCode::NOT_FOUND,
+            message: "No traces found".to_string(),
+        }
+    }
+}
+
+impl From<StoreError> for V3Error {
+    fn from(error: StoreError) -> Self {
+        tracing::error!(%error, "query failed");
+        V3Error {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: error.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for V3Error {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"httpCode": self.status.as_u16(), "message": self.message}});
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+/// The value of the first of `names` that is present (camelCase first, then deprecated names).
+fn param<'a>(pairs: &'a [(String, String)], names: &[&str]) -> Option<&'a str> {
+    names.iter().find_map(|name| {
+        pairs
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    })
+}
+
+async fn services(State(store): State<Arc<Store>>) -> Result<Response, V3Error> {
+    let services = blocking(&store, |s| s.services()).await?;
+    Ok(axum::Json(json!({ "services": services })).into_response())
+}
+
+async fn operations(
+    State(store): State<Arc<Store>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, V3Error> {
+    let pairs = query_pairs(raw.as_deref());
+    let service = param(&pairs, &["service"])
+        .ok_or_else(|| V3Error::bad_request("service is required"))?
+        .to_string();
+    let kind = param(&pairs, &["spanKind", "span_kind"]).map(str::to_string);
+    let operations = blocking(&store, move |s| s.operations(&service, kind.as_deref())).await?;
+    Ok(axum::Json(json!({ "operations": operations })).into_response())
+}
+
+async fn get_trace(
+    State(store): State<Arc<Store>>,
+    Path(raw_id): Path<String>,
+) -> Result<Response, V3Error> {
+    let id = TraceId::from_hex(&raw_id)
+        .map_err(|e| V3Error::bad_request(format!("malformed parameter trace_id: {e}")))?;
+    match blocking(&store, move |s| s.get_trace(id)).await? {
+        Some(trace) => Ok(axum::Json(traces_result(std::slice::from_ref(&trace))).into_response()),
+        None => Err(V3Error::not_found()),
+    }
+}
+
+async fn find_traces(
+    State(store): State<Arc<Store>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, V3Error> {
+    let query = parse_query(&query_pairs(raw.as_deref()))?;
+    let traces = blocking(&store, move |s| s.find_traces(&query)).await?;
+    if traces.is_empty() {
+        return Err(V3Error::not_found());
+    }
+    Ok(axum::Json(traces_result(&traces)).into_response())
+}
+
+async fn find_trace_summaries(
+    State(store): State<Arc<Store>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, V3Error> {
+    let query = parse_query(&query_pairs(raw.as_deref()))?;
+    let traces = blocking(&store, move |s| s.find_traces(&query)).await?;
+    let summaries: Vec<Value> = traces.iter().map(summary).collect();
+    Ok(axum::Json(json!({ "summaries": summaries })).into_response())
+}
+
+pub fn parse_query(pairs: &[(String, String)]) -> Result<TraceQuery, V3Error> {
+    let time = |names: &[&str]| -> Result<Option<u64>, V3Error> {
+        param(pairs, names)
+            .map(|v| {
+                parse_rfc3339(v).map_err(|e| {
+                    V3Error::bad_request(format!("malformed parameter {}: {e}", names[0]))
+                })
+            })
+            .transpose()
+    };
+    let start_min = time(&["query.startTimeMin", "query.start_time_min"])?;
+    let start_max = time(&["query.startTimeMax", "query.start_time_max"])?;
+    let (Some(start_min), Some(start_max)) = (start_min, start_max) else {
+        return Err(V3Error::bad_request(
+            "query.startTimeMin and query.startTimeMax are required parameters",
+        ));
+    };
+    if start_max < start_min {
+        return Err(V3Error::bad_request(
+            "query.startTimeMin must be before query.startTimeMax",
+        ));
+    }
+    let duration = |names: &[&str]| -> Result<Option<u64>, V3Error> {
+        param(pairs, names)
+            .map(|v| {
+                parse_go_duration(v).map_err(|e| {
+                    V3Error::bad_request(format!("malformed parameter {}: {e}", names[0]))
+                })
+            })
+            .transpose()
+    };
+    let duration_min = duration(&["query.durationMin", "query.duration_min"])?;
+    let duration_max = duration(&["query.durationMax", "query.duration_max"])?;
+    let limit = match param(
+        pairs,
+        &[
+            "query.searchDepth",
+            "query.search_depth",
+            "query.num_traces",
+        ],
+    ) {
+        Some(v) => v.parse::<i64>().map_err(|_| {
+            V3Error::bad_request(format!(
+                "malformed parameter query.searchDepth: \"{v}\" is not a whole number"
+            ))
+        })?,
+        None => 0,
+    };
+    let tags = match param(pairs, &["query.attributes"]) {
+        Some(json) => serde_json::from_str::<BTreeMap<String, String>>(json)
+            .map_err(|e| {
+                V3Error::bad_request(format!("malformed parameter query.attributes: {e}"))
+            })?
+            .into_iter()
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(TraceQuery {
+        service: param(pairs, &["query.serviceName", "query.service_name"]).map(str::to_string),
+        operation: param(pairs, &["query.operationName", "query.operation_name"])
+            .map(str::to_string),
+        tags,
+        start_min,
+        start_max,
+        duration_min,
+        duration_max,
+        limit: if limit <= 0 {
+            DEFAULT_SEARCH_DEPTH
+        } else {
+            limit as usize
+        },
+    })
+}
+
+/// `{"result": {"resourceSpans": [...]}}` with protojson's omission of default values.
+fn traces_result(traces: &[Trace]) -> Value {
+    let spans: Vec<_> = traces
+        .iter()
+        .flat_map(|t| t.spans.iter().cloned())
+        .collect();
+    let resource_spans = serde_json::to_value(spans_to_otlp(&spans)).expect("OTLP serializes");
+    json!({"result": {"resourceSpans": prune_defaults(resource_spans)}})
+}
+
+/// Removes keys whose value is a default (empty string, zero, false, null, empty list), as
+/// protojson does; objects are kept even when empty.
+pub fn prune_defaults(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !is_default(v))
+                .map(|(k, v)| (k, prune_defaults(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(prune_defaults).collect()),
+        other => other,
+    }
+}
+
+fn is_default(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty() || s == "0",
+        Value::Array(a) => a.is_empty(),
+        Value::Object(_) => false,
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ServiceSummary {
+    name: String,
+    span_count: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    error_span_count: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+/// A `TraceSummary` as Jaeger's api_v3 defines it.
+fn summary(trace: &Trace) -> Value {
+    let ids: std::collections::HashSet<_> = trace.spans.iter().map(|s| s.span_id).collect();
+    let root = trace
+        .spans
+        .iter()
+        .filter(|s| s.parent_span_id().is_none())
+        .min_by_key(|s| s.start_time);
+    let orphans = trace
+        .spans
+        .iter()
+        .filter(|s| s.parent_span_id().is_some_and(|p| !ids.contains(&p)))
+        .count();
+    let mut services: BTreeMap<&str, ServiceSummary> = BTreeMap::new();
+    for span in &trace.spans {
+        let entry = services
+            .entry(&span.process.service_name)
+            .or_insert_with(|| ServiceSummary {
+                name: span.process.service_name.clone(),
+                span_count: 0,
+                error_span_count: 0,
+            });
+        entry.span_count += 1;
+        entry.error_span_count += span.has_error() as u64;
+    }
+    let min_start = trace.spans.iter().map(|s| s.start_time).min().unwrap_or(0);
+    let max_end = trace
+        .spans
+        .iter()
+        .map(|s| s.start_time + s.duration)
+        .max()
+        .unwrap_or(0);
+    let errors = trace.spans.iter().filter(|s| s.has_error()).count();
+    let summary = json!({
+        "traceId": trace.trace_id().map(|id| id.to_hex32()).unwrap_or_default(),
+        "rootServiceName": root.map(|r| r.process.service_name.clone()).unwrap_or_default(),
+        "rootOperationName": root.map(|r| r.operation_name.clone()).unwrap_or_default(),
+        "minStartTimeUnixNano": (min_start * 1000).to_string(),
+        "maxEndTimeUnixNano": (max_end * 1000).to_string(),
+        "spanCount": trace.spans.len(),
+        "errorSpanCount": errors,
+        "orphanSpanCount": orphans,
+        "services": services.into_values().collect::<Vec<_>>(),
+    });
+    prune_defaults(summary)
+}

@@ -1,0 +1,339 @@
+//! The stored form of spans and processes: a compact binary layout with varints, written and read
+//! by hand so that what lands on disk is exactly what we chose (and small: most of a span's bytes
+//! are its tags, which compress well in the engine's blocks).
+//!
+//! A span's trace ID, start time and span ID live in its key, and its process is stored once per
+//! distinct process and referenced by a 64-bit hash, so a value holds only the rest.
+
+use std::sync::Arc;
+
+use meshtrace_model::{KeyValue, Log, Process, RefType, Span, SpanId, SpanRef, TraceId, Value};
+
+#[derive(Debug, thiserror::Error)]
+#[error("stored data is corrupt: {0}")]
+pub struct CorruptError(pub &'static str);
+
+/// The fields of a span that are not in its key, with its process by reference.
+pub fn encode_span(span: &Span, process_hash: u64, out: &mut Vec<u8>) {
+    put_str(out, &span.operation_name);
+    put_varint(out, span.flags as u64);
+    put_varint(out, span.duration);
+    put_varint(out, span.references.len() as u64);
+    for r in &span.references {
+        out.push(match r.ref_type {
+            RefType::ChildOf => 0,
+            RefType::FollowsFrom => 1,
+        });
+        out.extend_from_slice(&r.trace_id.to_bytes());
+        out.extend_from_slice(&r.span_id.to_bytes());
+    }
+    put_kvs(out, &span.tags);
+    put_varint(out, span.logs.len() as u64);
+    for log in &span.logs {
+        // Log times are close to the span's start: store the difference (zigzag: it may be < 0).
+        put_varint(out, zigzag(log.timestamp as i64 - span.start_time as i64));
+        put_kvs(out, &log.fields);
+    }
+    put_varint(out, span.warnings.len() as u64);
+    for w in &span.warnings {
+        put_str(out, w);
+    }
+    out.extend_from_slice(&process_hash.to_le_bytes());
+}
+
+/// The process hash a stored span refers to (its last 8 bytes).
+pub fn span_process_hash(value: &[u8]) -> Result<u64, CorruptError> {
+    let tail = value
+        .len()
+        .checked_sub(8)
+        .ok_or(CorruptError("span value too short"))?;
+    Ok(u64::from_le_bytes(
+        value[tail..].try_into().expect("8 bytes"),
+    ))
+}
+
+pub fn decode_span(
+    trace_id: TraceId,
+    start_time: u64,
+    span_id: SpanId,
+    value: &[u8],
+    process: Arc<Process>,
+) -> Result<Span, CorruptError> {
+    let mut r = Reader(value);
+    let operation_name = r.string()?;
+    let flags = r.varint()? as u32;
+    let duration = r.varint()?;
+    let count = r.count()?;
+    let mut references = Vec::with_capacity(count);
+    for _ in 0..count {
+        let ref_type = match r.byte()? {
+            0 => RefType::ChildOf,
+            _ => RefType::FollowsFrom,
+        };
+        let trace = TraceId(u128::from_be_bytes(r.array::<16>()?));
+        let span = SpanId(u64::from_be_bytes(r.array::<8>()?));
+        references.push(SpanRef {
+            ref_type,
+            trace_id: trace,
+            span_id: span,
+        });
+    }
+    let tags = r.kvs()?;
+    let count = r.count()?;
+    let mut logs = Vec::with_capacity(count);
+    for _ in 0..count {
+        let delta = unzigzag(r.varint()?);
+        let timestamp = (start_time as i64 + delta) as u64;
+        logs.push(Log {
+            timestamp,
+            fields: r.kvs()?,
+        });
+    }
+    let count = r.count()?;
+    let mut warnings = Vec::with_capacity(count);
+    for _ in 0..count {
+        warnings.push(r.string()?);
+    }
+    Ok(Span {
+        trace_id,
+        span_id,
+        operation_name,
+        references,
+        flags,
+        start_time,
+        duration,
+        tags,
+        logs,
+        process,
+        warnings,
+    })
+}
+
+pub fn encode_process(process: &Process, out: &mut Vec<u8>) {
+    put_str(out, &process.service_name);
+    put_kvs(out, &process.tags);
+}
+
+pub fn decode_process(value: &[u8]) -> Result<Process, CorruptError> {
+    let mut r = Reader(value);
+    Ok(Process {
+        service_name: r.string()?,
+        tags: r.kvs()?,
+    })
+}
+
+/// A stable 64-bit hash of an encoded process (FNV-1a: stable across builds and platforms,
+/// unlike std's hasher, which matters because the hash is stored).
+pub fn process_hash(encoded: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in encoded {
+        hash ^= *byte as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// The few fields an index entry keeps so that a search can filter without reading the span:
+/// its service, operation and duration.
+pub fn encode_summary(service: &str, operation: &str, duration: u64, out: &mut Vec<u8>) {
+    put_str(out, service);
+    put_str(out, operation);
+    put_varint(out, duration);
+}
+
+pub struct Summary<'a> {
+    pub service: &'a str,
+    pub operation: &'a str,
+    pub duration: u64,
+}
+
+pub fn decode_summary(value: &[u8]) -> Result<Summary<'_>, CorruptError> {
+    let mut r = Reader(value);
+    Ok(Summary {
+        service: r.str()?,
+        operation: r.str()?,
+        duration: r.varint()?,
+    })
+}
+
+fn put_kvs(out: &mut Vec<u8>, kvs: &[KeyValue]) {
+    put_varint(out, kvs.len() as u64);
+    for kv in kvs {
+        put_str(out, &kv.key);
+        match &kv.value {
+            Value::Str(s) => {
+                out.push(0);
+                put_str(out, s);
+            }
+            Value::Bool(b) => out.push(if *b { 2 } else { 1 }),
+            Value::I64(i) => {
+                out.push(3);
+                put_varint(out, zigzag(*i));
+            }
+            Value::F64(f) => {
+                out.push(4);
+                out.extend_from_slice(&f.to_le_bytes());
+            }
+            Value::Binary(b) => {
+                out.push(5);
+                put_bytes(out, b);
+            }
+        }
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_bytes(out, s.as_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn byte(&mut self) -> Result<u8, CorruptError> {
+        let (first, rest) = self.0.split_first().ok_or(CorruptError("truncated"))?;
+        self.0 = rest;
+        Ok(*first)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], CorruptError> {
+        let bytes = self.take(N)?;
+        Ok(bytes.try_into().expect("N bytes"))
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CorruptError> {
+        if self.0.len() < n {
+            return Err(CorruptError("truncated"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn varint(&mut self) -> Result<u64, CorruptError> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.byte()?;
+            value |= ((byte & 0x7f) as u64) << shift;
+            if byte < 0x80 {
+                return Ok(value);
+            }
+        }
+        Err(CorruptError("varint too long"))
+    }
+
+    /// A length that must fit in what is left (guards allocations against corrupt input).
+    fn count(&mut self) -> Result<usize, CorruptError> {
+        let n = self.varint()? as usize;
+        if n > self.0.len() {
+            return Err(CorruptError("count larger than the value"));
+        }
+        Ok(n)
+    }
+
+    fn str(&mut self) -> Result<&'a str, CorruptError> {
+        let n = self.count()?;
+        std::str::from_utf8(self.take(n)?).map_err(|_| CorruptError("invalid UTF-8"))
+    }
+
+    fn string(&mut self) -> Result<String, CorruptError> {
+        self.str().map(str::to_string)
+    }
+
+    fn kvs(&mut self) -> Result<Vec<KeyValue>, CorruptError> {
+        let count = self.count()?;
+        let mut kvs = Vec::with_capacity(count);
+        for _ in 0..count {
+            let key = self.string()?;
+            let value = match self.byte()? {
+                0 => Value::Str(self.string()?),
+                1 => Value::Bool(false),
+                2 => Value::Bool(true),
+                3 => Value::I64(unzigzag(self.varint()?)),
+                4 => Value::F64(f64::from_le_bytes(self.array::<8>()?)),
+                5 => {
+                    let n = self.count()?;
+                    Value::Binary(self.take(n)?.to_vec())
+                }
+                _ => return Err(CorruptError("unknown value type")),
+            };
+            kvs.push(KeyValue { key, value });
+        }
+        Ok(kvs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_round_trip() {
+        let process = Arc::new(Process {
+            service_name: "reviews.bookinfo".into(),
+            tags: vec![KeyValue::string("ip", "10.0.0.1")],
+        });
+        let span = Span {
+            trace_id: TraceId(7),
+            span_id: SpanId(9),
+            operation_name: "reviews.bookinfo.svc.cluster.local:9080/*".into(),
+            references: vec![SpanRef {
+                ref_type: RefType::FollowsFrom,
+                trace_id: TraceId(7),
+                span_id: SpanId(1),
+            }],
+            flags: 1,
+            start_time: 1_700_000_000_000_000,
+            duration: 1234,
+            tags: vec![
+                KeyValue::string("component", "proxy"),
+                KeyValue::new("error", Value::Bool(true)),
+                KeyValue::new("http.status_code", Value::I64(-503)),
+                KeyValue::new("ratio", Value::F64(0.5)),
+                KeyValue::new("blob", Value::Binary(vec![0, 1, 2])),
+            ],
+            logs: vec![Log {
+                timestamp: 1_699_999_999_999_000,
+                fields: vec![KeyValue::string("event", "early")],
+            }],
+            process: process.clone(),
+            warnings: vec!["clock skew".into()],
+        };
+        let mut out = Vec::new();
+        encode_span(&span, 42, &mut out);
+        assert_eq!(span_process_hash(&out).unwrap(), 42);
+        let back = decode_span(TraceId(7), span.start_time, SpanId(9), &out, process).unwrap();
+        assert_eq!(back, span);
+    }
+
+    #[test]
+    fn corrupt_values_are_errors_not_panics() {
+        let mut out = Vec::new();
+        encode_process(&Process::default(), &mut out);
+        for cut in 0..out.len() {
+            let _ = decode_process(&out[..cut]);
+        }
+        assert!(decode_process(&[0xff, 0xff, 0xff]).is_err());
+        assert!(decode_span(TraceId(1), 0, SpanId(1), &[200], Arc::default()).is_err());
+    }
+}

@@ -1,0 +1,465 @@
+//! The trace store: writes spans with their indexes, reads traces by ID, searches, lists
+//! services and operations, derives dependencies, and removes expired data.
+//!
+//! Every method blocks (the engine does file I/O); async callers use `spawn_blocking`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use meshtrace_model::{Process, Span, SpanId, Trace, TraceId};
+
+use crate::StoreError;
+use crate::codec::{self, decode_summary};
+use crate::kv::{Kv, Op, Table};
+use crate::query::{DependencyLink, Operation, TraceQuery};
+
+/// How many index entries a search reads before it checks their spans.
+const CHUNK: usize = 512;
+/// The most traces the dependency view reads for one window.
+const DEPENDENCY_TRACE_CAP: usize = 20_000;
+
+pub struct Store {
+    kv: Box<dyn Kv>,
+    retention: Duration,
+    /// Processes already written (they are stored once, by hash).
+    written_processes: Mutex<HashSet<u64>>,
+    /// Processes already read.
+    process_cache: Mutex<HashMap<u64, Arc<Process>>>,
+}
+
+pub fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    pub fn new(kv: Box<dyn Kv>, retention: Duration) -> Self {
+        Store {
+            kv,
+            retention,
+            written_processes: Mutex::new(HashSet::new()),
+            process_cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn retention(&self) -> Duration {
+        self.retention
+    }
+
+    pub fn disk_bytes(&self) -> u64 {
+        self.kv.disk_bytes()
+    }
+
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.kv.flush()
+    }
+
+    /// Writes spans and their index entries in one atomic, durable batch.
+    pub fn write(&self, spans: &[Span]) -> Result<(), StoreError> {
+        if spans.is_empty() {
+            return Ok(());
+        }
+        let mut ops = Vec::with_capacity(spans.len() * 3 + 8);
+        let mut new_processes: Vec<u64> = Vec::new();
+        let mut process_hashes: HashMap<*const Process, u64> = HashMap::new();
+        let mut services: HashMap<&str, u64> = HashMap::new();
+        let mut operations: HashMap<(&str, &str, &str), u64> = HashMap::new();
+        {
+            let written = self.written_processes.lock().expect("lock poisoned");
+            for span in spans {
+                let ptr = Arc::as_ptr(&span.process);
+                if process_hashes.contains_key(&ptr) {
+                    continue;
+                }
+                let mut encoded = Vec::new();
+                codec::encode_process(&span.process, &mut encoded);
+                let hash = codec::process_hash(&encoded);
+                process_hashes.insert(ptr, hash);
+                if !written.contains(&hash) && !new_processes.contains(&hash) {
+                    new_processes.push(hash);
+                    ops.push(Op::Put(
+                        Table::Processes,
+                        hash.to_be_bytes().to_vec(),
+                        encoded,
+                    ));
+                }
+            }
+        }
+        for span in spans {
+            let hash = process_hashes[&Arc::as_ptr(&span.process)];
+            let service = span.process.service_name.as_str();
+            let mut value = Vec::with_capacity(256);
+            codec::encode_span(span, hash, &mut value);
+            ops.push(Op::Put(
+                Table::Spans,
+                span_key(span.trace_id, span.start_time, span.span_id),
+                value,
+            ));
+            let mut summary = Vec::with_capacity(64);
+            codec::encode_summary(service, &span.operation_name, span.duration, &mut summary);
+            ops.push(Op::Put(
+                Table::ByService,
+                service_key(service, span.start_time, span.trace_id, span.span_id),
+                summary.clone(),
+            ));
+            ops.push(Op::Put(
+                Table::ByTime,
+                time_key(span.start_time, span.trace_id, span.span_id),
+                summary,
+            ));
+            let seen = services.entry(service).or_default();
+            *seen = (*seen).max(span.start_time);
+            let seen = operations
+                .entry((service, span.kind(), &span.operation_name))
+                .or_default();
+            *seen = (*seen).max(span.start_time);
+        }
+        for (service, seen) in services {
+            ops.push(Op::Put(
+                Table::Services,
+                service.as_bytes().to_vec(),
+                seen.to_be_bytes().to_vec(),
+            ));
+        }
+        for ((service, kind, operation), seen) in operations {
+            ops.push(Op::Put(
+                Table::Operations,
+                operation_key(service, kind, operation),
+                seen.to_be_bytes().to_vec(),
+            ));
+        }
+        self.kv.write(ops)?;
+        self.written_processes
+            .lock()
+            .expect("lock poisoned")
+            .extend(new_processes);
+        Ok(())
+    }
+
+    pub fn get_trace(&self, trace_id: TraceId) -> Result<Option<Trace>, StoreError> {
+        let from = trace_id.to_bytes();
+        let to = match trace_id.0.checked_add(1) {
+            Some(next) => next.to_be_bytes().to_vec(),
+            None => vec![0xff; 17],
+        };
+        let mut raw: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        self.kv.scan(Table::Spans, &from, &to, false, &mut |k, v| {
+            raw.push((k.to_vec(), v.to_vec()));
+            Ok(true)
+        })?;
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        let spans = raw
+            .iter()
+            .map(|(k, v)| self.decode_span_entry(k, v))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(Trace {
+            spans,
+            warnings: Vec::new(),
+        }))
+    }
+
+    fn decode_span_entry(&self, key: &[u8], value: &[u8]) -> Result<Span, StoreError> {
+        let (trace_id, start, span_id) = parse_span_key(key)?;
+        let process = self.process(codec::span_process_hash(value)?)?;
+        Ok(codec::decode_span(
+            trace_id, start, span_id, value, process,
+        )?)
+    }
+
+    fn process(&self, hash: u64) -> Result<Arc<Process>, StoreError> {
+        if let Some(p) = self.process_cache.lock().expect("lock poisoned").get(&hash) {
+            return Ok(p.clone());
+        }
+        let value = self
+            .kv
+            .get(Table::Processes, &hash.to_be_bytes())?
+            .ok_or(StoreError::Corrupt("a span refers to a missing process"))?;
+        let process = Arc::new(codec::decode_process(&value)?);
+        self.process_cache
+            .lock()
+            .expect("lock poisoned")
+            .insert(hash, process.clone());
+        Ok(process)
+    }
+
+    /// The IDs of the traces that match, most recent matching span first.
+    pub fn find_trace_ids(&self, query: &TraceQuery) -> Result<Vec<TraceId>, StoreError> {
+        let (table, prefix) = match &query.service {
+            Some(service) => (Table::ByService, service_prefix(service)),
+            None => (Table::ByTime, Vec::new()),
+        };
+        let mut from = prefix.clone();
+        from.extend_from_slice(&query.start_min.to_be_bytes());
+        let mut to = prefix.clone();
+        to.extend_from_slice(&query.start_max.saturating_add(1).to_be_bytes());
+
+        let mut found: Vec<TraceId> = Vec::new();
+        let mut seen: HashSet<TraceId> = HashSet::new();
+        let limit = query.limit.max(1);
+        loop {
+            // Read a chunk of index entries that pass the cheap filters, newest first...
+            let mut candidates: Vec<(u64, TraceId, SpanId)> = Vec::new();
+            let mut last_key: Option<Vec<u8>> = None;
+            let mut entries = 0;
+            self.kv.scan(table, &from, &to, true, &mut |key, value| {
+                entries += 1;
+                last_key = Some(key.to_vec());
+                let (start, trace_id, span_id) = parse_index_suffix(&key[prefix.len()..])?;
+                if seen.contains(&trace_id) {
+                    return Ok(entries < CHUNK);
+                }
+                let summary = decode_summary(value)?;
+                let operation_ok = query
+                    .operation
+                    .as_ref()
+                    .is_none_or(|op| op == summary.operation);
+                let duration_ok = query.duration_min.is_none_or(|min| summary.duration >= min)
+                    && query.duration_max.is_none_or(|max| summary.duration <= max);
+                if operation_ok && duration_ok {
+                    candidates.push((start, trace_id, span_id));
+                }
+                Ok(entries < CHUNK)
+            })?;
+            // ...then check tags on the spans themselves, outside the scan.
+            for (start, trace_id, span_id) in candidates {
+                if seen.contains(&trace_id) {
+                    continue;
+                }
+                if !query.tags.is_empty() {
+                    let Some(value) = self
+                        .kv
+                        .get(Table::Spans, &span_key(trace_id, start, span_id))?
+                    else {
+                        continue;
+                    };
+                    let span =
+                        self.decode_span_entry(&span_key(trace_id, start, span_id), &value)?;
+                    if !query.tags.iter().all(|(k, v)| span_has_tag(&span, k, v)) {
+                        continue;
+                    }
+                }
+                seen.insert(trace_id);
+                found.push(trace_id);
+                if found.len() >= limit {
+                    return Ok(found);
+                }
+            }
+            match last_key {
+                Some(key) if entries >= CHUNK => to = key,
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    pub fn find_traces(&self, query: &TraceQuery) -> Result<Vec<Trace>, StoreError> {
+        let ids = self.find_trace_ids(query)?;
+        let mut traces = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(trace) = self.get_trace(id)? {
+                traces.push(trace);
+            }
+        }
+        Ok(traces)
+    }
+
+    fn oldest_visible(&self) -> u64 {
+        now_micros().saturating_sub(self.retention.as_micros() as u64)
+    }
+
+    pub fn services(&self) -> Result<Vec<String>, StoreError> {
+        let cutoff = self.oldest_visible();
+        let mut services = Vec::new();
+        self.kv
+            .scan(Table::Services, &[], &[0xff], false, &mut |k, v| {
+                if last_seen(v) >= cutoff {
+                    services.push(String::from_utf8_lossy(k).into_owned());
+                }
+                Ok(true)
+            })?;
+        Ok(services)
+    }
+
+    /// Operations of a service, optionally of one span kind ("" is a span without a kind).
+    pub fn operations(
+        &self,
+        service: &str,
+        kind: Option<&str>,
+    ) -> Result<Vec<Operation>, StoreError> {
+        let cutoff = self.oldest_visible();
+        let prefix = service_prefix(service);
+        let mut to = prefix.clone();
+        to.push(0xff);
+        let mut operations = Vec::new();
+        self.kv
+            .scan(Table::Operations, &prefix, &to, false, &mut |k, v| {
+                let rest = &k[prefix.len()..];
+                let Some(split) = rest.iter().position(|b| *b == 0) else {
+                    return Err(StoreError::Corrupt("operation key without a kind"));
+                };
+                let span_kind = String::from_utf8_lossy(&rest[..split]).into_owned();
+                let name = String::from_utf8_lossy(&rest[split + 1..]).into_owned();
+                if last_seen(v) >= cutoff && kind.is_none_or(|k| k == span_kind) {
+                    operations.push(Operation { name, span_kind });
+                }
+                Ok(true)
+            })?;
+        Ok(operations)
+    }
+
+    /// Calls between services in `[end - lookback, end]`: for every span whose parent (in the
+    /// same trace) belongs to another service, one call parent service → span's service.
+    pub fn dependencies(&self, end: u64, lookback: u64) -> Result<Vec<DependencyLink>, StoreError> {
+        let mut trace_ids: Vec<TraceId> = Vec::new();
+        let mut seen = HashSet::new();
+        let from = end.saturating_sub(lookback).to_be_bytes();
+        let to = end.saturating_add(1).to_be_bytes();
+        self.kv
+            .scan(Table::ByTime, &from, &to, true, &mut |key, _| {
+                let (_, trace_id, _) = parse_index_suffix(key)?;
+                if seen.insert(trace_id) {
+                    trace_ids.push(trace_id);
+                }
+                Ok(trace_ids.len() < DEPENDENCY_TRACE_CAP)
+            })?;
+        let mut counts: HashMap<(String, String), u64> = HashMap::new();
+        for id in trace_ids {
+            let Some(trace) = self.get_trace(id)? else {
+                continue;
+            };
+            let services: HashMap<SpanId, &str> = trace
+                .spans
+                .iter()
+                .map(|s| (s.span_id, s.process.service_name.as_str()))
+                .collect();
+            for span in &trace.spans {
+                let Some(parent) = span.parent_span_id().and_then(|p| services.get(&p)) else {
+                    continue;
+                };
+                if *parent != span.process.service_name {
+                    *counts
+                        .entry((parent.to_string(), span.process.service_name.clone()))
+                        .or_default() += 1;
+                }
+            }
+        }
+        let mut links: Vec<DependencyLink> = counts
+            .into_iter()
+            .map(|((parent, child), call_count)| DependencyLink {
+                parent,
+                child,
+                call_count,
+            })
+            .collect();
+        links.sort_by(|a, b| (&a.parent, &a.child).cmp(&(&b.parent, &b.child)));
+        Ok(links)
+    }
+
+    /// Removes every span that started before `cutoff` (µs), with its index entries. Returns
+    /// how many spans were removed.
+    pub fn purge_before(&self, cutoff: u64) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        loop {
+            let mut ops = Vec::new();
+            self.kv.scan(
+                Table::ByTime,
+                &[],
+                &cutoff.to_be_bytes(),
+                false,
+                &mut |key, value| {
+                    let (start, trace_id, span_id) = parse_index_suffix(key)?;
+                    let summary = decode_summary(value)?;
+                    ops.push(Op::Delete(Table::Spans, span_key(trace_id, start, span_id)));
+                    ops.push(Op::Delete(
+                        Table::ByService,
+                        service_key(summary.service, start, trace_id, span_id),
+                    ));
+                    ops.push(Op::Delete(Table::ByTime, key.to_vec()));
+                    Ok(ops.len() < CHUNK * 3)
+                },
+            )?;
+            if ops.is_empty() {
+                return Ok(removed);
+            }
+            removed += ops.len() / 3;
+            self.kv.write(ops)?;
+        }
+    }
+}
+
+/// Tag matching as Jaeger does it: the key and value (compared as text) must be found among
+/// the span's tags, its process's tags, or the fields of one of its logs.
+pub fn span_has_tag(span: &Span, key: &str, value: &str) -> bool {
+    let matches = |kv: &meshtrace_model::KeyValue| kv.key == key && kv.value.as_text() == value;
+    span.tags.iter().any(matches)
+        || span.process.tags.iter().any(matches)
+        || span.logs.iter().any(|log| log.fields.iter().any(matches))
+}
+
+fn last_seen(value: &[u8]) -> u64 {
+    value.try_into().map(u64::from_be_bytes).unwrap_or(u64::MAX)
+}
+
+fn span_key(trace_id: TraceId, start: u64, span_id: SpanId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(32);
+    key.extend_from_slice(&trace_id.to_bytes());
+    key.extend_from_slice(&start.to_be_bytes());
+    key.extend_from_slice(&span_id.to_bytes());
+    key
+}
+
+fn parse_span_key(key: &[u8]) -> Result<(TraceId, u64, SpanId), StoreError> {
+    if key.len() != 32 {
+        return Err(StoreError::Corrupt("span key is not 32 bytes"));
+    }
+    Ok((
+        TraceId(u128::from_be_bytes(key[..16].try_into().expect("16"))),
+        u64::from_be_bytes(key[16..24].try_into().expect("8")),
+        SpanId(u64::from_be_bytes(key[24..].try_into().expect("8"))),
+    ))
+}
+
+fn service_prefix(service: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(service.len() + 33);
+    key.extend_from_slice(service.as_bytes());
+    key.push(0);
+    key
+}
+
+fn service_key(service: &str, start: u64, trace_id: TraceId, span_id: SpanId) -> Vec<u8> {
+    let mut key = service_prefix(service);
+    key.extend_from_slice(&time_key(start, trace_id, span_id));
+    key
+}
+
+fn time_key(start: u64, trace_id: TraceId, span_id: SpanId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(32);
+    key.extend_from_slice(&start.to_be_bytes());
+    key.extend_from_slice(&trace_id.to_bytes());
+    key.extend_from_slice(&span_id.to_bytes());
+    key
+}
+
+/// start | trace | span, the end of every index key.
+fn parse_index_suffix(suffix: &[u8]) -> Result<(u64, TraceId, SpanId), StoreError> {
+    if suffix.len() != 32 {
+        return Err(StoreError::Corrupt("index key has the wrong length"));
+    }
+    Ok((
+        u64::from_be_bytes(suffix[..8].try_into().expect("8")),
+        TraceId(u128::from_be_bytes(suffix[8..24].try_into().expect("16"))),
+        SpanId(u64::from_be_bytes(suffix[24..].try_into().expect("8"))),
+    ))
+}
+
+fn operation_key(service: &str, kind: &str, operation: &str) -> Vec<u8> {
+    let mut key = service_prefix(service);
+    key.extend_from_slice(kind.as_bytes());
+    key.push(0);
+    key.extend_from_slice(operation.as_bytes());
+    key
+}

@@ -1,0 +1,462 @@
+//! Span ingest: OTLP/gRPC, OTLP/HTTP (protobuf and JSON) and Zipkin v2 JSON.
+//!
+//! A batch is acknowledged only after its spans are in the engine's fsync'ed journal. A body
+//! that cannot be decoded is refused whole (400, gRPC `InvalidArgument`) with what was wrong
+//! and where; spans that cannot be stored are refused one by one — OTLP reports them through
+//! `partial_success` — while the good spans of the same batch are stored.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use meshtrace_model::Span;
+use meshtrace_model::otlp::{Rejection, spans_from_otlp};
+use meshtrace_model::zipkin::{ZipkinSpan, spans_from_zipkin};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+
+use crate::Store;
+
+/// How many rejected spans a message lists before it says "and N more".
+const LISTED_REJECTIONS: usize = 5;
+
+#[derive(Clone)]
+pub struct Ingest {
+    pub store: Arc<Store>,
+    pub max_body: usize,
+}
+
+/// What became of a batch.
+#[derive(Debug)]
+pub struct Outcome {
+    pub accepted: usize,
+    pub rejected: Vec<Rejection>,
+}
+
+impl Outcome {
+    /// One message for all rejected spans, e.g. `2 spans rejected: resourceSpans[0]...: no trace ID; ...`.
+    pub fn message(&self) -> String {
+        if self.rejected.is_empty() {
+            return String::new();
+        }
+        let listed: Vec<String> = self
+            .rejected
+            .iter()
+            .take(LISTED_REJECTIONS)
+            .map(|r| format!("{}: {}", r.location, r.reason))
+            .collect();
+        let mut message = format!(
+            "{} span(s) rejected: {}",
+            self.rejected.len(),
+            listed.join("; ")
+        );
+        if self.rejected.len() > LISTED_REJECTIONS {
+            message.push_str(&format!(
+                "; and {} more",
+                self.rejected.len() - LISTED_REJECTIONS
+            ));
+        }
+        message
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{0}")]
+    Undecodable(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("the request body is larger than the limit of {0} bytes (--max-body)")]
+    TooLarge(usize),
+    #[error("the spans could not be stored: {0}")]
+    Storage(#[from] crate::StoreError),
+}
+
+impl Ingest {
+    async fn store_spans(
+        &self,
+        spans: Vec<Span>,
+        rejected: Vec<Rejection>,
+    ) -> Result<Outcome, IngestError> {
+        let accepted = spans.len();
+        if accepted > 0 {
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || store.write(&spans))
+                .await
+                .expect("store task panicked")?;
+        }
+        if !rejected.is_empty() {
+            tracing::warn!(accepted, rejected = rejected.len(), first = %rejected[0].reason, "spans rejected");
+        }
+        Ok(Outcome { accepted, rejected })
+    }
+
+    pub async fn otlp(&self, request: ExportTraceServiceRequest) -> Result<Outcome, IngestError> {
+        let converted = spans_from_otlp(&request.resource_spans);
+        self.store_spans(converted.spans, converted.rejected).await
+    }
+
+    pub async fn zipkin(&self, batch: Vec<ZipkinSpan>) -> Result<Outcome, IngestError> {
+        let (spans, rejected) = spans_from_zipkin(&batch);
+        self.store_spans(spans, rejected).await
+    }
+}
+
+// ---- HTTP -----------------------------------------------------------------------------------
+
+pub fn otlp_http_routes(ingest: Ingest) -> Router {
+    Router::new()
+        .route("/v1/traces", post(otlp_http))
+        .with_state(ingest)
+}
+
+pub fn zipkin_routes(ingest: Ingest) -> Router {
+    Router::new()
+        .route("/api/v2/spans", post(zipkin_http))
+        .with_state(ingest)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Format {
+    Protobuf,
+    Json,
+}
+
+impl IngestError {
+    fn status(&self) -> StatusCode {
+        match self {
+            IngestError::Undecodable(_) => StatusCode::BAD_REQUEST,
+            IngestError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            IngestError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// `google.rpc.Status`, the body of an OTLP/HTTP error response.
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+fn otlp_error(error: IngestError, format: Format) -> Response {
+    let status = error.status();
+    let code = match status {
+        StatusCode::BAD_REQUEST => tonic::Code::InvalidArgument,
+        StatusCode::SERVICE_UNAVAILABLE => tonic::Code::Unavailable,
+        StatusCode::PAYLOAD_TOO_LARGE => tonic::Code::ResourceExhausted,
+        _ => tonic::Code::InvalidArgument,
+    } as i32;
+    let body = RpcStatus {
+        code,
+        message: error.to_string(),
+    };
+    encode_reply(status, &body, format)
+}
+
+fn encode_reply<M: Message + serde::Serialize>(
+    status: StatusCode,
+    message: &M,
+    format: Format,
+) -> Response {
+    match format {
+        Format::Protobuf => (
+            status,
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            message.encode_to_vec(),
+        )
+            .into_response(),
+        Format::Json => {
+            // As protojson writes it: unset fields are left out (`{}` for full success).
+            let value = serde_json::to_value(message).expect("serializable");
+            let body = crate::api_v3::prune_defaults(value);
+            (
+                status,
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response()
+        }
+    }
+}
+
+fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Reads the body, at most `max` bytes, and inflates it when it is gzip-encoded (again at
+/// most `max` bytes: a small bomb must not become a large allocation).
+async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes, IngestError> {
+    let raw = axum::body::to_bytes(body, max)
+        .await
+        .map_err(|_| IngestError::TooLarge(max))?;
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .trim()
+        .to_ascii_lowercase();
+    match encoding.as_str() {
+        "identity" | "" => Ok(raw),
+        "gzip" => {
+            let mut inflated = Vec::new();
+            flate2::read::GzDecoder::new(&raw[..])
+                .take(max as u64 + 1)
+                .read_to_end(&mut inflated)
+                .map_err(|e| {
+                    IngestError::Undecodable(format!("the body is not valid gzip: {e}"))
+                })?;
+            if inflated.len() > max {
+                return Err(IngestError::TooLarge(max));
+            }
+            Ok(inflated.into())
+        }
+        other => Err(IngestError::UnsupportedMediaType(format!(
+            "Content-Encoding `{other}` is not supported; send the body uncompressed or gzip-encoded"
+        ))),
+    }
+}
+
+async fn otlp_http(State(ingest): State<Ingest>, headers: HeaderMap, body: Body) -> Response {
+    let format = match media_type(&headers).as_str() {
+        "application/x-protobuf" | "application/protobuf" => Format::Protobuf,
+        "application/json" => Format::Json,
+        other => {
+            let found = if other.is_empty() {
+                "no Content-Type".to_string()
+            } else {
+                format!("Content-Type `{other}`")
+            };
+            let error = IngestError::UnsupportedMediaType(format!(
+                "{found}: OTLP/HTTP takes application/x-protobuf or application/json"
+            ));
+            return otlp_error(error, Format::Json);
+        }
+    };
+    let bytes = match read_body(body, &headers, ingest.max_body).await {
+        Ok(bytes) => bytes,
+        Err(error) => return otlp_error(error, format),
+    };
+    let request = match format {
+        Format::Protobuf => ExportTraceServiceRequest::decode(bytes).map_err(|e| {
+            IngestError::Undecodable(format!(
+                "the body is not a valid OTLP ExportTraceServiceRequest protobuf: {e}"
+            ))
+        }),
+        Format::Json => serde_json::from_slice(&bytes)
+            .map_err(|e| IngestError::Undecodable(format!("the body is not valid OTLP JSON: {e}"))),
+    };
+    let outcome = match request {
+        Ok(request) => ingest.otlp(request).await,
+        Err(error) => Err(error),
+    };
+    match outcome {
+        Ok(outcome) => encode_reply(StatusCode::OK, &export_response(&outcome), format),
+        Err(error) => otlp_error(error, format),
+    }
+}
+
+fn export_response(outcome: &Outcome) -> ExportTraceServiceResponse {
+    ExportTraceServiceResponse {
+        partial_success: (!outcome.rejected.is_empty()).then(|| ExportTracePartialSuccess {
+            rejected_spans: outcome.rejected.len() as i64,
+            error_message: outcome.message(),
+        }),
+    }
+}
+
+async fn zipkin_http(State(ingest): State<Ingest>, headers: HeaderMap, body: Body) -> Response {
+    let plain = |status: StatusCode, message: String| (status, message + "\n").into_response();
+    match media_type(&headers).as_str() {
+        "application/json" | "" => {}
+        "application/x-protobuf" => {
+            return plain(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Zipkin protobuf is not supported: send Zipkin v2 JSON (application/json)".into(),
+            );
+        }
+        other => {
+            return plain(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Content-Type `{other}`: Zipkin v2 ingest takes application/json"),
+            );
+        }
+    }
+    let bytes = match read_body(body, &headers, ingest.max_body).await {
+        Ok(bytes) => bytes,
+        Err(error) => return plain(error.status(), error.to_string()),
+    };
+    let batch: Vec<ZipkinSpan> = match serde_json::from_slice(&bytes) {
+        Ok(batch) => batch,
+        Err(e) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not a valid Zipkin v2 JSON list of spans: {e}"),
+            );
+        }
+    };
+    match ingest.zipkin(batch).await {
+        Ok(outcome) if outcome.rejected.is_empty() => StatusCode::ACCEPTED.into_response(),
+        Ok(outcome) => plain(
+            StatusCode::BAD_REQUEST,
+            format!("{} span(s) stored; {}", outcome.accepted, outcome.message()),
+        ),
+        Err(error) => plain(error.status(), error.to_string()),
+    }
+}
+
+// ---- gRPC -----------------------------------------------------------------------------------
+
+/// `opentelemetry.proto.collector.trace.v1.TraceService`, served with a codec that hands us the
+/// raw message, so that an undecodable one is answered with `InvalidArgument` and a precise
+/// message (tonic's own codec would answer `Internal`).
+#[derive(Clone)]
+pub struct OtlpGrpc {
+    ingest: Ingest,
+}
+
+impl OtlpGrpc {
+    pub fn new(ingest: Ingest) -> Self {
+        OtlpGrpc { ingest }
+    }
+
+    async fn export(&self, raw: Bytes) -> Result<ExportTraceServiceResponse, tonic::Status> {
+        let request = ExportTraceServiceRequest::decode(raw).map_err(|e| {
+            tonic::Status::invalid_argument(format!(
+                "the message is not a valid OTLP ExportTraceServiceRequest: {e}"
+            ))
+        })?;
+        match self.ingest.otlp(request).await {
+            Ok(outcome) => Ok(export_response(&outcome)),
+            Err(error @ IngestError::Storage(_)) => {
+                Err(tonic::Status::unavailable(error.to_string()))
+            }
+            Err(error) => Err(tonic::Status::invalid_argument(error.to_string())),
+        }
+    }
+}
+
+impl tonic::server::NamedService for OtlpGrpc {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+}
+
+impl<B> tower_service::Service<axum::http::Request<B>> for OtlpGrpc
+where
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    type Response = axum::http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        let this = self.clone();
+        let max = self.ingest.max_body;
+        Box::pin(async move {
+            if request.uri().path() != "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+            {
+                return Ok(
+                    tonic::Status::unimplemented("only TraceService/Export is served here")
+                        .into_http(),
+                );
+            }
+            let mut grpc = tonic::server::Grpc::new(RawCodec)
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+                .apply_max_message_size_config(Some(max), None);
+            Ok(grpc.unary(ExportMethod(this), request).await)
+        })
+    }
+}
+
+struct ExportMethod(OtlpGrpc);
+
+impl tonic::server::UnaryService<Bytes> for ExportMethod {
+    type Response = ExportTraceServiceResponse;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<tonic::Response<Self::Response>, tonic::Status>>
+                + Send,
+        >,
+    >;
+
+    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
+        let service = self.0.clone();
+        Box::pin(async move {
+            service
+                .export(request.into_inner())
+                .await
+                .map(tonic::Response::new)
+        })
+    }
+}
+
+/// Decodes to raw bytes; encodes prost messages.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = ExportTraceServiceResponse;
+    type Decode = Bytes;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = ExportTraceServiceResponse;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Self::Item,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), Self::Error> {
+        item.encode(dst)
+            .map_err(|e| tonic::Status::internal(e.to_string()))
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Self::Item>, Self::Error> {
+        use bytes::Buf;
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}

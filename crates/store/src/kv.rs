@@ -1,0 +1,233 @@
+//! The ordered key-value tables the store is built on: fjall (an LSM-tree engine with a
+//! write-ahead journal) on disk, or plain ordered maps in memory for `--memory`.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::RwLock;
+
+use crate::StoreError;
+
+/// The tables; each is its own keyspace (an LSM tree) on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// trace ID (16) | start µs (8, big-endian) | span ID (8) → span
+    Spans,
+    /// process hash (8) → process
+    Processes,
+    /// service | 0 | start µs (8) | trace ID (16) | span ID (8) → summary
+    ByService,
+    /// start µs (8) | trace ID (16) | span ID (8) → summary
+    ByTime,
+    /// service → last seen µs
+    Services,
+    /// service | 0 | span kind | 0 | operation → last seen µs
+    Operations,
+}
+
+impl Table {
+    pub const ALL: [Table; 6] = [
+        Table::Spans,
+        Table::Processes,
+        Table::ByService,
+        Table::ByTime,
+        Table::Services,
+        Table::Operations,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Table::Spans => "spans",
+            Table::Processes => "processes",
+            Table::ByService => "by_service",
+            Table::ByTime => "by_time",
+            Table::Services => "services",
+            Table::Operations => "operations",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+pub enum Op {
+    Put(Table, Vec<u8>, Vec<u8>),
+    Delete(Table, Vec<u8>),
+}
+
+/// Scans visit entries in key order (or reverse) until the visitor returns false.
+pub type Visitor<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError> + 'a;
+
+pub trait Kv: Send + Sync {
+    /// Applies the operations atomically; on disk, they are in the fsync'ed journal when this
+    /// returns.
+    fn write(&self, ops: Vec<Op>) -> Result<(), StoreError>;
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Visits keys in `[from, to)`.
+    fn scan(
+        &self,
+        table: Table,
+        from: &[u8],
+        to: &[u8],
+        reverse: bool,
+        visit: &mut Visitor<'_>,
+    ) -> Result<(), StoreError>;
+    /// Bytes used on disk (0 in memory).
+    fn disk_bytes(&self) -> u64;
+    /// Makes everything written durable (used at shutdown).
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+// ---- on disk ------------------------------------------------------------------------------
+
+pub struct FjallKv {
+    db: fjall::Database,
+    tables: Vec<fjall::Keyspace>,
+}
+
+impl FjallKv {
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = fjall::Database::builder(dir).open()?;
+        let tables = Table::ALL
+            .iter()
+            .map(|t| db.keyspace(t.name(), fjall::KeyspaceCreateOptions::default))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(FjallKv { db, tables })
+    }
+
+    fn table(&self, table: Table) -> &fjall::Keyspace {
+        &self.tables[table.index()]
+    }
+}
+
+impl Kv for FjallKv {
+    fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        let mut batch = self
+            .db
+            .batch()
+            .durability(Some(fjall::PersistMode::SyncData));
+        for op in ops {
+            match op {
+                Op::Put(t, k, v) => batch.insert(self.table(t), k, v),
+                Op::Delete(t, k) => batch.remove(self.table(t), k),
+            }
+        }
+        batch.commit()?;
+        Ok(())
+    }
+
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.table(table).get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        from: &[u8],
+        to: &[u8],
+        reverse: bool,
+        visit: &mut Visitor<'_>,
+    ) -> Result<(), StoreError> {
+        let range = self.table(table).range(from..to);
+        let mut step = |guard: fjall::Guard| -> Result<bool, StoreError> {
+            let (key, value) = guard.into_inner()?;
+            visit(&key, &value)
+        };
+        if reverse {
+            for guard in range.rev() {
+                if !step(guard)? {
+                    break;
+                }
+            }
+        } else {
+            for guard in range {
+                if !step(guard)? {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn disk_bytes(&self) -> u64 {
+        self.db.disk_space().unwrap_or(0)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.persist(fjall::PersistMode::SyncAll)?;
+        Ok(())
+    }
+}
+
+// ---- in memory ----------------------------------------------------------------------------
+
+#[derive(Default)]
+pub struct MemoryKv {
+    tables: RwLock<Vec<BTreeMap<Vec<u8>, Vec<u8>>>>,
+}
+
+impl MemoryKv {
+    pub fn new() -> Self {
+        MemoryKv {
+            tables: RwLock::new(vec![BTreeMap::new(); Table::ALL.len()]),
+        }
+    }
+}
+
+impl Kv for MemoryKv {
+    fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        let mut tables = self.tables.write().expect("lock poisoned");
+        for op in ops {
+            match op {
+                Op::Put(t, k, v) => {
+                    tables[t.index()].insert(k, v);
+                }
+                Op::Delete(t, k) => {
+                    tables[t.index()].remove(&k);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let tables = self.tables.read().expect("lock poisoned");
+        Ok(tables[table.index()].get(key).cloned())
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        from: &[u8],
+        to: &[u8],
+        reverse: bool,
+        visit: &mut Visitor<'_>,
+    ) -> Result<(), StoreError> {
+        let tables = self.tables.read().expect("lock poisoned");
+        let range =
+            tables[table.index()].range::<[u8], _>((Bound::Included(from), Bound::Excluded(to)));
+        if reverse {
+            for (k, v) in range.rev() {
+                if !visit(k, v)? {
+                    break;
+                }
+            }
+        } else {
+            for (k, v) in range {
+                if !visit(k, v)? {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn disk_bytes(&self) -> u64 {
+        0
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,47 @@
+//! meshtrace's embedded trace store: what Jaeger's all-in-one is to Jaeger. Producers send OTLP
+//! (gRPC or HTTP) or Zipkin v2 JSON; readers use the Jaeger query API. One engine answers every
+//! surface, so a query means the same thing everywhere.
+
+mod api_v1;
+pub(crate) mod api_v3;
+mod codec;
+mod engine;
+pub mod ingest;
+mod kv;
+mod params;
+mod query;
+pub mod server;
+
+pub use engine::{Store, now_micros, span_has_tag};
+pub use kv::{FjallKv, Kv, MemoryKv};
+pub use params::{parse_go_duration, parse_rfc3339};
+pub use query::{DependencyLink, Operation, TraceQuery};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage engine error: {0}")]
+    Engine(#[from] fjall::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(&'static str),
+}
+
+impl From<codec::CorruptError> for StoreError {
+    fn from(error: codec::CorruptError) -> Self {
+        StoreError::Corrupt(error.0)
+    }
+}
+
+use std::path::Path;
+use std::time::Duration;
+
+impl Store {
+    /// A durable store in `dir` (created if missing).
+    pub fn open(dir: &Path, retention: Duration) -> Result<Store, StoreError> {
+        Ok(Store::new(Box::new(FjallKv::open(dir)?), retention))
+    }
+
+    /// A store that keeps everything in memory.
+    pub fn in_memory(retention: Duration) -> Store {
+        Store::new(Box::new(MemoryKv::new()), retention)
+    }
+}

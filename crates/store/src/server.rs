@@ -1,0 +1,171 @@
+//! Starts the store's listeners — OTLP/gRPC, OTLP/HTTP, Zipkin, Jaeger query HTTP — on
+//! addresses bound up front (so tests can use port 0 and read back the real ports), runs the
+//! retention task, and shuts everything down cleanly, flushing the engine last.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::ingest::{Ingest, OtlpGrpc, otlp_http_routes, zipkin_routes};
+use crate::{Store, api_v1, api_v3, now_micros};
+
+/// Where each listener binds.
+#[derive(Debug, Clone)]
+pub struct Addresses {
+    pub otlp_grpc: SocketAddr,
+    pub otlp_http: SocketAddr,
+    pub zipkin: SocketAddr,
+    pub query_http: SocketAddr,
+}
+
+/// Listeners bound and ready to serve.
+pub struct Listeners {
+    otlp_grpc: TcpListener,
+    otlp_http: TcpListener,
+    zipkin: TcpListener,
+    query_http: TcpListener,
+}
+
+impl Listeners {
+    pub async fn bind(addresses: &Addresses) -> std::io::Result<Listeners> {
+        let bind = |addr: SocketAddr, what: &'static str| async move {
+            TcpListener::bind(addr).await.map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot listen for {what} on {addr}: {e}"))
+            })
+        };
+        Ok(Listeners {
+            otlp_grpc: bind(addresses.otlp_grpc, "OTLP/gRPC").await?,
+            otlp_http: bind(addresses.otlp_http, "OTLP/HTTP").await?,
+            zipkin: bind(addresses.zipkin, "Zipkin").await?,
+            query_http: bind(addresses.query_http, "the Jaeger query API").await?,
+        })
+    }
+
+    /// The addresses actually bound (port 0 resolved).
+    pub fn addresses(&self) -> std::io::Result<Addresses> {
+        Ok(Addresses {
+            otlp_grpc: self.otlp_grpc.local_addr()?,
+            otlp_http: self.otlp_http.local_addr()?,
+            zipkin: self.zipkin.local_addr()?,
+            query_http: self.query_http.local_addr()?,
+        })
+    }
+}
+
+pub struct ServeOptions {
+    pub max_body: usize,
+    /// How often expired spans are removed.
+    pub retention_interval: Duration,
+}
+
+/// The Jaeger query HTTP API: v1 and v3 routes; `/api/metrics/*` answers 501.
+pub fn query_router(store: Arc<Store>) -> Router {
+    api_v1::routes()
+        .merge(api_v3::routes())
+        .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
+        .with_state(store)
+}
+
+/// Serves until `shutdown` completes, then stops accepting, finishes what is in flight, and
+/// flushes the engine.
+pub async fn serve(
+    store: Arc<Store>,
+    listeners: Listeners,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let ingest = Ingest {
+        store: store.clone(),
+        max_body: options.max_body,
+    };
+    let addresses = listeners.addresses()?;
+
+    let grpc = tonic::transport::Server::builder()
+        .add_service(OtlpGrpc::new(ingest.clone()))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listeners.otlp_grpc),
+            stopped(stop_rx.clone()),
+        );
+    let http = |listener: TcpListener, router: Router, rx: watch::Receiver<bool>| async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stopped(rx))
+            .await
+    };
+    let body_limit = axum::extract::DefaultBodyLimit::disable();
+    let otlp_http = http(
+        listeners.otlp_http,
+        otlp_http_routes(ingest.clone()).layer(body_limit),
+        stop_rx.clone(),
+    );
+    let zipkin = http(
+        listeners.zipkin,
+        zipkin_routes(ingest).layer(body_limit),
+        stop_rx.clone(),
+    );
+    let query = http(
+        listeners.query_http,
+        query_router(store.clone()),
+        stop_rx.clone(),
+    );
+    let retention = retention_task(store.clone(), options.retention_interval, stop_rx);
+
+    tracing::info!(addr = %addresses.otlp_grpc, "OTLP/gRPC ingest ready");
+    tracing::info!(addr = %addresses.otlp_http, "OTLP/HTTP ingest ready (POST /v1/traces)");
+    tracing::info!(addr = %addresses.zipkin, "Zipkin ingest ready (POST /api/v2/spans)");
+    tracing::info!(addr = %addresses.query_http, "Jaeger query API ready (/api/*, /api/v3/*)");
+
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing requests in flight");
+        let _ = stop_tx.send(true);
+    });
+    let (grpc, otlp_http, zipkin, query, ()) =
+        tokio::join!(grpc, otlp_http, zipkin, query, retention);
+    grpc.map_err(|e| ServeError::Server(format!("OTLP/gRPC: {e}")))?;
+    otlp_http.map_err(|e| ServeError::Server(format!("OTLP/HTTP: {e}")))?;
+    zipkin.map_err(|e| ServeError::Server(format!("Zipkin: {e}")))?;
+    query.map_err(|e| ServeError::Server(format!("query API: {e}")))?;
+    tokio::task::spawn_blocking(move || store.flush())
+        .await
+        .expect("flush task panicked")?;
+    tracing::info!("store flushed and closed");
+    Ok(())
+}
+
+async fn retention_task(store: Arc<Store>, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let store = store.clone();
+        let cutoff = now_micros().saturating_sub(store.retention().as_micros() as u64);
+        match tokio::task::spawn_blocking(move || store.purge_before(cutoff)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(removed)) => tracing::info!(removed, "expired spans removed"),
+            Ok(Err(error)) => tracing::error!(%error, "retention pass failed"),
+            Err(error) => tracing::error!(%error, "retention task panicked"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Store(#[from] crate::StoreError),
+    #[error("the {0} server failed")]
+    Server(String),
+}

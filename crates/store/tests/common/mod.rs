@@ -1,0 +1,163 @@
+//! A real store on ephemeral loopback ports, and builders of OTLP test data.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use meshtrace_store::Store;
+use meshtrace_store::server::{Addresses, Listeners, ServeOptions, serve};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+
+pub struct TestStore {
+    pub addrs: Addresses,
+    pub store: Arc<Store>,
+    pub http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestStore {
+    pub async fn start(store: Store, max_body: usize) -> TestStore {
+        let any = "127.0.0.1:0".parse().unwrap();
+        let listeners = Listeners::bind(&Addresses {
+            otlp_grpc: any,
+            otlp_http: any,
+            zipkin: any,
+            query_http: any,
+        })
+        .await
+        .unwrap();
+        let addrs = listeners.addresses().unwrap();
+        let store = Arc::new(store);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let options = ServeOptions {
+            max_body,
+            retention_interval: Duration::from_secs(3600),
+        };
+        let serving = store.clone();
+        let task = tokio::spawn(async move {
+            serve(serving, listeners, options, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestStore {
+            addrs,
+            store,
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// A store in memory whose retention keeps the fixtures' old timestamps visible.
+    pub async fn memory() -> TestStore {
+        Self::start(Store::in_memory(Duration::from_secs(100 * 365 * 24 * 3600)), 16 << 20).await
+    }
+
+    pub fn query(&self, path_and_query: &str) -> String {
+        format!("http://{}{}", self.addrs.query_http, path_and_query)
+    }
+
+    pub fn otlp_http(&self) -> String {
+        format!("http://{}/v1/traces", self.addrs.otlp_http)
+    }
+
+    pub fn zipkin(&self) -> String {
+        format!("http://{}/api/v2/spans", self.addrs.zipkin)
+    }
+
+    pub fn otlp_grpc(&self) -> String {
+        format!("http://{}", self.addrs.otlp_grpc)
+    }
+
+    pub async fn get_json(&self, path_and_query: &str) -> (u16, serde_json::Value) {
+        let response = self.http.get(self.query(path_and_query)).send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path_and_query}: {e}: {text}"));
+        (status, json)
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap();
+    }
+}
+
+pub fn kv(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
+pub fn s(value: &str) -> any_value::Value {
+    any_value::Value::StringValue(value.into())
+}
+
+pub fn trace_id(n: u128) -> Vec<u8> {
+    n.to_be_bytes().to_vec()
+}
+
+pub fn span_id(n: u64) -> Vec<u8> {
+    n.to_be_bytes().to_vec()
+}
+
+/// A span of `service` with the given IDs, times (µs) and attributes.
+pub struct SpanSpec<'a> {
+    pub trace: u128,
+    pub span: u64,
+    pub parent: u64,
+    pub name: &'a str,
+    pub kind: i32,
+    pub start_us: u64,
+    pub duration_us: u64,
+    pub attributes: Vec<KeyValue>,
+    pub error: bool,
+}
+
+impl SpanSpec<'_> {
+    pub fn build(&self) -> Span {
+        Span {
+            trace_id: trace_id(self.trace),
+            span_id: span_id(self.span),
+            parent_span_id: if self.parent == 0 { Vec::new() } else { span_id(self.parent) },
+            name: self.name.into(),
+            kind: self.kind,
+            start_time_unix_nano: self.start_us * 1000,
+            end_time_unix_nano: (self.start_us + self.duration_us) * 1000,
+            attributes: self.attributes.clone(),
+            status: self.error.then(|| Status {
+                code: 2,
+                message: String::new(),
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+pub fn resource_spans(service: &str, resource: Vec<KeyValue>, spans: Vec<Span>) -> ResourceSpans {
+    let mut attributes = vec![kv("service.name", s(service))];
+    attributes.extend(resource);
+    ResourceSpans {
+        resource: Some(Resource {
+            attributes,
+            ..Default::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            spans,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+pub fn request(resource_spans: Vec<ResourceSpans>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest { resource_spans }
+}
