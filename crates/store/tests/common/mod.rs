@@ -56,7 +56,11 @@ impl TestStore {
 
     /// A store in memory whose retention keeps the fixtures' old timestamps visible.
     pub async fn memory() -> TestStore {
-        Self::start(Store::in_memory(Duration::from_secs(100 * 365 * 24 * 3600)), 16 << 20).await
+        Self::start(
+            Store::in_memory(Duration::from_secs(100 * 365 * 24 * 3600)),
+            16 << 20,
+        )
+        .await
     }
 
     pub fn query(&self, path_and_query: &str) -> String {
@@ -76,10 +80,16 @@ impl TestStore {
     }
 
     pub async fn get_json(&self, path_and_query: &str) -> (u16, serde_json::Value) {
-        let response = self.http.get(self.query(path_and_query)).send().await.unwrap();
+        let response = self
+            .http
+            .get(self.query(path_and_query))
+            .send()
+            .await
+            .unwrap();
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
-        let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path_and_query}: {e}: {text}"));
+        let json =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path_and_query}: {e}: {text}"));
         (status, json)
     }
 
@@ -127,7 +137,11 @@ impl SpanSpec<'_> {
         Span {
             trace_id: trace_id(self.trace),
             span_id: span_id(self.span),
-            parent_span_id: if self.parent == 0 { Vec::new() } else { span_id(self.parent) },
+            parent_span_id: if self.parent == 0 {
+                Vec::new()
+            } else {
+                span_id(self.parent)
+            },
             name: self.name.into(),
             kind: self.kind,
             start_time_unix_nano: self.start_us * 1000,
