@@ -1,0 +1,399 @@
+//! Store benchmark: ingest over OTLP/gRPC into a durable store, disk per span, trace-by-ID and
+//! search latency, each next to its limit measured in the same run.
+//!
+//! `cargo bench -p meshtrace-store --bench store` (env: SPANS, default 300000; CLIENTS, 4).
+//! Spans are Istio-shaped: eight per trace, twenty string attributes each, like the sidecar
+//! spans of a Bookinfo request.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use meshtrace_model::TraceId;
+use meshtrace_model::otlp::spans_from_otlp;
+use meshtrace_store::server::{Addresses, Listeners, ServeOptions, serve};
+use meshtrace_store::{Store, TraceQuery};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use prost::Message;
+
+const BATCH: usize = 512;
+const SPANS_PER_TRACE: usize = 8;
+const HOPS: [(&str, &str, &str); 8] = [
+    (
+        "istio-ingressgateway.istio-system",
+        "productpage.bookinfo.svc.cluster.local:9080/productpage",
+        "router",
+    ),
+    (
+        "productpage.bookinfo",
+        "productpage.bookinfo.svc.cluster.local:9080/productpage",
+        "sidecar",
+    ),
+    (
+        "productpage.bookinfo",
+        "details.bookinfo.svc.cluster.local:9080/*",
+        "sidecar",
+    ),
+    (
+        "details.bookinfo",
+        "details.bookinfo.svc.cluster.local:9080/*",
+        "sidecar",
+    ),
+    (
+        "productpage.bookinfo",
+        "reviews.bookinfo.svc.cluster.local:9080/*",
+        "sidecar",
+    ),
+    (
+        "reviews.bookinfo",
+        "reviews.bookinfo.svc.cluster.local:9080/*",
+        "sidecar",
+    ),
+    (
+        "reviews.bookinfo",
+        "ratings.bookinfo.svc.cluster.local:9080/*",
+        "sidecar",
+    ),
+    (
+        "ratings.bookinfo",
+        "ratings.bookinfo.svc.cluster.local:9080/*",
+        "sidecar",
+    ),
+];
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn attr(key: &str, value: String) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value)),
+        }),
+        ..Default::default()
+    }
+}
+
+/// One Bookinfo request: eight sidecar spans, ~20 attributes each.
+fn trace(rng: &mut Rng, trace_id: u128, start_ns: u64) -> Vec<(usize, Span)> {
+    let mut spans = Vec::with_capacity(SPANS_PER_TRACE);
+    let mut ids = [0u64; SPANS_PER_TRACE];
+    let error = rng.next() % 20 == 0;
+    for (i, (service, op, proxy)) in HOPS.iter().enumerate() {
+        ids[i] = rng.next() | 1;
+        let parent = if i == 0 {
+            0
+        } else {
+            ids[[0, 0, 1, 2, 1, 4, 5, 6][i]]
+        };
+        let app = service.split('.').next().unwrap();
+        let ns = service.split('.').nth(1).unwrap();
+        let pod = format!(
+            "{app}-v{}-7d8f9c6b5-{:05x}",
+            1 + rng.next() % 3,
+            rng.next() % 0xfffff
+        );
+        let duration = 200_000 + rng.next() % 20_000_000;
+        let status = if error && i >= 4 { "503" } else { "200" };
+        let attributes = vec![
+            attr(
+                "node_id",
+                format!(
+                    "{proxy}~10.244.0.{}~{pod}.{ns}~{ns}.svc.cluster.local",
+                    rng.next() % 250
+                ),
+            ),
+            attr("istio.canonical_service", app.to_string()),
+            attr("istio.canonical_revision", "v1".into()),
+            attr("istio.namespace", ns.to_string()),
+            attr("istio.mesh_id", "cluster.local".into()),
+            attr("istio.cluster_id", "Kubernetes".into()),
+            attr("component", "proxy".into()),
+            attr(
+                "upstream_cluster",
+                format!("outbound|9080||{}", op.split(':').next().unwrap()),
+            ),
+            attr(
+                "upstream_cluster.name",
+                format!("outbound|9080||{}", op.split(':').next().unwrap()),
+            ),
+            attr("downstream_cluster", "-".into()),
+            attr("http.method", "GET".into()),
+            attr("http.url", format!("http://{}", op.replace(":9080", ""))),
+            attr("http.protocol", "HTTP/1.1".into()),
+            attr("http.status_code", status.into()),
+            attr(
+                "response_flags",
+                if status == "503" {
+                    "UH".into()
+                } else {
+                    "-".into()
+                },
+            ),
+            attr("response_size", (1000 + rng.next() % 5000).to_string()),
+            attr("request_size", "0".into()),
+            attr("peer.address", format!("10.244.0.{}", rng.next() % 250)),
+            attr("net.host.ip", format!("10.244.0.{}", rng.next() % 250)),
+            attr("user_agent", "Mozilla/5.0 (X11; Linux x86_64)".into()),
+            attr(
+                "guid:x-request-id",
+                format!("{:016x}-{:08x}", rng.next(), rng.next() as u32),
+            ),
+        ];
+        let start = start_ns + i as u64 * 100_000;
+        spans.push((
+            i,
+            Span {
+                trace_id: trace_id.to_be_bytes().to_vec(),
+                span_id: ids[i].to_be_bytes().to_vec(),
+                parent_span_id: if parent == 0 {
+                    vec![]
+                } else {
+                    parent.to_be_bytes().to_vec()
+                },
+                name: op.to_string(),
+                kind: if i % 2 == 0 { 3 } else { 2 },
+                start_time_unix_nano: start,
+                end_time_unix_nano: start + duration,
+                attributes,
+                status: (status == "503").then(|| Status {
+                    code: 2,
+                    message: String::new(),
+                }),
+                ..Default::default()
+            },
+        ));
+    }
+    spans
+}
+
+/// Batches of `BATCH` spans spread over the last hour, and the trace IDs written.
+fn workload(total: usize) -> (Vec<ExportTraceServiceRequest>, Vec<TraceId>) {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let now_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let traces = total / SPANS_PER_TRACE;
+    let mut by_service: Vec<Vec<Span>> = vec![Vec::new(); HOPS.len()];
+    let mut batches = Vec::new();
+    let mut ids = Vec::with_capacity(traces);
+    let mut pending = 0;
+    for t in 0..traces {
+        let trace_id = ((rng.next() as u128) << 64) | rng.next() as u128;
+        ids.push(TraceId(trace_id));
+        let start = now_ns - 3_600_000_000_000 + (t as u64 * 3_600_000_000_000 / traces as u64);
+        for (hop, span) in trace(&mut rng, trace_id, start) {
+            by_service[hop].push(span);
+            pending += 1;
+        }
+        if pending >= BATCH || t + 1 == traces {
+            let resource_spans = by_service
+                .iter_mut()
+                .enumerate()
+                .filter(|(_, spans)| !spans.is_empty())
+                .map(|(hop, spans)| ResourceSpans {
+                    resource: Some(Resource {
+                        attributes: vec![attr("service.name", HOPS[hop].0.to_string())],
+                        ..Default::default()
+                    }),
+                    scope_spans: vec![ScopeSpans {
+                        spans: std::mem::take(spans),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                })
+                .collect();
+            batches.push(ExportTraceServiceRequest { resource_spans });
+            pending = 0;
+        }
+    }
+    (batches, ids)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn rss_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn main() {
+    let total: usize = std::env::var("SPANS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300_000);
+    let clients: usize = std::env::var("CLIENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let (batches, trace_ids) = workload(total);
+    let encoded: Vec<Vec<u8>> = batches.iter().map(|b| b.encode_to_vec()).collect();
+    let spans = trace_ids.len() * SPANS_PER_TRACE;
+    let wire_bytes: usize = encoded.iter().map(Vec::len).sum();
+    println!(
+        "workload: {spans} spans in {} batches of ≤{BATCH}, {:.0} wire bytes/span",
+        batches.len(),
+        wire_bytes as f64 / spans as f64
+    );
+
+    // Limit: decoding the same batches, nothing else (second pass: the first warms caches).
+    let mut decoded = 0;
+    let mut started = Instant::now();
+    for _pass in 0..2 {
+        started = Instant::now();
+        for bytes in &encoded {
+            decoded += ExportTraceServiceRequest::decode(&bytes[..])
+                .unwrap()
+                .resource_spans
+                .len();
+        }
+    }
+    let decode_rate = spans as f64 / started.elapsed().as_secs_f64();
+    assert!(decoded > 0);
+    println!("decode only (prost):        {decode_rate:>12.0} spans/s");
+    let started = Instant::now();
+    for batch in &batches {
+        std::hint::black_box(spans_from_otlp(&batch.resource_spans));
+    }
+    println!(
+        "convert only (OTLP → model):{:>12.0} spans/s",
+        spans as f64 / started.elapsed().as_secs_f64()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path(), Duration::from_secs(72 * 3600)).unwrap());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ingest_rate = runtime.block_on(async {
+        let any = "127.0.0.1:0".parse().unwrap();
+        let listeners = Listeners::bind(&Addresses {
+            otlp_grpc: any,
+            otlp_http: any,
+            zipkin: any,
+            query_http: any,
+        })
+        .await
+        .unwrap();
+        let addr = listeners.addresses().unwrap().otlp_grpc;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let options = ServeOptions {
+            max_body: 64 << 20,
+            retention_interval: Duration::from_secs(3600),
+        };
+        let server = tokio::spawn(serve(store.clone(), listeners, options, async {
+            let _ = stopped.await;
+        }));
+        let batches = Arc::new(batches);
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for client in 0..clients {
+            let batches = batches.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut grpc = TraceServiceClient::connect(format!("http://{addr}"))
+                    .await
+                    .unwrap();
+                for batch in batches.iter().skip(client).step_by(clients) {
+                    let reply = grpc.export(batch.clone()).await.unwrap().into_inner();
+                    assert!(reply.partial_success.is_none());
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let rate = spans as f64 / started.elapsed().as_secs_f64();
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+        rate
+    });
+    println!(
+        "ingest, OTLP/gRPC, {clients} clients, durable: {ingest_rate:>8.0} spans/s ({:.0}% of decode-only); peak RSS {} MiB (server and clients in one process)",
+        100.0 * ingest_rate / decode_rate,
+        rss_kib("VmHWM:") / 1024
+    );
+    store.flush().unwrap();
+    println!(
+        "disk: {:.0} bytes/span ({} MiB for {spans} spans, before compaction settles)",
+        store.disk_bytes() as f64 / spans as f64,
+        store.disk_bytes() >> 20
+    );
+
+    // Trace by ID.
+    let mut rng = Rng(42);
+    let mut times = Vec::new();
+    for _ in 0..2000 {
+        let id = trace_ids[(rng.next() % trace_ids.len() as u64) as usize];
+        let started = Instant::now();
+        let trace = store.get_trace(id).unwrap().unwrap();
+        times.push(started.elapsed());
+        assert_eq!(trace.spans.len(), SPANS_PER_TRACE);
+    }
+    times.sort();
+    let get_p50 = percentile(&times, 0.5);
+    println!(
+        "get trace (8 spans):        p50 {:>8.3} ms  p99 {:>8.3} ms",
+        get_p50.as_secs_f64() * 1e3,
+        percentile(&times, 0.99).as_secs_f64() * 1e3
+    );
+
+    // Search: service + one tag + minDuration, limit 20, over the last hour.
+    let now_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    let query = TraceQuery {
+        service: Some("reviews.bookinfo".into()),
+        operation: None,
+        tags: vec![("http.status_code".into(), "503".into())],
+        start_min: now_us - 3_600_000_000,
+        start_max: now_us,
+        duration_min: Some(5_000),
+        duration_max: None,
+        limit: 20,
+    };
+    let mut search_times = Vec::new();
+    let mut by_id_times = Vec::new();
+    for _ in 0..50 {
+        let started = Instant::now();
+        let ids = store.find_trace_ids(&query).unwrap();
+        let traces = store.find_traces(&query).unwrap();
+        let _ = ids;
+        search_times.push(started.elapsed());
+        let started = Instant::now();
+        for trace in &traces {
+            std::hint::black_box(store.get_trace(trace.trace_id().unwrap()).unwrap());
+        }
+        by_id_times.push(started.elapsed());
+    }
+    search_times.sort();
+    by_id_times.sort();
+    let search_p50 = percentile(&search_times, 0.5);
+    let by_id_p50 = percentile(&by_id_times, 0.5);
+    println!(
+        "search svc+tag+minDuration, limit 20, 1h: p50 {:>8.3} ms  p99 {:>8.3} ms  (reading the 20 matched traces by ID: p50 {:.3} ms, ratio {:.1}x)",
+        search_p50.as_secs_f64() * 1e3,
+        percentile(&search_times, 0.99).as_secs_f64() * 1e3,
+        by_id_p50.as_secs_f64() * 1e3,
+        search_p50.as_secs_f64() / by_id_p50.as_secs_f64().max(1e-9)
+    );
+}
