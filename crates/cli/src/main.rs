@@ -1,6 +1,8 @@
 //! The `meshtrace` binary: a thin layer of argument parsing over the library crates.
 
 mod config_cmd;
+mod demo_cmd;
+mod sim_cmd;
 mod store_cmd;
 
 use std::process::ExitCode;
@@ -31,6 +33,10 @@ enum Command {
     Config(config_cmd::ConfigCommand),
     /// Run the embedded Jaeger-compatible trace store: OTLP and Zipkin in, Jaeger query API out.
     Store(store_cmd::StoreArgs),
+    /// Simulate a Bookinfo mesh whose proxies send Istio-shaped spans to a trace store.
+    Sim(sim_cmd::SimArgs),
+    /// Run the trace store and the simulator together on this machine.
+    Demo(demo_cmd::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +45,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Config(command) => command.run(),
         Command::Store(args) => report(args.run()),
+        Command::Sim(args) => report(args.run()),
+        Command::Demo(args) => report(args.run()),
     }
 }
 

@@ -1,50 +1,16 @@
 //! Durability: every span the store acknowledged is there after the process is killed hard
 //! (SIGKILL, no chance to flush) and started again on the same data directory.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::start_store;
 use serde_json::{Value, json};
 
-struct Running {
-    child: Child,
-    otlp_http: String,
-    query_http: String,
-}
-
-/// Starts `meshtrace store` on ephemeral ports and reads the bound addresses from its log.
-fn start(data_dir: &std::path::Path) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meshtrace"))
-        .args(["--log-format", "json", "store", "--data-dir"])
-        .arg(data_dir)
-        .args(["--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0"])
-        .args(["--zipkin", "127.0.0.1:0", "--query-http", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("meshtrace starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let (mut otlp_http, mut query_http) = (None, None);
-    while otlp_http.is_none() || query_http.is_none() {
-        let line = lines.next().expect("the store logs its listeners").unwrap();
-        let Ok(log) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        let message = log["fields"]["message"].as_str().unwrap_or("");
-        let addr = log["fields"]["addr"].as_str().map(str::to_string);
-        if message.starts_with("OTLP/HTTP ingest ready") {
-            otlp_http = addr;
-        } else if message.starts_with("Jaeger query API ready") {
-            query_http = addr;
-        }
-    }
-    // Keep draining the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Running {
-        child,
-        otlp_http: otlp_http.unwrap(),
-        query_http: query_http.unwrap(),
-    }
+fn start(data_dir: &std::path::Path) -> common::RunningStore {
+    start_store(&["--data-dir".as_ref(), data_dir.as_os_str()])
 }
 
 fn batch(trace: u64, now_ns: u64) -> Value {

@@ -181,6 +181,61 @@ fn span_from_zipkin(z: &ZipkinSpan, process: Arc<Process>) -> Result<Span, Strin
     })
 }
 
+/// Spans as Zipkin v2 JSON, the way Envoy's Zipkin tracer reports them: kind upper-case,
+/// tags as strings, the local endpoint from the process (and the `net.host.ip` tag when present).
+pub fn spans_to_zipkin(spans: &[Span]) -> Vec<serde_json::Value> {
+    spans
+        .iter()
+        .map(|span| {
+            let mut tags = serde_json::Map::new();
+            let mut kind = None;
+            for tag in &span.tags {
+                match tag.key.as_str() {
+                    "span.kind" => kind = Some(tag.value.as_text().to_ascii_uppercase()),
+                    key => {
+                        tags.insert(key.to_string(), tag.value.as_text().into_owned().into());
+                    }
+                }
+            }
+            let mut local = serde_json::json!({"serviceName": span.process.service_name});
+            if let Some(Value::Str(ip)) = span.tag("net.host.ip") {
+                local["ipv4"] = ip.clone().into();
+            }
+            let mut out = serde_json::json!({
+                "traceId": span.trace_id.to_hex32(),
+                "id": span.span_id.to_string(),
+                "name": span.operation_name,
+                "timestamp": span.start_time,
+                "duration": span.duration,
+                "localEndpoint": local,
+                "tags": tags,
+            });
+            if let Some(parent) = span.parent_span_id() {
+                out["parentId"] = parent.to_string().into();
+            }
+            if let Some(kind) = kind {
+                out["kind"] = kind.into();
+            }
+            if !span.logs.is_empty() {
+                out["annotations"] = span
+                    .logs
+                    .iter()
+                    .map(|log| {
+                        let value = log
+                            .fields
+                            .iter()
+                            .map(|f| f.value.as_text().into_owned())
+                            .collect::<Vec<_>>()
+                            .join(" ");
+                        serde_json::json!({"timestamp": log.timestamp, "value": value})
+                    })
+                    .collect();
+            }
+            out
+        })
+        .collect()
+}
+
 /// A stable new ID for the server half of a shared span (never zero, never the shared ID).
 fn shared_server_id(shared: SpanId) -> SpanId {
     // SplitMix64's finaliser: cheap, and distinct inputs give distinct outputs.
@@ -240,6 +295,20 @@ mod tests {
         assert_eq!(spans[1].parent_span_id(), Some(SpanId(1)));
         assert_ne!(spans[1].span_id, SpanId(1));
         assert_eq!(spans[1].process.service_name, "b");
+    }
+
+    #[test]
+    fn spans_round_trip_through_zipkin_json() {
+        let batch = decode(
+            r#"[{"traceId":"0000000000000001000000000000000a","id":"0000000000000002","parentId":"0000000000000001","name":"op","kind":"SERVER",
+                "timestamp":10,"duration":5,"localEndpoint":{"serviceName":"svc"},"tags":{"http.status_code":"200"}}]"#,
+        );
+        let (spans, _) = spans_from_zipkin(&batch);
+        let json = serde_json::Value::Array(spans_to_zipkin(&spans));
+        let again: Vec<ZipkinSpan> = serde_json::from_value(json).unwrap();
+        let (round, rejected) = spans_from_zipkin(&again);
+        assert!(rejected.is_empty());
+        assert_eq!(round, spans);
     }
 
     #[test]

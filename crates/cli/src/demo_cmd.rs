@@ -1,0 +1,111 @@
+//! `meshtrace demo`: the trace store and the Bookinfo simulator on one machine.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use meshtrace_sim::export::Target;
+use meshtrace_sim::run::{RunOptions, Stats, run};
+use meshtrace_store::Store;
+use meshtrace_store::server::{Addresses, Listeners, ServeOptions, serve};
+
+use crate::sim_cmd::TrafficArgs;
+use crate::store_cmd::parse_addr;
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the store here; by default a temporary directory, removed at exit.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// OTLP/gRPC ingest address of the store.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4317", value_parser = parse_addr)]
+    pub otlp_grpc: std::net::SocketAddr,
+    /// OTLP/HTTP ingest address of the store.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4318", value_parser = parse_addr)]
+    pub otlp_http: std::net::SocketAddr,
+    /// Zipkin ingest address of the store.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9411", value_parser = parse_addr)]
+    pub zipkin: std::net::SocketAddr,
+    /// Jaeger query API address of the store.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:16686", value_parser = parse_addr)]
+    pub query_http: std::net::SocketAddr,
+    #[command(flatten)]
+    pub traffic: TrafficArgs,
+}
+
+impl DemoArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+        runtime.block_on(self.serve())
+    }
+
+    async fn serve(self) -> anyhow::Result<()> {
+        let generator = self.traffic.generator()?;
+        let temporary;
+        let dir = match &self.data_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                dir.clone()
+            }
+            None => {
+                temporary =
+                    tempfile::tempdir().context("cannot create a temporary data directory")?;
+                temporary.path().to_path_buf()
+            }
+        };
+        let store = Arc::new(
+            Store::open(&dir, Duration::from_secs(72 * 3600))
+                .with_context(|| format!("cannot open the store in {}", dir.display()))?,
+        );
+        let addresses = Addresses {
+            otlp_grpc: self.otlp_grpc,
+            otlp_http: self.otlp_http,
+            zipkin: self.zipkin,
+            query_http: self.query_http,
+        };
+        let listeners = Listeners::bind(&addresses).await?;
+        let bound = listeners.addresses()?;
+        let (stop_store, store_stopped) = tokio::sync::oneshot::channel::<()>();
+        let options = ServeOptions {
+            max_body: 16 << 20,
+            retention_interval: Duration::from_secs(60),
+        };
+        let server = tokio::spawn(serve(store, listeners, options, async {
+            let _ = store_stopped.await;
+        }));
+
+        println!("meshtrace demo: a simulated Bookinfo mesh sending traces to the embedded store");
+        println!(
+            "  Jaeger query API  http://{}/api/services",
+            bound.query_http
+        );
+        println!("  OTLP/gRPC ingest  {}", bound.otlp_grpc);
+        println!("  OTLP/HTTP ingest  http://{}/v1/traces", bound.otlp_http);
+        println!("  Zipkin ingest     http://{}/api/v2/spans", bound.zipkin);
+        println!("  data directory    {}", dir.display());
+        println!("Press Ctrl-C to stop.");
+
+        let stats = Arc::new(Stats::default());
+        let target = Target::OtlpGrpc(format!("http://{}", bound.otlp_grpc));
+        let sim = RunOptions {
+            rate: self.traffic.rate,
+            ..RunOptions::default()
+        };
+        run(
+            generator,
+            target,
+            sim,
+            stats.clone(),
+            crate::shutdown_signal(),
+        )
+        .await;
+        println!("simulator stopped: {}", stats.summary());
+        let _ = stop_store.send(());
+        server.await.context("the store task failed")??;
+        println!("store stopped");
+        Ok(())
+    }
+}

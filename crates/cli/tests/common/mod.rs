@@ -1,0 +1,63 @@
+//! Runs the real `meshtrace store` binary on ephemeral ports.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+pub struct RunningStore {
+    pub child: Child,
+    pub otlp_grpc: String,
+    pub otlp_http: String,
+    pub zipkin: String,
+    pub query_http: String,
+}
+
+impl Drop for RunningStore {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `meshtrace store` with `storage` (`--memory`, or `--data-dir DIR`) and reads the bound
+/// addresses from its JSON log.
+pub fn start_store(storage: &[&std::ffi::OsStr]) -> RunningStore {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meshtrace"))
+        .args(["--log-format", "json", "store"])
+        .args(storage)
+        .args(["--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0"])
+        .args(["--zipkin", "127.0.0.1:0", "--query-http", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("meshtrace starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut found: [Option<String>; 4] = Default::default();
+    let names = [
+        "OTLP/gRPC ingest ready",
+        "OTLP/HTTP ingest ready",
+        "Zipkin ingest ready",
+        "Jaeger query API ready",
+    ];
+    while found.iter().any(Option::is_none) {
+        let line = lines.next().expect("the store logs its listeners").unwrap();
+        let Ok(log) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        let message = log["fields"]["message"].as_str().unwrap_or("");
+        if let Some(i) = names.iter().position(|n| message.starts_with(n)) {
+            found[i] = log["fields"]["addr"].as_str().map(str::to_string);
+        }
+    }
+    // Keep draining the log so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let [otlp_grpc, otlp_http, zipkin, query_http] = found.map(Option::unwrap);
+    RunningStore {
+        child,
+        otlp_grpc,
+        otlp_http,
+        zipkin,
+        query_http,
+    }
+}

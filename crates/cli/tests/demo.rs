@@ -1,0 +1,63 @@
+//! `meshtrace demo` starts, keeps traces flowing into its store, and stops cleanly.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn trace_count(query: &str) -> usize {
+    let url =
+        format!("http://{query}/api/traces?service=productpage.bookinfo&limit=10000&lookback=1h");
+    let body: Value = reqwest::blocking::get(url).unwrap().json().unwrap();
+    body["data"].as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn the_demo_keeps_traces_flowing_and_stops_cleanly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meshtrace"))
+        .args(["demo", "--rate", "40"])
+        .args([
+            "--otlp-grpc",
+            "127.0.0.1:0",
+            "--otlp-http",
+            "127.0.0.1:0",
+            "--zipkin",
+            "127.0.0.1:0",
+            "--query-http",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let query = loop {
+        let line = lines.next().expect("the demo prints its URLs").unwrap();
+        if let Some(url) = line.trim().strip_prefix("Jaeger query API  http://") {
+            break url.trim_end_matches("/api/services").to_string();
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut first = 0;
+    while first == 0 {
+        assert!(Instant::now() < deadline, "no trace reached the store");
+        std::thread::sleep(Duration::from_millis(200));
+        first = trace_count(&query);
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(trace_count(&query) > first, "traces stopped flowing");
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(child.wait().unwrap().success());
+    assert!(
+        rest.iter()
+            .any(|l| l.starts_with("simulator stopped: requests ")),
+        "{rest:?}"
+    );
+    assert!(rest.iter().any(|l| l == "store stopped"), "{rest:?}");
+}

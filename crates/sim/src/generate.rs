@@ -1,0 +1,663 @@
+//! Requests through the simulated mesh, as the spans Istio's proxies report for them.
+//!
+//! With sidecars every hop gives two spans: a client span on the caller's proxy and a server
+//! span on the callee's proxy, with the tags Envoy sets (`node_id`, `istio.*`,
+//! `upstream_cluster`, `http.*`, `response_flags`, ...). In ambient mode every hop gives one
+//! span, on the waypoint of the callee's namespace, with `istio.source_*` and
+//! `istio.destination_*` tags. A request is built as a tree of hops first, then faults and slow
+//! outliers are placed in it, then it is rendered with its timing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use meshtrace_model::{KeyValue, Process, RefType, Span, SpanId, SpanRef, TraceId};
+
+use crate::rng::Rng;
+use crate::topology::{Mesh, Pod};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Share of requests that fail: one hop answers 503 (`response_flags=UH`, no healthy
+    /// upstream) or 500, and every caller above it answers 500.
+    pub error_rate: f64,
+    /// Share of requests with one hop 10–30 times slower than usual.
+    pub slow_rate: f64,
+    /// Waypoint spans (ambient mesh) instead of sidecar spans.
+    pub ambient: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            error_rate: 0.02,
+            slow_rate: 0.01,
+            ambient: false,
+        }
+    }
+}
+
+/// The spans of one request, and whether it failed at its entry.
+#[derive(Debug)]
+pub struct Request {
+    pub spans: Vec<Span>,
+    pub failed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    None,
+    /// No healthy upstream: the caller's proxy answers 503 UH; the callee never sees it.
+    Unhealthy,
+    /// The callee answers 500 without calling anything.
+    ServerError,
+}
+
+/// Where a proxy runs: service, workload and pod indexes.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    service: usize,
+    workload: usize,
+    pod: usize,
+}
+
+struct Hop {
+    caller: At,
+    callee: At,
+    path: String,
+    self_latency_us: f64,
+    fault: Fault,
+    children: Vec<Hop>,
+}
+
+pub struct Generator {
+    mesh: Mesh,
+    rng: Rng,
+    options: Options,
+    processes: HashMap<String, Arc<Process>>,
+    waypoints: HashMap<String, Pod>,
+}
+
+impl Generator {
+    pub fn new(mesh: Mesh, seed: u64, options: Options) -> Generator {
+        Generator {
+            mesh,
+            rng: Rng::new(seed),
+            options,
+            processes: HashMap::new(),
+            waypoints: HashMap::new(),
+        }
+    }
+
+    pub fn mesh(&self) -> &Mesh {
+        &self.mesh
+    }
+
+    /// One request starting at `start_us` (µs since the epoch).
+    pub fn request(&mut self, start_us: u64) -> Request {
+        let total: f64 = self.mesh.topology.entries.iter().map(|e| e.weight).sum();
+        let mut pick = self.rng.unit() * total;
+        let entry = self
+            .mesh
+            .topology
+            .entries
+            .iter()
+            .find(|e| {
+                pick -= e.weight;
+                pick < 0.0
+            })
+            .unwrap_or(&self.mesh.topology.entries[0])
+            .clone();
+        let from = self.mesh.service_index(&entry.from);
+        let caller = self.place(from);
+        let mut root = self.hop(caller, &entry.call.service, &entry.call.path);
+
+        let mut hops = 0;
+        count(&root, &mut hops);
+        if self.rng.chance(self.options.error_rate) {
+            let target = self.rng.below(hops);
+            let fault = if self.rng.chance(0.5) {
+                Fault::Unhealthy
+            } else {
+                Fault::ServerError
+            };
+            with_hop(&mut root, target, &mut 0, &mut |hop| hop.fault = fault);
+        }
+        if self.rng.chance(self.options.slow_rate) {
+            let target = self.rng.below(hops);
+            let factor = 10.0 + self.rng.unit() * 20.0;
+            with_hop(&mut root, target, &mut 0, &mut |hop| {
+                hop.self_latency_us *= factor
+            });
+        }
+
+        let trace_id = TraceId(((self.rng.next_u64() as u128) << 64) | self.rng.next_u64() as u128);
+        let request_id = format!(
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            self.rng.next_u64() as u32,
+            self.rng.next_u64() as u16,
+            self.rng.next_u64() as u16,
+            self.rng.next_u64() as u16,
+            self.rng.next_u64() & 0xffff_ffff_ffff
+        );
+        let mut render = Render {
+            trace_id,
+            request_id,
+            spans: Vec::new(),
+        };
+        let (_, status) = self.render(&root, start_us, None, &mut render);
+        // Children are rendered before their parents finish; report in start order, root first.
+        render.spans.sort_by_key(|s| s.start_time);
+        Request {
+            spans: render.spans,
+            failed: status >= 500,
+        }
+    }
+
+    /// A random pod of a random workload of a service.
+    fn place(&mut self, service: usize) -> At {
+        let workload = self.rng.below(self.mesh.workloads[service].len());
+        let pod = self
+            .rng
+            .below(self.mesh.workloads[service][workload].pods.len());
+        At {
+            service,
+            workload,
+            pod,
+        }
+    }
+
+    fn hop(&mut self, caller: At, callee_name: &str, path: &str) -> Hop {
+        let service = self.mesh.service_index(callee_name);
+        let callee = self.place(service);
+        let workload = &self.mesh.workloads[service][callee.workload];
+        let self_latency_us = self.rng.log_normal(workload.latency_ms, workload.sigma) * 1000.0;
+        let calls = self.mesh.topology.services[service].calls.clone();
+        let children = calls
+            .iter()
+            .map(|call| self.hop(callee, &call.service, &call.path))
+            .collect();
+        Hop {
+            caller,
+            callee,
+            path: path.to_string(),
+            self_latency_us,
+            fault: Fault::None,
+            children,
+        }
+    }
+
+    /// Renders a hop starting at `start`; returns its end (µs) and the status the caller saw.
+    fn render(
+        &mut self,
+        hop: &Hop,
+        start: u64,
+        parent: Option<SpanId>,
+        out: &mut Render,
+    ) -> (u64, u16) {
+        let network = 50 + self.rng.below(250) as u64;
+        if self.options.ambient {
+            return self.render_waypoint(hop, start + network, parent, out);
+        }
+        let client_id = self.span_id();
+        if hop.fault == Fault::Unhealthy {
+            let end = start + 200 + self.rng.below(800) as u64;
+            let client = self.sidecar_span(
+                hop,
+                Side::Client,
+                client_id,
+                parent,
+                start,
+                end,
+                503,
+                "UH",
+                out,
+            );
+            out.spans.push(client);
+            return (end, 503);
+        }
+        let server_id = self.span_id();
+        let server_start = start + network;
+        let half = (hop.self_latency_us / 2.0) as u64;
+        let mut cursor = server_start + half;
+        let mut status = if hop.fault == Fault::ServerError {
+            500
+        } else {
+            200
+        };
+        if hop.fault == Fault::None {
+            for child in &hop.children {
+                let (end, child_status) = self.render(child, cursor + 20, Some(server_id), out);
+                cursor = end + 20;
+                if child_status >= 500 {
+                    status = 500;
+                }
+            }
+        }
+        let server_end = cursor + half;
+        let client_end = server_end + network;
+        let client = self.sidecar_span(
+            hop,
+            Side::Client,
+            client_id,
+            parent,
+            start,
+            client_end,
+            status,
+            "-",
+            out,
+        );
+        let server = self.sidecar_span(
+            hop,
+            Side::Server,
+            server_id,
+            Some(client_id),
+            server_start,
+            server_end,
+            status,
+            "-",
+            out,
+        );
+        out.spans.push(client);
+        out.spans.push(server);
+        (client_end, status)
+    }
+
+    fn render_waypoint(
+        &mut self,
+        hop: &Hop,
+        start: u64,
+        parent: Option<SpanId>,
+        out: &mut Render,
+    ) -> (u64, u16) {
+        let id = self.span_id();
+        let (mut status, flags) = match hop.fault {
+            Fault::Unhealthy => (503, "UH"),
+            Fault::ServerError => (500, "-"),
+            Fault::None => (200, "-"),
+        };
+        let half = (hop.self_latency_us / 2.0) as u64;
+        let mut cursor = start + half;
+        if hop.fault == Fault::None {
+            for child in &hop.children {
+                let (end, child_status) = self.render(child, cursor + 20, Some(id), out);
+                cursor = end + 20;
+                if child_status >= 500 {
+                    status = 500;
+                }
+            }
+        }
+        let end = cursor + half;
+        let callee = &self.mesh.topology.services[hop.callee.service];
+        let caller_workload = self.workload_name(hop.caller);
+        let caller_ns = self.mesh.topology.services[hop.caller.service]
+            .namespace
+            .clone();
+        let (callee_name, callee_ns, port) =
+            (callee.name.clone(), callee.namespace.clone(), callee.port);
+        let waypoint = self.waypoint(&callee_ns);
+        let fqdn = format!("{callee_name}.{callee_ns}.svc.cluster.local");
+        let mut tags = vec![
+            KeyValue::string(
+                "node_id",
+                format!(
+                    "waypoint~{}~{}.{callee_ns}~{callee_ns}.svc.cluster.local",
+                    waypoint.ip, waypoint.name
+                ),
+            ),
+            KeyValue::string("istio.cluster_id", waypoint.cluster.clone()),
+            KeyValue::string("istio.mesh_id", self.mesh.topology.mesh_id.clone()),
+            KeyValue::string("istio.namespace", callee_ns.clone()),
+            KeyValue::string("istio.canonical_service", "waypoint"),
+            KeyValue::string("istio.canonical_revision", "latest"),
+            KeyValue::string("istio.source_workload", caller_workload),
+            KeyValue::string("istio.source_namespace", caller_ns),
+            KeyValue::string("istio.destination_workload", self.workload_name(hop.callee)),
+            KeyValue::string("istio.destination_namespace", callee_ns.clone()),
+            KeyValue::string("component", "proxy"),
+            KeyValue::string(
+                "upstream_cluster",
+                format!("inbound-vip|{port}|http|{fqdn}"),
+            ),
+            KeyValue::string(
+                "upstream_cluster.name",
+                format!("inbound-vip|{port}|http|{fqdn}"),
+            ),
+            KeyValue::string("downstream_cluster", "-"),
+            KeyValue::string("http.method", "GET"),
+            KeyValue::string(
+                "http.url",
+                format!("http://{callee_name}:{port}{}", hop.path),
+            ),
+            KeyValue::string("http.protocol", "HTTP/1.1"),
+            KeyValue::string("http.status_code", status.to_string()),
+            KeyValue::string("response_flags", flags),
+            KeyValue::string("response_size", self.response_size(status)),
+            KeyValue::string("request_size", "0"),
+            KeyValue::string("user_agent", USER_AGENT),
+            KeyValue::string("guid:x-request-id", out.request_id.clone()),
+            KeyValue::string("span.kind", "server"),
+        ];
+        if status >= 500 {
+            tags.push(KeyValue::string("error", "true"));
+        }
+        let span = Span {
+            trace_id: out.trace_id,
+            span_id: id,
+            operation_name: format!("{fqdn}:{port}/*"),
+            references: parent
+                .map(|p| child_of(out.trace_id, p))
+                .into_iter()
+                .collect(),
+            flags: 1,
+            start_time: start,
+            duration: end - start,
+            tags,
+            logs: Vec::new(),
+            process: self.process(&format!("waypoint.{callee_ns}")),
+            warnings: Vec::new(),
+        };
+        out.spans.push(span);
+        (end, status)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sidecar_span(
+        &mut self,
+        hop: &Hop,
+        side: Side,
+        id: SpanId,
+        parent: Option<SpanId>,
+        start: u64,
+        end: u64,
+        status: u16,
+        flags: &str,
+        out: &Render,
+    ) -> Span {
+        let response_size = self.response_size(status);
+        let topology = &self.mesh.topology;
+        let callee = &topology.services[hop.callee.service];
+        let caller_is_gateway = topology.services[hop.caller.service].gateway;
+        let at = match side {
+            Side::Client => hop.caller,
+            Side::Server => hop.callee,
+        };
+        let service = &topology.services[at.service];
+        let workload = &self.mesh.workloads[at.service][at.workload];
+        let pod = &workload.pods[at.pod];
+        let caller_pod =
+            &self.mesh.workloads[hop.caller.service][hop.caller.workload].pods[hop.caller.pod];
+        let ns = &service.namespace;
+        let fqdn = format!("{}.{}.svc.cluster.local", callee.name, callee.namespace);
+        // The gateway's hop is named after the request path; inner hops after the service.
+        let operation = if caller_is_gateway {
+            format!("{fqdn}:{}{}", callee.port, hop.path)
+        } else {
+            format!("{fqdn}:{}/*", callee.port)
+        };
+        let proxy = if service.gateway { "router" } else { "sidecar" };
+        let (upstream, peer) = match side {
+            Side::Client => (format!("outbound|{}||{fqdn}", callee.port), pod.ip.clone()),
+            Side::Server => (format!("inbound|{}||", callee.port), caller_pod.ip.clone()),
+        };
+        let url = if caller_is_gateway {
+            format!("http://bookinfo.example.com{}", hop.path)
+        } else {
+            format!("http://{}:{}{}", callee.name, callee.port, hop.path)
+        };
+        let mut tags = vec![
+            KeyValue::string(
+                "node_id",
+                format!(
+                    "{proxy}~{}~{}.{ns}~{ns}.svc.cluster.local",
+                    pod.ip, pod.name
+                ),
+            ),
+            KeyValue::string("istio.canonical_service", service.name.clone()),
+            KeyValue::string("istio.canonical_revision", workload.version.clone()),
+            KeyValue::string("istio.namespace", ns.clone()),
+            KeyValue::string("istio.mesh_id", topology.mesh_id.clone()),
+            KeyValue::string("istio.cluster_id", pod.cluster.clone()),
+            KeyValue::string("component", "proxy"),
+            KeyValue::string("upstream_cluster", upstream.clone()),
+            KeyValue::string("upstream_cluster.name", upstream),
+            KeyValue::string("downstream_cluster", "-"),
+            KeyValue::string("http.method", "GET"),
+            KeyValue::string("http.url", url),
+            KeyValue::string("http.protocol", "HTTP/1.1"),
+            KeyValue::string("http.status_code", status.to_string()),
+            KeyValue::string("response_flags", flags),
+            KeyValue::string("response_size", response_size),
+            KeyValue::string("request_size", "0"),
+            KeyValue::string("peer.address", peer),
+            KeyValue::string("net.host.ip", pod.ip.clone()),
+            KeyValue::string("user_agent", USER_AGENT),
+            KeyValue::string("guid:x-request-id", out.request_id.clone()),
+            KeyValue::string("span.kind", side.kind()),
+        ];
+        if status >= 500 {
+            tags.push(KeyValue::string("error", "true"));
+        }
+        let process_name = format!("{}.{}", service.name, ns);
+        let process = self.process(&process_name);
+        Span {
+            trace_id: out.trace_id,
+            span_id: id,
+            operation_name: operation,
+            references: parent
+                .map(|p| child_of(out.trace_id, p))
+                .into_iter()
+                .collect(),
+            flags: 1,
+            start_time: start,
+            duration: end - start,
+            tags,
+            logs: Vec::new(),
+            process,
+            warnings: Vec::new(),
+        }
+    }
+
+    fn response_size(&mut self, status: u16) -> String {
+        match status {
+            503 => "19".to_string(),
+            500 => "0".to_string(),
+            _ => (40 + self.rng.below(5000)).to_string(),
+        }
+    }
+
+    fn workload_name(&self, at: At) -> String {
+        let service = &self.mesh.topology.services[at.service];
+        if service.gateway {
+            service.name.clone()
+        } else {
+            format!(
+                "{}-{}",
+                service.name, self.mesh.workloads[at.service][at.workload].version
+            )
+        }
+    }
+
+    fn waypoint(&mut self, namespace: &str) -> Pod {
+        if let Some(pod) = self.waypoints.get(namespace) {
+            return pod.clone();
+        }
+        let pod = Pod {
+            name: format!(
+                "waypoint-{:x}-{}",
+                0x0005_b7c7_54cc_u64 + self.waypoints.len() as u64,
+                self.rng.name_suffix(5)
+            ),
+            ip: format!("10.244.9.{}", 10 + self.waypoints.len()),
+            cluster: "Kubernetes".to_string(),
+        };
+        self.waypoints.insert(namespace.to_string(), pod.clone());
+        pod
+    }
+
+    fn process(&mut self, service_name: &str) -> Arc<Process> {
+        self.processes
+            .entry(service_name.to_string())
+            .or_insert_with(|| {
+                Arc::new(Process {
+                    service_name: service_name.to_string(),
+                    tags: Vec::new(),
+                })
+            })
+            .clone()
+    }
+
+    fn span_id(&mut self) -> SpanId {
+        SpanId(self.rng.next_u64() | 1)
+    }
+}
+
+const USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)";
+
+#[derive(Clone, Copy)]
+enum Side {
+    Client,
+    Server,
+}
+
+impl Side {
+    fn kind(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Server => "server",
+        }
+    }
+}
+
+struct Render {
+    trace_id: TraceId,
+    request_id: String,
+    spans: Vec<Span>,
+}
+
+fn child_of(trace_id: TraceId, parent: SpanId) -> SpanRef {
+    SpanRef {
+        ref_type: RefType::ChildOf,
+        trace_id,
+        span_id: parent,
+    }
+}
+
+fn count(hop: &Hop, total: &mut usize) {
+    *total += 1;
+    for child in &hop.children {
+        count(child, total);
+    }
+}
+
+/// Applies `change` to the hop at `target` in depth-first order.
+fn with_hop(hop: &mut Hop, target: usize, index: &mut usize, change: &mut dyn FnMut(&mut Hop)) {
+    if *index == target {
+        change(hop);
+    }
+    *index += 1;
+    for child in &mut hop.children {
+        with_hop(child, target, index, change);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::Topology;
+
+    fn generator(seed: u64, options: Options) -> Generator {
+        Generator::new(Mesh::new(Topology::bookinfo(), seed, 1), seed, options)
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_requests() {
+        let mut a = generator(5, Options::default());
+        let mut b = generator(5, Options::default());
+        for _ in 0..50 {
+            assert_eq!(a.request(1_000_000).spans, b.request(1_000_000).spans);
+        }
+    }
+
+    #[test]
+    fn a_bookinfo_request_is_a_tree_of_client_server_pairs() {
+        let mut generator = generator(
+            3,
+            Options {
+                error_rate: 0.0,
+                slow_rate: 0.0,
+                ambient: false,
+            },
+        );
+        let request = (0..20)
+            .map(|_| generator.request(1_000_000))
+            .find(|r| r.spans[0].process.service_name == "istio-ingressgateway.istio-system")
+            .unwrap();
+        // gateway→productpage, productpage→details, productpage→reviews, maybe reviews→ratings.
+        assert!(
+            matches!(request.spans.len(), 6 | 8),
+            "{}",
+            request.spans.len()
+        );
+        let root = &request.spans[0];
+        assert_eq!(root.kind(), "client");
+        assert!(root.references.is_empty());
+        assert_eq!(
+            root.operation_name,
+            "productpage.bookinfo.svc.cluster.local:9080/productpage"
+        );
+        for span in &request.spans[1..] {
+            let parent = span.parent_span_id().unwrap();
+            let parent = request.spans.iter().find(|s| s.span_id == parent).unwrap();
+            assert!(span.start_time >= parent.start_time);
+            assert!(span.start_time + span.duration <= parent.start_time + parent.duration);
+            if span.kind() == "server" {
+                assert_eq!(parent.kind(), "client");
+                assert_eq!(parent.operation_name, span.operation_name);
+            }
+        }
+    }
+
+    #[test]
+    fn every_failed_request_fails_at_its_root() {
+        let mut generator = generator(
+            9,
+            Options {
+                error_rate: 1.0,
+                slow_rate: 0.0,
+                ambient: false,
+            },
+        );
+        for _ in 0..50 {
+            let request = generator.request(1_000_000);
+            assert!(request.failed);
+            assert!(request.spans[0].has_error());
+            let flags: Vec<&str> = request
+                .spans
+                .iter()
+                .filter_map(|s| match s.tag("response_flags") {
+                    Some(meshtrace_model::Value::Str(f)) => Some(f.as_str()),
+                    _ => None,
+                })
+                .collect();
+            assert!(flags.iter().filter(|f| **f == "UH").count() <= 1);
+        }
+    }
+
+    #[test]
+    fn ambient_requests_are_waypoint_spans() {
+        let mut generator = generator(
+            4,
+            Options {
+                error_rate: 0.0,
+                slow_rate: 0.0,
+                ambient: true,
+            },
+        );
+        let request = generator.request(1_000_000);
+        for span in &request.spans {
+            assert!(span.process.service_name.starts_with("waypoint."));
+            assert!(span.tag("istio.source_workload").is_some());
+            assert!(span.tag("istio.destination_workload").is_some());
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The mesh traffic simulator: a Bookinfo-like mesh whose proxies report Istio-shaped spans to
+//! a trace store, over OTLP or Zipkin, the way a real mesh would.
+
+pub mod export;
+pub mod generate;
+pub mod rng;
+pub mod run;
+pub mod topology;
+
+pub use generate::{Generator, Options, Request};
+pub use topology::{Mesh, Topology};

@@ -1,0 +1,427 @@
+//! The simulated mesh: services, their versions (workloads), pods, and who calls whom.
+//!
+//! The default is Istio's Bookinfo behind the ingress gateway, plus a small `travel`
+//! namespace so that a console has more than one namespace to show. A topology can also be
+//! read from a JSON file of the same shape (`meshtrace sim --topology FILE`).
+
+use serde::Deserialize;
+
+use crate::rng::Rng;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    /// `istio.mesh_id` on every span.
+    #[serde(default = "default_mesh_id")]
+    pub mesh_id: String,
+    pub services: Vec<ServiceDef>,
+    /// Where requests start: a caller service and the call it makes, with a relative weight.
+    pub entries: Vec<Entry>,
+}
+
+fn default_mesh_id() -> String {
+    "cluster.local".to_string()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceDef {
+    /// The app name (`reviews`).
+    pub name: String,
+    pub namespace: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// An Istio gateway (its proxy is a `router`, and it only calls out).
+    #[serde(default)]
+    pub gateway: bool,
+    pub versions: Vec<VersionDef>,
+    /// Calls made, in order, for every request this service serves.
+    #[serde(default)]
+    pub calls: Vec<Call>,
+}
+
+fn default_port() -> u16 {
+    9080
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionDef {
+    /// `v1`; a gateway's revision is `latest`.
+    pub version: String,
+    /// How many pods the workload has (1–3 by default).
+    #[serde(default = "one")]
+    pub pods: usize,
+    /// Median of the time the service itself spends on a request, in milliseconds.
+    pub latency_ms: f64,
+    /// Spread of that time: the sigma of the log-normal (0.3 is steady, 0.9 has a heavy tail).
+    #[serde(default = "default_sigma")]
+    pub sigma: f64,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn default_sigma() -> f64 {
+    0.35
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Call {
+    pub service: String,
+    /// The request path (`/reviews/0`).
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    pub from: String,
+    pub call: Call,
+    #[serde(default = "weight_one")]
+    pub weight: f64,
+}
+
+fn weight_one() -> f64 {
+    1.0
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    #[error("cannot read the topology file `{path}`: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the topology file `{path}` is not valid: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl Topology {
+    pub fn from_file(path: &std::path::Path) -> Result<Topology, TopologyError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| TopologyError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let topology: Topology =
+            serde_json::from_str(&text).map_err(|e| TopologyError::Invalid {
+                path: shown.clone(),
+                message: e.to_string(),
+            })?;
+        topology.check().map_err(|message| TopologyError::Invalid {
+            path: shown,
+            message,
+        })?;
+        Ok(topology)
+    }
+
+    /// Every call names a known service, every service has a version, and calls do not loop.
+    pub fn check(&self) -> Result<(), String> {
+        let find = |name: &str| self.services.iter().position(|s| s.name == name);
+        if self.entries.is_empty() {
+            return Err("no entries: nothing would ever send a request".into());
+        }
+        for service in &self.services {
+            if service.versions.is_empty() {
+                return Err(format!("service `{}` has no versions", service.name));
+            }
+            for call in &service.calls {
+                find(&call.service).ok_or_else(|| {
+                    format!(
+                        "`{}` calls unknown service `{}`",
+                        service.name, call.service
+                    )
+                })?;
+            }
+        }
+        for entry in &self.entries {
+            find(&entry.from)
+                .ok_or_else(|| format!("an entry starts at unknown service `{}`", entry.from))?;
+            find(&entry.call.service).ok_or_else(|| {
+                format!("an entry calls unknown service `{}`", entry.call.service)
+            })?;
+        }
+        // A depth-first walk from every service finds any cycle.
+        fn visit(topology: &Topology, index: usize, path: &mut Vec<usize>) -> Result<(), String> {
+            if path.contains(&index) {
+                return Err(format!(
+                    "services call each other in a loop through `{}`",
+                    topology.services[index].name
+                ));
+            }
+            path.push(index);
+            for call in &topology.services[index].calls {
+                let next = topology
+                    .services
+                    .iter()
+                    .position(|s| s.name == call.service)
+                    .expect("checked");
+                visit(topology, next, path)?;
+            }
+            path.pop();
+            Ok(())
+        }
+        for index in 0..self.services.len() {
+            visit(self, index, &mut Vec::new())?;
+        }
+        Ok(())
+    }
+
+    /// Istio's Bookinfo behind the ingress gateway, and a small travel agency namespace.
+    pub fn bookinfo() -> Topology {
+        let version = |v: &str, pods: usize, latency_ms: f64, sigma: f64| VersionDef {
+            version: v.into(),
+            pods,
+            latency_ms,
+            sigma,
+        };
+        let call = |service: &str, path: &str| Call {
+            service: service.into(),
+            path: path.into(),
+        };
+        let service =
+            |name: &str, namespace: &str, versions: Vec<VersionDef>, calls: Vec<Call>| ServiceDef {
+                name: name.into(),
+                namespace: namespace.into(),
+                port: 9080,
+                gateway: false,
+                versions,
+                calls,
+            };
+        let mut gateway = service(
+            "istio-ingressgateway",
+            "istio-system",
+            vec![version("latest", 1, 0.4, 0.3)],
+            vec![call("productpage", "/productpage")],
+        );
+        gateway.gateway = true;
+        gateway.port = 8080;
+        let mut portal = service(
+            "travel-portal",
+            "travel",
+            vec![version("v1", 1, 0.5, 0.3)],
+            vec![call("travels", "/travels/paris")],
+        );
+        portal.port = 8000;
+        Topology {
+            mesh_id: default_mesh_id(),
+            services: vec![
+                gateway,
+                service(
+                    "productpage",
+                    "bookinfo",
+                    vec![version("v1", 2, 4.0, 0.35)],
+                    vec![call("details", "/details/0"), call("reviews", "/reviews/0")],
+                ),
+                service(
+                    "details",
+                    "bookinfo",
+                    vec![version("v1", 1, 0.9, 0.3)],
+                    vec![],
+                ),
+                service(
+                    "reviews",
+                    "bookinfo",
+                    vec![
+                        version("v1", 1, 1.5, 0.3),
+                        version("v2", 2, 1.8, 0.35),
+                        // reviews-v3 is the slow one, with a heavy tail.
+                        version("v3", 3, 2.5, 0.9),
+                    ],
+                    vec![call("ratings", "/ratings/0")],
+                ),
+                service(
+                    "ratings",
+                    "bookinfo",
+                    vec![version("v1", 1, 0.5, 0.3)],
+                    vec![],
+                ),
+                portal,
+                service(
+                    "travels",
+                    "travel",
+                    vec![version("v1", 2, 3.0, 0.4)],
+                    vec![
+                        call("flights", "/flights/paris"),
+                        call("hotels", "/hotels/paris"),
+                    ],
+                ),
+                service(
+                    "flights",
+                    "travel",
+                    vec![version("v1", 1, 6.0, 0.5)],
+                    vec![],
+                ),
+                service("hotels", "travel", vec![version("v1", 2, 4.0, 0.5)], vec![]),
+            ],
+            entries: vec![
+                Entry {
+                    from: "istio-ingressgateway".into(),
+                    call: call("productpage", "/productpage"),
+                    weight: 3.0,
+                },
+                Entry {
+                    from: "travel-portal".into(),
+                    call: call("travels", "/travels/paris"),
+                    weight: 1.0,
+                },
+            ],
+        }
+    }
+}
+
+/// One pod of one workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pod {
+    pub name: String,
+    pub ip: String,
+    pub cluster: String,
+}
+
+/// A workload: one version of one service, with its pods.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub service: usize,
+    pub version: String,
+    pub pods: Vec<Pod>,
+    pub latency_ms: f64,
+    pub sigma: f64,
+}
+
+/// The topology with its pods laid out: names like Kubernetes gives them
+/// (`reviews-v2-7d8f9c6b5-x2kqp`), IPs in 10.244.0.0/16, and clusters.
+#[derive(Debug, Clone)]
+pub struct Mesh {
+    pub topology: Topology,
+    /// Workloads of each service, by service index.
+    pub workloads: Vec<Vec<Workload>>,
+}
+
+impl Mesh {
+    /// Lays out pods from `seed`; with `clusters > 1` workloads are spread over clusters named
+    /// `cluster-1`, `cluster-2`, ..., otherwise every pod is in Istio's default `Kubernetes`.
+    pub fn new(topology: Topology, seed: u64, clusters: usize) -> Mesh {
+        let mut rng = Rng::new(seed ^ 0x6d65_7368);
+        let mut next_ip = 10u32;
+        let mut workload_index = 0usize;
+        let workloads = topology
+            .services
+            .iter()
+            .enumerate()
+            .map(|(index, service)| {
+                service
+                    .versions
+                    .iter()
+                    .map(|version| {
+                        let cluster = if clusters > 1 {
+                            format!("cluster-{}", workload_index % clusters + 1)
+                        } else {
+                            "Kubernetes".to_string()
+                        };
+                        workload_index += 1;
+                        let workload_name = if service.gateway {
+                            service.name.clone()
+                        } else {
+                            format!("{}-{}", service.name, version.version)
+                        };
+                        let replica_set =
+                            format!("{:x}", rng.next_u64() % 0xf_ffff_ffff + 0x1_0000_0000);
+                        let pods = (0..version.pods.clamp(1, 3))
+                            .map(|_| {
+                                let ip = format!("10.244.{}.{}", next_ip / 250, next_ip % 250 + 2);
+                                next_ip += 1;
+                                Pod {
+                                    name: format!(
+                                        "{workload_name}-{}-{}",
+                                        &replica_set[..9],
+                                        rng.name_suffix(5)
+                                    ),
+                                    ip,
+                                    cluster: cluster.clone(),
+                                }
+                            })
+                            .collect();
+                        Workload {
+                            service: index,
+                            version: version.version.clone(),
+                            pods,
+                            latency_ms: version.latency_ms,
+                            sigma: version.sigma,
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        Mesh {
+            topology,
+            workloads,
+        }
+    }
+
+    pub fn service_index(&self, name: &str) -> usize {
+        self.topology
+            .services
+            .iter()
+            .position(|s| s.name == name)
+            .expect("the topology was checked")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bookinfo_is_valid_and_lays_out_kubernetes_names() {
+        let topology = Topology::bookinfo();
+        topology.check().unwrap();
+        let mesh = Mesh::new(topology, 1, 1);
+        let reviews = &mesh.workloads[mesh.service_index("reviews")];
+        assert_eq!(reviews.len(), 3);
+        let pod = &reviews[1].pods[0].name;
+        assert!(pod.starts_with("reviews-v2-"), "{pod}");
+        let parts: Vec<&str> = pod.rsplitn(3, '-').collect();
+        assert_eq!(parts[0].len(), 5);
+        assert_eq!(parts[1].len(), 9);
+        assert_eq!(reviews[2].pods.len(), 3);
+        let gateway = &mesh.workloads[0][0].pods[0].name;
+        assert!(gateway.starts_with("istio-ingressgateway-"));
+    }
+
+    #[test]
+    fn loops_and_unknown_services_are_refused() {
+        let mut topology = Topology::bookinfo();
+        topology.services[4].calls.push(Call {
+            service: "productpage".into(),
+            path: "/".into(),
+        });
+        assert!(topology.check().unwrap_err().contains("loop"));
+        let mut topology = Topology::bookinfo();
+        topology.services[2].calls.push(Call {
+            service: "nowhere".into(),
+            path: "/".into(),
+        });
+        assert_eq!(
+            topology.check().unwrap_err(),
+            "`details` calls unknown service `nowhere`"
+        );
+    }
+
+    #[test]
+    fn clusters_spread_workloads() {
+        let mesh = Mesh::new(Topology::bookinfo(), 1, 2);
+        let clusters: std::collections::BTreeSet<&str> = mesh
+            .workloads
+            .iter()
+            .flatten()
+            .flat_map(|w| w.pods.iter().map(|p| p.cluster.as_str()))
+            .collect();
+        assert_eq!(
+            clusters.into_iter().collect::<Vec<_>>(),
+            ["cluster-1", "cluster-2"]
+        );
+    }
+}
