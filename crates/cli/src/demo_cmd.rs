@@ -31,6 +31,9 @@ pub struct DemoArgs {
     /// Jaeger query API address of the store.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:16686", value_parser = parse_addr)]
     pub query_http: std::net::SocketAddr,
+    /// Jaeger gRPC query API address of the store.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:16685", value_parser = parse_addr)]
+    pub query_grpc: std::net::SocketAddr,
     #[command(flatten)]
     pub traffic: TrafficArgs,
 }
@@ -65,6 +68,7 @@ impl DemoArgs {
             otlp_http: self.otlp_http,
             zipkin: self.zipkin,
             query_http: self.query_http,
+            query_grpc: self.query_grpc,
         };
         let listeners = Listeners::bind(&addresses).await?;
         let bound = listeners.addresses()?;

@@ -35,6 +35,9 @@ pub struct StoreArgs {
     /// Jaeger query HTTP API address (/api/*, /api/v3/*).
     #[arg(long, value_name = "ADDR", default_value = ":16686", value_parser = parse_addr)]
     pub query_http: SocketAddr,
+    /// Jaeger gRPC query API address (jaeger.api_v2 and api_v3 QueryService, health).
+    #[arg(long, value_name = "ADDR", default_value = ":16685", value_parser = parse_addr)]
+    pub query_grpc: SocketAddr,
     /// How long spans are kept (Go duration: 72h, 30m, ...).
     #[arg(long, value_name = "DURATION", default_value = "72h", value_parser = parse_retention)]
     pub retention: Duration,
@@ -90,6 +93,7 @@ impl StoreArgs {
             otlp_http: self.otlp_http,
             zipkin: self.zipkin,
             query_http: self.query_http,
+            query_grpc: self.query_grpc,
         };
         let listeners = Listeners::bind(&addresses).await?;
         let options = ServeOptions {

@@ -291,6 +291,7 @@ fn main() {
             otlp_http: any,
             zipkin: any,
             query_http: any,
+            query_grpc: any,
         })
         .await
         .unwrap();

@@ -13,12 +13,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use meshtrace_model::otlp::spans_to_otlp;
 use meshtrace_model::{Trace, TraceId};
-use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::api_v1::{blocking, query_pairs};
 use crate::params::{parse_go_duration, parse_rfc3339};
-use crate::query::TraceQuery;
+use crate::query::{TraceQuery, summarize};
 use crate::{Store, StoreError};
 
 const DEFAULT_SEARCH_DEPTH: usize = 100;
@@ -243,62 +242,24 @@ fn is_default(value: &Value) -> bool {
     }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ServiceSummary {
-    name: String,
-    span_count: u64,
-    #[serde(skip_serializing_if = "is_zero")]
-    error_span_count: u64,
-}
-
-fn is_zero(v: &u64) -> bool {
-    *v == 0
-}
-
-/// A `TraceSummary` as Jaeger's api_v3 defines it.
+/// A `TraceSummary` as Jaeger's api_v3 HTTP gateway writes it (protojson: zeros left out,
+/// 64-bit numbers as strings).
 fn summary(trace: &Trace) -> Value {
-    let ids: std::collections::HashSet<_> = trace.spans.iter().map(|s| s.span_id).collect();
-    let root = trace
-        .spans
+    let s = summarize(trace);
+    let services: Vec<Value> = s
+        .services
         .iter()
-        .filter(|s| s.parent_span_id().is_none())
-        .min_by_key(|s| s.start_time);
-    let orphans = trace
-        .spans
-        .iter()
-        .filter(|s| s.parent_span_id().is_some_and(|p| !ids.contains(&p)))
-        .count();
-    let mut services: BTreeMap<&str, ServiceSummary> = BTreeMap::new();
-    for span in &trace.spans {
-        let entry = services
-            .entry(&span.process.service_name)
-            .or_insert_with(|| ServiceSummary {
-                name: span.process.service_name.clone(),
-                span_count: 0,
-                error_span_count: 0,
-            });
-        entry.span_count += 1;
-        entry.error_span_count += span.has_error() as u64;
-    }
-    let min_start = trace.spans.iter().map(|s| s.start_time).min().unwrap_or(0);
-    let max_end = trace
-        .spans
-        .iter()
-        .map(|s| s.start_time + s.duration)
-        .max()
-        .unwrap_or(0);
-    let errors = trace.spans.iter().filter(|s| s.has_error()).count();
-    let summary = json!({
-        "traceId": trace.trace_id().map(|id| id.to_hex32()).unwrap_or_default(),
-        "rootServiceName": root.map(|r| r.process.service_name.clone()).unwrap_or_default(),
-        "rootOperationName": root.map(|r| r.operation_name.clone()).unwrap_or_default(),
-        "minStartTimeUnixNano": (min_start * 1000).to_string(),
-        "maxEndTimeUnixNano": (max_end * 1000).to_string(),
-        "spanCount": trace.spans.len(),
-        "errorSpanCount": errors,
-        "orphanSpanCount": orphans,
-        "services": services.into_values().collect::<Vec<_>>(),
-    });
-    prune_defaults(summary)
+        .map(|(name, spans, errors)| json!({"name": name, "spanCount": spans, "errorSpanCount": errors}))
+        .collect();
+    prune_defaults(json!({
+        "traceId": s.trace_id.to_hex32(),
+        "rootServiceName": s.root_service_name,
+        "rootOperationName": s.root_operation_name,
+        "minStartTimeUnixNano": s.min_start_time_unix_nano.to_string(),
+        "maxEndTimeUnixNano": s.max_end_time_unix_nano.to_string(),
+        "spanCount": s.span_count,
+        "errorSpanCount": s.error_span_count,
+        "orphanSpanCount": s.orphan_span_count,
+        "services": services,
+    }))
 }

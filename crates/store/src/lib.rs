@@ -6,6 +6,7 @@ mod api_v1;
 pub(crate) mod api_v3;
 mod codec;
 mod engine;
+mod grpc_query;
 pub mod ingest;
 mod kv;
 mod params;
@@ -15,7 +16,7 @@ pub mod server;
 pub use engine::{Store, now_micros, span_has_tag};
 pub use kv::{FjallKv, Kv, MemoryKv};
 pub use params::{parse_go_duration, parse_rfc3339};
-pub use query::{DependencyLink, Operation, TraceQuery};
+pub use query::{DependencyLink, Operation, TraceQuery, TraceSummary, summarize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

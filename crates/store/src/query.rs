@@ -31,3 +31,63 @@ pub struct DependencyLink {
     pub child: String,
     pub call_count: u64,
 }
+
+/// A trace in a few numbers, as Jaeger's api_v3 `TraceSummary` has them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceSummary {
+    pub trace_id: meshtrace_model::TraceId,
+    pub root_service_name: String,
+    pub root_operation_name: String,
+    pub min_start_time_unix_nano: u64,
+    pub max_end_time_unix_nano: u64,
+    pub span_count: usize,
+    pub error_span_count: usize,
+    /// Spans whose parent is not in the trace.
+    pub orphan_span_count: usize,
+    /// Per service, by name: (name, spans, spans with an error).
+    pub services: Vec<(String, usize, usize)>,
+}
+
+/// The root is the earliest span without a parent.
+pub fn summarize(trace: &meshtrace_model::Trace) -> TraceSummary {
+    use std::collections::{BTreeMap, HashSet};
+    let ids: HashSet<_> = trace.spans.iter().map(|s| s.span_id).collect();
+    let root = trace
+        .spans
+        .iter()
+        .filter(|s| s.parent_span_id().is_none())
+        .min_by_key(|s| s.start_time);
+    let mut services: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for span in &trace.spans {
+        let entry = services.entry(&span.process.service_name).or_default();
+        entry.0 += 1;
+        entry.1 += span.has_error() as usize;
+    }
+    TraceSummary {
+        trace_id: trace.trace_id().unwrap_or_default(),
+        root_service_name: root
+            .map(|r| r.process.service_name.clone())
+            .unwrap_or_default(),
+        root_operation_name: root.map(|r| r.operation_name.clone()).unwrap_or_default(),
+        min_start_time_unix_nano: trace.spans.iter().map(|s| s.start_time).min().unwrap_or(0)
+            * 1000,
+        max_end_time_unix_nano: trace
+            .spans
+            .iter()
+            .map(|s| s.start_time + s.duration)
+            .max()
+            .unwrap_or(0)
+            * 1000,
+        span_count: trace.spans.len(),
+        error_span_count: trace.spans.iter().filter(|s| s.has_error()).count(),
+        orphan_span_count: trace
+            .spans
+            .iter()
+            .filter(|s| s.parent_span_id().is_some_and(|p| !ids.contains(&p)))
+            .count(),
+        services: services
+            .into_iter()
+            .map(|(name, (spans, errors))| (name.to_string(), spans, errors))
+            .collect(),
+    }
+}

@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::grpc_query::{QueryV2, QueryV3};
 use crate::ingest::{Ingest, OtlpGrpc, otlp_http_routes, zipkin_routes};
 use crate::{Store, api_v1, api_v3, now_micros};
 
@@ -22,6 +23,7 @@ pub struct Addresses {
     pub otlp_http: SocketAddr,
     pub zipkin: SocketAddr,
     pub query_http: SocketAddr,
+    pub query_grpc: SocketAddr,
 }
 
 /// Listeners bound and ready to serve.
@@ -30,6 +32,7 @@ pub struct Listeners {
     otlp_http: TcpListener,
     zipkin: TcpListener,
     query_http: TcpListener,
+    query_grpc: TcpListener,
 }
 
 impl Listeners {
@@ -44,6 +47,7 @@ impl Listeners {
             otlp_http: bind(addresses.otlp_http, "OTLP/HTTP").await?,
             zipkin: bind(addresses.zipkin, "Zipkin").await?,
             query_http: bind(addresses.query_http, "the Jaeger query API").await?,
+            query_grpc: bind(addresses.query_grpc, "the Jaeger gRPC query API").await?,
         })
     }
 
@@ -54,6 +58,7 @@ impl Listeners {
             otlp_http: self.otlp_http.local_addr()?,
             zipkin: self.zipkin.local_addr()?,
             query_http: self.query_http.local_addr()?,
+            query_grpc: self.query_grpc.local_addr()?,
         })
     }
 }
@@ -96,6 +101,12 @@ pub async fn serve(
             tokio_stream::wrappers::TcpListenerStream::new(listeners.otlp_grpc),
             stopped(stop_rx.clone()),
         );
+    let query_grpc = query_grpc_server(
+        store.clone(),
+        listeners.query_grpc,
+        stopped(stop_rx.clone()),
+    )
+    .await;
     let http = |listener: TcpListener, router: Router, rx: watch::Receiver<bool>| async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(stopped(rx))
@@ -123,14 +134,16 @@ pub async fn serve(
     tracing::info!(addr = %addresses.otlp_http, "OTLP/HTTP ingest ready (POST /v1/traces)");
     tracing::info!(addr = %addresses.zipkin, "Zipkin ingest ready (POST /api/v2/spans)");
     tracing::info!(addr = %addresses.query_http, "Jaeger query API ready (/api/*, /api/v3/*)");
+    tracing::info!(addr = %addresses.query_grpc, "Jaeger gRPC query API ready (api_v2, api_v3, health)");
 
     tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing requests in flight");
         let _ = stop_tx.send(true);
     });
-    let (grpc, otlp_http, zipkin, query, ()) =
-        tokio::join!(grpc, otlp_http, zipkin, query, retention);
+    let (grpc, otlp_http, zipkin, query, query_grpc, ()) =
+        tokio::join!(grpc, otlp_http, zipkin, query, query_grpc, retention);
+    query_grpc.map_err(|e| ServeError::Server(format!("gRPC query: {e}")))?;
     grpc.map_err(|e| ServeError::Server(format!("OTLP/gRPC: {e}")))?;
     otlp_http.map_err(|e| ServeError::Server(format!("OTLP/HTTP: {e}")))?;
     zipkin.map_err(|e| ServeError::Server(format!("Zipkin: {e}")))?;
@@ -140,6 +153,34 @@ pub async fn serve(
         .expect("flush task panicked")?;
     tracing::info!("store flushed and closed");
     Ok(())
+}
+
+/// Jaeger's gRPC query services and the standard health service, on one listener.
+async fn query_grpc_server(
+    store: Arc<Store>,
+    listener: TcpListener,
+    stopped: impl Future<Output = ()> + Send + 'static,
+) -> impl Future<Output = Result<(), tonic::transport::Error>> {
+    use meshtrace_proto::{api_v2, api_v3};
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_serving::<api_v2::query_service_server::QueryServiceServer<QueryV2>>()
+        .await;
+    reporter
+        .set_serving::<api_v3::query_service_server::QueryServiceServer<QueryV3>>()
+        .await;
+    tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(api_v2::query_service_server::QueryServiceServer::new(
+            QueryV2::new(store.clone()),
+        ))
+        .add_service(api_v3::query_service_server::QueryServiceServer::new(
+            QueryV3::new(store),
+        ))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            stopped,
+        )
 }
 
 async fn retention_task(store: Arc<Store>, every: Duration, mut stop: watch::Receiver<bool>) {

@@ -12,6 +12,7 @@ pub struct RunningStore {
     pub otlp_http: String,
     pub zipkin: String,
     pub query_http: String,
+    pub query_grpc: String,
 }
 
 impl Drop for RunningStore {
@@ -28,17 +29,25 @@ pub fn start_store(storage: &[&std::ffi::OsStr]) -> RunningStore {
         .args(["--log-format", "json", "store"])
         .args(storage)
         .args(["--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0"])
-        .args(["--zipkin", "127.0.0.1:0", "--query-http", "127.0.0.1:0"])
+        .args([
+            "--zipkin",
+            "127.0.0.1:0",
+            "--query-http",
+            "127.0.0.1:0",
+            "--query-grpc",
+            "127.0.0.1:0",
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .expect("meshtrace starts");
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut found: [Option<String>; 4] = Default::default();
+    let mut found: [Option<String>; 5] = Default::default();
     let names = [
         "OTLP/gRPC ingest ready",
         "OTLP/HTTP ingest ready",
         "Zipkin ingest ready",
         "Jaeger query API ready",
+        "Jaeger gRPC query API ready",
     ];
     while found.iter().any(Option::is_none) {
         let line = lines.next().expect("the store logs its listeners").unwrap();
@@ -52,12 +61,13 @@ pub fn start_store(storage: &[&std::ffi::OsStr]) -> RunningStore {
     }
     // Keep draining the log so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    let [otlp_grpc, otlp_http, zipkin, query_http] = found.map(Option::unwrap);
+    let [otlp_grpc, otlp_http, zipkin, query_http, query_grpc] = found.map(Option::unwrap);
     RunningStore {
         child,
         otlp_grpc,
         otlp_http,
         zipkin,
         query_http,
+        query_grpc,
     }
 }

@@ -27,6 +27,7 @@ impl TestStore {
             otlp_http: any,
             zipkin: any,
             query_http: any,
+            query_grpc: any,
         })
         .await
         .unwrap();

@@ -1,0 +1,550 @@
+//! The gRPC query APIs (jaeger.api_v2 and api_v3) over the wire with tonic clients generated
+//! from the same protos: every RPC, its status codes, and the same answers as the HTTP routes.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::TestStore;
+use meshtrace_model::jaeger_json::trace_to_json;
+use meshtrace_model::{
+    KeyValue, Process, RefType, Span, SpanId, SpanRef, Trace, TraceId, Value, group_by_trace,
+};
+use meshtrace_proto::api_v2::query_service_client::QueryServiceClient as V2Client;
+use meshtrace_proto::api_v3::query_service_client::QueryServiceClient as V3Client;
+use meshtrace_proto::convert::{duration, span_from_proto, timestamp};
+use meshtrace_proto::{api_v2, api_v3};
+use serde_json::{Value as Json, json};
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+/// Traces of a gateway calling productpage calling reviews, the last failing every third time.
+fn dataset(base: u64) -> Vec<Span> {
+    let gateway = Arc::new(Process {
+        service_name: "istio-ingressgateway.istio-system".into(),
+        tags: vec![KeyValue::string("ip", "10.0.0.1")],
+    });
+    let productpage = Arc::new(Process {
+        service_name: "productpage.bookinfo".into(),
+        tags: vec![],
+    });
+    let reviews = Arc::new(Process {
+        service_name: "reviews.bookinfo".into(),
+        tags: vec![],
+    });
+    let mut spans = Vec::new();
+    for t in 1..=25u64 {
+        let trace_id = TraceId(((t as u128) << 64) | 0xabc);
+        let start = base + t * 10_000;
+        let make = |id: u64,
+                    parent: Option<u64>,
+                    process: &Arc<Process>,
+                    op: &str,
+                    kind: &str,
+                    offset: u64,
+                    dur: u64,
+                    error: bool| {
+            let mut tags = vec![
+                KeyValue::string("span.kind", kind),
+                KeyValue::new(
+                    "http.status_code",
+                    Value::I64(if error { 503 } else { 200 }),
+                ),
+            ];
+            if error {
+                tags.push(KeyValue::new("error", Value::Bool(true)));
+            }
+            Span {
+                trace_id,
+                span_id: SpanId(t * 100 + id),
+                operation_name: op.into(),
+                references: parent
+                    .map(|p| SpanRef {
+                        ref_type: RefType::ChildOf,
+                        trace_id,
+                        span_id: SpanId(t * 100 + p),
+                    })
+                    .into_iter()
+                    .collect(),
+                flags: 1,
+                start_time: start + offset,
+                duration: dur,
+                tags,
+                logs: vec![],
+                process: process.clone(),
+                warnings: vec![],
+            }
+        };
+        let error = t % 3 == 0;
+        spans.push(make(
+            1,
+            None,
+            &gateway,
+            "productpage.bookinfo.svc.cluster.local:9080/productpage",
+            "client",
+            0,
+            9000 + t,
+            error,
+        ));
+        spans.push(make(
+            2,
+            Some(1),
+            &productpage,
+            "productpage.bookinfo.svc.cluster.local:9080/productpage",
+            "server",
+            100,
+            8000 + t,
+            error,
+        ));
+        spans.push(make(
+            3,
+            Some(2),
+            &productpage,
+            "reviews.bookinfo.svc.cluster.local:9080/*",
+            "client",
+            200,
+            3000 + t,
+            error,
+        ));
+        spans.push(make(
+            4,
+            Some(3),
+            &reviews,
+            "reviews.bookinfo.svc.cluster.local:9080/*",
+            "server",
+            300,
+            2000 + t * 10,
+            error,
+        ));
+    }
+    spans
+}
+
+async fn setup() -> (
+    TestStore,
+    V2Client<tonic::transport::Channel>,
+    V3Client<tonic::transport::Channel>,
+    u64,
+) {
+    let store = TestStore::memory().await;
+    let base = now() - 60_000_000;
+    store.store.write(&dataset(base)).unwrap();
+    let url = format!("http://{}", store.addrs.query_grpc);
+    let v2 = V2Client::connect(url.clone()).await.unwrap();
+    let v3 = V3Client::connect(url).await.unwrap();
+    (store, v2, v3, base)
+}
+
+fn v2_traces(chunks: Vec<api_v2::SpansResponseChunk>) -> Vec<Trace> {
+    for chunk in &chunks {
+        assert!(chunk.spans.len() <= 10, "chunks hold at most 10 spans");
+        for span in &chunk.spans {
+            assert!(span.process.is_some(), "every span carries its process");
+        }
+    }
+    let spans = chunks
+        .iter()
+        .flat_map(|c| c.spans.iter().map(|s| span_from_proto(s).unwrap()))
+        .collect();
+    group_by_trace(spans)
+}
+
+async fn collect<T>(mut stream: tonic::Streaming<T>) -> Vec<T> {
+    let mut items = Vec::new();
+    while let Some(item) = stream.message().await.unwrap() {
+        items.push(item);
+    }
+    items
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_v2_answers_as_the_http_routes_do() {
+    let (store, mut v2, _, base) = setup().await;
+
+    let services = v2
+        .get_services(api_v2::GetServicesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let (_, http) = store.get_json("/api/services").await;
+    assert_eq!(json!(services.services), http["data"]);
+
+    let operations = v2
+        .get_operations(api_v2::GetOperationsRequest {
+            service: "productpage.bookinfo".into(),
+            span_kind: "server".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (_, http) = store
+        .get_json("/api/operations?service=productpage.bookinfo&spanKind=server")
+        .await;
+    let grpc: Vec<Json> = operations
+        .operations
+        .iter()
+        .map(|o| json!({"name": o.name, "spanKind": o.span_kind}))
+        .collect();
+    assert_eq!(json!(grpc), http["data"]);
+    assert_eq!(
+        operations.operation_names,
+        ["productpage.bookinfo.svc.cluster.local:9080/productpage"]
+    );
+
+    // GetTrace: the same trace as /api/traces/{id}, once converted back.
+    let id = TraceId((3u128 << 64) | 0xabc);
+    let chunks = collect(
+        v2.get_trace(api_v2::GetTraceRequest {
+            trace_id: id.to_bytes().to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner(),
+    )
+    .await;
+    let traces = v2_traces(chunks);
+    assert_eq!(traces.len(), 1);
+    let (_, http) = store.get_json(&format!("/api/traces/{id}")).await;
+    assert_eq!(
+        serde_json::to_value(trace_to_json(&traces[0])).unwrap(),
+        http["data"][0]
+    );
+
+    // FindTraces: service + tag + minDuration, limit 5, in a window.
+    let query = api_v2::TraceQueryParameters {
+        service_name: "reviews.bookinfo".into(),
+        tags: [("error".to_string(), "true".to_string())].into(),
+        start_time_min: Some(timestamp(base)),
+        start_time_max: Some(timestamp(now())),
+        duration_min: Some(duration(2100)),
+        search_depth: 5,
+        ..Default::default()
+    };
+    let chunks = collect(
+        v2.find_traces(api_v2::FindTracesRequest { query: Some(query) })
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await;
+    let grpc: Vec<Json> = v2_traces(chunks)
+        .iter()
+        .map(|t| serde_json::to_value(trace_to_json(t)).unwrap())
+        .collect();
+    let (_, http) = store
+        .get_json(&format!(
+            "/api/traces?service=reviews.bookinfo&tags=%7B%22error%22%3A%22true%22%7D&minDuration=2100us&limit=5&start={base}&end={}",
+            now()
+        ))
+        .await;
+    assert_eq!(grpc.len(), 5);
+    assert_eq!(json!(grpc), http["data"]);
+
+    let deps = v2
+        .get_dependencies(api_v2::GetDependenciesRequest {
+            start_time: Some(timestamp(base)),
+            end_time: Some(timestamp(now())),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (_, http) = store.get_json("/api/dependencies?lookback=3600000").await;
+    let grpc: Vec<Json> = deps
+        .dependencies
+        .iter()
+        .map(|d| json!({"parent": d.parent, "child": d.child, "callCount": d.call_count}))
+        .collect();
+    assert_eq!(json!(grpc), http["data"]);
+    assert_eq!(grpc.len(), 2);
+    store.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_v2_status_codes_are_jaegers() {
+    let (store, mut v2, _, _) = setup().await;
+    let status = v2
+        .get_trace(api_v2::GetTraceRequest {
+            trace_id: TraceId(42).to_bytes().to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (tonic::Code::NotFound, "trace not found")
+    );
+    let status = v2
+        .get_trace(api_v2::GetTraceRequest {
+            trace_id: vec![0; 16],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (tonic::Code::InvalidArgument, "the trace ID is zero")
+    );
+    let status = v2
+        .get_trace(api_v2::GetTraceRequest {
+            trace_id: vec![1, 2, 3],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (
+            tonic::Code::InvalidArgument,
+            "trace ID has 3 bytes; expected 16 (or 8)"
+        )
+    );
+    let status = v2
+        .find_traces(api_v2::FindTracesRequest {
+            query: Some(api_v2::TraceQueryParameters {
+                service_name: "a".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (
+            tonic::Code::InvalidArgument,
+            "start time min and max are required parameters"
+        )
+    );
+    let status = v2
+        .get_dependencies(api_v2::GetDependenciesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    let status = v2
+        .archive_trace(api_v2::ArchiveTraceRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (
+            tonic::Code::Unimplemented,
+            "archiving traces is not supported by meshtrace's store"
+        )
+    );
+    store.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_v3_answers_as_the_http_gateway_does() {
+    let (store, _, mut v3, base) = setup().await;
+    let services = v3
+        .get_services(api_v3::GetServicesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let (_, http) = store.get_json("/api/v3/services").await;
+    assert_eq!(json!({"services": services.services}), http);
+
+    let operations = v3
+        .get_operations(api_v3::GetOperationsRequest {
+            service: "reviews.bookinfo".into(),
+            span_kind: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (_, http) = store
+        .get_json("/api/v3/operations?service=reviews.bookinfo")
+        .await;
+    let grpc: Vec<Json> = operations
+        .operations
+        .iter()
+        .map(|o| json!({"name": o.name, "spanKind": o.span_kind}))
+        .collect();
+    assert_eq!(json!({"operations": grpc}), http);
+
+    let id = TraceId((6u128 << 64) | 0xabc);
+    let data = collect(
+        v3.get_trace(api_v3::GetTraceRequest {
+            trace_id: id.to_hex32(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner(),
+    )
+    .await;
+    let (_, http) = store
+        .get_json(&format!("/api/v3/traces/{}", id.to_hex32()))
+        .await;
+    let grpc = serde_json::to_value(&data[0].resource_spans).unwrap();
+    assert_eq!(prune(grpc), http["result"]["resourceSpans"]);
+
+    let start = format_rfc3339(base);
+    let end = format_rfc3339(now());
+    let query = || api_v3::TraceQueryParameters {
+        service_name: "productpage.bookinfo".into(),
+        start_time_min: Some(timestamp(base)),
+        start_time_max: Some(timestamp(now())),
+        search_depth: 4,
+        ..Default::default()
+    };
+    let traces = collect(
+        v3.find_traces(api_v3::FindTracesRequest {
+            query: Some(query()),
+        })
+        .await
+        .unwrap()
+        .into_inner(),
+    )
+    .await;
+    assert_eq!(traces.len(), 4);
+    let (_, http) = store
+        .get_json(&format!("/api/v3/traces?query.serviceName=productpage.bookinfo&query.startTimeMin={start}&query.startTimeMax={end}&query.searchDepth=4"))
+        .await;
+    // One TracesData per trace over gRPC, one merged document over HTTP: the same spans.
+    let all: Vec<_> = traces
+        .iter()
+        .flat_map(|t| t.resource_spans.clone())
+        .collect();
+    assert_eq!(
+        span_ids(&prune(serde_json::to_value(&all).unwrap())),
+        span_ids(&http["result"]["resourceSpans"])
+    );
+    assert_eq!(span_ids(&http["result"]["resourceSpans"]).len(), 16);
+
+    let summaries = collect(
+        v3.find_trace_summaries(api_v3::FindTraceSummariesRequest {
+            query: Some(query()),
+        })
+        .await
+        .unwrap()
+        .into_inner(),
+    )
+    .await;
+    let (_, http) = store
+        .get_json(&format!("/api/v3/trace-summaries?query.serviceName=productpage.bookinfo&query.startTimeMin={start}&query.startTimeMax={end}&query.searchDepth=4"))
+        .await;
+    let grpc = &summaries[0].summaries;
+    assert_eq!(grpc.len(), 4);
+    for (g, h) in grpc.iter().zip(http["summaries"].as_array().unwrap()) {
+        assert_eq!(json!(g.trace_id), h["traceId"]);
+        assert_eq!(json!(g.root_service_name), h["rootServiceName"]);
+        assert_eq!(json!(g.span_count), h["spanCount"]);
+        assert_eq!(
+            json!(g.min_start_time_unix_nano.to_string()),
+            h["minStartTimeUnixNano"]
+        );
+        assert_eq!(g.services.len(), h["services"].as_array().unwrap().len());
+    }
+
+    let status = v3
+        .get_trace(api_v3::GetTraceRequest {
+            trace_id: "00000000000000000000000000000042".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    let status = v3
+        .find_traces(api_v3::FindTracesRequest {
+            query: Some(api_v3::TraceQueryParameters::default()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    store.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_health_service_reports_serving() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    let (store, _, _, _) = setup().await;
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", store.addrs.query_grpc))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+    let mut health = HealthClient::new(channel);
+    for service in [
+        "",
+        "jaeger.api_v2.QueryService",
+        "jaeger.api_v3.QueryService",
+    ] {
+        let reply = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(reply.status, ServingStatus::Serving as i32, "{service}");
+    }
+    store.stop().await;
+}
+
+fn span_ids(resource_spans: &Json) -> std::collections::BTreeSet<(String, String)> {
+    resource_spans
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|rs| rs["scopeSpans"].as_array().unwrap().iter())
+        .flat_map(|ss| ss["spans"].as_array().unwrap().iter())
+        .map(|s| {
+            (
+                s["traceId"].as_str().unwrap().to_string(),
+                s["spanId"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// protojson's omission of defaults, as the HTTP gateway applies it.
+fn prune(value: Json) -> Json {
+    match value {
+        Json::Object(map) => Json::Object(
+            map.into_iter()
+                .filter(|(_, v)| {
+                    !matches!(v, Json::Null)
+                        && v != &json!(false)
+                        && v != &json!(0)
+                        && v != &json!("")
+                        && v != &json!("0")
+                        && v != &json!([])
+                })
+                .map(|(k, v)| (k, prune(v)))
+                .collect(),
+        ),
+        Json::Array(items) => Json::Array(items.into_iter().map(prune).collect()),
+        other => other,
+    }
+}
+
+fn format_rfc3339(micros: u64) -> String {
+    let secs = micros / 1_000_000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + (month <= 2) as i64;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        micros % 1_000_000
+    )
+}
