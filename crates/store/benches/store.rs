@@ -13,11 +13,14 @@ use meshtrace_model::otlp::spans_from_otlp;
 use meshtrace_store::server::{Addresses, Listeners, ServeOptions, serve};
 use meshtrace_store::{Store, TraceQuery};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use prost::Message;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const BATCH: usize = 512;
 const SPANS_PER_TRACE: usize = 8;
@@ -278,6 +281,40 @@ fn main() {
         spans as f64 / started.elapsed().as_secs_f64()
     );
 
+    // The engine alone: converted spans written straight into a store, from 4 threads.
+    let converted: Vec<Vec<meshtrace_model::Span>> = batches
+        .iter()
+        .map(|b| spans_from_otlp(&b.resource_spans).spans)
+        .collect();
+    for (label, store) in [
+        ("memory", Store::in_memory(Duration::from_secs(72 * 3600))),
+        (
+            "durable",
+            Store::open(
+                tempfile::tempdir().unwrap().keep().as_path(),
+                Duration::from_secs(72 * 3600),
+            )
+            .unwrap(),
+        ),
+    ] {
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            for t in 0..clients {
+                let (store, converted) = (&store, &converted);
+                scope.spawn(move || {
+                    for batch in converted.iter().skip(t).step_by(clients) {
+                        store.write(batch).unwrap();
+                    }
+                });
+            }
+        });
+        println!(
+            "engine write only ({label}):   {:>12.0} spans/s",
+            spans as f64 / started.elapsed().as_secs_f64()
+        );
+    }
+    drop(converted);
+
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path(), Duration::from_secs(72 * 3600)).unwrap());
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -304,18 +341,34 @@ fn main() {
         let server = tokio::spawn(serve(store.clone(), listeners, options, async {
             let _ = stopped.await;
         }));
-        let batches = Arc::new(batches);
+        // The clients send the batches already encoded, so that the measure is the server's.
+        let encoded: Arc<Vec<bytes::Bytes>> = Arc::new(
+            encoded
+                .iter()
+                .map(|b| bytes::Bytes::from(b.clone()))
+                .collect(),
+        );
         let started = Instant::now();
         let mut tasks = Vec::new();
         for client in 0..clients {
-            let batches = batches.clone();
+            let encoded = encoded.clone();
             tasks.push(tokio::spawn(async move {
-                let mut grpc = TraceServiceClient::connect(format!("http://{addr}"))
+                let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                    .unwrap()
+                    .connect()
                     .await
                     .unwrap();
-                for batch in batches.iter().skip(client).step_by(clients) {
-                    let reply = grpc.export(batch.clone()).await.unwrap().into_inner();
-                    assert!(reply.partial_success.is_none());
+                let mut grpc = tonic::client::Grpc::new(channel);
+                for body in encoded.iter().skip(client).step_by(clients) {
+                    grpc.ready().await.unwrap();
+                    let path = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+                        .parse()
+                        .unwrap();
+                    let reply: tonic::Response<ExportTraceServiceResponse> = grpc
+                        .unary(tonic::Request::new(body.clone()), path, RawCodec)
+                        .await
+                        .unwrap();
+                    assert!(reply.into_inner().partial_success.is_none());
                 }
             }));
         }
@@ -333,6 +386,16 @@ fn main() {
         rss_kib("VmHWM:") / 1024
     );
     store.flush().unwrap();
+    store.compact().unwrap();
+    let tables: Vec<String> = store
+        .table_bytes()
+        .iter()
+        .map(|(name, bytes)| format!("{name} {:.0}", *bytes as f64 / spans as f64))
+        .collect();
+    println!(
+        "disk by table, bytes/span after compaction: {}",
+        tables.join(", ")
+    );
     println!(
         "disk: {:.0} bytes/span ({} MiB for {spans} spans, before compaction settles)",
         store.disk_bytes() as f64 / spans as f64,
@@ -397,4 +460,50 @@ fn main() {
         by_id_p50.as_secs_f64() * 1e3,
         search_p50.as_secs_f64() / by_id_p50.as_secs_f64().max(1e-9)
     );
+}
+
+/// Sends pre-encoded request bytes; decodes replies.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = bytes::Bytes;
+    type Decode = ExportTraceServiceResponse;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = bytes::Bytes;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: bytes::Bytes,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use bytes::BufMut;
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = ExportTraceServiceResponse;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Self::Item>, tonic::Status> {
+        use bytes::Buf;
+        let bytes = src.copy_to_bytes(src.remaining());
+        ExportTraceServiceResponse::decode(bytes)
+            .map(Some)
+            .map_err(|e| tonic::Status::internal(e.to_string()))
+    }
 }

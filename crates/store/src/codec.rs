@@ -13,6 +13,9 @@ use meshtrace_model::{KeyValue, Log, Process, RefType, Span, SpanId, SpanRef, Tr
 #[error("stored data is corrupt: {0}")]
 pub struct CorruptError(pub &'static str);
 
+/// Marks a reference whose trace is the span's own.
+const SAME_TRACE: u8 = 0x80;
+
 /// The fields of a span that are not in its key, with its process by reference.
 pub fn encode_span(span: &Span, process_hash: u64, out: &mut Vec<u8>) {
     put_str(out, &span.operation_name);
@@ -20,11 +23,17 @@ pub fn encode_span(span: &Span, process_hash: u64, out: &mut Vec<u8>) {
     put_varint(out, span.duration);
     put_varint(out, span.references.len() as u64);
     for r in &span.references {
-        out.push(match r.ref_type {
-            RefType::ChildOf => 0,
-            RefType::FollowsFrom => 1,
-        });
-        out.extend_from_slice(&r.trace_id.to_bytes());
+        // A reference inside the same trace (nearly all of them) does not repeat the trace ID.
+        let same_trace = r.trace_id == span.trace_id;
+        out.push(
+            match r.ref_type {
+                RefType::ChildOf => 0,
+                RefType::FollowsFrom => 1,
+            } | if same_trace { SAME_TRACE } else { 0 },
+        );
+        if !same_trace {
+            out.extend_from_slice(&r.trace_id.to_bytes());
+        }
         out.extend_from_slice(&r.span_id.to_bytes());
     }
     put_kvs(out, &span.tags);
@@ -66,11 +75,16 @@ pub fn decode_span(
     let count = r.count()?;
     let mut references = Vec::with_capacity(count);
     for _ in 0..count {
-        let ref_type = match r.byte()? {
+        let flags = r.byte()?;
+        let ref_type = match flags & !SAME_TRACE {
             0 => RefType::ChildOf,
             _ => RefType::FollowsFrom,
         };
-        let trace = TraceId(u128::from_be_bytes(r.array::<16>()?));
+        let trace = if flags & SAME_TRACE != 0 {
+            trace_id
+        } else {
+            TraceId(u128::from_be_bytes(r.array::<16>()?))
+        };
         let span = SpanId(u64::from_be_bytes(r.array::<8>()?));
         references.push(SpanRef {
             ref_type,
@@ -134,15 +148,13 @@ pub fn process_hash(encoded: &[u8]) -> u64 {
 }
 
 /// The few fields an index entry keeps so that a search can filter without reading the span:
-/// its service, operation and duration.
-pub fn encode_summary(service: &str, operation: &str, duration: u64, out: &mut Vec<u8>) {
-    put_str(out, service);
+/// its operation and duration (the service is in the key).
+pub fn encode_summary(operation: &str, duration: u64, out: &mut Vec<u8>) {
     put_str(out, operation);
     put_varint(out, duration);
 }
 
 pub struct Summary<'a> {
-    pub service: &'a str,
     pub operation: &'a str,
     pub duration: u64,
 }
@@ -150,7 +162,6 @@ pub struct Summary<'a> {
 pub fn decode_summary(value: &[u8]) -> Result<Summary<'_>, CorruptError> {
     let mut r = Reader(value);
     Ok(Summary {
-        service: r.str()?,
         operation: r.str()?,
         duration: r.varint()?,
     })
@@ -297,11 +308,18 @@ mod tests {
             trace_id: TraceId(7),
             span_id: SpanId(9),
             operation_name: "reviews.bookinfo.svc.cluster.local:9080/*".into(),
-            references: vec![SpanRef {
-                ref_type: RefType::FollowsFrom,
-                trace_id: TraceId(7),
-                span_id: SpanId(1),
-            }],
+            references: vec![
+                SpanRef {
+                    ref_type: RefType::ChildOf,
+                    trace_id: TraceId(7),
+                    span_id: SpanId(1),
+                },
+                SpanRef {
+                    ref_type: RefType::FollowsFrom,
+                    trace_id: TraceId(8),
+                    span_id: SpanId(2),
+                },
+            ],
             flags: 1,
             start_time: 1_700_000_000_000_000,
             duration: 1234,

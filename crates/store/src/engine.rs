@@ -11,6 +11,7 @@ use meshtrace_model::{Process, Span, SpanId, Trace, TraceId};
 
 use crate::StoreError;
 use crate::codec::{self, decode_summary};
+use crate::group::GroupWriter;
 use crate::kv::{Kv, Op, Table};
 use crate::query::{DependencyLink, Operation, TraceQuery};
 
@@ -20,7 +21,8 @@ const CHUNK: usize = 512;
 const DEPENDENCY_TRACE_CAP: usize = 20_000;
 
 pub struct Store {
-    kv: Box<dyn Kv>,
+    kv: Arc<dyn Kv>,
+    writer: GroupWriter,
     retention: Duration,
     /// Processes already written (they are stored once, by hash).
     written_processes: Mutex<HashSet<u64>>,
@@ -36,8 +38,9 @@ pub fn now_micros() -> u64 {
 }
 
 impl Store {
-    pub fn new(kv: Box<dyn Kv>, retention: Duration) -> Self {
+    pub fn new(kv: Arc<dyn Kv>, retention: Duration) -> Self {
         Store {
+            writer: GroupWriter::new(kv.clone()),
             kv,
             retention,
             written_processes: Mutex::new(HashSet::new()),
@@ -53,7 +56,19 @@ impl Store {
         self.kv.disk_bytes()
     }
 
+    /// Writes memtables out and compacts (benchmarks measure settled disk use after it).
+    pub fn compact(&self) -> Result<(), StoreError> {
+        self.kv.compact()
+    }
+
+    /// Per-table disk use, for benchmarks.
+    pub fn table_bytes(&self) -> Vec<(&'static str, u64)> {
+        self.kv.table_bytes()
+    }
+
+    /// Finishes the writes queued, then makes everything durable.
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.writer.close();
         self.kv.flush()
     }
 
@@ -98,16 +113,11 @@ impl Store {
                 span_key(span.trace_id, span.start_time, span.span_id),
                 value,
             ));
-            let mut summary = Vec::with_capacity(64);
-            codec::encode_summary(service, &span.operation_name, span.duration, &mut summary);
+            let mut summary = Vec::with_capacity(48);
+            codec::encode_summary(&span.operation_name, span.duration, &mut summary);
             ops.push(Op::Put(
                 Table::ByService,
                 service_key(service, span.start_time, span.trace_id, span.span_id),
-                summary.clone(),
-            ));
-            ops.push(Op::Put(
-                Table::ByTime,
-                time_key(span.start_time, span.trace_id, span.span_id),
                 summary,
             ));
             let seen = services.entry(service).or_default();
@@ -131,7 +141,7 @@ impl Store {
                 seen.to_be_bytes().to_vec(),
             ));
         }
-        self.kv.write(ops)?;
+        self.writer.write(ops)?;
         self.written_processes
             .lock()
             .expect("lock poisoned")
@@ -189,62 +199,86 @@ impl Store {
 
     /// The IDs of the traces that match, most recent matching span first.
     pub fn find_trace_ids(&self, query: &TraceQuery) -> Result<Vec<TraceId>, StoreError> {
-        let (table, prefix) = match &query.service {
-            Some(service) => (Table::ByService, service_prefix(service)),
-            None => (Table::ByTime, Vec::new()),
+        let limit = query.limit.max(1);
+        let matches = match &query.service {
+            Some(service) => self.find_in_service(service, query, limit)?,
+            None => {
+                // Every service's most recent matches, merged by time.
+                let mut all = Vec::new();
+                for service in self.all_services()? {
+                    all.extend(self.find_in_service(&service, query, limit)?);
+                }
+                all.sort_by(|a, b| b.0.cmp(&a.0));
+                all
+            }
         };
+        let mut seen = HashSet::new();
+        Ok(matches
+            .into_iter()
+            .map(|(_, trace_id)| trace_id)
+            .filter(|id| seen.insert(*id))
+            .take(limit)
+            .collect())
+    }
+
+    /// Up to `limit` traces with a matching span of `service`, newest first, with the start
+    /// time of that span.
+    fn find_in_service(
+        &self,
+        service: &str,
+        query: &TraceQuery,
+        limit: usize,
+    ) -> Result<Vec<(u64, TraceId)>, StoreError> {
+        let prefix = service_prefix(service);
         let mut from = prefix.clone();
         from.extend_from_slice(&query.start_min.to_be_bytes());
         let mut to = prefix.clone();
         to.extend_from_slice(&query.start_max.saturating_add(1).to_be_bytes());
 
-        let mut found: Vec<TraceId> = Vec::new();
+        let mut found: Vec<(u64, TraceId)> = Vec::new();
         let mut seen: HashSet<TraceId> = HashSet::new();
-        let limit = query.limit.max(1);
         loop {
             // Read a chunk of index entries that pass the cheap filters, newest first...
             let mut candidates: Vec<(u64, TraceId, SpanId)> = Vec::new();
             let mut last_key: Option<Vec<u8>> = None;
             let mut entries = 0;
-            self.kv.scan(table, &from, &to, true, &mut |key, value| {
-                entries += 1;
-                last_key = Some(key.to_vec());
-                let (start, trace_id, span_id) = parse_index_suffix(&key[prefix.len()..])?;
-                if seen.contains(&trace_id) {
-                    return Ok(entries < CHUNK);
-                }
-                let summary = decode_summary(value)?;
-                let operation_ok = query
-                    .operation
-                    .as_ref()
-                    .is_none_or(|op| op == summary.operation);
-                let duration_ok = query.duration_min.is_none_or(|min| summary.duration >= min)
-                    && query.duration_max.is_none_or(|max| summary.duration <= max);
-                if operation_ok && duration_ok {
-                    candidates.push((start, trace_id, span_id));
-                }
-                Ok(entries < CHUNK)
-            })?;
+            self.kv
+                .scan(Table::ByService, &from, &to, true, &mut |key, value| {
+                    entries += 1;
+                    last_key = Some(key.to_vec());
+                    let (start, trace_id, span_id) = parse_index_suffix(&key[prefix.len()..])?;
+                    if seen.contains(&trace_id) {
+                        return Ok(entries < CHUNK);
+                    }
+                    let summary = decode_summary(value)?;
+                    let operation_ok = query
+                        .operation
+                        .as_ref()
+                        .is_none_or(|op| op == summary.operation);
+                    let duration_ok = query.duration_min.is_none_or(|min| summary.duration >= min)
+                        && query.duration_max.is_none_or(|max| summary.duration <= max);
+                    if operation_ok && duration_ok {
+                        candidates.push((start, trace_id, span_id));
+                    }
+                    Ok(entries < CHUNK)
+                })?;
             // ...then check tags on the spans themselves, outside the scan.
             for (start, trace_id, span_id) in candidates {
                 if seen.contains(&trace_id) {
                     continue;
                 }
                 if !query.tags.is_empty() {
-                    let Some(value) = self
-                        .kv
-                        .get(Table::Spans, &span_key(trace_id, start, span_id))?
-                    else {
+                    let key = span_key(trace_id, start, span_id);
+                    let Some(value) = self.kv.get(Table::Spans, &key)? else {
                         continue;
                     };
-                    let span =
-                        self.decode_span_entry(&span_key(trace_id, start, span_id), &value)?;
+                    let span = self.decode_span_entry(&key, &value)?;
                     if !query.tags.iter().all(|(k, v)| span_has_tag(&span, k, v)) {
                         continue;
                     }
                 }
                 seen.insert(trace_id);
-                found.push(trace_id);
+                found.push((start, trace_id));
                 if found.len() >= limit {
                     return Ok(found);
                 }
@@ -254,6 +288,17 @@ impl Store {
                 _ => return Ok(found),
             }
         }
+    }
+
+    /// Every service ever written and not yet purged, however long ago it was seen.
+    fn all_services(&self) -> Result<Vec<String>, StoreError> {
+        let mut services = Vec::new();
+        self.kv
+            .scan(Table::Services, &[], &[0xff], false, &mut |k, _| {
+                services.push(String::from_utf8_lossy(k).into_owned());
+                Ok(true)
+            })?;
+        Ok(services)
     }
 
     pub fn find_traces(&self, query: &TraceQuery) -> Result<Vec<Trace>, StoreError> {
@@ -316,16 +361,21 @@ impl Store {
     pub fn dependencies(&self, end: u64, lookback: u64) -> Result<Vec<DependencyLink>, StoreError> {
         let mut trace_ids: Vec<TraceId> = Vec::new();
         let mut seen = HashSet::new();
-        let from = end.saturating_sub(lookback).to_be_bytes();
-        let to = end.saturating_add(1).to_be_bytes();
-        self.kv
-            .scan(Table::ByTime, &from, &to, true, &mut |key, _| {
-                let (_, trace_id, _) = parse_index_suffix(key)?;
-                if seen.insert(trace_id) {
-                    trace_ids.push(trace_id);
-                }
-                Ok(trace_ids.len() < DEPENDENCY_TRACE_CAP)
-            })?;
+        for service in self.all_services()? {
+            let prefix = service_prefix(&service);
+            let mut from = prefix.clone();
+            from.extend_from_slice(&end.saturating_sub(lookback).to_be_bytes());
+            let mut to = prefix.clone();
+            to.extend_from_slice(&end.saturating_add(1).to_be_bytes());
+            self.kv
+                .scan(Table::ByService, &from, &to, true, &mut |key, _| {
+                    let (_, trace_id, _) = parse_index_suffix(&key[prefix.len()..])?;
+                    if seen.insert(trace_id) {
+                        trace_ids.push(trace_id);
+                    }
+                    Ok(trace_ids.len() < DEPENDENCY_TRACE_CAP)
+                })?;
+        }
         let mut counts: HashMap<(String, String), u64> = HashMap::new();
         for id in trace_ids {
             let Some(trace) = self.get_trace(id)? else {
@@ -363,31 +413,27 @@ impl Store {
     /// how many spans were removed.
     pub fn purge_before(&self, cutoff: u64) -> Result<usize, StoreError> {
         let mut removed = 0;
-        loop {
-            let mut ops = Vec::new();
-            self.kv.scan(
-                Table::ByTime,
-                &[],
-                &cutoff.to_be_bytes(),
-                false,
-                &mut |key, value| {
-                    let (start, trace_id, span_id) = parse_index_suffix(key)?;
-                    let summary = decode_summary(value)?;
-                    ops.push(Op::Delete(Table::Spans, span_key(trace_id, start, span_id)));
-                    ops.push(Op::Delete(
-                        Table::ByService,
-                        service_key(summary.service, start, trace_id, span_id),
-                    ));
-                    ops.push(Op::Delete(Table::ByTime, key.to_vec()));
-                    Ok(ops.len() < CHUNK * 3)
-                },
-            )?;
-            if ops.is_empty() {
-                return Ok(removed);
+        for service in self.all_services()? {
+            let prefix = service_prefix(&service);
+            let mut to = prefix.clone();
+            to.extend_from_slice(&cutoff.to_be_bytes());
+            loop {
+                let mut ops = Vec::new();
+                self.kv
+                    .scan(Table::ByService, &prefix, &to, false, &mut |key, _| {
+                        let (start, trace_id, span_id) = parse_index_suffix(&key[prefix.len()..])?;
+                        ops.push(Op::Delete(Table::Spans, span_key(trace_id, start, span_id)));
+                        ops.push(Op::Delete(Table::ByService, key.to_vec()));
+                        Ok(ops.len() < CHUNK * 2)
+                    })?;
+                if ops.is_empty() {
+                    break;
+                }
+                removed += ops.len() / 2;
+                self.kv.write(ops)?;
             }
-            removed += ops.len() / 3;
-            self.kv.write(ops)?;
         }
+        Ok(removed)
     }
 }
 

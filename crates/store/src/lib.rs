@@ -6,6 +6,7 @@ mod api_v1;
 pub(crate) mod api_v3;
 mod codec;
 mod engine;
+mod group;
 mod grpc_query;
 pub mod ingest;
 mod kv;
@@ -24,6 +25,8 @@ pub enum StoreError {
     Engine(#[from] fjall::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(&'static str),
+    #[error("the write failed: {0}")]
+    Write(String),
 }
 
 impl From<codec::CorruptError> for StoreError {
@@ -33,16 +36,17 @@ impl From<codec::CorruptError> for StoreError {
 }
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 impl Store {
     /// A durable store in `dir` (created if missing).
     pub fn open(dir: &Path, retention: Duration) -> Result<Store, StoreError> {
-        Ok(Store::new(Box::new(FjallKv::open(dir)?), retention))
+        Ok(Store::new(Arc::new(FjallKv::open(dir)?), retention))
     }
 
     /// A store that keeps everything in memory.
     pub fn in_memory(retention: Duration) -> Store {
-        Store::new(Box::new(MemoryKv::new()), retention)
+        Store::new(Arc::new(MemoryKv::new()), retention)
     }
 }

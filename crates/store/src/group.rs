@@ -1,0 +1,91 @@
+//! Group commit: one writer thread takes every batch waiting, writes them as one engine batch
+//! with one fsync, and answers them all. Concurrent ingest requests then share the cost of
+//! syncing the journal instead of queueing for a sync each.
+
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crate::StoreError;
+use crate::kv::{Kv, Op};
+
+/// The most operations one group carries (a bound on the memory a group holds).
+const MAX_GROUP_OPS: usize = 200_000;
+
+struct Job {
+    ops: Vec<Op>,
+    done: SyncSender<Result<(), String>>,
+}
+
+pub struct GroupWriter {
+    jobs: Mutex<Option<Sender<Job>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl GroupWriter {
+    pub fn new(kv: Arc<dyn Kv>) -> GroupWriter {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("meshtrace-writer".into())
+            .spawn(move || write_groups(kv, queue))
+            .expect("the writer thread starts");
+        GroupWriter {
+            jobs: Mutex::new(Some(jobs)),
+            thread: Mutex::new(Some(thread)),
+        }
+    }
+
+    /// Writes `ops` durably; returns once the group holding them is synced.
+    pub fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        let (done, result) = mpsc::sync_channel(1);
+        let sender = self.jobs.lock().expect("lock poisoned").clone();
+        let sender = sender.ok_or_else(|| StoreError::Write("the store is closed".into()))?;
+        sender
+            .send(Job { ops, done })
+            .map_err(|_| StoreError::Write("the writer thread stopped".into()))?;
+        result
+            .recv()
+            .map_err(|_| StoreError::Write("the writer thread stopped".into()))?
+            .map_err(StoreError::Write)
+    }
+
+    /// Stops the writer after the jobs already queued.
+    pub fn close(&self) {
+        self.jobs.lock().expect("lock poisoned").take();
+        if let Some(thread) = self.thread.lock().expect("lock poisoned").take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for GroupWriter {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn write_groups(kv: Arc<dyn Kv>, queue: Receiver<Job>) {
+    while let Ok(first) = queue.recv() {
+        let mut jobs = vec![first];
+        let mut size = jobs[0].ops.len();
+        while size < MAX_GROUP_OPS {
+            match queue.try_recv() {
+                Ok(job) => {
+                    size += job.ops.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut ops = Vec::with_capacity(size);
+        let mut waiting = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            ops.extend(job.ops);
+            waiting.push(job.done);
+        }
+        let result = kv.write(ops).map_err(|e| e.to_string());
+        for done in waiting {
+            let _ = done.send(result.clone());
+        }
+    }
+}
