@@ -208,7 +208,7 @@ impl Store {
                 for service in self.all_services()? {
                     all.extend(self.find_in_service(&service, query, limit)?);
                 }
-                all.sort_by(|a, b| b.0.cmp(&a.0));
+                all.sort_by_key(|m| std::cmp::Reverse(m.0));
                 all
             }
         };
