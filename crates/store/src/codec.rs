@@ -9,6 +9,11 @@ use std::sync::Arc;
 
 use meshtrace_model::{KeyValue, Log, Process, RefType, Span, SpanId, SpanRef, TraceId, Value};
 
+use crate::dict::{Dictionary, Pending};
+
+/// The pseudo tag key under which operation names are interned.
+const OPERATION_KEY: &str = "\u{0}operation";
+
 #[derive(Debug, thiserror::Error)]
 #[error("stored data is corrupt: {0}")]
 pub struct CorruptError(pub &'static str);
@@ -17,8 +22,19 @@ pub struct CorruptError(pub &'static str);
 const SAME_TRACE: u8 = 0x80;
 
 /// The fields of a span that are not in its key, with its process by reference.
-pub fn encode_span(span: &Span, process_hash: u64, out: &mut Vec<u8>) {
-    put_str(out, &span.operation_name);
+pub fn encode_span(
+    span: &Span,
+    process_hash: u64,
+    dict: &Dictionary,
+    pending: &mut Pending,
+    out: &mut Vec<u8>,
+) {
+    let op_key = dict.key_id(OPERATION_KEY, pending);
+    put_dict_str(
+        out,
+        dict.value_id(op_key, &span.operation_name, pending),
+        &span.operation_name,
+    );
     put_varint(out, span.flags as u64);
     put_varint(out, span.duration);
     put_varint(out, span.references.len() as u64);
@@ -36,12 +52,12 @@ pub fn encode_span(span: &Span, process_hash: u64, out: &mut Vec<u8>) {
         }
         out.extend_from_slice(&r.span_id.to_bytes());
     }
-    put_kvs(out, &span.tags);
+    put_dict_kvs(out, &span.tags, dict, pending);
     put_varint(out, span.logs.len() as u64);
     for log in &span.logs {
         // Log times are close to the span's start: store the difference (zigzag: it may be < 0).
         put_varint(out, zigzag(log.timestamp as i64 - span.start_time as i64));
-        put_kvs(out, &log.fields);
+        put_dict_kvs(out, &log.fields, dict, pending);
     }
     put_varint(out, span.warnings.len() as u64);
     for w in &span.warnings {
@@ -67,9 +83,10 @@ pub fn decode_span(
     span_id: SpanId,
     value: &[u8],
     process: Arc<Process>,
+    dict: &Dictionary,
 ) -> Result<Span, CorruptError> {
     let mut r = Reader(value);
-    let operation_name = r.string()?;
+    let operation_name = r.dict_string(dict)?;
     let flags = r.varint()? as u32;
     let duration = r.varint()?;
     let count = r.count()?;
@@ -92,7 +109,7 @@ pub fn decode_span(
             span_id: span,
         });
     }
-    let tags = r.kvs()?;
+    let tags = r.dict_kvs(dict)?;
     let count = r.count()?;
     let mut logs = Vec::with_capacity(count);
     for _ in 0..count {
@@ -100,7 +117,7 @@ pub fn decode_span(
         let timestamp = (start_time as i64 + delta) as u64;
         logs.push(Log {
             timestamp,
-            fields: r.kvs()?,
+            fields: r.dict_kvs(dict)?,
         });
     }
     let count = r.count()?;
@@ -148,48 +165,115 @@ pub fn process_hash(encoded: &[u8]) -> u64 {
 }
 
 /// The few fields an index entry keeps so that a search can filter without reading the span:
-/// its operation and duration (the service is in the key).
-pub fn encode_summary(operation: &str, duration: u64, out: &mut Vec<u8>) {
-    put_str(out, operation);
+/// its operation (a dictionary ID when it has one) and duration; the service is in the key.
+pub fn encode_summary(
+    operation: &str,
+    duration: u64,
+    dict: &Dictionary,
+    pending: &mut Pending,
+    out: &mut Vec<u8>,
+) {
+    let op_key = dict.key_id(OPERATION_KEY, pending);
+    put_dict_str(out, dict.value_id(op_key, operation, pending), operation);
     put_varint(out, duration);
 }
 
+/// An operation as an index entry holds it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SummaryOperation<'a> {
+    Id(u32),
+    Inline(&'a str),
+}
+
 pub struct Summary<'a> {
-    pub operation: &'a str,
+    pub operation: SummaryOperation<'a>,
     pub duration: u64,
+}
+
+impl Summary<'_> {
+    /// Whether the entry's operation is `name`, whose dictionary ID (if any) is `id`.
+    pub fn operation_is(&self, name: &str, id: Option<u32>) -> bool {
+        match self.operation {
+            SummaryOperation::Id(entry) => Some(entry) == id,
+            SummaryOperation::Inline(text) => text == name,
+        }
+    }
 }
 
 pub fn decode_summary(value: &[u8]) -> Result<Summary<'_>, CorruptError> {
     let mut r = Reader(value);
+    let operation = match r.byte()? {
+        DICT_STRING => SummaryOperation::Id(r.varint()? as u32),
+        0 => SummaryOperation::Inline(r.str()?),
+        _ => return Err(CorruptError("bad operation in an index entry")),
+    };
     Ok(Summary {
-        operation: r.str()?,
+        operation,
         duration: r.varint()?,
     })
+}
+
+/// The dictionary ID of an operation name, if it has one (never adds one).
+pub fn operation_id(dict: &Dictionary, name: &str) -> Option<u32> {
+    dict.lookup(name)
+}
+
+/// Kinds of value in a dictionary-coded tag (the plain layout of processes uses 0–5 alike).
+const DICT_STRING: u8 = 6;
+
+fn put_dict_str(out: &mut Vec<u8>, id: Option<u32>, text: &str) {
+    match id {
+        Some(id) => {
+            out.push(DICT_STRING);
+            put_varint(out, id as u64);
+        }
+        None => {
+            out.push(0);
+            put_str(out, text);
+        }
+    }
+}
+
+/// Tags with their keys, and the values worth it, as dictionary IDs.
+fn put_dict_kvs(out: &mut Vec<u8>, kvs: &[KeyValue], dict: &Dictionary, pending: &mut Pending) {
+    put_varint(out, kvs.len() as u64);
+    for kv in kvs {
+        let key = dict.key_id(&kv.key, pending);
+        put_varint(out, key as u64);
+        match &kv.value {
+            Value::Str(s) => put_dict_str(out, dict.value_id(key, s, pending), s),
+            other => put_value(out, other),
+        }
+    }
+}
+
+fn put_value(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::Str(s) => {
+            out.push(0);
+            put_str(out, s);
+        }
+        Value::Bool(b) => out.push(if *b { 2 } else { 1 }),
+        Value::I64(i) => {
+            out.push(3);
+            put_varint(out, zigzag(*i));
+        }
+        Value::F64(f) => {
+            out.push(4);
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        Value::Binary(b) => {
+            out.push(5);
+            put_bytes(out, b);
+        }
+    }
 }
 
 fn put_kvs(out: &mut Vec<u8>, kvs: &[KeyValue]) {
     put_varint(out, kvs.len() as u64);
     for kv in kvs {
         put_str(out, &kv.key);
-        match &kv.value {
-            Value::Str(s) => {
-                out.push(0);
-                put_str(out, s);
-            }
-            Value::Bool(b) => out.push(if *b { 2 } else { 1 }),
-            Value::I64(i) => {
-                out.push(3);
-                put_varint(out, zigzag(*i));
-            }
-            Value::F64(f) => {
-                out.push(4);
-                out.extend_from_slice(&f.to_le_bytes());
-            }
-            Value::Binary(b) => {
-                out.push(5);
-                put_bytes(out, b);
-            }
-        }
+        put_value(out, &kv.value);
     }
 }
 
@@ -276,17 +360,56 @@ impl<'a> Reader<'a> {
         let mut kvs = Vec::with_capacity(count);
         for _ in 0..count {
             let key = self.string()?;
+            let kind = self.byte()?;
+            kvs.push(KeyValue {
+                key,
+                value: self.value(kind)?,
+            });
+        }
+        Ok(kvs)
+    }
+
+    fn value(&mut self, kind: u8) -> Result<Value, CorruptError> {
+        Ok(match kind {
+            0 => Value::Str(self.string()?),
+            1 => Value::Bool(false),
+            2 => Value::Bool(true),
+            3 => Value::I64(unzigzag(self.varint()?)),
+            4 => Value::F64(f64::from_le_bytes(self.array::<8>()?)),
+            5 => {
+                let n = self.count()?;
+                Value::Binary(self.take(n)?.to_vec())
+            }
+            _ => return Err(CorruptError("unknown value type")),
+        })
+    }
+
+    fn dict_entry(&mut self, dict: &Dictionary) -> Result<String, CorruptError> {
+        let id = self.varint()?;
+        let text = dict
+            .get(id as u32)
+            .ok_or(CorruptError("a dictionary ID is not in the dictionary"))?;
+        Ok(text.to_string())
+    }
+
+    fn dict_string(&mut self, dict: &Dictionary) -> Result<String, CorruptError> {
+        match self.byte()? {
+            DICT_STRING => self.dict_entry(dict),
+            0 => self.string(),
+            _ => Err(CorruptError(
+                "a string is neither inline nor in the dictionary",
+            )),
+        }
+    }
+
+    fn dict_kvs(&mut self, dict: &Dictionary) -> Result<Vec<KeyValue>, CorruptError> {
+        let count = self.count()?;
+        let mut kvs = Vec::with_capacity(count);
+        for _ in 0..count {
+            let key = self.dict_entry(dict)?;
             let value = match self.byte()? {
-                0 => Value::Str(self.string()?),
-                1 => Value::Bool(false),
-                2 => Value::Bool(true),
-                3 => Value::I64(unzigzag(self.varint()?)),
-                4 => Value::F64(f64::from_le_bytes(self.array::<8>()?)),
-                5 => {
-                    let n = self.count()?;
-                    Value::Binary(self.take(n)?.to_vec())
-                }
-                _ => return Err(CorruptError("unknown value type")),
+                DICT_STRING => Value::Str(self.dict_entry(dict)?),
+                kind => self.value(kind)?,
             };
             kvs.push(KeyValue { key, value });
         }
@@ -338,10 +461,14 @@ mod tests {
             warnings: vec!["clock skew".into()],
         };
         let mut out = Vec::new();
-        encode_span(&span, 42, &mut out);
+        let dict = Dictionary::default();
+        let mut pending = Pending::default();
+        encode_span(&span, 42, &dict, &mut pending, &mut out);
         assert_eq!(span_process_hash(&out).unwrap(), 42);
-        let back = decode_span(TraceId(7), span.start_time, SpanId(9), &out, process).unwrap();
+        let back =
+            decode_span(TraceId(7), span.start_time, SpanId(9), &out, process, &dict).unwrap();
         assert_eq!(back, span);
+        assert!(!pending.ids.is_empty());
     }
 
     #[test]
@@ -352,6 +479,8 @@ mod tests {
             let _ = decode_process(&out[..cut]);
         }
         assert!(decode_process(&[0xff, 0xff, 0xff]).is_err());
-        assert!(decode_span(TraceId(1), 0, SpanId(1), &[200], Arc::default()).is_err());
+        let dict = Dictionary::default();
+        assert!(decode_span(TraceId(1), 0, SpanId(1), &[200], Arc::default(), &dict).is_err());
+        assert!(decode_span(TraceId(1), 0, SpanId(1), &[6, 99], Arc::default(), &dict).is_err());
     }
 }

@@ -11,6 +11,7 @@ use meshtrace_model::{Process, Span, SpanId, Trace, TraceId};
 
 use crate::StoreError;
 use crate::codec::{self, decode_summary};
+use crate::dict::{Dictionary, Pending};
 use crate::group::GroupWriter;
 use crate::kv::{Kv, Op, Table};
 use crate::query::{DependencyLink, Operation, TraceQuery};
@@ -23,6 +24,7 @@ const DEPENDENCY_TRACE_CAP: usize = 20_000;
 pub struct Store {
     kv: Arc<dyn Kv>,
     writer: GroupWriter,
+    dict: Dictionary,
     retention: Duration,
     /// Processes already written (they are stored once, by hash).
     written_processes: Mutex<HashSet<u64>>,
@@ -38,14 +40,26 @@ pub fn now_micros() -> u64 {
 }
 
 impl Store {
-    pub fn new(kv: Arc<dyn Kv>, retention: Duration) -> Self {
-        Store {
+    pub fn new(kv: Arc<dyn Kv>, retention: Duration) -> Result<Self, StoreError> {
+        let mut entries = Vec::new();
+        kv.scan(Table::Dictionary, &[], &[0xff; 5], false, &mut |k, v| {
+            let id = u32::from_be_bytes(
+                k.try_into()
+                    .map_err(|_| StoreError::Corrupt("dictionary key is not 4 bytes"))?,
+            );
+            let text = String::from_utf8(v.to_vec())
+                .map_err(|_| StoreError::Corrupt("dictionary entry is not UTF-8"))?;
+            entries.push((id, text));
+            Ok(true)
+        })?;
+        Ok(Store {
             writer: GroupWriter::new(kv.clone()),
+            dict: Dictionary::from_entries(entries),
             kv,
             retention,
             written_processes: Mutex::new(HashSet::new()),
             process_cache: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     pub fn retention(&self) -> Duration {
@@ -103,18 +117,25 @@ impl Store {
                 }
             }
         }
+        let mut pending = Pending::default();
         for span in spans {
             let hash = process_hashes[&Arc::as_ptr(&span.process)];
             let service = span.process.service_name.as_str();
             let mut value = Vec::with_capacity(256);
-            codec::encode_span(span, hash, &mut value);
+            codec::encode_span(span, hash, &self.dict, &mut pending, &mut value);
             ops.push(Op::Put(
                 Table::Spans,
                 span_key(span.trace_id, span.start_time, span.span_id),
                 value,
             ));
             let mut summary = Vec::with_capacity(48);
-            codec::encode_summary(&span.operation_name, span.duration, &mut summary);
+            codec::encode_summary(
+                &span.operation_name,
+                span.duration,
+                &self.dict,
+                &mut pending,
+                &mut summary,
+            );
             ops.push(Op::Put(
                 Table::ByService,
                 service_key(service, span.start_time, span.trace_id, span.span_id),
@@ -141,7 +162,17 @@ impl Store {
                 seen.to_be_bytes().to_vec(),
             ));
         }
+        let entries = self.dict.entries_to_write(&pending);
+        for (id, text) in &entries {
+            ops.push(Op::Put(
+                Table::Dictionary,
+                id.to_be_bytes().to_vec(),
+                text.as_bytes().to_vec(),
+            ));
+        }
         self.writer.write(ops)?;
+        let written: Vec<u32> = entries.iter().map(|(id, _)| *id).collect();
+        self.dict.mark_committed(&written);
         self.written_processes
             .lock()
             .expect("lock poisoned")
@@ -177,7 +208,7 @@ impl Store {
         let (trace_id, start, span_id) = parse_span_key(key)?;
         let process = self.process(codec::span_process_hash(value)?)?;
         Ok(codec::decode_span(
-            trace_id, start, span_id, value, process,
+            trace_id, start, span_id, value, process, &self.dict,
         )?)
     }
 
@@ -237,6 +268,10 @@ impl Store {
 
         let mut found: Vec<(u64, TraceId)> = Vec::new();
         let mut seen: HashSet<TraceId> = HashSet::new();
+        let operation_id = query
+            .operation
+            .as_deref()
+            .and_then(|op| codec::operation_id(&self.dict, op));
         loop {
             // Read a chunk of index entries that pass the cheap filters, newest first...
             let mut candidates: Vec<(u64, TraceId, SpanId)> = Vec::new();
@@ -254,7 +289,7 @@ impl Store {
                     let operation_ok = query
                         .operation
                         .as_ref()
-                        .is_none_or(|op| op == summary.operation);
+                        .is_none_or(|op| summary.operation_is(op, operation_id));
                     let duration_ok = query.duration_min.is_none_or(|min| summary.duration >= min)
                         && query.duration_max.is_none_or(|max| summary.duration <= max);
                     if operation_ok && duration_ok {

@@ -21,15 +21,18 @@ pub enum Table {
     Services,
     /// service | 0 | span kind | 0 | operation → last seen µs
     Operations,
+    /// string ID (4, big-endian) → string
+    Dictionary,
 }
 
 impl Table {
-    pub const ALL: [Table; 5] = [
+    pub const ALL: [Table; 6] = [
         Table::Spans,
         Table::Processes,
         Table::ByService,
         Table::Services,
         Table::Operations,
+        Table::Dictionary,
     ];
 
     fn name(self) -> &'static str {
@@ -39,6 +42,7 @@ impl Table {
             Table::ByService => "by_service",
             Table::Services => "services",
             Table::Operations => "operations",
+            Table::Dictionary => "dictionary",
         }
     }
 

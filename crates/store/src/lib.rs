@@ -5,6 +5,7 @@
 mod api_v1;
 pub(crate) mod api_v3;
 mod codec;
+mod dict;
 mod engine;
 mod group;
 mod grpc_query;
@@ -42,11 +43,11 @@ use std::time::Duration;
 impl Store {
     /// A durable store in `dir` (created if missing).
     pub fn open(dir: &Path, retention: Duration) -> Result<Store, StoreError> {
-        Ok(Store::new(Arc::new(FjallKv::open(dir)?), retention))
+        Store::new(Arc::new(FjallKv::open(dir)?), retention)
     }
 
     /// A store that keeps everything in memory.
     pub fn in_memory(retention: Duration) -> Store {
-        Store::new(Arc::new(MemoryKv::new()), retention)
+        Store::new(Arc::new(MemoryKv::new()), retention).expect("an empty store in memory opens")
     }
 }
