@@ -10,7 +10,7 @@ use crate::StoreError;
 use crate::kv::{Kv, Op};
 
 /// The most operations one group carries (a bound on the memory a group holds).
-const MAX_GROUP_OPS: usize = 200_000;
+const MAX_GROUP_OPS: usize = 20_000;
 
 struct Job {
     ops: Vec<Op>,

@@ -92,7 +92,12 @@ pub struct FjallKv {
 
 impl FjallKv {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = fjall::Database::builder(dir).open()?;
+        // Memory bounds (the store must stay within a few hundred MiB under full ingest), and a
+        // compressed journal: it is written once per span and was the larger half of the I/O.
+        let db = fjall::Database::builder(dir)
+            .cache_size(32 << 20)
+            .journal_compression(fjall::CompressionType::Lz4)
+            .open()?;
         // Compress every level (the engine's default leaves the first two uncompressed) in
         // larger blocks: span tags repeat a lot, and bigger blocks give LZ4 more to work with.
         let options = || {
@@ -101,6 +106,7 @@ impl FjallKv {
                     fjall::CompressionType::Lz4,
                 ))
                 .data_block_size_policy(fjall::config::BlockSizePolicy::all(64 * 1024))
+                .max_memtable_size(16 << 20)
         };
         let tables = Table::ALL
             .iter()

@@ -98,8 +98,8 @@ pub async fn serve(
     // OTLP batches are hundreds of kilobytes: HTTP/2's default 64 KiB windows would make every
     // request wait for several window updates.
     let grpc = tonic::transport::Server::builder()
-        .initial_stream_window_size(4 << 20)
-        .initial_connection_window_size(16 << 20)
+        .initial_stream_window_size(2 << 20)
+        .initial_connection_window_size(8 << 20)
         .add_service(OtlpGrpc::new(ingest.clone()))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listeners.otlp_grpc),
