@@ -218,6 +218,123 @@ pub fn operation_id(dict: &Dictionary, name: &str) -> Option<u32> {
     dict.lookup(name)
 }
 
+/// A tag a search asks for, with what the dictionary knows of it, prepared once per query.
+pub struct WantedTag {
+    pub key: String,
+    pub value: String,
+    key_id: Option<u32>,
+    value_id: Option<u32>,
+}
+
+impl WantedTag {
+    pub fn new(key: &str, value: &str, dict: &Dictionary) -> WantedTag {
+        WantedTag {
+            key: key.to_string(),
+            value: value.to_string(),
+            key_id: dict.lookup(key),
+            value_id: dict.lookup(value),
+        }
+    }
+
+    /// Whether a stored value equals the wanted one, compared as text (Jaeger's rule).
+    fn value_matches(&self, r: &mut Reader<'_>, kind: u8) -> Result<bool, CorruptError> {
+        Ok(match kind {
+            DICT_STRING => Some(r.varint()? as u32) == self.value_id,
+            0 => r.str()? == self.value,
+            1 => self.value == "false",
+            2 => self.value == "true",
+            3 => unzigzag(r.varint()?).to_string() == self.value,
+            4 => f64::from_le_bytes(r.array::<8>()?).to_string() == self.value,
+            5 => {
+                let n = r.count()?;
+                let bytes = r.take(n)?;
+                Value::Binary(bytes.to_vec()).as_text() == self.value.as_str()
+            }
+            _ => return Err(CorruptError("unknown value type")),
+        })
+    }
+}
+
+/// Whether every wanted tag is found on the encoded span: in its tags, its log fields or its
+/// process's tags. Reads the encoded form directly (no strings are built), because a search
+/// runs this on every candidate span.
+pub fn span_has_tags(
+    value: &[u8],
+    wanted: &[WantedTag],
+    process: &Process,
+) -> Result<bool, CorruptError> {
+    let mut found = vec![false; wanted.len()];
+    for (i, w) in wanted.iter().enumerate() {
+        found[i] = process
+            .tags
+            .iter()
+            .any(|kv| kv.key == w.key && kv.value.as_text() == w.value.as_str());
+    }
+    if found.iter().all(|f| *f) {
+        return Ok(true);
+    }
+    let mut r = Reader(value);
+    // operation, flags, duration
+    match r.byte()? {
+        DICT_STRING => {
+            r.varint()?;
+        }
+        _ => {
+            r.str()?;
+        }
+    }
+    r.varint()?;
+    r.varint()?;
+    for _ in 0..r.count()? {
+        let flags = r.byte()?;
+        r.take(if flags & SAME_TRACE != 0 { 8 } else { 24 })?;
+    }
+    scan_tags(&mut r, wanted, &mut found)?;
+    for _ in 0..r.count()? {
+        r.varint()?;
+        scan_tags(&mut r, wanted, &mut found)?;
+    }
+    Ok(found.iter().all(|f| *f))
+}
+
+fn scan_tags(
+    r: &mut Reader<'_>,
+    wanted: &[WantedTag],
+    found: &mut [bool],
+) -> Result<(), CorruptError> {
+    for _ in 0..r.count()? {
+        let key = r.varint()? as u32;
+        let kind = r.byte()?;
+        match wanted.iter().position(|w| w.key_id == Some(key)) {
+            Some(i) => {
+                if wanted[i].value_matches(r, kind)? {
+                    found[i] = true;
+                }
+            }
+            None => skip_value(r, kind)?,
+        }
+    }
+    Ok(())
+}
+
+fn skip_value(r: &mut Reader<'_>, kind: u8) -> Result<(), CorruptError> {
+    match kind {
+        DICT_STRING | 3 => {
+            r.varint()?;
+        }
+        0 | 5 => {
+            let n = r.count()?;
+            r.take(n)?;
+        }
+        4 => {
+            r.take(8)?;
+        }
+        1 | 2 => {}
+        _ => return Err(CorruptError("unknown value type")),
+    }
+    Ok(())
+}
+
 /// Kinds of value in a dictionary-coded tag (the plain layout of processes uses 0–5 alike).
 const DICT_STRING: u8 = 6;
 
@@ -469,6 +586,56 @@ mod tests {
             decode_span(TraceId(7), span.start_time, SpanId(9), &out, process, &dict).unwrap();
         assert_eq!(back, span);
         assert!(!pending.ids.is_empty());
+    }
+
+    #[test]
+    fn tags_are_matched_on_the_encoded_span_as_on_the_decoded_one() {
+        let process = Process {
+            service_name: "svc".into(),
+            tags: vec![KeyValue::string("pod", "a-1")],
+        };
+        let span = Span {
+            trace_id: TraceId(1),
+            span_id: SpanId(2),
+            operation_name: "op".into(),
+            references: vec![SpanRef {
+                ref_type: RefType::ChildOf,
+                trace_id: TraceId(1),
+                span_id: SpanId(1),
+            }],
+            flags: 0,
+            start_time: 100,
+            duration: 5,
+            tags: vec![
+                KeyValue::string("http.status_code", "503"),
+                KeyValue::new("error", Value::Bool(true)),
+                KeyValue::new("retries", Value::I64(2)),
+                KeyValue::string("guid", "x".repeat(300)),
+            ],
+            logs: vec![Log {
+                timestamp: 101,
+                fields: vec![KeyValue::string("event", "reset")],
+            }],
+            process: Arc::new(process.clone()),
+            warnings: vec![],
+        };
+        let dict = Dictionary::default();
+        let mut out = Vec::new();
+        encode_span(&span, 1, &dict, &mut Pending::default(), &mut out);
+        let check = |tags: &[(&str, &str)]| {
+            let wanted: Vec<WantedTag> = tags
+                .iter()
+                .map(|(k, v)| WantedTag::new(k, v, &dict))
+                .collect();
+            span_has_tags(&out, &wanted, &process).unwrap()
+        };
+        assert!(check(&[("http.status_code", "503")]));
+        assert!(check(&[("error", "true"), ("retries", "2")]));
+        assert!(check(&[("event", "reset"), ("pod", "a-1")]));
+        assert!(check(&[("guid", &"x".repeat(300))]));
+        assert!(!check(&[("http.status_code", "200")]));
+        assert!(!check(&[("error", "true"), ("pod", "a-2")]));
+        assert!(!check(&[("never.seen", "x")]));
     }
 
     #[test]

@@ -272,6 +272,11 @@ impl Store {
             .operation
             .as_deref()
             .and_then(|op| codec::operation_id(&self.dict, op));
+        let wanted: Vec<codec::WantedTag> = query
+            .tags
+            .iter()
+            .map(|(k, v)| codec::WantedTag::new(k, v, &self.dict))
+            .collect();
         loop {
             // Read a chunk of index entries that pass the cheap filters, newest first...
             let mut candidates: Vec<(u64, TraceId, SpanId)> = Vec::new();
@@ -297,7 +302,9 @@ impl Store {
                     }
                     Ok(entries < CHUNK)
                 })?;
-            // ...then check tags on the spans themselves, outside the scan.
+            // ...then check tags on the spans themselves, outside the scan. (Checking a whole
+            // trace with one range read instead was measured slower at 10 M spans: range reads
+            // merge every table of the tree, point reads are filtered by the bloom filters.)
             for (start, trace_id, span_id) in candidates {
                 if seen.contains(&trace_id) {
                     continue;
@@ -307,8 +314,8 @@ impl Store {
                     let Some(value) = self.kv.get(Table::Spans, &key)? else {
                         continue;
                     };
-                    let span = self.decode_span_entry(&key, &value)?;
-                    if !query.tags.iter().all(|(k, v)| span_has_tag(&span, k, v)) {
+                    let process = self.process(codec::span_process_hash(&value)?)?;
+                    if !codec::span_has_tags(&value, &wanted, &process)? {
                         continue;
                     }
                 }
@@ -470,15 +477,6 @@ impl Store {
         }
         Ok(removed)
     }
-}
-
-/// Tag matching as Jaeger does it: the key and value (compared as text) must be found among
-/// the span's tags, its process's tags, or the fields of one of its logs.
-pub fn span_has_tag(span: &Span, key: &str, value: &str) -> bool {
-    let matches = |kv: &meshtrace_model::KeyValue| kv.key == key && kv.value.as_text() == value;
-    span.tags.iter().any(matches)
-        || span.process.tags.iter().any(matches)
-        || span.logs.iter().any(|log| log.fields.iter().any(matches))
 }
 
 fn last_seen(value: &[u8]) -> u64 {

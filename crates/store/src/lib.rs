@@ -15,7 +15,7 @@ mod params;
 mod query;
 pub mod server;
 
-pub use engine::{Store, now_micros, span_has_tag};
+pub use engine::{Store, now_micros};
 pub use kv::{FjallKv, Kv, MemoryKv};
 pub use params::{parse_go_duration, parse_rfc3339};
 pub use query::{DependencyLink, Operation, TraceQuery, TraceSummary, summarize};
