@@ -126,6 +126,37 @@ fn spans_in_chunks(traces: &[Trace]) -> Vec<api_v2::SpansResponseChunk> {
         .collect()
 }
 
+/// A service's operations, for both versions' GetOperations.
+async fn operations_of(
+    store: &Arc<Store>,
+    service: String,
+    span_kind: String,
+) -> Result<Vec<crate::Operation>, Status> {
+    if service.is_empty() {
+        return Err(Status::invalid_argument("service is required"));
+    }
+    let kind = (!span_kind.is_empty()).then_some(span_kind);
+    Ok(blocking(store, move |s| s.operations(&service, kind.as_deref())).await?)
+}
+
+/// Calls between services in a window, for both versions' GetDependencies.
+async fn dependencies_in(
+    store: &Arc<Store>,
+    start: Option<prost_types::Timestamp>,
+    end: Option<prost_types::Timestamp>,
+) -> Result<Vec<crate::DependencyLink>, Status> {
+    let (Some(start), Some(end)) = (start, end) else {
+        return Err(Status::invalid_argument(
+            "start_time and end_time are required",
+        ));
+    };
+    let (start, end) = (timestamp_micros(&start), timestamp_micros(&end));
+    Ok(blocking(store, move |s| {
+        s.dependencies(end, end.saturating_sub(start))
+    })
+    .await?)
+}
+
 async fn sorted_services(store: &Arc<Store>) -> Result<Vec<String>, Status> {
     Ok(blocking(store, |s| s.services()).await?)
 }
@@ -191,14 +222,7 @@ impl api_v2::query_service_server::QueryService for QueryV2 {
         request: Request<api_v2::GetOperationsRequest>,
     ) -> Result<Response<api_v2::GetOperationsResponse>, Status> {
         let request = request.into_inner();
-        if request.service.is_empty() {
-            return Err(Status::invalid_argument("service is required"));
-        }
-        let kind = (!request.span_kind.is_empty()).then_some(request.span_kind);
-        let operations = blocking(&self.store, move |s| {
-            s.operations(&request.service, kind.as_deref())
-        })
-        .await?;
+        let operations = operations_of(&self.store, request.service, request.span_kind).await?;
         let mut names: Vec<String> = operations.iter().map(|o| o.name.clone()).collect();
         names.sort();
         names.dedup();
@@ -219,16 +243,7 @@ impl api_v2::query_service_server::QueryService for QueryV2 {
         request: Request<api_v2::GetDependenciesRequest>,
     ) -> Result<Response<api_v2::GetDependenciesResponse>, Status> {
         let request = request.into_inner();
-        let (Some(start), Some(end)) = (request.start_time, request.end_time) else {
-            return Err(Status::invalid_argument(
-                "start_time and end_time are required",
-            ));
-        };
-        let (start, end) = (timestamp_micros(&start), timestamp_micros(&end));
-        let links = blocking(&self.store, move |s| {
-            s.dependencies(end, end.saturating_sub(start))
-        })
-        .await?;
+        let links = dependencies_in(&self.store, request.start_time, request.end_time).await?;
         Ok(Response::new(api_v2::GetDependenciesResponse {
             dependencies: links
                 .into_iter()
@@ -309,14 +324,7 @@ impl api_v3::query_service_server::QueryService for QueryV3 {
         request: Request<api_v3::GetOperationsRequest>,
     ) -> Result<Response<api_v3::GetOperationsResponse>, Status> {
         let request = request.into_inner();
-        if request.service.is_empty() {
-            return Err(Status::invalid_argument("service is required"));
-        }
-        let kind = (!request.span_kind.is_empty()).then_some(request.span_kind);
-        let operations = blocking(&self.store, move |s| {
-            s.operations(&request.service, kind.as_deref())
-        })
-        .await?;
+        let operations = operations_of(&self.store, request.service, request.span_kind).await?;
         Ok(Response::new(api_v3::GetOperationsResponse {
             operations: operations
                 .into_iter()
@@ -333,16 +341,7 @@ impl api_v3::query_service_server::QueryService for QueryV3 {
         request: Request<api_v3::GetDependenciesRequest>,
     ) -> Result<Response<api_v3::DependenciesResponse>, Status> {
         let request = request.into_inner();
-        let (Some(start), Some(end)) = (request.start_time, request.end_time) else {
-            return Err(Status::invalid_argument(
-                "start_time and end_time are required",
-            ));
-        };
-        let (start, end) = (timestamp_micros(&start), timestamp_micros(&end));
-        let links = blocking(&self.store, move |s| {
-            s.dependencies(end, end.saturating_sub(start))
-        })
-        .await?;
+        let links = dependencies_in(&self.store, request.start_time, request.end_time).await?;
         Ok(Response::new(api_v3::DependenciesResponse {
             dependencies: links
                 .into_iter()

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::TestStore;
+use common::{TestStore, rfc3339};
 use meshtrace_model::jaeger_json::trace_to_json;
 use meshtrace_model::{
     KeyValue, Process, RefType, Span, SpanId, SpanRef, Trace, TraceId, Value, group_by_trace,
@@ -385,8 +385,8 @@ async fn api_v3_answers_as_the_http_gateway_does() {
     let grpc = serde_json::to_value(&data[0].resource_spans).unwrap();
     assert_eq!(prune(grpc), http["result"]["resourceSpans"]);
 
-    let start = format_rfc3339(base);
-    let end = format_rfc3339(now());
+    let start = rfc3339(base);
+    let end = rfc3339(now());
     let query = || api_v3::TraceQueryParameters {
         service_name: "productpage.bookinfo".into(),
         start_time_min: Some(timestamp(base)),
@@ -526,25 +526,4 @@ fn prune(value: Json) -> Json {
         Json::Array(items) => Json::Array(items.into_iter().map(prune).collect()),
         other => other,
     }
-}
-
-fn format_rfc3339(micros: u64) -> String {
-    let secs = micros / 1_000_000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + (month <= 2) as i64;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        micros % 1_000_000
-    )
 }

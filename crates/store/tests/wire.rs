@@ -294,28 +294,6 @@ async fn check_every_route(store: &TestStore, trace_id: &str) {
     assert_eq!(response.status().as_u16(), 501);
 }
 
-fn rfc3339(micros: u64) -> String {
-    // Only for tests: civil date from days since the epoch (inverse of the store's parser).
-    let secs = micros / 1_000_000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + (month <= 2) as i64;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        micros % 1_000_000
-    )
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_jaeger_fixture_reads_back_exactly() {
     let store = TestStore::memory().await;
