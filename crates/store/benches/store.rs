@@ -450,46 +450,7 @@ fn quick() {
         percentile(&times, 0.99).as_secs_f64() * 1e3
     );
 
-    // Search: service + one tag + minDuration, limit 20, over the last hour.
-    let now_us = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64;
-    let query = TraceQuery {
-        service: Some("reviews.bookinfo".into()),
-        operation: None,
-        tags: vec![("http.status_code".into(), "503".into())],
-        start_min: now_us - 3_600_000_000,
-        start_max: now_us,
-        duration_min: Some(5_000),
-        duration_max: None,
-        limit: 20,
-    };
-    let mut search_times = Vec::new();
-    let mut by_id_times = Vec::new();
-    for _ in 0..50 {
-        let started = Instant::now();
-        let ids = store.find_trace_ids(&query).unwrap();
-        let traces = store.find_traces(&query).unwrap();
-        let _ = ids;
-        search_times.push(started.elapsed());
-        let started = Instant::now();
-        for trace in &traces {
-            std::hint::black_box(store.get_trace(trace.trace_id().unwrap()).unwrap());
-        }
-        by_id_times.push(started.elapsed());
-    }
-    search_times.sort();
-    by_id_times.sort();
-    let search_p50 = percentile(&search_times, 0.5);
-    let by_id_p50 = percentile(&by_id_times, 0.5);
-    println!(
-        "search svc+tag+minDuration, limit 20, 1h: p50 {:>8.3} ms  p99 {:>8.3} ms  (reading the 20 matched traces by ID: p50 {:.3} ms, ratio {:.1}x)",
-        search_p50.as_secs_f64() * 1e3,
-        percentile(&search_times, 0.99).as_secs_f64() * 1e3,
-        by_id_p50.as_secs_f64() * 1e3,
-        search_p50.as_secs_f64() / by_id_p50.as_secs_f64().max(1e-9)
-    );
+    report_search(&store, "", 50);
 }
 
 /// Sends pre-encoded request bytes; decodes replies.
@@ -778,6 +739,12 @@ fn at_scale(total: usize) {
         percentile(&times, 0.5).as_secs_f64() * 1e3,
         percentile(&times, 0.99).as_secs_f64() * 1e3
     );
+    report_search(&store, &format!("at {written} spans: "), 200);
+}
+
+/// Runs the benchmark's search — reviews spans with a 503 and at least 5 ms, limit 20, over the
+/// last hour — `runs` times, and prints its latency next to reading the same traces by ID.
+fn report_search(store: &Store, label: &str, runs: usize) {
     let now_us = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -794,7 +761,7 @@ fn at_scale(total: usize) {
     };
     let mut search = Vec::new();
     let mut by_id = Vec::new();
-    for _ in 0..200 {
+    for _ in 0..runs {
         let started = Instant::now();
         let traces = store.find_traces(&query).unwrap();
         search.push(started.elapsed());
@@ -807,11 +774,12 @@ fn at_scale(total: usize) {
     }
     search.sort();
     by_id.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
-        "at {written} spans: search svc+tag+minDuration, limit 20, 1h: p50 {:.1} ms  p99 {:.1} ms  (reading the 20 matched traces by ID: p50 {:.1} ms, ratio {:.2}x)",
-        percentile(&search, 0.5).as_secs_f64() * 1e3,
-        percentile(&search, 0.99).as_secs_f64() * 1e3,
-        percentile(&by_id, 0.5).as_secs_f64() * 1e3,
-        percentile(&search, 0.5).as_secs_f64() / percentile(&by_id, 0.5).as_secs_f64().max(1e-9)
+        "{label}search svc+tag+minDuration, limit 20, 1h: p50 {:.2} ms  p99 {:.2} ms  (reading the 20 matched traces by ID: p50 {:.2} ms, ratio {:.1}x)",
+        ms(percentile(&search, 0.5)),
+        ms(percentile(&search, 0.99)),
+        ms(percentile(&by_id, 0.5)),
+        ms(percentile(&search, 0.5)) / ms(percentile(&by_id, 0.5)).max(1e-9)
     );
 }
