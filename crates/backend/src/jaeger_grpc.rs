@@ -1,0 +1,267 @@
+//! Jaeger's gRPC query API, `jaeger.api_v2.QueryService` (`use_grpc: true`, Kiali's default):
+//! the host and port of `internal_url`, its path ignored.
+//!
+//! When the call fails at the protocol level, the client asks the same address a plain HTTP
+//! question: if it gets an HTTP answer, the classic mistake is made (gRPC pointed at Jaeger's
+//! HTTP port 16686, or at port 80) and the error says so, with the fix.
+
+use std::time::Duration;
+
+use meshtrace_config::{TracingConfig, redact_url};
+use meshtrace_model::{Span, Trace, TraceId, group_by_trace};
+use meshtrace_proto::api_v2::query_service_client::QueryServiceClient;
+use meshtrace_proto::api_v2::{
+    FindTracesRequest, GetServicesRequest, GetTraceRequest, TraceQueryParameters,
+};
+use meshtrace_proto::convert::{duration, span_from_proto, timestamp};
+use tonic::Code;
+use tonic::metadata::{MetadataKey, MetadataValue};
+use tonic::transport::Channel;
+
+use crate::auth::Headers;
+use crate::{BackendError, Found, Options, TraceQuery, TracingBackend};
+
+pub struct JaegerGrpc {
+    address: String,
+    shown: String,
+    client: QueryServiceClient<Channel>,
+    headers: Headers,
+    timeout: Duration,
+}
+
+impl JaegerGrpc {
+    pub fn new(config: &TracingConfig, options: &Options) -> Result<JaegerGrpc, BackendError> {
+        let url = url::Url::parse(&config.internal_url)
+            .map_err(|e| BackendError::Config(format!("internal_url is not a valid URL: {e}")))?;
+        if url.scheme() == "https" {
+            return Err(BackendError::Config(
+                "https backends are not available yet in this version of meshtrace".to_string(),
+            ));
+        }
+        let host = url
+            .host_str()
+            .ok_or_else(|| BackendError::Config("internal_url has no host".to_string()))?;
+        let port = url.port_or_known_default().unwrap_or(80);
+        let address = format!("http://{host}:{port}");
+        let shown = format!("Jaeger gRPC at {}", redact_url(&address));
+        let channel = tonic::transport::Endpoint::from_shared(address.clone())
+            .map_err(|e| {
+                BackendError::Config(format!("internal_url cannot be used for gRPC: {e}"))
+            })?
+            .connect_timeout(config.query_timeout())
+            .connect_lazy();
+        Ok(JaegerGrpc {
+            address,
+            shown,
+            client: QueryServiceClient::new(channel),
+            headers: Headers::new(config, options)?,
+            timeout: config.query_timeout(),
+        })
+    }
+
+    /// A request with the auth header and custom headers as gRPC metadata (names lowercased, as
+    /// gRPC requires), and a deadline.
+    fn request<T>(
+        &self,
+        message: T,
+        deadline: Duration,
+    ) -> Result<tonic::Request<T>, BackendError> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(deadline);
+        let metadata = request.metadata_mut();
+        if let Some(value) = self.headers.authorization()? {
+            let value = MetadataValue::try_from(value.as_str()).map_err(|_| {
+                BackendError::Config("the credential holds characters a header cannot".to_string())
+            })?;
+            metadata.insert("authorization", value);
+        }
+        for (name, value) in self.headers.custom() {
+            let key =
+                MetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|_| {
+                    BackendError::Config(format!("custom header `{name}` cannot be gRPC metadata"))
+                })?;
+            let value = MetadataValue::try_from(value.as_str()).map_err(|_| {
+                BackendError::Config(format!(
+                    "the value of custom header `{name}` cannot be gRPC metadata"
+                ))
+            })?;
+            metadata.insert(key, value);
+        }
+        Ok(request)
+    }
+
+    async fn error(&self, status: tonic::Status, deadline: Duration) -> BackendError {
+        match status.code() {
+            Code::DeadlineExceeded => BackendError::Timeout {
+                backend: self.shown.clone(),
+                after: deadline,
+            },
+            Code::Unauthenticated | Code::PermissionDenied => BackendError::Protocol {
+                backend: self.shown.clone(),
+                message: format!(
+                    "the credentials were refused ({:?}): check external_services.tracing.auth",
+                    status.code()
+                ),
+            },
+            Code::Unavailable | Code::Unknown | Code::Internal | Code::Unimplemented => {
+                if let Some(http) = self.speaks_http().await {
+                    return BackendError::Protocol {
+                        backend: self.shown.clone(),
+                        message: format!(
+                            "this address answers plain HTTP ({http}), not gRPC. Jaeger serves its gRPC \
+                             query API on port 16685 and its HTTP API and UI on 16686: point internal_url \
+                             at port 16685, or set use_grpc: false to use the HTTP API"
+                        ),
+                    };
+                }
+                match status.code() {
+                    Code::Unavailable => BackendError::Unreachable {
+                        backend: self.shown.clone(),
+                        reason: status.message().to_string(),
+                    },
+                    code => BackendError::Protocol {
+                        backend: self.shown.clone(),
+                        message: format!("{code:?}: {}", status.message()),
+                    },
+                }
+            }
+            code => BackendError::Protocol {
+                backend: self.shown.clone(),
+                message: format!("{code:?}: {}", status.message()),
+            },
+        }
+    }
+
+    /// What an HTTP/1.1 request to the same address gets back, if it gets an HTTP answer.
+    async fn speaks_http(&self) -> Option<String> {
+        let client = reqwest::Client::builder().http1_only().build().ok()?;
+        let response = client
+            .get(format!("{}/", self.address))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        let kind = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| format!(", {}", v.split(';').next().unwrap_or(v)))
+            .unwrap_or_default();
+        Some(format!("HTTP {}{kind}", response.status().as_u16()))
+    }
+
+    fn spans(
+        &self,
+        chunk: &meshtrace_proto::api_v2::SpansResponseChunk,
+    ) -> Result<Vec<Span>, BackendError> {
+        chunk
+            .spans
+            .iter()
+            .map(span_from_proto)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| BackendError::Decode {
+                backend: self.shown.clone(),
+                message: e.to_string(),
+            })
+    }
+}
+
+#[async_trait::async_trait]
+impl TracingBackend for JaegerGrpc {
+    fn describe(&self) -> String {
+        self.shown.clone()
+    }
+
+    async fn find_traces(&self, query: &TraceQuery) -> Result<Found, BackendError> {
+        let parameters = TraceQueryParameters {
+            service_name: query.service.clone(),
+            tags: query.tags.clone().into_iter().collect(),
+            start_time_min: Some(timestamp(query.start)),
+            start_time_max: Some(timestamp(query.end)),
+            duration_min: query.min_duration.map(duration),
+            search_depth: query.limit.min(i32::MAX as usize) as i32,
+            ..Default::default()
+        };
+        let request = self.request(
+            FindTracesRequest {
+                query: Some(parameters),
+            },
+            self.timeout,
+        )?;
+        let mut client = self.client.clone();
+        let mut stream = match client.find_traces(request).await {
+            Ok(response) => response.into_inner(),
+            Err(status) => return Err(self.error(status, self.timeout).await),
+        };
+        let mut spans = Vec::new();
+        let mut partial = None;
+        loop {
+            match stream.message().await {
+                Ok(Some(chunk)) => spans.extend(self.spans(&chunk)?),
+                Ok(None) => break,
+                // Kiali drops this silently; the console says the list is incomplete.
+                Err(status) if status.code() == Code::DeadlineExceeded && !spans.is_empty() => {
+                    partial = Some(format!(
+                        "the query_timeout of {}s ran out while traces were arriving: the list is incomplete",
+                        self.timeout.as_secs_f64()
+                    ));
+                    break;
+                }
+                Err(status) => return Err(self.error(status, self.timeout).await),
+            }
+        }
+        let traces = group_by_trace(spans);
+        if partial.is_none() && query.limit > 0 && traces.len() >= query.limit {
+            partial = Some(format!(
+                "the limit of {} traces was reached: there may be more",
+                query.limit
+            ));
+        }
+        Ok(Found { traces, partial })
+    }
+
+    async fn get_trace(&self, id: TraceId) -> Result<Option<Trace>, BackendError> {
+        let deadline = self.timeout;
+        let request = self.request(
+            GetTraceRequest {
+                trace_id: id.to_bytes().to_vec(),
+                ..Default::default()
+            },
+            deadline,
+        )?;
+        let mut client = self.client.clone();
+        let mut stream = match client.get_trace(request).await {
+            Ok(response) => response.into_inner(),
+            Err(status) if status.code() == Code::NotFound => return Ok(None),
+            Err(status) => return Err(self.error(status, deadline).await),
+        };
+        let mut spans = Vec::new();
+        loop {
+            match stream.message().await {
+                Ok(Some(chunk)) => spans.extend(self.spans(&chunk)?),
+                Ok(None) => break,
+                Err(status) if status.code() == Code::NotFound => return Ok(None),
+                Err(status) => return Err(self.error(status, deadline).await),
+            }
+        }
+        Ok(group_by_trace(spans).into_iter().next())
+    }
+
+    async fn services(&self) -> Result<Vec<String>, BackendError> {
+        let request = self.request(GetServicesRequest {}, self.timeout)?;
+        let mut client = self.client.clone();
+        match client.get_services(request).await {
+            Ok(response) => Ok(response.into_inner().services),
+            Err(status) => Err(self.error(status, self.timeout).await),
+        }
+    }
+
+    async fn status(&self) -> Result<(), BackendError> {
+        self.services().await.map(|_| ())
+    }
+
+    /// Jaeger's gRPC API does not tell its version.
+    async fn version(&self) -> Option<String> {
+        None
+    }
+}
