@@ -5,6 +5,7 @@
 //! wrong; a result that is not complete says so in `partial`.
 
 mod auth;
+pub mod diagnose;
 mod error;
 mod jaeger_grpc;
 mod jaeger_http;

@@ -2,6 +2,7 @@
 
 mod config_cmd;
 mod demo_cmd;
+mod diagnose_cmd;
 mod sim_cmd;
 mod store_cmd;
 
@@ -42,6 +43,8 @@ enum Command {
     Sim(sim_cmd::SimArgs),
     /// Run the trace store and the simulator together on this machine.
     Demo(demo_cmd::DemoArgs),
+    /// Find how a tracing backend can be reached and print a working configuration.
+    Diagnose(diagnose_cmd::DiagnoseArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +55,14 @@ fn main() -> ExitCode {
         Command::Store(args) => report(args.run()),
         Command::Sim(args) => report(args.run()),
         Command::Demo(args) => report(args.run()),
+        Command::Diagnose(args) => match args.run() {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
