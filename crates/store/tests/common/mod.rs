@@ -1,6 +1,8 @@
 //! A real store on ephemeral loopback ports, and builders of OTLP test data.
 #![allow(dead_code)]
 
+pub mod raw_codec;
+
 use std::sync::Arc;
 use std::time::Duration;
 
