@@ -1,0 +1,400 @@
+//! Grafana Tempo over HTTP: search with TraceQL (`/api/search`), traces by ID as protobuf (so
+//! IDs and enums decode as OTLP defines them, not as Tempo's JSON writes them), status
+//! (`/api/echo` or `health_check_url`), version (`/api/status/buildinfo`), services (the values
+//! of `service.name`). A tenant adds the TempoStack gateway path when `internal_url` has no path,
+//! and the `X-Scope-OrgID` header. Traces read by ID are cached (`tempo_config.cache_*`).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use meshtrace_config::{TracingConfig, redact_url};
+use meshtrace_model::otlp::spans_from_otlp;
+use meshtrace_model::{KeyValue, Process, Span, SpanId, Trace, TraceId, Value};
+use opentelemetry_proto::tonic::common::v1::{KeyValue as OtlpKeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::TracesData;
+use prost::Message;
+use serde::Deserialize;
+
+use crate::auth::Headers;
+use crate::error::excerpt;
+use crate::{BackendError, Found, Options, TraceQuery, TracingBackend};
+
+/// How long a trace read by ID stays cached (Kiali: 5 minutes).
+const CACHE_TTL: Duration = Duration::from_secs(300);
+/// Spans per span set Tempo returns in a search (its default is 3).
+const SPANS_PER_SPANSET: &str = "10";
+
+pub struct TempoHttp {
+    base: String,
+    shown: String,
+    http: reqwest::Client,
+    headers: Headers,
+    tenant: Option<String>,
+    health_url: Option<String>,
+    timeout: Duration,
+    cache: Option<Mutex<VecDeque<(TraceId, Instant, Trace)>>>,
+    cache_capacity: usize,
+}
+
+#[derive(Deserialize)]
+struct SearchResponse {
+    #[serde(default)]
+    traces: Vec<SearchTrace>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SearchTrace {
+    #[serde(rename = "traceID")]
+    trace_id: String,
+    #[serde(default)]
+    root_trace_name: String,
+    #[serde(default)]
+    span_sets: Option<Vec<SpanSet>>,
+    #[serde(default)]
+    span_set: Option<SpanSet>,
+}
+
+#[derive(Deserialize)]
+struct SpanSet {
+    #[serde(default)]
+    spans: Vec<SearchSpan>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SearchSpan {
+    #[serde(rename = "spanID")]
+    span_id: String,
+    #[serde(default)]
+    name: Option<String>,
+    start_time_unix_nano: String,
+    duration_nanos: String,
+    #[serde(default)]
+    attributes: Vec<OtlpKeyValue>,
+}
+
+impl TempoHttp {
+    pub fn new(config: &TracingConfig, options: &Options) -> Result<TempoHttp, BackendError> {
+        let url = url::Url::parse(&config.internal_url)
+            .map_err(|e| BackendError::Config(format!("internal_url is not a valid URL: {e}")))?;
+        if url.scheme() == "https" {
+            return Err(BackendError::Config(
+                "https backends are not available yet in this version of meshtrace".to_string(),
+            ));
+        }
+        let tempo = &config.tempo_config;
+        let tenant = (!tempo.tenant.is_empty()).then(|| tempo.tenant.clone());
+        let mut base = config.internal_url.trim_end_matches('/').to_string();
+        if let Some(tenant) = &tenant {
+            if url.path().is_empty() || url.path() == "/" {
+                base = format!("{base}/api/traces/v1/{tenant}/tempo");
+            }
+        }
+        Ok(TempoHttp {
+            shown: format!("Tempo at {}", redact_url(&base)),
+            base,
+            http: reqwest::Client::new(),
+            headers: Headers::new(config, options)?,
+            tenant,
+            health_url: (!config.health_check_url.is_empty())
+                .then(|| config.health_check_url.clone()),
+            timeout: config.query_timeout(),
+            cache: tempo.cache_enabled.then(|| Mutex::new(VecDeque::new())),
+            cache_capacity: tempo.cache_capacity as usize,
+        })
+    }
+
+    async fn send(
+        &self,
+        url: &str,
+        query: &[(&str, String)],
+        accept: &str,
+    ) -> Result<(u16, Vec<u8>), BackendError> {
+        let mut request = self
+            .http
+            .get(url)
+            .query(query)
+            .timeout(self.timeout)
+            .header("Accept", accept);
+        if let Some(value) = self.headers.authorization()? {
+            request = request.header("Authorization", value);
+        }
+        if let Some(tenant) = &self.tenant {
+            request = request.header("X-Scope-OrgID", tenant.as_str());
+        }
+        for (name, value) in self.headers.custom() {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let response = request.send().await.map_err(|e| self.transport(e))?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|e| self.transport(e))?;
+        match status {
+            200..=299 | 404 => Ok((status, body.to_vec())),
+            401 | 403 => Err(BackendError::Unauthorized {
+                backend: self.shown.clone(),
+                status,
+            }),
+            _ => Err(BackendError::Status {
+                backend: self.shown.clone(),
+                status,
+                body: excerpt(&String::from_utf8_lossy(&body)),
+            }),
+        }
+    }
+
+    fn transport(&self, error: reqwest::Error) -> BackendError {
+        if error.is_timeout() {
+            BackendError::Timeout {
+                backend: self.shown.clone(),
+                after: self.timeout,
+            }
+        } else {
+            BackendError::Unreachable {
+                backend: self.shown.clone(),
+                reason: std::error::Error::source(&error)
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "the request failed".to_string()),
+            }
+        }
+    }
+
+    fn decode_error(&self, message: impl Into<String>) -> BackendError {
+        BackendError::Decode {
+            backend: self.shown.clone(),
+            message: message.into(),
+        }
+    }
+
+    fn cached(&self, id: TraceId) -> Option<Trace> {
+        let mut cache = self.cache.as_ref()?.lock().expect("lock poisoned");
+        cache.retain(|(_, at, _)| at.elapsed() < CACHE_TTL);
+        cache
+            .iter()
+            .find(|(cached, _, _)| *cached == id)
+            .map(|(_, _, t)| t.clone())
+    }
+
+    fn remember(&self, id: TraceId, trace: &Trace) {
+        if let Some(cache) = &self.cache {
+            let mut cache = cache.lock().expect("lock poisoned");
+            while cache.len() >= self.cache_capacity.max(1) {
+                cache.pop_front();
+            }
+            cache.push_back((id, Instant::now(), trace.clone()));
+        }
+    }
+}
+
+/// The TraceQL of a search, as Kiali builds it: service and tags on one span set; `error=true`
+/// becomes the span status.
+pub fn traceql(query: &TraceQuery) -> String {
+    let quote = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+    let mut conditions = vec![format!("resource.service.name = {}", quote(&query.service))];
+    for (key, value) in &query.tags {
+        if key == "error" && value == "true" {
+            conditions.push("status = error".to_string());
+        } else {
+            conditions.push(format!(".{key} = {}", quote(value)));
+        }
+    }
+    format!(
+        "{{ {} }} | select(status, .node_id, .component, .upstream_cluster, .http.method, .http.status_code, \
+         .response_flags, .istio.source_workload, .istio.source_namespace, .istio.destination_workload, \
+         .istio.destination_namespace, resource.hostname, name)",
+        conditions.join(" && ")
+    )
+}
+
+fn kv_from_otlp(kv: &OtlpKeyValue) -> Option<KeyValue> {
+    let value = match kv.value.as_ref()?.value.as_ref()? {
+        any_value::Value::StringValue(s) => Value::Str(s.clone()),
+        any_value::Value::BoolValue(b) => Value::Bool(*b),
+        any_value::Value::IntValue(i) => Value::I64(*i),
+        any_value::Value::DoubleValue(d) => Value::F64(*d),
+        _ => return None,
+    };
+    Some(KeyValue::new(kv.key.clone(), value))
+}
+
+#[async_trait::async_trait]
+impl TracingBackend for TempoHttp {
+    fn describe(&self) -> String {
+        self.shown.clone()
+    }
+
+    async fn find_traces(&self, query: &TraceQuery) -> Result<Found, BackendError> {
+        let mut params = vec![
+            ("q", traceql(query)),
+            ("start", (query.start / 1_000_000).to_string()),
+            ("end", query.end.div_ceil(1_000_000).to_string()),
+            ("spss", SPANS_PER_SPANSET.to_string()),
+            ("limit", query.limit.to_string()),
+        ];
+        if let Some(min) = query.min_duration {
+            params.push(("minDuration", format!("{}ms", min / 1000)));
+        }
+        let (status, body) = self
+            .send(
+                &format!("{}/api/search", self.base),
+                &params,
+                "application/json",
+            )
+            .await?;
+        if status == 404 {
+            return Err(BackendError::Status {
+                backend: self.shown.clone(),
+                status,
+                body: "no Tempo search API at this path: check the path of internal_url and tempo_config.tenant".into(),
+            });
+        }
+        let response: SearchResponse =
+            serde_json::from_slice(&body).map_err(|e| self.decode_error(e.to_string()))?;
+        let service = Arc::new(Process {
+            service_name: query.service.clone(),
+            tags: Vec::new(),
+        });
+        let mut traces = Vec::new();
+        for found in response.traces {
+            // Tempo trims the leading zeros of search trace IDs.
+            let trace_id = TraceId::from_hex(&format!("{:0>32}", found.trace_id))
+                .map_err(|e| self.decode_error(e.to_string()))?;
+            let sets = found
+                .span_sets
+                .or(found.span_set.map(|s| vec![s]))
+                .unwrap_or_default();
+            let mut spans = Vec::new();
+            for span in sets.into_iter().flat_map(|s| s.spans) {
+                let span_id = SpanId::from_hex(&span.span_id)
+                    .map_err(|e| self.decode_error(e.to_string()))?;
+                let nanos = |text: &str| {
+                    text.parse::<u64>()
+                        .map_err(|_| self.decode_error(format!("`{text}` is not a time in ns")))
+                };
+                let mut tags: Vec<KeyValue> = Vec::new();
+                let mut process = service.clone();
+                for attribute in &span.attributes {
+                    let Some(kv) = kv_from_otlp(attribute) else {
+                        continue;
+                    };
+                    match (kv.key.as_str(), &kv.value) {
+                        ("service.name", Value::Str(name)) if *name != process.service_name => {
+                            process = Arc::new(Process {
+                                service_name: name.clone(),
+                                tags: Vec::new(),
+                            });
+                        }
+                        ("service.name", _) => {}
+                        ("status", Value::Str(s)) if s == "error" => {
+                            tags.push(kv.clone());
+                            tags.push(KeyValue::new("error", Value::Bool(true)));
+                        }
+                        _ => tags.push(kv),
+                    }
+                }
+                spans.push(Span {
+                    trace_id,
+                    span_id,
+                    operation_name: span
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| found.root_trace_name.clone()),
+                    references: Vec::new(),
+                    flags: 0,
+                    start_time: nanos(&span.start_time_unix_nano)? / 1000,
+                    duration: nanos(&span.duration_nanos)? / 1000,
+                    tags,
+                    logs: Vec::new(),
+                    process,
+                    warnings: Vec::new(),
+                });
+            }
+            traces.push(Trace {
+                spans,
+                warnings: Vec::new(),
+            });
+        }
+        let partial = (query.limit > 0 && traces.len() >= query.limit).then(|| {
+            format!(
+                "the limit of {} traces was reached: there may be more",
+                query.limit
+            )
+        });
+        Ok(Found { traces, partial })
+    }
+
+    async fn get_trace(&self, id: TraceId) -> Result<Option<Trace>, BackendError> {
+        if let Some(trace) = self.cached(id) {
+            return Ok(Some(trace));
+        }
+        let url = format!("{}/api/traces/{}", self.base, id.to_hex32());
+        let (status, body) = self.send(&url, &[], "application/protobuf").await?;
+        if status == 404 {
+            return Ok(None);
+        }
+        // Tempo's `Trace { repeated ResourceSpans batches = 1 }` has OTLP TracesData's layout.
+        let data = TracesData::decode(&body[..])
+            .map_err(|e| self.decode_error(format!("not an OTLP trace: {e}")))?;
+        let converted = spans_from_otlp(&data.resource_spans);
+        if converted.spans.is_empty() {
+            return Ok(None);
+        }
+        let trace = Trace {
+            spans: converted.spans,
+            warnings: converted
+                .rejected
+                .iter()
+                .map(|r| format!("{}: {}", r.location, r.reason))
+                .collect(),
+        };
+        self.remember(id, &trace);
+        Ok(Some(trace))
+    }
+
+    async fn services(&self) -> Result<Vec<String>, BackendError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Values {
+            #[serde(default)]
+            tag_values: Vec<String>,
+        }
+        let url = format!("{}/api/search/tag/service.name/values", self.base);
+        let (_, body) = self.send(&url, &[], "application/json").await?;
+        let values: Values =
+            serde_json::from_slice(&body).map_err(|e| self.decode_error(e.to_string()))?;
+        let mut services = values.tag_values;
+        services.sort();
+        Ok(services)
+    }
+
+    async fn status(&self) -> Result<(), BackendError> {
+        let url = self
+            .health_url
+            .clone()
+            .unwrap_or_else(|| format!("{}/api/echo", self.base));
+        let (status, body) = self.send(&url, &[], "*/*").await?;
+        if status == 200 {
+            Ok(())
+        } else {
+            Err(BackendError::Status {
+                backend: self.shown.clone(),
+                status,
+                body: excerpt(&String::from_utf8_lossy(&body)),
+            })
+        }
+    }
+
+    async fn version(&self) -> Option<String> {
+        #[derive(Deserialize)]
+        struct BuildInfo {
+            version: String,
+        }
+        let url = format!("{}/api/status/buildinfo", self.base);
+        let (status, body) = self.send(&url, &[], "application/json").await.ok()?;
+        (status == 200).then_some(())?;
+        serde_json::from_slice::<BuildInfo>(&body)
+            .ok()
+            .map(|b| b.version)
+    }
+}
