@@ -62,9 +62,12 @@ fn trace_protobuf() -> (TraceId, Vec<u8>) {
     (id, data.encode_to_vec())
 }
 
+/// A request as the server saw it: path, query string, X-Scope-OrgID.
+type Request = (String, String, Option<String>);
+
 #[derive(Clone, Default)]
 struct Seen {
-    requests: Arc<Mutex<Vec<(String, String, Option<String>)>>>,
+    requests: Arc<Mutex<Vec<Request>>>,
 }
 
 async fn replay(
