@@ -8,7 +8,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
-use base64::Engine as _;
 use meshtrace_backend::{Options, TraceQuery, TracingBackend, connect, traceql};
 use meshtrace_model::{RefType, TraceId, Value};
 use opentelemetry_proto::tonic::trace::v1::TracesData;
@@ -22,40 +21,10 @@ fn fixture(name: &str) -> String {
     .unwrap()
 }
 
-/// Tempo's JSON (gogo jsonpb: base64 IDs, enum names) turned into spec OTLP JSON.
-fn normalise(value: serde_json::Value) -> serde_json::Value {
-    use serde_json::Value as J;
-    match value {
-        J::Object(map) => J::Object(
-            map.into_iter()
-                .map(|(k, v)| {
-                    let v = match (k.as_str(), v) {
-                        ("traceId" | "spanId" | "parentSpanId", J::String(s)) => {
-                            let bytes = base64::engine::general_purpose::STANDARD
-                                .decode(&s)
-                                .unwrap();
-                            J::String(bytes.iter().map(|b| format!("{b:02x}")).collect())
-                        }
-                        ("kind", J::String(s)) => J::from(match s.as_str() {
-                            "SPAN_KIND_SERVER" => 2,
-                            "SPAN_KIND_CLIENT" => 3,
-                            _ => 0,
-                        }),
-                        (_, v) => normalise(v),
-                    };
-                    (k, v)
-                })
-                .collect(),
-        ),
-        J::Array(items) => J::Array(items.into_iter().map(normalise).collect()),
-        other => other,
-    }
-}
-
 /// The fixture trace as Tempo sends it when asked for protobuf, and its ID.
 fn trace_protobuf() -> (TraceId, Vec<u8>) {
     let raw: serde_json::Value = serde_json::from_str(&fixture("responseTrace.json")).unwrap();
-    let otlp = normalise(raw);
+    let otlp = meshtrace_model::otlp::tempo_json_to_otlp_json(raw);
     let data: TracesData =
         serde_json::from_value(serde_json::json!({"resourceSpans": otlp["batches"]})).unwrap();
     let id = TraceId::from_bytes(&data.resource_spans[0].scope_spans[0].spans[0].trace_id).unwrap();

@@ -293,6 +293,48 @@ fn any_to_json(value: &any_value::Value) -> serde_json::Value {
     }
 }
 
+/// Tempo's JSON (written by gogo's jsonpb: base64 IDs, enum names such as `SPAN_KIND_SERVER`)
+/// as spec OTLP JSON (hex IDs, enum numbers), so that it decodes as OTLP. Tempo answers protobuf
+/// when asked, which needs none of this; its JSON is what captured responses hold.
+pub fn tempo_json_to_otlp_json(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        J::Object(map) => J::Object(
+            map.into_iter()
+                .map(|(key, value)| {
+                    let value = match (key.as_str(), value) {
+                        ("traceId" | "spanId" | "parentSpanId", J::String(text)) => {
+                            match base64::engine::general_purpose::STANDARD.decode(&text) {
+                                Ok(bytes) => {
+                                    J::String(bytes.iter().map(|b| format!("{b:02x}")).collect())
+                                }
+                                Err(_) => J::String(text),
+                            }
+                        }
+                        ("kind", J::String(name)) => J::from(match name.as_str() {
+                            "SPAN_KIND_INTERNAL" => 1,
+                            "SPAN_KIND_SERVER" => 2,
+                            "SPAN_KIND_CLIENT" => 3,
+                            "SPAN_KIND_PRODUCER" => 4,
+                            "SPAN_KIND_CONSUMER" => 5,
+                            _ => 0,
+                        }),
+                        ("code", J::String(name)) => J::from(match name.as_str() {
+                            "STATUS_CODE_OK" => 1,
+                            "STATUS_CODE_ERROR" => 2,
+                            _ => 0,
+                        }),
+                        (_, value) => tempo_json_to_otlp_json(value),
+                    };
+                    (key, value)
+                })
+                .collect(),
+        ),
+        J::Array(items) => J::Array(items.into_iter().map(tempo_json_to_otlp_json).collect()),
+        other => other,
+    }
+}
+
 // ---- model -> OTLP -----------------------------------------------------------------------
 
 /// Spans as OTLP, grouped by process and then by scope, with Jaeger's tags mapped back onto

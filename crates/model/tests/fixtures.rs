@@ -92,7 +92,7 @@ fn tempo_trace_by_id_reads_as_otlp_with_istio_tags() {
     // this only checks the shape our converter relies on after normalising those two.
     let text = fixture("tempo/responseTrace.json");
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let normalised = normalise_tempo(value);
+    let normalised = meshtrace_model::otlp::tempo_json_to_otlp_json(value);
     let request: ExportTraceServiceRequest =
         serde_json::from_value(serde_json::json!({"resourceSpans": normalised["batches"]}))
             .unwrap();
@@ -102,43 +102,4 @@ fn tempo_trace_by_id_reads_as_otlp_with_istio_tags() {
     let span = &converted.spans[0];
     assert!(span.tag("node_id").is_some());
     assert!(matches!(span.tag("span.kind"), Some(Value::Str(_))));
-}
-
-/// Tempo's gogo-jsonpb output → spec OTLP JSON: base64 IDs to hex, enum names to numbers.
-fn normalise_tempo(value: serde_json::Value) -> serde_json::Value {
-    use base64::Engine as _;
-    use serde_json::Value as J;
-    match value {
-        J::Object(map) => J::Object(
-            map.into_iter()
-                .map(|(k, v)| {
-                    let v = match (k.as_str(), v) {
-                        ("traceId" | "spanId" | "parentSpanId", J::String(s)) => {
-                            let bytes = base64::engine::general_purpose::STANDARD
-                                .decode(&s)
-                                .unwrap();
-                            J::String(bytes.iter().map(|b| format!("{b:02x}")).collect())
-                        }
-                        ("kind", J::String(s)) => J::from(match s.as_str() {
-                            "SPAN_KIND_INTERNAL" => 1,
-                            "SPAN_KIND_SERVER" => 2,
-                            "SPAN_KIND_CLIENT" => 3,
-                            "SPAN_KIND_PRODUCER" => 4,
-                            "SPAN_KIND_CONSUMER" => 5,
-                            _ => 0,
-                        }),
-                        ("code", J::String(s)) => J::from(match s.as_str() {
-                            "STATUS_CODE_OK" => 1,
-                            "STATUS_CODE_ERROR" => 2,
-                            _ => 0,
-                        }),
-                        (_, v) => normalise_tempo(v),
-                    };
-                    (k, v)
-                })
-                .collect(),
-        ),
-        J::Array(items) => J::Array(items.into_iter().map(normalise_tempo).collect()),
-        other => other,
-    }
 }
