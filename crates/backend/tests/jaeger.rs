@@ -8,7 +8,7 @@ use std::time::Duration;
 use meshtrace_backend::{BackendError, Options, TraceQuery, TracingBackend, connect};
 use meshtrace_model::{KeyValue, Process, RefType, Span, SpanId, SpanRef, TraceId, Value};
 use meshtrace_store::Store;
-use meshtrace_store::server::{Addresses, Listeners, ServeOptions, serve};
+use meshtrace_store::server::{Addresses, LoopbackServer};
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -65,42 +65,20 @@ fn dataset(base: u64) -> Vec<Span> {
 
 struct Running {
     addrs: Addresses,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.stop.take().map(|s| s.send(()));
-    }
+    _server: LoopbackServer,
 }
 
 async fn store() -> (Running, u64) {
     let store = Store::in_memory(Duration::from_secs(3600 * 24));
     let base = now() - 60_000_000;
     store.write(&dataset(base)).unwrap();
-    let any = "127.0.0.1:0".parse().unwrap();
-    let listeners = Listeners::bind(&Addresses {
-        otlp_grpc: any,
-        otlp_http: any,
-        zipkin: any,
-        query_http: any,
-        query_grpc: any,
-    })
-    .await
-    .unwrap();
-    let addrs = listeners.addresses().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let options = ServeOptions {
-        max_body: 1 << 20,
-        retention_interval: Duration::from_secs(3600),
-    };
-    tokio::spawn(serve(Arc::new(store), listeners, options, async {
-        let _ = stopped.await;
-    }));
+    let server = LoopbackServer::start(Arc::new(store), 1 << 20)
+        .await
+        .unwrap();
     (
         Running {
-            addrs,
-            stop: Some(stop),
+            addrs: server.addresses.clone(),
+            _server: server,
         },
         base,
     )

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use meshtrace_model::TraceId;
 use meshtrace_model::otlp::spans_from_otlp;
-use meshtrace_store::server::{Addresses, Listeners, ServeOptions, serve};
+use meshtrace_store::server::{Addresses, Listeners, LoopbackServer, ServeOptions, serve};
 use meshtrace_store::{Store, TraceQuery};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
@@ -356,25 +356,10 @@ fn quick() {
         .build()
         .unwrap();
     let ingest_rate = runtime.block_on(async {
-        let any = "127.0.0.1:0".parse().unwrap();
-        let listeners = Listeners::bind(&Addresses {
-            otlp_grpc: any,
-            otlp_http: any,
-            zipkin: any,
-            query_http: any,
-            query_grpc: any,
-        })
-        .await
-        .unwrap();
-        let addr = listeners.addresses().unwrap().otlp_grpc;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let options = ServeOptions {
-            max_body: 64 << 20,
-            retention_interval: Duration::from_secs(3600),
-        };
-        let server = tokio::spawn(serve(store.clone(), listeners, options, async {
-            let _ = stopped.await;
-        }));
+        let server = LoopbackServer::start(store.clone(), 64 << 20)
+            .await
+            .unwrap();
+        let addr = server.addresses.otlp_grpc;
         // The clients send the batches already encoded, so that the measure is the server's.
         let encoded: Arc<Vec<bytes::Bytes>> = Arc::new(
             encoded
@@ -410,8 +395,7 @@ fn quick() {
             task.await.unwrap();
         }
         let rate = spans as f64 / started.elapsed().as_secs_f64();
-        let _ = stop.send(());
-        server.await.unwrap().unwrap();
+        server.stop().await.unwrap();
         rate
     });
     println!(

@@ -205,6 +205,61 @@ async fn retention_task(store: Arc<Store>, every: Duration, mut stop: watch::Rec
     }
 }
 
+/// A store served on ephemeral loopback ports (tests, benchmarks, tools); stopped by `stop`, or
+/// when dropped.
+pub struct LoopbackServer {
+    pub addresses: Addresses,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), ServeError>>>,
+}
+
+impl LoopbackServer {
+    pub async fn start(store: Arc<Store>, max_body: usize) -> std::io::Result<LoopbackServer> {
+        let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+        let listeners = Listeners::bind(&Addresses {
+            otlp_grpc: any,
+            otlp_http: any,
+            zipkin: any,
+            query_http: any,
+            query_grpc: any,
+        })
+        .await?;
+        let addresses = listeners.addresses()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let options = ServeOptions {
+            max_body,
+            retention_interval: Duration::from_secs(3600),
+        };
+        let task = tokio::spawn(serve(store, listeners, options, async {
+            let _ = stopped.await;
+        }));
+        Ok(LoopbackServer {
+            addresses,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// Stops serving, waits until the store is flushed.
+    pub async fn stop(mut self) -> Result<(), ServeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.expect("the server task panicked"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for LoopbackServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("{0}")]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meshtrace_store::Store;
-use meshtrace_store::server::{Addresses, Listeners, ServeOptions, serve};
+use meshtrace_store::server::{Addresses, LoopbackServer};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -17,43 +17,20 @@ pub struct TestStore {
     pub addrs: Addresses,
     pub store: Arc<Store>,
     pub http: reqwest::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    server: LoopbackServer,
 }
 
 impl TestStore {
     pub async fn start(store: Store, max_body: usize) -> TestStore {
-        let any = "127.0.0.1:0".parse().unwrap();
-        let listeners = Listeners::bind(&Addresses {
-            otlp_grpc: any,
-            otlp_http: any,
-            zipkin: any,
-            query_http: any,
-            query_grpc: any,
-        })
-        .await
-        .unwrap();
-        let addrs = listeners.addresses().unwrap();
         let store = Arc::new(store);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let options = ServeOptions {
-            max_body,
-            retention_interval: Duration::from_secs(3600),
-        };
-        let serving = store.clone();
-        let task = tokio::spawn(async move {
-            serve(serving, listeners, options, async {
-                let _ = stopped.await;
-            })
+        let server = LoopbackServer::start(store.clone(), max_body)
             .await
             .unwrap();
-        });
         TestStore {
-            addrs,
+            addrs: server.addresses.clone(),
             store,
             http: reqwest::Client::new(),
-            stop: Some(stop),
-            task: Some(task),
+            server,
         }
     }
 
@@ -96,9 +73,8 @@ impl TestStore {
         (status, json)
     }
 
-    pub async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.take().unwrap().await.unwrap();
+    pub async fn stop(self) {
+        self.server.stop().await.unwrap();
     }
 }
 
