@@ -19,7 +19,7 @@ use tonic::metadata::{MetadataKey, MetadataValue};
 use tonic::transport::Channel;
 
 use crate::auth::Headers;
-use crate::{BackendError, Found, Options, TraceQuery, TracingBackend};
+use crate::{BackendError, Found, Options, TraceQuery, TracingBackend, limit_reached, plain_url};
 
 pub struct JaegerGrpc {
     address: String,
@@ -31,13 +31,7 @@ pub struct JaegerGrpc {
 
 impl JaegerGrpc {
     pub fn new(config: &TracingConfig, options: &Options) -> Result<JaegerGrpc, BackendError> {
-        let url = url::Url::parse(&config.internal_url)
-            .map_err(|e| BackendError::Config(format!("internal_url is not a valid URL: {e}")))?;
-        if url.scheme() == "https" {
-            return Err(BackendError::Config(
-                "https backends are not available yet in this version of meshtrace".to_string(),
-            ));
-        }
+        let url = plain_url(config)?;
         let host = url
             .host_str()
             .ok_or_else(|| BackendError::Config("internal_url has no host".to_string()))?;
@@ -211,11 +205,8 @@ impl TracingBackend for JaegerGrpc {
             }
         }
         let traces = group_by_trace(spans);
-        if partial.is_none() && query.limit > 0 && traces.len() >= query.limit {
-            partial = Some(format!(
-                "the limit of {} traces was reached: there may be more",
-                query.limit
-            ));
+        if partial.is_none() {
+            partial = limit_reached(traces.len(), query.limit);
         }
         Ok(Found { traces, partial })
     }

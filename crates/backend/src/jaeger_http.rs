@@ -1,8 +1,6 @@
 //! Jaeger's HTTP query API (`use_grpc: false`). The path of `internal_url` is kept (a Jaeger
 //! behind `/jaeger`), and unlike Kiali a status check fails on any non-2xx answer.
 
-use std::time::Duration;
-
 use meshtrace_config::{TracingConfig, redact_url};
 use meshtrace_model::jaeger_json::{JsonTrace, trace_from_json};
 use meshtrace_model::{Trace, TraceId};
@@ -10,7 +8,8 @@ use serde::Deserialize;
 
 use crate::auth::Headers;
 use crate::error::excerpt;
-use crate::{BackendError, Found, Options, TraceQuery, TracingBackend};
+use crate::http::HttpCaller;
+use crate::{BackendError, Found, Options, TraceQuery, TracingBackend, limit_reached, plain_url};
 
 /// What a 404 on an API route means: the path of internal_url does not lead to Jaeger's API.
 const NO_API: &str = "no Jaeger API at this path: check the path of internal_url (Jaeger may be \
@@ -18,10 +17,7 @@ const NO_API: &str = "no Jaeger API at this path: check the path of internal_url
 
 pub struct JaegerHttp {
     base: String,
-    shown: String,
-    http: reqwest::Client,
-    headers: Headers,
-    timeout: Duration,
+    caller: HttpCaller,
 }
 
 #[derive(Deserialize)]
@@ -39,88 +35,46 @@ struct EnvelopeError {
 
 impl JaegerHttp {
     pub fn new(config: &TracingConfig, options: &Options) -> Result<JaegerHttp, BackendError> {
-        let url = url::Url::parse(&config.internal_url)
-            .map_err(|e| BackendError::Config(format!("internal_url is not a valid URL: {e}")))?;
-        if url.scheme() == "https" {
-            return Err(BackendError::Config(
-                "https backends are not available yet in this version of meshtrace".to_string(),
-            ));
-        }
+        plain_url(config)?;
         let base = config.internal_url.trim_end_matches('/').to_string();
+        let shown = format!("Jaeger HTTP at {}", redact_url(&base));
         Ok(JaegerHttp {
-            shown: format!("Jaeger HTTP at {}", redact_url(&base)),
+            caller: HttpCaller::new(
+                shown,
+                Headers::new(config, options)?,
+                config.query_timeout(),
+                Vec::new(),
+            ),
             base,
-            http: reqwest::Client::builder()
-                .build()
-                .map_err(|e| BackendError::Config(format!("cannot build the HTTP client: {e}")))?,
-            headers: Headers::new(config, options)?,
-            timeout: config.query_timeout(),
         })
     }
 
+    /// A JSON GET; `None` on 404.
     async fn get<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
         query: &[(&str, String)],
     ) -> Result<Option<T>, BackendError> {
-        let mut request = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .query(query)
-            .timeout(self.timeout)
-            .header("Accept", "application/json");
-        if let Some(value) = self.headers.authorization()? {
-            request = request.header("Authorization", value);
+        let (status, body) = self
+            .caller
+            .get(&format!("{}{path}", self.base), query, "application/json")
+            .await?;
+        if status == 404 {
+            return Ok(None);
         }
-        for (name, value) in self.headers.custom() {
-            request = request.header(name.as_str(), value.as_str());
-        }
-        let response = request.send().await.map_err(|e| self.transport(e))?;
-        let status = response.status().as_u16();
-        let body = response.text().await.map_err(|e| self.transport(e))?;
-        match status {
-            200..=299 => serde_json::from_str(&body)
-                .map(Some)
-                .map_err(|e| BackendError::Decode {
-                    backend: self.shown.clone(),
-                    message: format!("{e} (body: {})", excerpt(&body)),
-                }),
-            404 => Ok(None),
-            401 | 403 => Err(BackendError::Unauthorized {
-                backend: self.shown.clone(),
-                status,
-            }),
-            _ => Err(BackendError::Status {
-                backend: self.shown.clone(),
-                status,
-                body: excerpt(&body),
-            }),
-        }
-    }
-
-    fn transport(&self, error: reqwest::Error) -> BackendError {
-        if error.is_timeout() {
-            BackendError::Timeout {
-                backend: self.shown.clone(),
-                after: self.timeout,
-            }
-        } else {
-            // reqwest's message can hold the URL; ours already says which backend it is.
-            let reason = std::error::Error::source(&error)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "the request failed".to_string());
-            BackendError::Unreachable {
-                backend: self.shown.clone(),
-                reason,
-            }
-        }
+        serde_json::from_slice(&body).map(Some).map_err(|e| {
+            self.caller.decode_error(format!(
+                "{e} (body: {})",
+                excerpt(&String::from_utf8_lossy(&body))
+            ))
+        })
     }
 }
 
 #[async_trait::async_trait]
 impl TracingBackend for JaegerHttp {
     fn describe(&self) -> String {
-        self.shown.clone()
+        self.caller.shown.clone()
     }
 
     async fn find_traces(&self, query: &TraceQuery) -> Result<Found, BackendError> {
@@ -143,7 +97,7 @@ impl TracingBackend for JaegerHttp {
             .get("/api/traces", &params)
             .await?
             .ok_or_else(|| BackendError::Status {
-                backend: self.shown.clone(),
+                backend: self.caller.shown.clone(),
                 status: 404,
                 body: NO_API.to_string(),
             })?;
@@ -154,7 +108,7 @@ impl TracingBackend for JaegerHttp {
             .map(trace_from_json)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| BackendError::Decode {
-                backend: self.shown.clone(),
+                backend: self.caller.shown.clone(),
                 message: e.to_string(),
             })?;
         let mut partial = envelope.errors.filter(|e| !e.is_empty()).map(|e| {
@@ -163,11 +117,8 @@ impl TracingBackend for JaegerHttp {
                 .collect::<Vec<_>>()
                 .join("; ")
         });
-        if partial.is_none() && query.limit > 0 && traces.len() >= query.limit {
-            partial = Some(format!(
-                "the limit of {} traces was reached: there may be more",
-                query.limit
-            ));
+        if partial.is_none() {
+            partial = limit_reached(traces.len(), query.limit);
         }
         Ok(Found { traces, partial })
     }
@@ -184,7 +135,7 @@ impl TracingBackend for JaegerHttp {
         trace_from_json(&json)
             .map(Some)
             .map_err(|e| BackendError::Decode {
-                backend: self.shown.clone(),
+                backend: self.caller.shown.clone(),
                 message: e.to_string(),
             })
     }
@@ -194,7 +145,7 @@ impl TracingBackend for JaegerHttp {
         match envelope {
             Some(envelope) => Ok(envelope.data.unwrap_or_default()),
             None => Err(BackendError::Status {
-                backend: self.shown.clone(),
+                backend: self.caller.shown.clone(),
                 status: 404,
                 body: NO_API.to_string(),
             }),
@@ -207,14 +158,13 @@ impl TracingBackend for JaegerHttp {
 
     async fn version(&self) -> Option<String> {
         // Jaeger's UI page carries `const JAEGER_VERSION = {..."gitVersion":"v1.57.0"...}`.
-        let mut request = self
-            .http
-            .get(format!("{}/", self.base))
-            .timeout(self.timeout);
-        if let Ok(Some(value)) = self.headers.authorization() {
-            request = request.header("Authorization", value);
-        }
-        let page = request.send().await.ok()?.text().await.ok()?;
+        let (status, body) = self
+            .caller
+            .get(&format!("{}/", self.base), &[], "text/html")
+            .await
+            .ok()?;
+        (status == 200).then_some(())?;
+        let page = String::from_utf8_lossy(&body);
         let start = page.find("JAEGER_VERSION")?;
         let rest = &page[start..];
         let field = rest.find("\"gitVersion\"")?;

@@ -7,6 +7,7 @@
 mod auth;
 pub mod diagnose;
 mod error;
+mod http;
 mod jaeger_grpc;
 mod jaeger_http;
 mod tempo;
@@ -58,6 +59,24 @@ pub trait TracingBackend: Send + Sync {
     async fn status(&self) -> Result<(), BackendError>;
     /// The backend's version, when it can tell (best effort, never fails).
     async fn version(&self) -> Option<String>;
+}
+
+/// `internal_url`, parsed; https backends are refused until TLS support lands.
+pub(crate) fn plain_url(config: &TracingConfig) -> Result<url::Url, BackendError> {
+    let url = url::Url::parse(&config.internal_url)
+        .map_err(|e| BackendError::Config(format!("internal_url is not a valid URL: {e}")))?;
+    if url.scheme() == "https" {
+        return Err(BackendError::Config(
+            "https backends are not available yet in this version of meshtrace".to_string(),
+        ));
+    }
+    Ok(url)
+}
+
+/// The `partial` reason when as many traces came back as the limit allowed.
+pub(crate) fn limit_reached(found: usize, limit: usize) -> Option<String> {
+    (limit > 0 && found >= limit)
+        .then(|| format!("the limit of {limit} traces was reached: there may be more"))
 }
 
 /// Settings that are not in Kiali's configuration.

@@ -17,8 +17,8 @@ use prost::Message;
 use serde::Deserialize;
 
 use crate::auth::Headers;
-use crate::error::excerpt;
-use crate::{BackendError, Found, Options, TraceQuery, TracingBackend};
+use crate::http::HttpCaller;
+use crate::{BackendError, Found, Options, TraceQuery, TracingBackend, limit_reached, plain_url};
 
 /// How long a trace read by ID stays cached (Kiali: 5 minutes).
 const CACHE_TTL: Duration = Duration::from_secs(300);
@@ -27,12 +27,8 @@ const SPANS_PER_SPANSET: &str = "10";
 
 pub struct TempoHttp {
     base: String,
-    shown: String,
-    http: reqwest::Client,
-    headers: Headers,
-    tenant: Option<String>,
+    caller: HttpCaller,
     health_url: Option<String>,
-    timeout: Duration,
     cache: Option<Mutex<VecDeque<(TraceId, Instant, Trace)>>>,
     cache_capacity: usize,
 }
@@ -77,94 +73,30 @@ struct SearchSpan {
 
 impl TempoHttp {
     pub fn new(config: &TracingConfig, options: &Options) -> Result<TempoHttp, BackendError> {
-        let url = url::Url::parse(&config.internal_url)
-            .map_err(|e| BackendError::Config(format!("internal_url is not a valid URL: {e}")))?;
-        if url.scheme() == "https" {
-            return Err(BackendError::Config(
-                "https backends are not available yet in this version of meshtrace".to_string(),
-            ));
-        }
+        let url = plain_url(config)?;
         let tempo = &config.tempo_config;
-        let tenant = (!tempo.tenant.is_empty()).then(|| tempo.tenant.clone());
         let mut base = config.internal_url.trim_end_matches('/').to_string();
-        if let Some(tenant) = &tenant {
+        let mut fixed = Vec::new();
+        if !tempo.tenant.is_empty() {
             if url.path().is_empty() || url.path() == "/" {
-                base = format!("{base}/api/traces/v1/{tenant}/tempo");
+                base = format!("{base}/api/traces/v1/{}/tempo", tempo.tenant);
             }
+            fixed.push(("X-Scope-OrgID", tempo.tenant.clone()));
         }
+        let shown = format!("Tempo at {}", redact_url(&base));
         Ok(TempoHttp {
-            shown: format!("Tempo at {}", redact_url(&base)),
+            caller: HttpCaller::new(
+                shown,
+                Headers::new(config, options)?,
+                config.query_timeout(),
+                fixed,
+            ),
             base,
-            http: reqwest::Client::new(),
-            headers: Headers::new(config, options)?,
-            tenant,
             health_url: (!config.health_check_url.is_empty())
                 .then(|| config.health_check_url.clone()),
-            timeout: config.query_timeout(),
             cache: tempo.cache_enabled.then(|| Mutex::new(VecDeque::new())),
             cache_capacity: tempo.cache_capacity as usize,
         })
-    }
-
-    async fn send(
-        &self,
-        url: &str,
-        query: &[(&str, String)],
-        accept: &str,
-    ) -> Result<(u16, Vec<u8>), BackendError> {
-        let mut request = self
-            .http
-            .get(url)
-            .query(query)
-            .timeout(self.timeout)
-            .header("Accept", accept);
-        if let Some(value) = self.headers.authorization()? {
-            request = request.header("Authorization", value);
-        }
-        if let Some(tenant) = &self.tenant {
-            request = request.header("X-Scope-OrgID", tenant.as_str());
-        }
-        for (name, value) in self.headers.custom() {
-            request = request.header(name.as_str(), value.as_str());
-        }
-        let response = request.send().await.map_err(|e| self.transport(e))?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|e| self.transport(e))?;
-        match status {
-            200..=299 | 404 => Ok((status, body.to_vec())),
-            401 | 403 => Err(BackendError::Unauthorized {
-                backend: self.shown.clone(),
-                status,
-            }),
-            _ => Err(BackendError::Status {
-                backend: self.shown.clone(),
-                status,
-                body: excerpt(&String::from_utf8_lossy(&body)),
-            }),
-        }
-    }
-
-    fn transport(&self, error: reqwest::Error) -> BackendError {
-        if error.is_timeout() {
-            BackendError::Timeout {
-                backend: self.shown.clone(),
-                after: self.timeout,
-            }
-        } else {
-            BackendError::Unreachable {
-                backend: self.shown.clone(),
-                reason: std::error::Error::source(&error)
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "the request failed".to_string()),
-            }
-        }
-    }
-
-    fn decode_error(&self, message: impl Into<String>) -> BackendError {
-        BackendError::Decode {
-            backend: self.shown.clone(),
-            message: message.into(),
-        }
     }
 
     fn cached(&self, id: TraceId) -> Option<Trace> {
@@ -221,7 +153,7 @@ fn kv_from_otlp(kv: &OtlpKeyValue) -> Option<KeyValue> {
 #[async_trait::async_trait]
 impl TracingBackend for TempoHttp {
     fn describe(&self) -> String {
-        self.shown.clone()
+        self.caller.shown.clone()
     }
 
     async fn find_traces(&self, query: &TraceQuery) -> Result<Found, BackendError> {
@@ -236,7 +168,8 @@ impl TracingBackend for TempoHttp {
             params.push(("minDuration", format!("{}ms", min / 1000)));
         }
         let (status, body) = self
-            .send(
+            .caller
+            .get(
                 &format!("{}/api/search", self.base),
                 &params,
                 "application/json",
@@ -244,13 +177,13 @@ impl TracingBackend for TempoHttp {
             .await?;
         if status == 404 {
             return Err(BackendError::Status {
-                backend: self.shown.clone(),
+                backend: self.caller.shown.clone(),
                 status,
                 body: "no Tempo search API at this path: check the path of internal_url and tempo_config.tenant".into(),
             });
         }
         let response: SearchResponse =
-            serde_json::from_slice(&body).map_err(|e| self.decode_error(e.to_string()))?;
+            serde_json::from_slice(&body).map_err(|e| self.caller.decode_error(e.to_string()))?;
         let service = Arc::new(Process {
             service_name: query.service.clone(),
             tags: Vec::new(),
@@ -259,7 +192,7 @@ impl TracingBackend for TempoHttp {
         for found in response.traces {
             // Tempo trims the leading zeros of search trace IDs.
             let trace_id = TraceId::from_hex(&format!("{:0>32}", found.trace_id))
-                .map_err(|e| self.decode_error(e.to_string()))?;
+                .map_err(|e| self.caller.decode_error(e.to_string()))?;
             let sets = found
                 .span_sets
                 .or(found.span_set.map(|s| vec![s]))
@@ -267,10 +200,12 @@ impl TracingBackend for TempoHttp {
             let mut spans = Vec::new();
             for span in sets.into_iter().flat_map(|s| s.spans) {
                 let span_id = SpanId::from_hex(&span.span_id)
-                    .map_err(|e| self.decode_error(e.to_string()))?;
+                    .map_err(|e| self.caller.decode_error(e.to_string()))?;
                 let nanos = |text: &str| {
-                    text.parse::<u64>()
-                        .map_err(|_| self.decode_error(format!("`{text}` is not a time in ns")))
+                    text.parse::<u64>().map_err(|_| {
+                        self.caller
+                            .decode_error(format!("`{text}` is not a time in ns"))
+                    })
                 };
                 let mut tags: Vec<KeyValue> = Vec::new();
                 let mut process = service.clone();
@@ -315,12 +250,7 @@ impl TracingBackend for TempoHttp {
                 warnings: Vec::new(),
             });
         }
-        let partial = (query.limit > 0 && traces.len() >= query.limit).then(|| {
-            format!(
-                "the limit of {} traces was reached: there may be more",
-                query.limit
-            )
-        });
+        let partial = limit_reached(traces.len(), query.limit);
         Ok(Found { traces, partial })
     }
 
@@ -329,13 +259,13 @@ impl TracingBackend for TempoHttp {
             return Ok(Some(trace));
         }
         let url = format!("{}/api/traces/{}", self.base, id.to_hex32());
-        let (status, body) = self.send(&url, &[], "application/protobuf").await?;
+        let (status, body) = self.caller.get(&url, &[], "application/protobuf").await?;
         if status == 404 {
             return Ok(None);
         }
         // Tempo's `Trace { repeated ResourceSpans batches = 1 }` has OTLP TracesData's layout.
         let data = TracesData::decode(&body[..])
-            .map_err(|e| self.decode_error(format!("not an OTLP trace: {e}")))?;
+            .map_err(|e| self.caller.decode_error(format!("not an OTLP trace: {e}")))?;
         let converted = spans_from_otlp(&data.resource_spans);
         if converted.spans.is_empty() {
             return Ok(None);
@@ -360,9 +290,9 @@ impl TracingBackend for TempoHttp {
             tag_values: Vec<String>,
         }
         let url = format!("{}/api/search/tag/service.name/values", self.base);
-        let (_, body) = self.send(&url, &[], "application/json").await?;
+        let (_, body) = self.caller.get(&url, &[], "application/json").await?;
         let values: Values =
-            serde_json::from_slice(&body).map_err(|e| self.decode_error(e.to_string()))?;
+            serde_json::from_slice(&body).map_err(|e| self.caller.decode_error(e.to_string()))?;
         let mut services = values.tag_values;
         services.sort();
         Ok(services)
@@ -373,15 +303,11 @@ impl TracingBackend for TempoHttp {
             .health_url
             .clone()
             .unwrap_or_else(|| format!("{}/api/echo", self.base));
-        let (status, body) = self.send(&url, &[], "*/*").await?;
+        let (status, body) = self.caller.get(&url, &[], "*/*").await?;
         if status == 200 {
             Ok(())
         } else {
-            Err(BackendError::Status {
-                backend: self.shown.clone(),
-                status,
-                body: excerpt(&String::from_utf8_lossy(&body)),
-            })
+            Err(self.caller.status(status, &body))
         }
     }
 
@@ -391,7 +317,7 @@ impl TracingBackend for TempoHttp {
             version: String,
         }
         let url = format!("{}/api/status/buildinfo", self.base);
-        let (status, body) = self.send(&url, &[], "application/json").await.ok()?;
+        let (status, body) = self.caller.get(&url, &[], "application/json").await.ok()?;
         (status == 200).then_some(())?;
         serde_json::from_slice::<BuildInfo>(&body)
             .ok()

@@ -1,0 +1,103 @@
+//! The HTTP calls the Jaeger HTTP and Tempo clients share: auth and custom headers on every
+//! request, the `query_timeout`, and the mapping of failures to errors that name the backend.
+
+use std::time::Duration;
+
+use crate::BackendError;
+use crate::auth::Headers;
+use crate::error::excerpt;
+
+pub struct HttpCaller {
+    http: reqwest::Client,
+    headers: Headers,
+    /// Headers of the backend itself (Tempo's `X-Scope-OrgID`).
+    fixed: Vec<(&'static str, String)>,
+    timeout: Duration,
+    /// The backend as messages name it.
+    pub shown: String,
+}
+
+impl HttpCaller {
+    pub fn new(
+        shown: String,
+        headers: Headers,
+        timeout: Duration,
+        fixed: Vec<(&'static str, String)>,
+    ) -> HttpCaller {
+        HttpCaller {
+            http: reqwest::Client::new(),
+            headers,
+            fixed,
+            timeout,
+            shown,
+        }
+    }
+
+    /// A GET: 2xx and 404 come back with their body; refused credentials and other statuses
+    /// are errors.
+    pub async fn get(
+        &self,
+        url: &str,
+        query: &[(&str, String)],
+        accept: &str,
+    ) -> Result<(u16, Vec<u8>), BackendError> {
+        let mut request = self
+            .http
+            .get(url)
+            .query(query)
+            .timeout(self.timeout)
+            .header("Accept", accept);
+        if let Some(value) = self.headers.authorization()? {
+            request = request.header("Authorization", value);
+        }
+        for (name, value) in &self.fixed {
+            request = request.header(*name, value.as_str());
+        }
+        for (name, value) in self.headers.custom() {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let response = request.send().await.map_err(|e| self.transport(e))?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|e| self.transport(e))?;
+        match status {
+            200..=299 | 404 => Ok((status, body.to_vec())),
+            401 | 403 => Err(BackendError::Unauthorized {
+                backend: self.shown.clone(),
+                status,
+            }),
+            _ => Err(self.status(status, &body)),
+        }
+    }
+
+    pub fn status(&self, status: u16, body: &[u8]) -> BackendError {
+        BackendError::Status {
+            backend: self.shown.clone(),
+            status,
+            body: excerpt(&String::from_utf8_lossy(body)),
+        }
+    }
+
+    pub fn decode_error(&self, message: impl Into<String>) -> BackendError {
+        BackendError::Decode {
+            backend: self.shown.clone(),
+            message: message.into(),
+        }
+    }
+
+    fn transport(&self, error: reqwest::Error) -> BackendError {
+        if error.is_timeout() {
+            BackendError::Timeout {
+                backend: self.shown.clone(),
+                after: self.timeout,
+            }
+        } else {
+            // reqwest's message can hold the URL; ours already says which backend it is.
+            BackendError::Unreachable {
+                backend: self.shown.clone(),
+                reason: std::error::Error::source(&error)
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "the request failed".to_string()),
+            }
+        }
+    }
+}
