@@ -83,6 +83,28 @@ pub trait Kv: Send + Sync {
     fn compact(&self) -> Result<(), StoreError>;
 }
 
+/// Runs `step` over the items in order (or in reverse) until it returns false.
+fn walk<I: DoubleEndedIterator>(
+    items: I,
+    reverse: bool,
+    mut step: impl FnMut(I::Item) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    if reverse {
+        for item in items.rev() {
+            if !step(item)? {
+                break;
+            }
+        }
+    } else {
+        for item in items {
+            if !step(item)? {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
 // ---- on disk ------------------------------------------------------------------------------
 
 pub struct FjallKv {
@@ -148,25 +170,10 @@ impl Kv for FjallKv {
         reverse: bool,
         visit: &mut Visitor<'_>,
     ) -> Result<(), StoreError> {
-        let range = self.table(table).range(from..to);
-        let mut step = |guard: fjall::Guard| -> Result<bool, StoreError> {
+        walk(self.table(table).range(from..to), reverse, |guard| {
             let (key, value) = guard.into_inner()?;
             visit(&key, &value)
-        };
-        if reverse {
-            for guard in range.rev() {
-                if !step(guard)? {
-                    break;
-                }
-            }
-        } else {
-            for guard in range {
-                if !step(guard)? {
-                    break;
-                }
-            }
-        }
-        Ok(())
+        })
     }
 
     fn disk_bytes(&self) -> u64 {
@@ -242,20 +249,7 @@ impl Kv for MemoryKv {
         let tables = self.tables.read().expect("lock poisoned");
         let range =
             tables[table.index()].range::<[u8], _>((Bound::Included(from), Bound::Excluded(to)));
-        if reverse {
-            for (k, v) in range.rev() {
-                if !visit(k, v)? {
-                    break;
-                }
-            }
-        } else {
-            for (k, v) in range {
-                if !visit(k, v)? {
-                    break;
-                }
-            }
-        }
-        Ok(())
+        walk(range, reverse, |(k, v)| visit(k, v))
     }
 
     fn disk_bytes(&self) -> u64 {
