@@ -224,14 +224,8 @@ impl Generator {
         } else {
             200
         };
-        if hop.fault == Fault::None {
-            for child in &hop.children {
-                let (end, child_status) = self.render(child, cursor + 20, Some(server_id), out);
-                cursor = end + 20;
-                if child_status >= 500 {
-                    status = 500;
-                }
-            }
+        if hop.fault == Fault::None && self.render_calls(hop, &mut cursor, server_id, out) {
+            status = 500;
         }
         let server_end = cursor + half;
         let client_end = server_end + network;
@@ -262,6 +256,24 @@ impl Generator {
         (client_end, status)
     }
 
+    /// Renders the calls a hop's callee makes, one after the other from `cursor` (moved to the
+    /// end of the last); returns whether one of them failed.
+    fn render_calls(
+        &mut self,
+        hop: &Hop,
+        cursor: &mut u64,
+        parent: SpanId,
+        out: &mut Render,
+    ) -> bool {
+        let mut failed = false;
+        for child in &hop.children {
+            let (end, status) = self.render(child, *cursor + 20, Some(parent), out);
+            *cursor = end + 20;
+            failed |= status >= 500;
+        }
+        failed
+    }
+
     fn render_waypoint(
         &mut self,
         hop: &Hop,
@@ -277,14 +289,8 @@ impl Generator {
         };
         let half = (hop.self_latency_us / 2.0) as u64;
         let mut cursor = start + half;
-        if hop.fault == Fault::None {
-            for child in &hop.children {
-                let (end, child_status) = self.render(child, cursor + 20, Some(id), out);
-                cursor = end + 20;
-                if child_status >= 500 {
-                    status = 500;
-                }
-            }
+        if hop.fault == Fault::None && self.render_calls(hop, &mut cursor, id, out) {
+            status = 500;
         }
         let end = cursor + half;
         let callee = &self.mesh.topology.services[hop.callee.service];
