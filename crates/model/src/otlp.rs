@@ -339,7 +339,7 @@ pub fn tempo_json_to_otlp_json(value: serde_json::Value) -> serde_json::Value {
 
 /// Spans as OTLP, grouped by process and then by scope, with Jaeger's tags mapped back onto
 /// OTLP fields (kind, status, scope, trace state, parent, links, events).
-pub fn spans_to_otlp(spans: &[Span]) -> Vec<ResourceSpans> {
+pub fn spans_to_otlp<'a>(spans: impl IntoIterator<Item = &'a Span>) -> Vec<ResourceSpans> {
     /// A scope's name and version, and its spans.
     type Scoped = ((String, String), Vec<OtlpSpan>);
     let mut out: Vec<(Arc<Process>, Vec<Scoped>)> = Vec::new();

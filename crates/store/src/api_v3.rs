@@ -208,11 +208,8 @@ pub fn parse_query(pairs: &[(String, String)]) -> Result<TraceQuery, V3Error> {
 
 /// `{"result": {"resourceSpans": [...]}}` with protojson's omission of default values.
 fn traces_result(traces: &[Trace]) -> Value {
-    let spans: Vec<_> = traces
-        .iter()
-        .flat_map(|t| t.spans.iter().cloned())
-        .collect();
-    let resource_spans = serde_json::to_value(spans_to_otlp(&spans)).expect("OTLP serializes");
+    let spans = traces.iter().flat_map(|t| &t.spans);
+    let resource_spans = serde_json::to_value(spans_to_otlp(spans)).expect("OTLP serializes");
     json!({"result": {"resourceSpans": prune_defaults(resource_spans)}})
 }
 

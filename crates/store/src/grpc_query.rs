@@ -114,16 +114,18 @@ fn trace_id_from_bytes(bytes: &[u8]) -> Result<TraceId, Status> {
 }
 
 fn spans_in_chunks(traces: &[Trace]) -> Vec<api_v2::SpansResponseChunk> {
-    let spans: Vec<api_v2::Span> = traces
-        .iter()
-        .flat_map(|t| t.spans.iter().map(span_to_proto))
-        .collect();
-    spans
-        .chunks(SPANS_PER_CHUNK)
-        .map(|chunk| api_v2::SpansResponseChunk {
-            spans: chunk.to_vec(),
-        })
-        .collect()
+    let mut chunks: Vec<api_v2::SpansResponseChunk> = Vec::new();
+    for span in traces.iter().flat_map(|t| &t.spans) {
+        match chunks.last_mut() {
+            Some(chunk) if chunk.spans.len() < SPANS_PER_CHUNK => {
+                chunk.spans.push(span_to_proto(span))
+            }
+            _ => chunks.push(api_v2::SpansResponseChunk {
+                spans: vec![span_to_proto(span)],
+            }),
+        }
+    }
+    chunks
 }
 
 /// A service's operations, for both versions' GetOperations.
