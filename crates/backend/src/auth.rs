@@ -1,11 +1,18 @@
 //! The headers every backend request carries: the `Authorization` the auth settings ask for,
-//! and `custom_headers`. Credentials are read when a request is made, so rotated secrets work.
+//! and `custom_headers`. Credentials are read when a request is made, so rotated secrets work;
+//! an OAuth2 token is fetched with the client-credentials grant, kept until shortly before it
+//! expires, then fetched again.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
-use meshtrace_config::{AuthType, Credential, TracingConfig};
+use meshtrace_config::{AuthType, Credential, OAuth2, OAuth2AuthStyle, TracingConfig};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
 
+use crate::error::{cause, excerpt};
 use crate::{BackendError, Options};
 
 #[derive(Debug, Clone)]
@@ -17,17 +24,18 @@ pub struct Headers {
     /// `use_kiali_token`: the bearer token is this file's content.
     token_file: Option<PathBuf>,
     custom: Vec<(String, String)>,
+    oauth2: Option<Arc<OAuth2Source>>,
 }
 
 impl Headers {
     pub fn new(config: &TracingConfig, options: &Options) -> Result<Headers, BackendError> {
         let auth = &config.auth;
-        if auth.kind == AuthType::OAuth2 {
-            return Err(BackendError::Config(
-                "auth.type oauth2 is not available yet in this version of meshtrace".to_string(),
-            ));
-        }
+        let oauth2 = match auth.kind {
+            AuthType::OAuth2 => Some(Arc::new(OAuth2Source::new(config)?)),
+            _ => None,
+        };
         Ok(Headers {
+            oauth2,
             kind: auth.kind,
             username: auth.username.clone(),
             password: auth.password.clone(),
@@ -44,7 +52,10 @@ impl Headers {
     }
 
     /// The value of the `Authorization` header, if any, read now.
-    pub fn authorization(&self) -> Result<Option<String>, BackendError> {
+    pub async fn authorization(&self) -> Result<Option<String>, BackendError> {
+        if let Some(oauth2) = &self.oauth2 {
+            return Ok(Some(format!("Bearer {}", oauth2.token().await?)));
+        }
         if let Some(file) = &self.token_file {
             let token = Credential::new(file.to_string_lossy()).resolve()?;
             return Ok(Some(format!("Bearer {token}")));
@@ -68,6 +79,141 @@ impl Headers {
     }
 }
 
+/// Tokens from an OAuth2 token URL, client-credentials grant (RFC 6749 §4.4).
+#[derive(Debug)]
+struct OAuth2Source {
+    http: reqwest::Client,
+    settings: OAuth2,
+    timeout: Duration,
+    cached: Mutex<Option<(String, Instant)>>,
+}
+
+/// A token is fetched again this long before it expires.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(10);
+/// How long a token without `expires_in` is kept.
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
+
+#[derive(serde::Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+impl OAuth2Source {
+    fn new(config: &TracingConfig) -> Result<OAuth2Source, BackendError> {
+        let settings = config.auth.oauth2.clone();
+        let url = url::Url::parse(&settings.token_url).map_err(|e| {
+            BackendError::Config(format!("auth.oauth2.token_url is not a valid URL: {e}"))
+        })?;
+        Ok(OAuth2Source {
+            http: crate::tls::http_client(&config.auth, &url)?,
+            settings,
+            timeout: config.query_timeout(),
+            cached: Mutex::new(None),
+        })
+    }
+
+    /// The current token: the cached one while it is fresh, else a new one.
+    async fn token(&self) -> Result<String, BackendError> {
+        let mut cached = self.cached.lock().await;
+        if let Some((token, expires)) = &*cached
+            && Instant::now() + EXPIRY_MARGIN < *expires
+        {
+            return Ok(token.clone());
+        }
+        let (token, lifetime) = self.fetch().await?;
+        *cached = Some((token.clone(), Instant::now() + lifetime));
+        Ok(token)
+    }
+
+    async fn fetch(&self) -> Result<(String, Duration), BackendError> {
+        let s = &self.settings;
+        let shown = format!(
+            "the OAuth2 token URL {}",
+            meshtrace_config::redact_url(&s.token_url)
+        );
+        let secret = s.client_secret.resolve()?;
+        let mut form = vec![("grant_type", "client_credentials".to_string())];
+        if !s.scopes.is_empty() {
+            form.push(("scope", s.scopes.join(" ")));
+        }
+        if !s.audience.is_empty() {
+            form.push(("audience", s.audience.clone()));
+        }
+        let mut request = self.http.post(&s.token_url).timeout(self.timeout);
+        match s.auth_style {
+            OAuth2AuthStyle::Header => {
+                // RFC 6749 §2.3.1: both parts form-encoded before the Basic encoding.
+                let encode =
+                    |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+                let pair = format!("{}:{}", encode(&s.client_id), encode(&secret));
+                request = request.header(
+                    "Authorization",
+                    format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(pair)
+                    ),
+                );
+            }
+            OAuth2AuthStyle::Params => {
+                form.push(("client_id", s.client_id.clone()));
+                form.push(("client_secret", secret));
+            }
+        }
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let response = request
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Accept", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    BackendError::Timeout {
+                        backend: shown.clone(),
+                        after: self.timeout,
+                    }
+                } else {
+                    BackendError::Unreachable {
+                        backend: shown.clone(),
+                        reason: cause(&e),
+                    }
+                }
+            })?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.unwrap_or_default();
+        if !(200..300).contains(&status) {
+            // Token endpoints answer errors as JSON `error` / `error_description`, never with
+            // what we sent; the excerpt is safe to show.
+            return Err(BackendError::Status {
+                backend: shown,
+                status,
+                body: excerpt(&String::from_utf8_lossy(&bytes)),
+            });
+        }
+        // The body holds the token: its parse error is not shown.
+        let parsed: TokenResponse =
+            serde_json::from_slice(&bytes).map_err(|_| BackendError::Decode {
+                backend: shown.clone(),
+                message: "the answer is not a JSON object with an access_token".to_string(),
+            })?;
+        if parsed.access_token.is_empty() {
+            return Err(BackendError::Decode {
+                backend: shown,
+                message: "the access_token is empty".to_string(),
+            });
+        }
+        let lifetime = parsed
+            .expires_in
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_LIFETIME);
+        Ok((parsed.access_token, lifetime))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,8 +226,8 @@ mod tests {
         Headers::new(&loaded.config.tracing, options).unwrap()
     }
 
-    #[test]
-    fn basic_credentials_are_read_from_files_each_time() {
+    #[tokio::test]
+    async fn basic_credentials_are_read_from_files_each_time() {
         let dir = tempfile::tempdir().unwrap();
         let password = dir.path().join("password");
         std::fs::write(&password, "first\n").unwrap();
@@ -98,18 +244,27 @@ mod tests {
                 base64::engine::general_purpose::STANDARD.encode(pair)
             )
         };
-        assert_eq!(h.authorization().unwrap(), Some(encoded("kiali:first")));
+        assert_eq!(
+            h.authorization().await.unwrap(),
+            Some(encoded("kiali:first"))
+        );
         std::fs::write(&password, "second").unwrap();
-        assert_eq!(h.authorization().unwrap(), Some(encoded("kiali:second")));
+        assert_eq!(
+            h.authorization().await.unwrap(),
+            Some(encoded("kiali:second"))
+        );
     }
 
-    #[test]
-    fn bearer_and_service_account_tokens() {
+    #[tokio::test]
+    async fn bearer_and_service_account_tokens() {
         let h = headers(
             "    auth:\n      type: bearer\n      token: abc\n",
             &Options::default(),
         );
-        assert_eq!(h.authorization().unwrap().as_deref(), Some("Bearer abc"));
+        assert_eq!(
+            h.authorization().await.unwrap().as_deref(),
+            Some("Bearer abc")
+        );
         let dir = tempfile::tempdir().unwrap();
         let token = dir.path().join("token");
         std::fs::write(&token, "sa-token\n").unwrap();
@@ -121,27 +276,27 @@ mod tests {
             &options,
         );
         assert_eq!(
-            h.authorization().unwrap().as_deref(),
+            h.authorization().await.unwrap().as_deref(),
             Some("Bearer sa-token")
         );
         let h = headers(
             "    custom_headers:\n      X-Scope-OrgID: t1\n",
             &Options::default(),
         );
-        assert_eq!(h.authorization().unwrap(), None);
+        assert_eq!(h.authorization().await.unwrap(), None);
         assert_eq!(
             h.custom(),
             [("X-Scope-OrgID".to_string(), "t1".to_string())]
         );
     }
 
-    #[test]
-    fn a_missing_credential_file_is_an_error_naming_the_file_only() {
+    #[tokio::test]
+    async fn a_missing_credential_file_is_an_error_naming_the_file_only() {
         let h = headers(
             "    auth:\n      type: bearer\n      token: /no/such/token\n",
             &Options::default(),
         );
-        let message = h.authorization().unwrap_err().to_string();
+        let message = h.authorization().await.unwrap_err().to_string();
         assert_eq!(
             message,
             "cannot read a credential: cannot read the credential file `/no/such/token`: No such file or directory (os error 2)"

@@ -1,13 +1,14 @@
 //! Finds how a tracing backend can be reached: which ports of its host are open, and which of
 //! Jaeger HTTP (with and without a `/jaeger` prefix), Jaeger gRPC and Tempo HTTP answer on them,
-//! using the auth and headers of a given configuration. Every probe is reported; the
-//! configurations that worked come back best first.
+//! using the auth and headers of a given configuration. A port that answers a TLS handshake is
+//! probed over https (with the configuration's CA and client certificate). Every probe is
+//! reported; the configurations that worked come back best first.
 
 use std::time::Duration;
 
 use meshtrace_config::{Provider, TracingConfig};
 
-use crate::{JaegerGrpc, JaegerHttp, Options, TracingBackend};
+use crate::{JaegerGrpc, JaegerHttp, Options, TempoHttp, TracingBackend};
 
 /// The ports Jaeger and Tempo are usually found on.
 pub const USUAL_PORTS: [u16; 8] = [16686, 16685, 80, 443, 3200, 3100, 8080, 9095];
@@ -29,18 +30,69 @@ pub struct Working {
     pub use_grpc: bool,
     pub internal_url: String,
     pub note: String,
+    /// The `auth` and `custom_headers` lines of the configuration the probe used (secrets as
+    /// `xxx`, file paths as they are).
+    pub settings: String,
 }
 
 impl Working {
     /// A ready-to-paste `external_services.tracing` block.
     pub fn yaml(&self) -> String {
         format!(
-            "external_services:\n  tracing:\n    enabled: true\n    provider: {}\n    internal_url: {}\n    use_grpc: {}\n",
+            "external_services:\n  tracing:\n    enabled: true\n    provider: {}\n    internal_url: {}\n    use_grpc: {}\n{}",
             self.provider.as_str(),
             self.internal_url,
-            self.use_grpc
+            self.use_grpc,
+            self.settings
         )
     }
+}
+
+/// The auth and header settings of `config` that differ from the defaults, as YAML lines under
+/// `tracing:`. A secret given literally shows as `xxx` (paste your own); a secret read from a
+/// file shows its path.
+fn settings_yaml(config: &TracingConfig) -> String {
+    use std::fmt::Write as _;
+    let auth = &config.auth;
+    let shown = |c: &meshtrace_config::Credential| match c.file() {
+        Some(path) => path.display().to_string(),
+        None => c.obfuscated().to_string(),
+    };
+    let mut lines = String::new();
+    if auth.kind != meshtrace_config::AuthType::None {
+        let _ = writeln!(lines, "      type: {}", auth.kind.as_str());
+    }
+    for (key, credential) in [
+        ("username", &auth.username),
+        ("password", &auth.password),
+        ("token", &auth.token),
+        ("cert_file", &auth.cert_file),
+        ("key_file", &auth.key_file),
+    ] {
+        if !credential.is_empty() {
+            let _ = writeln!(lines, "      {key}: {}", shown(credential));
+        }
+    }
+    if !auth.ca_file.is_empty() {
+        let _ = writeln!(lines, "      ca_file: {}", auth.ca_file);
+    }
+    if auth.insecure_skip_verify {
+        lines.push_str("      insecure_skip_verify: true\n");
+    }
+    if auth.use_kiali_token {
+        lines.push_str("      use_kiali_token: true\n");
+    }
+    let mut out = String::new();
+    if !lines.is_empty() {
+        out = format!("    auth:\n{lines}");
+    }
+    if !config.custom_headers.is_empty() {
+        out.push_str("    custom_headers:\n");
+        for name in config.custom_headers.keys() {
+            let _ = writeln!(out, "      {name}: xxx");
+        }
+    }
+    out
 }
 
 #[derive(Debug, Default)]
@@ -78,6 +130,7 @@ pub async fn diagnose(
     ports.retain(|p| seen.insert(*p));
     let path = url.path().trim_end_matches('/').to_string();
 
+    let settings = settings_yaml(base);
     let mut diagnosis = Diagnosis::default();
     for port in ports {
         let open = tokio::time::timeout(
@@ -97,7 +150,15 @@ pub async fn diagnose(
         if !open {
             continue;
         }
-        let root = format!("http://{host}:{port}");
+        let tls = speaks_tls(&host, port).await;
+        if tls {
+            diagnosis.probes.push(Probe {
+                test: format!("tls {host}:{port}"),
+                result: Ok("speaks TLS: probing over https".into()),
+            });
+        }
+        let scheme = if tls { "https" } else { "http" };
+        let root = format!("{scheme}://{host}:{port}");
         let mut prefixes = vec![path.clone(), String::new(), "/jaeger".to_string()];
         prefixes.dedup();
         let mut seen_prefix = std::collections::HashSet::new();
@@ -108,6 +169,7 @@ pub async fn diagnose(
         let speaks_grpc = grpc.is_ok();
         record(
             &mut diagnosis,
+            &settings,
             format!("Jaeger gRPC {grpc_url}"),
             grpc,
             Provider::Jaeger,
@@ -124,27 +186,32 @@ pub async fn diagnose(
         for prefix in prefixes {
             let http_url = format!("{root}{prefix}");
             let http = probe(base, &http_url, Provider::Jaeger, false, options).await;
+            let found = http.is_ok();
             record(
                 &mut diagnosis,
+                &settings,
                 format!("Jaeger HTTP {http_url}"),
                 http,
                 Provider::Jaeger,
                 false,
                 &http_url,
             );
+            if found {
+                break;
+            }
         }
-        let tempo = tempo_echo(&root).await;
-        let tempo_url = root.clone();
+        let tempo = probe(base, &root, Provider::Tempo, false, options).await;
         record(
             &mut diagnosis,
-            format!("Tempo HTTP {tempo_url}/api/echo"),
+            &settings,
+            format!("Tempo HTTP {root}"),
             tempo,
             Provider::Tempo,
             false,
-            &tempo_url,
+            &root,
         );
     }
-    // Jaeger gRPC is Kiali's default; then Jaeger HTTP; Tempo last (its client is not there yet).
+    // Jaeger gRPC is Kiali's default; then Jaeger HTTP; then Tempo.
     diagnosis
         .working
         .sort_by_key(|w| match (w.provider, w.use_grpc) {
@@ -157,6 +224,7 @@ pub async fn diagnose(
 
 fn record(
     diagnosis: &mut Diagnosis,
+    settings: &str,
     test: String,
     result: Result<String, String>,
     provider: Provider,
@@ -169,6 +237,7 @@ fn record(
             use_grpc,
             internal_url: url.to_string(),
             note: note.clone(),
+            settings: settings.to_string(),
         });
     }
     diagnosis.probes.push(Probe { test, result });
@@ -186,11 +255,21 @@ async fn probe(
     config.use_grpc = use_grpc;
     config.internal_url = url.to_string();
     config.query_timeout_secs = config.query_timeout_secs.min(3);
-    let client: Box<dyn TracingBackend> = if use_grpc {
-        Box::new(JaegerGrpc::new(&config, options).map_err(|e| e.to_string())?)
-    } else {
-        Box::new(JaegerHttp::new(&config, options).map_err(|e| e.to_string())?)
+    let client: Box<dyn TracingBackend> = match (provider, use_grpc) {
+        (Provider::Jaeger, true) => {
+            Box::new(JaegerGrpc::new(&config, options).map_err(|e| e.to_string())?)
+        }
+        (Provider::Jaeger, false) => {
+            Box::new(JaegerHttp::new(&config, options).map_err(|e| e.to_string())?)
+        }
+        (Provider::Tempo, _) => {
+            Box::new(TempoHttp::new(&config, options).map_err(|e| e.to_string())?)
+        }
     };
+    if provider == Provider::Tempo {
+        // Tempo's echo tells it apart from any HTTP server; its services need a search.
+        client.status().await.map_err(|e| e.to_string())?;
+    }
     match client.services().await {
         Ok(services) => Ok(format!(
             "{} answers, {} services",
@@ -201,27 +280,26 @@ async fn probe(
     }
 }
 
-async fn tempo_echo(root: &str) -> Result<String, String> {
-    let response = reqwest::Client::new()
-        .get(format!("{root}/api/echo"))
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "no answer: {}",
-                std::error::Error::source(&e)
-                    .map(|s| s.to_string())
-                    .unwrap_or_default()
-            )
-        })?;
-    let status = response.status().as_u16();
-    let body = response.text().await.unwrap_or_default();
-    if status == 200 && body.trim() == "echo" {
-        Ok(format!(
-            "Tempo at {root} answers (meshtrace's Tempo client arrives in a later version)"
-        ))
-    } else {
-        Err(format!("HTTP {status}, not Tempo's echo"))
-    }
+/// True when the port completes a TLS handshake (any certificate: this only asks which
+/// scheme to use; the probes then verify as the configuration says).
+async fn speaks_tls(host: &str, port: u16) -> bool {
+    let Ok(name) = rustls::pki_types::ServerName::try_from(host.to_string()) else {
+        return false;
+    };
+    let insecure = meshtrace_config::Auth {
+        insecure_skip_verify: true,
+        ..Default::default()
+    };
+    let Ok(config) = crate::tls::client_config(&insecure, &[b"h2", b"http/1.1"]) else {
+        return false;
+    };
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let handshake = async {
+        let tcp = tokio::net::TcpStream::connect((host, port)).await.ok()?;
+        connector.connect(name, tcp).await.ok()
+    };
+    matches!(
+        tokio::time::timeout(CONNECT_TIMEOUT * 2, handshake).await,
+        Ok(Some(_))
+    )
 }

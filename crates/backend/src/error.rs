@@ -41,3 +41,21 @@ pub fn excerpt(body: &str) -> String {
         line
     }
 }
+
+/// Why a connection failed, from the innermost error of `error`'s chain (the outer ones say
+/// "client error (Connect)"), with a hint when a certificate was refused.
+pub fn cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut innermost = error;
+    while let Some(source) = innermost.source() {
+        innermost = source;
+    }
+    let reason = innermost.to_string();
+    if reason.contains("certificate") || reason.contains("UnknownIssuer") {
+        format!(
+            "{reason} (set auth.ca_file to the CA that signed the backend's certificate, or \
+             auth.insecure_skip_verify: true to skip the check)"
+        )
+    } else {
+        reason
+    }
+}

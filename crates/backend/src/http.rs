@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
-use crate::BackendError;
+use meshtrace_config::TracingConfig;
+
 use crate::auth::Headers;
-use crate::error::excerpt;
+use crate::error::{cause, excerpt};
+use crate::{BackendError, Options};
 
 pub struct HttpCaller {
     http: reqwest::Client,
@@ -18,19 +20,21 @@ pub struct HttpCaller {
 }
 
 impl HttpCaller {
+    /// A caller of the backend at `url` (which decides whether TLS is used).
     pub fn new(
         shown: String,
-        headers: Headers,
-        timeout: Duration,
+        config: &TracingConfig,
+        options: &Options,
+        url: &url::Url,
         fixed: Vec<(&'static str, String)>,
-    ) -> HttpCaller {
-        HttpCaller {
-            http: reqwest::Client::new(),
-            headers,
+    ) -> Result<HttpCaller, BackendError> {
+        Ok(HttpCaller {
+            http: crate::tls::http_client(&config.auth, url)?,
+            headers: Headers::new(config, options)?,
             fixed,
-            timeout,
+            timeout: config.query_timeout(),
             shown,
-        }
+        })
     }
 
     /// A GET: 2xx and 404 come back with their body; refused credentials and other statuses
@@ -47,7 +51,7 @@ impl HttpCaller {
             .query(query)
             .timeout(self.timeout)
             .header("Accept", accept);
-        if let Some(value) = self.headers.authorization()? {
+        if let Some(value) = self.headers.authorization().await? {
             request = request.header("Authorization", value);
         }
         for (name, value) in &self.fixed {
@@ -94,9 +98,7 @@ impl HttpCaller {
             // reqwest's message can hold the URL; ours already says which backend it is.
             BackendError::Unreachable {
                 backend: self.shown.clone(),
-                reason: std::error::Error::source(&error)
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "the request failed".to_string()),
+                reason: cause(&error),
             }
         }
     }

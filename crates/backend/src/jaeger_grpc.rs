@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use tokio::time::{Instant, timeout_at};
+
 use meshtrace_config::{TracingConfig, redact_url};
 use meshtrace_model::{Span, Trace, TraceId, group_by_trace};
 use meshtrace_proto::api_v2::query_service_client::QueryServiceClient;
@@ -19,10 +21,13 @@ use tonic::metadata::{MetadataKey, MetadataValue};
 use tonic::transport::Channel;
 
 use crate::auth::Headers;
-use crate::{BackendError, Found, Options, TraceQuery, TracingBackend, limit_reached, plain_url};
+use crate::tls::{GrpcTlsConnector, http_client_builder};
+use crate::{BackendError, Found, Options, TraceQuery, TracingBackend, backend_url, limit_reached};
 
 pub struct JaegerGrpc {
     address: String,
+    /// Asks the address a plain HTTP question when gRPC fails (same TLS settings).
+    probe: reqwest::Client,
     shown: String,
     client: QueryServiceClient<Channel>,
     headers: Headers,
@@ -31,21 +36,32 @@ pub struct JaegerGrpc {
 
 impl JaegerGrpc {
     pub fn new(config: &TracingConfig, options: &Options) -> Result<JaegerGrpc, BackendError> {
-        let url = plain_url(config)?;
+        let url = backend_url(config)?;
         let host = url
             .host_str()
             .ok_or_else(|| BackendError::Config("internal_url has no host".to_string()))?;
-        let port = url.port_or_known_default().unwrap_or(80);
-        let address = format!("http://{host}:{port}");
+        let port = url
+            .port_or_known_default()
+            .expect("http and https have default ports");
+        let address = format!("{}://{host}:{port}", url.scheme());
         let shown = format!("Jaeger gRPC at {}", redact_url(&address));
-        let channel = tonic::transport::Endpoint::from_shared(address.clone())
+        let endpoint = tonic::transport::Endpoint::from_shared(address.clone())
             .map_err(|e| {
                 BackendError::Config(format!("internal_url cannot be used for gRPC: {e}"))
             })?
-            .connect_timeout(config.query_timeout())
-            .connect_lazy();
+            .connect_timeout(config.query_timeout());
+        let channel = if url.scheme() == "https" {
+            endpoint.connect_with_connector_lazy(GrpcTlsConnector::new(&config.auth)?)
+        } else {
+            endpoint.connect_lazy()
+        };
+        let probe = http_client_builder(&config.auth, &url)?
+            .http1_only()
+            .build()
+            .map_err(|e| BackendError::Config(format!("the HTTP client cannot be built: {e}")))?;
         Ok(JaegerGrpc {
             address,
+            probe,
             shown,
             client: QueryServiceClient::new(channel),
             headers: Headers::new(config, options)?,
@@ -55,7 +71,7 @@ impl JaegerGrpc {
 
     /// A request with the auth header and custom headers as gRPC metadata (names lowercased, as
     /// gRPC requires), and a deadline.
-    fn request<T>(
+    async fn request<T>(
         &self,
         message: T,
         deadline: Duration,
@@ -63,7 +79,7 @@ impl JaegerGrpc {
         let mut request = tonic::Request::new(message);
         request.set_timeout(deadline);
         let metadata = request.metadata_mut();
-        if let Some(value) = self.headers.authorization()? {
+        if let Some(value) = self.headers.authorization().await? {
             let value = MetadataValue::try_from(value.as_str()).map_err(|_| {
                 BackendError::Config("the credential holds characters a header cannot".to_string())
             })?;
@@ -84,6 +100,13 @@ impl JaegerGrpc {
         Ok(request)
     }
 
+    fn timed_out(&self) -> BackendError {
+        BackendError::Timeout {
+            backend: self.shown.clone(),
+            after: self.timeout,
+        }
+    }
+
     async fn error(&self, status: tonic::Status, deadline: Duration) -> BackendError {
         match status.code() {
             Code::DeadlineExceeded => BackendError::Timeout {
@@ -98,7 +121,18 @@ impl JaegerGrpc {
                 ),
             },
             Code::Unavailable | Code::Unknown | Code::Internal | Code::Unimplemented => {
-                if let Some(http) = self.speaks_http().await {
+                let http = self.speaks_http().await;
+                if let Some((code @ (401 | 403), _)) = http {
+                    // A proxy in front of the gRPC server turned the call away (nginx answers
+                    // a gRPC call with an HTML 401 page).
+                    return BackendError::Protocol {
+                        backend: self.shown.clone(),
+                        message: format!(
+                            "the credentials were refused (HTTP {code}): check external_services.tracing.auth"
+                        ),
+                    };
+                }
+                if let Some((_, http)) = http {
                     return BackendError::Protocol {
                         backend: self.shown.clone(),
                         message: format!(
@@ -126,22 +160,28 @@ impl JaegerGrpc {
         }
     }
 
-    /// What an HTTP/1.1 request to the same address gets back, if it gets an HTTP answer.
-    async fn speaks_http(&self) -> Option<String> {
-        let client = reqwest::Client::builder().http1_only().build().ok()?;
-        let response = client
+    /// What an HTTP/1.1 request to the same address, with the same credentials and headers,
+    /// gets back, if it gets an HTTP answer: the status, and the status with the content type.
+    async fn speaks_http(&self) -> Option<(u16, String)> {
+        let mut request = self
+            .probe
             .get(format!("{}/", self.address))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            .ok()?;
+            .timeout(Duration::from_secs(2));
+        if let Ok(Some(value)) = self.headers.authorization().await {
+            request = request.header("Authorization", value);
+        }
+        for (name, value) in self.headers.custom() {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let response = request.send().await.ok()?;
         let kind = response
             .headers()
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map(|v| format!(", {}", v.split(';').next().unwrap_or(v)))
             .unwrap_or_default();
-        Some(format!("HTTP {}{kind}", response.status().as_u16()))
+        let status = response.status().as_u16();
+        Some((status, format!("HTTP {status}{kind}")))
     }
 
     fn spans(
@@ -176,25 +216,39 @@ impl TracingBackend for JaegerGrpc {
             search_depth: query.limit.min(i32::MAX as usize) as i32,
             ..Default::default()
         };
-        let request = self.request(
-            FindTracesRequest {
-                query: Some(parameters),
-            },
-            self.timeout,
-        )?;
+        // The deadline covers the whole call: gRPC's own timeout ends at the response headers,
+        // so the stream is read against it here.
+        let deadline = Instant::now() + self.timeout;
+        let request = self
+            .request(
+                FindTracesRequest {
+                    query: Some(parameters),
+                },
+                self.timeout,
+            )
+            .await?;
         let mut client = self.client.clone();
-        let mut stream = match client.find_traces(request).await {
-            Ok(response) => response.into_inner(),
-            Err(status) => return Err(self.error(status, self.timeout).await),
+        let mut stream = match timeout_at(deadline, client.find_traces(request)).await {
+            Ok(Ok(response)) => response.into_inner(),
+            Ok(Err(status)) => return Err(self.error(status, self.timeout).await),
+            Err(_) => return Err(self.timed_out()),
         };
         let mut spans = Vec::new();
         let mut partial = None;
         loop {
-            match stream.message().await {
+            let next = match timeout_at(deadline, stream.message()).await {
+                Ok(next) => next,
+                Err(_) => Err(tonic::Status::deadline_exceeded("query_timeout")),
+            };
+            match next {
                 Ok(Some(chunk)) => spans.extend(self.spans(&chunk)?),
                 Ok(None) => break,
                 // Kiali drops this silently; the console says the list is incomplete.
                 Err(status) if status.code() == Code::DeadlineExceeded && !spans.is_empty() => {
+                    // The last trace may have been cut mid-way: it is left out rather than
+                    // shown with missing spans.
+                    let last = spans.last().map(|s: &Span| s.trace_id);
+                    spans.retain(|s| Some(s.trace_id) != last);
                     partial = Some(format!(
                         "the query_timeout of {}s ran out while traces were arriving: the list is incomplete",
                         self.timeout.as_secs_f64()
@@ -212,38 +266,44 @@ impl TracingBackend for JaegerGrpc {
     }
 
     async fn get_trace(&self, id: TraceId) -> Result<Option<Trace>, BackendError> {
-        let deadline = self.timeout;
-        let request = self.request(
-            GetTraceRequest {
-                trace_id: id.to_bytes().to_vec(),
-                ..Default::default()
-            },
-            deadline,
-        )?;
+        let deadline = Instant::now() + self.timeout;
+        let request = self
+            .request(
+                GetTraceRequest {
+                    trace_id: id.to_bytes().to_vec(),
+                    ..Default::default()
+                },
+                self.timeout,
+            )
+            .await?;
         let mut client = self.client.clone();
-        let mut stream = match client.get_trace(request).await {
-            Ok(response) => response.into_inner(),
-            Err(status) if status.code() == Code::NotFound => return Ok(None),
-            Err(status) => return Err(self.error(status, deadline).await),
+        let mut stream = match timeout_at(deadline, client.get_trace(request)).await {
+            Ok(Ok(response)) => response.into_inner(),
+            Ok(Err(status)) if status.code() == Code::NotFound => return Ok(None),
+            Ok(Err(status)) => return Err(self.error(status, self.timeout).await),
+            Err(_) => return Err(self.timed_out()),
         };
         let mut spans = Vec::new();
         loop {
-            match stream.message().await {
-                Ok(Some(chunk)) => spans.extend(self.spans(&chunk)?),
-                Ok(None) => break,
-                Err(status) if status.code() == Code::NotFound => return Ok(None),
-                Err(status) => return Err(self.error(status, deadline).await),
+            match timeout_at(deadline, stream.message()).await {
+                Ok(Ok(Some(chunk))) => spans.extend(self.spans(&chunk)?),
+                Ok(Ok(None)) => break,
+                Ok(Err(status)) if status.code() == Code::NotFound => return Ok(None),
+                Ok(Err(status)) => return Err(self.error(status, self.timeout).await),
+                // Half a trace is not shown as the trace.
+                Err(_) => return Err(self.timed_out()),
             }
         }
         Ok(group_by_trace(spans).into_iter().next())
     }
 
     async fn services(&self) -> Result<Vec<String>, BackendError> {
-        let request = self.request(GetServicesRequest {}, self.timeout)?;
+        let request = self.request(GetServicesRequest {}, self.timeout).await?;
         let mut client = self.client.clone();
-        match client.get_services(request).await {
-            Ok(response) => Ok(response.into_inner().services),
-            Err(status) => Err(self.error(status, self.timeout).await),
+        match tokio::time::timeout(self.timeout, client.get_services(request)).await {
+            Ok(Ok(response)) => Ok(response.into_inner().services),
+            Ok(Err(status)) => Err(self.error(status, self.timeout).await),
+            Err(_) => Err(self.timed_out()),
         }
     }
 

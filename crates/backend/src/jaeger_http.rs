@@ -6,10 +6,9 @@ use meshtrace_model::jaeger_json::{JsonTrace, trace_from_json};
 use meshtrace_model::{Trace, TraceId};
 use serde::Deserialize;
 
-use crate::auth::Headers;
 use crate::error::excerpt;
 use crate::http::HttpCaller;
-use crate::{BackendError, Found, Options, TraceQuery, TracingBackend, limit_reached, plain_url};
+use crate::{BackendError, Found, Options, TraceQuery, TracingBackend, backend_url, limit_reached};
 
 /// What a 404 on an API route means: the path of internal_url does not lead to Jaeger's API.
 const NO_API: &str = "no Jaeger API at this path: check the path of internal_url (Jaeger may be \
@@ -35,16 +34,11 @@ struct EnvelopeError {
 
 impl JaegerHttp {
     pub fn new(config: &TracingConfig, options: &Options) -> Result<JaegerHttp, BackendError> {
-        plain_url(config)?;
+        let url = backend_url(config)?;
         let base = config.internal_url.trim_end_matches('/').to_string();
         let shown = format!("Jaeger HTTP at {}", redact_url(&base));
         Ok(JaegerHttp {
-            caller: HttpCaller::new(
-                shown,
-                Headers::new(config, options)?,
-                config.query_timeout(),
-                Vec::new(),
-            ),
+            caller: HttpCaller::new(shown, config, options, &url, Vec::new())?,
             base,
         })
     }

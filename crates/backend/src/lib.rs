@@ -11,6 +11,7 @@ mod http;
 mod jaeger_grpc;
 mod jaeger_http;
 mod tempo;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -61,16 +62,16 @@ pub trait TracingBackend: Send + Sync {
     async fn version(&self) -> Option<String>;
 }
 
-/// `internal_url`, parsed; https backends are refused until TLS support lands.
-pub(crate) fn plain_url(config: &TracingConfig) -> Result<url::Url, BackendError> {
+/// `internal_url`, parsed: http, or https with the TLS settings of `auth`.
+pub(crate) fn backend_url(config: &TracingConfig) -> Result<url::Url, BackendError> {
     let url = url::Url::parse(&config.internal_url)
         .map_err(|e| BackendError::Config(format!("internal_url is not a valid URL: {e}")))?;
-    if url.scheme() == "https" {
-        return Err(BackendError::Config(
-            "https backends are not available yet in this version of meshtrace".to_string(),
-        ));
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        other => Err(BackendError::Config(format!(
+            "internal_url must be http or https, not `{other}`"
+        ))),
     }
-    Ok(url)
 }
 
 /// The `partial` reason when as many traces came back as the limit allowed.

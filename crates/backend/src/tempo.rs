@@ -16,9 +16,8 @@ use opentelemetry_proto::tonic::trace::v1::TracesData;
 use prost::Message;
 use serde::Deserialize;
 
-use crate::auth::Headers;
 use crate::http::HttpCaller;
-use crate::{BackendError, Found, Options, TraceQuery, TracingBackend, limit_reached, plain_url};
+use crate::{BackendError, Found, Options, TraceQuery, TracingBackend, backend_url, limit_reached};
 
 /// How long a trace read by ID stays cached (Kiali: 5 minutes).
 const CACHE_TTL: Duration = Duration::from_secs(300);
@@ -73,7 +72,7 @@ struct SearchSpan {
 
 impl TempoHttp {
     pub fn new(config: &TracingConfig, options: &Options) -> Result<TempoHttp, BackendError> {
-        let url = plain_url(config)?;
+        let url = backend_url(config)?;
         let tempo = &config.tempo_config;
         let mut base = config.internal_url.trim_end_matches('/').to_string();
         let mut fixed = Vec::new();
@@ -85,12 +84,7 @@ impl TempoHttp {
         }
         let shown = format!("Tempo at {}", redact_url(&base));
         Ok(TempoHttp {
-            caller: HttpCaller::new(
-                shown,
-                Headers::new(config, options)?,
-                config.query_timeout(),
-                fixed,
-            ),
+            caller: HttpCaller::new(shown, config, options, &url, fixed)?,
             base,
             health_url: (!config.health_check_url.is_empty())
                 .then(|| config.health_check_url.clone()),

@@ -113,19 +113,16 @@ fn trace_id_from_bytes(bytes: &[u8]) -> Result<TraceId, Status> {
     }
 }
 
+/// Each trace's spans in chunks of at most [`SPANS_PER_CHUNK`]; a chunk never holds two traces
+/// (as in Jaeger), so a client cut off mid-stream knows which trace may be incomplete.
 fn spans_in_chunks(traces: &[Trace]) -> Vec<api_v2::SpansResponseChunk> {
-    let mut chunks: Vec<api_v2::SpansResponseChunk> = Vec::new();
-    for span in traces.iter().flat_map(|t| &t.spans) {
-        match chunks.last_mut() {
-            Some(chunk) if chunk.spans.len() < SPANS_PER_CHUNK => {
-                chunk.spans.push(span_to_proto(span))
-            }
-            _ => chunks.push(api_v2::SpansResponseChunk {
-                spans: vec![span_to_proto(span)],
-            }),
-        }
-    }
-    chunks
+    traces
+        .iter()
+        .flat_map(|trace| trace.spans.chunks(SPANS_PER_CHUNK))
+        .map(|spans| api_v2::SpansResponseChunk {
+            spans: spans.iter().map(span_to_proto).collect(),
+        })
+        .collect()
 }
 
 /// A service's operations, for both versions' GetOperations.

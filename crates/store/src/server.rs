@@ -154,7 +154,7 @@ pub async fn serve(
     query.map_err(|e| ServeError::Server(format!("query API: {e}")))?;
     tokio::task::spawn_blocking(move || store.flush())
         .await
-        .expect("flush task panicked")?;
+        .map_err(|e| ServeError::Server(format!("the final flush did not run: {e}")))??;
     tracing::info!("store flushed and closed");
     Ok(())
 }
