@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
+use meshtrace_console::ConsoleOptions;
 use meshtrace_sim::export::Target;
 use meshtrace_sim::run::{RunOptions, Stats, run};
 use meshtrace_store::Store;
@@ -34,6 +35,9 @@ pub struct DemoArgs {
     /// Jaeger gRPC query API address of the store.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:16685", value_parser = parse_addr)]
     pub query_grpc: std::net::SocketAddr,
+    /// The console's address (Kiali's port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:20001", value_parser = parse_addr)]
+    pub console: std::net::SocketAddr,
     #[command(flatten)]
     pub traffic: TrafficArgs,
 }
@@ -81,7 +85,26 @@ impl DemoArgs {
             let _ = store_stopped.await;
         }));
 
+        // The console reads the store as Kiali would read Jaeger: gRPC on the query port.
+        let console_listener = tokio::net::TcpListener::bind(self.console)
+            .await
+            .with_context(|| format!("cannot listen on {}", self.console))?;
+        let console_addr = console_listener.local_addr()?;
+        let config = meshtrace_config::load_str(&format!(
+            "external_services:\n  tracing:\n    enabled: true\n    provider: jaeger\n    \
+             internal_url: http://{}\n    use_grpc: true\n",
+            bound.query_grpc
+        ))
+        .map_err(|problems| anyhow::anyhow!("the demo's configuration is invalid: {problems:?}"))?
+        .config;
+        let console = meshtrace_console::Console::new(config, ConsoleOptions::default());
+        let (stop_console, console_stopped) = tokio::sync::oneshot::channel::<()>();
+        let console_task = tokio::spawn(console.serve(console_listener, async {
+            let _ = console_stopped.await;
+        }));
+
         println!("meshtrace demo: a simulated Bookinfo mesh sending traces to the embedded store");
+        println!("  console API       http://{console_addr}/api/namespaces");
         println!(
             "  Jaeger query API  http://{}/api/services",
             bound.query_http
@@ -107,6 +130,9 @@ impl DemoArgs {
         )
         .await;
         println!("simulator stopped: {}", stats.summary());
+        let _ = stop_console.send(());
+        console_task.await.context("the console task failed")??;
+        println!("console stopped");
         let _ = stop_store.send(());
         server.await.context("the store task failed")??;
         println!("store stopped");

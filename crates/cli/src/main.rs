@@ -3,6 +3,7 @@
 mod config_cmd;
 mod demo_cmd;
 mod diagnose_cmd;
+mod serve_cmd;
 mod sim_cmd;
 mod store_cmd;
 
@@ -45,6 +46,8 @@ enum Command {
     Demo(demo_cmd::DemoArgs),
     /// Find how a tracing backend can be reached and print a working configuration.
     Diagnose(diagnose_cmd::DiagnoseArgs),
+    /// Run the console's API for the tracing backend a Kiali configuration names.
+    Serve(serve_cmd::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Store(args) => report(args.run()),
         Command::Sim(args) => report(args.run()),
         Command::Demo(args) => report(args.run()),
+        Command::Serve(args) => report(args.run()),
         Command::Diagnose(args) => match args.run() {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,

@@ -26,6 +26,10 @@ fn the_demo_keeps_traces_flowing_and_stops_cleanly() {
             "127.0.0.1:0",
             "--query-http",
             "127.0.0.1:0",
+            "--query-grpc",
+            "127.0.0.1:0",
+            "--console",
+            "127.0.0.1:0",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

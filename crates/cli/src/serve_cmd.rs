@@ -1,0 +1,70 @@
+//! `meshtrace serve`: the console's API for the backend a Kiali configuration names.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+use meshtrace_console::{Console, ConsoleOptions};
+
+use crate::store_cmd::parse_addr;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The Kiali configuration (config.yaml, ConfigMap or Kiali CR).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Where to listen; by default `server.address` and `server.port` of the config (:20001).
+    #[arg(long, value_name = "ADDR", value_parser = parse_addr)]
+    pub listen: Option<SocketAddr>,
+    /// Let POST /api/tracing/check probe any host, not only the configured backend's.
+    #[arg(long)]
+    pub allow_check_any_host: bool,
+}
+
+impl ServeArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let loaded = meshtrace_config::load_file(&self.config).map_err(|e| {
+            anyhow::anyhow!(
+                "{e}: run `meshtrace config check {}`",
+                self.config.display()
+            )
+        })?;
+        for warning in &loaded.warnings {
+            tracing::warn!(path = %warning.path, "{}", warning.message);
+        }
+        let config = loaded.config;
+        let listen = match self.listen {
+            Some(listen) => listen,
+            None => {
+                let host = if config.server.address.is_empty() {
+                    "0.0.0.0"
+                } else {
+                    config.server.address.as_str()
+                };
+                parse_addr(&format!("{host}:{}", config.server.port)).map_err(anyhow::Error::msg)?
+            }
+        };
+        let options = ConsoleOptions {
+            allow_check_any_host: self.allow_check_any_host,
+            ..ConsoleOptions::default()
+        };
+        let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            let bound = listener.local_addr()?;
+            let root = config.server.web_root.trim_end_matches('/').to_string();
+            println!("meshtrace console: http://{bound}{root}/api/tracing");
+            println!("  mode  {}", meshtrace_config::mode(&config.tracing));
+            let console = Console::new(config, options);
+            console
+                .serve(listener, crate::shutdown_signal())
+                .await
+                .context("the console stopped")?;
+            println!("console stopped");
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,174 @@
+//! The console's JSON API (`meshtrace serve`): Kiali's tracing routes with their shapes and
+//! status codes, the mesh inventory seen in traces, status, health and metrics.
+//!
+//! Everything goes through one [`Console`]: the loaded configuration, the backend client built
+//! from it (or the reason there is none), the inventory and version caches, and the metrics.
+
+mod check;
+mod error;
+mod inventory;
+mod ops;
+pub mod params;
+mod tracing_api;
+
+mod metrics;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use meshtrace_backend::{BackendError, TracingBackend};
+use meshtrace_config::Config;
+
+pub use error::ApiError;
+pub use metrics::Metrics;
+
+/// Settings of the console that are not in Kiali's configuration.
+#[derive(Debug, Clone)]
+pub struct ConsoleOptions {
+    pub backend: meshtrace_backend::Options,
+    /// Lets `POST /api/tracing/check` probe any host, not only the configured backend's.
+    pub allow_check_any_host: bool,
+    /// How far back the inventory looks, and how often it is refreshed.
+    pub inventory_window: Duration,
+    pub inventory_refresh: Duration,
+    /// Traces sampled per backend service for the inventory.
+    pub inventory_traces_per_service: usize,
+}
+
+impl Default for ConsoleOptions {
+    fn default() -> Self {
+        ConsoleOptions {
+            backend: meshtrace_backend::Options::default(),
+            allow_check_any_host: false,
+            inventory_window: Duration::from_secs(10 * 60),
+            inventory_refresh: Duration::from_secs(30),
+            inventory_traces_per_service: 100,
+        }
+    }
+}
+
+pub struct Console {
+    pub config: Config,
+    backend: Result<Arc<dyn TracingBackend>, String>,
+    pub options: ConsoleOptions,
+    pub metrics: Metrics,
+    inventory: inventory::Cache,
+    version: ops::VersionCache,
+    started: Instant,
+}
+
+impl Console {
+    pub fn new(config: Config, options: ConsoleOptions) -> Arc<Console> {
+        let backend = backend_for(&config, &options);
+        if let Err(reason) = &backend {
+            tracing::warn!(%reason, "no tracing backend: the traces routes answer 503");
+        }
+        Arc::new(Console {
+            config,
+            backend,
+            options,
+            metrics: Metrics::default(),
+            inventory: inventory::Cache::default(),
+            version: ops::VersionCache::default(),
+            started: Instant::now(),
+        })
+    }
+
+    /// The backend, or the 503 that says why there is none.
+    pub fn backend(&self) -> Result<&Arc<dyn TracingBackend>, ApiError> {
+        self.backend
+            .as_ref()
+            .map_err(|reason| ApiError::unavailable(reason.clone()))
+    }
+
+    /// Runs a backend call, timing it under `group`.
+    pub async fn timed<T>(
+        &self,
+        group: &'static str,
+        call: impl Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        let started = Instant::now();
+        let result = call.await;
+        self.metrics
+            .backend_call(group, started.elapsed(), result.is_ok());
+        result
+    }
+
+    /// The routes, under `server.web_root`.
+    pub fn router(self: &Arc<Console>) -> Router {
+        let api = Router::new()
+            .merge(tracing_api::routes())
+            .merge(inventory::routes())
+            .merge(ops::routes())
+            .layer(axum::middleware::from_fn_with_state(self.clone(), observe))
+            .with_state(self.clone());
+        let root = self.config.server.web_root.trim_end_matches('/');
+        if root.is_empty() {
+            api
+        } else {
+            // Probes and scrapers find health and metrics at the root as well.
+            Router::new()
+                .nest(root, api)
+                .merge(ops::root_routes().with_state(self.clone()))
+        }
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight. The inventory
+    /// is refreshed in the background meanwhile.
+    pub async fn serve(
+        self: Arc<Console>,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let refresher = tokio::spawn(inventory::refresh_forever(self.clone()));
+        let app = self.router();
+        tracing::info!(addr = %listener.local_addr()?, web_root = %self.config.server.web_root, "console ready");
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        refresher.abort();
+        result
+    }
+}
+
+fn backend_for(
+    config: &Config,
+    options: &ConsoleOptions,
+) -> Result<Arc<dyn TracingBackend>, String> {
+    let tracing = &config.tracing;
+    if !tracing.enabled {
+        return Err("tracing is not enabled (external_services.tracing.enabled: false)".into());
+    }
+    if tracing.internal_url.is_empty() {
+        return Err(
+            "tracing has no internal_url: only external links (external_url) are configured, \
+             so there are no traces to show here"
+                .into(),
+        );
+    }
+    meshtrace_backend::connect(tracing, &options.backend)
+        .map(Arc::from)
+        .map_err(|e| e.to_string())
+}
+
+/// Counts and times every request by its route, and logs it.
+async fn observe(State(console): State<Arc<Console>>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let took = started.elapsed();
+    let status = response.status().as_u16();
+    console.metrics.request(&route, &method, status, took);
+    tracing::info!(%method, %route, status, ms = took.as_secs_f64() * 1e3, "request");
+    response
+}

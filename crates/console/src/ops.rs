@@ -1,0 +1,142 @@
+//! Operations: `/healthz`, `/readyz`, `/metrics`, and `GET /api/status` with the backend's
+//! version (cached; fetched with a short timeout so a broken backend never stalls the route).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::sync::Mutex;
+
+use crate::Console;
+
+/// How long a version read stays good, and how long `/api/status` waits for a first one.
+const VERSION_TTL: Duration = Duration::from_secs(300);
+const VERSION_WAIT: Duration = Duration::from_secs(1);
+
+/// A version read from the backend (`None` inside when it cannot tell), and when.
+type VersionRead = (Instant, Option<String>);
+
+#[derive(Default)]
+pub struct VersionCache {
+    /// The last answer and when it came; `None` until one came.
+    value: Arc<Mutex<Option<VersionRead>>>,
+    fetching: Arc<std::sync::atomic::AtomicBool>,
+}
+
+pub fn routes() -> Router<Arc<Console>> {
+    root_routes().route("/api/status", get(status))
+}
+
+pub fn root_routes() -> Router<Arc<Console>> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+}
+
+/// Ready once the configuration is loaded (it is, or the console would not run); the
+/// backend's state is reported, not required.
+async fn ready(State(console): State<Arc<Console>>) -> Json<serde_json::Value> {
+    let backend = match console.backend() {
+        Ok(backend) => backend.describe(),
+        Err(error) => error.error,
+    };
+    Json(serde_json::json!({
+        "ready": true,
+        "backend": backend,
+        "uptimeSeconds": console.started.elapsed().as_secs(),
+    }))
+}
+
+async fn metrics(State(console): State<Arc<Console>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        console.metrics.render(),
+    )
+}
+
+impl Console {
+    /// The backend's version: the cached one; a fetch in the background when it is stale; a
+    /// wait of at most one second for the very first.
+    async fn backend_version(self: &Arc<Console>) -> Option<String> {
+        let backend = self.backend().ok()?.clone();
+        let cache = &self.version;
+        let current = cache.value.lock().await.clone();
+        if let Some((at, version)) = &current
+            && at.elapsed() < VERSION_TTL
+        {
+            return version.clone();
+        }
+        if !cache
+            .fetching
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            let value = cache.value.clone();
+            let fetching = cache.fetching.clone();
+            let console = self.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let version = tokio::time::timeout(Duration::from_secs(5), backend.version())
+                    .await
+                    .ok()
+                    .flatten();
+                console
+                    .metrics
+                    .backend_call("Version", started.elapsed(), version.is_some());
+                *value.lock().await = Some((Instant::now(), version));
+                fetching.store(false, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        if let Some((_, version)) = current {
+            return version;
+        }
+        let deadline = Instant::now() + VERSION_WAIT;
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if let Some((_, version)) = &*cache.value.lock().await {
+                return version.clone();
+            }
+        }
+        None
+    }
+}
+
+/// `GET /api/status`: the console's version and the external services, as Kiali lists them.
+async fn status(State(console): State<Arc<Console>>) -> Json<serde_json::Value> {
+    let t = &console.config.tracing;
+    let mut services = Vec::new();
+    if t.enabled {
+        let mut entry = serde_json::json!({
+            "name": t.provider.as_str(),
+            "url": t.external_url,
+        });
+        if !t.disable_version_check
+            && let Some(version) = console.backend_version().await
+        {
+            entry["version"] = version.into();
+        }
+        if t.provider == meshtrace_config::Provider::Tempo {
+            entry["tempoConfig"] = serde_json::json!({
+                "orgID": t.tempo_config.org_id,
+                "datasourceUID": t.tempo_config.datasource_uid,
+                "urlFormat": t.tempo_config.url_format.as_str(),
+            });
+        }
+        services.push(entry);
+    }
+    Json(serde_json::json!({
+        "status": {
+            "Kiali state": "running",
+            "Kiali version": concat!("meshtrace ", env!("CARGO_PKG_VERSION")),
+        },
+        "externalServices": services,
+        "warningMessages": [],
+    }))
+}

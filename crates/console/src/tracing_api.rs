@@ -1,0 +1,279 @@
+//! Kiali's tracing routes: `/api/tracing`, the traces and spans of an app, workload or
+//! service, error traces, a trace by ID, diagnose and the configuration check.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use meshtrace_backend::{Found, TraceQuery};
+use meshtrace_mesh::{
+    Kind, SpanInfo, Target, span_info, span_matches_service, span_matches_workload, trace_matches,
+};
+use meshtrace_model::jaeger_json::{
+    JsonProcess, JsonSpan, JsonTrace, process_to_json, span_to_json, trace_to_json,
+};
+use meshtrace_model::{Trace, TraceId};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::params::{TracingParams, now_micros, pairs};
+use crate::{Console, check};
+
+pub fn routes() -> Router<Arc<Console>> {
+    Router::new()
+        .route("/api/tracing", get(info))
+        .route(
+            "/api/namespaces/{namespace}/{kind}/{name}/traces",
+            get(traces),
+        )
+        .route(
+            "/api/namespaces/{namespace}/{kind}/{name}/spans",
+            get(spans),
+        )
+        .route(
+            "/api/namespaces/{namespace}/{kind}/{name}/errortraces",
+            get(error_traces),
+        )
+        .route("/api/traces/{trace_id}", get(trace))
+        .route("/api/tracing/diagnose", get(check::diagnose))
+        .route("/api/tracing/check", post(check::check))
+}
+
+/// `GET /api/tracing`: Kiali's `TracingInfo`.
+async fn info(State(console): State<Arc<Console>>) -> Json<serde_json::Value> {
+    let t = &console.config.tracing;
+    if !t.enabled {
+        return Json(serde_json::json!({"enabled": false, "integration": false, "url": ""}));
+    }
+    let tempo = &t.tempo_config;
+    Json(serde_json::json!({
+        "enabled": true,
+        "integration": !t.internal_url.is_empty(),
+        "internalURL": meshtrace_config::redact_url(&t.internal_url),
+        "provider": t.provider.as_str(),
+        "url": t.external_url,
+        "namespaceSelector": t.namespace_selector,
+        "useWaypointName": t.use_waypoint_name,
+        "whiteListIstioSystem": t.whitelist_istio_system,
+        "tempoConfig": {
+            "cacheCapacity": tempo.cache_capacity,
+            "cacheEnabled": tempo.cache_enabled,
+            "datasourceUID": tempo.datasource_uid,
+            "name": tempo.name,
+            "namespace": tempo.namespace,
+            "orgID": tempo.org_id,
+            "tenant": tempo.tenant,
+            "urlFormat": tempo.url_format.as_str(),
+        },
+    }))
+}
+
+#[derive(Serialize)]
+pub struct TracingError {
+    pub msg: String,
+}
+
+/// Kiali's `TracingResponse`, plus `partial`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TracingResponse {
+    data: Vec<JsonTrace>,
+    errors: Vec<TracingError>,
+    tracing_service_name: String,
+    /// True when the backend's answer is known or likely to be incomplete; `errors` says why.
+    partial: bool,
+}
+
+fn kind(segment: &str) -> Result<Kind, ApiError> {
+    Kind::from_plural(segment).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no such route: `{segment}` is not apps, workloads or services"
+        ))
+    })
+}
+
+/// What the backend is asked, and which target the answer is filtered for.
+struct Asked {
+    target: Target,
+    service: String,
+    found: Found,
+}
+
+async fn ask(
+    console: &Console,
+    namespace: String,
+    kind: Kind,
+    name: String,
+    raw: Option<&str>,
+) -> Result<Asked, ApiError> {
+    let backend = console.backend()?;
+    let params = TracingParams::parse(raw, console.config.ui_tracing_limit as usize)?;
+    let target = console.target(kind, namespace, name).await;
+    let tracing = &console.config.tracing;
+    let service = target.tracing_service_name(tracing.namespace_selector);
+    let mut tags = params.tags;
+    tags.extend(tracing.query_scope.clone());
+    if let Some(cluster) = params
+        .cluster
+        .or_else(|| Some(console.config.cluster_name.clone()).filter(|c| !c.is_empty()))
+    {
+        tags.insert("istio.cluster_id".to_string(), cluster);
+    }
+    let query = TraceQuery {
+        service: service.clone(),
+        tags,
+        start: params.start,
+        end: params.end,
+        min_duration: params.min_duration,
+        limit: params.limit,
+    };
+    let mut found = console
+        .timed("AppTraces", backend.find_traces(&query))
+        .await?;
+    found.traces.retain(|t| trace_matches(t, &target));
+    Ok(Asked {
+        target,
+        service,
+        found,
+    })
+}
+
+/// `GET /api/namespaces/{ns}/{apps|workloads|services}/{name}/traces`.
+async fn traces(
+    State(console): State<Arc<Console>>,
+    Path((namespace, segment, name)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<TracingResponse>, ApiError> {
+    let kind = kind(&segment)?;
+    let asked = ask(&console, namespace, kind, name, raw.as_deref()).await?;
+    Ok(Json(TracingResponse {
+        data: asked.found.traces.iter().map(trace_to_json).collect(),
+        errors: asked
+            .found
+            .partial
+            .iter()
+            .map(|reason| TracingError {
+                msg: reason.clone(),
+            })
+            .collect(),
+        tracing_service_name: asked.service,
+        partial: asked.found.partial.is_some(),
+    }))
+}
+
+/// Kiali's `TracingSpan`: the Jaeger span with its process inline and `traceSize`, plus what
+/// the span says about the mesh.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpanOut {
+    #[serde(flatten)]
+    span: JsonSpan,
+    process: JsonProcess,
+    trace_size: usize,
+    mesh: SpanInfo,
+}
+
+/// `GET /api/namespaces/{ns}/{kind}/{name}/spans`: the target's own spans of the traces found.
+async fn spans(
+    State(console): State<Arc<Console>>,
+    Path((namespace, segment, name)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Vec<SpanOut>>, ApiError> {
+    let kind = kind(&segment)?;
+    let asked = ask(&console, namespace, kind, name, raw.as_deref()).await?;
+    let target = &asked.target;
+    let mut out = Vec::new();
+    for trace in &asked.found.traces {
+        for span in &trace.spans {
+            let own = match target.kind {
+                Kind::App => span.process.service_name == asked.service,
+                Kind::Workload => span_matches_workload(span, &target.name, &target.namespace),
+                Kind::Service => span_matches_service(span, &target.name, &target.namespace),
+            };
+            if own {
+                let item = SpanOut {
+                    span: span_to_json(span, String::new()),
+                    process: process_to_json(&span.process),
+                    trace_size: trace.spans.len(),
+                    mesh: span_info(span),
+                };
+                out.push(item);
+            }
+        }
+    }
+    Ok(Json(out))
+}
+
+/// `GET /api/namespaces/{ns}/apps/{app}/errortraces?duration=<s>`: how many traces of the app
+/// had an error (Kiali: no cluster scoping, no limit).
+async fn error_traces(
+    State(console): State<Arc<Console>>,
+    Path((namespace, segment, name)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<usize>, ApiError> {
+    if kind(&segment)? != Kind::App {
+        return Err(ApiError::not_found(
+            "error traces are counted for apps only: /api/namespaces/{ns}/apps/{app}/errortraces",
+        ));
+    }
+    let backend = console.backend()?;
+    let mut duration = None;
+    for (key, value) in pairs(raw.as_deref(), &["duration", "clusterName"])? {
+        if key == "duration" {
+            duration = Some(value.parse::<u64>().ok().filter(|d| *d > 0).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "query parameter `duration` must be a number of seconds greater than 0, found `{value}`"
+                ))
+            })?);
+        }
+    }
+    let duration = duration
+        .ok_or_else(|| ApiError::bad_request("query parameter `duration` (seconds) is required"))?;
+    let target = console.target(Kind::App, namespace, name).await;
+    let tracing = &console.config.tracing;
+    let mut tags = BTreeMap::from([("error".to_string(), "true".to_string())]);
+    tags.extend(tracing.query_scope.clone());
+    let end = now_micros();
+    let query = TraceQuery {
+        service: target.tracing_service_name(tracing.namespace_selector),
+        tags,
+        start: end.saturating_sub(duration.saturating_mul(1_000_000)),
+        end,
+        min_duration: None,
+        limit: crate::params::MAX_LIMIT,
+    };
+    let found = console
+        .timed("ErrorTraces", backend.find_traces(&query))
+        .await?;
+    Ok(Json(found.traces.len()))
+}
+
+/// `GET /api/traces/{traceID}`.
+async fn trace(
+    State(console): State<Arc<Console>>,
+    Path(trace_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    pairs(raw.as_deref(), &["clusterName"])?;
+    let backend = console.backend()?;
+    let valid = !trace_id.is_empty()
+        && trace_id.len() <= 32
+        && trace_id.bytes().all(|b| b.is_ascii_hexdigit());
+    let id = TraceId::from_hex(&trace_id)
+        .ok()
+        .filter(|id| valid && !id.is_zero())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Invalid trace ID format: `{}` is not 1 to 32 hex digits",
+                trace_id.chars().take(64).collect::<String>()
+            ))
+        })?;
+    let trace: Option<Trace> = console.timed("TraceDetail", backend.get_trace(id)).await?;
+    let trace = trace.ok_or_else(|| ApiError::not_found(format!("Trace {trace_id} not found")))?;
+    Ok(Json(serde_json::json!({
+        "data": trace_to_json(&trace),
+        "errors": [],
+    })))
+}
