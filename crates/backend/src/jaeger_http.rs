@@ -43,19 +43,28 @@ impl JaegerHttp {
         })
     }
 
+    /// A GET's body; `None` on 404.
+    async fn get_raw(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Option<Vec<u8>>, BackendError> {
+        let (status, body) = self
+            .caller
+            .get(&format!("{}{path}", self.base), query, "application/json")
+            .await?;
+        Ok((status != 404).then_some(body))
+    }
+
     /// A JSON GET; `None` on 404.
     async fn get<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
         query: &[(&str, String)],
     ) -> Result<Option<T>, BackendError> {
-        let (status, body) = self
-            .caller
-            .get(&format!("{}{path}", self.base), query, "application/json")
-            .await?;
-        if status == 404 {
+        let Some(body) = self.get_raw(path, query).await? else {
             return Ok(None);
-        }
+        };
         serde_json::from_slice(&body).map(Some).map_err(|e| {
             self.caller.decode_error(format!(
                 "{e} (body: {})",
@@ -87,30 +96,16 @@ impl TracingBackend for JaegerHttp {
         if let Some(min) = query.min_duration {
             params.push(("minDuration", format!("{min}us")));
         }
-        let envelope: Envelope<Vec<JsonTrace>> = self
-            .get("/api/traces", &params)
-            .await?
-            .ok_or_else(|| BackendError::Status {
-                backend: self.caller.shown.clone(),
-                status: 404,
-                body: NO_API.to_string(),
-            })?;
-        let traces = envelope
-            .data
-            .unwrap_or_default()
-            .iter()
-            .map(trace_from_json)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| BackendError::Decode {
-                backend: self.caller.shown.clone(),
-                message: e.to_string(),
-            })?;
-        let mut partial = envelope.errors.filter(|e| !e.is_empty()).map(|e| {
-            e.iter()
-                .map(|x| x.msg.clone())
-                .collect::<Vec<_>>()
-                .join("; ")
-        });
+        let body =
+            self.get_raw("/api/traces", &params)
+                .await?
+                .ok_or_else(|| BackendError::Status {
+                    backend: self.caller.shown.clone(),
+                    status: 404,
+                    body: NO_API.to_string(),
+                })?;
+        let (traces, mut partial) =
+            decode_find_traces(&body).map_err(|e| self.caller.decode_error(e))?;
         if partial.is_none() {
             partial = limit_reached(traces.len(), query.limit);
         }
@@ -166,4 +161,25 @@ impl TracingBackend for JaegerHttp {
         let end = value.find('"')?;
         Some(value[..end].to_string())
     }
+}
+
+/// The traces of a `GET /api/traces` answer, and the errors Jaeger reported beside them (the
+/// answer is then partial). Public for the console's benchmark.
+pub fn decode_find_traces(body: &[u8]) -> Result<(Vec<Trace>, Option<String>), String> {
+    let envelope: Envelope<Vec<JsonTrace>> = serde_json::from_slice(body)
+        .map_err(|e| format!("{e} (body: {})", excerpt(&String::from_utf8_lossy(body))))?;
+    let traces = envelope
+        .data
+        .unwrap_or_default()
+        .iter()
+        .map(trace_from_json)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let errors = envelope.errors.filter(|e| !e.is_empty()).map(|e| {
+        e.iter()
+            .map(|x| x.msg.clone())
+            .collect::<Vec<_>>()
+            .join("; ")
+    });
+    Ok((traces, errors))
 }

@@ -8,8 +8,8 @@ mod auth;
 pub mod diagnose;
 mod error;
 mod http;
-mod jaeger_grpc;
-mod jaeger_http;
+pub mod jaeger_grpc;
+pub mod jaeger_http;
 mod tempo;
 mod tls;
 

@@ -36,12 +36,17 @@ fn the_demo_keeps_traces_flowing_and_stops_cleanly() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut console = None;
     let query = loop {
         let line = lines.next().expect("the demo prints its URLs").unwrap();
+        if let Some(url) = line.trim().strip_prefix("console API       http://") {
+            console = Some(url.trim_end_matches("/api/namespaces").to_string());
+        }
         if let Some(url) = line.trim().strip_prefix("Jaeger query API  http://") {
             break url.trim_end_matches("/api/services").to_string();
         }
     };
+    let console = console.expect("the demo prints the console's address");
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut first = 0;
     while first == 0 {
@@ -51,6 +56,21 @@ fn the_demo_keeps_traces_flowing_and_stops_cleanly() {
     }
     std::thread::sleep(Duration::from_millis(1500));
     assert!(trace_count(&query) > first, "traces stopped flowing");
+
+    // The console reads the store over gRPC, as Kiali reads Jaeger.
+    let body: Value = reqwest::blocking::get(format!(
+        "http://{console}/api/namespaces/bookinfo/apps/productpage/traces?limit=5"
+    ))
+    .unwrap()
+    .json()
+    .unwrap();
+    assert_eq!(body["tracingServiceName"], "productpage.bookinfo");
+    assert!(!body["data"].as_array().unwrap().is_empty(), "{body}");
+    let tracing: Value = reqwest::blocking::get(format!("http://{console}/api/tracing"))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(tracing["integration"], true);
 
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -63,5 +83,6 @@ fn the_demo_keeps_traces_flowing_and_stops_cleanly() {
             .any(|l| l.starts_with("simulator stopped: requests ")),
         "{rest:?}"
     );
+    assert!(rest.iter().any(|l| l == "console stopped"), "{rest:?}");
     assert!(rest.iter().any(|l| l == "store stopped"), "{rest:?}");
 }

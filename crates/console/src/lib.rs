@@ -9,7 +9,7 @@ mod error;
 mod inventory;
 mod ops;
 pub mod params;
-mod tracing_api;
+pub mod tracing_api;
 
 mod metrics;
 

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use meshtrace_backend::{Found, TraceQuery};
@@ -12,7 +14,7 @@ use meshtrace_mesh::{
     Kind, SpanInfo, Target, span_info, span_matches_service, span_matches_workload, trace_matches,
 };
 use meshtrace_model::jaeger_json::{
-    JsonProcess, JsonSpan, JsonTrace, process_to_json, span_to_json, trace_to_json,
+    JsonProcess, JsonSpan, TraceJson, process_to_json, span_to_json,
 };
 use meshtrace_model::{Trace, TraceId};
 use serde::Serialize;
@@ -75,14 +77,12 @@ pub struct TracingError {
     pub msg: String,
 }
 
-/// Kiali's `TracingResponse`, plus `partial`.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TracingResponse {
-    data: Vec<JsonTrace>,
+struct TracingResponse<'a> {
+    data: Vec<TraceJson<'a>>,
     errors: Vec<TracingError>,
     tracing_service_name: String,
-    /// True when the backend's answer is known or likely to be incomplete; `errors` says why.
     partial: bool,
 }
 
@@ -145,22 +145,32 @@ async fn traces(
     State(console): State<Arc<Console>>,
     Path((namespace, segment, name)): Path<(String, String, String)>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<TracingResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let kind = kind(&segment)?;
     let asked = ask(&console, namespace, kind, name, raw.as_deref()).await?;
-    Ok(Json(TracingResponse {
-        data: asked.found.traces.iter().map(trace_to_json).collect(),
-        errors: asked
-            .found
-            .partial
+    let body = traces_body(
+        &asked.found.traces,
+        &asked.service,
+        asked.found.partial.as_deref(),
+    );
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The body of the traces route: Kiali's `TracingResponse`, plus `partial` (true when the
+/// backend's answer is known or likely to be incomplete; `errors` then says why).
+pub fn traces_body(traces: &[Trace], service: &str, partial: Option<&str>) -> Vec<u8> {
+    let response = TracingResponse {
+        data: traces.iter().map(TraceJson).collect(),
+        errors: partial
             .iter()
             .map(|reason| TracingError {
-                msg: reason.clone(),
+                msg: reason.to_string(),
             })
             .collect(),
-        tracing_service_name: asked.service,
-        partial: asked.found.partial.is_some(),
-    }))
+        tracing_service_name: service.to_string(),
+        partial: partial.is_some(),
+    };
+    serde_json::to_vec(&response).expect("the response serializes")
 }
 
 /// Kiali's `TracingSpan`: the Jaeger span with its process inline and `traceSize`, plus what
@@ -273,7 +283,7 @@ async fn trace(
     let trace: Option<Trace> = console.timed("TraceDetail", backend.get_trace(id)).await?;
     let trace = trace.ok_or_else(|| ApiError::not_found(format!("Trace {trace_id} not found")))?;
     Ok(Json(serde_json::json!({
-        "data": trace_to_json(&trace),
+        "data": TraceJson(&trace),
         "errors": [],
     })))
 }

@@ -103,3 +103,47 @@ fn tempo_trace_by_id_reads_as_otlp_with_istio_tags() {
     assert!(span.tag("node_id").is_some());
     assert!(matches!(span.tag("span.kind"), Some(Value::Str(_))));
 }
+
+#[test]
+fn the_borrowed_encoder_writes_the_same_bytes() {
+    use meshtrace_model::jaeger_json::TraceJson;
+    let json: JsonTrace = serde_json::from_str(&fixture("jaeger/ui_01.json")).unwrap();
+    let mut traces = vec![trace_from_json(&json).unwrap()];
+    let request: ExportTraceServiceRequest =
+        serde_json::from_str(&fixture("jaeger/otlp2jaeger-in.json")).unwrap();
+    traces.extend(group_by_trace(
+        spans_from_otlp(&request.resource_spans).spans,
+    ));
+    // Every kind of value, a warning, a log, and more than nine processes (key order p1, p10, p2).
+    let mut wide = traces[0].clone();
+    let first = wide.spans[0].clone();
+    for i in 0..11 {
+        let mut span = first.clone();
+        span.span_id = meshtrace_model::SpanId(1000 + i);
+        span.process = std::sync::Arc::new(meshtrace_model::Process {
+            service_name: format!("svc-{i}"),
+            tags: vec![meshtrace_model::KeyValue::new("n", Value::I64(i as i64))],
+        });
+        span.tags = vec![
+            meshtrace_model::KeyValue::new("big", Value::I64(1 << 60)),
+            meshtrace_model::KeyValue::new("f", Value::F64(0.25)),
+            meshtrace_model::KeyValue::new("nan", Value::F64(f64::NAN)),
+            meshtrace_model::KeyValue::new("b", Value::Binary(vec![1, 2, 3])),
+            meshtrace_model::KeyValue::new("ok", Value::Bool(true)),
+        ];
+        span.warnings = vec!["clock skew".into()];
+        span.logs = vec![meshtrace_model::Log {
+            timestamp: 5,
+            fields: vec![meshtrace_model::KeyValue::string("event", "retry")],
+        }];
+        wide.spans.push(span);
+    }
+    wide.warnings = vec!["trace warning".into()];
+    traces.push(wide);
+    for trace in &traces {
+        assert_eq!(
+            serde_json::to_string(&TraceJson(trace)).unwrap(),
+            serde_json::to_string(&trace_to_json(trace)).unwrap()
+        );
+    }
+}

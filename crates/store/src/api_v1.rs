@@ -11,7 +11,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use meshtrace_model::TraceId;
-use meshtrace_model::jaeger_json::{JsonTrace, trace_to_json};
+use meshtrace_model::jaeger_json::TraceJson;
 use serde::Serialize;
 
 use crate::params::parse_go_duration;
@@ -188,7 +188,7 @@ async fn trace(
     let id = TraceId::from_hex(&raw_id)
         .map_err(|e| ApiError::bad_request(format!("cannot parse traceID param: {e}")))?;
     match blocking(&store, move |s| s.get_trace(id)).await? {
-        Some(trace) => Ok(ok(vec![trace_to_json(&trace)], 0)),
+        Some(trace) => Ok(ok([TraceJson(&trace)], 0)),
         None => Err(ApiError {
             status: StatusCode::NOT_FOUND,
             msg: "trace not found".to_string(),
@@ -220,11 +220,11 @@ async fn search(
                 .collect::<Result<Vec<_>, StoreError>>()
         })
         .await?;
-        let mut data: Vec<JsonTrace> = Vec::new();
+        let mut data = Vec::new();
         let mut errors = Vec::new();
         for (id, trace) in found {
             match trace {
-                Some(trace) => data.push(trace_to_json(&trace)),
+                Some(trace) => data.push(trace),
                 None => errors.push(EnvelopeError {
                     code: None,
                     msg: "trace not found".to_string(),
@@ -232,6 +232,7 @@ async fn search(
                 }),
             }
         }
+        let data: Vec<TraceJson> = data.iter().map(TraceJson).collect();
         return Ok(ok_with_errors(
             data,
             0,
@@ -240,7 +241,7 @@ async fn search(
     }
     let query = parse_search(&pairs)?;
     let traces = blocking(&store, move |s| s.find_traces(&query)).await?;
-    let data: Vec<JsonTrace> = traces.iter().map(trace_to_json).collect();
+    let data: Vec<TraceJson> = traces.iter().map(TraceJson).collect();
     Ok(ok(data, 0))
 }
 
