@@ -19,6 +19,8 @@ use crate::Console;
 use crate::error::ApiError;
 use crate::params::now_micros;
 
+const EMPTY_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub struct Snapshot {
     pub inventory: Inventory,
     pub taken: Instant,
@@ -50,9 +52,16 @@ impl Console {
         Ok(snapshot)
     }
 
+    /// The snapshot while it is younger than the refresh interval; an empty one (traffic has
+    /// not started, or the backend was just emptied) only for two seconds.
     async fn fresh_snapshot(&self) -> Option<Arc<Snapshot>> {
         let snapshot = self.inventory.snapshot.read().await.clone()?;
-        (snapshot.taken.elapsed() < self.options.inventory_refresh).then_some(snapshot)
+        let max_age = if snapshot.inventory.traces == 0 {
+            self.options.inventory_refresh.min(EMPTY_MAX_AGE)
+        } else {
+            self.options.inventory_refresh
+        };
+        (snapshot.taken.elapsed() < max_age).then_some(snapshot)
     }
 
     async fn take_snapshot(&self) -> Result<Snapshot, ApiError> {

@@ -10,6 +10,7 @@ mod inventory;
 mod ops;
 pub mod params;
 pub mod tracing_api;
+mod ui;
 
 mod metrics;
 
@@ -105,6 +106,7 @@ impl Console {
             .merge(tracing_api::routes())
             .merge(inventory::routes())
             .merge(ops::routes())
+            .merge(ui::routes())
             .layer(axum::middleware::from_fn_with_state(self.clone(), observe))
             .with_state(self.clone());
         let root = self.config.server.web_root.trim_end_matches('/');

@@ -95,13 +95,13 @@ fn kind(segment: &str) -> Result<Kind, ApiError> {
 }
 
 /// What the backend is asked, and which target the answer is filtered for.
-struct Asked {
-    target: Target,
-    service: String,
-    found: Found,
+pub(crate) struct Asked {
+    pub target: Target,
+    pub service: String,
+    pub found: Found,
 }
 
-async fn ask(
+pub(crate) async fn ask(
     console: &Console,
     namespace: String,
     kind: Kind,

@@ -8,6 +8,7 @@ mod enrich;
 mod filter;
 mod inventory;
 mod names;
+pub mod stats;
 
 pub use enrich::{SpanInfo, response_flag_meaning, span_info};
 pub use filter::{span_matches_service, span_matches_workload, trace_matches};

@@ -1,0 +1,857 @@
+//! The web console: server-rendered pages (askama templates, checked at compile time), SVG
+//! charts drawn on the server, one small JS file for what needs a browser (tooltips,
+//! auto-refresh). Page URLs follow Kiali's: `<web_root>/console/overview`,
+//! `/console/applications|workloads|services`, `/console/namespaces/{ns}/{kind}/{name}`, with
+//! `?tab=traces&traceId=<id>`. All assets are embedded in the binary.
+
+mod links;
+mod scatter;
+mod view;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use meshtrace_mesh::stats::{TraceSummary, percentile, similar};
+use meshtrace_mesh::{Item, Kind};
+use meshtrace_model::{Trace, TraceId};
+
+use crate::Console;
+use links::Links;
+use view::{LIMITS, PERCENTILES, RANGES, REFRESH, View, ago, format_duration, format_time};
+
+/// No inline script or style may run: everything comes from our own `/static/`.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+pub fn routes() -> Router<Arc<Console>> {
+    Router::new()
+        .route("/", get(home))
+        .route("/console", get(home))
+        .route("/console/overview", get(overview))
+        .route("/console/{list}", get(list))
+        .route("/console/namespaces/{namespace}/{kind}/{name}", get(detail))
+        .route("/static/meshtrace.css", get(css))
+        .route("/static/meshtrace.js", get(js))
+        .layer(axum::middleware::map_response(secure))
+}
+
+async fn secure(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+async fn css() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../static/meshtrace.css"),
+    )
+}
+
+async fn js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../static/meshtrace.js"),
+    )
+}
+
+fn root(console: &Console) -> String {
+    console
+        .config
+        .server
+        .web_root
+        .trim_end_matches('/')
+        .to_string()
+}
+
+async fn home(State(console): State<Arc<Console>>) -> Redirect {
+    Redirect::to(&format!("{}/console/overview", root(&console)))
+}
+
+// ---- the shell ----------------------------------------------------------------------------
+
+struct NavItem {
+    label: &'static str,
+    href: String,
+    active: bool,
+}
+
+struct Choice {
+    value: String,
+    label: String,
+    selected: bool,
+}
+
+struct NamespaceOption {
+    name: String,
+    selected: bool,
+}
+
+/// What every page shows around its content.
+struct Shell {
+    title: String,
+    root: String,
+    mode: String,
+    /// The view's query string, for links that keep it.
+    query: String,
+    nav: Vec<NavItem>,
+    tracing_home: Option<String>,
+    namespace_options: Vec<NamespaceOption>,
+    ranges: Vec<Choice>,
+    refreshes: Vec<Choice>,
+    from: String,
+    to: String,
+    refresh: u64,
+    /// Hidden fields the toolbar keeps (the tab and its options).
+    keep: Vec<(String, String)>,
+    error: Option<String>,
+}
+
+impl Shell {
+    fn new(console: &Console, view: &View, title: String, active: &str, known: &[String]) -> Shell {
+        let root = root(console);
+        // Navigation keeps the namespaces and time range, not a page's own options.
+        let nav_view = View {
+            tab: String::new(),
+            trace_id: String::new(),
+            limit: None,
+            errors_only: false,
+            spans_average: false,
+            percentile: String::new(),
+            ..view.clone()
+        };
+        let query = nav_view.query(&[]);
+        let nav = [
+            ("Overview", "overview"),
+            ("Applications", "applications"),
+            ("Workloads", "workloads"),
+            ("Services", "services"),
+        ]
+        .into_iter()
+        .map(|(label, path)| NavItem {
+            label,
+            href: format!("{root}/console/{path}{query}"),
+            active: path == active,
+        })
+        .collect();
+        let mut names: BTreeSet<String> = known.iter().cloned().collect();
+        names.extend(view.namespaces.iter().cloned());
+        let keep = [
+            ("tab", view.tab.clone()),
+            (
+                "limit",
+                view.limit.map(|l| l.to_string()).unwrap_or_default(),
+            ),
+            (
+                "errs",
+                if view.errors_only {
+                    "true".into()
+                } else {
+                    String::new()
+                },
+            ),
+            (
+                "showSpansAvg",
+                if view.spans_average {
+                    "true".into()
+                } else {
+                    String::new()
+                },
+            ),
+            ("percentile", view.percentile.clone()),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Shell {
+            title,
+            mode: meshtrace_config::mode(&console.config.tracing),
+            query,
+            nav,
+            tracing_home: Links::new(&console.config.tracing).map(|l| l.home()),
+            namespace_options: names
+                .into_iter()
+                .map(|name| NamespaceOption {
+                    selected: view.namespaces.contains(&name),
+                    name,
+                })
+                .collect(),
+            ranges: RANGES
+                .iter()
+                .map(|(value, label)| Choice {
+                    value: value.to_string(),
+                    label: label.to_string(),
+                    selected: !view.custom() && *value == view.duration,
+                })
+                .collect(),
+            refreshes: REFRESH
+                .iter()
+                .map(|(value, label)| Choice {
+                    value: value.to_string(),
+                    label: label.to_string(),
+                    selected: *value == view.refresh,
+                })
+                .collect(),
+            from: view.from.clone(),
+            to: view.to.clone(),
+            refresh: view.refresh,
+            keep,
+            error: None,
+            root,
+        }
+    }
+}
+
+fn page(status: StatusCode, template: impl Template) -> Response {
+    match template.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the page could not be rendered: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+/// The inventory and the namespaces it knows, or the error to show.
+async fn inventory(
+    console: &Console,
+) -> (
+    Option<Arc<crate::inventory::Snapshot>>,
+    Vec<String>,
+    Option<String>,
+) {
+    match console.inventory().await {
+        Ok(snapshot) => {
+            let names = snapshot
+                .inventory
+                .namespaces()
+                .into_iter()
+                .map(|n| n.name)
+                .collect();
+            (Some(snapshot), names, None)
+        }
+        Err(error) => (None, Vec::new(), Some(error.error)),
+    }
+}
+
+// ---- overview and lists -------------------------------------------------------------------
+
+struct NamespaceRow {
+    name: String,
+    apps: usize,
+    workloads: usize,
+    services: usize,
+    error_traces: u64,
+    clusters: String,
+    apps_href: String,
+    workloads_href: String,
+    services_href: String,
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct OverviewPage {
+    shell: Shell,
+    namespaces: Vec<NamespaceRow>,
+    window_minutes: u64,
+    traces: u64,
+    spans: u64,
+    age: String,
+}
+
+async fn overview(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) -> Response {
+    let view = View::parse(raw.as_deref());
+    let (snapshot, known, error) = inventory(&console).await;
+    let mut shell = Shell::new(&console, &view, "Overview".into(), "overview", &known);
+    shell.error = error;
+    let root = shell.root.clone();
+    let namespaces = snapshot
+        .as_ref()
+        .map(|s| s.inventory.namespaces())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| view.namespaces.is_empty() || view.namespaces.contains(&n.name))
+        .map(|n| {
+            let q = view.query(&[("namespaces", Some(n.name.clone()))]);
+            NamespaceRow {
+                apps_href: format!("{root}/console/applications{q}"),
+                workloads_href: format!("{root}/console/workloads{q}"),
+                services_href: format!("{root}/console/services{q}"),
+                clusters: n.clusters.into_iter().collect::<Vec<_>>().join(", "),
+                name: n.name,
+                apps: n.apps,
+                workloads: n.workloads,
+                services: n.services,
+                error_traces: n.error_traces,
+            }
+        })
+        .collect();
+    let status = if shell.error.is_some() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    page(
+        status,
+        OverviewPage {
+            namespaces,
+            window_minutes: console.options.inventory_window.as_secs() / 60,
+            traces: snapshot.as_ref().map_or(0, |s| s.inventory.traces),
+            spans: snapshot.as_ref().map_or(0, |s| s.inventory.spans),
+            age: snapshot
+                .as_ref()
+                .map(|s| format!("{}s ago", s.taken.elapsed().as_secs()))
+                .unwrap_or_else(|| "never".into()),
+            shell,
+        },
+    )
+}
+
+/// `applications` (Kiali's page name) and the API's kinds.
+fn page_kind(segment: &str) -> Option<Kind> {
+    match segment {
+        "applications" => Some(Kind::App),
+        "workloads" => Some(Kind::Workload),
+        "services" => Some(Kind::Service),
+        _ => None,
+    }
+}
+
+fn page_segment(kind: Kind) -> &'static str {
+    match kind {
+        Kind::App => "applications",
+        Kind::Workload => "workloads",
+        Kind::Service => "services",
+    }
+}
+
+fn related_heading(kind: Kind) -> &'static str {
+    match kind {
+        Kind::App => "Workloads",
+        Kind::Workload => "App",
+        Kind::Service => "Apps",
+    }
+}
+
+struct ItemRow {
+    name: String,
+    namespace: String,
+    href: String,
+    related: String,
+    app: String,
+    clusters: String,
+    requests: u64,
+    errors: u64,
+    error_traces: u64,
+}
+
+fn item_row(item: &Item, href: String) -> ItemRow {
+    ItemRow {
+        name: item.name.clone(),
+        namespace: item.namespace.clone(),
+        href,
+        related: item.related.iter().cloned().collect::<Vec<_>>().join(", "),
+        app: item.app.clone(),
+        clusters: item.clusters.iter().cloned().collect::<Vec<_>>().join(", "),
+        requests: item.counts.requests,
+        errors: item.counts.errors,
+        error_traces: item.error_traces,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "list.html")]
+struct ListPage {
+    shell: Shell,
+    heading: &'static str,
+    related_heading: &'static str,
+    items: Vec<ItemRow>,
+}
+
+async fn list(
+    State(console): State<Arc<Console>>,
+    Path(segment): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let Some(kind) = page_kind(&segment) else {
+        return (StatusCode::NOT_FOUND, "no such page").into_response();
+    };
+    let view = View::parse(raw.as_deref());
+    let (snapshot, known, error) = inventory(&console).await;
+    let heading = match kind {
+        Kind::App => "Applications",
+        Kind::Workload => "Workloads",
+        Kind::Service => "Services",
+    };
+    let mut shell = Shell::new(&console, &view, heading.into(), &segment, &known);
+    shell.error = error;
+    let namespaces: Vec<String> = if view.namespaces.is_empty() {
+        known.clone()
+    } else {
+        view.namespaces.clone()
+    };
+    let q = shell.query.clone();
+    let mut items = Vec::new();
+    if let Some(snapshot) = &snapshot {
+        for ns in &namespaces {
+            for item in snapshot.inventory.list(ns, kind) {
+                let href = format!(
+                    "{}/console/namespaces/{}/{}/{}{q}",
+                    shell.root,
+                    enc(ns),
+                    segment,
+                    enc(&item.name)
+                );
+                items.push(item_row(item, href));
+            }
+        }
+    }
+    let status = if shell.error.is_some() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    page(
+        status,
+        ListPage {
+            shell,
+            heading,
+            related_heading: related_heading(kind),
+            items,
+        },
+    )
+}
+
+fn enc(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+// ---- detail pages and the Traces tab -------------------------------------------------------
+
+struct Similar {
+    trace_id: String,
+    short: String,
+    href: String,
+    duration_diff: String,
+    duration_class: &'static str,
+    average_diff: String,
+    average_class: &'static str,
+}
+
+struct Details {
+    trace_id: String,
+    name: String,
+    started: String,
+    ago: String,
+    spans: usize,
+    apps: usize,
+    error_spans: usize,
+    duration: String,
+    average: String,
+    similar: Vec<Similar>,
+    mean_duration_diff: String,
+    mean_duration_class: &'static str,
+    mean_average_diff: String,
+    mean_average_class: &'static str,
+    view_link: Option<String>,
+    compare_link: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "detail.html")]
+struct DetailPage {
+    shell: Shell,
+    kind_label: &'static str,
+    name: String,
+    namespace: String,
+    related_heading: &'static str,
+    item: Option<ItemRow>,
+    overview_href: String,
+    traces_href: String,
+    traces_tab: bool,
+    on_traces: bool,
+    view_in_tracing: Option<String>,
+    // The Traces tab.
+    keep: Vec<(String, String)>,
+    limits: Vec<Choice>,
+    errors_only: bool,
+    spans_average: bool,
+    percentiles: Vec<Choice>,
+    search_link: Option<String>,
+    coverage: Option<String>,
+    partial: Option<String>,
+    traces_error: Option<String>,
+    chart: scatter::Chart,
+    details: Option<Details>,
+    missing_trace: Option<String>,
+}
+
+/// `+12.3ms` / `−4.0ms`, and a class for the heatmap cell.
+fn difference(this: u64, other: u64) -> (String, &'static str) {
+    let diff = this as i64 - other as i64;
+    let text = format!(
+        "{}{}",
+        if diff >= 0 { "+" } else { "−" },
+        format_duration(diff.unsigned_abs())
+    );
+    let relative = diff as f64 / other.max(1) as f64;
+    let class = if relative > 0.1 {
+        "slower"
+    } else if relative < -0.1 {
+        "faster"
+    } else {
+        "same"
+    };
+    (text, class)
+}
+
+async fn detail(
+    State(console): State<Arc<Console>>,
+    Path((namespace, segment, name)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let Some(kind) = page_kind(&segment) else {
+        return (StatusCode::NOT_FOUND, "no such page").into_response();
+    };
+    let view = View::parse(raw.as_deref());
+    let tracing = &console.config.tracing;
+    let integration = tracing.has_native_charts();
+    let links = Links::new(tracing);
+    let (snapshot, known, inventory_error) = inventory(&console).await;
+    let kind_label = match kind {
+        Kind::App => "App",
+        Kind::Workload => "Workload",
+        Kind::Service => "Service",
+    };
+    let mut shell = Shell::new(
+        &console,
+        &view,
+        format!("{kind_label} {name}"),
+        page_segment(kind),
+        &known,
+    );
+    let base = format!(
+        "{}/console/namespaces/{}/{}/{}",
+        shell.root,
+        enc(&namespace),
+        segment,
+        enc(&name)
+    );
+    let on_traces = integration && view.tab == "traces";
+    let target = console.target(kind, namespace.clone(), name.clone()).await;
+    let service = target.tracing_service_name(tracing.namespace_selector);
+    let item = snapshot
+        .as_ref()
+        .and_then(|s| s.inventory.get(&namespace, kind, &name))
+        .map(|i| item_row(i, String::new()));
+    if !on_traces {
+        shell.error = inventory_error;
+    }
+
+    let mut detail = DetailPage {
+        kind_label,
+        name: name.clone(),
+        namespace: namespace.clone(),
+        related_heading: related_heading(kind),
+        item,
+        overview_href: format!("{base}{}", view.query(&[("tab", None), ("traceId", None)])),
+        traces_href: format!("{base}{}", view.query(&[("tab", Some("traces".into()))])),
+        traces_tab: integration,
+        on_traces,
+        // Without native charts, the page links to the backend's UI instead (for all three
+        // kinds; Kiali does it for apps).
+        view_in_tracing: if integration {
+            None
+        } else {
+            links
+                .as_ref()
+                .map(|l| l.search(&service, None, None, &BTreeMap::new()))
+        },
+        keep: Vec::new(),
+        limits: Vec::new(),
+        errors_only: view.errors_only,
+        spans_average: view.spans_average,
+        percentiles: Vec::new(),
+        search_link: None,
+        coverage: None,
+        partial: None,
+        traces_error: None,
+        chart: scatter::chart(&[], (0, 1), false, "", |_| String::new()),
+        details: None,
+        missing_trace: None,
+        shell,
+    };
+    if on_traces {
+        traces_tab(
+            &console,
+            &mut detail,
+            &view,
+            kind,
+            &namespace,
+            &name,
+            &base,
+            links.as_ref(),
+        )
+        .await;
+    }
+    page(StatusCode::OK, detail)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn traces_tab(
+    console: &Console,
+    page: &mut DetailPage,
+    view: &View,
+    kind: Kind,
+    namespace: &str,
+    name: &str,
+    base: &str,
+    links: Option<&Links>,
+) {
+    let limit = view
+        .limit
+        .unwrap_or((console.config.ui_tracing_limit as usize).clamp(1, 1000));
+    let (start, end) = view.window();
+    let mut tags = BTreeMap::new();
+    if view.errors_only {
+        tags.insert("error".to_string(), "true".to_string());
+    }
+    let raw = format!(
+        "startMicros={start}&endMicros={end}&limit={limit}{}",
+        if tags.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "&tags={}",
+                enc(&serde_json::to_string(&tags).unwrap_or_default())
+            )
+        }
+    );
+    page.keep = [
+        ("namespaces", view.namespaces.join(",")),
+        (
+            "duration",
+            if view.custom() {
+                String::new()
+            } else {
+                view.duration.to_string()
+            },
+        ),
+        ("from", view.from.clone()),
+        ("to", view.to.clone()),
+        (
+            "refresh",
+            if view.refresh > 0 {
+                view.refresh.to_string()
+            } else {
+                String::new()
+            },
+        ),
+        ("tab", "traces".to_string()),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.is_empty())
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    page.limits = LIMITS
+        .iter()
+        .map(|l| Choice {
+            value: l.to_string(),
+            label: l.to_string(),
+            selected: *l == limit,
+        })
+        .collect();
+
+    let asked =
+        match crate::tracing_api::ask(console, namespace.into(), kind, name.into(), Some(&raw))
+            .await
+        {
+            Ok(asked) => asked,
+            Err(error) => {
+                page.traces_error = Some(error.error);
+                page.percentiles = percentile_choices(view, &[]);
+                return;
+            }
+        };
+    page.search_link =
+        links.map(|l| l.search(&asked.service, Some(limit), Some((start, end)), &tags));
+    page.partial = asked.found.partial.clone();
+    let summaries: Vec<TraceSummary> = asked.found.traces.iter().map(TraceSummary::of).collect();
+    let durations: Vec<u64> = summaries.iter().map(|s| s.duration).collect();
+    page.percentiles = percentile_choices(view, &durations);
+    let floor = view
+        .percentile
+        .strip_prefix('p')
+        .and_then(|p| p.parse::<f64>().ok())
+        .and_then(|p| percentile(&durations, p));
+    let shown: Vec<TraceSummary> = summaries
+        .into_iter()
+        .filter(|s| floor.is_none_or(|f| s.duration >= f))
+        .collect();
+    // Kiali's banner: the traces fetched cover less than 85 % of the period.
+    if let Some(oldest) = shown.iter().map(|s| s.start).min() {
+        let covered = (end.saturating_sub(oldest)) as f64 / (end - start).max(1) as f64;
+        if covered < 0.85 {
+            page.coverage = Some(format!(
+                "The {} traces cover only {:.0}% of the time period. You may want to increase the fetch limit, reduce the time range, or define a custom time range.",
+                shown.len(),
+                covered * 100.0
+            ));
+        }
+    }
+    page.chart = scatter::chart(
+        &shown,
+        (start, end),
+        view.spans_average,
+        &view.trace_id,
+        |id| {
+            format!(
+                "{base}{}",
+                view.query(&[("tab", Some("traces".into())), ("traceId", Some(id.into()))])
+            )
+        },
+    );
+
+    if view.trace_id.is_empty() {
+        return;
+    }
+    let Ok(id) = TraceId::from_hex(&view.trace_id) else {
+        page.missing_trace = Some(format!("`{}` is not a trace ID", view.trace_id));
+        return;
+    };
+    let fetched = asked
+        .found
+        .traces
+        .iter()
+        .find(|t| t.trace_id() == Some(id))
+        .cloned();
+    let trace: Option<Trace> = match fetched {
+        Some(trace) => Some(trace),
+        None => match console.backend() {
+            Ok(backend) => console
+                .timed("TraceDetail", backend.get_trace(id))
+                .await
+                .unwrap_or_else(|e| {
+                    page.missing_trace = Some(e.to_string());
+                    None
+                }),
+            Err(e) => {
+                page.missing_trace = Some(e.error);
+                None
+            }
+        },
+    };
+    let Some(trace) = trace else {
+        if page.missing_trace.is_none() {
+            page.missing_trace = Some(format!("Trace {} not found", view.trace_id));
+        }
+        return;
+    };
+    page.details = Some(details(&trace, &asked.found.traces, links, |id| {
+        format!(
+            "{base}{}",
+            view.query(&[("tab", Some("traces".into())), ("traceId", Some(id.into()))])
+        )
+    }));
+}
+
+fn percentile_choices(view: &View, durations: &[u64]) -> Vec<Choice> {
+    let mut choices = vec![Choice {
+        value: String::new(),
+        label: "All".into(),
+        selected: view.percentile.is_empty(),
+    }];
+    for p in PERCENTILES {
+        let value = percentile(durations, p[1..].parse().unwrap_or(100.0));
+        choices.push(Choice {
+            value: p.to_string(),
+            label: match value {
+                Some(v) => format!("{p} ({}+)", format_duration(v)),
+                None => p.to_string(),
+            },
+            selected: view.percentile == p,
+        });
+    }
+    choices
+}
+
+fn details(
+    trace: &Trace,
+    among: &[Trace],
+    links: Option<&Links>,
+    href: impl Fn(&str) -> String,
+) -> Details {
+    let summary = TraceSummary::of(trace);
+    let similar: Vec<TraceSummary> = similar(trace, among, 8)
+        .into_iter()
+        .map(TraceSummary::of)
+        .collect();
+    let rows: Vec<Similar> = similar
+        .iter()
+        .map(|s| {
+            let (duration_diff, duration_class) = difference(summary.duration, s.duration);
+            let (average_diff, average_class) = difference(summary.average_span, s.average_span);
+            Similar {
+                short: s.trace_id[..7.min(s.trace_id.len())].to_string(),
+                href: href(&s.trace_id),
+                trace_id: s.trace_id.clone(),
+                duration_diff,
+                duration_class,
+                average_diff,
+                average_class,
+            }
+        })
+        .collect();
+    let mean = |f: fn(&TraceSummary) -> u64| {
+        if similar.is_empty() {
+            0
+        } else {
+            similar.iter().map(f).sum::<u64>() / similar.len() as u64
+        }
+    };
+    let (mean_duration_diff, mean_duration_class) =
+        difference(summary.duration, mean(|s| s.duration));
+    let (mean_average_diff, mean_average_class) =
+        difference(summary.average_span, mean(|s| s.average_span));
+    let others: Vec<String> = similar.iter().map(|s| s.trace_id.clone()).collect();
+    Details {
+        name: summary
+            .root_operation
+            .clone()
+            .unwrap_or_else(|| "(Missing root span)".into()),
+        started: format_time(summary.start),
+        ago: ago(summary.start),
+        spans: summary.spans,
+        apps: summary.apps.len(),
+        error_spans: summary.error_spans,
+        duration: format_duration(summary.duration),
+        average: format_duration(summary.average_span),
+        similar: rows,
+        mean_duration_diff,
+        mean_duration_class,
+        mean_average_diff,
+        mean_average_class,
+        view_link: links.map(|l| l.trace(&summary.trace_id)),
+        compare_link: links.and_then(|l| l.compare(&summary.trace_id, &others)),
+        trace_id: summary.trace_id,
+    }
+}

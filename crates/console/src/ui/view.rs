@@ -1,0 +1,277 @@
+//! The state of a page, all of it in the URL so every view can be bookmarked and shared:
+//! namespaces, time range, refresh interval, and on detail pages the tab and the Traces tab's
+//! options (Kiali's names: `tab`, `traceId`, `limit`, `errs`, `showSpansAvg`, `percentile`).
+
+use crate::params::now_micros;
+
+/// The time ranges offered, in seconds, with their labels.
+pub const RANGES: [(u64, &str); 8] = [
+    (300, "Last 5m"),
+    (600, "Last 10m"),
+    (1800, "Last 30m"),
+    (3600, "Last 1h"),
+    (10800, "Last 3h"),
+    (21600, "Last 6h"),
+    (86400, "Last 1d"),
+    (604800, "Last 7d"),
+];
+pub const REFRESH: [(u64, &str); 5] = [
+    (0, "Pause"),
+    (10, "Every 10s"),
+    (30, "Every 30s"),
+    (60, "Every 1m"),
+    (300, "Every 5m"),
+];
+pub const LIMITS: [usize; 4] = [20, 100, 500, 1000];
+pub const PERCENTILES: [&str; 3] = ["p75", "p90", "p99"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct View {
+    pub namespaces: Vec<String>,
+    /// Seconds back from now, unless `from`/`to` are set.
+    pub duration: u64,
+    /// A custom range, `YYYY-MM-DDTHH:MM` in UTC (what a datetime-local input sends).
+    pub from: String,
+    pub to: String,
+    pub refresh: u64,
+    pub tab: String,
+    pub trace_id: String,
+    pub limit: Option<usize>,
+    pub errors_only: bool,
+    pub spans_average: bool,
+    pub percentile: String,
+}
+
+impl View {
+    pub fn parse(raw: Option<&str>) -> View {
+        let mut view = View {
+            namespaces: Vec::new(),
+            duration: 600,
+            from: String::new(),
+            to: String::new(),
+            refresh: 0,
+            tab: String::new(),
+            trace_id: String::new(),
+            limit: None,
+            errors_only: false,
+            spans_average: false,
+            percentile: String::new(),
+        };
+        for (key, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+            match key.as_ref() {
+                "namespaces" => view.namespaces.extend(
+                    value
+                        .split(',')
+                        .filter(|n| !n.is_empty())
+                        .map(str::to_string),
+                ),
+                "duration" => {
+                    if let Some(d) = value
+                        .parse()
+                        .ok()
+                        .filter(|d| RANGES.iter().any(|r| r.0 == *d))
+                    {
+                        view.duration = d;
+                    }
+                }
+                "from" => view.from = value.into_owned(),
+                "to" => view.to = value.into_owned(),
+                "refresh" => view.refresh = value.parse().unwrap_or(0),
+                "tab" => view.tab = value.into_owned(),
+                "traceId" => view.trace_id = value.into_owned(),
+                "limit" => view.limit = value.parse().ok().filter(|l| LIMITS.contains(l)),
+                "errs" => view.errors_only = value == "true",
+                "showSpansAvg" => view.spans_average = value == "true",
+                "percentile" if PERCENTILES.contains(&value.as_ref()) => {
+                    view.percentile = value.into_owned()
+                }
+                _ => {}
+            }
+        }
+        view.namespaces.sort();
+        view.namespaces.dedup();
+        view
+    }
+
+    /// The window in µs since the epoch: the custom range when both ends parse, else the last
+    /// `duration` seconds.
+    pub fn window(&self) -> (u64, u64) {
+        if let (Some(from), Some(to)) = (parse_minute(&self.from), parse_minute(&self.to))
+            && from < to
+        {
+            return (from, to);
+        }
+        let now = now_micros();
+        (now.saturating_sub(self.duration * 1_000_000), now)
+    }
+
+    pub fn custom(&self) -> bool {
+        parse_minute(&self.from).is_some() && parse_minute(&self.to).is_some()
+    }
+
+    /// The query string of this view with some keys replaced (`None` drops a key).
+    pub fn query(&self, changes: &[(&str, Option<String>)]) -> String {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        if !self.namespaces.is_empty() {
+            pairs.push(("namespaces", self.namespaces.join(",")));
+        }
+        if self.custom() {
+            pairs.push(("from", self.from.clone()));
+            pairs.push(("to", self.to.clone()));
+        } else if self.duration != 600 {
+            pairs.push(("duration", self.duration.to_string()));
+        }
+        if self.refresh != 0 {
+            pairs.push(("refresh", self.refresh.to_string()));
+        }
+        for (key, value) in [
+            ("tab", self.tab.clone()),
+            (
+                "limit",
+                self.limit.map(|l| l.to_string()).unwrap_or_default(),
+            ),
+            (
+                "errs",
+                if self.errors_only {
+                    "true".into()
+                } else {
+                    String::new()
+                },
+            ),
+            (
+                "showSpansAvg",
+                if self.spans_average {
+                    "true".into()
+                } else {
+                    String::new()
+                },
+            ),
+            ("percentile", self.percentile.clone()),
+            ("traceId", self.trace_id.clone()),
+        ] {
+            if !value.is_empty() {
+                pairs.push((key, value));
+            }
+        }
+        for (key, value) in changes {
+            pairs.retain(|(k, _)| k != key);
+            if let Some(value) = value {
+                pairs.push((key, value.clone()));
+            }
+        }
+        if pairs.is_empty() {
+            return String::new();
+        }
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            out.append_pair(k, &v);
+        }
+        format!("?{}", out.finish())
+    }
+}
+
+/// `2026-11-24T07:50` (UTC) → µs since the epoch.
+fn parse_minute(text: &str) -> Option<u64> {
+    let (date, time) = text.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, min) = (t.next()??, t.next()??);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 {
+        return None;
+    }
+    let days = days_from_civil(y, m, day);
+    let secs = days * 86400 + h * 3600 + min * 60;
+    u64::try_from(secs).ok().map(|s| s * 1_000_000)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+/// µs since the epoch → `2026-11-24 07:50:12` (UTC).
+pub fn format_time(micros: u64) -> String {
+    let secs = (micros / 1_000_000) as i64;
+    let (days, rest) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719468;
+    let era = if z >= 0 { z } else { z - 146096 } / 146097;
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// How long ago, in words: `42s ago`, `5m ago`, `3h ago`, `2d ago`.
+pub fn ago(micros: u64) -> String {
+    let secs = now_micros().saturating_sub(micros) / 1_000_000;
+    match secs {
+        0..60 => format!("{secs}s ago"),
+        60..3600 => format!("{}m ago", secs / 60),
+        3600..86400 => format!("{}h ago", secs / 3600),
+        _ => format!("{}d ago", secs / 86400),
+    }
+}
+
+/// A duration in µs for people: `850µs`, `12.3ms`, `1.25s`.
+pub fn format_duration(micros: u64) -> String {
+    if micros < 1000 {
+        format!("{micros}µs")
+    } else if micros < 1_000_000 {
+        format!("{:.1}ms", micros as f64 / 1e3)
+    } else {
+        format!("{:.2}s", micros as f64 / 1e6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn views_round_trip_through_the_url() {
+        let view = View::parse(Some(
+            "namespaces=travel,bookinfo&duration=3600&tab=traces&limit=500&errs=true&traceId=ab&unknown=1",
+        ));
+        assert_eq!(view.namespaces, ["bookinfo", "travel"]);
+        assert_eq!(view.duration, 3600);
+        assert!(view.errors_only);
+        assert_eq!(
+            view.query(&[("traceId", Some("cd".into()))]),
+            "?namespaces=bookinfo%2Ctravel&duration=3600&tab=traces&limit=500&errs=true&traceId=cd"
+        );
+        assert_eq!(View::parse(Some("limit=7&duration=5")).query(&[]), "");
+    }
+
+    #[test]
+    fn times_convert_both_ways() {
+        let micros = parse_minute("2026-11-24T07:50").unwrap();
+        assert_eq!(format_time(micros), "2026-11-24 07:50:00");
+        assert_eq!(format_time(0), "1970-01-01 00:00:00");
+        assert!(parse_minute("2026-13-01T00:00").is_none());
+        let view = View::parse(Some("from=2026-11-24T07:00&to=2026-11-24T08:00"));
+        assert_eq!(view.window().1 - view.window().0, 3_600_000_000);
+        assert_eq!(format_duration(850), "850µs");
+        assert_eq!(format_duration(12_345), "12.3ms");
+        assert_eq!(format_duration(1_250_000), "1.25s");
+    }
+}

@@ -1,0 +1,447 @@
+//! The web console in a real browser: headless Chromium (Debian's `chromium`), driven over
+//! WebDriver (`chromedriver`) with fantoccini, against consoles started on loopback ports in
+//! front of a real store filled by the simulator. `.ci/run` installs both packages.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use meshtrace_console::{Console, ConsoleOptions};
+use meshtrace_model::{KeyValue, Process, Span, SpanId, TraceId};
+use meshtrace_sim::export::Target;
+use meshtrace_sim::run::{RunOptions, Stats, run};
+use meshtrace_sim::{Generator, Mesh, Options, Topology};
+use meshtrace_store::Store;
+use meshtrace_store::server::LoopbackServer;
+use serde_json::Value;
+
+const XSS_OPERATION: &str = "<script>window.pwned=1</script>GET /xss";
+const XSS_TAG: &str = "<script>alert(1)</script><img src=x onerror=\"window.pwned=2\">";
+const XSS_TRACE: u128 = 0x0bad_0000_0000_0000_0000_0000_0000_0001;
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+/// A span whose operation and tag try to run script in the page.
+fn hostile_span() -> Span {
+    Span {
+        trace_id: TraceId(XSS_TRACE),
+        span_id: SpanId(1),
+        operation_name: XSS_OPERATION.into(),
+        references: vec![],
+        flags: 1,
+        start_time: now() - 30_000_000,
+        duration: 4_000,
+        tags: vec![
+            KeyValue::string("span.kind", "server"),
+            KeyValue::string("evil", XSS_TAG),
+        ],
+        logs: vec![],
+        process: Arc::new(Process {
+            service_name: "productpage.bookinfo".into(),
+            tags: vec![],
+        }),
+        warnings: vec![],
+    }
+}
+
+async fn filled_store() -> LoopbackServer {
+    let store = Arc::new(Store::in_memory(Duration::from_secs(3600)));
+    store.write(&[hostile_span()]).unwrap();
+    let server = LoopbackServer::start(store, 16 << 20).await.unwrap();
+    let generator = Generator::new(
+        Mesh::new(Topology::bookinfo(), 11, 1),
+        11,
+        Options {
+            error_rate: 0.3,
+            ..Options::default()
+        },
+    );
+    let options = RunOptions {
+        burst: Some(150),
+        ..RunOptions::default()
+    };
+    let target = Target::OtlpGrpc(format!("http://{}", server.addresses.otlp_grpc));
+    run(
+        generator,
+        target,
+        options,
+        Arc::new(Stats::default()),
+        std::future::pending(),
+    )
+    .await;
+    // Wait until the store answers with the simulated traces.
+    let url = format!(
+        "http://{}/api/traces?service=productpage.bookinfo&limit=1000&lookback=1h",
+        server.addresses.query_http
+    );
+    for _ in 0..100 {
+        let body: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        if body["data"].as_array().map_or(0, Vec::len) > 100 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server
+}
+
+async fn console(yaml: &str) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let config = meshtrace_config::load_str(yaml)
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .config;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(
+        Console::new(config, ConsoleOptions::default()).serve(listener, async {
+            let _ = stopped.await;
+        }),
+    );
+    (address, stop)
+}
+
+/// chromedriver on a free port, stopped on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn browser() -> (Driver, Client, tempfile::TempDir) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver is installed (apt-get install chromium-driver; .ci/run does it)");
+    let driver = Driver { child, port };
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", driver.port))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
+                format!("--user-data-dir={}", profile.path().display()),
+            ],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let client = ClientBuilder::new(connector)
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("a Chromium session starts");
+    (driver, client, profile)
+}
+
+fn tracing_yaml(body: &str) -> String {
+    format!("external_services:\n  tracing:\n    enabled: true\n{body}")
+}
+
+async fn attr(client: &Client, css: &str, name: &str) -> Option<String> {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .attr(name)
+        .await
+        .unwrap()
+}
+
+async fn present(client: &Client, css: &str) -> bool {
+    !client.find_all(Locator::Css(css)).await.unwrap().is_empty()
+}
+
+/// Waits until the page's URL holds `needle` (a navigation the page's script started).
+async fn wait_for_url(client: &Client, needle: &str) {
+    for _ in 0..100 {
+        if client
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .contains(needle)
+        {
+            // The new page is loaded once its scatter or state is there.
+            if present(client, "#traces").await {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the page never went to a URL with `{needle}`");
+}
+
+/// The trace IDs of the scatter's points, and of its error points.
+async fn points(client: &Client) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut all = BTreeSet::new();
+    let mut errors = BTreeSet::new();
+    for circle in client
+        .find_all(Locator::Css("#scatter circle"))
+        .await
+        .unwrap()
+    {
+        let id = circle.attr("data-trace-id").await.unwrap().unwrap();
+        if circle
+            .attr("class")
+            .await
+            .unwrap()
+            .unwrap()
+            .contains("error")
+        {
+            errors.insert(id.clone());
+        }
+        all.insert(id);
+    }
+    (all, errors)
+}
+
+async fn api_ids(console: SocketAddr, query: &str) -> BTreeSet<String> {
+    let body: Value = reqwest::get(format!(
+        "http://{console}/api/namespaces/bookinfo/apps/productpage/traces?{query}"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| format!("{:0>32}", t["traceID"].as_str().unwrap()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_in_chromium() {
+    let store = filled_store().await;
+    let grpc = store.addresses.query_grpc;
+    let (driver, client, _profile) = browser().await;
+    let _keep = &driver;
+
+    // ---- native charts and external links (internal_url and external_url) ----
+    let (full, _stop_full) = console(&tracing_yaml(&format!(
+        "    internal_url: http://{grpc}\n    use_grpc: true\n    external_url: http://jaeger.example.com\n"
+    )))
+    .await;
+    let base = format!("http://{full}");
+    client.goto(&format!("{base}/")).await.unwrap();
+    assert!(
+        client
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .ends_with("/console/overview")
+    );
+    assert_eq!(
+        attr(&client, "#nav-tracing", "href").await.as_deref(),
+        Some("http://jaeger.example.com")
+    );
+    assert_eq!(
+        attr(&client, "#nav-tracing", "target").await.as_deref(),
+        Some("_blank")
+    );
+    let rows = client
+        .find_all(Locator::Css("#namespaces tbody tr"))
+        .await
+        .unwrap();
+    assert!(rows.len() >= 2, "the overview lists the namespaces");
+
+    // The Traces tab's points are the API's traces.
+    let page = format!("{base}/console/namespaces/bookinfo/applications/productpage");
+    client
+        .goto(&format!("{page}?tab=traces&limit=500"))
+        .await
+        .unwrap();
+    let (shown, shown_errors) = points(&client).await;
+    let expected = api_ids(full, "limit=500").await;
+    assert_eq!(shown, expected);
+    assert!(shown.contains(&format!("{XSS_TRACE:032x}")));
+    assert!(!shown_errors.is_empty() && shown_errors.len() < shown.len());
+
+    // Clicking a point shows that trace's details.
+    // The last point drawn is on top of any it overlaps: errors are drawn after the others.
+    let mut chosen = String::new();
+    for circle in client.find_all(Locator::Css("#scatter circle.error")).await.unwrap() {
+        chosen = circle.attr("data-trace-id").await.unwrap().unwrap();
+    }
+    client
+        .find(Locator::Css(&format!("circle[data-trace-id='{chosen}']")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(
+        attr(&client, "#trace-details", "data-trace-id")
+            .await
+            .as_deref(),
+        Some(chosen.as_str())
+    );
+    assert!(
+        client
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .contains(&format!("traceId={chosen}"))
+    );
+    let errors_label = client
+        .find(Locator::Css("#error-count"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!errors_label.starts_with("0 "), "{errors_label}");
+    let view = attr(&client, "#trace-in-tracing", "href").await.unwrap();
+    assert_eq!(view, format!("http://jaeger.example.com/trace/{chosen}"));
+    assert!(
+        attr(
+            &client,
+            &format!("circle[data-trace-id='{chosen}']"),
+            "class"
+        )
+        .await
+        .unwrap()
+        .contains("selected")
+    );
+
+    // Errors only: the checkbox applies at once (JS) and leaves only error traces.
+    client
+        .find(Locator::Css("input[name=errs]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&client, "errs=true").await;
+    let (only, only_errors) = points(&client).await;
+    assert_eq!(only, only_errors, "every point is an error trace");
+    let expected = api_ids(full, "limit=500&tags=%7B%22error%22%3A%22true%22%7D").await;
+    assert_eq!(only, expected);
+
+    // Hostile span content is shown as text and never runs.
+    client
+        .goto(&format!(
+            "{page}?tab=traces&limit=500&traceId={XSS_TRACE:032x}"
+        ))
+        .await
+        .unwrap();
+    let name = client
+        .find(Locator::Css("#trace-name"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(name, XSS_OPERATION);
+    let pwned = client
+        .execute("return typeof window.pwned;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(pwned, Value::String("undefined".into()));
+    assert!(client.get_alert_text().await.is_err(), "no alert is open");
+
+    // ---- links only (external_url, no internal_url) ----
+    let (links, _stop_links) = console(&tracing_yaml(
+        "    external_url: http://jaeger.example.com\n",
+    ))
+    .await;
+    client
+        .goto(&format!(
+            "http://{links}/console/namespaces/bookinfo/workloads/reviews-v2?tab=traces"
+        ))
+        .await
+        .unwrap();
+    assert!(
+        !present(&client, "#tab-traces").await,
+        "no Traces tab without internal_url"
+    );
+    assert!(!present(&client, "#scatter").await);
+    assert_eq!(
+        attr(&client, "#view-in-tracing", "href").await.as_deref(),
+        Some("http://jaeger.example.com/search?service=reviews.bookinfo")
+    );
+    assert_eq!(
+        attr(&client, "#nav-tracing", "href").await.as_deref(),
+        Some("http://jaeger.example.com")
+    );
+
+    // ---- tracing disabled: neither ----
+    let (off, _stop_off) = console("external_services:\n  tracing:\n    enabled: false\n    external_url: http://jaeger.example.com\n").await;
+    client
+        .goto(&format!(
+            "http://{off}/console/namespaces/bookinfo/applications/productpage"
+        ))
+        .await
+        .unwrap();
+    assert!(!present(&client, "#nav-tracing").await);
+    assert!(!present(&client, "#tab-traces").await);
+    assert!(!present(&client, "#view-in-tracing").await);
+
+    // ---- Tempo: the menu item goes to Grafana or the OpenShift console ----
+    let (grafana, _stop_grafana) = console(&tracing_yaml(
+        "    provider: tempo\n    external_url: http://grafana.example.com\n    tempo_config:\n      datasource_uid: tempo-ds\n",
+    ))
+    .await;
+    client
+        .goto(&format!("http://{grafana}/console/overview"))
+        .await
+        .unwrap();
+    let home = attr(&client, "#nav-tracing", "href").await.unwrap();
+    assert!(
+        home.starts_with("http://grafana.example.com/explore?panes="),
+        "{home}"
+    );
+    assert!(home.contains("tempo-ds"), "{home}");
+    let (openshift, _stop_openshift) = console(&tracing_yaml(
+        "    provider: tempo\n    external_url: https://console.example.com\n    tempo_config:\n      url_format: openshift\n",
+    ))
+    .await;
+    client
+        .goto(&format!("http://{openshift}/console/overview"))
+        .await
+        .unwrap();
+    assert_eq!(
+        attr(&client, "#nav-tracing", "href").await.as_deref(),
+        Some(
+            "https://console.example.com/observe/traces?namespace=tempo&name=sample&tenant=default"
+        )
+    );
+
+    client.close().await.unwrap();
+}
