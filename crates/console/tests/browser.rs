@@ -295,7 +295,11 @@ async fn the_console_in_chromium() {
     // Clicking a point shows that trace's details.
     // The last point drawn is on top of any it overlaps: errors are drawn after the others.
     let mut chosen = String::new();
-    for circle in client.find_all(Locator::Css("#scatter circle.error")).await.unwrap() {
+    for circle in client
+        .find_all(Locator::Css("#scatter circle.error"))
+        .await
+        .unwrap()
+    {
         chosen = circle.attr("data-trace-id").await.unwrap().unwrap();
     }
     client
