@@ -104,6 +104,7 @@ impl DemoArgs {
         }));
 
         println!("meshtrace demo: a simulated Bookinfo mesh sending traces to the embedded store");
+        println!("  console           http://{console_addr}/console/overview");
         println!("  console API       http://{console_addr}/api/namespaces");
         println!(
             "  Jaeger query API  http://{}/api/services",

@@ -122,6 +122,8 @@ struct Shell {
     /// Hidden fields the toolbar keeps (the tab and its options).
     keep: Vec<(String, String)>,
     error: Option<String>,
+    /// Not an error: what this mode cannot show.
+    notice: Option<String>,
 }
 
 impl Shell {
@@ -215,8 +217,28 @@ impl Shell {
             refresh: view.refresh,
             keep,
             error: None,
+            notice: notice(&console.config.tracing),
             root,
         }
+    }
+}
+
+/// What a mode without native charts cannot show, said once on every page.
+fn notice(tracing: &meshtrace_config::TracingConfig) -> Option<String> {
+    if !tracing.enabled {
+        Some(
+            "Tracing is disabled (external_services.tracing.enabled: false): no traces and no \
+             tracing links."
+                .into(),
+        )
+    } else if tracing.internal_url.is_empty() {
+        Some(
+            "Without internal_url the console reads no traces, so it cannot list what runs in \
+             the mesh; the tracing UI has them (Distributed Tracing, View in Tracing)."
+                .into(),
+        )
+    } else {
+        None
     }
 }
 
@@ -239,6 +261,10 @@ async fn inventory(
     Vec<String>,
     Option<String>,
 ) {
+    if !console.config.tracing.has_native_charts() {
+        // Links-only or disabled: nothing to read, and nothing wrong (the shell says so).
+        return (None, Vec::new(), None);
+    }
     match console.inventory().await {
         Ok(snapshot) => {
             let names = snapshot
