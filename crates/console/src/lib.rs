@@ -60,6 +60,7 @@ pub struct Console {
     pub metrics: Metrics,
     inventory: inventory::Cache,
     version: ops::VersionCache,
+    traces: ui::TraceCache,
     started: Instant,
 }
 
@@ -76,6 +77,7 @@ impl Console {
             metrics: Metrics::default(),
             inventory: inventory::Cache::default(),
             version: ops::VersionCache::default(),
+            traces: ui::TraceCache::default(),
             started: Instant::now(),
         })
     }

@@ -141,6 +141,14 @@ impl Links {
         }
     }
 
+    /// A span within its trace (Jaeger's `uiFind`; other UIs open the trace).
+    pub fn span(&self, trace_id: &str, span_id: &str) -> String {
+        match self.ui {
+            Ui::Jaeger => format!("{}/trace/{trace_id}?uiFind={span_id}", self.base),
+            _ => self.trace(trace_id),
+        }
+    }
+
     /// Jaeger's comparison of a trace with others; other UIs have none.
     pub fn compare(&self, trace_id: &str, others: &[String]) -> Option<String> {
         if self.ui != Ui::Jaeger || others.is_empty() {
@@ -208,6 +216,10 @@ mod tests {
         let l = links("    external_url: http://jaeger.example.com/\n").unwrap();
         assert_eq!(l.home(), "http://jaeger.example.com");
         assert_eq!(l.trace("abc"), "http://jaeger.example.com/trace/abc");
+        assert_eq!(
+            l.span("abc", "12"),
+            "http://jaeger.example.com/trace/abc?uiFind=12"
+        );
         let tags = std::collections::BTreeMap::from([("error".to_string(), "true".to_string())]);
         assert_eq!(
             l.search("reviews.bookinfo", Some(20), Some((1, 2)), &tags),

@@ -6,6 +6,8 @@
 
 mod links;
 mod scatter;
+mod spans;
+mod timeline;
 mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,6 +40,13 @@ pub fn routes() -> Router<Arc<Console>> {
         .route("/console/namespaces/{namespace}/{kind}/{name}", get(detail))
         .route("/static/meshtrace.css", get(css))
         .route("/static/meshtrace.js", get(js))
+        .route("/static/timeline.js", get(timeline_js))
+        .route("/console/traces/{trace_id}", get(trace_page))
+        .route(
+            "/console/traces/{trace_id}/timeline.json",
+            get(timeline_data),
+        )
+        .route("/console/traces/{trace_id}/spans/{span_id}", get(span_data))
         .layer(axum::middleware::map_response(secure))
 }
 
@@ -70,6 +79,47 @@ async fn js() -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
         include_str!("../../static/meshtrace.js"),
     )
+}
+
+async fn timeline_js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../static/timeline.js"),
+    )
+}
+
+/// The last few traces read for the timeline, so its page, its data and its span panels read
+/// the backend once.
+#[derive(Default)]
+pub struct TraceCache {
+    recent: std::sync::Mutex<std::collections::VecDeque<(TraceId, std::time::Instant, Arc<Trace>)>>,
+}
+
+const TRACE_CACHE_SIZE: usize = 4;
+const TRACE_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Console {
+    /// A trace by ID, from the cache or the backend; `Ok(None)` when the backend does not know it.
+    pub(crate) async fn trace(&self, id: TraceId) -> Result<Option<Arc<Trace>>, crate::ApiError> {
+        {
+            let mut recent = self.traces.recent.lock().unwrap();
+            recent.retain(|(_, at, _)| at.elapsed() < TRACE_CACHE_TTL);
+            if let Some((_, _, trace)) = recent.iter().find(|(t, _, _)| *t == id) {
+                return Ok(Some(trace.clone()));
+            }
+        }
+        let backend = self.backend()?;
+        let Some(trace) = self.timed("TraceDetail", backend.get_trace(id)).await? else {
+            return Ok(None);
+        };
+        let trace = Arc::new(trace);
+        let mut recent = self.traces.recent.lock().unwrap();
+        if recent.len() >= TRACE_CACHE_SIZE {
+            recent.pop_front();
+        }
+        recent.push_back((id, std::time::Instant::now(), trace.clone()));
+        Ok(Some(trace))
+    }
 }
 
 fn root(console: &Console) -> String {
@@ -137,6 +187,11 @@ impl Shell {
             errors_only: false,
             spans_average: false,
             percentile: String::new(),
+            span_workload: String::new(),
+            span_app: String::new(),
+            span_component: String::new(),
+            span_operation: String::new(),
+            span_error: String::new(),
             ..view.clone()
         };
         let query = nav_view.query(&[]);
@@ -467,6 +522,13 @@ async fn list(
     )
 }
 
+/// A query string (`?a=1&b=2`) as hidden form fields.
+fn form_fields(query: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.trim_start_matches('?').as_bytes())
+        .into_owned()
+        .collect()
+}
+
 fn enc(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
@@ -500,6 +562,10 @@ struct Details {
     mean_average_class: &'static str,
     view_link: Option<String>,
     compare_link: Option<String>,
+    table: spans::SpanTable,
+    timeline_href: String,
+    /// The span filter form keeps the page's other parameters.
+    span_keep: Vec<(String, String)>,
 }
 
 #[derive(Template)]
@@ -749,12 +815,7 @@ async fn traces_tab(
         (start, end),
         view.spans_average,
         &view.trace_id,
-        |id| {
-            format!(
-                "{base}{}",
-                view.query(&[("tab", Some("traces".into())), ("traceId", Some(id.into()))])
-            )
-        },
+        |id| select_href(base, view, id),
     );
 
     if view.trace_id.is_empty() {
@@ -792,12 +853,36 @@ async fn traces_tab(
         }
         return;
     };
-    page.details = Some(details(&trace, &asked.found.traces, links, |id| {
-        format!(
-            "{base}{}",
-            view.query(&[("tab", Some("traces".into())), ("traceId", Some(id.into()))])
-        )
-    }));
+    let root = console
+        .config
+        .server
+        .web_root
+        .trim_end_matches('/')
+        .to_string();
+    page.details = Some(details(
+        &trace,
+        &asked.found.traces,
+        links,
+        view,
+        &root,
+        |id| select_href(base, view, id),
+    ));
+}
+
+/// The link that selects trace `id` on the Traces tab (span filters belong to the old trace).
+fn select_href(base: &str, view: &View, id: &str) -> String {
+    format!(
+        "{base}{}",
+        view.query(&[
+            ("tab", Some("traces".into())),
+            ("traceId", Some(id.into())),
+            ("spanWorkload", None),
+            ("spanApp", None),
+            ("spanComponent", None),
+            ("spanOperation", None),
+            ("spanError", None),
+        ])
+    )
 }
 
 fn percentile_choices(view: &View, durations: &[u64]) -> Vec<Choice> {
@@ -824,9 +909,53 @@ fn details(
     trace: &Trace,
     among: &[Trace],
     links: Option<&Links>,
+    view: &View,
+    root: &str,
     href: impl Fn(&str) -> String,
 ) -> Details {
     let summary = TraceSummary::of(trace);
+    let durations = spans::operation_durations(among);
+    // Links to app and workload pages keep the time range, not this page's options.
+    let nav = View {
+        namespaces: Vec::new(),
+        ..View::parse(Some(&view.query(&[])))
+    }
+    .query(&[
+        ("tab", None),
+        ("traceId", None),
+        ("limit", None),
+        ("errs", None),
+        ("showSpansAvg", None),
+        ("percentile", None),
+        ("spanWorkload", None),
+        ("spanApp", None),
+        ("spanComponent", None),
+        ("spanOperation", None),
+        ("spanError", None),
+    ]);
+    let trace_hex = summary.trace_id.clone();
+    let spans = spans::table(
+        trace,
+        &durations,
+        view,
+        |segment, namespace, name| {
+            (!namespace.is_empty() && !name.is_empty()).then(|| {
+                format!(
+                    "{root}/console/namespaces/{}/{segment}/{}{nav}",
+                    enc(namespace),
+                    enc(name)
+                )
+            })
+        },
+        |span_id| links.map(|l| l.span(&trace_hex, span_id)),
+    );
+    let span_keep = form_fields(&view.query(&[
+        ("spanWorkload", None),
+        ("spanApp", None),
+        ("spanComponent", None),
+        ("spanOperation", None),
+        ("spanError", None),
+    ]));
     let similar: Vec<TraceSummary> = similar(trace, among, 8)
         .into_iter()
         .map(TraceSummary::of)
@@ -879,5 +1008,182 @@ fn details(
         view_link: links.map(|l| l.trace(&summary.trace_id)),
         compare_link: links.and_then(|l| l.compare(&summary.trace_id, &others)),
         trace_id: summary.trace_id,
+        table: spans,
+        timeline_href: format!("{root}/console/traces/{trace_hex}"),
+        span_keep,
+    }
+}
+
+// ---- the trace timeline ----------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "trace.html")]
+struct TracePage {
+    shell: Shell,
+    name: String,
+    trace_id: String,
+    spans: usize,
+    services: usize,
+    error_spans: usize,
+    duration: String,
+    duration_micros: u64,
+    started: String,
+    ago: String,
+    data_url: String,
+    span_url: String,
+    ui_find: String,
+    back: Option<String>,
+}
+
+/// The trace ID of a path, or the 400/404 page's text.
+fn parse_trace_id(text: &str) -> Result<TraceId, Response> {
+    let valid = !text.is_empty() && text.len() <= 32 && text.bytes().all(|b| b.is_ascii_hexdigit());
+    match TraceId::from_hex(text) {
+        Ok(id) if valid && !id.is_zero() => Ok(id),
+        _ => Err((
+            StatusCode::BAD_REQUEST,
+            format!(
+                "Invalid trace ID format: `{}` is not 1 to 32 hex digits",
+                text.chars().take(64).collect::<String>()
+            ),
+        )
+            .into_response()),
+    }
+}
+
+pub(crate) async fn trace_page(
+    State(console): State<Arc<Console>>,
+    Path(trace_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    render_trace_page(&console, &trace_id, raw.as_deref(), None).await
+}
+
+pub(crate) async fn render_trace_page(
+    console: &Console,
+    trace_id: &str,
+    raw: Option<&str>,
+    back: Option<String>,
+) -> Response {
+    let id = match parse_trace_id(trace_id) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let view = View::parse(raw);
+    let ui_find = form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "uiFind")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let mut shell = Shell::new(console, &view, format!("Trace {trace_id}"), "", &[]);
+    let trace = match console.trace(id).await {
+        Ok(Some(trace)) => trace,
+        Ok(None) => {
+            shell.error = Some(format!("Trace {trace_id} not found"));
+            return page(StatusCode::NOT_FOUND, missing_trace(shell, id));
+        }
+        Err(error) => {
+            shell.error = Some(error.error);
+            return page(StatusCode::SERVICE_UNAVAILABLE, missing_trace(shell, id));
+        }
+    };
+    let summary = TraceSummary::of(&trace);
+    let services: BTreeSet<&str> = trace
+        .spans
+        .iter()
+        .map(|s| s.process.service_name.as_str())
+        .collect();
+    let hex = id.to_hex32();
+    let base = format!("{}/console/traces/{hex}", shell.root);
+    page(
+        StatusCode::OK,
+        TracePage {
+            name: summary
+                .root_operation
+                .clone()
+                .unwrap_or_else(|| "(Missing root span)".into()),
+            spans: summary.spans,
+            services: services.len(),
+            error_spans: summary.error_spans,
+            duration: format_duration(summary.duration),
+            duration_micros: summary.duration,
+            started: format_time(summary.start),
+            ago: ago(summary.start),
+            data_url: format!("{base}/timeline.json"),
+            span_url: format!("{base}/spans/SPAN"),
+            ui_find,
+            back,
+            trace_id: hex,
+            shell,
+        },
+    )
+}
+
+fn missing_trace(shell: Shell, id: TraceId) -> TracePage {
+    TracePage {
+        name: "(trace not available)".into(),
+        trace_id: id.to_hex32(),
+        spans: 0,
+        services: 0,
+        error_spans: 0,
+        duration: String::new(),
+        duration_micros: 0,
+        started: String::new(),
+        ago: String::new(),
+        data_url: String::new(),
+        span_url: String::new(),
+        ui_find: String::new(),
+        back: None,
+        shell,
+    }
+}
+
+async fn timeline_data(
+    State(console): State<Arc<Console>>,
+    Path(trace_id): Path<String>,
+) -> Response {
+    let id = match parse_trace_id(&trace_id) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    match console.trace(id).await {
+        Ok(Some(trace)) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            timeline::data(&trace),
+        )
+            .into_response(),
+        Ok(None) => {
+            crate::ApiError::not_found(format!("Trace {trace_id} not found")).into_response()
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn span_data(
+    State(console): State<Arc<Console>>,
+    Path((trace_id, span_id)): Path<(String, String)>,
+) -> Response {
+    let id = match parse_trace_id(&trace_id) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
+    let Ok(span_id) = meshtrace_model::SpanId::from_hex(&span_id) else {
+        return crate::ApiError::bad_request("the span ID is not 1 to 16 hex digits")
+            .into_response();
+    };
+    match console.trace(id).await {
+        Ok(Some(trace)) => {
+            let start = trace.spans.iter().map(|s| s.start_time).min().unwrap_or(0);
+            match trace.spans.iter().find(|s| s.span_id == span_id) {
+                Some(span) => axum::Json(timeline::span_json(span, start)).into_response(),
+                None => {
+                    crate::ApiError::not_found(format!("span {span_id} is not in trace {trace_id}"))
+                        .into_response()
+                }
+            }
+        }
+        Ok(None) => {
+            crate::ApiError::not_found(format!("Trace {trace_id} not found")).into_response()
+        }
+        Err(error) => error.into_response(),
     }
 }

@@ -40,6 +40,13 @@ pub struct View {
     pub errors_only: bool,
     pub spans_average: bool,
     pub percentile: String,
+    /// Span table filters.
+    pub span_workload: String,
+    pub span_app: String,
+    pub span_component: String,
+    pub span_operation: String,
+    /// `with` or `without` (errors), or empty.
+    pub span_error: String,
 }
 
 impl View {
@@ -56,6 +63,11 @@ impl View {
             errors_only: false,
             spans_average: false,
             percentile: String::new(),
+            span_workload: String::new(),
+            span_app: String::new(),
+            span_component: String::new(),
+            span_operation: String::new(),
+            span_error: String::new(),
         };
         for (key, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
             match key.as_ref() {
@@ -82,6 +94,13 @@ impl View {
                 "limit" => view.limit = value.parse().ok().filter(|l| LIMITS.contains(l)),
                 "errs" => view.errors_only = value == "true",
                 "showSpansAvg" => view.spans_average = value == "true",
+                "spanWorkload" => view.span_workload = value.into_owned(),
+                "spanApp" => view.span_app = value.into_owned(),
+                "spanComponent" => view.span_component = value.into_owned(),
+                "spanOperation" => view.span_operation = value.into_owned(),
+                "spanError" if value == "with" || value == "without" => {
+                    view.span_error = value.into_owned()
+                }
                 "percentile" if PERCENTILES.contains(&value.as_ref()) => {
                     view.percentile = value.into_owned()
                 }
@@ -148,6 +167,11 @@ impl View {
             ),
             ("percentile", self.percentile.clone()),
             ("traceId", self.trace_id.clone()),
+            ("spanWorkload", self.span_workload.clone()),
+            ("spanApp", self.span_app.clone()),
+            ("spanComponent", self.span_component.clone()),
+            ("spanOperation", self.span_operation.clone()),
+            ("spanError", self.span_error.clone()),
         ] {
             if !value.is_empty() {
                 pairs.push((key, value));
