@@ -1036,18 +1036,14 @@ struct TracePage {
 }
 
 /// The trace ID of a path, or the 400/404 page's text.
-fn parse_trace_id(text: &str) -> Result<TraceId, Response> {
+fn parse_trace_id(text: &str) -> Result<TraceId, crate::ApiError> {
     let valid = !text.is_empty() && text.len() <= 32 && text.bytes().all(|b| b.is_ascii_hexdigit());
     match TraceId::from_hex(text) {
         Ok(id) if valid && !id.is_zero() => Ok(id),
-        _ => Err((
-            StatusCode::BAD_REQUEST,
-            format!(
-                "Invalid trace ID format: `{}` is not 1 to 32 hex digits",
-                text.chars().take(64).collect::<String>()
-            ),
-        )
-            .into_response()),
+        _ => Err(crate::ApiError::bad_request(format!(
+            "Invalid trace ID format: `{}` is not 1 to 32 hex digits",
+            text.chars().take(64).collect::<String>()
+        ))),
     }
 }
 
@@ -1067,7 +1063,7 @@ pub(crate) async fn render_trace_page(
 ) -> Response {
     let id = match parse_trace_id(trace_id) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(error) => return error.into_response(),
     };
     let view = View::parse(raw);
     let ui_find = form_urlencoded::parse(raw.unwrap_or("").as_bytes())
@@ -1143,7 +1139,7 @@ async fn timeline_data(
 ) -> Response {
     let id = match parse_trace_id(&trace_id) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(error) => return error.into_response(),
     };
     match console.trace(id).await {
         Ok(Some(trace)) => (
@@ -1164,7 +1160,7 @@ async fn span_data(
 ) -> Response {
     let id = match parse_trace_id(&trace_id) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(error) => return error.into_response(),
     };
     let Ok(span_id) = meshtrace_model::SpanId::from_hex(&span_id) else {
         return crate::ApiError::bad_request("the span ID is not 1 to 16 hex digits")

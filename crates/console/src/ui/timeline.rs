@@ -126,9 +126,9 @@ fn intern<'a>(
 fn critical_path(ordered: &[(usize, &Span)], parent: &[i64]) -> Vec<bool> {
     let n = ordered.len();
     let mut last_child: Vec<Option<usize>> = vec![None; n];
-    for i in 0..n {
-        if parent[i] >= 0 {
-            let p = parent[i] as usize;
+    for (i, &up) in parent.iter().enumerate() {
+        if up >= 0 {
+            let p = up as usize;
             let ends = |j: usize| ordered[j].1.start_time + ordered[j].1.duration;
             if last_child[p].is_none_or(|c| ends(i) > ends(c)) {
                 last_child[p] = Some(i);
