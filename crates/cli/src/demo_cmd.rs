@@ -85,14 +85,16 @@ impl DemoArgs {
             let _ = store_stopped.await;
         }));
 
-        // The console reads the store as Kiali would read Jaeger: gRPC on the query port.
+        // The console reads the store as Kiali would read Jaeger: gRPC on the query port; its
+        // "Distributed Tracing" item and "View in Tracing" links lead to its own Jaeger-style
+        // pages (/jaeger/...), so no Jaeger UI is needed.
         let console_listener = tokio::net::TcpListener::bind(self.console)
             .await
             .with_context(|| format!("cannot listen on {}", self.console))?;
         let console_addr = console_listener.local_addr()?;
         let config = meshtrace_config::load_str(&format!(
             "external_services:\n  tracing:\n    enabled: true\n    provider: jaeger\n    \
-             internal_url: http://{}\n    use_grpc: true\n",
+             internal_url: http://{}\n    use_grpc: true\n    external_url: http://{console_addr}/jaeger\n",
             bound.query_grpc
         ))
         .map_err(|problems| anyhow::anyhow!("the demo's configuration is invalid: {problems:?}"))?

@@ -94,7 +94,24 @@ pub async fn check(
             "the body must be a JSON object: the tracing configuration",
         ));
     };
-    let mut tracing = parse_tracing(fields)?;
+    let tracing = parse_tracing(fields)?;
+    Ok(Json(match try_config(&console, tracing).await? {
+        Ok(message) => serde_json::json!({ "error": "", "message": message }),
+        Err(error) => serde_json::json!({
+            "error": error,
+            "message": "the configuration does not work",
+        }),
+    }))
+}
+
+/// Tries a tracing configuration as the check route and the tester page do: live secrets put
+/// back for `xxx`, the host checked, then a client built, its status and services asked.
+/// `Err` (outer) when the check is refused; inner `Ok` is the success message, `Err` why the
+/// configuration does not work.
+pub(crate) async fn try_config(
+    console: &Console,
+    mut tracing: TracingConfig,
+) -> Result<Result<String, String>, ApiError> {
     restore_secrets(&mut tracing, &console.config.tracing);
     if !console.options.allow_check_any_host {
         allowed_host(&tracing, &console.config.tracing)?;
@@ -111,16 +128,12 @@ pub async fn check(
     console
         .metrics
         .backend_call("ServiceStatus", started.elapsed(), outcome.is_ok());
-    Ok(Json(match outcome {
-        Ok((backend, services)) => serde_json::json!({
-            "error": "",
-            "message": format!("Success getting service status: {backend} answers, {services} services"),
-        }),
-        Err(error) => serde_json::json!({
-            "error": error.to_string(),
-            "message": "the configuration does not work",
-        }),
-    }))
+    Ok(match outcome {
+        Ok((backend, services)) => Ok(format!(
+            "Success getting service status: {backend} answers, {services} services"
+        )),
+        Err(error) => Err(error.to_string()),
+    })
 }
 
 /// The posted fields as a tracing section: keys turned to Kiali's YAML names, then loaded

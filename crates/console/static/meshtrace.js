@@ -16,6 +16,23 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   }
 
+  // Copy buttons for the YAML blocks of the configuration tester.
+  for (const block of document.querySelectorAll("pre.copyable")) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "copy-button";
+    button.textContent = "Copy";
+    button.addEventListener("click", async () => {
+      try {
+        await navigator.clipboard.writeText(block.textContent);
+        button.textContent = "Copied";
+      } catch (e) {
+        button.textContent = "Select the text to copy it";
+      }
+    });
+    block.before(button);
+  }
+
   // Tooltips on the scatter's points (the SVG <title> is the fallback).
   const tip = document.createElement("div");
   tip.className = "tooltip";

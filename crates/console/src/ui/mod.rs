@@ -4,9 +4,11 @@
 //! `/console/applications|workloads|services`, `/console/namespaces/{ns}/{kind}/{name}`, with
 //! `?tab=traces&traceId=<id>`. All assets are embedded in the binary.
 
+mod jaeger;
 mod links;
 mod scatter;
 mod spans;
+mod tester;
 mod timeline;
 mod view;
 
@@ -41,6 +43,8 @@ pub fn routes() -> Router<Arc<Console>> {
         .route("/static/meshtrace.css", get(css))
         .route("/static/meshtrace.js", get(js))
         .route("/static/timeline.js", get(timeline_js))
+        .merge(jaeger::routes())
+        .route("/console/tracing", get(tester::show).post(tester::check))
         .route("/console/traces/{trace_id}", get(trace_page))
         .route(
             "/console/traces/{trace_id}/timeline.json",

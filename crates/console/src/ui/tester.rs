@@ -1,0 +1,190 @@
+//! The configuration tester (`/console/tracing`, linked from the masthead): the effective
+//! tracing configuration and its mode, the diagnose probes on demand, and a form to check an
+//! edited configuration and copy the working block. Works without script: the probes and the
+//! check run on the server when the forms are sent.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use meshtrace_config::{Config, effective, mode, to_yaml};
+
+use super::view::View;
+use super::{Shell, page};
+use crate::Console;
+
+pub struct ProbeRow {
+    test: String,
+    ok: bool,
+    result: String,
+}
+
+pub struct WorkingBlock {
+    title: String,
+    yaml: String,
+}
+
+pub struct Diagnosis {
+    message: String,
+    probes: Vec<ProbeRow>,
+    working: Vec<WorkingBlock>,
+}
+
+pub struct CheckResult {
+    ok: bool,
+    message: String,
+    yaml: String,
+}
+
+#[derive(Template)]
+#[template(path = "tester.html")]
+struct TesterPage {
+    shell: Shell,
+    mode: String,
+    effective: String,
+    diagnosis: Option<Diagnosis>,
+    draft: String,
+    result: Option<CheckResult>,
+}
+
+fn tester(console: &Console, draft: Option<String>) -> TesterPage {
+    let view = View::parse(None);
+    let effective = to_yaml(&effective(&console.config));
+    TesterPage {
+        shell: Shell::new(
+            console,
+            &view,
+            "Tracing configuration".into(),
+            "tracing",
+            &[],
+        ),
+        mode: mode(&console.config.tracing),
+        draft: draft.unwrap_or_else(|| effective.clone()),
+        effective,
+        diagnosis: None,
+        result: None,
+    }
+}
+
+pub async fn show(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) -> Response {
+    let mut tester = tester(&console, None);
+    let wants_probes = form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes())
+        .any(|(k, v)| k == "diagnose" && v == "1");
+    if wants_probes {
+        let tracing = &console.config.tracing;
+        let url = [&tracing.internal_url, &tracing.external_url]
+            .into_iter()
+            .find(|u| !u.is_empty());
+        tester.diagnosis = Some(match url {
+            None => Diagnosis {
+                message: "There is no URL to probe: set internal_url.".into(),
+                probes: Vec::new(),
+                working: Vec::new(),
+            },
+            Some(url) => {
+                match meshtrace_backend::diagnose::diagnose(
+                    url,
+                    tracing,
+                    &[],
+                    &console.options.backend,
+                )
+                .await
+                {
+                    Ok(d) => Diagnosis {
+                        message: if d.working.is_empty() {
+                            "No working configuration found.".into()
+                        } else {
+                            format!(
+                                "{} working configuration(s) found, best first.",
+                                d.working.len()
+                            )
+                        },
+                        probes: d
+                            .probes
+                            .iter()
+                            .map(|p| ProbeRow {
+                                test: p.test.clone(),
+                                ok: p.result.is_ok(),
+                                result: match &p.result {
+                                    Ok(r) | Err(r) => r.clone(),
+                                },
+                            })
+                            .collect(),
+                        working: d
+                            .working
+                            .iter()
+                            .enumerate()
+                            .map(|(i, w)| WorkingBlock {
+                                title: format!("{}. {}", i + 1, w.note),
+                                yaml: w.yaml(),
+                            })
+                            .collect(),
+                    },
+                    Err(error) => Diagnosis {
+                        message: error,
+                        probes: Vec::new(),
+                        working: Vec::new(),
+                    },
+                }
+            }
+        });
+    }
+    page(StatusCode::OK, tester)
+}
+
+pub async fn check(State(console): State<Arc<Console>>, body: axum::body::Bytes) -> Response {
+    let draft = form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "config")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let mut tester = tester(&console, Some(draft.clone()));
+    let outcome = match meshtrace_config::load_str(&draft) {
+        Err(problems) => CheckResult {
+            ok: false,
+            message: format!(
+                "The configuration is not valid: {}",
+                problems
+                    .iter()
+                    .filter(|p| p.is_error())
+                    .map(|p| format!("{}: {}", p.path, p.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            yaml: String::new(),
+        },
+        Ok(loaded) => {
+            let yaml = block(&loaded.config);
+            match crate::check::try_config(&console, loaded.config.tracing).await {
+                Err(refused) => CheckResult {
+                    ok: false,
+                    message: refused.error,
+                    yaml: String::new(),
+                },
+                Ok(Ok(message)) => CheckResult {
+                    ok: true,
+                    message,
+                    yaml,
+                },
+                Ok(Err(error)) => CheckResult {
+                    ok: false,
+                    message: format!("The configuration does not work: {error}"),
+                    yaml: String::new(),
+                },
+            }
+        }
+    };
+    let status = if outcome.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    tester.result = Some(outcome);
+    page(status, tester)
+}
+
+/// The effective `external_services.tracing` block of a checked configuration (secrets `xxx`).
+fn block(config: &Config) -> String {
+    to_yaml(&effective(config))
+}
