@@ -43,7 +43,13 @@ fn hostile_span() -> Span {
             KeyValue::string("span.kind", "server"),
             KeyValue::string("evil", XSS_TAG),
         ],
-        logs: vec![],
+        logs: vec![meshtrace_model::Log {
+            timestamp: now() - 29_999_000,
+            fields: vec![
+                KeyValue::string("event", "retry"),
+                KeyValue::string("message", XSS_TAG),
+            ],
+        }],
         process: Arc::new(Process {
             service_name: "productpage.bookinfo".into(),
             tags: vec![],
@@ -446,6 +452,341 @@ async fn the_console_in_chromium() {
             "https://console.example.com/observe/traces?namespace=tempo&name=sample&tenant=default"
         )
     );
+
+    client.close().await.unwrap();
+}
+
+async fn text(client: &Client, css: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Waits until the page (after a form was sent) has the element.
+async fn wait_for(client: &Client, css: &str) {
+    client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} never appeared: {e}"));
+}
+
+/// Waits until the timeline's script has drawn the trace.
+async fn timeline_ready(client: &Client) {
+    for _ in 0..200 {
+        if attr(client, "#timeline", "data-ready").await.as_deref() == Some("true") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the timeline never got ready");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spans_timeline_tester_and_links_in_chromium() {
+    let store = filled_store().await;
+    let grpc = store.addresses.query_grpc;
+    let (driver, client, _profile) = browser().await;
+    let _keep = &driver;
+    // As in the demo: external_url is the console itself, whose /jaeger pages answer the links.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let c = listener.local_addr().unwrap();
+    let config = meshtrace_config::load_str(&tracing_yaml(&format!(
+        "    internal_url: http://{grpc}\n    use_grpc: true\n    external_url: http://{c}/jaeger\n"
+    )))
+    .unwrap()
+    .config;
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(
+        Console::new(config, ConsoleOptions::default()).serve(listener, async {
+            let _ = stopped.await;
+        }),
+    );
+    let base = format!("http://{c}");
+    let page = format!("{base}/console/namespaces/bookinfo/applications/productpage");
+
+    // ---- the span table: filters change the rows and the counts ----
+    // The error trace with the most spans.
+    let body: Value = reqwest::get(format!(
+        "{base}/api/namespaces/bookinfo/apps/productpage/traces?limit=500&tags=%7B%22error%22%3A%22true%22%7D"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let id = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|t| t["spans"].as_array().unwrap().len())
+        .map(|t| format!("{:0>32}", t["traceID"].as_str().unwrap()))
+        .unwrap();
+    client
+        .goto(&format!("{page}?tab=traces&limit=500&traceId={id}"))
+        .await
+        .unwrap();
+    let rows = client
+        .find_all(Locator::Css("#span-table tr.span-row"))
+        .await
+        .unwrap()
+        .len();
+    let count = text(&client, "#span-count-filtered").await;
+    assert_eq!(count, format!("{rows} / {rows} spans"));
+    assert!(rows > 2);
+    // Errors only (the select applies at once).
+    client
+        .find(Locator::Css("select[name=spanError]"))
+        .await
+        .unwrap()
+        .select_by_value("with")
+        .await
+        .unwrap();
+    wait_for_url(&client, "spanError=with").await;
+    let error_rows = client
+        .find_all(Locator::Css("#span-table tr.span-row"))
+        .await
+        .unwrap();
+    assert!(!error_rows.is_empty() && error_rows.len() < rows);
+    for row in &error_rows {
+        assert!(
+            row.attr("class")
+                .await
+                .unwrap()
+                .unwrap()
+                .contains("has-error")
+        );
+    }
+    assert_eq!(
+        text(&client, "#span-count-filtered").await,
+        format!("{} / {rows} spans", error_rows.len())
+    );
+
+    // ---- an expanded row shows its tags and logs, as text ----
+    client
+        .goto(&format!(
+            "{page}?tab=traces&limit=500&traceId={XSS_TRACE:032x}"
+        ))
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#span-table details summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let more = text(&client, "#span-table .span-more").await;
+    assert!(more.contains("evil"), "{more}");
+    assert!(more.contains(XSS_TAG), "{more}");
+    assert!(more.contains("event=retry"), "{more}");
+    let pwned = client
+        .execute("return typeof window.pwned;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(pwned, Value::String("undefined".into()));
+
+    // "More span details" leads to meshtrace's own trace page, the span selected.
+    let more_link = attr(&client, "#span-table a.more-details", "href")
+        .await
+        .unwrap();
+    assert_eq!(
+        more_link,
+        format!("{base}/jaeger/trace/{XSS_TRACE:032x}?uiFind=0000000000000001")
+    );
+    client.goto(&more_link).await.unwrap();
+    timeline_ready(&client).await;
+    for _ in 0..100 {
+        if attr(&client, "#span-panel", "data-span-id").await.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        attr(&client, "#span-panel", "data-span-id")
+            .await
+            .as_deref(),
+        Some("0000000000000001")
+    );
+    let panel = text(&client, "#span-panel").await;
+    assert!(panel.contains(XSS_TAG), "the tag is shown as text: {panel}");
+
+    // ---- the waterfall's bars line up with the spans' start times ----
+    let trace: Value = reqwest::get(format!("{base}/api/traces/{id}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let spans = trace["data"]["spans"].as_array().unwrap();
+    let start = spans
+        .iter()
+        .map(|s| s["startTime"].as_u64().unwrap())
+        .min()
+        .unwrap();
+    let end = spans
+        .iter()
+        .map(|s| s["startTime"].as_u64().unwrap() + s["duration"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    client
+        .goto(&format!("{base}/console/traces/{id}"))
+        .await
+        .unwrap();
+    timeline_ready(&client).await;
+    let drawn = client
+        .execute(
+            "return [...document.querySelectorAll('.wf-row')].map(r => [r.dataset.spanId, parseFloat(r.querySelector('.wf-bar').style.left), parseFloat(r.querySelector('.wf-bar').style.width)]);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let drawn = drawn.as_array().unwrap();
+    assert_eq!(drawn.len(), spans.len(), "a small trace shows every row");
+    for row in drawn {
+        let span_id = row[0].as_str().unwrap();
+        let span = spans.iter().find(|s| s["spanID"] == span_id).unwrap();
+        let left =
+            (span["startTime"].as_u64().unwrap() - start) as f64 / (end - start) as f64 * 100.0;
+        let width = span["duration"].as_u64().unwrap() as f64 / (end - start) as f64 * 100.0;
+        assert!(
+            (row[1].as_f64().unwrap() - left).abs() < 0.01,
+            "{span_id}: {row:?} vs {left}"
+        );
+        assert!(
+            (row[2].as_f64().unwrap() - width.max(0.1)).abs() < 0.01,
+            "{span_id}"
+        );
+    }
+    // Search within the trace.
+    let search = client.find(Locator::Css("#trace-search")).await.unwrap();
+    search.send_keys("ratings").await.unwrap();
+    let found = text(&client, "#search-count").await;
+    assert!(
+        found.ends_with("matching spans") && !found.starts_with("0 "),
+        "{found}"
+    );
+
+    // ---- the menu item and the links land on meshtrace's own pages ----
+    client
+        .goto(&format!("{page}?tab=traces&limit=500&traceId={id}"))
+        .await
+        .unwrap();
+    let home = attr(&client, "#nav-tracing", "href").await.unwrap();
+    assert_eq!(home, format!("{base}/jaeger"));
+    let search_link = attr(&client, "#search-in-tracing", "href").await.unwrap();
+    let trace_link = attr(&client, "#trace-in-tracing", "href").await.unwrap();
+    assert_eq!(trace_link, format!("{base}/jaeger/trace/{id}"));
+    let compare_link = attr(&client, "#compare-in-tracing", "href").await;
+    client.goto(&home).await.unwrap();
+    assert!(
+        client
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .ends_with("/jaeger/search")
+    );
+    assert!(present(&client, "#search-form").await);
+    client.goto(&search_link).await.unwrap();
+    let results = client
+        .find_all(Locator::Css("#results tbody tr"))
+        .await
+        .unwrap();
+    assert!(
+        !results.is_empty(),
+        "the search link finds the app's traces"
+    );
+    client.goto(&trace_link).await.unwrap();
+    timeline_ready(&client).await;
+    assert_eq!(
+        client
+            .find_all(Locator::Css(".wf-row"))
+            .await
+            .unwrap()
+            .len(),
+        spans.len()
+    );
+    if let Some(compare) = compare_link {
+        client.goto(&compare).await.unwrap();
+        let columns = client
+            .find_all(Locator::Css("#compare thead th"))
+            .await
+            .unwrap();
+        assert!(columns.len() >= 3, "this trace and at least one similar");
+    }
+
+    // ---- the configuration tester: a working and a broken configuration ----
+    client.goto(&format!("{base}/")).await.unwrap();
+    client
+        .find(Locator::Css("#tester-link"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(
+        text(&client, "#mode")
+            .await
+            .starts_with("native charts via Jaeger gRPC")
+    );
+    client
+        .find(Locator::Css("#run-diagnose"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&client, "#diagnose-message").await;
+    let message = text(&client, "#diagnose-message").await;
+    assert!(
+        message.contains("working configuration(s) found"),
+        "{message}"
+    );
+    // The effective configuration, checked as it is: it works.
+    client
+        .find(Locator::Css("#run-check"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(
+        attr(&client, "#check-result", "data-ok").await.as_deref(),
+        Some("true")
+    );
+    assert!(
+        text(&client, "#check-yaml")
+            .await
+            .contains(&format!("internal_url: \"http://{grpc}\""))
+    );
+    // Pointed at the store's HTTP port with gRPC: broken, and the result says why.
+    let area = client.find(Locator::Id("tester-config")).await.unwrap();
+    area.clear().await.unwrap();
+    area.send_keys(&format!(
+        "external_services:\n  tracing:\n    enabled: true\n    internal_url: http://{}\n    use_grpc: true\n",
+        store.addresses.query_http
+    ))
+    .await
+    .unwrap();
+    client
+        .find(Locator::Css("#run-check"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(
+        attr(&client, "#check-result", "data-ok").await.as_deref(),
+        Some("false")
+    );
+    let result = text(&client, "#check-result").await;
+    assert!(result.contains("answers plain HTTP"), "{result}");
 
     client.close().await.unwrap();
 }
