@@ -49,7 +49,11 @@ impl JaegerGrpc {
             .map_err(|e| {
                 BackendError::Config(format!("internal_url cannot be used for gRPC: {e}"))
             })?
-            .connect_timeout(config.query_timeout());
+            .connect_timeout(config.query_timeout())
+            // Traces stream in megabytes: HTTP/2's default 64 KiB windows would stall them.
+            .initial_stream_window_size(2 << 20)
+            .initial_connection_window_size(8 << 20)
+            .tcp_nodelay(true);
         let channel = if url.scheme() == "https" {
             endpoint.connect_with_connector_lazy(GrpcTlsConnector::new(&config.auth)?)
         } else {

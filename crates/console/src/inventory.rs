@@ -158,7 +158,7 @@ fn app_of_workload_name(workload: &str) -> &str {
 
 /// Refreshes the inventory every interval, so that requests are answered from the cache.
 pub async fn refresh_forever(console: Arc<Console>) {
-    if console.backend().is_err() {
+    if console.backend().is_err() || !console.options.background_inventory {
         return;
     }
     loop {

@@ -39,6 +39,8 @@ pub struct ConsoleOptions {
     pub inventory_refresh: Duration,
     /// Traces sampled per backend service for the inventory.
     pub inventory_traces_per_service: usize,
+    /// Refresh the inventory in the background (else only when a request needs it).
+    pub background_inventory: bool,
 }
 
 impl Default for ConsoleOptions {
@@ -49,6 +51,7 @@ impl Default for ConsoleOptions {
             inventory_window: Duration::from_secs(10 * 60),
             inventory_refresh: Duration::from_secs(30),
             inventory_traces_per_service: 100,
+            background_inventory: true,
         }
     }
 }

@@ -102,7 +102,8 @@ pub async fn serve(
         .initial_connection_window_size(8 << 20)
         .add_service(OtlpGrpc::new(ingest.clone()))
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listeners.otlp_grpc),
+            tonic::transport::server::TcpIncoming::from(listeners.otlp_grpc)
+                .with_nodelay(Some(true)),
             stopped(stop_rx.clone()),
         );
     let query_grpc = query_grpc_server(
@@ -173,7 +174,11 @@ async fn query_grpc_server(
     reporter
         .set_serving::<api_v3::query_service_server::QueryServiceServer<QueryV3>>()
         .await;
+    // Answers stream in many small chunks: without TCP_NODELAY, Nagle's algorithm and the
+    // peer's delayed ACKs stall them for tens of milliseconds each.
     tonic::transport::Server::builder()
+        .initial_stream_window_size(2 << 20)
+        .initial_connection_window_size(8 << 20)
         .add_service(health)
         .add_service(api_v2::query_service_server::QueryServiceServer::new(
             QueryV2::new(store.clone()),
@@ -182,7 +187,7 @@ async fn query_grpc_server(
             QueryV3::new(store),
         ))
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             stopped,
         )
 }
