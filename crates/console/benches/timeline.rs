@@ -151,7 +151,7 @@ async fn main() {
     }
     let http = reqwest::Client::new();
     let mut served = Vec::new();
-    for (s, &n) in sizes.iter().enumerate() {
+    for s in 0..sizes.len() {
         let (mut page, mut data) = (vec![], vec![]);
         let mut bytes = 0;
         for r in 0..rounds {
@@ -271,4 +271,5 @@ async fn main() {
     }
     client.close().await.unwrap();
     let _ = driver.kill();
+    let _ = driver.wait();
 }
