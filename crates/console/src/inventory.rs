@@ -35,11 +35,25 @@ pub struct Snapshot {
 pub struct Cache {
     snapshot: RwLock<Option<Arc<Snapshot>>>,
     refreshing: Mutex<()>,
+    /// When a request last needed the inventory: the background refresh stops while nobody
+    /// looks, so an idle console does not keep querying the backend.
+    last_wanted: std::sync::Mutex<Option<Instant>>,
 }
+
+/// At most this many trace searches run at once while a snapshot is taken.
+const PARALLEL_SEARCHES: usize = 4;
+/// The background refresh runs while the inventory was wanted this recently.
+const IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl Console {
     /// The inventory, refreshed first when it is missing or older than the refresh interval.
     pub async fn inventory(&self) -> Result<Arc<Snapshot>, ApiError> {
+        *self.inventory.last_wanted.lock().unwrap() = Some(Instant::now());
+        self.refresh_inventory().await
+    }
+
+    /// The snapshot, taken again first when stale.
+    async fn refresh_inventory(&self) -> Result<Arc<Snapshot>, ApiError> {
         if let Some(snapshot) = self.fresh_snapshot().await {
             return Ok(snapshot);
         }
@@ -70,8 +84,10 @@ impl Console {
         let end = now_micros();
         let start = end.saturating_sub(self.options.inventory_window.as_micros() as u64);
         let mut calls = tokio::task::JoinSet::new();
+        let permits = Arc::new(tokio::sync::Semaphore::new(PARALLEL_SEARCHES));
         for service in services {
             let backend = backend.clone();
+            let permits = permits.clone();
             let query = TraceQuery {
                 service: service.clone(),
                 start,
@@ -80,6 +96,7 @@ impl Console {
                 ..Default::default()
             };
             calls.spawn(async move {
+                let _permit = permits.acquire_owned().await;
                 let started = Instant::now();
                 let result = backend.find_traces(&query).await;
                 (service, started.elapsed(), result)
@@ -162,7 +179,11 @@ pub async fn refresh_forever(console: Arc<Console>) {
         return;
     }
     loop {
-        if let Err(error) = console.inventory().await {
+        let wanted = *console.inventory.last_wanted.lock().unwrap();
+        // At start (nobody asked yet) and while someone looks at the inventory.
+        if wanted.is_none_or(|at| at.elapsed() < IDLE_AFTER)
+            && let Err(error) = console.refresh_inventory().await
+        {
             tracing::warn!(error = %error.error, "inventory refresh failed");
         }
         tokio::time::sleep(console.options.inventory_refresh).await;

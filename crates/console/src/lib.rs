@@ -50,7 +50,7 @@ impl Default for ConsoleOptions {
             allow_check_any_host: false,
             inventory_window: Duration::from_secs(10 * 60),
             inventory_refresh: Duration::from_secs(30),
-            inventory_traces_per_service: 100,
+            inventory_traces_per_service: 50,
             background_inventory: true,
         }
     }

@@ -191,7 +191,7 @@ async fn present(client: &Client, css: &str) -> bool {
 
 /// Waits until the page's URL holds `needle` (a navigation the page's script started).
 async fn wait_for_url(client: &Client, needle: &str) {
-    for _ in 0..100 {
+    for _ in 0..400 {
         if client
             .current_url()
             .await
@@ -478,7 +478,8 @@ async fn wait_for(client: &Client, css: &str) {
 
 /// Waits until the timeline's script has drawn the trace.
 async fn timeline_ready(client: &Client) {
-    for _ in 0..200 {
+    // Generous: CI machines are slow and other tests share them.
+    for _ in 0..800 {
         if attr(client, "#timeline", "data-ready").await.as_deref() == Some("true") {
             return;
         }
