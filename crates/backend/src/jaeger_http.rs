@@ -2,7 +2,7 @@
 //! behind `/jaeger`), and unlike Kiali a status check fails on any non-2xx answer.
 
 use meshtrace_config::{TracingConfig, redact_url};
-use meshtrace_model::jaeger_json::{JsonTrace, trace_from_json};
+use meshtrace_model::jaeger_json::{JsonTrace, trace_from_json_owned};
 use meshtrace_model::{Trace, TraceId};
 use serde::Deserialize;
 
@@ -121,7 +121,7 @@ impl TracingBackend for JaegerHttp {
         else {
             return Ok(None);
         };
-        trace_from_json(&json)
+        trace_from_json_owned(json)
             .map(Some)
             .map_err(|e| BackendError::Decode {
                 backend: self.caller.shown.clone(),
@@ -171,8 +171,8 @@ pub fn decode_find_traces(body: &[u8]) -> Result<(Vec<Trace>, Option<String>), S
     let traces = envelope
         .data
         .unwrap_or_default()
-        .iter()
-        .map(trace_from_json)
+        .into_iter()
+        .map(trace_from_json_owned)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
     let errors = envelope.errors.filter(|e| !e.is_empty()).map(|e| {

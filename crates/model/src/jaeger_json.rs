@@ -433,19 +433,25 @@ where
 // ---- JSON -> model -----------------------------------------------------------------------
 
 pub fn trace_from_json(json: &JsonTrace) -> Result<Trace, JsonError> {
-    let mut processes: BTreeMap<&str, Arc<Process>> = BTreeMap::new();
-    for (id, process) in &json.processes {
+    trace_from_json_owned(json.clone())
+}
+
+/// The same, taking the JSON by value: strings move into the model instead of being copied
+/// (the Jaeger HTTP client's path).
+pub fn trace_from_json_owned(json: JsonTrace) -> Result<Trace, JsonError> {
+    let mut processes: BTreeMap<String, Arc<Process>> = BTreeMap::new();
+    for (id, process) in json.processes {
         processes.insert(id, Arc::new(process_from_json(process)?));
     }
     let mut spans = Vec::with_capacity(json.spans.len());
-    for span in &json.spans {
-        let process = match (&span.process, processes.get(span.process_id.as_str())) {
+    for mut span in json.spans {
+        let process = match (span.process.take(), processes.get(span.process_id.as_str())) {
             (Some(inline), _) => Arc::new(process_from_json(inline)?),
             (None, Some(shared)) => shared.clone(),
             (None, None) => {
                 return Err(JsonError::MissingProcess {
-                    span: span.span_id.clone(),
-                    process: span.process_id.clone(),
+                    span: span.span_id,
+                    process: span.process_id,
                 });
             }
         };
@@ -453,11 +459,11 @@ pub fn trace_from_json(json: &JsonTrace) -> Result<Trace, JsonError> {
     }
     Ok(Trace {
         spans,
-        warnings: json.warnings.clone().unwrap_or_default(),
+        warnings: json.warnings.unwrap_or_default(),
     })
 }
 
-fn span_from_json(span: &JsonSpan, process: Arc<Process>) -> Result<Span, JsonError> {
+fn span_from_json(span: JsonSpan, process: Arc<Process>) -> Result<Span, JsonError> {
     let id_error = |source| JsonError::Id {
         span: span.span_id.clone(),
         source,
@@ -489,77 +495,81 @@ fn span_from_json(span: &JsonSpan, process: Arc<Process>) -> Result<Span, JsonEr
             );
         }
     }
+    let span_id = SpanId::from_hex(&span.span_id).map_err(id_error)?;
     Ok(Span {
         trace_id,
-        span_id: SpanId::from_hex(&span.span_id).map_err(id_error)?,
-        operation_name: span.operation_name.clone(),
+        span_id,
+        operation_name: span.operation_name,
         references,
         flags: span.flags,
         start_time: span.start_time,
         duration: span.duration,
-        tags: kvs_from_json(&span.tags)?,
+        tags: kvs_from_json(span.tags)?,
         logs: span
             .logs
-            .iter()
+            .into_iter()
             .map(|log| {
                 Ok(Log {
                     timestamp: log.timestamp,
-                    fields: kvs_from_json(&log.fields)?,
+                    fields: kvs_from_json(log.fields)?,
                 })
             })
             .collect::<Result<_, JsonError>>()?,
         process,
-        warnings: span.warnings.clone().unwrap_or_default(),
+        warnings: span.warnings.unwrap_or_default(),
     })
 }
 
-fn process_from_json(process: &JsonProcess) -> Result<Process, JsonError> {
+fn process_from_json(process: JsonProcess) -> Result<Process, JsonError> {
     Ok(Process {
-        service_name: process.service_name.clone(),
-        tags: kvs_from_json(&process.tags)?,
+        service_name: process.service_name,
+        tags: kvs_from_json(process.tags)?,
     })
 }
 
-fn kvs_from_json(kvs: &[JsonKeyValue]) -> Result<Vec<KeyValue>, JsonError> {
-    kvs.iter().map(kv_from_json).collect()
+fn kvs_from_json(kvs: Vec<JsonKeyValue>) -> Result<Vec<KeyValue>, JsonError> {
+    kvs.into_iter().map(kv_from_json_owned).collect()
 }
 
 pub fn kv_from_json(kv: &JsonKeyValue) -> Result<KeyValue, JsonError> {
+    kv_from_json_owned(kv.clone())
+}
+
+fn kv_from_json_owned(kv: JsonKeyValue) -> Result<KeyValue, JsonError> {
     use serde_json::Value as J;
-    let bad = || JsonError::BadValue {
-        key: kv.key.clone(),
-        kind: kv.kind.clone(),
-        found: match &kv.value {
-            J::Null => "null".into(),
-            J::Bool(_) => "a boolean".into(),
-            J::Number(_) => "a number".into(),
-            J::String(_) => "a string".into(),
-            J::Array(_) => "an array".into(),
-            J::Object(_) => "an object".into(),
-        },
+    let JsonKeyValue { key, kind, value } = kv;
+    let found = match &value {
+        J::Null => "null",
+        J::Bool(_) => "a boolean",
+        J::Number(_) => "a number",
+        J::String(_) => "a string",
+        J::Array(_) => "an array",
+        J::Object(_) => "an object",
     };
-    let value = match (kv.kind.as_str(), &kv.value) {
-        ("bool", J::Bool(b)) => Value::Bool(*b),
+    let bad = |key: &str| JsonError::BadValue {
+        key: key.to_string(),
+        kind: kind.clone(),
+        found: found.to_string(),
+    };
+    let value = match (kind.as_str(), value) {
+        ("bool", J::Bool(b)) => Value::Bool(b),
         ("bool", J::String(s)) => Value::Bool(s == "true"),
-        ("int64", J::Number(n)) => Value::I64(n.as_i64().ok_or_else(bad)?),
-        ("int64", J::String(s)) => Value::I64(s.parse().map_err(|_| bad())?),
-        ("float64", J::Number(n)) => Value::F64(n.as_f64().ok_or_else(bad)?),
-        ("float64", J::String(s)) => Value::F64(s.parse().map_err(|_| bad())?),
+        ("int64", J::Number(n)) => Value::I64(n.as_i64().ok_or_else(|| bad(&key))?),
+        ("int64", J::String(s)) => Value::I64(s.parse().map_err(|_| bad(&key))?),
+        ("float64", J::Number(n)) => Value::F64(n.as_f64().ok_or_else(|| bad(&key))?),
+        ("float64", J::String(s)) => Value::F64(s.parse().map_err(|_| bad(&key))?),
         ("binary", J::String(s)) => Value::Binary(
             base64::engine::general_purpose::STANDARD
                 .decode(s)
-                .map_err(|_| bad())?,
+                .map_err(|_| bad(&key))?,
         ),
-        (_, J::String(s)) => Value::Str(s.clone()),
-        (_, J::Bool(b)) => Value::Bool(*b),
+        (_, J::String(s)) => Value::Str(s),
+        (_, J::Bool(b)) => Value::Bool(b),
         (_, J::Number(n)) if n.is_i64() => Value::I64(n.as_i64().unwrap_or_default()),
         (_, J::Number(n)) => Value::F64(n.as_f64().unwrap_or_default()),
-        _ => return Err(bad()),
+        _ => return Err(bad(&key)),
     };
-    Ok(KeyValue {
-        key: kv.key.clone(),
-        value,
-    })
+    Ok(KeyValue { key, value })
 }
 
 #[cfg(test)]
