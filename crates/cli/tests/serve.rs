@@ -1,0 +1,73 @@
+//! `meshtrace serve` as a user runs it: a Kiali configuration file, the console's address
+//! printed, the API answering, a clean stop on SIGTERM; a broken configuration refused.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+#[test]
+fn serve_answers_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kiali.yaml");
+    std::fs::write(
+        &config,
+        "server:\n  web_root: /kiali\nexternal_services:\n  tracing:\n    enabled: true\n    external_url: http://jaeger.example.com\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meshtrace"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first
+        .strip_prefix("meshtrace console: ")
+        .expect("the console prints its address")
+        .to_string();
+    assert!(url.ends_with("/kiali/api/tracing"), "{url}");
+    let mode = lines.next().unwrap().unwrap();
+    assert_eq!(
+        mode,
+        "  mode  external links only to http://jaeger.example.com"
+    );
+    let info: Value = reqwest::blocking::get(&url).unwrap().json().unwrap();
+    assert_eq!(info["integration"], false);
+    assert_eq!(info["url"], "http://jaeger.example.com");
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(rest, ["console stopped"]);
+}
+
+#[test]
+fn serve_refuses_a_broken_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kiali.yaml");
+    std::fs::write(
+        &config,
+        "external_services:\n  tracing:\n    in_clster_url: http://x\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_meshtrace"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "run `meshtrace config check {}`",
+            config.display()
+        )),
+        "{stderr}"
+    );
+}
