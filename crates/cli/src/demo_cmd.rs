@@ -91,7 +91,11 @@ impl DemoArgs {
         let console_listener = tokio::net::TcpListener::bind(self.console)
             .await
             .with_context(|| format!("cannot listen on {}", self.console))?;
-        let console_addr = console_listener.local_addr()?;
+        let mut console_addr = console_listener.local_addr()?;
+        // Listening on every interface: the browser reaches it on loopback.
+        if console_addr.ip().is_unspecified() {
+            console_addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
         let config = meshtrace_config::load_str(&format!(
             "external_services:\n  tracing:\n    enabled: true\n    provider: jaeger\n    \
              internal_url: http://{}\n    use_grpc: true\n    external_url: http://{console_addr}/jaeger\n",
