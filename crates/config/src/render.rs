@@ -106,9 +106,11 @@ pub fn mode(tracing: &TracingConfig) -> String {
     let via = match (tracing.provider, tracing.use_grpc) {
         (Provider::Jaeger, true) => "Jaeger gRPC".to_string(),
         (Provider::Jaeger, false) => "Jaeger HTTP".to_string(),
-        (Provider::Tempo, true) => {
-            format!("Tempo (search over gRPC on port {})", tracing.grpc_port)
-        }
+        // Tempo's gRPC streaming search is not there yet: the HTTP API answers.
+        (Provider::Tempo, true) => format!(
+            "Tempo (HTTP search; the gRPC search on port {} is not available yet)",
+            tracing.grpc_port
+        ),
         (Provider::Tempo, false) => "Tempo".to_string(),
     };
     let mut line = format!("native charts via {via} at {internal}");
