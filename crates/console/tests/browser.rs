@@ -185,8 +185,22 @@ async fn attr(client: &Client, css: &str, name: &str) -> Option<String> {
         .unwrap()
 }
 
+/// The same for polling while a page may be changing under it: any error is "not yet".
+async fn try_attr(client: &Client, css: &str, name: &str) -> Option<String> {
+    client
+        .find(Locator::Css(css))
+        .await
+        .ok()?
+        .attr(name)
+        .await
+        .ok()?
+}
+
 async fn present(client: &Client, css: &str) -> bool {
-    !client.find_all(Locator::Css(css)).await.unwrap().is_empty()
+    client
+        .find_all(Locator::Css(css))
+        .await
+        .is_ok_and(|found| !found.is_empty())
 }
 
 /// Waits until the page's URL holds `needle` (a navigation the page's script started).
@@ -480,7 +494,7 @@ async fn wait_for(client: &Client, css: &str) {
 async fn timeline_ready(client: &Client) {
     // Generous: CI machines are slow and other tests share them.
     for _ in 0..800 {
-        if attr(client, "#timeline", "data-ready").await.as_deref() == Some("true") {
+        if try_attr(client, "#timeline", "data-ready").await.as_deref() == Some("true") {
             return;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -603,7 +617,10 @@ async fn spans_timeline_tester_and_links_in_chromium() {
     client.goto(&more_link).await.unwrap();
     timeline_ready(&client).await;
     for _ in 0..100 {
-        if attr(&client, "#span-panel", "data-span-id").await.is_some() {
+        if try_attr(&client, "#span-panel", "data-span-id")
+            .await
+            .is_some()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;

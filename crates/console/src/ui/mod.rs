@@ -184,20 +184,7 @@ impl Shell {
     fn new(console: &Console, view: &View, title: String, active: &str, known: &[String]) -> Shell {
         let root = root(console);
         // Navigation keeps the namespaces and time range, not a page's own options.
-        let nav_view = View {
-            tab: String::new(),
-            trace_id: String::new(),
-            limit: None,
-            errors_only: false,
-            spans_average: false,
-            percentile: String::new(),
-            span_workload: String::new(),
-            span_app: String::new(),
-            span_component: String::new(),
-            span_operation: String::new(),
-            span_error: String::new(),
-            ..view.clone()
-        };
+        let nav_view = view.navigation();
         let query = nav_view.query(&[]);
         let nav = [
             ("Overview", "overview"),
@@ -214,34 +201,11 @@ impl Shell {
         .collect();
         let mut names: BTreeSet<String> = known.iter().cloned().collect();
         names.extend(view.namespaces.iter().cloned());
-        let keep = [
-            ("tab", view.tab.clone()),
-            (
-                "limit",
-                view.limit.map(|l| l.to_string()).unwrap_or_default(),
-            ),
-            (
-                "errs",
-                if view.errors_only {
-                    "true".into()
-                } else {
-                    String::new()
-                },
-            ),
-            (
-                "showSpansAvg",
-                if view.spans_average {
-                    "true".into()
-                } else {
-                    String::new()
-                },
-            ),
-            ("percentile", view.percentile.clone()),
-        ]
-        .into_iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        let keep = view
+            .tab_options()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
         Shell {
             title,
             mode: meshtrace_config::mode(&console.config.tracing),
@@ -742,32 +706,8 @@ async fn traces_tab(
             )
         }
     );
-    page.keep = [
-        ("namespaces", view.namespaces.join(",")),
-        (
-            "duration",
-            if view.custom() {
-                String::new()
-            } else {
-                view.duration.to_string()
-            },
-        ),
-        ("from", view.from.clone()),
-        ("to", view.to.clone()),
-        (
-            "refresh",
-            if view.refresh > 0 {
-                view.refresh.to_string()
-            } else {
-                String::new()
-            },
-        ),
-        ("tab", "traces".to_string()),
-    ]
-    .into_iter()
-    .filter(|(_, v)| !v.is_empty())
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    // The options form keeps the page's namespaces, time range and refresh.
+    page.keep = form_fields(&view.navigation().query(&[("tab", Some("traces".into()))]));
     page.limits = LIMITS
         .iter()
         .map(|l| Choice {
@@ -922,21 +862,9 @@ fn details(
     // Links to app and workload pages keep the time range, not this page's options.
     let nav = View {
         namespaces: Vec::new(),
-        ..View::parse(Some(&view.query(&[])))
+        ..view.navigation()
     }
-    .query(&[
-        ("tab", None),
-        ("traceId", None),
-        ("limit", None),
-        ("errs", None),
-        ("showSpansAvg", None),
-        ("percentile", None),
-        ("spanWorkload", None),
-        ("spanApp", None),
-        ("spanComponent", None),
-        ("spanOperation", None),
-        ("spanError", None),
-    ]);
+    .query(&[]);
     let trace_hex = summary.trace_id.clone();
     let spans = spans::table(
         trace,

@@ -112,6 +112,42 @@ impl View {
         view
     }
 
+    /// The Traces tab and its display options that are set, as query pairs.
+    pub fn tab_options(&self) -> Vec<(&'static str, String)> {
+        let flag = |on: bool| {
+            if on {
+                "true".to_string()
+            } else {
+                String::new()
+            }
+        };
+        [
+            ("tab", self.tab.clone()),
+            (
+                "limit",
+                self.limit.map(|l| l.to_string()).unwrap_or_default(),
+            ),
+            ("errs", flag(self.errors_only)),
+            ("showSpansAvg", flag(self.spans_average)),
+            ("percentile", self.percentile.clone()),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect()
+    }
+
+    /// What navigation keeps: namespaces, time range and refresh, none of a page's options.
+    pub fn navigation(&self) -> View {
+        View {
+            namespaces: self.namespaces.clone(),
+            duration: self.duration,
+            from: self.from.clone(),
+            to: self.to.clone(),
+            refresh: self.refresh,
+            ..View::parse(None)
+        }
+    }
+
     /// The window in µs since the epoch: the custom range when both ends parse, else the last
     /// `duration` seconds.
     pub fn window(&self) -> (u64, u64) {
@@ -143,29 +179,8 @@ impl View {
         if self.refresh != 0 {
             pairs.push(("refresh", self.refresh.to_string()));
         }
+        pairs.extend(self.tab_options());
         for (key, value) in [
-            ("tab", self.tab.clone()),
-            (
-                "limit",
-                self.limit.map(|l| l.to_string()).unwrap_or_default(),
-            ),
-            (
-                "errs",
-                if self.errors_only {
-                    "true".into()
-                } else {
-                    String::new()
-                },
-            ),
-            (
-                "showSpansAvg",
-                if self.spans_average {
-                    "true".into()
-                } else {
-                    String::new()
-                },
-            ),
-            ("percentile", self.percentile.clone()),
             ("traceId", self.trace_id.clone()),
             ("spanWorkload", self.span_workload.clone()),
             ("spanApp", self.span_app.clone()),
