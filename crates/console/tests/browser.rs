@@ -99,11 +99,18 @@ async fn filled_store() -> LoopbackServer {
 }
 
 async fn console(yaml: &str) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let config = meshtrace_config::load_str(yaml)
-        .unwrap_or_else(|e| panic!("{e:?}"))
-        .config;
+    console_at(|_| yaml.to_string()).await
+}
+
+/// A console whose configuration may name its own address (`external_url` pointing at it).
+async fn console_at(
+    yaml: impl FnOnce(SocketAddr) -> String,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
+    let config = meshtrace_config::load_str(&yaml(address))
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .config;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(
         Console::new(config, ConsoleOptions::default()).serve(listener, async {
@@ -509,19 +516,12 @@ async fn spans_timeline_tester_and_links_in_chromium() {
     let (driver, client, _profile) = browser().await;
     let _keep = &driver;
     // As in the demo: external_url is the console itself, whose /jaeger pages answer the links.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let c = listener.local_addr().unwrap();
-    let config = meshtrace_config::load_str(&tracing_yaml(&format!(
-        "    internal_url: http://{grpc}\n    use_grpc: true\n    external_url: http://{c}/jaeger\n"
-    )))
-    .unwrap()
-    .config;
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(
-        Console::new(config, ConsoleOptions::default()).serve(listener, async {
-            let _ = stopped.await;
-        }),
-    );
+    let (c, _stop) = console_at(|c| {
+        tracing_yaml(&format!(
+            "    internal_url: http://{grpc}\n    use_grpc: true\n    external_url: http://{c}/jaeger\n"
+        ))
+    })
+    .await;
     let base = format!("http://{c}");
     let page = format!("{base}/console/namespaces/bookinfo/applications/productpage");
 
