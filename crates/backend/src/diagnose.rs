@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use meshtrace_config::{Provider, TracingConfig};
 
-use crate::{JaegerGrpc, JaegerHttp, Options, TempoHttp, TracingBackend};
+use crate::Options;
 
 /// The ports Jaeger and Tempo are usually found on.
 pub const USUAL_PORTS: [u16; 8] = [16686, 16685, 80, 443, 3200, 3100, 8080, 9095];
@@ -159,57 +159,35 @@ pub async fn diagnose(
         }
         let scheme = if tls { "https" } else { "http" };
         let root = format!("{scheme}://{host}:{port}");
-        let mut prefixes = vec![path.clone(), String::new(), "/jaeger".to_string()];
-        prefixes.dedup();
-        let mut seen_prefix = std::collections::HashSet::new();
-        prefixes.retain(|p| seen_prefix.insert(p.clone()));
-
-        let grpc_url = root.clone();
-        let grpc = probe(base, &grpc_url, Provider::Jaeger, true, options).await;
-        let speaks_grpc = grpc.is_ok();
-        record(
-            &mut diagnosis,
-            &settings,
-            format!("Jaeger gRPC {grpc_url}"),
-            grpc,
-            Provider::Jaeger,
-            true,
-            &grpc_url,
-        );
-        if speaks_grpc {
-            diagnosis.probes.push(Probe {
+        let mut prober = Prober {
+            diagnosis: &mut diagnosis,
+            settings: &settings,
+            base,
+            options,
+        };
+        if prober.attempt(&root, Provider::Jaeger, true).await {
+            prober.diagnosis.probes.push(Probe {
                 test: format!("HTTP {root}"),
                 result: Err("skipped: this port speaks gRPC".to_string()),
             });
             continue;
         }
+        // Jaeger HTTP at the URL's path, at the root, under /jaeger: the first that answers.
+        let mut prefixes = vec![path.clone()];
+        for prefix in ["", "/jaeger"] {
+            if !prefixes.iter().any(|p| p == prefix) {
+                prefixes.push(prefix.to_string());
+            }
+        }
         for prefix in prefixes {
-            let http_url = format!("{root}{prefix}");
-            let http = probe(base, &http_url, Provider::Jaeger, false, options).await;
-            let found = http.is_ok();
-            record(
-                &mut diagnosis,
-                &settings,
-                format!("Jaeger HTTP {http_url}"),
-                http,
-                Provider::Jaeger,
-                false,
-                &http_url,
-            );
-            if found {
+            if prober
+                .attempt(&format!("{root}{prefix}"), Provider::Jaeger, false)
+                .await
+            {
                 break;
             }
         }
-        let tempo = probe(base, &root, Provider::Tempo, false, options).await;
-        record(
-            &mut diagnosis,
-            &settings,
-            format!("Tempo HTTP {root}"),
-            tempo,
-            Provider::Tempo,
-            false,
-            &root,
-        );
+        prober.attempt(&root, Provider::Tempo, false).await;
     }
     // Jaeger gRPC is Kiali's default; then Jaeger HTTP; then Tempo.
     diagnosis
@@ -222,62 +200,56 @@ pub async fn diagnose(
     Ok(diagnosis)
 }
 
-fn record(
-    diagnosis: &mut Diagnosis,
-    settings: &str,
-    test: String,
-    result: Result<String, String>,
-    provider: Provider,
-    use_grpc: bool,
-    url: &str,
-) {
-    if let Ok(note) = &result {
-        diagnosis.working.push(Working {
-            provider,
-            use_grpc,
-            internal_url: url.to_string(),
-            note: note.clone(),
-            settings: settings.to_string(),
-        });
-    }
-    diagnosis.probes.push(Probe { test, result });
+/// Runs probes with the auth and headers of one configuration and records their results.
+struct Prober<'a> {
+    diagnosis: &'a mut Diagnosis,
+    settings: &'a str,
+    base: &'a TracingConfig,
+    options: &'a Options,
 }
 
-async fn probe(
-    base: &TracingConfig,
-    url: &str,
-    provider: Provider,
-    use_grpc: bool,
-    options: &Options,
-) -> Result<String, String> {
-    let mut config = base.clone();
-    config.provider = provider;
-    config.use_grpc = use_grpc;
-    config.internal_url = url.to_string();
-    config.query_timeout_secs = config.query_timeout_secs.min(3);
-    let client: Box<dyn TracingBackend> = match (provider, use_grpc) {
-        (Provider::Jaeger, true) => {
-            Box::new(JaegerGrpc::new(&config, options).map_err(|e| e.to_string())?)
+impl Prober<'_> {
+    /// Tries the client `provider`/`use_grpc` at `url`; true when it answered.
+    async fn attempt(&mut self, url: &str, provider: Provider, use_grpc: bool) -> bool {
+        let test = match (provider, use_grpc) {
+            (Provider::Jaeger, true) => format!("Jaeger gRPC {url}"),
+            (Provider::Jaeger, false) => format!("Jaeger HTTP {url}"),
+            (Provider::Tempo, _) => format!("Tempo HTTP {url}"),
+        };
+        let mut config = self.base.clone();
+        config.provider = provider;
+        config.use_grpc = use_grpc;
+        config.internal_url = url.to_string();
+        config.query_timeout_secs = config.query_timeout_secs.min(3);
+        let result = probe(&config, self.options).await;
+        if let Ok(note) = &result {
+            self.diagnosis.working.push(Working {
+                provider,
+                use_grpc,
+                internal_url: url.to_string(),
+                note: note.clone(),
+                settings: self.settings.to_string(),
+            });
         }
-        (Provider::Jaeger, false) => {
-            Box::new(JaegerHttp::new(&config, options).map_err(|e| e.to_string())?)
-        }
-        (Provider::Tempo, _) => {
-            Box::new(TempoHttp::new(&config, options).map_err(|e| e.to_string())?)
-        }
-    };
-    if provider == Provider::Tempo {
-        // Tempo's echo tells it apart from any HTTP server; its services need a search.
+        let answered = result.is_ok();
+        self.diagnosis.probes.push(Probe { test, result });
+        answered
+    }
+}
+
+/// Asks the client the configuration names for its services (and Tempo for its echo first,
+/// which tells it apart from any HTTP server).
+async fn probe(config: &TracingConfig, options: &Options) -> Result<String, String> {
+    let client = crate::connect(config, options).map_err(|e| e.to_string())?;
+    if config.provider == Provider::Tempo {
         client.status().await.map_err(|e| e.to_string())?;
     }
-    match client.services().await {
-        Ok(services) => Ok(format!(
-            "{} answers, {} services",
-            client.describe(),
-            services.len()
-        )),
-        Err(error) => Err(error.to_string()),
-    }
+    let services = client.services().await.map_err(|e| e.to_string())?;
+    Ok(format!(
+        "{} answers, {} services",
+        client.describe(),
+        services.len()
+    ))
 }
 
 /// True when the port completes a TLS handshake (any certificate: this only asks which
