@@ -27,15 +27,23 @@ pub struct TraceSummary {
     pub average_span: u64,
 }
 
+/// When a trace starts and ends, µs since the epoch: its earliest span start and latest span
+/// end (`(0, 0)` for a trace without spans).
+pub fn bounds(trace: &Trace) -> (u64, u64) {
+    let start = trace.spans.iter().map(|s| s.start_time).min().unwrap_or(0);
+    let end = trace
+        .spans
+        .iter()
+        .map(|s| s.start_time + s.duration)
+        .max()
+        .unwrap_or(start);
+    (start, end)
+}
+
 impl TraceSummary {
     pub fn of(trace: &Trace) -> TraceSummary {
         let spans = &trace.spans;
-        let start = spans.iter().map(|s| s.start_time).min().unwrap_or(0);
-        let end = spans
-            .iter()
-            .map(|s| s.start_time + s.duration)
-            .max()
-            .unwrap_or(start);
+        let (start, end) = bounds(trace);
         let ids: std::collections::HashSet<_> = spans.iter().map(|s| s.span_id).collect();
         // The root: no parent, or a parent that is not in the trace; the earliest such span.
         let root = spans
@@ -70,6 +78,18 @@ impl TraceSummary {
 
     pub fn has_error(&self) -> bool {
         self.error_spans > 0
+    }
+
+    /// The trace's name as the console shows it: its root operation, or a placeholder.
+    pub fn name(&self) -> String {
+        self.root_operation
+            .clone()
+            .unwrap_or_else(|| "(Missing root span)".to_string())
+    }
+
+    /// The first seven hex digits of the trace ID, as trace lists show it.
+    pub fn short_id(&self) -> &str {
+        &self.trace_id[..self.trace_id.len().min(7)]
     }
 }
 

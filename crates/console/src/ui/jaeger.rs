@@ -258,12 +258,9 @@ async fn search(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) ->
                 .map(|sp| sp.process.service_name.as_str())
                 .collect();
             SearchResult {
-                short: s.trace_id[..7].to_string(),
+                short: s.short_id().to_string(),
                 href: href(&s.trace_id),
-                name: s
-                    .root_operation
-                    .clone()
-                    .unwrap_or_else(|| "(Missing root span)".into()),
+                name: s.name(),
                 spans: s.spans,
                 errors: s.error_spans,
                 duration: format_duration(s.duration),
@@ -366,13 +363,10 @@ async fn trace(
         .map(|(i, t)| {
             let s = TraceSummary::of(t);
             Compared {
-                short: s.trace_id[..7].to_string(),
+                short: s.short_id().to_string(),
                 href: format!("{root}/jaeger/trace/{}", s.trace_id),
                 first: i == 0,
-                name: s
-                    .root_operation
-                    .clone()
-                    .unwrap_or_else(|| "(Missing root span)".into()),
+                name: s.name(),
                 duration: format_duration(s.duration),
                 spans: s.spans,
                 errors: s.error_spans,

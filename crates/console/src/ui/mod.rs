@@ -898,7 +898,7 @@ fn details(
             let (duration_diff, duration_class) = difference(summary.duration, s.duration);
             let (average_diff, average_class) = difference(summary.average_span, s.average_span);
             Similar {
-                short: s.trace_id[..7.min(s.trace_id.len())].to_string(),
+                short: s.short_id().to_string(),
                 href: href(&s.trace_id),
                 trace_id: s.trace_id.clone(),
                 duration_diff,
@@ -921,10 +921,7 @@ fn details(
         difference(summary.average_span, mean(|s| s.average_span));
     let others: Vec<String> = similar.iter().map(|s| s.trace_id.clone()).collect();
     Details {
-        name: summary
-            .root_operation
-            .clone()
-            .unwrap_or_else(|| "(Missing root span)".into()),
+        name: summary.name(),
         started: format_time(summary.start),
         ago: ago(summary.start),
         spans: summary.spans,
@@ -1025,10 +1022,7 @@ pub(crate) async fn render_trace_page(
     page(
         StatusCode::OK,
         TracePage {
-            name: summary
-                .root_operation
-                .clone()
-                .unwrap_or_else(|| "(Missing root span)".into()),
+            name: summary.name(),
             spans: summary.spans,
             services: services.len(),
             error_spans: summary.error_spans,
@@ -1100,7 +1094,7 @@ async fn span_data(
     };
     match console.trace(id).await {
         Ok(Some(trace)) => {
-            let start = trace.spans.iter().map(|s| s.start_time).min().unwrap_or(0);
+            let (start, _) = meshtrace_mesh::stats::bounds(&trace);
             match trace.spans.iter().find(|s| s.span_id == span_id) {
                 Some(span) => axum::Json(timeline::span_json(span, start)).into_response(),
                 None => {

@@ -134,13 +134,7 @@ pub fn table(
     page: impl Fn(&str, &str, &str) -> Option<String>,
     more: impl Fn(&str) -> Option<String>,
 ) -> SpanTable {
-    let start = trace.spans.iter().map(|s| s.start_time).min().unwrap_or(0);
-    let end = trace
-        .spans
-        .iter()
-        .map(|s| s.start_time + s.duration)
-        .max()
-        .unwrap_or(start);
+    let (start, end) = meshtrace_mesh::stats::bounds(trace);
     let total_span = (end - start).max(1) as f64;
     let ordered = tree_order(trace);
     let (mut workloads, mut apps, mut components, mut operations) = (

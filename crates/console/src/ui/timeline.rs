@@ -26,13 +26,7 @@ pub const CLIENT: u8 = 8;
 pub fn data(trace: &Trace) -> String {
     let ordered = tree_order(trace);
     let n = ordered.len();
-    let start = trace.spans.iter().map(|s| s.start_time).min().unwrap_or(0);
-    let finish = trace
-        .spans
-        .iter()
-        .map(|s| s.start_time + s.duration)
-        .max()
-        .unwrap_or(start);
+    let (start, finish) = meshtrace_mesh::stats::bounds(trace);
     let index: HashMap<_, _> = ordered
         .iter()
         .enumerate()
