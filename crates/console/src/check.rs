@@ -25,15 +25,10 @@ pub async fn diagnose(
 ) -> Result<Json<Value>, ApiError> {
     pairs(raw.as_deref(), &["clusterName"])?;
     let tracing = &console.config.tracing;
-    let url = [&tracing.internal_url, &tracing.external_url]
-        .into_iter()
-        .find(|u| !u.is_empty())
-        .ok_or_else(|| ApiError::bad_request("there is no URL to diagnose: set internal_url"))?;
     let started = std::time::Instant::now();
-    let diagnosis =
-        meshtrace_backend::diagnose::diagnose(url, tracing, &[], &console.options.backend)
-            .await
-            .map_err(ApiError::bad_request)?;
+    let (diagnosis, message) = diagnose_backend(&console)
+        .await
+        .map_err(ApiError::bad_request)?;
     let took = format!("{:.0}ms", started.elapsed().as_secs_f64() * 1e3);
     let log: Vec<Value> = diagnosis
         .probes
@@ -62,20 +57,38 @@ pub async fn diagnose(
             })
         })
         .collect();
-    let message = if valid.is_empty() {
-        format!(
-            "no working configuration found for {}",
-            meshtrace_config::redact_url(url)
-        )
-    } else {
-        format!("{} working configuration(s) found, best first", valid.len())
-    };
     Ok(Json(serde_json::json!({
         "code": if valid.is_empty() { 503 } else { 200 },
         "message": message,
         "logLine": log,
         "validConfig": valid,
     })))
+}
+
+/// The probes of `meshtrace diagnose` on the configured backend's host (`internal_url`, else
+/// `external_url`), with the live auth and headers, and a one-line summary of what worked.
+pub(crate) async fn diagnose_backend(
+    console: &Console,
+) -> Result<(meshtrace_backend::diagnose::Diagnosis, String), String> {
+    let tracing = &console.config.tracing;
+    let url = [&tracing.internal_url, &tracing.external_url]
+        .into_iter()
+        .find(|u| !u.is_empty())
+        .ok_or("there is no URL to diagnose: set internal_url")?;
+    let diagnosis =
+        meshtrace_backend::diagnose::diagnose(url, tracing, &[], &console.options.backend).await?;
+    let message = if diagnosis.working.is_empty() {
+        format!(
+            "no working configuration found for {}",
+            meshtrace_config::redact_url(url)
+        )
+    } else {
+        format!(
+            "{} working configuration(s) found, best first",
+            diagnosis.working.len()
+        )
+    };
+    Ok((diagnosis, message))
 }
 
 /// `POST /api/tracing/check`: builds a client from the posted configuration, asks its status

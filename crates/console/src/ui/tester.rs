@@ -73,62 +73,35 @@ pub async fn show(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) 
     let wants_probes = form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes())
         .any(|(k, v)| k == "diagnose" && v == "1");
     if wants_probes {
-        let tracing = &console.config.tracing;
-        let url = [&tracing.internal_url, &tracing.external_url]
-            .into_iter()
-            .find(|u| !u.is_empty());
-        tester.diagnosis = Some(match url {
-            None => Diagnosis {
-                message: "There is no URL to probe: set internal_url.".into(),
+        tester.diagnosis = Some(match crate::check::diagnose_backend(&console).await {
+            Ok((d, message)) => Diagnosis {
+                message,
+                probes: d
+                    .probes
+                    .iter()
+                    .map(|p| ProbeRow {
+                        test: p.test.clone(),
+                        ok: p.result.is_ok(),
+                        result: match &p.result {
+                            Ok(r) | Err(r) => r.clone(),
+                        },
+                    })
+                    .collect(),
+                working: d
+                    .working
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| WorkingBlock {
+                        title: format!("{}. {}", i + 1, w.note),
+                        yaml: w.yaml(),
+                    })
+                    .collect(),
+            },
+            Err(message) => Diagnosis {
+                message,
                 probes: Vec::new(),
                 working: Vec::new(),
             },
-            Some(url) => {
-                match meshtrace_backend::diagnose::diagnose(
-                    url,
-                    tracing,
-                    &[],
-                    &console.options.backend,
-                )
-                .await
-                {
-                    Ok(d) => Diagnosis {
-                        message: if d.working.is_empty() {
-                            "No working configuration found.".into()
-                        } else {
-                            format!(
-                                "{} working configuration(s) found, best first.",
-                                d.working.len()
-                            )
-                        },
-                        probes: d
-                            .probes
-                            .iter()
-                            .map(|p| ProbeRow {
-                                test: p.test.clone(),
-                                ok: p.result.is_ok(),
-                                result: match &p.result {
-                                    Ok(r) | Err(r) => r.clone(),
-                                },
-                            })
-                            .collect(),
-                        working: d
-                            .working
-                            .iter()
-                            .enumerate()
-                            .map(|(i, w)| WorkingBlock {
-                                title: format!("{}. {}", i + 1, w.note),
-                                yaml: w.yaml(),
-                            })
-                            .collect(),
-                    },
-                    Err(error) => Diagnosis {
-                        message: error,
-                        probes: Vec::new(),
-                        working: Vec::new(),
-                    },
-                }
-            }
         });
     }
     page(StatusCode::OK, tester)
