@@ -4,15 +4,10 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
 
-use meshtrace_console::{Console, ConsoleOptions};
-use meshtrace_sim::export::Target;
-use meshtrace_sim::generate::{Generator, Options};
-use meshtrace_sim::run::{RunOptions, Stats, run};
-use meshtrace_sim::topology::{Mesh, Topology};
-use meshtrace_store::Store;
+mod common;
+
+use meshtrace_console::ConsoleOptions;
 use meshtrace_store::server::LoopbackServer;
 use serde_json::Value;
 
@@ -22,89 +17,15 @@ struct Setup {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-/// The store, filled by `requests` simulated Bookinfo requests over `clusters` clusters with
-/// 30% errors.
 async fn filled_store(requests: usize, clusters: usize) -> LoopbackServer {
-    let store = Arc::new(Store::in_memory(Duration::from_secs(3600)));
-    let server = LoopbackServer::start(store, 16 << 20).await.unwrap();
-    let mesh = Mesh::new(Topology::bookinfo(), 7, clusters);
-    let generator = Generator::new(
-        mesh,
-        7,
-        Options {
-            error_rate: 0.3,
-            ..Options::default()
-        },
-    );
-    let stats = Arc::new(Stats::default());
-    let options = RunOptions {
-        burst: Some(requests),
-        ..RunOptions::default()
-    };
-    let target = Target::OtlpGrpc(format!("http://{}", server.addresses.otlp_grpc));
-    run(
-        generator,
-        target,
-        options,
-        stats.clone(),
-        std::future::pending(),
-    )
-    .await;
-    let summary = stats.summary();
-    assert!(summary.ends_with("spans rejected 0"), "{summary}");
-    // The store commits in groups: wait until every trace is readable.
-    let mut held = 0;
-    for _ in 0..100 {
-        held = traces_held(&server).await;
-        if held == requests {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the store holds {held} of the {requests} traces sent");
-}
-
-/// Distinct traces in the store, over all its services (Jaeger HTTP API).
-async fn traces_held(server: &LoopbackServer) -> usize {
-    let client = reqwest::Client::new();
-    let base = format!("http://{}/api", server.addresses.query_http);
-    let services: Value = client
-        .get(format!("{base}/services"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut ids = BTreeSet::new();
-    for service in services["data"].as_array().into_iter().flatten() {
-        let url = format!(
-            "{base}/traces?service={}&limit=100000&lookback=1h",
-            service.as_str().unwrap()
-        );
-        let body: Value = client.get(url).send().await.unwrap().json().await.unwrap();
-        for trace in body["data"].as_array().into_iter().flatten() {
-            ids.insert(trace["traceID"].as_str().unwrap().to_string());
-        }
-    }
-    ids.len()
+    common::filled_store(requests, clusters, 7, &[]).await
 }
 
 async fn console(
     yaml: &str,
     options: ConsoleOptions,
 ) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let config = meshtrace_config::load_str(yaml)
-        .unwrap_or_else(|e| panic!("{e:?}"))
-        .config;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let console = Console::new(config, options);
-    tokio::spawn(console.serve(listener, async {
-        let _ = stopped.await;
-    }));
-    (address, stop)
+    common::start_console(options, |_| yaml.to_string()).await
 }
 
 fn tracing_yaml(internal_url: &str, use_grpc: bool, extra: &str) -> String {

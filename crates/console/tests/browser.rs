@@ -9,12 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use meshtrace_console::{Console, ConsoleOptions};
+mod common;
+
+use meshtrace_console::ConsoleOptions;
 use meshtrace_model::{KeyValue, Process, Span, SpanId, TraceId};
-use meshtrace_sim::export::Target;
-use meshtrace_sim::run::{RunOptions, Stats, run};
-use meshtrace_sim::{Generator, Mesh, Options, Topology};
-use meshtrace_store::Store;
 use meshtrace_store::server::LoopbackServer;
 use serde_json::Value;
 
@@ -59,43 +57,7 @@ fn hostile_span() -> Span {
 }
 
 async fn filled_store() -> LoopbackServer {
-    let store = Arc::new(Store::in_memory(Duration::from_secs(3600)));
-    store.write(&[hostile_span()]).unwrap();
-    let server = LoopbackServer::start(store, 16 << 20).await.unwrap();
-    let generator = Generator::new(
-        Mesh::new(Topology::bookinfo(), 11, 1),
-        11,
-        Options {
-            error_rate: 0.3,
-            ..Options::default()
-        },
-    );
-    let options = RunOptions {
-        burst: Some(150),
-        ..RunOptions::default()
-    };
-    let target = Target::OtlpGrpc(format!("http://{}", server.addresses.otlp_grpc));
-    run(
-        generator,
-        target,
-        options,
-        Arc::new(Stats::default()),
-        std::future::pending(),
-    )
-    .await;
-    // Wait until the store answers with the simulated traces.
-    let url = format!(
-        "http://{}/api/traces?service=productpage.bookinfo&limit=1000&lookback=1h",
-        server.addresses.query_http
-    );
-    for _ in 0..100 {
-        let body: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
-        if body["data"].as_array().map_or(0, Vec::len) > 100 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    server
+    common::filled_store(150, 1, 11, &[hostile_span()]).await
 }
 
 async fn console(yaml: &str) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
@@ -106,18 +68,7 @@ async fn console(yaml: &str) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
 async fn console_at(
     yaml: impl FnOnce(SocketAddr) -> String,
 ) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let config = meshtrace_config::load_str(&yaml(address))
-        .unwrap_or_else(|e| panic!("{e:?}"))
-        .config;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(
-        Console::new(config, ConsoleOptions::default()).serve(listener, async {
-            let _ = stopped.await;
-        }),
-    );
-    (address, stop)
+    common::start_console(ConsoleOptions::default(), yaml).await
 }
 
 /// chromedriver on a free port, stopped on drop.
