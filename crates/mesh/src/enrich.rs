@@ -118,10 +118,6 @@ pub fn response_flag_meaning(flag: &str) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use meshtrace_model::{KeyValue, Process, SpanId, TraceId};
-
     use super::*;
 
     #[test]
@@ -142,22 +138,7 @@ mod tests {
             ("response_flags", "UF,URX"),
             ("span.kind", "client"),
         ];
-        let span = Span {
-            trace_id: TraceId(1),
-            span_id: SpanId(1),
-            operation_name: "reviews.bookinfo.svc.cluster.local:9080/*".into(),
-            references: vec![],
-            flags: 1,
-            start_time: 0,
-            duration: 1,
-            tags: tags.iter().map(|(k, v)| KeyValue::string(*k, *v)).collect(),
-            logs: vec![],
-            process: Arc::new(Process {
-                service_name: "productpage.bookinfo".into(),
-                tags: vec![],
-            }),
-            warnings: vec![],
-        };
+        let span = crate::testing::span("reviews.bookinfo.svc.cluster.local:9080/*", &tags);
         assert_eq!(
             span_info(&span),
             SpanInfo {

@@ -69,30 +69,8 @@ pub fn trace_matches(trace: &Trace, target: &Target) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use meshtrace_model::{KeyValue, Process, SpanId, TraceId};
-
     use super::*;
-
-    fn span(op: &str, tags: &[(&str, &str)]) -> Span {
-        Span {
-            trace_id: TraceId(1),
-            span_id: SpanId(1),
-            operation_name: op.into(),
-            references: vec![],
-            flags: 1,
-            start_time: 0,
-            duration: 1,
-            tags: tags.iter().map(|(k, v)| KeyValue::string(*k, *v)).collect(),
-            logs: vec![],
-            process: Arc::new(Process {
-                service_name: "reviews.bookinfo".into(),
-                tags: vec![],
-            }),
-            warnings: vec![],
-        }
-    }
+    use crate::testing::span;
 
     #[test]
     fn workloads_are_told_by_node_id_ambient_tags_or_hostname() {

@@ -9,6 +9,8 @@ mod filter;
 mod inventory;
 mod names;
 pub mod stats;
+#[cfg(test)]
+mod testing;
 
 pub use enrich::{SpanInfo, response_flag_meaning, span_info};
 pub use filter::{span_matches_service, span_matches_workload, trace_matches};
