@@ -55,7 +55,7 @@ impl ServeArgs {
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
             let bound = listener.local_addr()?;
-            let root = config.server.web_root.trim_end_matches('/').to_string();
+            let root = config.server.path_prefix().to_string();
             println!("meshtrace console: http://{bound}{root}/api/tracing");
             println!("  mode  {}", meshtrace_config::mode(&config.tracing));
             let console = Console::new(config, options);

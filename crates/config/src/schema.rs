@@ -272,6 +272,14 @@ pub struct ServerConfig {
     pub web_root: String,
 }
 
+impl ServerConfig {
+    /// What every console path starts with: `web_root` without its trailing slash (empty for
+    /// `/`).
+    pub fn path_prefix(&self) -> &str {
+        self.web_root.trim_end_matches('/')
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {

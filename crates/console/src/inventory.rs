@@ -68,6 +68,13 @@ impl Console {
 
     /// The snapshot while it is younger than the refresh interval; an empty one (traffic has
     /// not started, or the backend was just emptied) only for two seconds.
+    /// The last snapshot taken, if any, without refreshing it (the request still counts as
+    /// using the inventory, so the background refresh goes on).
+    async fn snapshot_at_hand(&self) -> Option<Arc<Snapshot>> {
+        *self.inventory.last_wanted.lock().unwrap() = Some(Instant::now());
+        self.inventory.snapshot.read().await.clone()
+    }
+
     async fn fresh_snapshot(&self) -> Option<Arc<Snapshot>> {
         let snapshot = self.inventory.snapshot.read().await.clone()?;
         let max_age = if snapshot.inventory.traces == 0 {
@@ -136,10 +143,14 @@ impl Console {
 
     /// The app, workload or service as the backend is asked for it: a workload's and a
     /// service's app come from the inventory when it knows them.
+    ///
+    /// The snapshot at hand is used, however old (an app's workloads rarely change), so a
+    /// traces request never waits for the inventory to be taken; the background refresh keeps
+    /// it current.
     pub async fn target(&self, kind: Kind, namespace: String, name: String) -> Target {
         let known = match kind {
             Kind::App => None,
-            _ => self.inventory().await.ok().and_then(|snapshot| {
+            _ => self.snapshot_at_hand().await.and_then(|snapshot| {
                 snapshot
                     .inventory
                     .get(&namespace, kind, &name)

@@ -114,7 +114,7 @@ impl Console {
             .merge(ui::routes())
             .layer(axum::middleware::from_fn_with_state(self.clone(), observe))
             .with_state(self.clone());
-        let root = self.config.server.web_root.trim_end_matches('/');
+        let root = self.config.server.path_prefix();
         if root.is_empty() {
             api
         } else {

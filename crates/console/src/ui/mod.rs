@@ -127,12 +127,7 @@ impl Console {
 }
 
 fn root(console: &Console) -> String {
-    console
-        .config
-        .server
-        .web_root
-        .trim_end_matches('/')
-        .to_string()
+    console.config.server.path_prefix().to_string()
 }
 
 async fn home(State(console): State<Arc<Console>>) -> Redirect {
@@ -797,12 +792,7 @@ async fn traces_tab(
         }
         return;
     };
-    let root = console
-        .config
-        .server
-        .web_root
-        .trim_end_matches('/')
-        .to_string();
+    let root = root(console);
     page.details = Some(details(
         &trace,
         &asked.found.traces,
