@@ -154,6 +154,16 @@ async fn try_attr(client: &Client, css: &str, name: &str) -> Option<String> {
         .ok()?
 }
 
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+}
+
 async fn present(client: &Client, css: &str) -> bool {
     client
         .find_all(Locator::Css(css))
@@ -280,13 +290,7 @@ async fn the_console_in_chromium() {
     {
         chosen = circle.attr("data-trace-id").await.unwrap().unwrap();
     }
-    client
-        .find(Locator::Css(&format!("circle[data-trace-id='{chosen}']")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, &format!("circle[data-trace-id='{chosen}']")).await;
     assert_eq!(
         attr(&client, "#trace-details", "data-trace-id")
             .await
@@ -323,13 +327,7 @@ async fn the_console_in_chromium() {
     );
 
     // Errors only: the checkbox applies at once (JS) and leaves only error traces.
-    client
-        .find(Locator::Css("input[name=errs]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "input[name=errs]").await;
     wait_for_url(&client, "errs=true").await;
     let (only, only_errors) = points(&client).await;
     assert_eq!(only, only_errors, "every point is an error trace");
@@ -540,13 +538,7 @@ async fn spans_timeline_tester_and_links_in_chromium() {
         ))
         .await
         .unwrap();
-    client
-        .find(Locator::Css("#span-table details summary"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#span-table details summary").await;
     let more = text(&client, "#span-table .span-more").await;
     assert!(more.contains("evil"), "{more}");
     assert!(more.contains(XSS_TAG), "{more}");
@@ -692,25 +684,13 @@ async fn spans_timeline_tester_and_links_in_chromium() {
 
     // ---- the configuration tester: a working and a broken configuration ----
     client.goto(&format!("{base}/")).await.unwrap();
-    client
-        .find(Locator::Css("#tester-link"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#tester-link").await;
     assert!(
         text(&client, "#mode")
             .await
             .starts_with("native charts via Jaeger gRPC")
     );
-    client
-        .find(Locator::Css("#run-diagnose"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#run-diagnose").await;
     wait_for(&client, "#diagnose-message").await;
     let message = text(&client, "#diagnose-message").await;
     assert!(
@@ -718,13 +698,7 @@ async fn spans_timeline_tester_and_links_in_chromium() {
         "{message}"
     );
     // The effective configuration, checked as it is: it works.
-    client
-        .find(Locator::Css("#run-check"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#run-check").await;
     assert_eq!(
         attr(&client, "#check-result", "data-ok").await.as_deref(),
         Some("true")
@@ -743,13 +717,7 @@ async fn spans_timeline_tester_and_links_in_chromium() {
     ))
     .await
     .unwrap();
-    client
-        .find(Locator::Css("#run-check"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#run-check").await;
     assert_eq!(
         attr(&client, "#check-result", "data-ok").await.as_deref(),
         Some("false")
