@@ -128,7 +128,6 @@ async fn search(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) ->
             .collect();
     let get = |k: &str| pairs.get(k).cloned().unwrap_or_default();
     let view = View::parse(None);
-    let mut shell = Shell::new(&console, &view, "Search traces".into(), "", &[]);
     let limit = get("limit")
         .parse::<usize>()
         .ok()
@@ -158,13 +157,12 @@ async fn search(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) ->
         partial: None,
         chart: scatter::chart(&[], (0, 1), false, "", |_| String::new()),
         results: Vec::new(),
-        shell: Shell::new(&console, &view, String::new(), "", &[]),
+        shell: Shell::new(&console, &view, "Search traces".into(), "", &[]),
     };
     let backend = match console.backend() {
         Ok(backend) => backend.clone(),
         Err(error) => {
-            shell.error = Some(error.error);
-            search_page.shell = shell;
+            search_page.shell.error = Some(error.error);
             return page(StatusCode::SERVICE_UNAVAILABLE, search_page);
         }
     };
@@ -185,7 +183,6 @@ async fn search(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) ->
             value,
         })
         .collect();
-    search_page.shell = shell;
     if service.is_empty() {
         return page(StatusCode::OK, search_page);
     }
