@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,7 +79,13 @@ struct Driver {
 }
 
 impl Drop for Driver {
+    /// Stops chromedriver and the Chromium it started (its own process group), also when a
+    /// test failed before closing the session.
     fn drop(&mut self) {
+        // `--` so that the negative process-group ID is not read as an option.
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -92,6 +99,7 @@ async fn browser() -> (Driver, Client, tempfile::TempDir) {
         .port();
     let child = Command::new("chromedriver")
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -699,6 +707,7 @@ async fn spans_timeline_tester_and_links_in_chromium() {
     );
     // The effective configuration, checked as it is: it works.
     click(&client, "#run-check").await;
+    wait_for(&client, "#check-result").await;
     assert_eq!(
         attr(&client, "#check-result", "data-ok").await.as_deref(),
         Some("true")
@@ -718,6 +727,7 @@ async fn spans_timeline_tester_and_links_in_chromium() {
     .await
     .unwrap();
     click(&client, "#run-check").await;
+    wait_for(&client, "#check-result[data-ok=false]").await;
     assert_eq!(
         attr(&client, "#check-result", "data-ok").await.as_deref(),
         Some("false")
