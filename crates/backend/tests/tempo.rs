@@ -15,7 +15,7 @@ use prost::Message;
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!(
-        "{}/../../../shared/fixtures/tempo/{name}",
+        "{}/../../tests/fixtures/tempo/{name}",
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap()

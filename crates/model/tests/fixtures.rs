@@ -1,4 +1,4 @@
-//! The conversions against real captures from Jaeger and Tempo (in the shared fixtures).
+//! The conversions against real captures from Jaeger and Tempo (in tests/fixtures).
 
 use std::path::PathBuf;
 
@@ -8,7 +8,7 @@ use meshtrace_model::{Value, group_by_trace};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 fn fixture(path: &str) -> String {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
     std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 

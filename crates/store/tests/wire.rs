@@ -299,7 +299,7 @@ async fn the_jaeger_fixture_reads_back_exactly() {
     let store = TestStore::memory().await;
     let fixture = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/jaeger/otlp2jaeger-in.json"
+        "/../../tests/fixtures/jaeger/otlp2jaeger-in.json"
     ))
     .unwrap();
     let response = store
@@ -317,7 +317,7 @@ async fn the_jaeger_fixture_reads_back_exactly() {
         .await;
     let expected_text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/jaeger/otlp2jaeger-out.json"
+        "/../../tests/fixtures/jaeger/otlp2jaeger-out.json"
     ))
     .unwrap();
     let mut expected: Value = serde_json::from_str(&expected_text).unwrap();
