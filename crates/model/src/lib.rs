@@ -5,6 +5,8 @@ mod ids;
 pub mod jaeger_json;
 pub mod otlp;
 mod span;
+#[cfg(feature = "proptest")]
+pub mod strategy;
 pub mod zipkin;
 
 pub use ids::{IdError, SpanId, TraceId};
