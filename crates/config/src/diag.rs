@@ -100,8 +100,8 @@ impl fmt::Display for Diagnostic {
 /// The valid key nearest to an unknown one, if any is near enough to be a likely typo
 /// (`in_clster_url` → `in_cluster_url`, `internalURL` → `internal_url`).
 ///
-/// The edit distance costs time and memory in the product of the two lengths, so a key whose
-/// length alone puts it out of reach is not measured: a megabyte-long key costs nothing here.
+/// The edit distance takes time in the product of the two lengths, so a key whose length
+/// alone puts it out of reach is not measured: a megabyte-long key costs nothing here.
 pub fn nearest<'a>(unknown: &str, known: &[&'a str]) -> Option<&'a str> {
     let squash = |s: &str| s.replace(['_', '-'], "").to_ascii_lowercase();
     let unknown_squashed = squash(unknown);

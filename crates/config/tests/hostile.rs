@@ -132,7 +132,7 @@ fn configmaps_nested_in_configmaps_stop_at_the_bound() {
 
 #[test]
 fn a_huge_unknown_key_is_reported_without_measuring_its_distance() {
-    // The edit distance of a 1 MiB key to each known key would allocate ~200 MB each.
+    // The edit distance of a 1 MiB key to each of the 19 known keys takes ~20 M steps each.
     let key = "u".repeat(1 << 20);
     let text = format!("external_services:\n  tracing:\n    ? {key}\n    : 1\n");
     let errors = errors(load_str(&text));
