@@ -3,10 +3,15 @@
 //! effect without a restart. It never prints its value.
 
 use std::fmt;
+use std::io::Read;
 use std::path::Path;
 
 /// What `config show`, the API and logs print in place of a secret (as Kiali does).
 pub const OBFUSCATED: &str = "xxx";
+
+/// The largest credential file read, in bytes: a Kubernetes Secret holds at most 1 MiB. A path
+/// such as `/dev/zero` would otherwise be read until memory runs out.
+pub const MAX_CREDENTIAL_FILE_BYTES: u64 = 1 << 20;
 
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Credential(String);
@@ -39,7 +44,7 @@ impl Credential {
     pub fn resolve(&self) -> Result<String, CredentialError> {
         match self.file() {
             None => Ok(self.0.clone()),
-            Some(path) => std::fs::read_to_string(path)
+            Some(path) => read_bounded(path)
                 .map(|content| content.trim().to_string())
                 .map_err(|source| CredentialError {
                     path: self.0.clone(),
@@ -58,6 +63,21 @@ impl Credential {
     pub fn is_obfuscated(&self) -> bool {
         self.0 == OBFUSCATED
     }
+}
+
+/// Reads a credential file as text, refusing one larger than [`MAX_CREDENTIAL_FILE_BYTES`].
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    let mut content = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_CREDENTIAL_FILE_BYTES.saturating_add(1))
+        .read_to_string(&mut content)?;
+    if u64::try_from(content.len()).unwrap_or(u64::MAX) > MAX_CREDENTIAL_FILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the file is larger than {MAX_CREDENTIAL_FILE_BYTES} bytes"),
+        ));
+    }
+    Ok(content)
 }
 
 impl fmt::Debug for Credential {
@@ -97,6 +117,15 @@ mod tests {
             error
                 .to_string()
                 .starts_with("cannot read the credential file `/no/such/secret`")
+        );
+    }
+
+    #[test]
+    fn an_endless_file_is_refused_not_read_whole() {
+        let error = Credential::new("/dev/zero").resolve().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "cannot read the credential file `/dev/zero`: the file is larger than 1048576 bytes"
         );
     }
 

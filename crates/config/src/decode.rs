@@ -5,6 +5,12 @@
 //! not use; those are accepted silently, except that a key one typo away from a key meshtrace
 //! reads (and that is missing) gets a warning. Inside `external_services.tracing` every key is
 //! known, so an unknown key is an error that names the nearest valid one.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -470,6 +476,12 @@ impl Decoder {
         reads: &[&str],
     ) -> Option<&'n Node> {
         let entries = self.mapping(node, path)?;
+        // Found once, not per key: a mapping may hold many thousands of keys.
+        let present: Vec<&str> = reads
+            .iter()
+            .copied()
+            .filter(|read| entries.iter().any(|(k, _)| k.scalar() == Some(*read)))
+            .collect();
         for (key, _) in entries {
             let name = key.scalar().unwrap_or("");
             if reads.contains(&name) {
@@ -478,7 +490,7 @@ impl Decoder {
             let Some(near) = nearest(name, reads) else {
                 continue;
             };
-            if entries.iter().any(|(k, _)| k.scalar() == Some(near)) {
+            if present.contains(&near) {
                 continue;
             }
             let key_path = join(path, name);
@@ -524,7 +536,7 @@ impl Decoder {
         }
         let found = match &node.value {
             Value::Scalar(text, style)
-                if *style != Style::Plain && matches!(text.as_str(), "true" | "false") =>
+                if *style != Style::Plain && matches!(&**text, "true" | "false") =>
             {
                 format!("the string {}; write it without quotes", quote(text))
             }
@@ -576,7 +588,7 @@ impl Decoder {
     fn string(&mut self, node: Option<&Node>, path: &str) -> Option<String> {
         let node = self.present(node, path)?;
         match &node.value {
-            Value::Scalar(text, _) => Some(text.clone()),
+            Value::Scalar(text, _) => Some(text.to_string()),
             _ => {
                 let found = node.kind();
                 self.error(

@@ -1,5 +1,11 @@
 //! Problems found in a configuration: each with its key path, its place in the file, and a
 //! message that says what was found and what is allowed.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 use std::fmt;
 
@@ -93,6 +99,9 @@ impl fmt::Display for Diagnostic {
 
 /// The valid key nearest to an unknown one, if any is near enough to be a likely typo
 /// (`in_clster_url` → `in_cluster_url`, `internalURL` → `internal_url`).
+///
+/// The edit distance takes time in the product of the two lengths, so a key whose length
+/// alone puts it out of reach is not measured: a megabyte-long key costs nothing here.
 pub fn nearest<'a>(unknown: &str, known: &[&'a str]) -> Option<&'a str> {
     let squash = |s: &str| s.replace(['_', '-'], "").to_ascii_lowercase();
     let unknown_squashed = squash(unknown);
@@ -100,8 +109,11 @@ pub fn nearest<'a>(unknown: &str, known: &[&'a str]) -> Option<&'a str> {
         return Some(same);
     }
     let limit = (unknown.len() / 3).clamp(1, 3);
+    let unknown_chars = unknown.chars().count();
     known
         .iter()
+        // Each edit changes the length by one at most.
+        .filter(|k| unknown_chars.abs_diff(k.chars().count()) <= limit)
         .map(|k| (strsim::damerau_levenshtein(unknown, k), *k))
         .filter(|(distance, _)| *distance <= limit)
         .min_by_key(|(distance, _)| *distance)

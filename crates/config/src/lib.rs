@@ -25,11 +25,13 @@ mod yaml;
 
 pub use credential::{Credential, CredentialError, OBFUSCATED};
 pub use diag::{Diagnostic, Location, Severity};
-pub use load::{LoadError, Loaded, load_file, load_str};
+pub use load::{
+    LoadError, Loaded, MAX_CONFIG_BYTES, MAX_EMBEDDED, load_bytes, load_file, load_str,
+};
 pub use render::{effective, mode, redact_url, to_yaml};
 pub use schema::{
     Auth, AuthType, Config, InputShape, OAuth2, OAuth2AuthStyle, Provider, ServerConfig,
     TempoConfig, TracingConfig, UrlFormat,
 };
 pub use validate::SERVICE_ACCOUNT_TOKEN;
-pub use yaml::Pos;
+pub use yaml::{MAX_ALIAS_TEXT, MAX_DEPTH, MAX_DUPLICATES, Pos};

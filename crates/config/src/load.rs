@@ -1,14 +1,33 @@
 //! Finds the Kiali settings in whatever the user handed us — a `config.yaml`, a ConfigMap that
 //! holds one, or a Kiali CR — decodes them, applies the operator's derived defaults for a CR,
 //! and validates the result.
+//!
+//! The text may come from anyone (the console's tester loads posted drafts): it is refused
+//! above [`MAX_CONFIG_BYTES`] before it is parsed, a file is read no further than that, and
+//! ConfigMaps nested in ConfigMaps are followed [`MAX_EMBEDDED`] levels deep at most.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
+use std::io::Read;
 use std::path::Path;
 
 use crate::decode::Decoder;
 use crate::diag::{Diagnostic, Location};
 use crate::schema::{Config, InputShape};
 use crate::validate::validate;
-use crate::yaml::{self, Node, Pos, Style};
+use crate::yaml::{self, Node, ParseError, Pos, Style};
+
+/// The largest configuration accepted, in bytes: 4 MiB. Kubernetes stores a ConfigMap or a CR
+/// in at most about 1.5 MiB, and a real Kiali config is a few KiB; the bound keeps what one
+/// document can cost (time, memory) small.
+pub const MAX_CONFIG_BYTES: usize = 4 << 20;
+
+/// How deep a ConfigMap's `config.yaml` may itself be a ConfigMap holding another.
+pub const MAX_EMBEDDED: usize = 4;
 
 /// A configuration that loaded, with the warnings found on the way.
 #[derive(Debug, Clone)]
@@ -30,18 +49,76 @@ pub enum LoadError {
     Invalid(Vec<Diagnostic>),
 }
 
+/// Loads a configuration file, reading at most [`MAX_CONFIG_BYTES`] (and one byte more, to know
+/// that it is larger).
 pub fn load_file(path: &Path) -> Result<Loaded, LoadError> {
-    let source = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+    let read_error = |source| LoadError::Read {
         path: path.display().to_string(),
         source,
-    })?;
-    load_str(&source).map_err(LoadError::Invalid)
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut bytes = Vec::new();
+    let most = u64::try_from(MAX_CONFIG_BYTES)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    file.take(most)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    load_bytes(&bytes).map_err(LoadError::Invalid)
+}
+
+/// Loads a configuration from bytes as they came (a file, a request body): refused when larger
+/// than [`MAX_CONFIG_BYTES`] or not UTF-8, else as [`load_str`]. Never panics, whatever the
+/// bytes; a fuzz target can call it directly.
+pub fn load_bytes(bytes: &[u8]) -> Result<Loaded, Vec<Diagnostic>> {
+    if let Some(too_large) = size_problem(bytes.len()) {
+        return Err(vec![too_large]);
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(source) => load_str(source),
+        Err(error) => {
+            let valid = bytes.get(..error.valid_up_to()).unwrap_or_default();
+            let line = valid
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                .saturating_add(1);
+            let line_start = valid
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |i| i.saturating_add(1));
+            let col = valid.len().saturating_sub(line_start).saturating_add(1);
+            Err(vec![Diagnostic::error(
+                "",
+                Some(Pos { line, col }),
+                "not UTF-8 text: a configuration is YAML or JSON, which are UTF-8",
+            )])
+        }
+    }
+}
+
+/// The error for a configuration of `len` bytes, if that is too large.
+fn size_problem(len: usize) -> Option<Diagnostic> {
+    (len > MAX_CONFIG_BYTES).then(|| {
+        Diagnostic::error(
+            "",
+            None,
+            format!(
+                "the configuration is too large: it holds more than {MAX_CONFIG_BYTES} bytes \
+                 (4 MiB), the most meshtrace reads; a real Kiali config is a few KiB"
+            ),
+        )
+    })
 }
 
 /// Loads a configuration from its text. On failure, returns every problem (errors and warnings).
+/// Never panics, whatever the text.
 pub fn load_str(source: &str) -> Result<Loaded, Vec<Diagnostic>> {
+    if let Some(too_large) = size_problem(source.len()) {
+        return Err(vec![too_large]);
+    }
     let mut diags = Vec::new();
-    let config = load_document(source, &mut diags);
+    let config = load_document(source, 0, &mut diags);
     diags.sort_by_key(|d| match &d.location {
         Location::File(pos) => (0, pos.line, pos.col),
         Location::Embedded { pos, .. } => (1, pos.line, pos.col),
@@ -56,7 +133,8 @@ pub fn load_str(source: &str) -> Result<Loaded, Vec<Diagnostic>> {
     }
 }
 
-fn load_document(source: &str, diags: &mut Vec<Diagnostic>) -> Option<Config> {
+/// Loads one document; `nesting` counts the ConfigMaps it stands inside.
+fn load_document(source: &str, nesting: usize, diags: &mut Vec<Diagnostic>) -> Option<Config> {
     let root = parse_one(source, diags)?;
     match root
         .as_ref()
@@ -69,7 +147,7 @@ fn load_document(source: &str, diags: &mut Vec<Diagnostic>) -> Option<Config> {
             None,
             diags,
         )),
-        Some(kind) => from_manifest(root.as_ref()?, kind, diags),
+        Some(kind) => from_manifest(root.as_ref()?, kind, nesting, diags),
     }
 }
 
@@ -77,12 +155,16 @@ fn load_document(source: &str, diags: &mut Vec<Diagnostic>) -> Option<Config> {
 fn parse_one(source: &str, diags: &mut Vec<Diagnostic>) -> Option<Option<Node>> {
     let stream = match yaml::parse(source) {
         Ok(stream) => stream,
-        Err(error) => {
+        Err(ParseError::Syntax(error)) => {
             diags.push(Diagnostic::error(
                 "",
                 Some(error.pos),
                 format!("not valid YAML: {}", error.message),
             ));
+            return None;
+        }
+        Err(ParseError::Limit(error)) => {
+            diags.push(Diagnostic::error("", Some(error.pos), error.message));
             return None;
         }
     };
@@ -93,13 +175,25 @@ fn parse_one(source: &str, diags: &mut Vec<Diagnostic>) -> Option<Option<Node>> 
             format!("duplicate key (first set at line {})", duplicate.first.line),
         ));
     }
-    let mut documents: Vec<Node> = stream
+    if let Some((count, pos)) = stream.unlisted_duplicates {
+        diags.push(Diagnostic::error(
+            "",
+            Some(pos),
+            format!(
+                "{count} more duplicate key(s) from here on, not listed one by one (the first {} are)",
+                yaml::MAX_DUPLICATES
+            ),
+        ));
+    }
+    let documents: Vec<Node> = stream
         .documents
         .into_iter()
         .filter(|d| !d.is_null())
         .collect();
-    match documents.len() {
-        0 => {
+    let count = documents.len();
+    let mut documents = documents.into_iter();
+    match (documents.next(), documents.next()) {
+        (None, _) => {
             diags.push(Diagnostic::warning(
                 "",
                 None,
@@ -107,8 +201,7 @@ fn parse_one(source: &str, diags: &mut Vec<Diagnostic>) -> Option<Option<Node>> 
             ));
             Some(None)
         }
-        1 => {
-            let root = documents.remove(0);
+        (Some(root), None) => {
             if root.entries().is_none() {
                 let found = root.kind();
                 diags.push(Diagnostic::error(
@@ -120,12 +213,12 @@ fn parse_one(source: &str, diags: &mut Vec<Diagnostic>) -> Option<Option<Node>> 
             }
             Some(Some(root))
         }
-        n => {
+        (Some(_), Some(second)) => {
             diags.push(Diagnostic::error(
                 "",
-                Some(documents[1].pos),
+                Some(second.pos),
                 format!(
-                    "the file holds {n} YAML documents; give one: a Kiali config.yaml, \
+                    "the file holds {count} YAML documents; give one: a Kiali config.yaml, \
                      a ConfigMap holding one, or a Kiali CR"
                 ),
             ));
@@ -142,7 +235,12 @@ fn metadata(root: &Node, key: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn from_manifest(root: &Node, kind: &str, diags: &mut Vec<Diagnostic>) -> Option<Config> {
+fn from_manifest(
+    root: &Node,
+    kind: &str,
+    nesting: usize,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Config> {
     match kind {
         "Kiali" => {
             let name = metadata(root, "name").unwrap_or_else(|| "kiali".to_string());
@@ -188,8 +286,19 @@ fn from_manifest(root: &Node, kind: &str, diags: &mut Vec<Diagnostic>) -> Option
                 ));
                 return None;
             };
+            if nesting >= MAX_EMBEDDED {
+                diags.push(Diagnostic::error(
+                    "data.\"config.yaml\"",
+                    Some(embedded.pos),
+                    format!(
+                        "a ConfigMap's config.yaml holds another ConfigMap more than \
+                         {MAX_EMBEDDED} levels deep; give the Kiali config.yaml itself"
+                    ),
+                ));
+                return None;
+            }
             let mut inner = Vec::new();
-            let config = load_document(text, &mut inner);
+            let config = load_document(text, nesting.saturating_add(1), &mut inner);
             let map = EmbeddedMap::new(embedded);
             diags.extend(inner.into_iter().map(|d| map.apply(d)));
             let mut config = config?;
@@ -197,10 +306,7 @@ fn from_manifest(root: &Node, kind: &str, diags: &mut Vec<Diagnostic>) -> Option
             Some(config)
         }
         "List" => {
-            let items = root.get("items").and_then(|i| match &i.value {
-                yaml::Value::Seq(items) => Some(items),
-                _ => None,
-            });
+            let items = root.get("items").and_then(Node::items);
             let candidates: Vec<&Node> = items
                 .into_iter()
                 .flatten()
@@ -212,7 +318,7 @@ fn from_manifest(root: &Node, kind: &str, diags: &mut Vec<Diagnostic>) -> Option
                 })
                 .collect();
             match candidates.as_slice() {
-                [one] => from_manifest(one, one.get("kind")?.scalar()?, diags),
+                [one] => from_manifest(one, one.get("kind")?.scalar()?, nesting, diags),
                 _ => {
                     diags.push(Diagnostic::error(
                         "items",
@@ -311,8 +417,13 @@ impl EmbeddedMap {
             // The parser places a block scalar at its first non-blank content line, whose
             // indent is the block's; leading blank lines are part of the text.
             yaml::Value::Scalar(text, Style::Literal) => {
-                let blank_lines = text.len() - text.trim_start_matches('\n').len();
-                Some((embedded.pos.line - blank_lines, embedded.pos.col - 1))
+                let blank_lines = text
+                    .len()
+                    .saturating_sub(text.trim_start_matches('\n').len());
+                Some((
+                    embedded.pos.line.saturating_sub(blank_lines).max(1),
+                    embedded.pos.col.saturating_sub(1),
+                ))
             }
             _ => None,
         };
@@ -323,8 +434,8 @@ impl EmbeddedMap {
         if let Location::File(pos) = diag.location {
             diag.location = match self.literal {
                 Some((first_line, indent)) => Location::File(Pos {
-                    line: first_line + pos.line - 1,
-                    col: indent + pos.col,
+                    line: first_line.saturating_add(pos.line).saturating_sub(1),
+                    col: indent.saturating_add(pos.col),
                 }),
                 None => Location::Embedded {
                     field: "data.\"config.yaml\"".to_string(),

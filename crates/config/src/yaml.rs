@@ -2,12 +2,29 @@
 //!
 //! serde stops at the first problem and forgets positions, but a config check must report every
 //! problem at once with its line and column. So the loader works on this tree: it is built from
-//! the parser's events, resolves aliases and merge keys (`<<`) the way Go's yaml.v3 does, and
-//! records duplicate keys as problems instead of failing on them.
+//! the parser's events (in [`build`]), resolves aliases and merge keys (`<<`) the way Go's
+//! yaml.v3 does, and records duplicate keys as problems instead of failing on them.
+//!
+//! The input may come from anyone (the console's configuration tester parses posted drafts), so
+//! the tree is built within limits: see [`build`] for the bounds on nesting and on alias
+//! expansion. Children and scalar text are shared (`Rc`), so an alias costs a pointer, not a
+//! copy.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
-use std::collections::HashMap;
+mod build;
+#[cfg(test)]
+mod limits_tests;
 
-use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+use std::rc::Rc;
+
+use saphyr_parser::Span;
+
+pub use build::{MAX_ALIAS_TEXT, MAX_DEPTH, MAX_DUPLICATES, parse};
 
 /// A position in the source: line and column, both counted from 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +37,7 @@ impl Pos {
     fn from_span(span: &Span) -> Pos {
         Pos {
             line: span.start.line(),
-            col: span.start.col() + 1,
+            col: span.start.col().saturating_add(1),
         }
     }
 }
@@ -36,11 +53,12 @@ pub enum Style {
     Folded,
 }
 
+/// A node's value. Cloning one is cheap: an alias shares the anchored node's parts.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
-    Scalar(String, Style),
-    Seq(Vec<Node>),
-    Map(Vec<(Node, Node)>),
+    Scalar(Rc<str>, Style),
+    Seq(Rc<[Node]>),
+    Map(Rc<[(Node, Node)]>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,11 +81,23 @@ pub struct SyntaxError {
     pub message: String,
 }
 
+/// Why a stream could not be turned into trees.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParseError {
+    /// Not YAML: the parser's own message.
+    Syntax(SyntaxError),
+    /// YAML, but past one of the loader's bounds (nesting, alias expansion).
+    Limit(SyntaxError),
+}
+
 /// The documents of one YAML stream, and the duplicate keys seen in them.
 #[derive(Debug, Default)]
 pub struct Stream {
     pub documents: Vec<Node>,
+    /// The first [`MAX_DUPLICATES`] duplicate keys, in the order they were met.
     pub duplicates: Vec<Duplicate>,
+    /// How many more duplicate keys there were, and where the first of them stood.
+    pub unlisted_duplicates: Option<(usize, Pos)>,
 }
 
 impl Node {
@@ -82,12 +112,12 @@ impl Node {
     /// True for `~`, `null`, an empty value, or a missing one.
     pub fn is_null(&self) -> bool {
         matches!(&self.value, Value::Scalar(text, Style::Plain)
-            if matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL"))
+            if matches!(&**text, "" | "~" | "null" | "Null" | "NULL"))
     }
 
     pub fn as_bool(&self) -> Option<bool> {
         match &self.value {
-            Value::Scalar(text, Style::Plain) => match text.as_str() {
+            Value::Scalar(text, Style::Plain) => match &**text {
                 "true" | "True" | "TRUE" => Some(true),
                 "false" | "False" | "FALSE" => Some(false),
                 _ => None,
@@ -103,7 +133,7 @@ impl Node {
             return Some(value);
         }
         match &self.value {
-            Value::Scalar(text, Style::Plain) => match text.as_str() {
+            Value::Scalar(text, Style::Plain) => match &**text {
                 "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => Some(true),
                 "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => Some(false),
                 _ => None,
@@ -112,31 +142,48 @@ impl Node {
         }
     }
 
+    /// A plain scalar read as YAML's core schema reads an int: decimal, `0x` hex or `0o` octal,
+    /// with an optional sign in front. `None` when it is not one or does not fit an `i64`.
     pub fn as_int(&self) -> Option<i64> {
         let Value::Scalar(text, Style::Plain) = &self.value else {
             return None;
         };
-        let (negative, digits) = match text.as_bytes().first() {
-            Some(b'-') => (true, &text[1..]),
-            Some(b'+') => (false, &text[1..]),
-            _ => (false, text.as_str()),
-        };
-        let magnitude = if let Some(hex) = digits.strip_prefix("0x") {
-            i64::from_str_radix(hex, 16).ok()?
-        } else if let Some(octal) = digits.strip_prefix("0o") {
-            i64::from_str_radix(octal, 8).ok()?
-        } else if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-            digits.parse().ok()?
+        let (negative, digits) = if let Some(rest) = text.strip_prefix('-') {
+            (true, rest)
         } else {
-            return None;
+            (false, text.strip_prefix('+').unwrap_or(text))
         };
-        Some(if negative { -magnitude } else { magnitude })
+        let (radix, digits) = if let Some(hex) = digits.strip_prefix("0x") {
+            (16, hex)
+        } else if let Some(octal) = digits.strip_prefix("0o") {
+            (8, octal)
+        } else {
+            (10, digits)
+        };
+        // `from_str_radix` takes a sign of its own: refuse one here, it would be a second sign.
+        if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+            return None;
+        }
+        let magnitude = i64::from_str_radix(digits, radix).ok()?;
+        if negative {
+            magnitude.checked_neg()
+        } else {
+            Some(magnitude)
+        }
     }
 
     /// The entries of a mapping.
     pub fn entries(&self) -> Option<&[(Node, Node)]> {
         match &self.value {
             Value::Map(entries) => Some(entries),
+            _ => None,
+        }
+    }
+
+    /// The items of a list.
+    pub fn items(&self) -> Option<&[Node]> {
+        match &self.value {
+            Value::Seq(items) => Some(items),
             _ => None,
         }
     }
@@ -163,160 +210,6 @@ impl Node {
     }
 }
 
-/// Parses a YAML stream into trees. A syntax error stops parsing: nothing after it can be
-/// trusted.
-pub fn parse(source: &str) -> Result<Stream, SyntaxError> {
-    let mut builder = Builder {
-        events: Parser::new_from_str(source),
-        anchors: HashMap::new(),
-        stream: Stream::default(),
-    };
-    builder.stream()?;
-    Ok(builder.stream)
-}
-
-struct Builder<'s> {
-    events: Parser<'s, saphyr_parser::StrInput<'s>>,
-    anchors: HashMap<usize, Node>,
-    stream: Stream,
-}
-
-impl<'s> Builder<'s> {
-    fn next(&mut self) -> Result<(Event<'s>, Span), SyntaxError> {
-        match self.events.next() {
-            Some(Ok(event)) => Ok(event),
-            Some(Err(error)) => Err(SyntaxError {
-                pos: Pos {
-                    line: error.marker().line(),
-                    col: error.marker().col() + 1,
-                },
-                message: error.info().to_string(),
-            }),
-            None => Err(SyntaxError {
-                pos: Pos { line: 1, col: 1 },
-                message: "unexpected end of input".to_string(),
-            }),
-        }
-    }
-
-    fn stream(&mut self) -> Result<(), SyntaxError> {
-        loop {
-            let (event, span) = self.next()?;
-            match event {
-                Event::StreamEnd => return Ok(()),
-                Event::StreamStart | Event::DocumentEnd | Event::Nothing => {}
-                Event::DocumentStart(_) => {
-                    let (first, span) = self.next()?;
-                    let document = self.node(first, span, "")?;
-                    self.stream.documents.push(document);
-                }
-                other => {
-                    return Err(SyntaxError {
-                        pos: Pos::from_span(&span),
-                        message: format!("unexpected YAML event {other:?}"),
-                    });
-                }
-            }
-        }
-    }
-
-    fn node(&mut self, event: Event<'s>, span: Span, path: &str) -> Result<Node, SyntaxError> {
-        let pos = Pos::from_span(&span);
-        let (node, anchor) = match event {
-            Event::Scalar(text, style, anchor, tag) => {
-                let style = match style {
-                    ScalarStyle::Plain if tag.as_ref().is_some_and(|t| t.suffix == "str") => {
-                        Style::Quoted
-                    }
-                    ScalarStyle::Plain => Style::Plain,
-                    ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => Style::Quoted,
-                    ScalarStyle::Literal => Style::Literal,
-                    ScalarStyle::Folded => Style::Folded,
-                };
-                let value = Value::Scalar(text.into_owned(), style);
-                (Node { value, pos }, anchor)
-            }
-            Event::SequenceStart(anchor, _) => {
-                let mut items = Vec::new();
-                loop {
-                    let (event, span) = self.next()?;
-                    if matches!(event, Event::SequenceEnd) {
-                        break;
-                    }
-                    let item_path = format!("{path}[{}]", items.len());
-                    items.push(self.node(event, span, &item_path)?);
-                }
-                let value = Value::Seq(items);
-                (Node { value, pos }, anchor)
-            }
-            Event::MappingStart(anchor, _) => (self.mapping(pos, path)?, anchor),
-            Event::Alias(id) => {
-                return self.anchors.get(&id).cloned().ok_or(SyntaxError {
-                    pos,
-                    message: "alias to an unknown anchor".to_string(),
-                });
-            }
-            other => {
-                return Err(SyntaxError {
-                    pos,
-                    message: format!("unexpected YAML event {other:?}"),
-                });
-            }
-        };
-        if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
-        }
-        Ok(node)
-    }
-
-    fn mapping(&mut self, pos: Pos, path: &str) -> Result<Node, SyntaxError> {
-        let mut entries: Vec<(Node, Node)> = Vec::new();
-        let mut merged: Vec<Node> = Vec::new();
-        loop {
-            let (event, span) = self.next()?;
-            if matches!(event, Event::MappingEnd) {
-                break;
-            }
-            let key = self.node(event, span, path)?;
-            let key_text = key.scalar().unwrap_or("?").to_string();
-            let child_path = join(path, &key_text);
-            let (event, span) = self.next()?;
-            let value = self.node(event, span, &child_path)?;
-            if key_text == "<<" && matches!(key.value, Value::Scalar(_, Style::Plain)) {
-                merged.push(value);
-                continue;
-            }
-            if let Some((first, _)) = entries.iter().find(|(k, _)| k.scalar() == key.scalar()) {
-                self.stream.duplicates.push(Duplicate {
-                    path: child_path,
-                    pos: key.pos,
-                    first: first.pos,
-                });
-                entries.retain(|(k, _)| k.scalar() != key.scalar());
-            }
-            entries.push((key, value));
-        }
-        // Merge keys (`<<: *base`) add the entries the mapping does not set itself.
-        let sources = merged.into_iter().flat_map(|m| match m.value {
-            Value::Seq(items) => items,
-            _ => vec![m],
-        });
-        for source in sources {
-            if let Value::Map(source_entries) = source.value {
-                for (key, value) in source_entries {
-                    if !entries.iter().any(|(k, _)| k.scalar() == key.scalar()) {
-                        entries.push((key, value));
-                    }
-                }
-            }
-        }
-        Ok(Node {
-            value: Value::Map(entries),
-            pos,
-        })
-    }
-}
-
 /// Joins a key onto a dotted path; keys that hold a dot are quoted, as in `data."config.yaml"`.
 pub fn join(path: &str, key: &str) -> String {
     let key = if key.contains('.') {
@@ -332,6 +225,7 @@ pub fn join(path: &str, key: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
@@ -357,6 +251,12 @@ mod tests {
         assert_eq!(doc.get("e").unwrap().as_int(), None);
         assert_eq!(doc.get("f").unwrap().as_int(), Some(-3));
         assert_eq!(doc.get("e").unwrap().kind(), "a string");
+        // A second sign, or one past i64, is not a number (and no panic).
+        let doc = one("a: -0x-8000000000000000\nb: 0x+1\nc: -9223372036854775808\nd: -0o17\n");
+        assert_eq!(doc.get("a").unwrap().as_int(), None);
+        assert_eq!(doc.get("b").unwrap().as_int(), None);
+        assert_eq!(doc.get("c").unwrap().as_int(), None);
+        assert_eq!(doc.get("d").unwrap().as_int(), Some(-15));
         let doc = one("a: yes\nb: Off\nc: 'yes'\n");
         assert_eq!(doc.get("a").unwrap().as_bool(), None);
         assert_eq!(doc.get("a").unwrap().as_typed_bool(), Some(true));
@@ -384,7 +284,9 @@ mod tests {
 
     #[test]
     fn syntax_errors_carry_a_position() {
-        let error = parse("a: [1, 2\nb: c\n").unwrap_err();
+        let ParseError::Syntax(error) = parse("a: [1, 2\nb: c\n").unwrap_err() else {
+            panic!("a syntax error");
+        };
         assert!(error.pos.line >= 1);
         assert!(!error.message.is_empty());
     }
