@@ -1,0 +1,66 @@
+//! The store's ingest ports in-process (OTLP/HTTP and Zipkin routes over an in-memory engine):
+//! the first byte picks the route, the content type and the encoding, the rest is the body.
+//! Every request must be answered with a status that says what happened, and never a 5xx.
+#![no_main]
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::Router;
+use http::Request;
+use libfuzzer_sys::fuzz_target;
+use meshtrace_store::ingest::{Ingest, otlp_http_routes, zipkin_routes};
+use meshtrace_store::{MemoryKv, Store};
+use tower::ServiceExt;
+
+struct Harness {
+    runtime: tokio::runtime::Runtime,
+    router: Router,
+}
+
+fn harness() -> &'static Harness {
+    static HARNESS: OnceLock<Harness> = OnceLock::new();
+    HARNESS.get_or_init(|| {
+        let store = Arc::new(
+            Store::new(Arc::new(MemoryKv::new()), Duration::from_secs(3600))
+                .expect("memory store"),
+        );
+        let ingest = Ingest { store, max_body: 1 << 20 };
+        Harness {
+            runtime: tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("runtime"),
+            router: otlp_http_routes(ingest.clone()).merge(zipkin_routes(ingest)),
+        }
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    let (path, content_type) = match selector % 4 {
+        0 => ("/v1/traces", "application/x-protobuf"),
+        1 => ("/v1/traces", "application/json"),
+        2 => ("/api/v2/spans", "application/json"),
+        _ => ("/v1/traces", "text/plain"),
+    };
+    let mut request = Request::post(path).header("content-type", content_type);
+    if selector & 0x80 != 0 {
+        request = request.header("content-encoding", "gzip");
+    }
+    let request = request.body(Body::from(body.to_vec())).expect("request");
+    let harness = harness();
+    let response = harness
+        .runtime
+        .block_on(harness.router.clone().oneshot(request))
+        .expect("infallible");
+    assert!(
+        !response.status().is_server_error(),
+        "ingest answered {} to a body it should refuse or store",
+        response.status()
+    );
+});
