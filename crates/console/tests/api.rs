@@ -593,7 +593,7 @@ async fn check_status_metrics_and_health() {
         ),
         "{metrics}"
     );
-    assert!(metrics.contains("meshtrace_http_request_duration_seconds_bucket{route=\"/api/tracing/check\",le=\"+Inf\"} 4"), "{metrics}");
+    assert!(metrics.contains("meshtrace_http_request_duration_seconds_bucket{le=\"+Inf\",route=\"/api/tracing/check\"} 4"), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
