@@ -13,6 +13,7 @@ pub mod tracing_api;
 mod ui;
 
 mod metrics;
+mod same_origin;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -109,6 +110,7 @@ impl Console {
             .merge(inventory::routes())
             .merge(ops::routes())
             .merge(ui::routes())
+            .layer(axum::middleware::from_fn(same_origin::refuse_cross_origin))
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 metrics::observe,
