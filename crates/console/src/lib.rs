@@ -5,6 +5,7 @@
 //! from it (or the reason there is none), the inventory and version caches, and the metrics.
 
 mod check;
+mod destination;
 mod error;
 mod inventory;
 mod ops;
@@ -30,7 +31,8 @@ pub use metrics::Metrics;
 #[derive(Debug, Clone)]
 pub struct ConsoleOptions {
     pub backend: meshtrace_backend::Options,
-    /// Lets `POST /api/tracing/check` probe any host, not only the configured backend's.
+    /// Lets `POST /api/tracing/check` reach any destination, not only the configured backend
+    /// (the live secrets still go to the configured backend only).
     pub allow_check_any_host: bool,
     /// How far back the inventory looks, and how often it is refreshed.
     pub inventory_window: Duration,
