@@ -17,7 +17,8 @@ pub struct ServeArgs {
     /// Where to listen; by default `server.address` and `server.port` of the config (:20001).
     #[arg(long, value_name = "ADDR", value_parser = parse_addr)]
     pub listen: Option<SocketAddr>,
-    /// Let POST /api/tracing/check probe any host, not only the configured backend's.
+    /// Let POST /api/tracing/check reach any destination, not only the configured backend
+    /// (the live secrets still go to the configured backend only).
     #[arg(long)]
     pub allow_check_any_host: bool,
 }

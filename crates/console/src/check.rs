@@ -2,21 +2,65 @@
 //! host) and `POST /api/tracing/check` (try an edited tracing configuration).
 //!
 //! The check takes Kiali's camelCase JSON (`internalURL`, `useGRPC`, ...) or the YAML key names.
-//! Secrets sent back as `xxx` — as the console shows them — are replaced by the live values.
-//! Only the configured backend's host may be probed, unless the console was started with
-//! `--allow-check-any-host`: the route is not a way to reach arbitrary hosts from the server.
+//! Secrets sent back as `xxx` — as the console shows them — are replaced by the live values,
+//! for the configured backend only; only the configured backend may be reached, unless the
+//! console was started with `--allow-check-any-host` (both rules: [`crate::destination`]).
+//! A posted configuration is at most [`MAX_DRAFT`] bytes.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
-use meshtrace_config::{Credential, TracingConfig};
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, Request, State};
+use axum::http::{StatusCode, header};
+use meshtrace_config::TracingConfig;
 use serde_json::{Map, Value};
 
 use crate::Console;
 use crate::error::ApiError;
 use crate::params::pairs;
+
+/// The largest configuration the check and the tester read: a whole Kiali config is a few KiB.
+pub const MAX_DRAFT: usize = 64 * 1024;
+
+/// The body of a check, refused with 413 past [`MAX_DRAFT`]: at once when `Content-Length`
+/// says so (nothing is read), else as soon as the bytes read pass it.
+pub(crate) async fn read_draft(request: Request) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the configuration is larger than {} KiB: post the tracing section only",
+                MAX_DRAFT / 1024
+            ),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_DRAFT as u64) {
+        return Err(too_large());
+    }
+    let body: Body = request.into_body();
+    axum::body::to_bytes(body, MAX_DRAFT).await.map_err(|e| {
+        let limit = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if limit {
+            too_large()
+        } else {
+            ApiError::bad_request("the request body could not be read")
+        }
+    })
+}
 
 /// `GET /api/tracing/diagnose`: Kiali's `TracingDiagnose`.
 pub async fn diagnose(
@@ -95,8 +139,9 @@ pub(crate) async fn diagnose_backend(
 /// and its services. Answers `{error, message}` (error empty on success).
 pub async fn check(
     State(console): State<Arc<Console>>,
-    body: axum::body::Bytes,
+    request: Request,
 ) -> Result<Json<Value>, ApiError> {
+    let body = read_draft(request).await?;
     let posted: Value = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(
             "the body must be a JSON tracing configuration: {e}"
@@ -117,18 +162,20 @@ pub async fn check(
     }))
 }
 
-/// Tries a tracing configuration as the check route and the tester page do: live secrets put
-/// back for `xxx`, the host checked, then a client built, its status and services asked.
+/// Tries a tracing configuration as the check route and the tester page do: the destinations
+/// checked and the live secrets put back for `xxx` where they may go ([`crate::destination`]),
+/// then a client built, its status and services asked.
 /// `Err` (outer) when the check is refused; inner `Ok` is the success message, `Err` why the
 /// configuration does not work.
 pub(crate) async fn try_config(
     console: &Console,
     mut tracing: TracingConfig,
 ) -> Result<Result<String, String>, ApiError> {
-    restore_secrets(&mut tracing, &console.config.tracing);
-    if !console.options.allow_check_any_host {
-        allowed_host(&tracing, &console.config.tracing)?;
-    }
+    crate::destination::prepare(
+        &mut tracing,
+        &console.config.tracing,
+        console.options.allow_check_any_host,
+    )?;
     tracing.enabled = true;
     let started = std::time::Instant::now();
     let outcome = async {
@@ -190,82 +237,25 @@ fn snake(key: &str) -> String {
         "inClusterURL" | "inClusterUrl" => return "in_cluster_url".to_string(),
         _ => {}
     }
-    let chars: Vec<char> = key.chars().collect();
-    let mut out = String::with_capacity(key.len() + 4);
-    for (i, c) in chars.iter().enumerate() {
+    let mut out = String::with_capacity(key.len().saturating_add(4));
+    let mut previous: Option<char> = None;
+    let mut chars = key.chars().peekable();
+    while let Some(c) = chars.next() {
         if c.is_ascii_uppercase() {
             let after_lower =
-                i > 0 && (chars[i - 1].is_ascii_lowercase() || chars[i - 1].is_ascii_digit());
-            let ends_acronym = i > 0
-                && chars[i - 1].is_ascii_uppercase()
-                && chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+                previous.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit());
+            let ends_acronym = previous.is_some_and(|p| p.is_ascii_uppercase())
+                && chars.peek().is_some_and(|n| n.is_ascii_lowercase());
             if after_lower || ends_acronym {
                 out.push('_');
             }
             out.push(c.to_ascii_lowercase());
         } else {
-            out.push(*c);
+            out.push(c);
         }
+        previous = Some(c);
     }
     out
-}
-
-/// Puts the live secrets back where the posted config holds the `xxx` it was shown.
-fn restore_secrets(posted: &mut TracingConfig, live: &TracingConfig) {
-    let pairs: [(&mut Credential, &Credential); 6] = [
-        (&mut posted.auth.username, &live.auth.username),
-        (&mut posted.auth.password, &live.auth.password),
-        (&mut posted.auth.token, &live.auth.token),
-        (&mut posted.auth.cert_file, &live.auth.cert_file),
-        (&mut posted.auth.key_file, &live.auth.key_file),
-        (
-            &mut posted.auth.oauth2.client_secret,
-            &live.auth.oauth2.client_secret,
-        ),
-    ];
-    for (posted, live) in pairs {
-        if posted.is_obfuscated() {
-            *posted = live.clone();
-        }
-    }
-    for (name, value) in posted.custom_headers.iter_mut() {
-        if value == meshtrace_config::OBFUSCATED
-            && let Some(live) = live.custom_headers.get(name)
-        {
-            *value = live.clone();
-        }
-    }
-}
-
-/// Refuses a check aimed at another host than the configured backend's.
-fn allowed_host(posted: &TracingConfig, live: &TracingConfig) -> Result<(), ApiError> {
-    let host = |u: &str| {
-        url::Url::parse(u)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
-    };
-    let allowed: Vec<String> = [&live.internal_url, &live.external_url]
-        .into_iter()
-        .filter_map(|u| host(u))
-        .collect();
-    let wanted = host(&posted.internal_url)
-        .ok_or_else(|| ApiError::bad_request("internalURL must be an http or https URL"))?;
-    if allowed.contains(&wanted) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!(
-                "only the configured backend's host may be checked (`{wanted}` is not among {}); \
-                 start the console with --allow-check-any-host to check others",
-                if allowed.is_empty() {
-                    "none".to_string()
-                } else {
-                    allowed.join(", ")
-                }
-            ),
-        ))
-    }
 }
 
 #[cfg(test)]

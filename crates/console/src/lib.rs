@@ -5,6 +5,7 @@
 //! from it (or the reason there is none), the inventory and version caches, and the metrics.
 
 mod check;
+mod destination;
 mod error;
 mod inventory;
 mod ops;
@@ -13,15 +14,13 @@ pub mod tracing_api;
 mod ui;
 
 mod metrics;
+mod same_origin;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use meshtrace_backend::{BackendError, TracingBackend};
 use meshtrace_config::Config;
 
@@ -32,7 +31,8 @@ pub use metrics::Metrics;
 #[derive(Debug, Clone)]
 pub struct ConsoleOptions {
     pub backend: meshtrace_backend::Options,
-    /// Lets `POST /api/tracing/check` probe any host, not only the configured backend's.
+    /// Lets `POST /api/tracing/check` reach any destination, not only the configured backend
+    /// (the live secrets still go to the configured backend only).
     pub allow_check_any_host: bool,
     /// How far back the inventory looks, and how often it is refreshed.
     pub inventory_window: Duration,
@@ -112,7 +112,11 @@ impl Console {
             .merge(inventory::routes())
             .merge(ops::routes())
             .merge(ui::routes())
-            .layer(axum::middleware::from_fn_with_state(self.clone(), observe))
+            .layer(axum::middleware::from_fn(same_origin::refuse_cross_origin))
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                metrics::observe,
+            ))
             .with_state(self.clone());
         let root = self.config.server.path_prefix();
         if root.is_empty() {
@@ -161,21 +165,4 @@ fn backend_for(
     meshtrace_backend::connect(tracing, &options.backend)
         .map(Arc::from)
         .map_err(|e| e.to_string())
-}
-
-/// Counts and times every request by its route, and logs it.
-async fn observe(State(console): State<Arc<Console>>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
-    let method = request.method().to_string();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let took = started.elapsed();
-    let status = response.status().as_u16();
-    console.metrics.request(&route, &method, status, took);
-    tracing::info!(%method, %route, status, ms = took.as_secs_f64() * 1e3, "request");
-    response
 }

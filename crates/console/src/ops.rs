@@ -54,10 +54,7 @@ async fn ready(State(console): State<Arc<Console>>) -> Json<serde_json::Value> {
 
 async fn metrics(State(console): State<Arc<Console>>) -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         console.metrics.render(),
     )
 }

@@ -1,12 +1,20 @@
 //! The configuration tester (`/console/tracing`, linked from the masthead): the effective
 //! tracing configuration and its mode, the diagnose probes on demand, and a form to check an
 //! edited configuration and copy the working block. Works without script: the probes and the
-//! check run on the server when the forms are sent.
+//! check run on the server when the forms are sent. A posted draft is at most
+//! [`crate::check::MAX_DRAFT`] bytes; the check follows the rules of [`crate::destination`].
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{RawQuery, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use meshtrace_config::{Config, effective, mode, to_yaml};
@@ -92,7 +100,7 @@ pub async fn show(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) 
                     .iter()
                     .enumerate()
                     .map(|(i, w)| WorkingBlock {
-                        title: format!("{}. {}", i + 1, w.note),
+                        title: format!("{}. {}", i.saturating_add(1), w.note),
                         yaml: w.yaml(),
                     })
                     .collect(),
@@ -107,7 +115,20 @@ pub async fn show(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) 
     page(StatusCode::OK, tester)
 }
 
-pub async fn check(State(console): State<Arc<Console>>, body: axum::body::Bytes) -> Response {
+pub async fn check(State(console): State<Arc<Console>>, request: Request) -> Response {
+    let body = match crate::check::read_draft(request).await {
+        Ok(body) => body,
+        Err(refused) => {
+            // The draft is not shown again: it may be anything, of any size.
+            let mut tester = tester(&console, None);
+            tester.result = Some(CheckResult {
+                ok: false,
+                message: refused.error,
+                yaml: String::new(),
+            });
+            return page(refused.status, tester);
+        }
+    };
     let draft = form_urlencoded::parse(&body)
         .find(|(k, _)| k == "config")
         .map(|(_, v)| v.into_owned())
