@@ -10,6 +10,7 @@ mod error;
 mod http;
 pub mod jaeger_grpc;
 pub mod jaeger_http;
+mod redact;
 mod tempo;
 mod tls;
 
