@@ -41,8 +41,14 @@ impl ApiError {
 
 impl From<meshtrace_backend::BackendError> for ApiError {
     fn from(error: meshtrace_backend::BackendError) -> ApiError {
-        // Backend errors name the backend and never carry a secret.
-        ApiError::unavailable(error.to_string())
+        // Backend errors name the backend and never carry a secret. A search the backend
+        // cannot be asked (a tag key its query language cannot name) is the caller's error.
+        match error {
+            meshtrace_backend::BackendError::InvalidQuery(_) => {
+                ApiError::bad_request(error.to_string())
+            }
+            _ => ApiError::unavailable(error.to_string()),
+        }
     }
 }
 

@@ -225,8 +225,10 @@ async fn search(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) ->
     {
         Ok(found) => found,
         Err(error) => {
-            search_page.error = Some(error.to_string());
-            return page(StatusCode::SERVICE_UNAVAILABLE, search_page);
+            // 400 for a search the backend cannot be asked, 503 when it failed.
+            let error = crate::error::ApiError::from(error);
+            search_page.error = Some(error.error);
+            return page(error.status, search_page);
         }
     };
     let operation = get("operation");
