@@ -343,8 +343,10 @@ impl TracingBackend for TempoHttp {
         let url = format!("{}/api/status/buildinfo", self.base);
         let (status, body) = self.caller.get(&url, &[], "application/json").await.ok()?;
         (status == 200).then_some(())?;
+        // A version, not a text: shown on the console's status.
         serde_json::from_slice::<BuildInfo>(&body)
             .ok()
             .map(|b| b.version)
+            .filter(|v| v.len() <= 64)
     }
 }

@@ -97,6 +97,8 @@ impl Console {
             let permits = permits.clone();
             let query = TraceQuery {
                 service: service.clone(),
+                // The inventory shows only what `query_scope` lets the console see.
+                tags: self.config.tracing.query_scope.clone(),
                 start,
                 end,
                 limit: self.options.inventory_traces_per_service,

@@ -187,13 +187,15 @@ async fn search(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) ->
         return page(StatusCode::OK, search_page);
     }
     search_page.searched = true;
-    let tags = match parse_tags(&get("tags")) {
+    let mut tags = match parse_tags(&get("tags")) {
         Ok(tags) => tags,
         Err(error) => {
             search_page.error = Some(error);
             return page(StatusCode::BAD_REQUEST, search_page);
         }
     };
+    // Every search stays within `query_scope`, as the API's do.
+    tags.extend(console.config.tracing.query_scope.clone());
     let min_duration = match get("minDuration").as_str() {
         "" => None,
         text => match parse_duration(text) {
