@@ -1,5 +1,12 @@
 //! Errors as Kiali's API answers them: a status code and `{"error": "...", "detail"?: "..."}`.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -54,9 +61,10 @@ impl From<meshtrace_backend::BackendError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = serde_json::json!({ "error": self.error });
+        let mut body = serde_json::Map::new();
+        body.insert("error".to_string(), self.error.into());
         if let Some(detail) = self.detail {
-            body["detail"] = detail.into();
+            body.insert("detail".to_string(), detail.into());
         }
         (self.status, Json(body)).into_response()
     }

@@ -7,6 +7,8 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+// Only the console starter is used here.
+#[allow(dead_code)]
 mod common;
 
 use axum::body::Bytes;
@@ -69,6 +71,9 @@ fn meshes_answer(meshes: &[Option<&str>]) -> Value {
     json!({ "traces": traces, "metrics": real["metrics"] })
 }
 
+/// The `q`s a fake Tempo was sent, and what it answers.
+type TempoState = (Arc<Mutex<Vec<String>>>, Arc<Value>);
+
 /// A Tempo answering every search with three traces — of mesh m1, of mesh m2, of no mesh —
 /// and keeping the `q` of each.
 async fn fake_tempo() -> (String, Arc<Mutex<Vec<String>>>) {
@@ -78,8 +83,7 @@ async fn fake_tempo() -> (String, Arc<Mutex<Vec<String>>>) {
         .route(
             "/api/search",
             axum::routing::get(
-                |State((queries, answer)): State<(Arc<Mutex<Vec<String>>>, Arc<Value>)>,
-                 RawQuery(raw): RawQuery| async move {
+                |State((queries, answer)): State<TempoState>, RawQuery(raw): RawQuery| async move {
                     let q = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
                         .find(|(k, _)| k == "q")
                         .map(|(_, v)| v.into_owned())

@@ -6,6 +6,13 @@
 //! - `/jaeger/trace/{id}` (`?uiFind=<spanID>` selects a span) — the timeline page
 //! - `/jaeger/trace/{id}...{id2}...?cohort=` — a side-by-side comparison
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -212,7 +219,7 @@ async fn search(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) ->
     let end = get("end").parse().unwrap_or(now);
     let start = get("start")
         .parse()
-        .unwrap_or(end.saturating_sub(lookback * 1_000_000));
+        .unwrap_or(end.saturating_sub(lookback.saturating_mul(1_000_000)));
     let query = TraceQuery {
         service: service.clone(),
         tags,
@@ -347,13 +354,16 @@ async fn trace(
     for (i, trace) in traces.iter().enumerate() {
         for span in &trace.spans {
             let key = format!("{} · {}", span.process.service_name, span.operation_name);
-            counts.entry(key).or_insert_with(|| vec![0; traces.len()])[i] += 1;
+            let per_trace = counts.entry(key).or_insert_with(|| vec![0; traces.len()]);
+            if let Some(count) = per_trace.get_mut(i) {
+                *count = count.saturating_add(1);
+            }
         }
     }
     let operations = counts
         .into_iter()
         .map(|(name, counts)| OperationRow {
-            differs: counts.iter().any(|c| *c != counts[0]),
+            differs: counts.iter().any(|c| Some(c) != counts.first()),
             name,
             counts,
         })
@@ -387,6 +397,7 @@ async fn trace(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
