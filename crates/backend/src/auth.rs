@@ -1,7 +1,15 @@
 //! The headers every backend request carries: the `Authorization` the auth settings ask for,
 //! and `custom_headers`. Credentials are read when a request is made, so rotated secrets work;
 //! an OAuth2 token is fetched with the client-credentials grant, kept until shortly before it
-//! expires, then fetched again.
+//! expires, then fetched again. Every secret sent is remembered in [`Secrets`], so that the
+//! errors built from a backend's answers never show one.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,7 +20,8 @@ use meshtrace_config::{AuthType, Credential, OAuth2, OAuth2AuthStyle, TracingCon
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::error::{cause, excerpt};
+use crate::error::cause;
+use crate::redact::Secrets;
 use crate::{BackendError, Options};
 
 #[derive(Debug, Clone)]
@@ -25,16 +34,32 @@ pub struct Headers {
     token_file: Option<PathBuf>,
     custom: Vec<(String, String)>,
     oauth2: Option<Arc<OAuth2Source>>,
+    secrets: Secrets,
 }
 
 impl Headers {
     pub fn new(config: &TracingConfig, options: &Options) -> Result<Headers, BackendError> {
         let auth = &config.auth;
+        let secrets = Secrets::default();
         let oauth2 = match auth.kind {
-            AuthType::OAuth2 => Some(Arc::new(OAuth2Source::new(config)?)),
+            AuthType::OAuth2 => Some(Arc::new(OAuth2Source::new(config, secrets.clone())?)),
             _ => None,
         };
+        // Known from the start, so that even an error before the first request hides them;
+        // values read from files are added again each time they are read (rotation).
+        for value in config.custom_headers.values() {
+            secrets.add(value);
+        }
+        let resolved = |c: &Credential| c.resolve().unwrap_or_default();
+        match auth.kind {
+            AuthType::Basic => {
+                secrets.add_basic(&resolved(&auth.username), &resolved(&auth.password));
+            }
+            AuthType::Bearer if !auth.use_kiali_token => secrets.add(&resolved(&auth.token)),
+            _ => {}
+        }
         Ok(Headers {
+            secrets,
             oauth2,
             kind: auth.kind,
             username: auth.username.clone(),
@@ -58,19 +83,31 @@ impl Headers {
         }
         if let Some(file) = &self.token_file {
             let token = Credential::new(file.to_string_lossy()).resolve()?;
+            self.secrets.add(&token);
             return Ok(Some(format!("Bearer {token}")));
         }
         Ok(match self.kind {
             AuthType::Basic => {
-                let pair = format!("{}:{}", self.username.resolve()?, self.password.resolve()?);
+                let (user, password) = (self.username.resolve()?, self.password.resolve()?);
+                self.secrets.add_basic(&user, &password);
+                let pair = format!("{user}:{password}");
                 Some(format!(
                     "Basic {}",
                     base64::engine::general_purpose::STANDARD.encode(pair)
                 ))
             }
-            AuthType::Bearer => Some(format!("Bearer {}", self.token.resolve()?)),
+            AuthType::Bearer => {
+                let token = self.token.resolve()?;
+                self.secrets.add(&token);
+                Some(format!("Bearer {token}"))
+            }
             AuthType::None | AuthType::OAuth2 => None,
         })
+    }
+
+    /// Every secret these headers have sent (or will send), to keep out of messages.
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
     }
 
     /// `custom_headers`, names as written.
@@ -86,6 +123,7 @@ struct OAuth2Source {
     settings: OAuth2,
     timeout: Duration,
     cached: Mutex<Option<(String, Instant)>>,
+    secrets: Secrets,
 }
 
 /// A token is fetched again this long before it expires.
@@ -101,8 +139,11 @@ struct TokenResponse {
 }
 
 impl OAuth2Source {
-    fn new(config: &TracingConfig) -> Result<OAuth2Source, BackendError> {
+    fn new(config: &TracingConfig, secrets: Secrets) -> Result<OAuth2Source, BackendError> {
         let settings = config.auth.oauth2.clone();
+        if let Ok(secret) = settings.client_secret.resolve() {
+            add_client_secret(&secrets, &settings.client_id, &secret);
+        }
         let url = url::Url::parse(&settings.token_url).map_err(|e| {
             BackendError::Config(format!("auth.oauth2.token_url is not a valid URL: {e}"))
         })?;
@@ -111,19 +152,27 @@ impl OAuth2Source {
             settings,
             timeout: config.query_timeout(),
             cached: Mutex::new(None),
+            secrets,
         })
     }
 
     /// The current token: the cached one while it is fresh, else a new one.
     async fn token(&self) -> Result<String, BackendError> {
         let mut cached = self.cached.lock().await;
+        let now = Instant::now();
         if let Some((token, expires)) = &*cached
-            && Instant::now() + EXPIRY_MARGIN < *expires
+            && now.checked_add(EXPIRY_MARGIN).is_some_and(|t| t < *expires)
         {
             return Ok(token.clone());
         }
         let (token, lifetime) = self.fetch().await?;
-        *cached = Some((token.clone(), Instant::now() + lifetime));
+        self.secrets.add(&token);
+        // A lifetime too long for the clock is kept as long as a token without one.
+        let expires = now
+            .checked_add(lifetime)
+            .or_else(|| now.checked_add(DEFAULT_LIFETIME))
+            .unwrap_or(now);
+        *cached = Some((token.clone(), expires));
         Ok(token)
     }
 
@@ -134,6 +183,7 @@ impl OAuth2Source {
             meshtrace_config::redact_url(&s.token_url)
         );
         let secret = s.client_secret.resolve()?;
+        add_client_secret(&self.secrets, &s.client_id, &secret);
         let mut form = vec![("grant_type", "client_credentials".to_string())];
         if !s.scopes.is_empty() {
             form.push(("scope", s.scopes.join(" ")));
@@ -145,15 +195,9 @@ impl OAuth2Source {
         match s.auth_style {
             OAuth2AuthStyle::Header => {
                 // RFC 6749 §2.3.1: both parts form-encoded before the Basic encoding.
-                let encode =
-                    |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
-                let pair = format!("{}:{}", encode(&s.client_id), encode(&secret));
                 request = request.header(
                     "Authorization",
-                    format!(
-                        "Basic {}",
-                        base64::engine::general_purpose::STANDARD.encode(pair)
-                    ),
+                    format!("Basic {}", client_pair(&s.client_id, &secret)),
                 );
             }
             OAuth2AuthStyle::Params => {
@@ -179,19 +223,19 @@ impl OAuth2Source {
                 } else {
                     BackendError::Unreachable {
                         backend: shown.clone(),
-                        reason: cause(&e),
+                        reason: self.secrets.redact(&cause(&e)),
                     }
                 }
             })?;
         let status = response.status().as_u16();
         let bytes = response.bytes().await.unwrap_or_default();
         if !(200..300).contains(&status) {
-            // Token endpoints answer errors as JSON `error` / `error_description`, never with
-            // what we sent; the excerpt is safe to show.
+            // Token endpoints answer errors as JSON `error` / `error_description`; one behind
+            // a gateway that echoes the request would show the client secret.
             return Err(BackendError::Status {
                 backend: shown,
                 status,
-                body: excerpt(&String::from_utf8_lossy(&bytes)),
+                body: self.secrets.excerpt(&bytes),
             });
         }
         // The body holds the token: its parse error is not shown.
@@ -214,7 +258,28 @@ impl OAuth2Source {
     }
 }
 
+/// The Basic credentials of an OAuth2 client: both parts form-encoded before the Basic
+/// encoding (RFC 6749 §2.3.1).
+fn client_pair(client_id: &str, secret: &str) -> String {
+    let encode = |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        encode(client_id),
+        encode(secret)
+    ))
+}
+
+/// An OAuth2 client secret, and the header that carries it.
+fn add_client_secret(secrets: &Secrets, client_id: &str, secret: &str) {
+    if secret.is_empty() {
+        return;
+    }
+    secrets.add(secret);
+    secrets.add(&client_pair(client_id, secret));
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -1,6 +1,7 @@
 //! What can go wrong talking to the backend. Messages name the backend and never carry a
-//! secret: URLs are shown with their password replaced, bodies are cut short and never echo
-//! what we sent.
+//! secret: URLs are shown with their password replaced, and every piece of a backend's answer
+//! in a message is an excerpt made by [`crate::redact::Secrets::excerpt`] (credentials
+//! replaced, markup reduced to text, cut short).
 
 use std::time::Duration;
 
@@ -28,18 +29,10 @@ pub enum BackendError {
     Decode { backend: String, message: String },
     #[error("cannot read a credential: {0}")]
     Credential(#[from] meshtrace_config::CredentialError),
-}
-
-/// A response body for a message: one line, at most 200 characters.
-pub fn excerpt(body: &str) -> String {
-    let line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
-    if line.chars().count() > 200 {
-        format!("{}…", line.chars().take(200).collect::<String>())
-    } else if line.is_empty() {
-        "(empty body)".to_string()
-    } else {
-        line
-    }
+    /// The search cannot be put to the backend as asked (a tag key TraceQL cannot name): the
+    /// caller's mistake, not the backend's (the console answers 400).
+    #[error("{0}")]
+    InvalidQuery(String),
 }
 
 /// Why a connection failed, from the innermost error of `error`'s chain (the outer ones say

@@ -1,12 +1,21 @@
 //! The HTTP calls the Jaeger HTTP and Tempo clients share: auth and custom headers on every
-//! request, the `query_timeout`, and the mapping of failures to errors that name the backend.
+//! request, the `query_timeout`, and the mapping of failures to errors that name the backend
+//! and show no secret (every excerpt of an answer goes through the headers' [`Secrets`]).
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 use std::time::Duration;
 
 use meshtrace_config::TracingConfig;
 
 use crate::auth::Headers;
-use crate::error::{cause, excerpt};
+use crate::error::cause;
+use crate::redact::Secrets;
 use crate::{BackendError, Options};
 
 pub struct HttpCaller {
@@ -77,15 +86,35 @@ impl HttpCaller {
         BackendError::Status {
             backend: self.shown.clone(),
             status,
-            body: excerpt(&String::from_utf8_lossy(body)),
+            body: self.secrets().excerpt(body),
         }
     }
 
-    pub fn decode_error(&self, message: impl Into<String>) -> BackendError {
+    /// An answer that cannot be read. `message` may quote the answer (serde's messages quote
+    /// the strings they did not expect), so it is an excerpt too.
+    pub fn decode_error(&self, message: impl AsRef<str>) -> BackendError {
         BackendError::Decode {
             backend: self.shown.clone(),
-            message: message.into(),
+            message: self.secrets().excerpt(message.as_ref().as_bytes()),
         }
+    }
+
+    /// An answer that cannot be read, with an excerpt of its body.
+    pub fn unreadable(&self, message: impl std::fmt::Display, body: &[u8]) -> BackendError {
+        let secrets = self.secrets();
+        BackendError::Decode {
+            backend: self.shown.clone(),
+            message: format!(
+                "{} (body: {})",
+                secrets.excerpt(message.to_string().as_bytes()),
+                secrets.excerpt(body)
+            ),
+        }
+    }
+
+    /// The secrets this caller sends.
+    pub fn secrets(&self) -> &Secrets {
+        self.headers.secrets()
     }
 
     fn transport(&self, error: reqwest::Error) -> BackendError {
@@ -98,7 +127,7 @@ impl HttpCaller {
             // reqwest's message can hold the URL; ours already says which backend it is.
             BackendError::Unreachable {
                 backend: self.shown.clone(),
-                reason: cause(&error),
+                reason: self.secrets().redact(&cause(&error)),
             }
         }
     }

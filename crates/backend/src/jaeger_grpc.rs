@@ -3,7 +3,15 @@
 //!
 //! When the call fails at the protocol level, the client asks the same address a plain HTTP
 //! question: if it gets an HTTP answer, the classic mistake is made (gRPC pointed at Jaeger's
-//! HTTP port 16686, or at port 80) and the error says so, with the fix.
+//! HTTP port 16686, or at port 80) and the error says so, with the fix. Status messages and
+//! headers of the answer are shown only as excerpts without the credentials sent.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 use std::time::Duration;
 
@@ -40,9 +48,9 @@ impl JaegerGrpc {
         let host = url
             .host_str()
             .ok_or_else(|| BackendError::Config("internal_url has no host".to_string()))?;
-        let port = url
-            .port_or_known_default()
-            .expect("http and https have default ports");
+        let port = url.port_or_known_default().ok_or_else(|| {
+            BackendError::Config("internal_url has no port and no default one".to_string())
+        })?;
         let address = format!("{}://{host}:{port}", url.scheme());
         let shown = format!("Jaeger gRPC at {}", redact_url(&address));
         let endpoint = tonic::transport::Endpoint::from_shared(address.clone())
@@ -104,6 +112,15 @@ impl JaegerGrpc {
         Ok(request)
     }
 
+    /// When a call started now must be over (`query_timeout`; a day if the clock cannot
+    /// count that far).
+    fn deadline(&self) -> Instant {
+        let now = Instant::now();
+        now.checked_add(self.timeout)
+            .or_else(|| now.checked_add(Duration::from_secs(86_400)))
+            .unwrap_or(now)
+    }
+
     fn timed_out(&self) -> BackendError {
         BackendError::Timeout {
             backend: self.shown.clone(),
@@ -149,19 +166,25 @@ impl JaegerGrpc {
                 match status.code() {
                     Code::Unavailable => BackendError::Unreachable {
                         backend: self.shown.clone(),
-                        reason: status.message().to_string(),
+                        reason: self.shown_message(&status),
                     },
                     code => BackendError::Protocol {
                         backend: self.shown.clone(),
-                        message: format!("{code:?}: {}", status.message()),
+                        message: format!("{code:?}: {}", self.shown_message(&status)),
                     },
                 }
             }
             code => BackendError::Protocol {
                 backend: self.shown.clone(),
-                message: format!("{code:?}: {}", status.message()),
+                message: format!("{code:?}: {}", self.shown_message(&status)),
             },
         }
+    }
+
+    /// A status message as it may be shown: the server (or a gateway) wrote it, and may have
+    /// put the request's metadata in it.
+    fn shown_message(&self, status: &tonic::Status) -> String {
+        self.headers.secrets().excerpt(status.message().as_bytes())
     }
 
     /// What an HTTP/1.1 request to the same address, with the same credentials and headers,
@@ -181,8 +204,13 @@ impl JaegerGrpc {
         let kind = response
             .headers()
             .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .map(|v| format!(", {}", v.split(';').next().unwrap_or(v)))
+            .map(|v| {
+                v.as_bytes()
+                    .split(|b| *b == b';')
+                    .next()
+                    .unwrap_or_default()
+            })
+            .map(|v| format!(", {}", self.headers.secrets().excerpt(v)))
             .unwrap_or_default();
         let status = response.status().as_u16();
         Some((status, format!("HTTP {status}{kind}")))
@@ -217,7 +245,7 @@ impl TracingBackend for JaegerGrpc {
         };
         // The deadline covers the whole call: gRPC's own timeout ends at the response headers,
         // so the stream is read against it here.
-        let deadline = Instant::now() + self.timeout;
+        let deadline = self.deadline();
         let request = self
             .request(
                 FindTracesRequest {
@@ -265,7 +293,7 @@ impl TracingBackend for JaegerGrpc {
     }
 
     async fn get_trace(&self, id: TraceId) -> Result<Option<Trace>, BackendError> {
-        let deadline = Instant::now() + self.timeout;
+        let deadline = self.deadline();
         let request = self
             .request(
                 GetTraceRequest {

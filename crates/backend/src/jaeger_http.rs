@@ -1,12 +1,18 @@
 //! Jaeger's HTTP query API (`use_grpc: false`). The path of `internal_url` is kept (a Jaeger
 //! behind `/jaeger`), and unlike Kiali a status check fails on any non-2xx answer.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
 use meshtrace_config::{TracingConfig, redact_url};
 use meshtrace_model::jaeger_json::{JsonTrace, trace_from_json_owned};
 use meshtrace_model::{Trace, TraceId};
 use serde::Deserialize;
 
-use crate::error::excerpt;
 use crate::http::HttpCaller;
 use crate::{BackendError, Found, Options, TraceQuery, TracingBackend, backend_url, limit_reached};
 
@@ -65,12 +71,9 @@ impl JaegerHttp {
         let Some(body) = self.get_raw(path, query).await? else {
             return Ok(None);
         };
-        serde_json::from_slice(&body).map(Some).map_err(|e| {
-            self.caller.decode_error(format!(
-                "{e} (body: {})",
-                excerpt(&String::from_utf8_lossy(&body))
-            ))
-        })
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| self.caller.unreadable(e, &body))
     }
 }
 
@@ -88,10 +91,9 @@ impl TracingBackend for JaegerHttp {
             ("limit", query.limit.to_string()),
         ];
         if !query.tags.is_empty() {
-            params.push((
-                "tags",
-                serde_json::to_string(&query.tags).expect("a string map serializes"),
-            ));
+            let tags = serde_json::to_string(&query.tags)
+                .map_err(|e| BackendError::InvalidQuery(format!("tags: {e}")))?;
+            params.push(("tags", tags));
         }
         if let Some(min) = query.min_duration {
             params.push(("minDuration", format!("{min}us")));
@@ -104,8 +106,11 @@ impl TracingBackend for JaegerHttp {
                     status: 404,
                     body: NO_API.to_string(),
                 })?;
-        let (traces, mut partial) =
-            decode_find_traces(&body).map_err(|e| self.caller.decode_error(e))?;
+        let (traces, partial) =
+            decode_find_traces(&body).map_err(|e| self.caller.unreadable(e, &body))?;
+        // Jaeger's own errors are shown as the reason the list is partial: from a gateway
+        // they could be anything.
+        let mut partial = partial.map(|p| self.caller.secrets().excerpt(p.as_bytes()));
         if partial.is_none() {
             partial = limit_reached(traces.len(), query.limit);
         }
@@ -123,10 +128,7 @@ impl TracingBackend for JaegerHttp {
         };
         trace_from_json_owned(json)
             .map(Some)
-            .map_err(|e| BackendError::Decode {
-                backend: self.caller.shown.clone(),
-                message: e.to_string(),
-            })
+            .map_err(|e| self.caller.decode_error(e.to_string()))
     }
 
     async fn services(&self) -> Result<Vec<String>, BackendError> {
@@ -154,20 +156,20 @@ impl TracingBackend for JaegerHttp {
             .ok()?;
         (status == 200).then_some(())?;
         let page = String::from_utf8_lossy(&body);
-        let start = page.find("JAEGER_VERSION")?;
-        let rest = &page[start..];
-        let field = rest.find("\"gitVersion\"")?;
-        let value = rest[field + 12..].trim_start_matches([':', ' ', '"']);
-        let end = value.find('"')?;
-        Some(value[..end].to_string())
+        let (_, rest) = page.split_once("JAEGER_VERSION")?;
+        let (_, value) = rest.split_once("\"gitVersion\"")?;
+        let (version, _) = value.trim_start_matches([':', ' ', '"']).split_once('"')?;
+        // A version, not a page: shown on the console's status.
+        (version.len() <= 64).then(|| version.to_string())
     }
 }
 
 /// The traces of a `GET /api/traces` answer, and the errors Jaeger reported beside them (the
-/// answer is then partial). Public for the console's benchmark.
+/// answer is then partial). Public for the console's benchmark. The messages quote the answer:
+/// they are shown only as excerpts (`HttpCaller::unreadable`).
 pub fn decode_find_traces(body: &[u8]) -> Result<(Vec<Trace>, Option<String>), String> {
-    let envelope: Envelope<Vec<JsonTrace>> = serde_json::from_slice(body)
-        .map_err(|e| format!("{e} (body: {})", excerpt(&String::from_utf8_lossy(body))))?;
+    let envelope: Envelope<Vec<JsonTrace>> =
+        serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let traces = envelope
         .data
         .unwrap_or_default()

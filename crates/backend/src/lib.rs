@@ -10,8 +10,10 @@ mod error;
 mod http;
 pub mod jaeger_grpc;
 pub mod jaeger_http;
+mod redact;
 mod tempo;
 mod tls;
+mod traceql;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,7 +24,8 @@ use meshtrace_model::{Trace, TraceId};
 pub use error::BackendError;
 pub use jaeger_grpc::JaegerGrpc;
 pub use jaeger_http::JaegerHttp;
-pub use tempo::{TempoHttp, traceql};
+pub use tempo::TempoHttp;
+pub use traceql::traceql;
 
 /// A trace search, as the console asks it.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -3,6 +3,16 @@
 //! (`/api/echo` or `health_check_url`), version (`/api/status/buildinfo`), services (the values
 //! of `service.name`). A tenant adds the TempoStack gateway path when `internal_url` has no path,
 //! and the `X-Scope-OrgID` header. Traces read by ID are cached (`tempo_config.cache_*`).
+//!
+//! A search's answer is checked against the query: a span that does not carry every compared
+//! tag (`query_scope` among them) is dropped, whatever made Tempo return it.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -17,6 +27,7 @@ use prost::Message;
 use serde::Deserialize;
 
 use crate::http::HttpCaller;
+use crate::traceql::{compared, traceql};
 use crate::{BackendError, Found, Options, TraceQuery, TracingBackend, backend_url, limit_reached};
 
 /// How long a trace read by ID stays cached (Kiali: 5 minutes).
@@ -94,7 +105,11 @@ impl TempoHttp {
     }
 
     fn cached(&self, id: TraceId) -> Option<Trace> {
-        let mut cache = self.cache.as_ref()?.lock().expect("lock poisoned");
+        let mut cache = self
+            .cache
+            .as_ref()?
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         cache.retain(|(_, at, _)| at.elapsed() < CACHE_TTL);
         cache
             .iter()
@@ -104,7 +119,9 @@ impl TempoHttp {
 
     fn remember(&self, id: TraceId, trace: &Trace) {
         if let Some(cache) = &self.cache {
-            let mut cache = cache.lock().expect("lock poisoned");
+            let mut cache = cache
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             while cache.len() >= self.cache_capacity.max(1) {
                 cache.pop_front();
             }
@@ -113,24 +130,19 @@ impl TempoHttp {
     }
 }
 
-/// The TraceQL of a search, as Kiali builds it: service and tags on one span set; `error=true`
-/// becomes the span status.
-pub fn traceql(query: &TraceQuery) -> String {
-    let quote = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
-    let mut conditions = vec![format!("resource.service.name = {}", quote(&query.service))];
-    for (key, value) in &query.tags {
-        if key == "error" && value == "true" {
-            conditions.push("status = error".to_string());
-        } else {
-            conditions.push(format!(".{key} = {}", quote(value)));
-        }
-    }
-    format!(
-        "{{ {} }} | select(status, .node_id, .component, .upstream_cluster, .http.method, .http.status_code, \
-         .response_flags, .istio.source_workload, .istio.source_namespace, .istio.destination_workload, \
-         .istio.destination_namespace, resource.hostname, name)",
-        conditions.join(" && ")
-    )
+/// Whether a span of a search answer carries every compared tag as a string attribute with
+/// its value. Tempo returns the attributes a query compares and selects on each span it
+/// matched, so a span without them was not matched by the conditions asked.
+fn carries(attributes: &[OtlpKeyValue], compared: &[(&str, &str)]) -> bool {
+    compared.iter().all(|(key, value)| {
+        attributes.iter().any(|kv| {
+            kv.key == *key
+                && matches!(
+                    kv.value.as_ref().and_then(|v| v.value.as_ref()),
+                    Some(any_value::Value::StringValue(s)) if s == value
+                )
+        })
+    })
 }
 
 fn kv_from_otlp(kv: &OtlpKeyValue) -> Option<KeyValue> {
@@ -152,14 +164,14 @@ impl TracingBackend for TempoHttp {
 
     async fn find_traces(&self, query: &TraceQuery) -> Result<Found, BackendError> {
         let mut params = vec![
-            ("q", traceql(query)),
-            ("start", (query.start / 1_000_000).to_string()),
+            ("q", traceql(query)?),
+            ("start", query.start.div_euclid(1_000_000).to_string()),
             ("end", query.end.div_ceil(1_000_000).to_string()),
             ("spss", SPANS_PER_SPANSET.to_string()),
             ("limit", query.limit.to_string()),
         ];
         if let Some(min) = query.min_duration {
-            params.push(("minDuration", format!("{}ms", min / 1000)));
+            params.push(("minDuration", format!("{}ms", min.div_euclid(1000))));
         }
         let (status, body) = self
             .caller
@@ -182,6 +194,9 @@ impl TracingBackend for TempoHttp {
             service_name: query.service.clone(),
             tags: Vec::new(),
         });
+        let compared = compared(query);
+        let answered = response.traces.len();
+        let mut dropped = 0usize;
         let mut traces = Vec::new();
         for found in response.traces {
             // Tempo trims the leading zeros of search trace IDs.
@@ -193,6 +208,10 @@ impl TracingBackend for TempoHttp {
                 .unwrap_or_default();
             let mut spans = Vec::new();
             for span in sets.into_iter().flat_map(|s| s.spans) {
+                if !carries(&span.attributes, &compared) {
+                    dropped = dropped.saturating_add(1);
+                    continue;
+                }
                 let span_id = SpanId::from_hex(&span.span_id)
                     .map_err(|e| self.caller.decode_error(e.to_string()))?;
                 let nanos = |text: &str| {
@@ -231,20 +250,31 @@ impl TracingBackend for TempoHttp {
                         .unwrap_or_else(|| found.root_trace_name.clone()),
                     references: Vec::new(),
                     flags: 0,
-                    start_time: nanos(&span.start_time_unix_nano)? / 1000,
-                    duration: nanos(&span.duration_nanos)? / 1000,
+                    start_time: nanos(&span.start_time_unix_nano)?.div_euclid(1000),
+                    duration: nanos(&span.duration_nanos)?.div_euclid(1000),
                     tags,
                     logs: Vec::new(),
                     process,
                     warnings: Vec::new(),
                 });
             }
-            traces.push(Trace {
-                spans,
-                warnings: Vec::new(),
-            });
+            // A trace none of whose spans matched is not in the answer.
+            if !spans.is_empty() || compared.is_empty() {
+                traces.push(Trace {
+                    spans,
+                    warnings: Vec::new(),
+                });
+            }
         }
-        let partial = limit_reached(traces.len(), query.limit);
+        if dropped > 0 {
+            tracing::warn!(
+                backend = %self.caller.shown,
+                dropped,
+                "Tempo returned spans without the searched tags: they were dropped"
+            );
+        }
+        // As many traces as the limit came back: there may be more, even if some were dropped.
+        let partial = limit_reached(answered, query.limit);
         Ok(Found { traces, partial })
     }
 
@@ -258,7 +288,7 @@ impl TracingBackend for TempoHttp {
             return Ok(None);
         }
         // Tempo's `Trace { repeated ResourceSpans batches = 1 }` has OTLP TracesData's layout.
-        let data = TracesData::decode(&body[..])
+        let data = TracesData::decode(body.as_slice())
             .map_err(|e| self.caller.decode_error(format!("not an OTLP trace: {e}")))?;
         let converted = spans_from_otlp(&data.resource_spans);
         if converted.spans.is_empty() {
@@ -313,8 +343,10 @@ impl TracingBackend for TempoHttp {
         let url = format!("{}/api/status/buildinfo", self.base);
         let (status, body) = self.caller.get(&url, &[], "application/json").await.ok()?;
         (status == 200).then_some(())?;
+        // A version, not a text: shown on the console's status.
         serde_json::from_slice::<BuildInfo>(&body)
             .ok()
             .map(|b| b.version)
+            .filter(|v| v.len() <= 64)
     }
 }

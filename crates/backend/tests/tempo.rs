@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
-use meshtrace_backend::{Options, TraceQuery, TracingBackend, connect, traceql};
+use meshtrace_backend::{Options, TraceQuery, TracingBackend, connect};
 use meshtrace_model::{RefType, TraceId, Value};
 use opentelemetry_proto::tonic::trace::v1::TracesData;
 use prost::Message;
@@ -110,9 +110,11 @@ fn client(internal_url: &str, extra: &str) -> Box<dyn TracingBackend> {
 async fn search_results_convert_span_by_span() {
     let (url, seen, _) = tempo().await;
     let tempo = client(&url, "");
+    // No tags: the fixture's spans carry none of the attributes a tag would select (searches
+    // with tags are in tempo_scope.rs, against the Ambient fixture whose spans carry them).
     let query = TraceQuery {
         service: "reviews.bookinfo".into(),
-        tags: BTreeMap::from([("istio.cluster_id".to_string(), "Kubernetes".to_string())]),
+        tags: BTreeMap::new(),
         start: 1_701_778_000_000_000,
         end: 1_701_778_100_000_001,
         min_duration: Some(2_500),
@@ -155,10 +157,11 @@ async fn search_results_convert_span_by_span() {
     let params: BTreeMap<String, String> = form_urlencoded::parse(query_string.as_bytes())
         .into_owned()
         .collect();
-    assert_eq!(params["q"], traceql(&query));
-    assert!(params["q"].starts_with(
-        "{ resource.service.name = \"reviews.bookinfo\" && .istio.cluster_id = \"Kubernetes\" }"
-    ));
+    assert!(
+        params["q"].starts_with("{ resource.service.name = \"reviews.bookinfo\" } | select("),
+        "{}",
+        params["q"]
+    );
     assert_eq!(
         (params["start"].as_str(), params["end"].as_str()),
         ("1701778000", "1701778101")

@@ -1,5 +1,12 @@
 //! Errors as Kiali's API answers them: a status code and `{"error": "...", "detail"?: "..."}`.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -41,16 +48,23 @@ impl ApiError {
 
 impl From<meshtrace_backend::BackendError> for ApiError {
     fn from(error: meshtrace_backend::BackendError) -> ApiError {
-        // Backend errors name the backend and never carry a secret.
-        ApiError::unavailable(error.to_string())
+        // Backend errors name the backend and never carry a secret. A search the backend
+        // cannot be asked (a tag key its query language cannot name) is the caller's error.
+        match error {
+            meshtrace_backend::BackendError::InvalidQuery(_) => {
+                ApiError::bad_request(error.to_string())
+            }
+            _ => ApiError::unavailable(error.to_string()),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = serde_json::json!({ "error": self.error });
+        let mut body = serde_json::Map::new();
+        body.insert("error".to_string(), self.error.into());
         if let Some(detail) = self.detail {
-            body["detail"] = detail.into();
+            body.insert("detail".to_string(), detail.into());
         }
         (self.status, Json(body)).into_response()
     }

@@ -3,6 +3,13 @@
 //! a sample of each one's recent traces, refreshed in the background and on demand when older
 //! than the refresh interval; every answer says how old it is.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
@@ -48,7 +55,11 @@ const IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(300);
 impl Console {
     /// The inventory, refreshed first when it is missing or older than the refresh interval.
     pub async fn inventory(&self) -> Result<Arc<Snapshot>, ApiError> {
-        *self.inventory.last_wanted.lock().unwrap() = Some(Instant::now());
+        *self
+            .inventory
+            .last_wanted
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
         self.refresh_inventory().await
     }
 
@@ -71,7 +82,11 @@ impl Console {
     /// The last snapshot taken, if any, without refreshing it (the request still counts as
     /// using the inventory, so the background refresh goes on).
     async fn snapshot_at_hand(&self) -> Option<Arc<Snapshot>> {
-        *self.inventory.last_wanted.lock().unwrap() = Some(Instant::now());
+        *self
+            .inventory
+            .last_wanted
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
         self.inventory.snapshot.read().await.clone()
     }
 
@@ -97,6 +112,8 @@ impl Console {
             let permits = permits.clone();
             let query = TraceQuery {
                 service: service.clone(),
+                // The inventory shows only what `query_scope` lets the console see.
+                tags: self.config.tracing.query_scope.clone(),
                 start,
                 end,
                 limit: self.options.inventory_traces_per_service,
@@ -190,7 +207,11 @@ pub async fn refresh_forever(console: Arc<Console>) {
         return;
     }
     loop {
-        let wanted = *console.inventory.last_wanted.lock().unwrap();
+        let wanted = *console
+            .inventory
+            .last_wanted
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         // At start (nobody asked yet) and while someone looks at the inventory.
         if wanted.is_none_or(|at| at.elapsed() < IDLE_AFTER)
             && let Err(error) = console.refresh_inventory().await
@@ -269,7 +290,12 @@ async fn list(
         "namespace": { "name": namespace },
         "inventory": about(&snapshot),
     });
-    body[list_key(kind)] = serde_json::to_value(items).unwrap_or_default();
+    if let Some(fields) = body.as_object_mut() {
+        fields.insert(
+            list_key(kind).to_string(),
+            serde_json::to_value(items).unwrap_or_default(),
+        );
+    }
     Ok(Json(body))
 }
 
@@ -291,11 +317,17 @@ async fn one(
         ))
     })?;
     let mut body = serde_json::to_value(item).unwrap_or_default();
-    body["inventory"] = serde_json::to_value(about(&snapshot)).unwrap_or_default();
+    if let Some(fields) = body.as_object_mut() {
+        fields.insert(
+            "inventory".to_string(),
+            serde_json::to_value(about(&snapshot)).unwrap_or_default(),
+        );
+    }
     Ok(Json(body))
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     #[test]
     fn workload_names_without_inventory() {

@@ -6,6 +6,13 @@
 //! - `/jaeger/trace/{id}` (`?uiFind=<spanID>` selects a span) — the timeline page
 //! - `/jaeger/trace/{id}...{id2}...?cohort=` — a side-by-side comparison
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -187,13 +194,15 @@ async fn search(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) ->
         return page(StatusCode::OK, search_page);
     }
     search_page.searched = true;
-    let tags = match parse_tags(&get("tags")) {
+    let mut tags = match parse_tags(&get("tags")) {
         Ok(tags) => tags,
         Err(error) => {
             search_page.error = Some(error);
             return page(StatusCode::BAD_REQUEST, search_page);
         }
     };
+    // Every search stays within `query_scope`, as the API's do.
+    tags.extend(console.config.tracing.query_scope.clone());
     let min_duration = match get("minDuration").as_str() {
         "" => None,
         text => match parse_duration(text) {
@@ -210,7 +219,7 @@ async fn search(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) ->
     let end = get("end").parse().unwrap_or(now);
     let start = get("start")
         .parse()
-        .unwrap_or(end.saturating_sub(lookback * 1_000_000));
+        .unwrap_or(end.saturating_sub(lookback.saturating_mul(1_000_000)));
     let query = TraceQuery {
         service: service.clone(),
         tags,
@@ -225,8 +234,10 @@ async fn search(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) ->
     {
         Ok(found) => found,
         Err(error) => {
-            search_page.error = Some(error.to_string());
-            return page(StatusCode::SERVICE_UNAVAILABLE, search_page);
+            // 400 for a search the backend cannot be asked, 503 when it failed.
+            let error = crate::error::ApiError::from(error);
+            search_page.error = Some(error.error);
+            return page(error.status, search_page);
         }
     };
     let operation = get("operation");
@@ -343,13 +354,16 @@ async fn trace(
     for (i, trace) in traces.iter().enumerate() {
         for span in &trace.spans {
             let key = format!("{} · {}", span.process.service_name, span.operation_name);
-            counts.entry(key).or_insert_with(|| vec![0; traces.len()])[i] += 1;
+            let per_trace = counts.entry(key).or_insert_with(|| vec![0; traces.len()]);
+            if let Some(count) = per_trace.get_mut(i) {
+                *count = count.saturating_add(1);
+            }
         }
     }
     let operations = counts
         .into_iter()
         .map(|(name, counts)| OperationRow {
-            differs: counts.iter().any(|c| *c != counts[0]),
+            differs: counts.iter().any(|c| Some(c) != counts.first()),
             name,
             counts,
         })
@@ -383,6 +397,7 @@ async fn trace(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
