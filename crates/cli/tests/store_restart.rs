@@ -154,7 +154,10 @@ fn acknowledged_spans_survive_sigkill_mid_ingest() {
         let body: Value = response.json().unwrap();
         let spans = body["data"][0]["spans"].as_array().map_or(0, Vec::len);
         if acknowledged.contains(trace) {
-            assert_eq!(spans, 3, "acknowledged trace {trace} lost spans after SIGKILL: {body}");
+            assert_eq!(
+                spans, 3,
+                "acknowledged trace {trace} lost spans after SIGKILL: {body}"
+            );
         } else {
             assert!(
                 spans == 0 || spans == 3,
