@@ -164,15 +164,37 @@ pub fn http_client(auth: &Auth, url: &url::Url) -> Result<reqwest::Client, Backe
 }
 
 /// The same, to be set up further.
+///
+/// Redirects are followed only within the origin (scheme, host and port) the request was sent
+/// to: the configured credentials and custom headers go to the configured backend and nowhere
+/// else. (reqwest drops `Authorization` on a redirect to another host, but not custom headers
+/// such as an API key.) A redirect elsewhere is answered as it came, a 3xx, which the clients
+/// report with the status.
 pub fn http_client_builder(
     auth: &Auth,
     url: &url::Url,
 ) -> Result<reqwest::ClientBuilder, BackendError> {
-    let builder = reqwest::Client::builder();
+    let builder = reqwest::Client::builder().redirect(same_origin_redirects());
     Ok(if url.scheme() == "https" {
         builder.tls_backend_preconfigured(client_config(auth, &[b"h2", b"http/1.1"])?)
     } else {
         builder
+    })
+}
+
+/// At most `MAX_REDIRECTS` redirects, each to the origin of the first request.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    const MAX_REDIRECTS: usize = 5;
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
+        if !same_origin || attempt.previous().len() > MAX_REDIRECTS {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
     })
 }
 
