@@ -2,7 +2,8 @@
 //! acknowledged batches the journal lost, keys and values that do not decode, spans whose
 //! process or dictionary strings are missing, spans without their index entry and index
 //! entries without their span. It opens the directory as the store does (so the store must be
-//! stopped: the engine locks it) and writes nothing.
+//! stopped: the engine locks it, and truncates a damaged journal tail as a start would) and
+//! writes nothing of its own.
 
 #![deny(
     clippy::unwrap_used,

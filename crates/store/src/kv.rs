@@ -194,7 +194,7 @@ impl FjallKv {
             batches: Mutex::new(Batches {
                 last: recovered_batch.max(acknowledged),
                 dictionary_next,
-                ack: AckWriter::open(dir),
+                ack: AckWriter::new(dir),
             }),
             recovery,
         })

@@ -109,6 +109,9 @@ fn encode(batch: u64, dictionary_next: u32) -> [u8; RECORD_LEN] {
 }
 
 fn decode(bytes: &[u8]) -> AckRecord {
+    if bytes.is_empty() {
+        return AckRecord::Missing; // created, nothing acknowledged yet
+    }
     let Ok(record) = <[u8; RECORD_LEN]>::try_from(bytes) else {
         return AckRecord::Damaged;
     };
@@ -146,7 +149,8 @@ pub fn read_ack(dir: &Path) -> Result<AckRecord, StoreError> {
     }
 }
 
-/// The record, kept open for rewriting after every batch.
+/// The record, opened at the first write (an open that writes nothing, like the data check,
+/// leaves the directory as it was) and kept open for rewriting after every batch.
 pub struct AckWriter {
     path: PathBuf,
     file: Option<File>,
@@ -154,25 +158,29 @@ pub struct AckWriter {
 }
 
 impl AckWriter {
-    pub fn open(dir: &Path) -> AckWriter {
-        let path = dir.join(ACK_FILE);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path);
-        let (file, failed) = match file {
-            Ok(file) => (Some(file), false),
-            Err(error) => {
-                tracing::warn!(path = %path.display(), %error, "cannot open the acknowledgement record: journal damage will not be detected");
-                (None, true)
-            }
-        };
-        AckWriter { path, file, failed }
+    pub fn new(dir: &Path) -> AckWriter {
+        AckWriter {
+            path: dir.join(ACK_FILE),
+            file: None,
+            failed: false,
+        }
     }
 
     pub fn write(&mut self, batch: u64, dictionary_next: u32) {
+        if self.file.is_none() && !self.failed {
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&self.path);
+            match file {
+                Ok(file) => self.file = Some(file),
+                Err(error) => {
+                    tracing::warn!(path = %self.path.display(), %error, "cannot open the acknowledgement record: journal damage will not be detected");
+                    self.failed = true;
+                }
+            }
+        }
         let Some(file) = self.file.as_mut() else {
             return;
         };
@@ -208,6 +216,7 @@ mod tests {
         bad[3] ^= 1;
         assert_eq!(decode(&bad), AckRecord::Damaged);
         assert_eq!(decode(&record[..10]), AckRecord::Damaged);
+        assert_eq!(decode(&[]), AckRecord::Missing);
     }
 
     #[test]

@@ -15,6 +15,8 @@
     clippy::arithmetic_side_effects
 )]
 
+#[cfg(test)]
+mod proptests;
 mod reader;
 mod search;
 
