@@ -146,6 +146,20 @@ async fn odd_service_name_leaves_other_services_intact(store: Store) {
             "trace {trace} after the retention pass"
         );
     }
+    let (_, body) = store.get_json("/api/services").await;
+    assert_eq!(body["total"], 3, "{body}");
+
+    // Once everything has expired, the services and their operations are removed too.
+    let purge = store.store.clone();
+    let removed = tokio::task::spawn_blocking(move || purge.purge_before(T0 + DAY))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(removed, 3);
+    let (_, body) = store.get_json("/api/services").await;
+    assert_eq!(body["data"], json!([]), "{body}");
+    let (_, body) = store.get_json("/api/operations?service=normal").await;
+    assert_eq!(body["data"], json!([]), "{body}");
     store.stop().await;
 }
 
