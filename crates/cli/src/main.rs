@@ -55,7 +55,13 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     match cli.command {
         Command::Config(command) => command.run(),
-        Command::Store(args) => report(args.run()),
+        Command::Store(args) => match args.run() {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Sim(args) => report(args.run()),
         Command::Demo(args) => report(args.run()),
         Command::Serve(args) => report(args.run()),

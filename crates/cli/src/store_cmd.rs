@@ -2,13 +2,14 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
-use meshtrace_store::Store;
 use meshtrace_store::server::{Addresses, Listeners, ServeOptions, serve};
+use meshtrace_store::{DEFAULT_DICTIONARY_MAX_ENTRIES, Store, StoreOptions};
 
 #[derive(Debug, Args)]
 pub struct StoreArgs {
@@ -44,6 +45,14 @@ pub struct StoreArgs {
     /// The largest request body accepted, in bytes, before or after gzip.
     #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_body: usize,
+    /// The most strings (tag keys, repeated values, operation names) the dictionary holds in
+    /// memory; past it, new strings are stored inline in the spans.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_DICTIONARY_MAX_ENTRIES)]
+    pub dictionary_max_entries: u32,
+    /// Verify the data directory instead of serving (the store must be stopped): prints what is
+    /// damaged and exits 1 when anything is.
+    #[arg(long, conflicts_with = "memory")]
+    pub check: bool,
 }
 
 /// `host:port`, or `:port` (every interface, as Jaeger writes it).
@@ -67,15 +76,42 @@ fn parse_retention(text: &str) -> Result<Duration, String> {
 }
 
 impl StoreArgs {
-    pub fn run(self) -> anyhow::Result<()> {
+    /// Serves until stopped; or, with `--check`, checks the data directory: exit code 0 when
+    /// it is intact, 1 when it is damaged, 2 when it cannot be checked.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        if self.check {
+            return Ok(self.check());
+        }
         let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-        runtime.block_on(self.serve())
+        runtime.block_on(self.serve())?;
+        Ok(ExitCode::SUCCESS)
+    }
+
+    fn check(&self) -> ExitCode {
+        match meshtrace_store::check::check(&self.data_dir) {
+            Ok(report) => {
+                print!("{}\n{report}", self.data_dir.display());
+                if report.is_damaged() {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                }
+            }
+            Err(error) => {
+                eprintln!("error: cannot check {}: {error}", self.data_dir.display());
+                ExitCode::from(2)
+            }
+        }
     }
 
     async fn serve(self) -> anyhow::Result<()> {
+        let options = StoreOptions {
+            retention: self.retention,
+            dictionary_max_entries: self.dictionary_max_entries,
+        };
         let store = if self.memory {
             tracing::info!("keeping spans in memory only (--memory)");
-            Store::in_memory(self.retention)
+            Store::in_memory_with(&options)
         } else {
             std::fs::create_dir_all(&self.data_dir).with_context(|| {
                 format!(
@@ -83,7 +119,7 @@ impl StoreArgs {
                     self.data_dir.display()
                 )
             })?;
-            let store = Store::open(&self.data_dir, self.retention)
+            let store = Store::open_with(&self.data_dir, &options)
                 .with_context(|| format!("cannot open the store in {}", self.data_dir.display()))?;
             tracing::info!(dir = %self.data_dir.display(), "durable store opened");
             store

@@ -1,12 +1,27 @@
 //! The ordered key-value tables the store is built on: fjall (an LSM-tree engine with a
 //! write-ahead journal) on disk, or plain ordered maps in memory for `--memory`.
+//!
+//! On disk, every write batch also records its number in the `meta` table and, once committed,
+//! in the acknowledgement record beside the journal (`layout.rs`), so that an open can tell
+//! whether the journal lost acknowledged batches (see [`Recovery`]).
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::RwLock;
+use std::sync::{Mutex, PoisonError, RwLock};
 
 use crate::StoreError;
+use crate::layout::{self, AckRecord, AckWriter};
+
+/// The key of the batch number in the `meta` table.
+const BATCH_KEY: &[u8] = b"batch";
 
 /// The tables; each is its own keyspace (an LSM tree) on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,19 +38,22 @@ pub enum Table {
     Operations,
     /// string ID (4, big-endian) → string
     Dictionary,
+    /// `batch` → the number of the last write batch (8, big-endian)
+    Meta,
 }
 
 impl Table {
-    pub const ALL: [Table; 6] = [
+    pub const ALL: [Table; 7] = [
         Table::Spans,
         Table::Processes,
         Table::ByService,
         Table::Services,
         Table::Operations,
         Table::Dictionary,
+        Table::Meta,
     ];
 
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Table::Spans => "spans",
             Table::Processes => "processes",
@@ -43,6 +61,7 @@ impl Table {
             Table::Services => "services",
             Table::Operations => "operations",
             Table::Dictionary => "dictionary",
+            Table::Meta => "meta",
         }
     }
 
@@ -81,6 +100,24 @@ pub trait Kv: Send + Sync {
     fn flush(&self) -> Result<(), StoreError>;
     /// Writes memtables out and compacts, so that disk use is what it settles to (benchmarks).
     fn compact(&self) -> Result<(), StoreError>;
+    /// What the open found of the journal (nothing to report in memory).
+    fn recovery(&self) -> Recovery {
+        Recovery::default()
+    }
+}
+
+/// What opening a data directory found: whether the engine's journal still holds every batch
+/// that was acknowledged before the last stop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// The number of the last batch the engine recovered.
+    pub recovered_batch: u64,
+    /// The acknowledgement record (None in memory).
+    pub record: Option<AckRecord>,
+    /// Acknowledged batches the engine did not recover: the journal was truncated or emptied.
+    pub lost_batches: u64,
+    /// The lowest dictionary ID never handed out before.
+    pub dictionary_next: u32,
 }
 
 /// Runs `step` over the items in order (or in reverse) until it returns false.
@@ -110,10 +147,60 @@ fn walk<I: DoubleEndedIterator>(
 pub struct FjallKv {
     db: fjall::Database,
     tables: Vec<fjall::Keyspace>,
+    /// The last batch number and the acknowledgement record; held across a commit, so that
+    /// numbers are committed in order.
+    batches: Mutex<Batches>,
+    recovery: Recovery,
+}
+
+struct Batches {
+    last: u64,
+    dictionary_next: u32,
+    ack: AckWriter,
 }
 
 impl FjallKv {
+    /// Opens (or creates) the store in `dir`. Refuses a directory of another layout.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        layout::check_or_mark(dir)?;
+        // Read before the engine opens: the record says what was acknowledged before the stop.
+        let record = layout::read_ack(dir)?;
+        let (db, tables) = Self::open_engine(dir)?;
+        let meta = tables
+            .get(Table::Meta.index())
+            .ok_or(StoreError::Corrupt("no meta table"))?;
+        let recovered_batch = match meta.get(BATCH_KEY)? {
+            Some(value) => <[u8; 8]>::try_from(value.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt("the batch number is not 8 bytes"))?,
+            None => 0,
+        };
+        let (acknowledged, dictionary_next) = match record {
+            AckRecord::Found {
+                batch,
+                dictionary_next,
+            } => (batch, dictionary_next),
+            AckRecord::Missing | AckRecord::Damaged => (0, 0),
+        };
+        let recovery = Recovery {
+            recovered_batch,
+            record: Some(record),
+            lost_batches: acknowledged.saturating_sub(recovered_batch),
+            dictionary_next,
+        };
+        Ok(FjallKv {
+            db,
+            tables,
+            batches: Mutex::new(Batches {
+                last: recovered_batch.max(acknowledged),
+                dictionary_next,
+                ack: AckWriter::new(dir),
+            }),
+            recovery,
+        })
+    }
+
+    fn open_engine(dir: &Path) -> Result<(fjall::Database, Vec<fjall::Keyspace>), StoreError> {
         // Memory bounds (the store must stay within a few hundred MiB under full ingest), and a
         // compressed journal: it is written once per span and was the larger half of the I/O.
         let db = fjall::Database::builder(dir)
@@ -134,32 +221,49 @@ impl FjallKv {
             .iter()
             .map(|t| db.keyspace(t.name(), options))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(FjallKv { db, tables })
+        Ok((db, tables))
     }
 
-    fn table(&self, table: Table) -> &fjall::Keyspace {
-        &self.tables[table.index()]
+    fn table(&self, table: Table) -> Result<&fjall::Keyspace, StoreError> {
+        self.tables
+            .get(table.index())
+            .ok_or(StoreError::Corrupt("a table is missing"))
     }
 }
 
 impl Kv for FjallKv {
     fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
+        let number = batches.last.saturating_add(1);
+        let mut dictionary_next = batches.dictionary_next;
         let mut batch = self
             .db
             .batch()
             .durability(Some(fjall::PersistMode::SyncData));
         for op in ops {
             match op {
-                Op::Put(t, k, v) => batch.insert(self.table(t), k, v),
-                Op::Delete(t, k) => batch.remove(self.table(t), k),
+                Op::Put(t, k, v) => {
+                    if t == Table::Dictionary {
+                        if let Ok(id) = <[u8; 4]>::try_from(k.as_slice()) {
+                            let next = u32::from_be_bytes(id).saturating_add(1);
+                            dictionary_next = dictionary_next.max(next);
+                        }
+                    }
+                    batch.insert(self.table(t)?, k, v);
+                }
+                Op::Delete(t, k) => batch.remove(self.table(t)?, k),
             }
         }
+        batch.insert(self.table(Table::Meta)?, BATCH_KEY, number.to_be_bytes());
         batch.commit()?;
+        batches.last = number;
+        batches.dictionary_next = dictionary_next;
+        batches.ack.write(number, dictionary_next);
         Ok(())
     }
 
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.table(table).get(key)?.map(|v| v.to_vec()))
+        Ok(self.table(table)?.get(key)?.map(|v| v.to_vec()))
     }
 
     fn scan(
@@ -170,7 +274,7 @@ impl Kv for FjallKv {
         reverse: bool,
         visit: &mut Visitor<'_>,
     ) -> Result<(), StoreError> {
-        walk(self.table(table).range(from..to), reverse, |guard| {
+        walk(self.table(table)?.range(from..to), reverse, |guard| {
             let (key, value) = guard.into_inner()?;
             visit(&key, &value)
         })
@@ -183,7 +287,8 @@ impl Kv for FjallKv {
     fn table_bytes(&self) -> Vec<(&'static str, u64)> {
         Table::ALL
             .iter()
-            .map(|t| (t.name(), self.table(*t).disk_space()))
+            .zip(&self.tables)
+            .map(|(t, keyspace)| (t.name(), keyspace.disk_space()))
             .collect()
     }
 
@@ -200,9 +305,21 @@ impl Kv for FjallKv {
         self.db.persist(fjall::PersistMode::SyncAll)?;
         Ok(())
     }
+
+    fn recovery(&self) -> Recovery {
+        self.recovery
+    }
 }
 
 // ---- in memory ----------------------------------------------------------------------------
+
+type MemoryTable = BTreeMap<Vec<u8>, Vec<u8>>;
+
+fn memory_table(tables: &mut [MemoryTable], table: Table) -> Result<&mut MemoryTable, StoreError> {
+    tables
+        .get_mut(table.index())
+        .ok_or(StoreError::Corrupt("a table is missing"))
+}
 
 #[derive(Default)]
 pub struct MemoryKv {
@@ -219,14 +336,14 @@ impl MemoryKv {
 
 impl Kv for MemoryKv {
     fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
-        let mut tables = self.tables.write().expect("lock poisoned");
+        let mut tables = self.tables.write().unwrap_or_else(PoisonError::into_inner);
         for op in ops {
             match op {
                 Op::Put(t, k, v) => {
-                    tables[t.index()].insert(k, v);
+                    memory_table(&mut tables, t)?.insert(k, v);
                 }
                 Op::Delete(t, k) => {
-                    tables[t.index()].remove(&k);
+                    memory_table(&mut tables, t)?.remove(&k);
                 }
             }
         }
@@ -234,8 +351,11 @@ impl Kv for MemoryKv {
     }
 
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let tables = self.tables.read().expect("lock poisoned");
-        Ok(tables[table.index()].get(key).cloned())
+        let tables = self.tables.read().unwrap_or_else(PoisonError::into_inner);
+        let table = tables
+            .get(table.index())
+            .ok_or(StoreError::Corrupt("a table is missing"))?;
+        Ok(table.get(key).cloned())
     }
 
     fn scan(
@@ -246,9 +366,15 @@ impl Kv for MemoryKv {
         reverse: bool,
         visit: &mut Visitor<'_>,
     ) -> Result<(), StoreError> {
-        let tables = self.tables.read().expect("lock poisoned");
-        let range =
-            tables[table.index()].range::<[u8], _>((Bound::Included(from), Bound::Excluded(to)));
+        let tables = self.tables.read().unwrap_or_else(PoisonError::into_inner);
+        let table = tables
+            .get(table.index())
+            .ok_or(StoreError::Corrupt("a table is missing"))?;
+        if from >= to {
+            // BTreeMap::range panics on an empty or inverted range; fjall returns nothing.
+            return Ok(());
+        }
+        let range = table.range::<[u8], _>((Bound::Included(from), Bound::Excluded(to)));
         walk(range, reverse, |(k, v)| visit(k, v))
     }
 

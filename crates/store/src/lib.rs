@@ -4,19 +4,25 @@
 
 mod api_v1;
 pub(crate) mod api_v3;
+pub mod check;
 mod codec;
+mod damage;
 mod dict;
 mod engine;
 mod group;
 mod grpc_query;
 pub mod ingest;
+mod keys;
 mod kv;
+mod layout;
+mod metrics;
 mod params;
 mod query;
 pub mod server;
 
-pub use engine::{Store, now_micros};
-pub use kv::{FjallKv, Kv, MemoryKv};
+pub use damage::DamageKind;
+pub use engine::{DEFAULT_DICTIONARY_MAX_ENTRIES, Store, StoreOptions, now_micros};
+pub use kv::{FjallKv, Kv, MemoryKv, Op, Recovery, Table};
 pub use params::{parse_go_duration, parse_rfc3339};
 pub use query::{DependencyLink, Operation, TraceQuery, TraceSummary, summarize};
 
@@ -28,6 +34,9 @@ pub enum StoreError {
     Corrupt(&'static str),
     #[error("the write failed: {0}")]
     Write(String),
+    /// The data directory holds another layout (or its marker cannot be read or written).
+    #[error("{0}")]
+    Layout(String),
 }
 
 impl From<codec::CorruptError> for StoreError {
@@ -43,11 +52,20 @@ use std::time::Duration;
 impl Store {
     /// A durable store in `dir` (created if missing).
     pub fn open(dir: &Path, retention: Duration) -> Result<Store, StoreError> {
-        Store::new(Arc::new(FjallKv::open(dir)?), retention)
+        Store::open_with(dir, &StoreOptions::new(retention))
+    }
+
+    pub fn open_with(dir: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
+        Store::with_options(Arc::new(FjallKv::open(dir)?), options)
     }
 
     /// A store that keeps everything in memory.
     pub fn in_memory(retention: Duration) -> Store {
-        Store::new(Arc::new(MemoryKv::new()), retention).expect("an empty store in memory opens")
+        Store::in_memory_with(&StoreOptions::new(retention))
+    }
+
+    pub fn in_memory_with(options: &StoreOptions) -> Store {
+        Store::with_options(Arc::new(MemoryKv::new()), options)
+            .expect("an empty store in memory opens")
     }
 }

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use crate::grpc_query::{QueryV2, QueryV3};
 use crate::ingest::{Ingest, OtlpGrpc, otlp_http_routes, zipkin_routes};
-use crate::{Store, api_v1, api_v3, now_micros};
+use crate::{Store, api_v1, api_v3, metrics, now_micros};
 
 /// Where each listener binds.
 #[derive(Debug, Clone)]
@@ -73,6 +73,7 @@ pub struct ServeOptions {
 pub fn query_router(store: Arc<Store>) -> Router {
     api_v1::routes()
         .merge(api_v3::routes())
+        .merge(metrics::routes())
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
         .with_state(store)
 }

@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
@@ -13,6 +14,8 @@ pub struct RunningStore {
     pub zipkin: String,
     pub query_http: String,
     pub query_grpc: String,
+    /// Every log line so far.
+    pub log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for RunningStore {
@@ -42,6 +45,7 @@ pub fn start_store(storage: &[&std::ffi::OsStr]) -> RunningStore {
         .expect("meshtrace starts");
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut found: [Option<String>; 5] = Default::default();
+    let log = Arc::new(Mutex::new(Vec::new()));
     let names = [
         "OTLP/gRPC ingest ready",
         "OTLP/HTTP ingest ready",
@@ -51,16 +55,22 @@ pub fn start_store(storage: &[&std::ffi::OsStr]) -> RunningStore {
     ];
     while found.iter().any(Option::is_none) {
         let line = lines.next().expect("the store logs its listeners").unwrap();
-        let Ok(log) = serde_json::from_str::<Value>(&line) else {
+        log.lock().unwrap().push(line.clone());
+        let Ok(json) = serde_json::from_str::<Value>(&line) else {
             continue;
         };
-        let message = log["fields"]["message"].as_str().unwrap_or("");
+        let message = json["fields"]["message"].as_str().unwrap_or("");
         if let Some(i) = names.iter().position(|n| message.starts_with(n)) {
-            found[i] = log["fields"]["addr"].as_str().map(str::to_string);
+            found[i] = json["fields"]["addr"].as_str().map(str::to_string);
         }
     }
     // Keep draining the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let kept = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            kept.lock().unwrap().push(line);
+        }
+    });
     let [otlp_grpc, otlp_http, zipkin, query_http, query_grpc] = found.map(Option::unwrap);
     RunningStore {
         child,
@@ -69,5 +79,6 @@ pub fn start_store(storage: &[&std::ffi::OsStr]) -> RunningStore {
         zipkin,
         query_http,
         query_grpc,
+        log,
     }
 }

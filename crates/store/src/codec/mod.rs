@@ -4,12 +4,32 @@
 //!
 //! A span's trace ID, start time and span ID live in its key, and its process is stored once per
 //! distinct process and referenced by a 64-bit hash, so a value holds only the rest.
+//!
+//! Decoding never trusts the bytes (they may be damaged on disk): it returns an error, or a
+//! placeholder for a dictionary entry that is missing, never panics.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
+#[cfg(test)]
+mod proptests;
+mod reader;
+mod search;
 
 use std::sync::Arc;
 
 use meshtrace_model::{KeyValue, Log, Process, RefType, Span, SpanId, SpanRef, TraceId, Value};
 
 use crate::dict::{Dictionary, Pending};
+use reader::{
+    DICT_STRING, Reader, put_dict_key, put_dict_str, put_kvs, put_str, put_value, put_varint,
+    unzigzag, zigzag,
+};
+pub use search::{WantedTag, span_has_tags};
 
 /// The pseudo tag key under which operation names are interned.
 const OPERATION_KEY: &str = "\u{0}operation";
@@ -35,7 +55,7 @@ pub fn encode_span(
         dict.value_id(op_key, &span.operation_name, pending),
         &span.operation_name,
     );
-    put_varint(out, span.flags as u64);
+    put_varint(out, u64::from(span.flags));
     put_varint(out, span.duration);
     put_varint(out, span.references.len() as u64);
     for r in &span.references {
@@ -55,8 +75,12 @@ pub fn encode_span(
     put_dict_kvs(out, &span.tags, dict, pending);
     put_varint(out, span.logs.len() as u64);
     for log in &span.logs {
-        // Log times are close to the span's start: store the difference (zigzag: it may be < 0).
-        put_varint(out, zigzag(log.timestamp as i64 - span.start_time as i64));
+        // Log times are close to the span's start: store the difference (zigzag: it may be < 0;
+        // wrapping: any two times round-trip, however far apart).
+        put_varint(
+            out,
+            zigzag((log.timestamp as i64).wrapping_sub(span.start_time as i64)),
+        );
         put_dict_kvs(out, &log.fields, dict, pending);
     }
     put_varint(out, span.warnings.len() as u64);
@@ -68,15 +92,14 @@ pub fn encode_span(
 
 /// The process hash a stored span refers to (its last 8 bytes).
 pub fn span_process_hash(value: &[u8]) -> Result<u64, CorruptError> {
-    let tail = value
-        .len()
-        .checked_sub(8)
+    let (_, tail) = value
+        .split_last_chunk::<8>()
         .ok_or(CorruptError("span value too short"))?;
-    Ok(u64::from_le_bytes(
-        value[tail..].try_into().expect("8 bytes"),
-    ))
+    Ok(u64::from_le_bytes(*tail))
 }
 
+/// A decoded span, and how many of its dictionary IDs had no entry (they read as
+/// placeholders, and the span carries a warning saying so).
 pub fn decode_span(
     trace_id: TraceId,
     start_time: u64,
@@ -84,10 +107,10 @@ pub fn decode_span(
     value: &[u8],
     process: Arc<Process>,
     dict: &Dictionary,
-) -> Result<Span, CorruptError> {
-    let mut r = Reader(value);
+) -> Result<(Span, u32), CorruptError> {
+    let mut r = Reader::new(value);
     let operation_name = r.dict_string(dict)?;
-    let flags = r.varint()? as u32;
+    let flags = r.varint32()?;
     let duration = r.varint()?;
     let count = r.count()?;
     let mut references = Vec::with_capacity(count);
@@ -114,7 +137,7 @@ pub fn decode_span(
     let mut logs = Vec::with_capacity(count);
     for _ in 0..count {
         let delta = unzigzag(r.varint()?);
-        let timestamp = (start_time as i64 + delta) as u64;
+        let timestamp = (start_time as i64).wrapping_add(delta) as u64;
         logs.push(Log {
             timestamp,
             fields: r.dict_kvs(dict)?,
@@ -125,7 +148,13 @@ pub fn decode_span(
     for _ in 0..count {
         warnings.push(r.string()?);
     }
-    Ok(Span {
+    let lost = r.lost_entries;
+    if lost > 0 {
+        warnings.push(format!(
+            "meshtrace: {lost} string(s) of this span were lost from the store's dictionary (damaged journal?) and read as placeholders"
+        ));
+    }
+    let span = Span {
         trace_id,
         span_id,
         operation_name,
@@ -137,7 +166,8 @@ pub fn decode_span(
         logs,
         process,
         warnings,
-    })
+    };
+    Ok((span, lost))
 }
 
 pub fn encode_process(process: &Process, out: &mut Vec<u8>) {
@@ -146,7 +176,7 @@ pub fn encode_process(process: &Process, out: &mut Vec<u8>) {
 }
 
 pub fn decode_process(value: &[u8]) -> Result<Process, CorruptError> {
-    let mut r = Reader(value);
+    let mut r = Reader::new(value);
     Ok(Process {
         service_name: r.string()?,
         tags: r.kvs()?,
@@ -158,7 +188,7 @@ pub fn decode_process(value: &[u8]) -> Result<Process, CorruptError> {
 pub fn process_hash(encoded: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in encoded {
-        hash ^= *byte as u64;
+        hash ^= u64::from(*byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     hash
@@ -201,9 +231,9 @@ impl Summary<'_> {
 }
 
 pub fn decode_summary(value: &[u8]) -> Result<Summary<'_>, CorruptError> {
-    let mut r = Reader(value);
+    let mut r = Reader::new(value);
     let operation = match r.byte()? {
-        DICT_STRING => SummaryOperation::Id(r.varint()? as u32),
+        DICT_STRING => SummaryOperation::Id(r.varint32()?),
         0 => SummaryOperation::Inline(r.str()?),
         _ => return Err(CorruptError("bad operation in an index entry")),
     };
@@ -218,145 +248,12 @@ pub fn operation_id(dict: &Dictionary, name: &str) -> Option<u32> {
     dict.lookup(name)
 }
 
-/// A tag a search asks for, with what the dictionary knows of it, prepared once per query.
-pub struct WantedTag {
-    pub key: String,
-    pub value: String,
-    key_id: Option<u32>,
-    value_id: Option<u32>,
-}
-
-impl WantedTag {
-    pub fn new(key: &str, value: &str, dict: &Dictionary) -> WantedTag {
-        WantedTag {
-            key: key.to_string(),
-            value: value.to_string(),
-            key_id: dict.lookup(key),
-            value_id: dict.lookup(value),
-        }
-    }
-
-    /// Whether a stored value equals the wanted one, compared as text (Jaeger's rule).
-    fn value_matches(&self, r: &mut Reader<'_>, kind: u8) -> Result<bool, CorruptError> {
-        Ok(match kind {
-            DICT_STRING => Some(r.varint()? as u32) == self.value_id,
-            0 => r.str()? == self.value,
-            1 => self.value == "false",
-            2 => self.value == "true",
-            3 => unzigzag(r.varint()?).to_string() == self.value,
-            4 => f64::from_le_bytes(r.array::<8>()?).to_string() == self.value,
-            5 => {
-                let n = r.count()?;
-                let bytes = r.take(n)?;
-                Value::Binary(bytes.to_vec()).as_text() == self.value.as_str()
-            }
-            _ => return Err(CorruptError("unknown value type")),
-        })
-    }
-}
-
-/// Whether every wanted tag is found on the encoded span: in its tags, its log fields or its
-/// process's tags. Reads the encoded form directly (no strings are built), because a search
-/// runs this on every candidate span.
-pub fn span_has_tags(
-    value: &[u8],
-    wanted: &[WantedTag],
-    process: &Process,
-) -> Result<bool, CorruptError> {
-    let mut found = vec![false; wanted.len()];
-    for (i, w) in wanted.iter().enumerate() {
-        found[i] = process
-            .tags
-            .iter()
-            .any(|kv| kv.key == w.key && kv.value.as_text() == w.value.as_str());
-    }
-    if found.iter().all(|f| *f) {
-        return Ok(true);
-    }
-    let mut r = Reader(value);
-    // operation, flags, duration
-    match r.byte()? {
-        DICT_STRING => {
-            r.varint()?;
-        }
-        _ => {
-            r.str()?;
-        }
-    }
-    r.varint()?;
-    r.varint()?;
-    for _ in 0..r.count()? {
-        let flags = r.byte()?;
-        r.take(if flags & SAME_TRACE != 0 { 8 } else { 24 })?;
-    }
-    scan_tags(&mut r, wanted, &mut found)?;
-    for _ in 0..r.count()? {
-        r.varint()?;
-        scan_tags(&mut r, wanted, &mut found)?;
-    }
-    Ok(found.iter().all(|f| *f))
-}
-
-fn scan_tags(
-    r: &mut Reader<'_>,
-    wanted: &[WantedTag],
-    found: &mut [bool],
-) -> Result<(), CorruptError> {
-    for _ in 0..r.count()? {
-        let key = r.varint()? as u32;
-        let kind = r.byte()?;
-        match wanted.iter().position(|w| w.key_id == Some(key)) {
-            Some(i) => {
-                if wanted[i].value_matches(r, kind)? {
-                    found[i] = true;
-                }
-            }
-            None => skip_value(r, kind)?,
-        }
-    }
-    Ok(())
-}
-
-fn skip_value(r: &mut Reader<'_>, kind: u8) -> Result<(), CorruptError> {
-    match kind {
-        DICT_STRING | 3 => {
-            r.varint()?;
-        }
-        0 | 5 => {
-            let n = r.count()?;
-            r.take(n)?;
-        }
-        4 => {
-            r.take(8)?;
-        }
-        1 | 2 => {}
-        _ => return Err(CorruptError("unknown value type")),
-    }
-    Ok(())
-}
-
-/// Kinds of value in a dictionary-coded tag (the plain layout of processes uses 0–5 alike).
-const DICT_STRING: u8 = 6;
-
-fn put_dict_str(out: &mut Vec<u8>, id: Option<u32>, text: &str) {
-    match id {
-        Some(id) => {
-            out.push(DICT_STRING);
-            put_varint(out, id as u64);
-        }
-        None => {
-            out.push(0);
-            put_str(out, text);
-        }
-    }
-}
-
 /// Tags with their keys, and the values worth it, as dictionary IDs.
 fn put_dict_kvs(out: &mut Vec<u8>, kvs: &[KeyValue], dict: &Dictionary, pending: &mut Pending) {
     put_varint(out, kvs.len() as u64);
     for kv in kvs {
         let key = dict.key_id(&kv.key, pending);
-        put_varint(out, key as u64);
+        put_dict_key(out, key, &kv.key);
         match &kv.value {
             Value::Str(s) => put_dict_str(out, dict.value_id(key, s, pending), s),
             other => put_value(out, other),
@@ -364,177 +261,8 @@ fn put_dict_kvs(out: &mut Vec<u8>, kvs: &[KeyValue], dict: &Dictionary, pending:
     }
 }
 
-fn put_value(out: &mut Vec<u8>, value: &Value) {
-    match value {
-        Value::Str(s) => {
-            out.push(0);
-            put_str(out, s);
-        }
-        Value::Bool(b) => out.push(if *b { 2 } else { 1 }),
-        Value::I64(i) => {
-            out.push(3);
-            put_varint(out, zigzag(*i));
-        }
-        Value::F64(f) => {
-            out.push(4);
-            out.extend_from_slice(&f.to_le_bytes());
-        }
-        Value::Binary(b) => {
-            out.push(5);
-            put_bytes(out, b);
-        }
-    }
-}
-
-fn put_kvs(out: &mut Vec<u8>, kvs: &[KeyValue]) {
-    put_varint(out, kvs.len() as u64);
-    for kv in kvs {
-        put_str(out, &kv.key);
-        put_value(out, &kv.value);
-    }
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_bytes(out, s.as_bytes());
-}
-
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    put_varint(out, b.len() as u64);
-    out.extend_from_slice(b);
-}
-
-pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn byte(&mut self) -> Result<u8, CorruptError> {
-        let (first, rest) = self.0.split_first().ok_or(CorruptError("truncated"))?;
-        self.0 = rest;
-        Ok(*first)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], CorruptError> {
-        let bytes = self.take(N)?;
-        Ok(bytes.try_into().expect("N bytes"))
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], CorruptError> {
-        if self.0.len() < n {
-            return Err(CorruptError("truncated"));
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn varint(&mut self) -> Result<u64, CorruptError> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = self.byte()?;
-            value |= ((byte & 0x7f) as u64) << shift;
-            if byte < 0x80 {
-                return Ok(value);
-            }
-        }
-        Err(CorruptError("varint too long"))
-    }
-
-    /// A length that must fit in what is left (guards allocations against corrupt input).
-    fn count(&mut self) -> Result<usize, CorruptError> {
-        let n = self.varint()? as usize;
-        if n > self.0.len() {
-            return Err(CorruptError("count larger than the value"));
-        }
-        Ok(n)
-    }
-
-    fn str(&mut self) -> Result<&'a str, CorruptError> {
-        let n = self.count()?;
-        std::str::from_utf8(self.take(n)?).map_err(|_| CorruptError("invalid UTF-8"))
-    }
-
-    fn string(&mut self) -> Result<String, CorruptError> {
-        self.str().map(str::to_string)
-    }
-
-    fn kvs(&mut self) -> Result<Vec<KeyValue>, CorruptError> {
-        let count = self.count()?;
-        let mut kvs = Vec::with_capacity(count);
-        for _ in 0..count {
-            let key = self.string()?;
-            let kind = self.byte()?;
-            kvs.push(KeyValue {
-                key,
-                value: self.value(kind)?,
-            });
-        }
-        Ok(kvs)
-    }
-
-    fn value(&mut self, kind: u8) -> Result<Value, CorruptError> {
-        Ok(match kind {
-            0 => Value::Str(self.string()?),
-            1 => Value::Bool(false),
-            2 => Value::Bool(true),
-            3 => Value::I64(unzigzag(self.varint()?)),
-            4 => Value::F64(f64::from_le_bytes(self.array::<8>()?)),
-            5 => {
-                let n = self.count()?;
-                Value::Binary(self.take(n)?.to_vec())
-            }
-            _ => return Err(CorruptError("unknown value type")),
-        })
-    }
-
-    fn dict_entry(&mut self, dict: &Dictionary) -> Result<String, CorruptError> {
-        let id = self.varint()?;
-        let text = dict
-            .get(id as u32)
-            .ok_or(CorruptError("a dictionary ID is not in the dictionary"))?;
-        Ok(text.to_string())
-    }
-
-    fn dict_string(&mut self, dict: &Dictionary) -> Result<String, CorruptError> {
-        match self.byte()? {
-            DICT_STRING => self.dict_entry(dict),
-            0 => self.string(),
-            _ => Err(CorruptError(
-                "a string is neither inline nor in the dictionary",
-            )),
-        }
-    }
-
-    fn dict_kvs(&mut self, dict: &Dictionary) -> Result<Vec<KeyValue>, CorruptError> {
-        let count = self.count()?;
-        let mut kvs = Vec::with_capacity(count);
-        for _ in 0..count {
-            let key = self.dict_entry(dict)?;
-            let value = match self.byte()? {
-                DICT_STRING => Value::Str(self.dict_entry(dict)?),
-                kind => self.value(kind)?,
-            };
-            kvs.push(KeyValue { key, value });
-        }
-        Ok(kvs)
-    }
-}
-
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
@@ -582,10 +310,52 @@ mod tests {
         let mut pending = Pending::default();
         encode_span(&span, 42, &dict, &mut pending, &mut out);
         assert_eq!(span_process_hash(&out).unwrap(), 42);
-        let back =
-            decode_span(TraceId(7), span.start_time, SpanId(9), &out, process, &dict).unwrap();
-        assert_eq!(back, span);
+        let (back, lost) = decode_span(
+            TraceId(7),
+            span.start_time,
+            SpanId(9),
+            &out,
+            process.clone(),
+            &dict,
+        )
+        .unwrap();
+        assert_eq!((back, lost), (span.clone(), 0));
         assert!(!pending.ids.is_empty());
+
+        // With a full dictionary every key and value is inline, and reads back the same.
+        let full = Dictionary::new(0);
+        let mut inline = Vec::new();
+        encode_span(&span, 42, &full, &mut Pending::default(), &mut inline);
+        let (back, _) = decode_span(
+            TraceId(7),
+            span.start_time,
+            SpanId(9),
+            &inline,
+            process.clone(),
+            &full,
+        )
+        .unwrap();
+        assert_eq!(back, span);
+
+        // Entries lost from the dictionary read as placeholders, with a warning.
+        let empty = Dictionary::default();
+        let (back, lost) = decode_span(
+            TraceId(7),
+            span.start_time,
+            SpanId(9),
+            &out,
+            process,
+            &empty,
+        )
+        .unwrap();
+        assert_eq!(lost, 9);
+        assert_eq!(back.tags[0].key, "<lost dictionary entry 2>");
+        assert!(
+            back.warnings
+                .last()
+                .unwrap()
+                .contains("lost from the store's dictionary")
+        );
     }
 
     #[test]
@@ -619,15 +389,21 @@ mod tests {
             process: Arc::new(process.clone()),
             warnings: vec![],
         };
-        let dict = Dictionary::default();
+        for max_entries in [100, 3] {
+            check_tags(&span, &process, &Dictionary::new(max_entries));
+        }
+    }
+
+    /// With a roomy dictionary, and with one so small that most keys are inline.
+    fn check_tags(span: &Span, process: &Process, dict: &Dictionary) {
         let mut out = Vec::new();
-        encode_span(&span, 1, &dict, &mut Pending::default(), &mut out);
+        encode_span(span, 1, dict, &mut Pending::default(), &mut out);
         let check = |tags: &[(&str, &str)]| {
             let wanted: Vec<WantedTag> = tags
                 .iter()
-                .map(|(k, v)| WantedTag::new(k, v, &dict))
+                .map(|(k, v)| WantedTag::new(k, v, dict))
                 .collect();
-            span_has_tags(&out, &wanted, &process).unwrap()
+            span_has_tags(&out, &wanted, process).unwrap()
         };
         assert!(check(&[("http.status_code", "503")]));
         assert!(check(&[("error", "true"), ("retries", "2")]));

@@ -1,0 +1,391 @@
+//! The trace store: writes spans with their indexes and reads traces by ID; `search.rs`
+//! searches and lists, `retention.rs` removes expired data.
+//!
+//! Reads never fail on one damaged entry: a key or value that does not decode is skipped, a
+//! span whose process or dictionary strings are lost is served with placeholders and a
+//! warning, and each is counted (`damage.rs`, shown on `/metrics`).
+//!
+//! Every method blocks (the engine does file I/O); async callers use `spawn_blocking`.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
+mod retention;
+mod search;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use meshtrace_model::{Process, Span, Trace, TraceId};
+
+use crate::StoreError;
+use crate::codec;
+use crate::damage::{Damage, DamageKind};
+use crate::dict::{Dictionary, DictionaryStats, Pending};
+use crate::group::GroupWriter;
+use crate::keys::{operation_key, parse_span_key, service_key, span_key};
+use crate::kv::{Kv, Op, Recovery, Table};
+
+pub use crate::dict::DEFAULT_MAX_ENTRIES as DEFAULT_DICTIONARY_MAX_ENTRIES;
+
+/// How a store is set up.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// How long spans are kept.
+    pub retention: Duration,
+    /// The most strings the dictionary holds (`--dictionary-max-entries`).
+    pub dictionary_max_entries: u32,
+}
+
+impl StoreOptions {
+    pub fn new(retention: Duration) -> Self {
+        StoreOptions {
+            retention,
+            dictionary_max_entries: DEFAULT_DICTIONARY_MAX_ENTRIES,
+        }
+    }
+}
+
+pub struct Store {
+    kv: Arc<dyn Kv>,
+    writer: GroupWriter,
+    dict: Dictionary,
+    retention: Duration,
+    /// Processes already written (they are stored once, by hash).
+    written_processes: Mutex<HashSet<u64>>,
+    /// Processes already read.
+    process_cache: Mutex<HashMap<u64, Arc<Process>>>,
+    damage: Damage,
+    recovery: Recovery,
+}
+
+pub fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Store {
+    pub fn new(kv: Arc<dyn Kv>, retention: Duration) -> Result<Self, StoreError> {
+        Store::with_options(kv, &StoreOptions::new(retention))
+    }
+
+    pub fn with_options(kv: Arc<dyn Kv>, options: &StoreOptions) -> Result<Self, StoreError> {
+        let damage = Damage::default();
+        let recovery = kv.recovery();
+        report_recovery(&recovery);
+        let mut entries = Vec::new();
+        kv.scan(Table::Dictionary, &[], &[0xff; 5], false, &mut |k, v| {
+            let id = <[u8; 4]>::try_from(k).map(u32::from_be_bytes);
+            match (id, std::str::from_utf8(v)) {
+                (Ok(id), Ok(text)) => entries.push((id, text.to_string())),
+                _ => damage.record(
+                    DamageKind::UndecodableKey,
+                    "dictionary",
+                    &"an entry is not a 4-byte ID and UTF-8 text",
+                ),
+            }
+            Ok(true)
+        })?;
+        Ok(Store {
+            writer: GroupWriter::new(kv.clone()),
+            dict: Dictionary::from_entries(
+                entries,
+                recovery.dictionary_next,
+                options.dictionary_max_entries,
+            ),
+            kv,
+            retention: options.retention,
+            written_processes: Mutex::new(HashSet::new()),
+            process_cache: Mutex::new(HashMap::new()),
+            damage,
+            recovery,
+        })
+    }
+
+    pub fn retention(&self) -> Duration {
+        self.retention
+    }
+
+    pub fn disk_bytes(&self) -> u64 {
+        self.kv.disk_bytes()
+    }
+
+    /// Writes memtables out and compacts (benchmarks measure settled disk use after it).
+    pub fn compact(&self) -> Result<(), StoreError> {
+        self.kv.compact()
+    }
+
+    /// Per-table disk use, for benchmarks.
+    pub fn table_bytes(&self) -> Vec<(&'static str, u64)> {
+        self.kv.table_bytes()
+    }
+
+    /// What the open found of the journal.
+    pub fn recovery(&self) -> Recovery {
+        self.recovery
+    }
+
+    pub fn dictionary_stats(&self) -> DictionaryStats {
+        self.dict.stats()
+    }
+
+    /// Damaged entries met since the start, by kind.
+    pub fn damage_count(&self, kind: DamageKind) -> u64 {
+        self.damage.count(kind)
+    }
+
+    /// Finishes the writes queued, then makes everything durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.writer.close();
+        self.kv.flush()
+    }
+
+    /// Writes spans and their index entries in one atomic, durable batch.
+    pub fn write(&self, spans: &[Span]) -> Result<(), StoreError> {
+        if spans.is_empty() {
+            return Ok(());
+        }
+        let mut ops = Vec::with_capacity(spans.len().saturating_mul(3).saturating_add(8));
+        let mut new_processes: Vec<u64> = Vec::new();
+        let mut process_hashes: HashMap<*const Process, u64> = HashMap::new();
+        let mut services: HashMap<&str, u64> = HashMap::new();
+        let mut operations: HashMap<(&str, &str, &str), u64> = HashMap::new();
+        {
+            let written = lock(&self.written_processes);
+            for span in spans {
+                let ptr = Arc::as_ptr(&span.process);
+                if process_hashes.contains_key(&ptr) {
+                    continue;
+                }
+                let mut encoded = Vec::new();
+                codec::encode_process(&span.process, &mut encoded);
+                let hash = codec::process_hash(&encoded);
+                process_hashes.insert(ptr, hash);
+                if !written.contains(&hash) && !new_processes.contains(&hash) {
+                    new_processes.push(hash);
+                    ops.push(Op::Put(
+                        Table::Processes,
+                        hash.to_be_bytes().to_vec(),
+                        encoded,
+                    ));
+                }
+            }
+        }
+        let mut pending = Pending::default();
+        for span in spans {
+            let Some(&hash) = process_hashes.get(&Arc::as_ptr(&span.process)) else {
+                continue; // every span's process was hashed above
+            };
+            let service = span.process.service_name.as_str();
+            let mut value = Vec::with_capacity(256);
+            codec::encode_span(span, hash, &self.dict, &mut pending, &mut value);
+            ops.push(Op::Put(
+                Table::Spans,
+                span_key(span.trace_id, span.start_time, span.span_id),
+                value,
+            ));
+            let mut summary = Vec::with_capacity(48);
+            codec::encode_summary(
+                &span.operation_name,
+                span.duration,
+                &self.dict,
+                &mut pending,
+                &mut summary,
+            );
+            ops.push(Op::Put(
+                Table::ByService,
+                service_key(service, span.start_time, span.trace_id, span.span_id),
+                summary,
+            ));
+            let seen = services.entry(service).or_default();
+            *seen = (*seen).max(span.start_time);
+            let seen = operations
+                .entry((service, span.kind(), &span.operation_name))
+                .or_default();
+            *seen = (*seen).max(span.start_time);
+        }
+        for (service, seen) in services {
+            ops.push(Op::Put(
+                Table::Services,
+                service.as_bytes().to_vec(),
+                seen.to_be_bytes().to_vec(),
+            ));
+        }
+        for ((service, kind, operation), seen) in operations {
+            ops.push(Op::Put(
+                Table::Operations,
+                operation_key(service, kind, operation),
+                seen.to_be_bytes().to_vec(),
+            ));
+        }
+        let entries = self.dict.entries_to_write(&pending);
+        for (id, text) in &entries {
+            ops.push(Op::Put(
+                Table::Dictionary,
+                id.to_be_bytes().to_vec(),
+                text.as_bytes().to_vec(),
+            ));
+        }
+        self.writer.write(ops)?;
+        let written: Vec<u32> = entries.iter().map(|(id, _)| *id).collect();
+        self.dict.mark_committed(&written);
+        lock(&self.written_processes).extend(new_processes);
+        Ok(())
+    }
+
+    pub fn get_trace(&self, trace_id: TraceId) -> Result<Option<Trace>, StoreError> {
+        let from = trace_id.to_bytes();
+        let to = match trace_id.0.checked_add(1) {
+            Some(next) => next.to_be_bytes().to_vec(),
+            None => vec![0xff; 17],
+        };
+        let mut raw: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        self.kv.scan(Table::Spans, &from, &to, false, &mut |k, v| {
+            raw.push((k.to_vec(), v.to_vec()));
+            Ok(true)
+        })?;
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        let mut spans = Vec::with_capacity(raw.len());
+        let mut unreadable = 0usize;
+        for (k, v) in &raw {
+            match self.decode_span_entry(k, v)? {
+                Some(span) => spans.push(span),
+                None => unreadable = unreadable.saturating_add(1),
+            }
+        }
+        let mut warnings = Vec::new();
+        if unreadable > 0 {
+            warnings.push(format!(
+                "meshtrace: {unreadable} span(s) of this trace are damaged in the store and left out"
+            ));
+        }
+        if spans.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Trace { spans, warnings }))
+    }
+
+    /// A stored span, or None (counted) when its key or value is damaged.
+    fn decode_span_entry(&self, key: &[u8], value: &[u8]) -> Result<Option<Span>, StoreError> {
+        let Some((trace_id, start, span_id)) = parse_span_key(key) else {
+            self.damage.record(
+                DamageKind::UndecodableKey,
+                "spans",
+                &"a key is not 32 bytes",
+            );
+            return Ok(None);
+        };
+        let (process, process_lost) = match codec::span_process_hash(value) {
+            Ok(hash) => self.process(hash)?,
+            Err(error) => {
+                self.damage
+                    .record(DamageKind::UndecodableValue, "spans", &error);
+                return Ok(None);
+            }
+        };
+        match codec::decode_span(trace_id, start, span_id, value, process, &self.dict) {
+            Ok((mut span, lost)) => {
+                if lost > 0 {
+                    self.damage.record(
+                        DamageKind::MissingDictionaryEntry,
+                        "dictionary",
+                        &format_args!("trace {trace_id}: {lost} string(s) lost"),
+                    );
+                }
+                if process_lost {
+                    span.warnings.push(
+                        "meshtrace: the process of this span was lost from the store (damaged journal?)"
+                            .to_string(),
+                    );
+                }
+                Ok(Some(span))
+            }
+            Err(error) => {
+                self.damage
+                    .record(DamageKind::UndecodableValue, "spans", &error);
+                Ok(None)
+            }
+        }
+    }
+
+    /// The process stored under `hash`; or a placeholder (not cached, counted, and `true`)
+    /// when it is missing or damaged.
+    fn process(&self, hash: u64) -> Result<(Arc<Process>, bool), StoreError> {
+        if let Some(p) = lock(&self.process_cache).get(&hash) {
+            return Ok((p.clone(), false));
+        }
+        let decoded = match self.kv.get(Table::Processes, &hash.to_be_bytes())? {
+            Some(value) => codec::decode_process(&value).map_err(|e| {
+                self.damage
+                    .record(DamageKind::UndecodableValue, "processes", &e);
+            }),
+            None => {
+                self.damage.record(
+                    DamageKind::MissingProcess,
+                    "processes",
+                    &format_args!("process {hash:016x} is not stored"),
+                );
+                Err(())
+            }
+        };
+        let Ok(process) = decoded else {
+            return Ok((Arc::new(placeholder_process(hash)), true));
+        };
+        let process = Arc::new(process);
+        lock(&self.process_cache).insert(hash, process.clone());
+        Ok((process, false))
+    }
+
+    fn oldest_visible(&self) -> u64 {
+        let retention = u64::try_from(self.retention.as_micros()).unwrap_or(u64::MAX);
+        now_micros().saturating_sub(retention)
+    }
+}
+
+/// The process a span whose process is lost is served with: named so it is obvious.
+fn placeholder_process(hash: u64) -> Process {
+    Process {
+        service_name: format!("<lost process {hash:016x}>"),
+        tags: Vec::new(),
+    }
+}
+
+/// Logs what the open found of the journal.
+fn report_recovery(recovery: &Recovery) {
+    use crate::layout::AckRecord;
+    if recovery.lost_batches > 0 {
+        tracing::error!(
+            lost_batches = recovery.lost_batches,
+            recovered_batch = recovery.recovered_batch,
+            "the journal lost acknowledged writes: it was truncated or emptied after batch {} was acknowledged, and the store recovered only up to batch {}; the spans of the lost batches are gone, and spans written before them may have lost their process or dictionary strings (run `meshtrace store --check`)",
+            recovery
+                .recovered_batch
+                .saturating_add(recovery.lost_batches),
+            recovery.recovered_batch,
+        );
+    }
+    if recovery.record == Some(AckRecord::Damaged) {
+        tracing::warn!(
+            "the acknowledgement record is damaged: this start cannot tell whether the journal lost writes"
+        );
+    }
+}
+
+fn last_seen(value: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(value)
+        .map(u64::from_be_bytes)
+        .unwrap_or(u64::MAX)
+}

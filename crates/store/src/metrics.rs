@@ -1,0 +1,97 @@
+//! `GET /metrics` on the query HTTP port: the store's own health in OpenMetrics text — the
+//! dictionary's size against its bound, damaged data met while serving, and what the last
+//! open found of the journal. Values are read from the store at each scrape.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::Store;
+use crate::damage::DamageKind;
+
+pub fn routes() -> Router<Arc<Store>> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+fn gauge(value: u64) -> ConstGauge<i64> {
+    ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX))
+}
+
+/// The registry of one scrape.
+pub fn registry(store: &Store) -> Registry {
+    let mut registry = Registry::default();
+    let dict = store.dictionary_stats();
+    registry.register(
+        "meshtrace_store_dictionary_entries",
+        "Strings held in the dictionary (tag keys, repeated values, operation names)",
+        gauge(dict.entries),
+    );
+    registry.register(
+        "meshtrace_store_dictionary_bytes",
+        "Bytes of text held in the dictionary",
+        gauge(dict.bytes),
+    );
+    registry.register(
+        "meshtrace_store_dictionary_max_entries",
+        "The bound on the dictionary (--dictionary-max-entries)",
+        gauge(u64::from(dict.max_entries)),
+    );
+    registry.register(
+        "meshtrace_store_dictionary_full",
+        "Strings stored inline in spans because the dictionary was full",
+        ConstCounter::new(dict.refused),
+    );
+    let damage = Family::<[(&'static str, &'static str); 1], Counter>::default();
+    for kind in DamageKind::ALL {
+        damage
+            .get_or_create(&[("kind", kind.label())])
+            .inc_by(store.damage_count(kind));
+    }
+    registry.register(
+        "meshtrace_store_damaged_entries",
+        "Damaged stored entries met while serving (skipped or served with placeholders), by kind",
+        damage,
+    );
+    registry.register(
+        "meshtrace_store_journal_lost_batches",
+        "Acknowledged write batches the journal no longer held when the store opened",
+        gauge(store.recovery().lost_batches),
+    );
+    registry.register(
+        "meshtrace_store_disk_bytes",
+        "Bytes the store uses on disk",
+        gauge(store.disk_bytes()),
+    );
+    registry
+}
+
+async fn metrics(State(store): State<Arc<Store>>) -> Response {
+    let mut text = String::new();
+    match encode(&mut text, &registry(&store)) {
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n").into_response(),
+    }
+}

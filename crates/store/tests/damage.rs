@@ -1,0 +1,180 @@
+//! Issue 13, defect 11: spans whose process or dictionary strings were lost (a journal emptied
+//! after the spans themselves reached the engine's tables) are served with placeholders and
+//! warnings, searches still find them, `/metrics` counts the damage, and the data check names
+//! it. Before, every search of the service failed with "a span refers to a missing process".
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use meshtrace_store::{FjallKv, Kv, Op, Store, Table, now_micros};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use serde_json::Value;
+
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+async fn write_traces(store: &TestStore, start: u64) {
+    let mut client = TraceServiceClient::connect(store.otlp_grpc())
+        .await
+        .unwrap();
+    for trace in 1..=3u128 {
+        let span = SpanSpec {
+            trace,
+            span: trace as u64,
+            parent: 0,
+            name: "GET /lost",
+            kind: 2,
+            start_us: start + trace as u64,
+            duration_us: 10,
+            attributes: vec![kv("http.status_code", s("503"))],
+            error: false,
+        };
+        let batch = request(vec![resource_spans(
+            "svc",
+            vec![kv("pod", s("svc-1"))],
+            vec![span.build()],
+        )]);
+        client.export(batch).await.unwrap();
+    }
+}
+
+fn delete_all(kv: &FjallKv, table: Table) {
+    let mut keys = Vec::new();
+    kv.scan(table, &[], &[0xff; 9], false, &mut |k, _| {
+        keys.push(k.to_vec());
+        Ok(true)
+    })
+    .unwrap();
+    assert!(!keys.is_empty());
+    kv.write(keys.into_iter().map(|k| Op::Delete(table, k)).collect())
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spans_with_lost_processes_and_strings_are_served_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = now_micros() - 60_000_000;
+    {
+        let store = TestStore::start(Store::open(dir.path(), FOREVER).unwrap(), 16 << 20).await;
+        write_traces(&store, start).await;
+        store.stop().await;
+    }
+    // What an emptied journal leaves when the span tables had been flushed but the small
+    // tables of processes and strings had not.
+    {
+        let kv = FjallKv::open(dir.path()).unwrap();
+        delete_all(&kv, Table::Processes);
+        delete_all(&kv, Table::Dictionary);
+        kv.flush().unwrap();
+    }
+
+    let report = meshtrace_store::check::check(dir.path()).unwrap();
+    assert!(report.is_damaged());
+    let text = report.to_string();
+    assert!(text.contains("spans: process missing: 3"), "{text}");
+    assert!(
+        text.contains("spans: dictionary entries missing: 3"),
+        "{text}"
+    );
+
+    let store = TestStore::start(Store::open(dir.path(), FOREVER).unwrap(), 16 << 20).await;
+    let window = format!("start={}&end={}", start - 1, start + 10);
+    let (status, body) = store
+        .get_json(&format!("/api/traces?service=svc&{window}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let traces = body["data"].as_array().unwrap();
+    assert_eq!(traces.len(), 3, "{body}");
+    let trace = &traces[0];
+    let process = trace["processes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap();
+    assert!(
+        process["serviceName"]
+            .as_str()
+            .unwrap()
+            .starts_with("<lost process "),
+        "{process}"
+    );
+    let span = &trace["spans"][0];
+    let warnings: Vec<&str> = span["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("process of this span was lost")),
+        "{span}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("lost from the store's dictionary")),
+        "{span}"
+    );
+    // The operation name was a dictionary string; the tag key too.
+    assert!(
+        span["operationName"]
+            .as_str()
+            .unwrap()
+            .starts_with("<lost dictionary entry "),
+        "{span}"
+    );
+
+    // Searches by tag still run (the lost key cannot match), and the lists still answer.
+    let (status, body) = store
+        .get_json(&format!(
+            "/api/traces?service=svc&{window}&tags=%7B%22http.status_code%22%3A%22503%22%7D"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = store.get_json("/api/services/svc/operations").await;
+    assert_eq!(status, 200);
+
+    let metrics = store
+        .http
+        .get(store.query("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for kind in ["missing_process", "missing_dictionary_entry"] {
+        let line = format!("meshtrace_store_damaged_entries_total{{kind=\"{kind}\"}} ");
+        let count: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .unwrap_or_else(|| panic!("{metrics}"))
+            .parse()
+            .unwrap();
+        assert!(count > 0, "{kind}: {metrics}");
+    }
+
+    // New spans of the same service write the process again, and they read back whole; new
+    // strings never take the IDs of the lost ones.
+    write_traces(&store, start + 100).await;
+    let (status, body) = store.get_json(&format!("/api/traces/{:016x}", 1)).await;
+    assert_eq!(status, 200);
+    let names: Vec<Value> = body["data"][0]["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["operationName"].clone())
+        .collect();
+    assert!(names.contains(&Value::from("GET /lost")), "{body}");
+    assert!(
+        names
+            .iter()
+            .any(|n| n.as_str().unwrap().starts_with("<lost dictionary entry ")),
+        "old spans must not read a new string under a lost ID: {body}"
+    );
+    store.stop().await;
+}
