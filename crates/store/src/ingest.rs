@@ -156,7 +156,7 @@ impl IngestError {
 }
 
 /// `google.rpc.Status`, the body of an OTLP/HTTP error response.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
+#[derive(Clone, PartialEq, prost::Message)]
 struct RpcStatus {
     #[prost(int32, tag = "1")]
     code: i32,
@@ -179,7 +179,27 @@ fn otlp_error(error: IngestError, format: Format) -> Response {
     encode_reply(status, &body, format)
 }
 
-fn encode_reply<M: Message + serde::Serialize>(
+/// A reply message as OTLP/HTTP's JSON encoding (protojson) writes it.
+trait ToProtojson {
+    fn to_protojson(&self) -> serde_json::Value;
+}
+
+impl ToProtojson for ExportTraceServiceResponse {
+    fn to_protojson(&self) -> serde_json::Value {
+        crate::protojson::export_response(self)
+    }
+}
+
+impl ToProtojson for RpcStatus {
+    fn to_protojson(&self) -> serde_json::Value {
+        crate::protojson::Object::new()
+            .int("code", self.code)
+            .string("message", &self.message)
+            .build()
+    }
+}
+
+fn encode_reply<M: Message + ToProtojson>(
     status: StatusCode,
     message: &M,
     format: Format,
@@ -192,14 +212,7 @@ fn encode_reply<M: Message + serde::Serialize>(
         )
             .into_response(),
         Format::Json => {
-            // As protojson writes it: unset fields are left out (`{}` for full success).
-            let body = match serde_json::to_value(message) {
-                Ok(value) => crate::api_v3::prune_defaults(value).to_string(),
-                Err(e) => {
-                    tracing::error!(error = %e, "an OTLP reply did not serialize");
-                    return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-                }
-            };
+            let body = message.to_protojson().to_string();
             (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
     }

@@ -12,6 +12,7 @@ mod grpc_query;
 pub mod ingest;
 mod kv;
 mod params;
+mod protojson;
 mod query;
 pub mod server;
 
