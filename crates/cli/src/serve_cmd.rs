@@ -20,6 +20,8 @@ pub struct ServeArgs {
     /// Let POST /api/tracing/check probe any host, not only the configured backend's.
     #[arg(long)]
     pub allow_check_any_host: bool,
+    #[command(flatten)]
+    pub limits: crate::listen_args::ListenArgs,
 }
 
 impl ServeArgs {
@@ -47,6 +49,7 @@ impl ServeArgs {
         };
         let options = ConsoleOptions {
             allow_check_any_host: self.allow_check_any_host,
+            limits: self.limits.limits(),
             ..ConsoleOptions::default()
         };
         let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

@@ -44,6 +44,8 @@ pub struct StoreArgs {
     /// The largest request body accepted, in bytes, before or after gzip.
     #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_body: usize,
+    #[command(flatten)]
+    pub limits: crate::listen_args::ListenArgs,
 }
 
 /// `host:port`, or `:port` (every interface, as Jaeger writes it).
@@ -99,6 +101,7 @@ impl StoreArgs {
         let options = ServeOptions {
             max_body: self.max_body,
             retention_interval: Duration::from_secs(60),
+            limits: self.limits.limits(),
         };
         serve(
             Arc::new(store),
