@@ -82,7 +82,30 @@ fn check_len(what: &str, value: &str, max: usize) -> Result<(), String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::arithmetic_side_effects)]
 mod tests {
+    use crate::zipkin::{ZipkinSpan, spans_from_zipkin};
+
+    proptest::proptest! {
+        /// Whatever times a Zipkin span carries, a span that is accepted ends after it starts and
+        /// its times in nanoseconds fit OTLP's u64.
+        #[test]
+        fn accepted_zipkin_times_never_wrap(timestamp: u64, duration: u64, log: u64) {
+            let span: ZipkinSpan = serde_json::from_value(serde_json::json!({
+                "traceId": "0a", "id": "01", "timestamp": timestamp, "duration": duration,
+                "annotations": [{"timestamp": log, "value": "x"}]
+            }))
+            .unwrap();
+            let (spans, rejected) = spans_from_zipkin(&[span]);
+            proptest::prop_assert_eq!(spans.len() + rejected.len(), 1);
+            for span in spans {
+                let end = span.start_time.checked_add(span.duration).unwrap();
+                proptest::prop_assert!(end.checked_mul(1000).is_some());
+                proptest::prop_assert!(span.logs[0].timestamp.checked_mul(1000).is_some());
+            }
+        }
+    }
+
     #[test]
     fn the_latest_time_is_written_right() {
         // 2554-07-21 is day 213_503 after the epoch; then 23:34:33.709551.

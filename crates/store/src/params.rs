@@ -144,7 +144,7 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
@@ -184,5 +184,30 @@ mod tests {
         assert!(parse_rfc3339("yesterday").is_err());
         assert!(parse_rfc3339("2026-01-01T00:00:00+0é000").is_err());
         assert!(parse_rfc3339("2026-01-01T00:00:00+-1:00").is_err());
+    }
+
+    proptest::proptest! {
+        /// Any text from a query string: an answer, never a panic.
+        #[test]
+        fn no_text_panics_the_parsers(text in "\\PC{0,40}") {
+            let _ = parse_rfc3339(&text);
+            let _ = parse_go_duration(&text);
+        }
+
+        /// Text shaped like an RFC 3339 time, with any characters where the digits go and a
+        /// zone of digits, colons and a two-byte character.
+        #[test]
+        fn no_near_time_panics(
+            fill in proptest::collection::vec("\\PC", 12),
+            zone in "[+-][0-9:é]{3,5}",
+        ) {
+            let text = format!(
+                "{}{}{}{}-{}{}-{}{}T{}{}:{}{}:00{zone}",
+                fill[0], fill[1], fill[2], fill[3], fill[4], fill[5], fill[6], fill[7],
+                fill[8], fill[9], fill[10], fill[11]
+            );
+            let _ = parse_rfc3339(&text);
+            let _ = parse_rfc3339(&format!("2026-01-01T00:00:00{zone}"));
+        }
     }
 }
