@@ -82,7 +82,11 @@ fn check_len(what: &str, value: &str, max: usize) -> Result<(), String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::arithmetic_side_effects)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing
+)]
 mod tests {
     use crate::zipkin::{ZipkinSpan, spans_from_zipkin};
 
