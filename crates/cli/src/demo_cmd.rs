@@ -80,6 +80,7 @@ impl DemoArgs {
         let options = ServeOptions {
             max_body: 16 << 20,
             retention_interval: Duration::from_secs(60),
+            limits: meshtrace_listen::Limits::default(),
         };
         let server = tokio::spawn(serve(store, listeners, options, async {
             let _ = store_stopped.await;

@@ -21,6 +21,8 @@ pub struct ServeArgs {
     /// (the live secrets still go to the configured backend only).
     #[arg(long)]
     pub allow_check_any_host: bool,
+    #[command(flatten)]
+    pub limits: crate::listen_args::ListenArgs,
 }
 
 impl ServeArgs {
@@ -48,6 +50,7 @@ impl ServeArgs {
         };
         let options = ConsoleOptions {
             allow_check_any_host: self.allow_check_any_host,
+            limits: self.limits.limits(),
             ..ConsoleOptions::default()
         };
         let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

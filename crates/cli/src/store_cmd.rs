@@ -53,6 +53,8 @@ pub struct StoreArgs {
     /// damaged and exits 1 when anything is.
     #[arg(long, conflicts_with = "memory")]
     pub check: bool,
+    #[command(flatten)]
+    pub limits: crate::listen_args::ListenArgs,
 }
 
 /// `host:port`, or `:port` (every interface, as Jaeger writes it).
@@ -135,6 +137,7 @@ impl StoreArgs {
         let options = ServeOptions {
             max_body: self.max_body,
             retention_interval: Duration::from_secs(60),
+            limits: self.limits.limits(),
         };
         serve(
             Arc::new(store),

@@ -41,6 +41,8 @@ pub struct ConsoleOptions {
     pub inventory_traces_per_service: usize,
     /// Refresh the inventory in the background (else only when a request needs it).
     pub background_inventory: bool,
+    /// What the listener holds its clients to: header, body and idle timeouts, open connections.
+    pub limits: meshtrace_listen::Limits,
 }
 
 impl Default for ConsoleOptions {
@@ -52,6 +54,7 @@ impl Default for ConsoleOptions {
             inventory_refresh: Duration::from_secs(30),
             inventory_traces_per_service: 50,
             background_inventory: true,
+            limits: meshtrace_listen::Limits::default(),
         }
     }
 }
@@ -130,7 +133,8 @@ impl Console {
     }
 
     /// Serves until `shutdown` completes, then finishes the requests in flight. The inventory
-    /// is refreshed in the background meanwhile.
+    /// is refreshed in the background meanwhile. Clients are held to `options.limits`
+    /// (meshtrace-listen): slow or idle ones are disconnected, open connections capped.
     pub async fn serve(
         self: Arc<Console>,
         listener: tokio::net::TcpListener,
@@ -139,9 +143,7 @@ impl Console {
         let refresher = tokio::spawn(inventory::refresh_forever(self.clone()));
         let app = self.router();
         tracing::info!(addr = %listener.local_addr()?, web_root = %self.config.server.web_root, "console ready");
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let result = meshtrace_listen::serve(listener, app, self.options.limits, shutdown).await;
         refresher.abort();
         result
     }

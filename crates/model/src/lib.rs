@@ -3,6 +3,7 @@
 
 mod ids;
 pub mod jaeger_json;
+pub mod limits;
 pub mod otlp;
 mod span;
 #[cfg(feature = "proptest")]

@@ -7,6 +7,14 @@
 //! and `w3c.tracestate`; the parent becomes the first CHILD_OF reference and links become
 //! FOLLOWS_FROM (or CHILD_OF when the link says `opentracing.ref_type=child_of`); events become
 //! logs with the event's name in the field `event`; array and map attributes become JSON strings.
+//! Every converted span is held to [`crate::limits`] before it is accepted.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 use std::sync::Arc;
 
@@ -127,9 +135,10 @@ fn span_from_otlp(
     };
     let parent = match otlp.parent_span_id.len() {
         0 => None,
-        8 => Some(SpanId::from_bytes(&otlp.parent_span_id).expect("length checked"))
-            .filter(|p| !p.is_zero()),
-        n => return Err(format!("the parent span ID has {n} bytes; expected 8")),
+        n => match SpanId::from_bytes(&otlp.parent_span_id) {
+            Ok(parent) => Some(parent).filter(|p| !p.is_zero()),
+            Err(_) => return Err(format!("the parent span ID has {n} bytes; expected 8")),
+        },
     };
     if otlp.end_time_unix_nano < otlp.start_time_unix_nano {
         return Err(format!(
@@ -138,7 +147,7 @@ fn span_from_otlp(
         ));
     }
 
-    let mut references = Vec::with_capacity(otlp.links.len() + 1);
+    let mut references = Vec::with_capacity(otlp.links.len().saturating_add(1));
     if let Some(parent) = parent {
         references.push(SpanRef {
             ref_type: RefType::ChildOf,
@@ -163,8 +172,10 @@ fn span_from_otlp(
             RefType::FollowsFrom
         };
         if parent == Some(link_span) && link_trace == trace_id {
-            // The parent is also a link: the link decides the reference's type.
-            references[0].ref_type = ref_type;
+            // The parent is also a link (the first reference): the link decides its type.
+            if let Some(first) = references.first_mut() {
+                first.ref_type = ref_type;
+            }
             continue;
         }
         references.push(SpanRef {
@@ -174,7 +185,12 @@ fn span_from_otlp(
         });
     }
 
-    let mut tags = Vec::with_capacity(scope_tags.len() + otlp.attributes.len() + 4);
+    let mut tags = Vec::with_capacity(
+        scope_tags
+            .len()
+            .saturating_add(otlp.attributes.len())
+            .saturating_add(4),
+    );
     tags.extend_from_slice(scope_tags);
     tags.extend(otlp.attributes.iter().map(kv_from_otlp));
     if let Some(kind) = kind_name(otlp.kind) {
@@ -202,7 +218,7 @@ fn span_from_otlp(
         .events
         .iter()
         .map(|event| {
-            let mut fields = Vec::with_capacity(event.attributes.len() + 1);
+            let mut fields = Vec::with_capacity(event.attributes.len().saturating_add(1));
             if !event.name.is_empty() && !event.attributes.iter().any(|a| a.key == "event") {
                 fields.push(KeyValue::string("event", &event.name));
             }
@@ -215,19 +231,22 @@ fn span_from_otlp(
         .collect();
 
     let start_us = otlp.start_time_unix_nano / 1000;
-    Ok(Span {
+    let span = Span {
         trace_id,
         span_id,
         operation_name: otlp.name.clone(),
         references,
         flags: otlp.flags,
         start_time: start_us,
-        duration: otlp.end_time_unix_nano / 1000 - start_us,
+        // The end is not before the start (checked above).
+        duration: (otlp.end_time_unix_nano / 1000).saturating_sub(start_us),
         tags,
         logs,
         process: process.clone(),
         warnings: Vec::new(),
-    })
+    };
+    crate::limits::check_span(&span)?;
+    Ok(span)
 }
 
 fn kind_name(kind: i32) -> Option<&'static str> {
@@ -352,10 +371,12 @@ pub fn spans_to_otlp<'a>(spans: impl IntoIterator<Item = &'a Span>) -> Vec<Resou
             Some(index) => index,
             None => {
                 out.push((span.process.clone(), Vec::new()));
-                out.len() - 1
+                out.len().saturating_sub(1)
             }
         };
-        let scopes = &mut out[index].1;
+        let Some((_, scopes)) = out.get_mut(index) else {
+            continue;
+        };
         match scopes.iter_mut().find(|(s, _)| *s == scope) {
             Some((_, list)) => list.push(otlp),
             None => scopes.push((scope, vec![otlp])),
@@ -458,7 +479,7 @@ fn span_to_otlp(span: &Span) -> ((String, String), OtlpSpan) {
         .iter()
         .map(|log| {
             let mut event = span::Event {
-                time_unix_nano: log.timestamp * 1000,
+                time_unix_nano: log.timestamp.saturating_mul(1000),
                 ..Default::default()
             };
             for field in &log.fields {
@@ -480,8 +501,9 @@ fn span_to_otlp(span: &Span) -> ((String, String), OtlpSpan) {
         flags: span.flags,
         name: span.operation_name.clone(),
         kind: kind as i32,
-        start_time_unix_nano: span.start_time * 1000,
-        end_time_unix_nano: (span.start_time + span.duration) * 1000,
+        // Saturating: a stored span is bounded (crate::limits), but nothing here may wrap.
+        start_time_unix_nano: span.start_time.saturating_mul(1000),
+        end_time_unix_nano: span.end_time().saturating_mul(1000),
         attributes,
         events,
         links,
@@ -507,6 +529,11 @@ fn otlp_kv(key: &str, value: &Value) -> OtlpKeyValue {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
     use opentelemetry_proto::tonic::trace::v1::span::{Event, Link, SpanKind};

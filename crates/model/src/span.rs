@@ -125,6 +125,13 @@ impl Span {
         }
     }
 
+    /// When the span ends, in microseconds since the Unix epoch. Saturates rather than wraps:
+    /// spans that enter through OTLP or Zipkin are bounded (see [`crate::limits`]), but a span
+    /// can be built by hand.
+    pub fn end_time(&self) -> u64 {
+        self.start_time.saturating_add(self.duration)
+    }
+
     /// True when the span carries `error=true` (bool, or the string "true").
     pub fn has_error(&self) -> bool {
         match self.tag("error") {

@@ -6,7 +6,15 @@
 //! `otel.status_code=ERROR` (and its text, when it has one, `otel.status_description`);
 //! annotations become logs with the field `event`. A `shared` server span — Zipkin's way of
 //! letting client and server report one span ID — gets its own ID, derived from the shared
-//! one, and the client span as its parent, so the trace stays a tree.
+//! one, and the client span as its parent, so the trace stays a tree. Every converted span is
+//! held to [`crate::limits`] before it is accepted.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -121,7 +129,7 @@ fn span_from_zipkin(z: &ZipkinSpan, process: Arc<Process>) -> Result<Span, Strin
         span_id = shared_server_id(span_id);
     }
 
-    let mut tags = Vec::with_capacity(z.tags.len() + 5);
+    let mut tags = Vec::with_capacity(z.tags.len().saturating_add(5));
     if let Some(kind) = &kind {
         tags.push(KeyValue::string("span.kind", kind));
     }
@@ -166,7 +174,7 @@ fn span_from_zipkin(z: &ZipkinSpan, process: Arc<Process>) -> Result<Span, Strin
             fields: vec![KeyValue::string("event", &a.value)],
         })
         .collect();
-    Ok(Span {
+    let span = Span {
         trace_id,
         span_id,
         operation_name: z.name.clone().unwrap_or_default(),
@@ -178,7 +186,9 @@ fn span_from_zipkin(z: &ZipkinSpan, process: Arc<Process>) -> Result<Span, Strin
         logs,
         process,
         warnings: Vec::new(),
-    })
+    };
+    crate::limits::check_span(&span)?;
+    Ok(span)
 }
 
 /// Spans as Zipkin v2 JSON, the way Envoy's Zipkin tracer reports them: kind upper-case,
@@ -197,27 +207,30 @@ pub fn spans_to_zipkin(spans: &[Span]) -> Vec<serde_json::Value> {
                     }
                 }
             }
-            let mut local = serde_json::json!({"serviceName": span.process.service_name});
+            let mut local = serde_json::Map::new();
+            local.insert(
+                "serviceName".into(),
+                span.process.service_name.clone().into(),
+            );
             if let Some(Value::Str(ip)) = span.tag("net.host.ip") {
-                local["ipv4"] = ip.clone().into();
+                local.insert("ipv4".into(), ip.clone().into());
             }
-            let mut out = serde_json::json!({
-                "traceId": span.trace_id.to_hex32(),
-                "id": span.span_id.to_string(),
-                "name": span.operation_name,
-                "timestamp": span.start_time,
-                "duration": span.duration,
-                "localEndpoint": local,
-                "tags": tags,
-            });
+            let mut out = serde_json::Map::new();
+            out.insert("traceId".into(), span.trace_id.to_hex32().into());
+            out.insert("id".into(), span.span_id.to_string().into());
+            out.insert("name".into(), span.operation_name.clone().into());
+            out.insert("timestamp".into(), span.start_time.into());
+            out.insert("duration".into(), span.duration.into());
+            out.insert("localEndpoint".into(), local.into());
+            out.insert("tags".into(), tags.into());
             if let Some(parent) = span.parent_span_id() {
-                out["parentId"] = parent.to_string().into();
+                out.insert("parentId".into(), parent.to_string().into());
             }
             if let Some(kind) = kind {
-                out["kind"] = kind.into();
+                out.insert("kind".into(), kind.into());
             }
             if !span.logs.is_empty() {
-                out["annotations"] = span
+                let annotations = span
                     .logs
                     .iter()
                     .map(|log| {
@@ -229,9 +242,10 @@ pub fn spans_to_zipkin(spans: &[Span]) -> Vec<serde_json::Value> {
                             .join(" ");
                         serde_json::json!({"timestamp": log.timestamp, "value": value})
                     })
-                    .collect();
+                    .collect::<Vec<_>>();
+                out.insert("annotations".into(), annotations.into());
             }
-            out
+            serde_json::Value::Object(out)
         })
         .collect()
 }
@@ -251,6 +265,7 @@ fn shared_server_id(shared: SpanId) -> SpanId {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

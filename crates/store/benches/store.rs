@@ -467,6 +467,7 @@ fn server_role() {
         let options = ServeOptions {
             max_body: 64 << 20,
             retention_interval: Duration::from_secs(3600),
+            limits: meshtrace_store::server::Limits::default(),
         };
         let stdin_closed = async {
             tokio::task::spawn_blocking(|| {

@@ -1,7 +1,15 @@
 //! Jaeger's HTTP query API (`/api/...`), as the Jaeger UI up to v2.14, Grafana's Jaeger data
 //! source and Kiali's Jaeger HTTP client call it: routes, parameters, defaults, the
 //! `{data,total,limit,offset,errors}` envelope, and errors written the way Go's `http.Error`
-//! writes them (`text/plain`, a trailing newline).
+//! writes them (`text/plain`, a trailing newline). Every parameter comes from a stranger: what
+//! cannot be read is a 400 naming the parameter, never a panic.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 use std::sync::Arc;
 
@@ -111,7 +119,9 @@ impl IntoResponse for ApiError {
                 trace_id: None,
             }]),
         };
-        let mut body = serde_json::to_string(&envelope).expect("serializable");
+        // Plain data always serializes; the fallback only keeps a panic out of reach.
+        let mut body = serde_json::to_string(&envelope)
+            .unwrap_or_else(|_| r#"{"data":null,"errors":[{"msg":"internal error"}]}"#.into());
         body.push('\n');
         (
             self.status,
@@ -130,7 +140,11 @@ pub async fn blocking<T: Send + 'static>(
     let store = store.clone();
     tokio::task::spawn_blocking(move || f(&store))
         .await
-        .expect("store task panicked")
+        .unwrap_or_else(|e| {
+            Err(StoreError::Write(format!(
+                "the store task did not finish: {e}"
+            )))
+        })
 }
 
 pub fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
@@ -261,6 +275,11 @@ fn parse_search(pairs: &[(String, String)]) -> Result<TraceQuery, ApiError> {
     };
     let end = int("end")?.unwrap_or_else(now_micros);
     let start = int("start")?.unwrap_or(end.saturating_sub(DEFAULT_LOOKBACK_US));
+    if start > end {
+        return Err(ApiError::bad_request(format!(
+            "unable to parse param 'start': the start ({start}) is after the end ({end})"
+        )));
+    }
     let duration = |name: &str| -> Result<Option<u64>, ApiError> {
         first(pairs, name)
             .map(|v| {
@@ -330,23 +349,26 @@ async fn dependencies(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let pairs = query_pairs(raw.as_deref());
-    let millis = |name: &str, default: u64| -> Result<u64, ApiError> {
-        match first(&pairs, name) {
+    // Milliseconds, returned in microseconds (the store's unit).
+    let millis = |name: &str, default_ms: u64| -> Result<u64, ApiError> {
+        let ms = match first(&pairs, name) {
             Some(v) => v.parse::<u64>().map_err(|_| {
                 ApiError::bad_request(format!(
                     "unable to parse param '{name}': \"{v}\" is not a whole number of milliseconds"
                 ))
-            }),
-            None => Ok(default),
-        }
+            })?,
+            None => default_ms,
+        };
+        ms.checked_mul(1000).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unable to parse param '{name}': {ms} milliseconds is too large"
+            ))
+        })
     };
-    let end_ms = millis("endTs", now_micros() / 1000)?;
-    let lookback_ms = millis("lookback", DEFAULT_DEPENDENCY_LOOKBACK_MS)?;
+    let end = millis("endTs", now_micros() / 1000)?;
+    let lookback = millis("lookback", DEFAULT_DEPENDENCY_LOOKBACK_MS)?;
     let service = first(&pairs, "service").map(str::to_string);
-    let mut links = blocking(&store, move |s| {
-        s.dependencies(end_ms * 1000, lookback_ms * 1000)
-    })
-    .await?;
+    let mut links = blocking(&store, move |s| s.dependencies(end, lookback)).await?;
     if let Some(service) = service {
         links.retain(|l| l.parent == service || l.child == service);
     }

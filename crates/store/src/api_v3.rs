@@ -1,7 +1,14 @@
 //! Jaeger's api_v3 HTTP gateway (`/api/v3/...`): OTLP JSON traces (hex IDs, integer enums,
 //! default values omitted as protojson omits them), trace summaries for the Jaeger UI ≥ v2.19,
 //! services and operations. Both the camelCase parameter names (Jaeger ≥ v2.19) and the older
-//! snake_case ones are accepted.
+//! snake_case ones are accepted. JSON is written by [`crate::protojson`], field by field.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,6 +24,7 @@ use serde_json::{Value, json};
 
 use crate::api_v1::{blocking, query_pairs};
 use crate::params::{parse_go_duration, parse_rfc3339};
+use crate::protojson::{self, Object};
 use crate::query::{TraceQuery, summarize};
 use crate::{Store, StoreError};
 
@@ -137,7 +145,10 @@ pub fn parse_query(pairs: &[(String, String)]) -> Result<TraceQuery, V3Error> {
         param(pairs, names)
             .map(|v| {
                 parse_rfc3339(v).map_err(|e| {
-                    V3Error::bad_request(format!("malformed parameter {}: {e}", names[0]))
+                    V3Error::bad_request(format!(
+                        "malformed parameter {}: {e}",
+                        names.first().copied().unwrap_or_default()
+                    ))
                 })
             })
             .transpose()
@@ -158,7 +169,10 @@ pub fn parse_query(pairs: &[(String, String)]) -> Result<TraceQuery, V3Error> {
         param(pairs, names)
             .map(|v| {
                 parse_go_duration(v).map_err(|e| {
-                    V3Error::bad_request(format!("malformed parameter {}: {e}", names[0]))
+                    V3Error::bad_request(format!(
+                        "malformed parameter {}: {e}",
+                        names.first().copied().unwrap_or_default()
+                    ))
                 })
             })
             .transpose()
@@ -198,65 +212,45 @@ pub fn parse_query(pairs: &[(String, String)]) -> Result<TraceQuery, V3Error> {
         start_max,
         duration_min,
         duration_max,
-        limit: if limit <= 0 {
-            DEFAULT_SEARCH_DEPTH
-        } else {
-            limit as usize
-        },
+        limit: usize::try_from(limit)
+            .ok()
+            .filter(|l| *l > 0)
+            .unwrap_or(DEFAULT_SEARCH_DEPTH),
     })
 }
 
-/// `{"result": {"resourceSpans": [...]}}` with protojson's omission of default values.
+/// `{"result": {"resourceSpans": [...]}}`, as the gateway writes `GRPCGatewayWrapper`.
 fn traces_result(traces: &[Trace]) -> Value {
     let spans = traces.iter().flat_map(|t| &t.spans);
-    let resource_spans = serde_json::to_value(spans_to_otlp(spans)).expect("OTLP serializes");
-    json!({"result": {"resourceSpans": prune_defaults(resource_spans)}})
+    let resource_spans = protojson::resource_spans(&spans_to_otlp(spans));
+    json!({"result": {"resourceSpans": resource_spans}})
 }
 
-/// Removes keys whose value is a default (empty string, zero, false, null, empty list), as
-/// protojson does; objects are kept even when empty.
-pub fn prune_defaults(value: Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .filter(|(_, v)| !is_default(v))
-                .map(|(k, v)| (k, prune_defaults(v)))
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.into_iter().map(prune_defaults).collect()),
-        other => other,
-    }
-}
-
-fn is_default(value: &Value) -> bool {
-    match value {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::Number(n) => n.as_f64() == Some(0.0),
-        Value::String(s) => s.is_empty() || s == "0",
-        Value::Array(a) => a.is_empty(),
-        Value::Object(_) => false,
-    }
-}
-
-/// A `TraceSummary` as Jaeger's api_v3 HTTP gateway writes it (protojson: zeros left out,
+/// A `TraceSummary` as Jaeger's api_v3 HTTP gateway writes it (protojson: defaults left out,
 /// 64-bit numbers as strings).
 fn summary(trace: &Trace) -> Value {
     let s = summarize(trace);
+    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
     let services: Vec<Value> = s
         .services
         .iter()
-        .map(|(name, spans, errors)| json!({"name": name, "spanCount": spans, "errorSpanCount": errors}))
+        .map(|(name, spans, errors)| {
+            Object::new()
+                .string("name", name)
+                .int("spanCount", count(*spans))
+                .int("errorSpanCount", count(*errors))
+                .build()
+        })
         .collect();
-    prune_defaults(json!({
-        "traceId": s.trace_id.to_hex32(),
-        "rootServiceName": s.root_service_name,
-        "rootOperationName": s.root_operation_name,
-        "minStartTimeUnixNano": s.min_start_time_unix_nano.to_string(),
-        "maxEndTimeUnixNano": s.max_end_time_unix_nano.to_string(),
-        "spanCount": s.span_count,
-        "errorSpanCount": s.error_span_count,
-        "orphanSpanCount": s.orphan_span_count,
-        "services": services,
-    }))
+    Object::new()
+        .string("traceId", &s.trace_id.to_hex32())
+        .string("rootServiceName", &s.root_service_name)
+        .string("rootOperationName", &s.root_operation_name)
+        .int64("minStartTimeUnixNano", s.min_start_time_unix_nano)
+        .int64("maxEndTimeUnixNano", s.max_end_time_unix_nano)
+        .int("spanCount", count(s.span_count))
+        .int("errorSpanCount", count(s.error_span_count))
+        .int("orphanSpanCount", count(s.orphan_span_count))
+        .list("services", services)
+        .build()
 }

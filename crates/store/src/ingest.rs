@@ -4,6 +4,17 @@
 //! that cannot be decoded is refused whole (400, gRPC `InvalidArgument`) with what was wrong
 //! and where; spans that cannot be stored are refused one by one — OTLP reports them through
 //! `partial_success` — while the good spans of the same batch are stored.
+//!
+//! Bodies are bounded before they are read: a `Content-Length` above `--max-body` is refused at
+//! once, a body is read up to the limit and no further, and a gzip body must inflate to at most
+//! the limit and hold nothing but gzip members.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 use std::io::Read;
 use std::sync::Arc;
@@ -58,11 +69,10 @@ impl Outcome {
             self.rejected.len(),
             listed.join("; ")
         );
-        if self.rejected.len() > LISTED_REJECTIONS {
-            message.push_str(&format!(
-                "; and {} more",
-                self.rejected.len() - LISTED_REJECTIONS
-            ));
+        if let Some(more) = self.rejected.len().checked_sub(LISTED_REJECTIONS) {
+            if more > 0 {
+                message.push_str(&format!("; and {more} more"));
+            }
         }
         message
     }
@@ -76,6 +86,8 @@ pub enum IngestError {
     UnsupportedMediaType(String),
     #[error("the request body is larger than the limit of {0} bytes (--max-body)")]
     TooLarge(usize),
+    #[error("the request body could not be read: {0}")]
+    Unreadable(String),
     #[error("the spans could not be stored: {0}")]
     Storage(#[from] crate::StoreError),
 }
@@ -91,10 +103,12 @@ impl Ingest {
             let store = self.store.clone();
             tokio::task::spawn_blocking(move || store.write(&spans))
                 .await
-                .expect("store task panicked")?;
+                .map_err(|e| {
+                    crate::StoreError::Write(format!("the store task did not finish: {e}"))
+                })??;
         }
-        if !rejected.is_empty() {
-            tracing::warn!(accepted, rejected = rejected.len(), first = %rejected[0].reason, "spans rejected");
+        if let Some(first) = rejected.first() {
+            tracing::warn!(accepted, rejected = rejected.len(), first = %first.reason, "spans rejected");
         }
         Ok(Outcome { accepted, rejected })
     }
@@ -133,7 +147,7 @@ enum Format {
 impl IngestError {
     fn status(&self) -> StatusCode {
         match self {
-            IngestError::Undecodable(_) => StatusCode::BAD_REQUEST,
+            IngestError::Undecodable(_) | IngestError::Unreadable(_) => StatusCode::BAD_REQUEST,
             IngestError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -142,7 +156,7 @@ impl IngestError {
 }
 
 /// `google.rpc.Status`, the body of an OTLP/HTTP error response.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
+#[derive(Clone, PartialEq, prost::Message)]
 struct RpcStatus {
     #[prost(int32, tag = "1")]
     code: i32,
@@ -165,7 +179,27 @@ fn otlp_error(error: IngestError, format: Format) -> Response {
     encode_reply(status, &body, format)
 }
 
-fn encode_reply<M: Message + serde::Serialize>(
+/// A reply message as OTLP/HTTP's JSON encoding (protojson) writes it.
+trait ToProtojson {
+    fn to_protojson(&self) -> serde_json::Value;
+}
+
+impl ToProtojson for ExportTraceServiceResponse {
+    fn to_protojson(&self) -> serde_json::Value {
+        crate::protojson::export_response(self)
+    }
+}
+
+impl ToProtojson for RpcStatus {
+    fn to_protojson(&self) -> serde_json::Value {
+        crate::protojson::Object::new()
+            .int("code", self.code)
+            .string("message", &self.message)
+            .build()
+    }
+}
+
+fn encode_reply<M: Message + ToProtojson>(
     status: StatusCode,
     message: &M,
     format: Format,
@@ -178,15 +212,8 @@ fn encode_reply<M: Message + serde::Serialize>(
         )
             .into_response(),
         Format::Json => {
-            // As protojson writes it: unset fields are left out (`{}` for full success).
-            let value = serde_json::to_value(message).expect("serializable");
-            let body = crate::api_v3::prune_defaults(value);
-            (
-                status,
-                [(header::CONTENT_TYPE, "application/json")],
-                body.to_string(),
-            )
-                .into_response()
+            let body = message.to_protojson().to_string();
+            (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
     }
 }
@@ -204,11 +231,21 @@ fn media_type(headers: &HeaderMap) -> String {
 }
 
 /// Reads the body, at most `max` bytes, and inflates it when it is gzip-encoded (again at
-/// most `max` bytes: a small bomb must not become a large allocation).
+/// most `max` bytes: a small bomb must not become a large allocation). A body announced larger
+/// than `max` is refused before any of it is read.
 async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes, IngestError> {
-    let raw = axum::body::to_bytes(body, max)
-        .await
-        .map_err(|_| IngestError::TooLarge(max))?;
+    let max_u64 = u64::try_from(max).unwrap_or(u64::MAX);
+    // The lower bound is the Content-Length when there is one.
+    if http_body::Body::size_hint(&body).lower() > max_u64 {
+        return Err(IngestError::TooLarge(max));
+    }
+    let raw = axum::body::to_bytes(body, max).await.map_err(|e| {
+        if is_length_limit(&e) {
+            IngestError::TooLarge(max)
+        } else {
+            IngestError::Unreadable(e.to_string())
+        }
+    })?;
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -217,22 +254,53 @@ async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes,
         .to_ascii_lowercase();
     match encoding.as_str() {
         "identity" | "" => Ok(raw),
-        "gzip" => {
-            let mut inflated = Vec::new();
-            flate2::read::GzDecoder::new(&raw[..])
-                .take(max as u64 + 1)
-                .read_to_end(&mut inflated)
-                .map_err(|e| {
-                    IngestError::Undecodable(format!("the body is not valid gzip: {e}"))
-                })?;
-            if inflated.len() > max {
-                return Err(IngestError::TooLarge(max));
-            }
-            Ok(inflated.into())
-        }
+        "gzip" => gunzip(&raw, max).map(Bytes::from),
         other => Err(IngestError::UnsupportedMediaType(format!(
             "Content-Encoding `{other}` is not supported; send the body uncompressed or gzip-encoded"
         ))),
+    }
+}
+
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// Inflates one or more concatenated gzip members (RFC 1952 §2.2, as Go's reader accepts them)
+/// into at most `max` bytes. Anything after the last member that is not another member is an
+/// error: a body is gzip or it is not.
+fn gunzip(mut compressed: &[u8], max: usize) -> Result<Vec<u8>, IngestError> {
+    const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+    let invalid = |e: String| IngestError::Undecodable(format!("the body is not valid gzip: {e}"));
+    let mut inflated = Vec::new();
+    loop {
+        let room = max.saturating_sub(inflated.len());
+        let mut member = flate2::bufread::GzDecoder::new(compressed);
+        // One byte more than the room tells a body at the limit from one past it.
+        (&mut member)
+            .take(u64::try_from(room).unwrap_or(u64::MAX).saturating_add(1))
+            .read_to_end(&mut inflated)
+            .map_err(|e| invalid(e.to_string()))?;
+        if inflated.len() > max {
+            return Err(IngestError::TooLarge(max));
+        }
+        // The bufread decoder consumes exactly its member: what is left follows it.
+        compressed = member.into_inner();
+        if compressed.is_empty() {
+            return Ok(inflated);
+        }
+        if !compressed.starts_with(&GZIP_MAGIC) {
+            return Err(invalid(format!(
+                "{} bytes follow the end of the compressed data",
+                compressed.len()
+            )));
+        }
     }
 }
 
@@ -278,7 +346,7 @@ async fn otlp_http(State(ingest): State<Ingest>, headers: HeaderMap, body: Body)
 fn export_response(outcome: &Outcome) -> ExportTraceServiceResponse {
     ExportTraceServiceResponse {
         partial_success: (!outcome.rejected.is_empty()).then(|| ExportTracePartialSuccess {
-            rejected_spans: outcome.rejected.len() as i64,
+            rejected_spans: i64::try_from(outcome.rejected.len()).unwrap_or(i64::MAX),
             error_message: outcome.message(),
         }),
     }

@@ -17,6 +17,7 @@ mod kv;
 mod layout;
 mod metrics;
 mod params;
+mod protojson;
 mod query;
 pub mod server;
 

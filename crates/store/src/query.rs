@@ -60,8 +60,8 @@ pub fn summarize(trace: &meshtrace_model::Trace) -> TraceSummary {
     let mut services: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for span in &trace.spans {
         let entry = services.entry(&span.process.service_name).or_default();
-        entry.0 += 1;
-        entry.1 += span.has_error() as usize;
+        entry.0 = entry.0.saturating_add(1);
+        entry.1 = entry.1.saturating_add(usize::from(span.has_error()));
     }
     TraceSummary {
         trace_id: trace.trace_id().unwrap_or_default(),
@@ -69,15 +69,20 @@ pub fn summarize(trace: &meshtrace_model::Trace) -> TraceSummary {
             .map(|r| r.process.service_name.clone())
             .unwrap_or_default(),
         root_operation_name: root.map(|r| r.operation_name.clone()).unwrap_or_default(),
-        min_start_time_unix_nano: trace.spans.iter().map(|s| s.start_time).min().unwrap_or(0)
-            * 1000,
+        min_start_time_unix_nano: trace
+            .spans
+            .iter()
+            .map(|s| s.start_time)
+            .min()
+            .unwrap_or(0)
+            .saturating_mul(1000),
         max_end_time_unix_nano: trace
             .spans
             .iter()
-            .map(|s| s.start_time + s.duration)
+            .map(|s| s.end_time())
             .max()
             .unwrap_or(0)
-            * 1000,
+            .saturating_mul(1000),
         span_count: trace.spans.len(),
         error_span_count: trace.spans.iter().filter(|s| s.has_error()).count(),
         orphan_span_count: trace

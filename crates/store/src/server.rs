@@ -1,6 +1,15 @@
 //! Starts the store's listeners — OTLP/gRPC, OTLP/HTTP, Zipkin, Jaeger query HTTP — on
 //! addresses bound up front (so tests can use port 0 and read back the real ports), runs the
-//! retention task, and shuts everything down cleanly, flushing the engine last.
+//! retention task, and shuts everything down cleanly, flushing the engine last. Every listener
+//! holds its clients to the same [`Limits`] (meshtrace-listen): header, body and idle timeouts,
+//! and a cap on open connections.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,6 +18,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
+pub use meshtrace_listen::Limits;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -67,6 +77,8 @@ pub struct ServeOptions {
     pub max_body: usize,
     /// How often expired spans are removed.
     pub retention_interval: Duration,
+    /// What every listener holds its clients to.
+    pub limits: Limits,
 }
 
 /// The Jaeger query HTTP API: v1 and v3 routes; `/api/metrics/*` answers 501.
@@ -95,28 +107,29 @@ pub async fn serve(
         max_body: options.max_body,
     };
     let addresses = listeners.addresses()?;
+    let limits = options.limits;
 
     // OTLP batches are hundreds of kilobytes: HTTP/2's default 64 KiB windows would make every
-    // request wait for several window updates.
-    let grpc = tonic::transport::Server::builder()
+    // request wait for several window updates. An export must be answered within the body
+    // timeout: a client that stalls mid-message does not hold its stream forever.
+    let grpc = meshtrace_listen::grpc::server(limits)
+        .timeout(limits.body_timeout)
         .initial_stream_window_size(2 << 20)
         .initial_connection_window_size(8 << 20)
         .add_service(OtlpGrpc::new(ingest.clone()))
         .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listeners.otlp_grpc)
-                .with_nodelay(Some(true)),
+            meshtrace_listen::grpc::incoming(listeners.otlp_grpc, limits),
             stopped(stop_rx.clone()),
         );
     let query_grpc = query_grpc_server(
         store.clone(),
         listeners.query_grpc,
+        limits,
         stopped(stop_rx.clone()),
     )
     .await;
-    let http = |listener: TcpListener, router: Router, rx: watch::Receiver<bool>| async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(stopped(rx))
-            .await
+    let http = |listener: TcpListener, router: Router, rx: watch::Receiver<bool>| {
+        meshtrace_listen::serve(listener, router, limits, stopped(rx))
     };
     let body_limit = axum::extract::DefaultBodyLimit::disable();
     let otlp_http = http(
@@ -165,6 +178,7 @@ pub async fn serve(
 async fn query_grpc_server(
     store: Arc<Store>,
     listener: TcpListener,
+    limits: Limits,
     stopped: impl Future<Output = ()> + Send + 'static,
 ) -> impl Future<Output = Result<(), tonic::transport::Error>> {
     use meshtrace_proto::{api_v2, api_v3};
@@ -175,9 +189,8 @@ async fn query_grpc_server(
     reporter
         .set_serving::<api_v3::query_service_server::QueryServiceServer<QueryV3>>()
         .await;
-    // Answers stream in many small chunks: without TCP_NODELAY, Nagle's algorithm and the
-    // peer's delayed ACKs stall them for tens of milliseconds each.
-    tonic::transport::Server::builder()
+    // Answers are streamed: no call timeout here, but the connection limits hold.
+    meshtrace_listen::grpc::server(limits)
         .initial_stream_window_size(2 << 20)
         .initial_connection_window_size(8 << 20)
         .add_service(health)
@@ -187,10 +200,7 @@ async fn query_grpc_server(
         .add_service(api_v3::query_service_server::QueryServiceServer::new(
             QueryV3::new(store),
         ))
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            stopped,
-        )
+        .serve_with_incoming_shutdown(meshtrace_listen::grpc::incoming(listener, limits), stopped)
 }
 
 async fn retention_task(store: Arc<Store>, every: Duration, mut stop: watch::Receiver<bool>) {
@@ -201,7 +211,8 @@ async fn retention_task(store: Arc<Store>, every: Duration, mut stop: watch::Rec
             _ = stop.wait_for(|s| *s) => return,
         }
         let store = store.clone();
-        let cutoff = now_micros().saturating_sub(store.retention().as_micros() as u64);
+        let retention = u64::try_from(store.retention().as_micros()).unwrap_or(u64::MAX);
+        let cutoff = now_micros().saturating_sub(retention);
         match tokio::task::spawn_blocking(move || store.purge_before(cutoff)).await {
             Ok(Ok(0)) => {}
             Ok(Ok(removed)) => tracing::info!(removed, "expired spans removed"),
@@ -221,6 +232,18 @@ pub struct LoopbackServer {
 
 impl LoopbackServer {
     pub async fn start(store: Arc<Store>, max_body: usize) -> std::io::Result<LoopbackServer> {
+        let options = ServeOptions {
+            max_body,
+            retention_interval: Duration::from_secs(3600),
+            limits: Limits::default(),
+        };
+        Self::start_with(store, options).await
+    }
+
+    pub async fn start_with(
+        store: Arc<Store>,
+        options: ServeOptions,
+    ) -> std::io::Result<LoopbackServer> {
         let any: SocketAddr = ([127, 0, 0, 1], 0).into();
         let listeners = Listeners::bind(&Addresses {
             otlp_grpc: any,
@@ -232,10 +255,6 @@ impl LoopbackServer {
         .await?;
         let addresses = listeners.addresses()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let options = ServeOptions {
-            max_body,
-            retention_interval: Duration::from_secs(3600),
-        };
         let task = tokio::spawn(serve(store, listeners, options, async {
             let _ = stopped.await;
         }));
@@ -252,7 +271,9 @@ impl LoopbackServer {
             let _ = stop.send(());
         }
         match self.task.take() {
-            Some(task) => task.await.expect("the server task panicked"),
+            Some(task) => task
+                .await
+                .map_err(|e| ServeError::Server(format!("the server task: {e}")))?,
             None => Ok(()),
         }
     }

@@ -28,8 +28,32 @@ impl Drop for RunningStore {
 /// Starts `meshtrace store` with `storage` (`--memory`, or `--data-dir DIR`) and reads the bound
 /// addresses from its JSON log.
 pub fn start_store(storage: &[&std::ffi::OsStr]) -> RunningStore {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meshtrace"))
+    start_store_with(storage, &[], None)
+}
+
+/// [`start_store`] with more flags, and optionally at most `max_open_files` file descriptors
+/// (`ulimit -n`, set by a shell that then becomes the store).
+pub fn start_store_with(
+    storage: &[&std::ffi::OsStr],
+    flags: &[&str],
+    max_open_files: Option<u32>,
+) -> RunningStore {
+    let binary = env!("CARGO_BIN_EXE_meshtrace");
+    let mut command = match max_open_files {
+        Some(n) => {
+            let mut shell = Command::new("bash");
+            shell.args([
+                "-c",
+                &format!("ulimit -n {n} && exec \"$0\" \"$@\""),
+                binary,
+            ]);
+            shell
+        }
+        None => Command::new(binary),
+    };
+    let mut child = command
         .args(["--log-format", "json", "store"])
+        .args(flags)
         .args(storage)
         .args(["--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0"])
         .args([
