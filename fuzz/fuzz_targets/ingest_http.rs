@@ -3,38 +3,22 @@
 //! Every request must be answered with a status that says what happened, and never a 5xx.
 #![no_main]
 
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::OnceLock;
 
 use axum::body::Body;
-use axum::Router;
 use http::Request;
 use libfuzzer_sys::fuzz_target;
+use meshtrace_fuzz::{Harness, memory_store};
 use meshtrace_store::ingest::{Ingest, otlp_http_routes, zipkin_routes};
-use meshtrace_store::{MemoryKv, Store};
-use tower::ServiceExt;
-
-struct Harness {
-    runtime: tokio::runtime::Runtime,
-    router: Router,
-}
 
 fn harness() -> &'static Harness {
     static HARNESS: OnceLock<Harness> = OnceLock::new();
     HARNESS.get_or_init(|| {
-        let store = Arc::new(
-            Store::new(Arc::new(MemoryKv::new()), Duration::from_secs(3600))
-                .expect("memory store"),
-        );
-        let ingest = Ingest { store, max_body: 1 << 20 };
-        Harness {
-            runtime: tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .expect("runtime"),
-            router: otlp_http_routes(ingest.clone()).merge(zipkin_routes(ingest)),
-        }
+        let ingest = Ingest {
+            store: memory_store(),
+            max_body: 1 << 20,
+        };
+        Harness::new(otlp_http_routes(ingest.clone()).merge(zipkin_routes(ingest)))
     })
 }
 
@@ -53,11 +37,7 @@ fuzz_target!(|data: &[u8]| {
         request = request.header("content-encoding", "gzip");
     }
     let request = request.body(Body::from(body.to_vec())).expect("request");
-    let harness = harness();
-    let response = harness
-        .runtime
-        .block_on(harness.router.clone().oneshot(request))
-        .expect("infallible");
+    let response = harness().call(request);
     assert!(
         !response.status().is_server_error(),
         "ingest answered {} to a body it should refuse or store",

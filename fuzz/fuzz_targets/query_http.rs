@@ -3,44 +3,20 @@
 //! must be answered, and never with a 5xx.
 #![no_main]
 
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::OnceLock;
 
 use axum::body::Body;
-use axum::Router;
 use http::Request;
 use libfuzzer_sys::fuzz_target;
+use meshtrace_fuzz::{Harness, fixture_spans, memory_store};
 use meshtrace_store::server::query_router;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use meshtrace_store::{MemoryKv, Store};
-use tower::ServiceExt;
-
-struct Harness {
-    runtime: tokio::runtime::Runtime,
-    router: Router,
-}
 
 fn harness() -> &'static Harness {
     static HARNESS: OnceLock<Harness> = OnceLock::new();
     HARNESS.get_or_init(|| {
-        let store = Arc::new(
-            Store::new(Arc::new(MemoryKv::new()), Duration::from_secs(3600))
-                .expect("memory store"),
-        );
-        // Real spans to find: the captured OTLP request of Jaeger's own tests.
-        let fixture = include_str!("../../tests/fixtures/jaeger/otlp2jaeger-in.json");
-        let request: ExportTraceServiceRequest =
-            serde_json::from_str(fixture).expect("the fixture is OTLP JSON");
-        let converted = meshtrace_model::otlp::spans_from_otlp(&request.resource_spans);
-        store.write(&converted.spans).expect("memory write");
-        Harness {
-            runtime: tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .expect("runtime"),
-            router: query_router(store),
-        }
+        let store = memory_store();
+        store.write(fixture_spans()).expect("memory write");
+        Harness::new(query_router(store))
     })
 }
 
@@ -78,11 +54,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(request) = Request::get(target.as_str()).body(Body::empty()) else {
         return;
     };
-    let harness = harness();
-    let response = harness
-        .runtime
-        .block_on(harness.router.clone().oneshot(request))
-        .expect("infallible");
+    let response = harness().call(request);
     assert!(
         !response.status().is_server_error(),
         "{target} answered {}",
