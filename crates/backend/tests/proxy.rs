@@ -628,10 +628,12 @@ async fn diagnose_finds_tls_ports_and_probes_them_over_https() {
         pki.path("ca.pem").display()
     );
     let base = meshtrace_config::load_str(&yaml).unwrap().config.tracing;
-    let diagnosis = meshtrace_backend::diagnose::diagnose(
+    // No usual ports: whatever else listens on Jaeger's ports of this machine plays no part.
+    let diagnosis = meshtrace_backend::diagnose::diagnose_ports(
         &format!("localhost:{https}"),
         &base,
         &[grpcs],
+        &[],
         &Options::default(),
     )
     .await
@@ -665,9 +667,10 @@ async fn diagnose_finds_tls_ports_and_probes_them_over_https() {
 
     // Without the CA, the https probes fail and say why.
     let bare = meshtrace_config::TracingConfig::default();
-    let diagnosis = meshtrace_backend::diagnose::diagnose(
+    let diagnosis = meshtrace_backend::diagnose::diagnose_ports(
         &format!("localhost:{https}"),
         &bare,
+        &[],
         &[],
         &Options::default(),
     )
