@@ -56,15 +56,13 @@ pub fn key_values(
 }
 
 pub fn process(reserved: &'static [&'static str]) -> impl Strategy<Value = Process> {
-    (text(), key_values(reserved, 4)).prop_map(|(service_name, tags)| Process { service_name, tags })
+    (text(), key_values(reserved, 4))
+        .prop_map(|(service_name, tags)| Process { service_name, tags })
 }
 
 /// A trace of 1 to `max_spans` spans with distinct span IDs; every span after the first refers
 /// to an earlier one (CHILD_OF first, as a parent), and the spans share at most two processes.
-pub fn trace(
-    reserved: &'static [&'static str],
-    max_spans: usize,
-) -> impl Strategy<Value = Trace> {
+pub fn trace(reserved: &'static [&'static str], max_spans: usize) -> impl Strategy<Value = Trace> {
     let span_parts = (
         text(),
         0..=MAX_START_MICROS,
