@@ -3,7 +3,7 @@
 //! custom header the proxy insists on. And a slow link that makes the deadline run out while
 //! traces are streaming in.
 //!
-//! nginx comes from Debian's package (`.ci/run` installs it).
+//! nginx comes from Debian's package `nginx` (`./scripts/test` installs it).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -131,7 +131,10 @@ fn nginx_binary() -> PathBuf {
             return PathBuf::from(candidate);
         }
     }
-    panic!("nginx is not installed: `apt-get install nginx` (.ci/run does it)");
+    panic!(
+        "nginx is not installed (neither /usr/sbin/nginx nor /usr/bin/nginx): install Debian's \
+         package `nginx` (`apt-get install nginx`; ./scripts/test installs it)"
+    );
 }
 
 /// `N` distinct ports free now (the listeners are all held until every port is known).
