@@ -4,13 +4,15 @@
 //! probed over https (with the configuration's CA and client certificate). Every probe is
 //! reported; the configurations that worked come back best first.
 
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::time::Duration;
 
 use meshtrace_config::{Provider, TracingConfig};
 
 use crate::Options;
 
-/// The ports Jaeger and Tempo are usually found on.
+/// The ports Jaeger and Tempo are usually found on: what [`diagnose`] tries besides the URL's.
 pub const USUAL_PORTS: [u16; 8] = [16686, 16685, 80, 443, 3200, 3100, 8080, 9095];
 
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -101,12 +103,25 @@ pub struct Diagnosis {
     pub working: Vec<Working>,
 }
 
-/// Probes the host of `target` (a URL, or `host[:port]`) on its own port, the usual ports and
-/// `extra_ports`, with the auth and headers of `base`.
+/// Probes the host of `target` (a URL, or `host[:port]`) on its own port, `extra_ports` and
+/// the [`USUAL_PORTS`], with the auth and headers of `base`.
 pub async fn diagnose(
     target: &str,
     base: &TracingConfig,
     extra_ports: &[u16],
+    options: &Options,
+) -> Result<Diagnosis, String> {
+    diagnose_ports(target, base, extra_ports, &USUAL_PORTS, options).await
+}
+
+/// [`diagnose`] with another list of usual ports (`meshtrace diagnose --usual-ports`): a test,
+/// or a user who knows the backend is not on Jaeger's and Tempo's ports, sets its own, so that
+/// whatever else listens on those ports of the host plays no part.
+pub async fn diagnose_ports(
+    target: &str,
+    base: &TracingConfig,
+    extra_ports: &[u16],
+    usual_ports: &[u16],
     options: &Options,
 ) -> Result<Diagnosis, String> {
     let with_scheme = if target.contains("://") {
@@ -124,7 +139,7 @@ pub async fn diagnose(
         .port()
         .into_iter()
         .chain(extra_ports.iter().copied())
-        .chain(USUAL_PORTS)
+        .chain(usual_ports.iter().copied())
         .collect();
     let mut seen = std::collections::HashSet::new();
     ports.retain(|p| seen.insert(*p));

@@ -3,7 +3,7 @@
 //! custom header the proxy insists on. And a slow link that makes the deadline run out while
 //! traces are streaming in.
 //!
-//! nginx comes from Debian's package (`.ci/run` installs it).
+//! nginx comes from Debian's package `nginx` (`./scripts/test` installs it).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -131,7 +131,10 @@ fn nginx_binary() -> PathBuf {
             return PathBuf::from(candidate);
         }
     }
-    panic!("nginx is not installed: `apt-get install nginx` (.ci/run does it)");
+    panic!(
+        "nginx is not installed (neither /usr/sbin/nginx nor /usr/bin/nginx): install Debian's \
+         package `nginx` (`apt-get install nginx`; ./scripts/test installs it)"
+    );
 }
 
 /// `N` distinct ports free now (the listeners are all held until every port is known).
@@ -628,10 +631,12 @@ async fn diagnose_finds_tls_ports_and_probes_them_over_https() {
         pki.path("ca.pem").display()
     );
     let base = meshtrace_config::load_str(&yaml).unwrap().config.tracing;
-    let diagnosis = meshtrace_backend::diagnose::diagnose(
+    // No usual ports: whatever else listens on Jaeger's ports of this machine plays no part.
+    let diagnosis = meshtrace_backend::diagnose::diagnose_ports(
         &format!("localhost:{https}"),
         &base,
         &[grpcs],
+        &[],
         &Options::default(),
     )
     .await
@@ -665,9 +670,10 @@ async fn diagnose_finds_tls_ports_and_probes_them_over_https() {
 
     // Without the CA, the https probes fail and say why.
     let bare = meshtrace_config::TracingConfig::default();
-    let diagnosis = meshtrace_backend::diagnose::diagnose(
+    let diagnosis = meshtrace_backend::diagnose::diagnose_ports(
         &format!("localhost:{https}"),
         &bare,
+        &[],
         &[],
         &Options::default(),
     )

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 use meshtrace_backend::Options;
-use meshtrace_backend::diagnose::diagnose;
+use meshtrace_backend::diagnose::{USUAL_PORTS, diagnose_ports};
 use meshtrace_config::TracingConfig;
 
 #[derive(Debug, Args)]
@@ -18,6 +18,47 @@ pub struct DiagnoseArgs {
     /// Another port to try, besides the URL's and the usual ones (repeatable).
     #[arg(long = "port", value_name = "PORT")]
     pub ports: Vec<u16>,
+    /// The usual ports of Jaeger and Tempo, tried besides these: comma-separated, or `none`.
+    #[arg(
+        long,
+        value_name = "PORTS",
+        value_parser = parse_port_list,
+        default_value_t = PortList(USUAL_PORTS.to_vec())
+    )]
+    pub usual_ports: PortList,
+}
+
+/// A list of ports given as `16686,16685`, or `none`.
+#[derive(Debug, Clone)]
+pub struct PortList(Vec<u16>);
+
+impl std::fmt::Display for PortList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none");
+        }
+        let ports: Vec<String> = self.0.iter().map(u16::to_string).collect();
+        f.write_str(&ports.join(","))
+    }
+}
+
+fn parse_port_list(text: &str) -> Result<PortList, String> {
+    let text = text.trim();
+    if text.is_empty() || text == "none" {
+        return Ok(PortList(Vec::new()));
+    }
+    text.split(',')
+        .map(|port| {
+            let port = port.trim();
+            match port.parse::<u16>() {
+                Ok(0) | Err(_) => Err(format!(
+                    "`{port}` is not a port (1-65535); give ports as 16686,16685 or `none`"
+                )),
+                Ok(port) => Ok(port),
+            }
+        })
+        .collect::<Result<_, _>>()
+        .map(PortList)
 }
 
 impl DiagnoseArgs {
@@ -36,7 +77,13 @@ impl DiagnoseArgs {
         };
         let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
         let diagnosis = runtime
-            .block_on(diagnose(&self.url, &base, &self.ports, &Options::default()))
+            .block_on(diagnose_ports(
+                &self.url,
+                &base,
+                &self.ports,
+                &self.usual_ports.0,
+                &Options::default(),
+            ))
             .map_err(anyhow::Error::msg)?;
         println!("probes:");
         for probe in &diagnosis.probes {

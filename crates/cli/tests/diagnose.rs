@@ -1,5 +1,7 @@
 //! `meshtrace diagnose` finds a store on unusual ports, explains the gRPC-at-HTTP-port mistake,
-//! and prints the configurations that work, best first.
+//! and prints the configurations that work, best first. Every test sets the usual ports
+//! (`--usual-ports`), so that whatever else listens on Jaeger's ports of this machine (a
+//! `meshtrace demo` left running) plays no part.
 
 mod common;
 
@@ -23,7 +25,13 @@ fn diagnose(args: &[&str]) -> (i32, String) {
 fn diagnose_finds_a_store_on_unusual_ports() {
     let store = start_store(&["--memory".as_ref()]);
     let grpc_port = store.query_grpc.rsplit(':').next().unwrap();
-    let (code, out) = diagnose(&[&format!("http://{}", store.query_http), "--port", grpc_port]);
+    let (code, out) = diagnose(&[
+        &format!("http://{}", store.query_http),
+        "--port",
+        grpc_port,
+        "--usual-ports",
+        "none",
+    ]);
     assert_eq!(code, 0, "{out}");
     // The mistake is named, with the fix.
     assert!(
@@ -59,8 +67,65 @@ fn diagnose_fails_when_nothing_answers() {
         .unwrap()
         .local_addr()
         .unwrap();
-    // Only the dead port and the usual ports of 127.0.0.2, where nothing of ours listens.
-    let (code, out) = diagnose(&[&format!("http://127.0.0.2:{}", dead.port())]);
+    let also_dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    // Only the two dead ports: the URL's, and the one usual port given.
+    let (code, out) = diagnose(&[
+        &format!("http://127.0.0.1:{}", dead.port()),
+        "--usual-ports",
+        &also_dead.port().to_string(),
+    ]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.ends_with("no configuration worked\n"), "{out}");
+    assert_eq!(
+        out,
+        format!(
+            "probes:\n  no    tcp 127.0.0.1:{}: closed or filtered\n  no    tcp 127.0.0.1:{}: closed or filtered\n\nno configuration worked\n",
+            dead.port(),
+            also_dead.port()
+        )
+    );
+}
+
+#[test]
+fn diagnose_tries_the_usual_ports_it_is_given() {
+    let store = start_store(&["--memory".as_ref()]);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let port = |addr: &str| addr.rsplit(':').next().unwrap().to_string();
+    let usual = format!("{},{}", port(&store.query_http), port(&store.query_grpc));
+    let (code, out) = diagnose(&[
+        &format!("http://127.0.0.1:{}", dead.port()),
+        "--usual-ports",
+        &usual,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let tcp: Vec<&str> = out.lines().filter(|l| l.contains(" tcp ")).collect();
+    assert_eq!(tcp.len(), 3, "{out}");
+    assert!(
+        out.contains(&format!(
+            "internal_url: http://{}\n    use_grpc: true",
+            store.query_grpc
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn diagnose_refuses_a_usual_port_that_is_no_port() {
+    for bad in ["0", "16686,x", "70000"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_meshtrace"))
+            .args(["diagnose", "http://127.0.0.1:1", "--usual-ports", bad])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{bad}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(
+            stderr.contains("is not a port (1-65535)"),
+            "{bad}: {stderr}"
+        );
+    }
 }

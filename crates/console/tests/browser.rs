@@ -1,6 +1,7 @@
 //! The web console in a real browser: headless Chromium (Debian's `chromium`), driven over
 //! WebDriver (`chromedriver`) with fantoccini, against consoles started on loopback ports in
-//! front of a real store filled by the simulator. `.ci/run` installs both packages.
+//! front of a real store filled by the simulator. `./scripts/test` installs both packages; without
+//! them the tests fail with a message naming the package to install.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -91,7 +92,21 @@ impl Drop for Driver {
     }
 }
 
+/// Debian's Chromium, where its package puts it.
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Fails, naming the Debian package, when a program the browser tests need is not installed.
+fn require_installed() {
+    if !std::path::Path::new(CHROMIUM).exists() {
+        panic!(
+            "Chromium is not installed ({CHROMIUM} is missing): install Debian's package \
+             `chromium` (`apt-get install chromium`; ./scripts/test installs it)"
+        );
+    }
+}
+
 async fn browser() -> (Driver, Client, tempfile::TempDir) {
+    require_installed();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -103,7 +118,12 @@ async fn browser() -> (Driver, Client, tempfile::TempDir) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("chromedriver is installed (apt-get install chromium-driver; .ci/run does it)");
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start chromedriver ({e}): install Debian's package `chromium-driver` \
+                 (`apt-get install chromium-driver`; ./scripts/test installs it)"
+            )
+        });
     let driver = Driver { child, port };
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(("127.0.0.1", driver.port))
@@ -119,7 +139,7 @@ async fn browser() -> (Driver, Client, tempfile::TempDir) {
     capabilities.insert(
         "goog:chromeOptions".into(),
         serde_json::json!({
-            "binary": "/usr/bin/chromium",
+            "binary": CHROMIUM,
             "args": [
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-quic", "--no-first-run", "--disable-background-networking",
