@@ -82,6 +82,17 @@ impl Default for Dictionary {
     }
 }
 
+/// The first dictionary ID that a data directory holding `entries` entries cannot have handed
+/// out: twice the entries (room for entries lost to damage) or the cap, whichever is larger,
+/// with some slack. Bounds the memory that loading a damaged or hostile dictionary can take.
+pub fn plausible_id_bound(entries: usize, max_entries: u32) -> u32 {
+    let entries = u32::try_from(entries).unwrap_or(u32::MAX);
+    entries
+        .saturating_mul(2)
+        .max(max_entries)
+        .saturating_add(1024)
+}
+
 impl Dictionary {
     pub fn new(max_entries: u32) -> Dictionary {
         Dictionary {

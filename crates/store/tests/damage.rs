@@ -178,3 +178,49 @@ async fn spans_with_lost_processes_and_strings_are_served_and_reported() {
     );
     store.stop().await;
 }
+
+/// Found by the `stored_data` fuzz target: a dictionary entry whose ID is far beyond the
+/// dictionary's size (one damaged or hostile key in the data directory) made the store size its
+/// in-memory table by that ID at start — 1.9 billion slots, tens of GB, and the process died.
+/// Now the entry is skipped and counted, and the store opens and serves.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dictionary_id_far_beyond_its_size_is_skipped_not_believed() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = now_micros() - 60_000_000;
+    {
+        let store = TestStore::start(Store::open(dir.path(), FOREVER).unwrap(), 16 << 20).await;
+        write_traces(&store, start).await;
+        store.stop().await;
+    }
+    {
+        let kv = FjallKv::open(dir.path()).unwrap();
+        kv.write(vec![Op::Put(
+            Table::Dictionary,
+            0x72e5_011a_u32.to_be_bytes().to_vec(),
+            b"planted".to_vec(),
+        )])
+        .unwrap();
+        kv.flush().unwrap();
+    }
+    let store = TestStore::start(Store::open(dir.path(), FOREVER).unwrap(), 16 << 20).await;
+    let (status, body) = store.get_json(&format!("/api/traces/{:016x}", 1)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"][0]["spans"].as_array().unwrap().len(), 1);
+    let metrics = store
+        .http
+        .get(store.query("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = "meshtrace_store_damaged_entries_total{kind=\"undecodable_key\"} ";
+    let count: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(line))
+        .unwrap_or_else(|| panic!("{metrics}"))
+        .parse()
+        .unwrap();
+    assert_eq!(count, 1, "{metrics}");
+}

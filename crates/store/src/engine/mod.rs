@@ -97,6 +97,22 @@ impl Store {
             }
             Ok(true)
         })?;
+        // IDs are handed out densely from 0, so a real dictionary's highest ID is near its
+        // number of entries (or below a cap in force when it was written). An ID far beyond
+        // both is damage, and believing it would size the in-memory table by it.
+        let plausible =
+            crate::dict::plausible_id_bound(entries.len(), options.dictionary_max_entries);
+        entries.retain(|&(id, _)| {
+            let kept = id < plausible;
+            if !kept {
+                damage.record(
+                    DamageKind::UndecodableKey,
+                    "dictionary",
+                    &format_args!("the ID {id} is far beyond the dictionary's size"),
+                );
+            }
+            kept
+        });
         Ok(Store {
             writer: GroupWriter::new(kv.clone()),
             dict: Dictionary::from_entries(
