@@ -16,8 +16,11 @@
 FROM docker.io/library/rust:1.95.0-bookworm AS build
 WORKDIR /src
 COPY . .
+# The release profile keeps line tables for backtraces and profiles; compressed, they take the
+# binary from about 100 MB to about 40 MB.
 RUN cargo build --release --locked -p meshtrace \
-    && install -D -m 0755 target/release/meshtrace /out/meshtrace \
+    && objcopy --compress-debug-sections=zlib target/release/meshtrace target/meshtrace \
+    && install -D -m 0755 target/meshtrace /out/meshtrace \
     && install -d -m 0750 /out/data
 
 # Run: distroless "cc" (glibc, libgcc, CA certificates, tzdata; no shell, no package manager),

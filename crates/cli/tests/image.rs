@@ -110,6 +110,16 @@ fn kiali_configmap_config() -> Value {
     support::yaml_documents(tmp.path()).remove(0)
 }
 
+/// A child process killed when the test ends, also when it fails half-way.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn get(url: &str) -> (u16, String) {
     let response = reqwest::blocking::get(url).unwrap();
     (response.status().as_u16(), response.text().unwrap())
@@ -144,13 +154,16 @@ fn the_console_started_as_the_image_starts_it_answers_its_probes() {
 
     let entrypoint = exec_form("ENTRYPOINT");
     assert_eq!(entrypoint, ["meshtrace"]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meshtrace"))
-        .args(under(root.path(), &exec_form("CMD")))
-        .current_dir(root.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Stopped(
+        Command::new(env!("CARGO_BIN_EXE_meshtrace"))
+            .args(under(root.path(), &exec_form("CMD")))
+            .current_dir(root.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut child.0;
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let Some(Ok(first)) = lines.next() else {
         let mut stderr = String::new();
