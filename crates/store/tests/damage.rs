@@ -138,24 +138,9 @@ async fn spans_with_lost_processes_and_strings_are_served_and_reported() {
     let (status, _) = store.get_json("/api/services/svc/operations").await;
     assert_eq!(status, 200);
 
-    let metrics = store
-        .http
-        .get(store.query("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
     for kind in ["missing_process", "missing_dictionary_entry"] {
-        let line = format!("meshtrace_store_damaged_entries_total{{kind=\"{kind}\"}} ");
-        let count: u64 = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&line))
-            .unwrap_or_else(|| panic!("{metrics}"))
-            .parse()
-            .unwrap();
-        assert!(count > 0, "{kind}: {metrics}");
+        let series = format!("meshtrace_store_damaged_entries_total{{kind=\"{kind}\"}}");
+        assert!(store.metric(&series).await > 0, "{kind}");
     }
 
     // New spans of the same service write the process again, and they read back whole; new
@@ -206,21 +191,8 @@ async fn a_dictionary_id_far_beyond_its_size_is_skipped_not_believed() {
     let (status, body) = store.get_json(&format!("/api/traces/{:016x}", 1)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"][0]["spans"].as_array().unwrap().len(), 1);
-    let metrics = store
-        .http
-        .get(store.query("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let line = "meshtrace_store_damaged_entries_total{kind=\"undecodable_key\"} ";
-    let count: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(line))
-        .unwrap_or_else(|| panic!("{metrics}"))
-        .parse()
-        .unwrap();
-    assert_eq!(count, 1, "{metrics}");
+    let count = store
+        .metric("meshtrace_store_damaged_entries_total{kind=\"undecodable_key\"}")
+        .await;
+    assert_eq!(count, 1);
 }

@@ -31,23 +31,6 @@ fn random_key(span: u64, i: u64) -> String {
     format!("attacker.{x:016x}")
 }
 
-async fn metric(store: &TestStore, name: &str) -> u64 {
-    let text = store
-        .http
-        .get(store.query("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no {name} in {text}"))
-        .parse()
-        .unwrap()
-}
-
 async fn check_spans(store: &TestStore, start: u64) {
     for span in 1..=SPANS {
         let (status, body) = store.get_json(&format!("/api/traces/{span:016x}")).await;
@@ -110,22 +93,22 @@ async fn random_keys_stop_at_the_bound_and_every_tag_reads_back() {
         client.export(batch).await.unwrap();
     }
     assert_eq!(
-        metric(&store, "meshtrace_store_dictionary_entries").await,
+        store.metric("meshtrace_store_dictionary_entries").await,
         u64::from(MAX_ENTRIES)
     );
     assert_eq!(
-        metric(&store, "meshtrace_store_dictionary_max_entries").await,
+        store.metric("meshtrace_store_dictionary_max_entries").await,
         u64::from(MAX_ENTRIES)
     );
-    assert!(metric(&store, "meshtrace_store_dictionary_full_total").await > 0);
-    assert!(metric(&store, "meshtrace_store_dictionary_bytes").await > 0);
+    assert!(store.metric("meshtrace_store_dictionary_full_total").await > 0);
+    assert!(store.metric("meshtrace_store_dictionary_bytes").await > 0);
     check_spans(&store, start).await;
     store.stop().await;
 
     // After a restart the dictionary loads no more than its bound, and everything reads back.
     let store = TestStore::start(Store::open_with(dir.path(), &options()).unwrap(), 16 << 20).await;
     assert_eq!(
-        metric(&store, "meshtrace_store_dictionary_entries").await,
+        store.metric("meshtrace_store_dictionary_entries").await,
         u64::from(MAX_ENTRIES)
     );
     check_spans(&store, start).await;

@@ -210,21 +210,10 @@ async fn odd_keys_are_skipped_and_counted_never_fatal() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"][0]["spans"].as_array().unwrap().len(), 2);
 
-    let metrics = store
-        .http
-        .get(store.query("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let undecodable = metrics
-        .lines()
-        .find(|l| l.starts_with("meshtrace_store_damaged_entries_total{kind=\"undecodable_key\"}"))
-        .unwrap_or_else(|| panic!("{metrics}"));
-    let count: u64 = undecodable.rsplit(' ').next().unwrap().parse().unwrap();
-    assert!(count >= 4, "{undecodable}");
+    let count = store
+        .metric("meshtrace_store_damaged_entries_total{kind=\"undecodable_key\"}")
+        .await;
+    assert!(count >= 4, "{count}");
 
     let purge = store.store.clone();
     let removed = tokio::task::spawn_blocking(move || purge.purge_before(T0 - DAY))

@@ -59,6 +59,25 @@ impl TestStore {
         format!("http://{}", self.addrs.otlp_grpc)
     }
 
+    /// The value of one series on the store's `/metrics`, named with its labels
+    /// (`meshtrace_store_damaged_entries_total{kind="undecodable_key"}`).
+    pub async fn metric(&self, series: &str) -> u64 {
+        let text = self
+            .http
+            .get(self.query("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {series} in {text}"))
+            .parse()
+            .unwrap()
+    }
+
     pub async fn get_json(&self, path_and_query: &str) -> (u16, serde_json::Value) {
         let response = self
             .http
