@@ -9,31 +9,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::start_store;
+use common::{start_store_at as start, three_span_batch};
 use serde_json::{Value, json};
 
 const TRACES: u64 = 40;
 
-fn start(data_dir: &Path) -> common::RunningStore {
-    start_store(&["--data-dir".as_ref(), data_dir.as_os_str()])
-}
-
 fn batch(trace: u64, now_ns: u64) -> Value {
-    let spans: Vec<Value> = (1..=3)
-        .map(|i| {
-            json!({
-                "traceId": format!("{trace:032x}"), "spanId": format!("{:016x}", trace * 10 + i),
-                "name": format!("op-{i}"), "kind": 2,
-                "startTimeUnixNano": (now_ns + i * 1000).to_string(),
-                "endTimeUnixNano": (now_ns + i * 1000 + 500_000).to_string(),
-                "attributes": [{"key": format!("key-{trace}"), "value": {"stringValue": format!("value-{trace}")}}]
-            })
-        })
-        .collect();
-    json!({"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "damage-test"}}]},
-        "scopeSpans": [{"spans": spans}]
-    }]})
+    three_span_batch(
+        trace,
+        now_ns,
+        "damage-test",
+        json!({"key": format!("key-{trace}"), "value": {"stringValue": format!("value-{trace}")}}),
+    )
 }
 
 /// Writes TRACES acknowledged traces, one batch each, then kills the store with SIGKILL.

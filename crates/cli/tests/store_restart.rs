@@ -7,29 +7,16 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::start_store;
+use common::{start_store_at as start, three_span_batch};
 use serde_json::{Value, json};
 
-fn start(data_dir: &std::path::Path) -> common::RunningStore {
-    start_store(&["--data-dir".as_ref(), data_dir.as_os_str()])
-}
-
 fn batch(trace: u64, now_ns: u64) -> Value {
-    let spans: Vec<Value> = (1..=3)
-        .map(|i| {
-            json!({
-                "traceId": format!("{trace:032x}"), "spanId": format!("{:016x}", trace * 10 + i),
-                "name": format!("op-{i}"), "kind": 2,
-                "startTimeUnixNano": (now_ns + i * 1000).to_string(),
-                "endTimeUnixNano": (now_ns + i * 1000 + 500_000).to_string(),
-                "attributes": [{"key": "batch", "value": {"intValue": trace.to_string()}}]
-            })
-        })
-        .collect();
-    json!({"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "restart-test"}}]},
-        "scopeSpans": [{"spans": spans}]
-    }]})
+    three_span_batch(
+        trace,
+        now_ns,
+        "restart-test",
+        json!({"key": "batch", "value": {"intValue": trace.to_string()}}),
+    )
 }
 
 #[test]

@@ -106,3 +106,28 @@ pub fn start_store_with(
         log,
     }
 }
+
+/// A durable store on `data_dir`, on ephemeral loopback ports.
+pub fn start_store_at(data_dir: &std::path::Path) -> RunningStore {
+    start_store(&["--data-dir".as_ref(), data_dir.as_os_str()])
+}
+
+/// One OTLP/JSON batch: trace `trace` of three spans of `service`, starting at `now_ns`, each
+/// carrying `attribute`.
+pub fn three_span_batch(trace: u64, now_ns: u64, service: &str, attribute: Value) -> Value {
+    let spans: Vec<Value> = (1..=3)
+        .map(|i| {
+            serde_json::json!({
+                "traceId": format!("{trace:032x}"), "spanId": format!("{:016x}", trace * 10 + i),
+                "name": format!("op-{i}"), "kind": 2,
+                "startTimeUnixNano": (now_ns + i * 1000).to_string(),
+                "endTimeUnixNano": (now_ns + i * 1000 + 500_000).to_string(),
+                "attributes": [attribute.clone()]
+            })
+        })
+        .collect();
+    serde_json::json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+        "scopeSpans": [{"spans": spans}]
+    }]})
+}
