@@ -46,25 +46,6 @@ fn mixed_batch() -> opentelemetry_proto::tonic::collector::trace::v1::ExportTrac
     )])
 }
 
-async fn post_bytes(
-    store: &TestStore,
-    url: &str,
-    content_type: &str,
-    encoding: Option<&str>,
-    body: Vec<u8>,
-) -> (u16, Bytes) {
-    let mut request = store
-        .http
-        .post(url)
-        .header("content-type", content_type)
-        .body(body);
-    if let Some(encoding) = encoding {
-        request = request.header("content-encoding", encoding);
-    }
-    let response = request.send().await.unwrap();
-    (response.status().as_u16(), response.bytes().await.unwrap())
-}
-
 async fn post(
     store: &TestStore,
     url: &str,
@@ -72,7 +53,7 @@ async fn post(
     encoding: Option<&str>,
     body: Vec<u8>,
 ) -> (u16, String) {
-    let (status, bytes) = post_bytes(store, url, content_type, encoding, body).await;
+    let (status, bytes) = store.post_bytes(url, content_type, encoding, body).await;
     (status, String::from_utf8_lossy(&bytes).into_owned())
 }
 
@@ -109,14 +90,9 @@ async fn otlp_http_bad_input() {
         serde_json::from_str::<Value>(&body).unwrap(),
         json!({"code": 3, "message": "the body is not valid OTLP JSON: expected value at line 1 column 20"})
     );
-    let (status, body) = post_bytes(
-        &store,
-        &url,
-        "application/x-protobuf",
-        None,
-        vec![0x0a, 0xff, 0xff],
-    )
-    .await;
+    let (status, body) = store
+        .post_bytes(&url, "application/x-protobuf", None, vec![0x0a, 0xff, 0xff])
+        .await;
     assert_eq!(status, 400);
     let rpc = RpcStatus::decode(body).unwrap();
     assert_eq!(rpc.code, 3);
@@ -160,14 +136,9 @@ async fn otlp_http_bad_input() {
 
     // Spans that cannot be stored are rejected one by one; the good ones are kept.
     let batch = mixed_batch().encode_to_vec();
-    let (status, body) = post_bytes(
-        &store,
-        &url,
-        "application/x-protobuf",
-        Some("gzip"),
-        gzip(&batch),
-    )
-    .await;
+    let (status, body) = store
+        .post_bytes(&url, "application/x-protobuf", Some("gzip"), gzip(&batch))
+        .await;
     assert_eq!(status, 200);
     let reply = ExportTraceServiceResponse::decode(body).unwrap();
     let partial = reply.partial_success.unwrap();

@@ -25,25 +25,6 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap()
 }
 
-async fn post(
-    store: &TestStore,
-    url: &str,
-    content_type: &str,
-    encoding: Option<&str>,
-    body: Vec<u8>,
-) -> (u16, bytes::Bytes) {
-    let mut request = store
-        .http
-        .post(url)
-        .header("content-type", content_type)
-        .body(body);
-    if let Some(encoding) = encoding {
-        request = request.header("content-encoding", encoding);
-    }
-    let response = request.send().await.unwrap();
-    (response.status().as_u16(), response.bytes().await.unwrap())
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -58,18 +39,18 @@ async fn v1_error(store: &TestStore, path: &str) -> (u16, Value) {
 async fn query_inputs_that_panicked_the_handler_get_a_400() {
     let store = TestStore::memory().await;
     // The in-memory index only panicked once it held something to range over.
-    let (status, _) = post(
-        &store,
-        &store.zipkin(),
-        "application/json",
-        None,
-        serde_json::to_vec(
-            &json!([{"traceId": "0a", "id": "01", "timestamp": 5, "duration": 1,
+    let (status, _) = store
+        .post_bytes(
+            &store.zipkin(),
+            "application/json",
+            None,
+            serde_json::to_vec(
+                &json!([{"traceId": "0a", "id": "01", "timestamp": 5, "duration": 1,
             "localEndpoint": {"serviceName": "a"}}]),
+            )
+            .unwrap(),
         )
-        .unwrap(),
-    )
-    .await;
+        .await;
     assert_eq!(status, 202);
 
     // A window that ends before it starts: the in-memory store's range panicked.
@@ -139,14 +120,14 @@ async fn zipkin_times_past_what_otlp_can_carry_are_refused_and_nothing_wraps() {
         zipkin_span("0000000000000002", NOW_US, u64::MAX - 5),
         zipkin_span("0000000000000003", LATEST_US - 10, 10),
     ]);
-    let (status, body) = post(
-        &store,
-        &store.zipkin(),
-        "application/json",
-        None,
-        serde_json::to_vec(&batch).unwrap(),
-    )
-    .await;
+    let (status, body) = store
+        .post_bytes(
+            &store.zipkin(),
+            "application/json",
+            None,
+            serde_json::to_vec(&batch).unwrap(),
+        )
+        .await;
     assert_eq!(status, 400);
     assert_eq!(
         text(&body),
@@ -209,14 +190,14 @@ async fn gzip_bodies_with_trailing_junk_are_refused() {
     .encode_to_vec();
     let mut junk = gzip(&otlp);
     junk.extend_from_slice(b"and then some junk");
-    let (status, body) = post(
-        &store,
-        &store.otlp_http(),
-        "application/x-protobuf",
-        Some("gzip"),
-        junk,
-    )
-    .await;
+    let (status, body) = store
+        .post_bytes(
+            &store.otlp_http(),
+            "application/x-protobuf",
+            Some("gzip"),
+            junk,
+        )
+        .await;
     assert_eq!(status, 400);
     let message = RpcStatus::decode(body).unwrap().message;
     assert_eq!(
@@ -226,14 +207,9 @@ async fn gzip_bodies_with_trailing_junk_are_refused() {
 
     let mut junk = gzip(br#"[{"traceId":"78","id":"01","timestamp":1,"duration":1}]"#);
     junk.extend_from_slice(b"\x00\x01");
-    let (status, body) = post(
-        &store,
-        &store.zipkin(),
-        "application/json",
-        Some("gzip"),
-        junk,
-    )
-    .await;
+    let (status, body) = store
+        .post_bytes(&store.zipkin(), "application/json", Some("gzip"), junk)
+        .await;
     assert_eq!(status, 400);
     assert_eq!(
         text(&body),
@@ -248,14 +224,9 @@ async fn gzip_bodies_with_trailing_junk_are_refused() {
     members.extend(gzip(
         br#"{"traceId":"79","id":"02","timestamp":1,"duration":1}]"#,
     ));
-    let (status, body) = post(
-        &store,
-        &store.zipkin(),
-        "application/json",
-        Some("gzip"),
-        members,
-    )
-    .await;
+    let (status, body) = store
+        .post_bytes(&store.zipkin(), "application/json", Some("gzip"), members)
+        .await;
     assert_eq!(status, 202, "{}", text(&body));
     store.stop().await;
 }
@@ -343,14 +314,14 @@ async fn names_and_keys_past_their_limits_are_refused_span_by_span() {
             vec![good(2, &long_name), long_key, good(4, "op")],
         ),
     ]);
-    let (status, body) = post(
-        &store,
-        &store.otlp_http(),
-        "application/x-protobuf",
-        None,
-        otlp.encode_to_vec(),
-    )
-    .await;
+    let (status, body) = store
+        .post_bytes(
+            &store.otlp_http(),
+            "application/x-protobuf",
+            None,
+            otlp.encode_to_vec(),
+        )
+        .await;
     assert_eq!(status, 200);
     let partial = ExportTraceServiceResponse::decode(body)
         .unwrap()
@@ -373,14 +344,14 @@ async fn names_and_keys_past_their_limits_are_refused_span_by_span() {
         {"traceId": "9a", "id": "02", "timestamp": NOW_US, "duration": 1,
          "localEndpoint": {"serviceName": "svc"}}
     ]);
-    let (status, body) = post(
-        &store,
-        &store.zipkin(),
-        "application/json",
-        None,
-        serde_json::to_vec(&zipkin).unwrap(),
-    )
-    .await;
+    let (status, body) = store
+        .post_bytes(
+            &store.zipkin(),
+            "application/json",
+            None,
+            serde_json::to_vec(&zipkin).unwrap(),
+        )
+        .await;
     assert_eq!(status, 400);
     assert_eq!(
         text(&body),

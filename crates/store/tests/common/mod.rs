@@ -59,6 +59,27 @@ impl TestStore {
         format!("http://{}", self.addrs.otlp_grpc)
     }
 
+    /// Posts raw bytes with a content type and, optionally, a content encoding; the status and
+    /// the body of the answer.
+    pub async fn post_bytes(
+        &self,
+        url: &str,
+        content_type: &str,
+        encoding: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, bytes::Bytes) {
+        let mut request = self
+            .http
+            .post(url)
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(encoding) = encoding {
+            request = request.header("content-encoding", encoding);
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.bytes().await.unwrap())
+    }
+
     /// The value of one series on the store's `/metrics`, named with its labels
     /// (`meshtrace_store_damaged_entries_total{kind="undecodable_key"}`).
     pub async fn metric(&self, series: &str) -> u64 {
