@@ -321,9 +321,15 @@ fn memory_table(tables: &mut [MemoryTable], table: Table) -> Result<&mut MemoryT
         .ok_or(StoreError::Corrupt("a table is missing"))
 }
 
-#[derive(Default)]
 pub struct MemoryKv {
     tables: RwLock<Vec<BTreeMap<Vec<u8>, Vec<u8>>>>,
+}
+
+/// The same as `new`: a derived default would hold no tables at all.
+impl Default for MemoryKv {
+    fn default() -> Self {
+        MemoryKv::new()
+    }
 }
 
 impl MemoryKv {
