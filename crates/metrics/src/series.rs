@@ -1,0 +1,135 @@
+//! Label sets, samples and label matchers with Prometheus's semantics: a missing label equals the
+//! empty string, and regular expressions are anchored at both ends.
+
+use regex::Regex;
+
+/// The label that holds a series' metric name.
+pub const METRIC_NAME: &str = "__name__";
+
+/// A series' labels, sorted by name, names unique, no empty values (as Prometheus keeps them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Labels(Vec<(String, String)>);
+
+impl Labels {
+    /// Labels from pairs in any order; a later pair wins over an earlier one of the same name,
+    /// and pairs with an empty value are dropped.
+    pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Labels {
+        let mut pairs: Vec<(String, String)> = pairs.into_iter().collect();
+        // A stable sort keeps equal names in input order, so keeping the last one of each run
+        // makes the later pair win.
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut labels: Vec<(String, String)> = Vec::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            match labels.last_mut() {
+                Some(last) if last.0 == name => last.1 = value,
+                _ => labels.push((name, value)),
+            }
+        }
+        labels.retain(|(_, value)| !value.is_empty());
+        Labels(labels)
+    }
+
+    /// The value of `name`, if the series has it.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .and_then(|at| self.0.get(at))
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The metric name (`__name__`), if any.
+    pub fn metric_name(&self) -> Option<&str> {
+        self.get(METRIC_NAME)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether every matcher accepts these labels.
+    pub fn matches(&self, matchers: &[Matcher]) -> bool {
+        matchers
+            .iter()
+            .all(|m| m.matches(self.get(&m.name).unwrap_or("")))
+    }
+}
+
+/// One sample: milliseconds since the Unix epoch and a value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub timestamp_ms: i64,
+    pub value: f64,
+}
+
+/// A series with its samples in time order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub labels: Labels,
+    pub samples: Vec<Sample>,
+}
+
+/// How a [`Matcher`] compares a label's value.
+#[derive(Debug, Clone)]
+pub enum MatchOp {
+    Equal(String),
+    NotEqual(String),
+    /// The regular expression, compiled anchored (`^(?:…)$`) as Prometheus does.
+    Regex(Regex),
+    NotRegex(Regex),
+}
+
+/// A label matcher of a selector such as `{destination_service_namespace=~"bookinfo|default"}`.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    pub name: String,
+    pub op: MatchOp,
+}
+
+impl Matcher {
+    pub fn equal(name: &str, value: &str) -> Matcher {
+        Matcher {
+            name: name.to_string(),
+            op: MatchOp::Equal(value.to_string()),
+        }
+    }
+
+    /// A regex matcher; `pattern` is anchored at both ends as in PromQL.
+    pub fn regex(name: &str, pattern: &str, negate: bool) -> Result<Matcher, regex::Error> {
+        let anchored = Regex::new(&format!("^(?:{pattern})$"))?;
+        Ok(Matcher {
+            name: name.to_string(),
+            op: if negate {
+                MatchOp::NotRegex(anchored)
+            } else {
+                MatchOp::Regex(anchored)
+            },
+        })
+    }
+
+    /// Whether `value` (the empty string for a missing label) satisfies this matcher.
+    pub fn matches(&self, value: &str) -> bool {
+        match &self.op {
+            MatchOp::Equal(v) => value == v,
+            MatchOp::NotEqual(v) => value != v,
+            MatchOp::Regex(re) => re.is_match(value),
+            MatchOp::NotRegex(re) => !re.is_match(value),
+        }
+    }
+
+    /// The exact value this matcher requires, when it requires one (lets a source use an index).
+    pub fn required_value(&self) -> Option<&str> {
+        match &self.op {
+            MatchOp::Equal(v) if !v.is_empty() => Some(v),
+            _ => None,
+        }
+    }
+}
