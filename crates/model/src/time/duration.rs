@@ -53,6 +53,11 @@ pub fn parse_go_duration(text: &str) -> Result<u64, String> {
     Ok((total_ns / 1e3) as u64)
 }
 
+/// [`parse_go_duration`] as a [`std::time::Duration`] (for flags).
+pub fn parse_go_duration_std(text: &str) -> Result<std::time::Duration, String> {
+    parse_go_duration(text).map(std::time::Duration::from_micros)
+}
+
 /// A duration as the Jaeger UI's search form writes it (`10ms`, `1.5s`, `250us`), or bare
 /// microseconds; `None` when it is neither.
 pub fn parse_ui_duration(text: &str) -> Option<u64> {
