@@ -23,10 +23,10 @@ use meshtrace_model::{Trace, TraceId};
 use serde_json::{Value, json};
 
 use crate::api_v1::{blocking, query_pairs};
-use crate::params::{parse_go_duration, parse_rfc3339};
 use crate::protojson::{self, Object};
 use crate::query::{TraceQuery, summarize};
 use crate::{Store, StoreError};
+use meshtrace_model::time::{parse_go_duration, parse_rfc3339};
 
 const DEFAULT_SEARCH_DEPTH: usize = 100;
 
