@@ -10,7 +10,8 @@ use meshtrace_mesh::stats::percentile;
 use meshtrace_mesh::{span_info, tag_str};
 use meshtrace_model::{Span, Trace};
 
-use super::view::{View, format_duration};
+use super::view::View;
+use meshtrace_model::time::format_duration;
 
 pub struct Tag {
     pub key: String,
