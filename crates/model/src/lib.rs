@@ -9,6 +9,7 @@ pub mod otlp;
 mod span;
 #[cfg(feature = "proptest")]
 pub mod strategy;
+mod summary;
 pub mod time;
 pub mod zipkin;
 
