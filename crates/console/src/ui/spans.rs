@@ -135,7 +135,7 @@ pub fn table(
     page: impl Fn(&str, &str, &str) -> Option<String>,
     more: impl Fn(&str) -> Option<String>,
 ) -> SpanTable {
-    let (start, end) = meshtrace_mesh::stats::bounds(trace);
+    let (start, end) = trace.bounds();
     let total_span = (end - start).max(1) as f64;
     let ordered = tree_order(trace);
     let (mut workloads, mut apps, mut components, mut operations) = (
