@@ -48,116 +48,116 @@ impl Trace {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
-    use std::sync::Arc;
+    use serde_json::{Value, json};
 
-    use crate::{Process, RefType, Span, SpanId, SpanRef, Trace, TraceId};
+    use crate::Trace;
+    use crate::jaeger_json::trace_from_json_owned;
 
-    fn span(id: u64, refs: &[(RefType, u128, u64)], start: u64, duration: u64) -> Span {
-        Span {
-            trace_id: TraceId(7),
-            span_id: SpanId(id),
-            operation_name: format!("op{id}"),
-            references: refs
-                .iter()
-                .map(|&(ref_type, trace, span)| SpanRef {
-                    ref_type,
-                    trace_id: TraceId(trace),
-                    span_id: SpanId(span),
-                })
-                .collect(),
-            flags: 1,
-            start_time: start,
-            duration,
-            tags: vec![],
-            logs: vec![],
-            process: Arc::new(Process::default()),
-            warnings: vec![],
-        }
+    /// A span as (ID, references as (type, trace ID, span ID), start µs, duration µs).
+    type SpanSpec<'a> = (u64, &'a [(&'a str, u128, u64)], u64, u64);
+
+    /// A trace of ID 7, written as the Jaeger UI's JSON and read into the model.
+    fn trace(spans: &[SpanSpec]) -> Trace {
+        let spans: Vec<Value> = spans
+            .iter()
+            .map(|(id, refs, start, duration)| {
+                let refs: Vec<Value> = refs
+                    .iter()
+                    .map(|(kind, trace, span)| {
+                        json!({"refType": kind, "traceID": format!("{trace:032x}"),
+                               "spanID": format!("{span:016x}")})
+                    })
+                    .collect();
+                json!({"traceID": format!("{:032x}", 7), "spanID": format!("{id:016x}"),
+                       "operationName": format!("op{id}"), "references": refs,
+                       "startTime": start, "duration": duration, "processID": "p1"})
+            })
+            .collect();
+        let json = json!({"traceID": format!("{:032x}", 7), "spans": spans,
+                          "processes": {"p1": {"serviceName": "svc", "tags": []}}});
+        trace_from_json_owned(serde_json::from_value(json).unwrap()).unwrap()
     }
 
-    fn trace(spans: Vec<Span>) -> Trace {
-        Trace {
-            spans,
-            warnings: vec![],
-        }
-    }
-
-    fn root_id(trace: &Trace) -> Option<u64> {
-        trace.root().map(|s| s.span_id.0)
-    }
-
-    const CHILD: RefType = RefType::ChildOf;
-    const FOLLOWS: RefType = RefType::FollowsFrom;
+    const CHILD: &str = "CHILD_OF";
+    const FOLLOWS: &str = "FOLLOWS_FROM";
 
     #[test]
     fn bounds_run_from_the_first_start_to_the_last_end() {
-        let t = trace(vec![
-            span(2, &[(CHILD, 7, 1)], 1_010, 500),
-            span(1, &[], 1_000, 100),
-            span(3, &[(CHILD, 7, 1)], 1_200, 50),
+        let t = trace(&[
+            (2, &[(CHILD, 7, 1)], 1_010, 500),
+            (1, &[], 1_000, 100),
+            (3, &[(CHILD, 7, 1)], 1_200, 50),
         ]);
         assert_eq!(t.bounds(), (1_000, 1_510));
         assert_eq!(t.duration(), 510);
-        assert_eq!(trace(vec![]).bounds(), (0, 0));
-        assert_eq!(trace(vec![]).duration(), 0);
+        assert_eq!(trace(&[]).bounds(), (0, 0));
+        assert_eq!(trace(&[]).duration(), 0);
         // A hand-built span may end past u64: the end saturates.
-        let far = trace(vec![span(1, &[], u64::MAX - 5, 10)]);
+        let mut far = trace(&[(1, &[], 0, 10)]);
+        far.spans[0].start_time = u64::MAX - 5;
         assert_eq!(far.bounds(), (u64::MAX - 5, u64::MAX));
     }
 
     #[test]
-    fn the_root_is_the_span_without_a_parent() {
-        let t = trace(vec![
-            span(2, &[(CHILD, 7, 1)], 1_000, 10),
-            span(1, &[], 1_005, 100),
-            span(3, &[(CHILD, 7, 2)], 1_001, 5),
-        ]);
-        assert_eq!(root_id(&t), Some(1));
-        assert_eq!(root_id(&trace(vec![])), None);
-    }
-
-    #[test]
-    fn a_trace_missing_its_root_is_named_after_its_earliest_orphan() {
-        let t = trace(vec![
-            span(2, &[(CHILD, 7, 1)], 1_020, 10),
-            span(3, &[(CHILD, 7, 1)], 1_010, 10),
-            span(4, &[(CHILD, 7, 3)], 1_000, 5),
-        ]);
-        assert_eq!(root_id(&t), Some(3));
-    }
-
-    #[test]
-    fn a_span_without_references_wins_over_an_earlier_orphan() {
-        let t = trace(vec![
-            span(2, &[(CHILD, 7, 99)], 1_000, 10),
-            span(1, &[], 1_005, 100),
-        ]);
-        assert_eq!(root_id(&t), Some(1));
-    }
-
-    #[test]
-    fn any_reference_to_a_span_of_the_trace_makes_a_child() {
-        // FOLLOWS_FROM counts, as in the Jaeger UI; a reference into another trace does not.
-        let t = trace(vec![
-            span(1, &[(FOLLOWS, 7, 2)], 1_000, 10),
-            span(2, &[(CHILD, 8, 1)], 1_005, 10),
-        ]);
-        assert_eq!(root_id(&t), Some(2));
-        // Every span points at another: no root.
-        let cycle = trace(vec![
-            span(1, &[(CHILD, 7, 2)], 1_000, 10),
-            span(2, &[(CHILD, 7, 1)], 1_000, 10),
-        ]);
-        assert_eq!(root_id(&cycle), None);
-    }
-
-    #[test]
-    fn ties_go_to_the_first_span() {
-        let t = trace(vec![
-            span(5, &[(CHILD, 7, 98)], 1_000, 10),
-            span(6, &[(CHILD, 7, 99)], 1_000, 10),
-        ]);
-        assert_eq!(root_id(&t), Some(5));
+    fn the_root_is_the_span_the_jaeger_ui_names_the_trace_after() {
+        let cases: [(&str, &[SpanSpec], Option<u64>); 7] = [
+            (
+                "the span without a parent, however late it starts",
+                &[
+                    (2, &[(CHILD, 7, 1)], 1_000, 10),
+                    (1, &[], 1_005, 100),
+                    (3, &[(CHILD, 7, 2)], 1_001, 5),
+                ],
+                Some(1),
+            ),
+            ("none without spans", &[], None),
+            (
+                "a trace missing its root: the earliest orphan",
+                &[
+                    (2, &[(CHILD, 7, 1)], 1_020, 10),
+                    (3, &[(CHILD, 7, 1)], 1_010, 10),
+                    (4, &[(CHILD, 7, 3)], 1_000, 5),
+                ],
+                Some(3),
+            ),
+            (
+                "fewer references first: a span without any beats an earlier orphan",
+                &[(2, &[(CHILD, 7, 99)], 1_000, 10), (1, &[], 1_005, 100)],
+                Some(1),
+            ),
+            (
+                "FOLLOWS_FROM into the trace makes a child; a reference into another trace does not",
+                &[
+                    (1, &[(FOLLOWS, 7, 2)], 1_000, 10),
+                    (2, &[(CHILD, 8, 1)], 1_005, 10),
+                ],
+                Some(2),
+            ),
+            (
+                "every span points at another: no root",
+                &[
+                    (1, &[(CHILD, 7, 2)], 1_000, 10),
+                    (2, &[(CHILD, 7, 1)], 1_000, 10),
+                ],
+                None,
+            ),
+            (
+                "ties go to the first span",
+                &[
+                    (5, &[(CHILD, 7, 98)], 1_000, 10),
+                    (6, &[(CHILD, 7, 99)], 1_000, 10),
+                ],
+                Some(5),
+            ),
+        ];
+        for (why, spans, root) in cases {
+            assert_eq!(trace(spans).root().map(|s| s.span_id.0), root, "{why}");
+        }
     }
 }

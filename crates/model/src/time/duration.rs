@@ -286,19 +286,20 @@ mod tests {
 
     #[test]
     fn durations_as_the_jaeger_ui_writes_them() {
-        assert_eq!(parse_ui_duration("10ms"), Some(10_000));
-        assert_eq!(parse_ui_duration("1.5s"), Some(1_500_000));
-        assert_eq!(parse_ui_duration("250"), Some(250));
-        assert_eq!(parse_ui_duration("ten"), None);
-        assert_eq!(parse_ui_duration(" 10 ms "), Some(10_000));
-        assert_eq!(parse_ui_duration("1.001ms"), Some(1_001));
-        assert_eq!(parse_ui_duration(".5ms"), Some(500));
-        assert_eq!(parse_ui_duration("2m"), Some(120_000_000));
-        assert_eq!(parse_ui_duration("1h"), Some(3_600_000_000));
-        assert_eq!(
-            parse_ui_duration("99999999999999999999999h"),
-            Some(u64::MAX)
-        );
+        for (text, micros) in [
+            ("10ms", Some(10_000)),
+            ("1.5s", Some(1_500_000)),
+            ("250", Some(250)),
+            ("ten", None),
+            (" 10 ms ", Some(10_000)),
+            ("1.001ms", Some(1_001)),
+            (".5ms", Some(500)),
+            ("2m", Some(120_000_000)),
+            ("1h", Some(3_600_000_000)),
+            ("99999999999999999999999h", Some(u64::MAX)),
+        ] {
+            assert_eq!(parse_ui_duration(text), micros, "{text}");
+        }
         // Not the form's language: Go's nanoseconds, several units, signs, a lone point.
         for text in ["10ns", "1h30m", "-5ms", "+5ms", ".", "1.2.3ms", "", "5 d"] {
             assert_eq!(parse_ui_duration(text), None, "{text}");
