@@ -9,6 +9,7 @@ use std::fmt::Write;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::gofloat;
 use crate::promql::{QueryError, QueryValue};
 use crate::series::Labels;
 
@@ -150,27 +151,30 @@ pub(crate) fn value_string(v: f64) -> String {
 
 /// Go's `strconv.FormatFloat(v, 'f', -1, 64)`.
 pub(crate) fn go_format_f(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".to_string()
-    } else if v == f64::INFINITY {
-        "+Inf".to_string()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".to_string()
-    } else {
-        // Rust's Display is the shortest round-trip digits in positional notation, as 'f' -1.
-        format!("{v}")
-    }
+    special(v).unwrap_or_else(|| {
+        let (negative, digits, exp) = gofloat::shortest(v);
+        gofloat::fixed(negative, &digits, exp)
+    })
 }
 
 /// Go's `strconv.FormatFloat(v, 'e', -1, 64)`: `1e-07`, `1.5e+21` (two exponent digits at least).
 fn go_format_e(v: f64) -> String {
-    let rust = format!("{v:e}");
-    let Some((mantissa, exponent)) = rust.split_once('e') else {
-        return rust;
-    };
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let sign = if exponent < 0 { '-' } else { '+' };
-    format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
+    special(v).unwrap_or_else(|| {
+        let (negative, digits, exp) = gofloat::shortest(v);
+        gofloat::exponent(negative, &digits, exp)
+    })
+}
+
+fn special(v: f64) -> Option<String> {
+    if v.is_nan() {
+        Some("NaN".to_string())
+    } else if v == f64::INFINITY {
+        Some("+Inf".to_string())
+    } else if v == f64::NEG_INFINITY {
+        Some("-Inf".to_string())
+    } else {
+        None
+    }
 }
 
 /// A label set as a JSON object, names in order.
@@ -208,6 +212,8 @@ pub(crate) fn strings<'a>(out: &mut String, items: impl IntoIterator<Item = &'a 
 }
 
 #[cfg(test)]
+// The exact binary values are the point of these tests.
+#[allow(clippy::excessive_precision)]
 mod tests {
     use super::*;
 
@@ -224,6 +230,9 @@ mod tests {
         assert_eq!(value_string(f64::NEG_INFINITY), "-Inf");
         assert_eq!(go_format_f(1e-7), "0.0000001");
         assert_eq!(go_format_f(f64::INFINITY), "+Inf");
+        // An exact tie between two shortest spellings: Go picks the even digit (as Prometheus
+        // 2.42 answered for this value).
+        assert_eq!(go_format_f(188217972652763.625), "188217972652763.62");
     }
 
     #[test]

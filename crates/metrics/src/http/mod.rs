@@ -4,6 +4,7 @@
 //! Prometheus's parameters, JSON and errors. Queries are evaluated on blocking threads, a
 //! bounded number at a time, each under a deadline.
 
+mod gofloat;
 mod json;
 mod params;
 
