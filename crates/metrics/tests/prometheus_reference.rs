@@ -259,4 +259,155 @@ async fn every_table_query_agrees_with_a_real_prometheus() {
         kiali_with_data >= kiali_total - 2,
         "only {kiali_with_data} Kiali queries had data"
     );
+
+    // Requests both must refuse the same way (status and errorType), and the series and label
+    // listings, whose data must be the same.
+    let mut refused = 0;
+    for (path, params) in bad_requests() {
+        let theirs = Answer::get(&client, &prometheus.url(path), &params).await;
+        let mine = Answer::get(&client, &ours.url(path), &params).await;
+        assert_ne!(theirs.status, 200, "Prometheus accepted {path} {params:?}");
+        compare(&mine, &theirs).unwrap_or_else(|why| panic!("{path} {params:?}: {why}"));
+        refused += 1;
+    }
+    let mut listed = 0;
+    for (path, params) in listing_requests() {
+        let theirs = Answer::get(&client, &prometheus.url(path), &params).await;
+        let mine = Answer::get(&client, &ours.url(path), &params).await;
+        assert_eq!(theirs.status, 200, "{path} {params:?}: {}", theirs.body);
+        assert_eq!(mine.status, 200, "{path} {params:?}: {}", mine.body);
+        assert_eq!(
+            sorted(&mine.body["data"]),
+            sorted(&theirs.body["data"]),
+            "{path} {params:?}"
+        );
+        listed += 1;
+    }
+    println!("{refused} bad requests refused alike; {listed} series and label listings identical");
+}
+
+fn p(pairs: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+}
+
+type Request = (&'static str, Vec<(&'static str, String)>);
+
+/// Requests Prometheus refuses; meshtrace must give the same status and errorType.
+fn bad_requests() -> Vec<Request> {
+    let (start, end) = (BASE.to_string(), (BASE + 600).to_string());
+    let range = |q: &str, step: &str| {
+        p(&[
+            ("query", q),
+            ("start", &start),
+            ("end", &end),
+            ("step", step),
+        ])
+    };
+    vec![
+        ("/api/v1/query", p(&[("query", "sum(rate(x[5m])) by (a")])),
+        ("/api/v1/query", p(&[("query", "foo +")])),
+        ("/api/v1/query", p(&[("query", "rate(foo)")])),
+        ("/api/v1/query", p(&[("query", "1 > 2")])),
+        ("/api/v1/query", p(&[("query", r#"foo{a=~"("}"#)])),
+        ("/api/v1/query", p(&[("query", "")])),
+        ("/api/v1/query", p(&[("query", "up"), ("time", "abc")])),
+        (
+            "/api/v1/query",
+            p(&[("query", "up"), ("time", "2023-11-14 22:13:20")]),
+        ),
+        ("/api/v1/query", p(&[("query", "up"), ("timeout", "abc")])),
+        ("/api/v1/query_range", range("up", "0")),
+        ("/api/v1/query_range", range("up", "-15")),
+        ("/api/v1/query_range", range("up", "abc")),
+        ("/api/v1/query_range", range("up[5m]", "15")),
+        ("/api/v1/query_range", range(r#""text""#, "15")),
+        ("/api/v1/query_range", range("sum(", "15")),
+        (
+            "/api/v1/query_range",
+            p(&[
+                ("query", "up"),
+                ("start", &end),
+                ("end", &start),
+                ("step", "15"),
+            ]),
+        ),
+        (
+            "/api/v1/query_range",
+            p(&[("query", "up"), ("end", &end), ("step", "15")]),
+        ),
+        (
+            "/api/v1/query_range",
+            p(&[
+                ("query", "up"),
+                ("start", "0"),
+                ("end", "11001"),
+                ("step", "1"),
+            ]),
+        ),
+        (
+            "/api/v1/query_range",
+            p(&[
+                ("query", "up"),
+                ("start", "0"),
+                ("end", "1e9"),
+                ("step", "0.001"),
+            ]),
+        ),
+        ("/api/v1/series", p(&[])),
+        ("/api/v1/series", p(&[("match[]", "sum(up)")])),
+        ("/api/v1/series", p(&[("match[]", "{}")])),
+        ("/api/v1/labels", p(&[("start", "yesterday")])),
+        ("/api/v1/label/not-a-name/values", p(&[])),
+    ]
+}
+
+/// Listings both must give alike.
+fn listing_requests() -> Vec<Request> {
+    let (start, end) = (BASE.to_string(), (BASE + 1800).to_string());
+    let after = (BASE + 4000).to_string();
+    vec![
+        (
+            "/api/v1/series",
+            p(&[
+                ("match[]", "edge_reset_total"),
+                ("start", &start),
+                ("end", &end),
+            ]),
+        ),
+        (
+            "/api/v1/series",
+            p(&[
+                ("match[]", r#"{__name__=~"edge_.*",job!="x"}"#),
+                ("match[]", "edge_gauge"),
+            ]),
+        ),
+        (
+            "/api/v1/series",
+            p(&[("match[]", "edge_reset_total"), ("start", &after)]),
+        ),
+        ("/api/v1/labels", p(&[])),
+        ("/api/v1/labels", p(&[("match[]", "edge_latency_bucket")])),
+        ("/api/v1/label/__name__/values", p(&[])),
+        (
+            "/api/v1/label/__name__/values",
+            p(&[("start", "0"), ("end", &end)]),
+        ),
+        (
+            "/api/v1/label/destination_workload/values",
+            p(&[("match[]", r#"istio_requests_total{reporter="source"}"#)]),
+        ),
+        ("/api/v1/label/nothing/values", p(&[])),
+    ]
+}
+
+/// A JSON array with its items in a fixed order (the listings' order is not part of the API).
+fn sorted(value: &serde_json::Value) -> serde_json::Value {
+    match value.as_array() {
+        Some(items) => {
+            let mut items = items.clone();
+            items.sort_by_key(|v| v.to_string());
+            serde_json::Value::Array(items)
+        }
+        None => value.clone(),
+    }
 }
