@@ -84,6 +84,9 @@ impl Ctx<'_> {
         source: &dyn SeriesSource,
         selectors: &[Selector],
     ) -> Result<(), QueryError> {
+        if Instant::now() > self.deadline {
+            return Err(timed_out());
+        }
         let limits = &self.options.limits;
         let (mut series_left, mut samples_left) = (limits.max_series, limits.max_samples);
         for selector in selectors {
@@ -130,9 +133,7 @@ impl Ctx<'_> {
     pub fn tick(&mut self) -> Result<(), QueryError> {
         self.ticks = self.ticks.wrapping_add(1);
         if self.ticks % 1024 == 1 && Instant::now() > self.deadline {
-            return Err(QueryError::Timeout(
-                "query timed out in expression evaluation".to_string(),
-            ));
+            return Err(timed_out());
         }
         Ok(())
     }
@@ -382,6 +383,10 @@ pub(crate) fn window(
     };
     let to = samples.partition_point(|s| s.timestamp_ms <= reference);
     samples.get(from..to.max(from)).unwrap_or(&[])
+}
+
+fn timed_out() -> QueryError {
+    QueryError::Timeout("query timed out in expression evaluation".to_string())
 }
 
 pub(crate) fn step_index(i: usize) -> u32 {

@@ -25,6 +25,7 @@ mod binary;
 mod eval;
 mod functions;
 mod plan;
+mod prescan;
 mod steps;
 
 use std::time::{Duration, Instant};

@@ -185,9 +185,8 @@ pub(crate) struct Plan {
 
 /// Checks `query` against `limits`, parses it and converts it.
 pub(crate) fn plan(query: &str, limits: &Limits) -> Result<Plan, QueryError> {
-    prescan(query, limits)?;
-    let expr =
-        parser::parse(query).map_err(|e| QueryError::BadData(format!("parse error: {e}")))?;
+    super::prescan::prescan(query, limits)?;
+    let expr = parse(query)?;
     let mut selectors = Vec::new();
     let root = convert(&expr, &mut selectors)?;
     Ok(Plan { root, selectors })
@@ -195,8 +194,8 @@ pub(crate) fn plan(query: &str, limits: &Limits) -> Result<Plan, QueryError> {
 
 /// The matchers of a series selector (an instant vector selector without offset or `@`).
 pub(crate) fn series_selector(text: &str, limits: &Limits) -> Result<Vec<Matcher>, QueryError> {
-    prescan(text, limits)?;
-    let expr = parser::parse(text).map_err(|e| QueryError::BadData(format!("parse error: {e}")))?;
+    super::prescan::prescan(text, limits)?;
+    let expr = parse(text)?;
     match expr {
         Expr::VectorSelector(vs) if vs.offset.is_none() && vs.at.is_none() => {
             Ok(selector(&vs, 0, &mut Vec::new())?.matchers)
@@ -207,81 +206,18 @@ pub(crate) fn series_selector(text: &str, limits: &Limits) -> Result<Vec<Matcher
     }
 }
 
-/// Bounds the query before parsing: its length, how deep brackets nest, and how many operators
-/// it has (each operator can add a level to the tree the parser and the evaluator recurse on).
-fn prescan(query: &str, limits: &Limits) -> Result<(), QueryError> {
-    if query.trim().is_empty() {
-        return Err(QueryError::BadData(
-            "parse error: no expression found in input".to_string(),
-        ));
+/// `promql-parser`'s parse. It panics on some numbers it cannot turn into durations (an
+/// `offset` of `1e300`, `Inf` or `NaN`); [`super::prescan::prescan`] refuses those first, and a panic that
+/// still happens is a parse error, not a failed request.
+fn parse(query: &str) -> Result<Expr, QueryError> {
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parser::parse(query)));
+    match parsed {
+        Ok(Ok(expr)) => Ok(expr),
+        Ok(Err(e)) => Err(QueryError::BadData(format!("parse error: {e}"))),
+        Err(_) => Err(QueryError::BadData(
+            "parse error: the query holds a number the parser cannot use".to_string(),
+        )),
     }
-    if query.len() > limits.max_query_bytes {
-        return Err(QueryError::BadData(format!(
-            "the query is {} bytes long; the limit is {} bytes",
-            query.len(),
-            limits.max_query_bytes
-        )));
-    }
-    let mut depth = 0usize;
-    let mut max_depth = 0usize;
-    let mut braces = 0usize;
-    let mut operators = 0usize;
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    let mut word = String::new();
-    for c in query.chars() {
-        if let Some(q) = quote {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' && q != '`' {
-                escaped = true;
-            } else if c == q {
-                quote = None;
-            }
-            continue;
-        }
-        if c.is_ascii_alphanumeric() || c == '_' {
-            word.push(c);
-            continue;
-        }
-        if braces == 0 && matches!(word.as_str(), "and" | "or" | "unless" | "atan2") {
-            operators = operators.saturating_add(1);
-        }
-        word.clear();
-        match c {
-            '"' | '\'' | '`' => quote = Some(c),
-            '(' | '[' | '{' => {
-                depth = depth.saturating_add(1);
-                max_depth = max_depth.max(depth);
-                if c == '{' {
-                    braces = braces.saturating_add(1);
-                }
-            }
-            ')' | ']' | '}' => {
-                depth = depth.saturating_sub(1);
-                if c == '}' {
-                    braces = braces.saturating_sub(1);
-                }
-            }
-            '+' | '-' | '*' | '/' | '%' | '^' | '=' | '!' | '<' | '>' if braces == 0 => {
-                operators = operators.saturating_add(1);
-            }
-            _ => {}
-        }
-    }
-    if max_depth > limits.max_nesting {
-        return Err(QueryError::BadData(format!(
-            "the query nests {max_depth} levels of brackets; the limit is {}",
-            limits.max_nesting
-        )));
-    }
-    if operators > limits.max_operators {
-        return Err(QueryError::BadData(format!(
-            "the query has {operators} operators; the limit is {}",
-            limits.max_operators
-        )));
-    }
-    Ok(())
 }
 
 fn convert(expr: &Expr, selectors: &mut Vec<Selector>) -> Result<Node, QueryError> {
