@@ -57,39 +57,20 @@ pub(crate) fn query_data(value: &QueryValue) -> String {
     out.push_str(value.result_type());
     out.push_str("\",\"result\":");
     match value {
-        QueryValue::Vector(samples) => {
-            out.push('[');
-            for (i, s) in samples.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str("{\"metric\":");
-                labels(&mut out, &s.labels);
-                out.push_str(",\"value\":");
-                point(&mut out, s.timestamp_ms, s.value);
-                out.push('}');
-            }
-            out.push(']');
-        }
-        QueryValue::Matrix(series) => {
-            out.push('[');
-            for (i, s) in series.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str("{\"metric\":");
-                labels(&mut out, &s.labels);
-                out.push_str(",\"values\":[");
-                for (j, p) in s.points.iter().enumerate() {
-                    if j > 0 {
-                        out.push(',');
-                    }
-                    point(&mut out, p.timestamp_ms, p.value);
-                }
-                out.push_str("]}");
-            }
-            out.push(']');
-        }
+        QueryValue::Vector(samples) => array(&mut out, samples, |out, s| {
+            out.push_str("{\"metric\":");
+            labels(out, &s.labels);
+            out.push_str(",\"value\":");
+            point(out, s.timestamp_ms, s.value);
+            out.push('}');
+        }),
+        QueryValue::Matrix(series) => array(&mut out, series, |out, s| {
+            out.push_str("{\"metric\":");
+            labels(out, &s.labels);
+            out.push_str(",\"values\":");
+            array(out, &s.points, |out, p| point(out, p.timestamp_ms, p.value));
+            out.push('}');
+        }),
         QueryValue::Scalar {
             timestamp_ms,
             value,
@@ -201,12 +182,18 @@ pub(crate) fn string(out: &mut String, s: &str) {
 
 /// A JSON array of strings.
 pub(crate) fn strings<'a>(out: &mut String, items: impl IntoIterator<Item = &'a str>) {
+    let items: Vec<&str> = items.into_iter().collect();
+    array(out, &items, |out, s| string(out, s));
+}
+
+/// A JSON array of `items`, each written by `write`.
+pub(crate) fn array<T>(out: &mut String, items: &[T], write: impl Fn(&mut String, &T)) {
     out.push('[');
-    for (i, s) in items.into_iter().enumerate() {
+    for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        string(out, s);
+        write(out, item);
     }
     out.push(']');
 }

@@ -200,78 +200,83 @@ async fn evaluate<T: Send + 'static>(
     .map_err(|_| QueryError::Internal("the query evaluation failed".to_string()))?
 }
 
-fn respond(result: Result<String, QueryError>, warnings: &[String]) -> Response {
-    match result {
-        Ok(data) => json::success(&data, warnings),
+/// What a handler computes: the JSON of `data`, and warnings.
+type Answer = Result<(String, Vec<String>), QueryError>;
+
+/// Reads the request's form, runs `handler` on it, and answers in Prometheus's envelope.
+async fn answer<F, Fut>(api: Arc<Api>, request: Request, handler: F) -> Response
+where
+    F: FnOnce(Arc<Api>, Form) -> Fut,
+    Fut: std::future::Future<Output = Answer>,
+{
+    let form = match read_form(&api, request).await {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    match handler(api, form).await {
+        Ok((data, warnings)) => json::success(&data, &warnings),
         Err(err) => json::error(&err),
     }
 }
 
 async fn query(State(api): State<Arc<Api>>, request: Request) -> Response {
-    let form = match read_form(&api, request).await {
-        Ok(form) => form,
-        Err(response) => return response,
-    };
-    let run = async {
-        let time = time_param(&form, "time", now_ms())?;
-        let deadline = deadline(&api, &form)?;
-        let options = engine_options(&api, &form)?;
-        let text = form.value("query").to_string();
-        let source = api.source.clone();
-        let value = evaluate(&api, deadline, move || {
-            promql::instant_query(source.as_ref(), &text, time, &options, deadline).map_err(|e| {
-                match e {
-                    QueryError::BadData(m) => invalid("query", m),
-                    other => other,
-                }
-            })
+    answer(api, request, instant).await
+}
+
+async fn instant(api: Arc<Api>, form: Form) -> Answer {
+    let time = time_param(&form, "time", now_ms())?;
+    let deadline = deadline(&api, &form)?;
+    let options = engine_options(&api, &form)?;
+    let text = form.value("query").to_string();
+    let source = api.source.clone();
+    let value = evaluate(&api, deadline, move || {
+        promql::instant_query(source.as_ref(), &text, time, &options, deadline).map_err(|e| match e
+        {
+            QueryError::BadData(m) => invalid("query", m),
+            other => other,
         })
-        .await?;
-        Ok(json::query_data(&value))
-    };
-    respond(run.await, &[])
+    })
+    .await?;
+    Ok((json::query_data(&value), Vec::new()))
 }
 
 async fn query_range(State(api): State<Arc<Api>>, request: Request) -> Response {
-    let form = match read_form(&api, request).await {
-        Ok(form) => form,
-        Err(response) => return response,
-    };
-    let run = async {
-        let start = parse_time(form.value("start")).map_err(|e| invalid("start", e))?;
-        let end = parse_time(form.value("end")).map_err(|e| invalid("end", e))?;
-        if end < start {
-            return Err(invalid(
-                "end",
-                "end timestamp must not be before start time",
-            ));
-        }
-        let step = parse_duration_ms(form.value("step")).map_err(|e| invalid("step", e))?;
-        if step <= 0 {
-            return Err(invalid(
-                "step",
-                "zero or negative query resolution step widths are not accepted. Try a positive integer",
-            ));
-        }
-        if end
-            .saturating_sub(start)
-            .checked_div(step)
-            .unwrap_or(i64::MAX)
-            > promql::MAX_POINTS_PER_SERIES
-        {
-            return Err(too_many_points());
-        }
-        let deadline = deadline(&api, &form)?;
-        let options = engine_options(&api, &form)?;
-        let text = form.value("query").to_string();
-        let source = api.source.clone();
-        let value = evaluate(&api, deadline, move || {
-            promql::range_query(source.as_ref(), &text, start, end, step, &options, deadline)
-        })
-        .await?;
-        Ok(json::query_data(&value))
-    };
-    respond(run.await, &[])
+    answer(api, request, range).await
+}
+
+async fn range(api: Arc<Api>, form: Form) -> Answer {
+    let start = parse_time(form.value("start")).map_err(|e| invalid("start", e))?;
+    let end = parse_time(form.value("end")).map_err(|e| invalid("end", e))?;
+    if end < start {
+        return Err(invalid(
+            "end",
+            "end timestamp must not be before start time",
+        ));
+    }
+    let step = parse_duration_ms(form.value("step")).map_err(|e| invalid("step", e))?;
+    if step <= 0 {
+        return Err(invalid(
+            "step",
+            "zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    if end
+        .saturating_sub(start)
+        .checked_div(step)
+        .unwrap_or(i64::MAX)
+        > promql::MAX_POINTS_PER_SERIES
+    {
+        return Err(too_many_points());
+    }
+    let deadline = deadline(&api, &form)?;
+    let options = engine_options(&api, &form)?;
+    let text = form.value("query").to_string();
+    let source = api.source.clone();
+    let value = evaluate(&api, deadline, move || {
+        promql::range_query(source.as_ref(), &text, start, end, step, &options, deadline)
+    })
+    .await?;
+    Ok((json::query_data(&value), Vec::new()))
 }
 
 /// The matcher sets of `match[]`, each a selector such as `up{job="x"}`.
@@ -362,62 +367,46 @@ fn truncate<T>(items: &mut Vec<T>, limit: Option<usize>) -> Vec<String> {
 }
 
 async fn series(State(api): State<Arc<Api>>, request: Request) -> Response {
-    let form = match read_form(&api, request).await {
-        Ok(form) => form,
-        Err(response) => return response,
-    };
-    let run = async {
-        let (start, end) = metadata_range(&form)?;
-        let limit = limit_param(&form)?;
-        if form.values("match[]").is_empty() {
-            return Err(QueryError::BadData(
-                "no match[] parameter provided".to_string(),
-            ));
-        }
-        let sets = matcher_sets(&api, &form)?;
-        let mut found = matching_series(&api, sets, start, end).await?;
-        let warnings = truncate(&mut found, limit);
-        let mut data = String::from("[");
-        for (i, labels) in found.iter().enumerate() {
-            if i > 0 {
-                data.push(',');
-            }
-            json::labels(&mut data, labels);
-        }
-        data.push(']');
-        Ok((data, warnings))
-    };
-    match run.await {
-        Ok((data, warnings)) => json::success(&data, &warnings),
-        Err(err) => json::error(&err),
+    answer(api, request, series_data).await
+}
+
+async fn series_data(api: Arc<Api>, form: Form) -> Answer {
+    let (start, end) = metadata_range(&form)?;
+    let limit = limit_param(&form)?;
+    if form.values("match[]").is_empty() {
+        return Err(QueryError::BadData(
+            "no match[] parameter provided".to_string(),
+        ));
     }
+    let sets = matcher_sets(&api, &form)?;
+    let mut found = matching_series(&api, sets, start, end).await?;
+    let warnings = truncate(&mut found, limit);
+    let mut data = String::new();
+    json::array(&mut data, &found, json::labels);
+    Ok((data, warnings))
 }
 
 async fn labels(State(api): State<Arc<Api>>, request: Request) -> Response {
-    let form = match read_form(&api, request).await {
-        Ok(form) => form,
-        Err(response) => return response,
-    };
-    let run = async {
-        let (start, end) = metadata_range(&form)?;
-        let limit = limit_param(&form)?;
-        let sets = matcher_sets(&api, &form)?;
-        let found = matching_series(&api, sets, start, end).await?;
-        let mut names: Vec<&str> = found
-            .iter()
-            .flat_map(|l| l.iter().map(|(n, _)| n))
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        let warnings = truncate(&mut names, limit);
-        let mut data = String::new();
-        json::strings(&mut data, names);
-        Ok((data, warnings))
-    };
-    match run.await {
-        Ok((data, warnings)) => json::success(&data, &warnings),
-        Err(err) => json::error(&err),
-    }
+    answer(api, request, labels_data).await
+}
+
+async fn labels_data(api: Arc<Api>, form: Form) -> Answer {
+    let (start, end) = metadata_range(&form)?;
+    let limit = limit_param(&form)?;
+    let sets = matcher_sets(&api, &form)?;
+    let found = matching_series(&api, sets, start, end).await?;
+    let names = found.iter().flat_map(|l| l.iter().map(|(n, _)| n));
+    Ok(string_list(names.collect(), limit))
+}
+
+/// A sorted list of distinct strings, cut at `limit`.
+fn string_list(mut items: Vec<&str>, limit: Option<usize>) -> (String, Vec<String>) {
+    items.sort_unstable();
+    items.dedup();
+    let warnings = truncate(&mut items, limit);
+    let mut data = String::new();
+    json::strings(&mut data, items);
+    (data, warnings)
 }
 
 async fn label_values(
@@ -425,37 +414,26 @@ async fn label_values(
     Path(name): Path<String>,
     request: Request,
 ) -> Response {
-    let form = match read_form(&api, request).await {
-        Ok(form) => form,
-        Err(response) => return response,
-    };
-    let run = async {
-        if !is_label_name(&name) {
-            return Err(QueryError::BadData(format!("invalid label name: {name:?}")));
-        }
-        let (start, end) = metadata_range(&form)?;
-        let limit = limit_param(&form)?;
-        let mut sets = matcher_sets(&api, &form)?;
-        if sets.is_empty() && name == METRIC_NAME {
-            // Every series has a name; select all of them through the name itself.
-            sets.push(vec![
-                Matcher::regex(METRIC_NAME, ".+", false)
-                    .map_err(|e| QueryError::Internal(e.to_string()))?,
-            ]);
-        }
-        let found = matching_series(&api, sets, start, end).await?;
-        let mut values: Vec<&str> = found.iter().filter_map(|l| l.get(&name)).collect();
-        values.sort_unstable();
-        values.dedup();
-        let warnings = truncate(&mut values, limit);
-        let mut data = String::new();
-        json::strings(&mut data, values);
-        Ok((data, warnings))
-    };
-    match run.await {
-        Ok((data, warnings)) => json::success(&data, &warnings),
-        Err(err) => json::error(&err),
+    answer(api, request, |api, form| label_values_data(api, form, name)).await
+}
+
+async fn label_values_data(api: Arc<Api>, form: Form, name: String) -> Answer {
+    if !is_label_name(&name) {
+        return Err(QueryError::BadData(format!("invalid label name: {name:?}")));
     }
+    let (start, end) = metadata_range(&form)?;
+    let limit = limit_param(&form)?;
+    let mut sets = matcher_sets(&api, &form)?;
+    if sets.is_empty() && name == METRIC_NAME {
+        // Every series has a name; select all of them through the name itself.
+        sets.push(vec![
+            Matcher::regex(METRIC_NAME, ".+", false)
+                .map_err(|e| QueryError::Internal(e.to_string()))?,
+        ]);
+    }
+    let found = matching_series(&api, sets, start, end).await?;
+    let values = found.iter().filter_map(|l| l.get(&name));
+    Ok(string_list(values.collect(), limit))
 }
 
 async fn metadata(State(api): State<Arc<Api>>, request: Request) -> Response {

@@ -109,10 +109,7 @@ pub(crate) fn eval(
         }
     }
     let out = collector.finish()?;
-    ctx.charge(
-        out.iter()
-            .fold(0usize, |n, s| n.saturating_add(s.points.len())),
-    )?;
+    ctx.charge_series(&out)?;
     Ok(Val::Vector(out))
 }
 

@@ -33,10 +33,7 @@ pub(crate) fn eval(ctx: &mut Ctx<'_>, b: &Binary) -> Result<Val, QueryError> {
             ));
         }
     };
-    ctx.charge(
-        out.iter()
-            .fold(0usize, |n, s| n.saturating_add(s.points.len())),
-    )?;
+    ctx.charge_series(&out)?;
     Ok(Val::Vector(out))
 }
 

@@ -74,6 +74,12 @@ impl Ctx<'_> {
         }
     }
 
+    /// The end of a selector's window at step `i`: its evaluation time less its offset.
+    pub fn reference_time(&self, selector: &Selector, i: usize) -> i64 {
+        self.selector_time(selector, i)
+            .saturating_sub(selector.offset_ms)
+    }
+
     fn lookback_ms(&self) -> i64 {
         duration_ms(self.options.lookback_delta)
     }
@@ -148,6 +154,42 @@ impl Ctx<'_> {
             )));
         }
         Ok(())
+    }
+
+    /// Counts the points of `series` as held (see [`Ctx::charge`]).
+    pub fn charge_series(&mut self, series: &[StepSeries]) -> Result<(), QueryError> {
+        self.charge(
+            series
+                .iter()
+                .fold(0usize, |n, s| n.saturating_add(s.points.len())),
+        )
+    }
+
+    /// The result series made of `points` for loaded series `index` of `selector` (none when
+    /// there are no points), with or without its metric name; its points count as held.
+    pub fn output_series(
+        &mut self,
+        selector: &Selector,
+        index: usize,
+        points: Vec<(u32, f64)>,
+        drop_name: bool,
+    ) -> Result<Option<StepSeries>, QueryError> {
+        self.charge(points.len())?;
+        if points.is_empty() {
+            return Ok(None);
+        }
+        let labels = self
+            .data(selector)
+            .get(index)
+            .map(|s| {
+                if drop_name {
+                    s.labels.without_name()
+                } else {
+                    s.labels.clone()
+                }
+            })
+            .unwrap_or_default();
+        Ok(Some(StepSeries { labels, points }))
     }
 
     /// The series a selector loaded.
@@ -225,9 +267,7 @@ impl Ctx<'_> {
             let mut next = 0usize; // first sample after the reference time
             for i in 0..self.steps {
                 self.tick()?;
-                let reference = self
-                    .selector_time(selector, i)
-                    .saturating_sub(selector.offset_ms);
+                let reference = self.reference_time(selector, i);
                 let samples = self
                     .data
                     .get(selector.id)
@@ -258,24 +298,14 @@ impl Ctx<'_> {
                     points.push((step_index(i), latest.value));
                 }
             }
-            self.charge(points.len())?;
-            if !points.is_empty() {
-                let labels = self
-                    .data(selector)
-                    .get(index)
-                    .map(|s| s.labels.clone())
-                    .unwrap_or_default();
-                out.push(StepSeries { labels, points });
-            }
+            out.extend(self.output_series(selector, index, points, false)?);
         }
         Ok(out)
     }
 
     /// A range selector at the top of an instant query: the raw samples in its window.
     fn matrix_selector(&mut self, selector: &Selector) -> Result<Vec<Series>, QueryError> {
-        let reference = self
-            .selector_time(selector, 0)
-            .saturating_sub(selector.offset_ms);
+        let reference = self.reference_time(selector, 0);
         let mut out = Vec::new();
         for series in self.data(selector) {
             let window = window(
@@ -334,8 +364,8 @@ impl Ctx<'_> {
                 samples.sort_by(|a, b| a.labels.cmp(&b.labels));
                 QueryValue::Vector(samples)
             }
-            Val::Vector(series) => {
-                let mut matrix: Vec<RangeSeries> = series
+            Val::Vector(series) => sorted_matrix(
+                series
                     .into_iter()
                     .map(|s| RangeSeries {
                         points: s
@@ -348,23 +378,24 @@ impl Ctx<'_> {
                             .collect(),
                         labels: s.labels,
                     })
-                    .collect();
-                matrix.sort_by(|a, b| a.labels.cmp(&b.labels));
-                QueryValue::Matrix(matrix)
-            }
-            Val::Matrix(series) => {
-                let mut matrix: Vec<RangeSeries> = series
+                    .collect(),
+            ),
+            Val::Matrix(series) => sorted_matrix(
+                series
                     .into_iter()
                     .map(|s| RangeSeries {
                         labels: s.labels,
                         points: s.samples,
                     })
-                    .collect();
-                matrix.sort_by(|a, b| a.labels.cmp(&b.labels));
-                QueryValue::Matrix(matrix)
-            }
+                    .collect(),
+            ),
         }
     }
+}
+
+fn sorted_matrix(mut matrix: Vec<RangeSeries>) -> QueryValue {
+    matrix.sort_by(|a, b| a.labels.cmp(&b.labels));
+    QueryValue::Matrix(matrix)
 }
 
 /// The samples of a range selector's window ending at `reference`: `(reference - range,

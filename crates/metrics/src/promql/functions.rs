@@ -23,13 +23,7 @@ pub(crate) fn range_function(
         let mut points = Vec::new();
         for i in 0..ctx.steps {
             ctx.tick()?;
-            let reference = match selector.at {
-                super::plan::At::None => ctx.time(i),
-                super::plan::At::Start => ctx.start,
-                super::plan::At::End => ctx.end,
-                super::plan::At::Time(t) => t,
-            }
-            .saturating_sub(selector.offset_ms);
+            let reference = ctx.reference_time(selector, i);
             let samples = ctx
                 .data(selector)
                 .get(index)
@@ -76,15 +70,7 @@ pub(crate) fn range_function(
                 points.push((step_index(i), value));
             }
         }
-        ctx.charge(points.len())?;
-        if !points.is_empty() {
-            let labels = ctx
-                .data(selector)
-                .get(index)
-                .map(|s| s.labels.without_name())
-                .unwrap_or_default();
-            out.push(StepSeries { labels, points });
-        }
+        out.extend(ctx.output_series(selector, index, points, true)?);
     }
     check_distinct(&out)?;
     Ok(out)
