@@ -20,7 +20,7 @@ use axum::routing::get;
 use tokio::sync::Semaphore;
 
 use crate::promql::{self, EngineOptions, QueryError, too_many_points};
-use crate::series::{Labels, METRIC_NAME, Matcher};
+use crate::series::{Labels, Matcher};
 use crate::source::{SelectLimits, SeriesSource, SourceError};
 use params::{
     DEFAULT_END, DEFAULT_START, Form, invalid, is_label_name, parse_duration_ms, parse_time,
@@ -279,18 +279,6 @@ async fn range(api: Arc<Api>, form: Form) -> Answer {
     Ok((json::query_data(&value), Vec::new()))
 }
 
-/// The matcher sets of `match[]`, each a selector such as `up{job="x"}`.
-fn matcher_sets(api: &Api, form: &Form) -> Result<Vec<Vec<Matcher>>, QueryError> {
-    form.values("match[]")
-        .into_iter()
-        .map(|text| selector_matchers(api, text))
-        .collect()
-}
-
-fn selector_matchers(api: &Api, text: &str) -> Result<Vec<Matcher>, QueryError> {
-    promql::series_selector(text, &api.options.engine.limits)
-}
-
 /// The time range of a metadata request (`start`, `end`; everything by default).
 fn metadata_range(form: &Form) -> Result<(i64, i64), QueryError> {
     let start = time_param(form, "start", DEFAULT_START)?;
@@ -310,11 +298,12 @@ fn limit_param(form: &Form) -> Result<Option<usize>, QueryError> {
     Ok((limit > 0).then(|| usize::try_from(limit).unwrap_or(usize::MAX)))
 }
 
-/// The label sets of every series matching any of `sets` (all series when `sets` is empty),
-/// sorted and without repeats.
+/// The label sets of every series matching any selector of `match[]` (all series when there
+/// is none), sorted and without repeats. The selectors are parsed on the blocking thread too:
+/// compiling their regular expressions can take a while.
 async fn matching_series(
     api: &Arc<Api>,
-    sets: Vec<Vec<Matcher>>,
+    form: &Form,
     start: i64,
     end: i64,
 ) -> Result<Vec<Labels>, QueryError> {
@@ -322,16 +311,24 @@ async fn matching_series(
         .checked_add(api.options.engine.limits.timeout)
         .unwrap_or_else(Instant::now);
     let source = api.source.clone();
+    let engine_limits = api.options.engine.limits.clone();
     let limits = SelectLimits {
-        max_series: api.options.engine.limits.max_series,
-        max_samples: api.options.engine.limits.max_samples,
+        max_series: engine_limits.max_series,
+        max_samples: engine_limits.max_samples,
     };
-    let sets = if sets.is_empty() {
-        vec![Vec::new()]
-    } else {
-        sets
-    };
+    let texts: Vec<String> = form
+        .values("match[]")
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     evaluate(api, deadline, move || {
+        let mut sets = texts
+            .iter()
+            .map(|text| promql::series_selector(text, &engine_limits))
+            .collect::<Result<Vec<Vec<Matcher>>, QueryError>>()?;
+        if sets.is_empty() {
+            sets.push(Vec::new());
+        }
         let mut all: Vec<Labels> = Vec::new();
         for matchers in &sets {
             let found =
@@ -378,8 +375,7 @@ async fn series_data(api: Arc<Api>, form: Form) -> Answer {
             "no match[] parameter provided".to_string(),
         ));
     }
-    let sets = matcher_sets(&api, &form)?;
-    let mut found = matching_series(&api, sets, start, end).await?;
+    let mut found = matching_series(&api, &form, start, end).await?;
     let warnings = truncate(&mut found, limit);
     let mut data = String::new();
     json::array(&mut data, &found, json::labels);
@@ -393,8 +389,7 @@ async fn labels(State(api): State<Arc<Api>>, request: Request) -> Response {
 async fn labels_data(api: Arc<Api>, form: Form) -> Answer {
     let (start, end) = metadata_range(&form)?;
     let limit = limit_param(&form)?;
-    let sets = matcher_sets(&api, &form)?;
-    let found = matching_series(&api, sets, start, end).await?;
+    let found = matching_series(&api, &form, start, end).await?;
     let names = found.iter().flat_map(|l| l.iter().map(|(n, _)| n));
     Ok(string_list(names.collect(), limit))
 }
@@ -423,15 +418,7 @@ async fn label_values_data(api: Arc<Api>, form: Form, name: String) -> Answer {
     }
     let (start, end) = metadata_range(&form)?;
     let limit = limit_param(&form)?;
-    let mut sets = matcher_sets(&api, &form)?;
-    if sets.is_empty() && name == METRIC_NAME {
-        // Every series has a name; select all of them through the name itself.
-        sets.push(vec![
-            Matcher::regex(METRIC_NAME, ".+", false)
-                .map_err(|e| QueryError::Internal(e.to_string()))?,
-        ]);
-    }
-    let found = matching_series(&api, sets, start, end).await?;
+    let found = matching_series(&api, &form, start, end).await?;
     let values = found.iter().filter_map(|l| l.get(&name));
     Ok(string_list(values.collect(), limit))
 }
