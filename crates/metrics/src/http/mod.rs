@@ -311,10 +311,10 @@ async fn matching_series(
         .checked_add(api.options.engine.limits.timeout)
         .unwrap_or_else(Instant::now);
     let source = api.source.clone();
-    let engine_limits = api.options.engine.limits.clone();
+    let engine = api.options.engine.clone();
     let limits = SelectLimits {
-        max_series: engine_limits.max_series,
-        max_samples: engine_limits.max_samples,
+        max_series: engine.limits.max_series,
+        max_samples: engine.limits.max_samples,
     };
     let texts: Vec<String> = form
         .values("match[]")
@@ -324,7 +324,7 @@ async fn matching_series(
     evaluate(api, deadline, move || {
         let mut sets = texts
             .iter()
-            .map(|text| promql::series_selector(text, &engine_limits))
+            .map(|text| promql::series_selector(text, &engine))
             .collect::<Result<Vec<Vec<Matcher>>, QueryError>>()?;
         if sets.is_empty() {
             sets.push(Vec::new());

@@ -56,6 +56,8 @@ pub struct Compat {
     pub kahan_sum: bool,
     /// `avg` divides a compensated sum (≥ 2.55), rather than updating a running mean.
     pub direct_mean: bool,
+    /// `.` in a label matcher's regular expression matches a newline too (≥ 3.0).
+    pub regex_dot_matches_newline: bool,
 }
 
 impl Compat {
@@ -66,6 +68,7 @@ impl Compat {
         bucket_tolerance: true,
         kahan_sum: true,
         direct_mean: true,
+        regex_dot_matches_newline: true,
     };
 
     /// The behaviour of Prometheus `major.minor`.
@@ -77,6 +80,7 @@ impl Compat {
             bucket_tolerance: at_least(2, 49),
             kahan_sum: at_least(2, 54),
             direct_mean: at_least(2, 55),
+            regex_dot_matches_newline: at_least(3, 0),
         }
     }
 }
@@ -228,7 +232,7 @@ pub fn instant_query(
     deadline: Instant,
 ) -> Result<QueryValue, QueryError> {
     check_time(time_ms)?;
-    let plan = plan::plan(query, &options.limits)?;
+    let plan = plan::plan(query, &options.limits, options.compat)?;
     eval::run(source, &plan, time_ms, time_ms, 1, options, deadline, true)
 }
 
@@ -263,7 +267,7 @@ pub fn range_query(
     {
         return Err(too_many_points());
     }
-    let plan = plan::plan(query, &options.limits)?;
+    let plan = plan::plan(query, &options.limits, options.compat)?;
     let root_type = plan.root.value_type();
     if !matches!(root_type, plan::ValueType::Scalar | plan::ValueType::Vector) {
         return Err(QueryError::BadData(format!(
@@ -280,9 +284,9 @@ pub fn range_query(
 /// `/labels`).
 pub fn series_selector(
     text: &str,
-    limits: &Limits,
+    options: &EngineOptions,
 ) -> Result<Vec<crate::series::Matcher>, QueryError> {
-    plan::series_selector(text, limits)
+    plan::series_selector(text, &options.limits, options.compat)
 }
 
 /// Prometheus's answer to a range query of more than 11,000 points per series.

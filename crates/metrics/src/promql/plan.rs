@@ -14,7 +14,7 @@ use promql_parser::parser::token::{
 };
 use promql_parser::parser::{self, Expr, LabelModifier, VectorMatchCardinality, VectorSelector};
 
-use super::{Limits, MAX_TIME_MS, MIN_TIME_MS, QueryError};
+use super::{Compat, Limits, MAX_TIME_MS, MIN_TIME_MS, QueryError};
 use crate::series::{METRIC_NAME, Matcher};
 
 /// A selector: which series, and how its evaluation time is shifted.
@@ -184,21 +184,44 @@ pub(crate) struct Plan {
 }
 
 /// Checks `query` against `limits`, parses it and converts it.
-pub(crate) fn plan(query: &str, limits: &Limits) -> Result<Plan, QueryError> {
+pub(crate) fn plan(query: &str, limits: &Limits, compat: Compat) -> Result<Plan, QueryError> {
     super::prescan::prescan(query, limits)?;
     let expr = parse(query)?;
-    let mut selectors = Vec::new();
-    let root = convert(&expr, &mut selectors)?;
-    Ok(Plan { root, selectors })
+    let mut planner = Planner::new(compat);
+    let root = convert(&expr, &mut planner)?;
+    Ok(Plan {
+        root,
+        selectors: planner.selectors,
+    })
+}
+
+/// What the conversion collects and needs: the selectors met so far, and whether a regular
+/// expression's `.` matches a newline (Prometheus ≥ 3 compiles them with `(?s)`).
+pub(crate) struct Planner {
+    selectors: Vec<Selector>,
+    dot_matches_newline: bool,
+}
+
+impl Planner {
+    fn new(compat: Compat) -> Planner {
+        Planner {
+            selectors: Vec::new(),
+            dot_matches_newline: compat.regex_dot_matches_newline,
+        }
+    }
 }
 
 /// The matchers of a series selector (an instant vector selector without offset or `@`).
-pub(crate) fn series_selector(text: &str, limits: &Limits) -> Result<Vec<Matcher>, QueryError> {
+pub(crate) fn series_selector(
+    text: &str,
+    limits: &Limits,
+    compat: Compat,
+) -> Result<Vec<Matcher>, QueryError> {
     super::prescan::prescan(text, limits)?;
     let expr = parse(text)?;
     match expr {
         Expr::VectorSelector(vs) if vs.offset.is_none() && vs.at.is_none() => {
-            Ok(selector(&vs, 0, &mut Vec::new())?.matchers)
+            Ok(selector(&vs, 0, &mut Planner::new(compat))?.matchers)
         }
         _ => Err(QueryError::BadData(format!(
             "parse error: {text:?} is not a series selector"
@@ -220,7 +243,7 @@ fn parse(query: &str) -> Result<Expr, QueryError> {
     }
 }
 
-fn convert(expr: &Expr, selectors: &mut Vec<Selector>) -> Result<Node, QueryError> {
+fn convert(expr: &Expr, selectors: &mut Planner) -> Result<Node, QueryError> {
     Ok(match expr {
         Expr::NumberLiteral(n) => Node::Number(n.val),
         Expr::StringLiteral(s) => Node::Str(s.val.clone()),
@@ -300,7 +323,7 @@ fn unparen(expr: &Expr) -> &Expr {
     }
 }
 
-fn binary(b: &parser::BinaryExpr, selectors: &mut Vec<Selector>) -> Result<Node, QueryError> {
+fn binary(b: &parser::BinaryExpr, selectors: &mut Planner) -> Result<Node, QueryError> {
     let op = bin_op(b.op)?;
     let (card, on, matching, return_bool) = match &b.modifier {
         Some(m) => {
@@ -363,7 +386,7 @@ fn bin_op(op: TokenType) -> Result<BinOp, QueryError> {
 fn selector(
     vs: &VectorSelector,
     range_ms: i64,
-    selectors: &mut Vec<Selector>,
+    selectors: &mut Planner,
 ) -> Result<Selector, QueryError> {
     if !vs.matchers.or_matchers.is_empty() {
         return Err(QueryError::BadData(
@@ -384,8 +407,15 @@ fn selector(
                 name: m.name.clone(),
                 op: crate::series::MatchOp::NotEqual(m.value.clone()),
             },
-            ParserMatchOp::Re(_) => Matcher::regex(&m.name, &m.value, false).map_err(bad)?,
-            ParserMatchOp::NotRe(_) => Matcher::regex(&m.name, &m.value, true).map_err(bad)?,
+            ParserMatchOp::Re(_) | ParserMatchOp::NotRe(_) => {
+                let negate = matches!(m.op, ParserMatchOp::NotRe(_));
+                let pattern = if selectors.dot_matches_newline {
+                    format!("(?s:{})", m.value)
+                } else {
+                    m.value.clone()
+                };
+                Matcher::regex(&m.name, &pattern, negate).map_err(bad)?
+            }
         });
     }
     let offset_ms = match &vs.offset {
@@ -400,13 +430,13 @@ fn selector(
         Some(parser::AtModifier::At(time)) => At::Time(at_ms(*time)?),
     };
     let selector = Selector {
-        id: selectors.len(),
+        id: selectors.selectors.len(),
         matchers,
         offset_ms,
         at,
         range_ms,
     };
-    selectors.push(selector.clone());
+    selectors.selectors.push(selector.clone());
     Ok(selector)
 }
 

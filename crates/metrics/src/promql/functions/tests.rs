@@ -35,7 +35,19 @@ const V2_42: Compat = Compat {
     bucket_tolerance: false,
     kahan_sum: false,
     direct_mean: false,
+    regex_dot_matches_newline: false,
 };
+
+#[test]
+fn regex_dots_match_newlines_since_prometheus_3() {
+    let labels = Labels::new(
+        [("__name__", "c"), ("path", "a\nb")].map(|(n, v)| (n.to_string(), v.to_string())),
+    );
+    let s = MemorySource::builder().sample(&labels, 0, 1.0).build();
+    assert_eq!(value(&s, r#"c{path=~"a.b"}"#, 0, Compat::LATEST), Some(1.0));
+    assert_eq!(value(&s, r#"c{path=~"a.b"}"#, 0, V2_42), None);
+    assert_eq!(value(&s, r#"c{path!~"a.b"}"#, 0, V2_42), Some(1.0));
+}
 
 #[test]
 fn range_windows_exclude_their_start_since_prometheus_3() {
