@@ -254,9 +254,10 @@ async fn every_table_query_agrees_with_a_real_prometheus() {
         failures.len(),
         failures.join("\n")
     );
-    // The comparison means something only if most queries found series.
+    // The comparison means something only if the queries found series: all but the gRPC
+    // message query (Bookinfo's data has no gRPC streams) must.
     assert!(
-        kiali_with_data >= kiali_total - 2,
+        kiali_with_data >= kiali_total - 1,
         "only {kiali_with_data} Kiali queries had data"
     );
 

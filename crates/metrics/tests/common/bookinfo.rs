@@ -155,6 +155,16 @@ fn edges() -> Vec<Edge> {
             responses: OK,
             latency: 2.5,
         },
+        // Requests that never reached a workload: no route (NR) from the gateway.
+        Edge {
+            from: GATEWAY,
+            to: UNKNOWN,
+            service: "reviews",
+            protocol: "http",
+            rate: 0.1,
+            responses: &[("503", "NR", "", 1.0)],
+            latency: 0.5,
+        },
         Edge {
             from: UNKNOWN,
             to: PRODUCTPAGE,
@@ -191,6 +201,12 @@ fn istio_labels(edge: &Edge, reporter: &str) -> Vec<(String, String)> {
             w.version
         }
     };
+    // An unreached destination still has its service (from the request's host).
+    let service_ns = if to.ns == "unknown" {
+        "bookinfo"
+    } else {
+        to.ns
+    };
     let mtls = if reporter == "source" {
         "unknown"
     } else if from.ns == "unknown" {
@@ -217,10 +233,10 @@ fn istio_labels(edge: &Edge, reporter: &str) -> Vec<(String, String)> {
         ("destination_canonical_revision", revision(to).to_string()),
         (
             "destination_service",
-            format!("{}.{}.svc.cluster.local", edge.service, to.ns),
+            format!("{}.{service_ns}.svc.cluster.local", edge.service),
         ),
         ("destination_service_name", edge.service.to_string()),
-        ("destination_service_namespace", to.ns.to_string()),
+        ("destination_service_namespace", service_ns.to_string()),
         ("destination_cluster", cluster(to).to_string()),
         ("request_protocol", edge.protocol.to_string()),
         ("connection_security_policy", mtls.to_string()),
@@ -283,8 +299,14 @@ pub fn openmetrics() -> String {
     let mut bytes = String::new();
     for (e, edge) in edges().iter().enumerate() {
         for reporter in ["source", "destination"] {
-            // Out-of-mesh callers have no source proxy to report.
-            if reporter == "source" && edge.from.ns == "unknown" {
+            // Out-of-mesh callers have no source proxy to report, unreached workloads no
+            // destination proxy.
+            let side = if reporter == "source" {
+                &edge.from
+            } else {
+                &edge.to
+            };
+            if side.ns == "unknown" {
                 continue;
             }
             let base = istio_labels(edge, reporter);
