@@ -1,6 +1,8 @@
 //! Time series as Prometheus sees them. This crate owns the vocabulary shared by whoever holds
 //! series (the store derives them from spans) and whoever evaluates PromQL over them: label sets,
-//! samples, label matchers, and the [`SeriesSource`] trait between the two.
+//! samples, label matchers, and the [`SeriesSource`] trait between the two; the PromQL evaluator
+//! ([`promql`]), Prometheus's HTTP query API over any source ([`http::router`]), and an
+//! in-memory source ([`MemorySource`]).
 
 #![deny(
     clippy::unwrap_used,
@@ -9,8 +11,14 @@
     clippy::arithmetic_side_effects
 )]
 
+pub mod http;
+mod memory;
+mod openmetrics;
+pub mod promql;
 mod series;
 mod source;
 
+pub use memory::{MemorySource, MemorySourceBuilder};
+pub use openmetrics::OpenMetricsError;
 pub use series::{Labels, METRIC_NAME, MatchOp, Matcher, Sample, Series};
-pub use source::{MetricMetadata, MetricType, SeriesSource, SourceError};
+pub use source::{MetricMetadata, MetricType, SelectLimits, SeriesSource, SourceError};

@@ -55,6 +55,58 @@ impl Labels {
         self.0.is_empty()
     }
 
+    /// These labels without the metric name.
+    pub fn without_name(&self) -> Labels {
+        self.filtered(|name| name != METRIC_NAME)
+    }
+
+    /// Only the labels named in `names`.
+    pub fn keep(&self, names: &[String]) -> Labels {
+        self.filtered(|name| names.iter().any(|n| n == name))
+    }
+
+    /// These labels without those named in `names` (and without the metric name when
+    /// `drop_name`).
+    pub fn remove(&self, names: &[String], drop_name: bool) -> Labels {
+        self.filtered(|name| !(names.iter().any(|n| n == name) || drop_name && name == METRIC_NAME))
+    }
+
+    /// These labels with `name` set to `value`, or removed when `value` is empty.
+    pub fn with(&self, name: &str, value: &str) -> Labels {
+        let mut pairs = self.0.clone();
+        pairs.retain(|(n, _)| n != name);
+        if !value.is_empty() {
+            let at = pairs.partition_point(|(n, _)| n.as_str() < name);
+            pairs.insert(at, (name.to_string(), value.to_string()));
+        }
+        Labels(pairs)
+    }
+
+    fn filtered(&self, keep: impl Fn(&str) -> bool) -> Labels {
+        Labels(
+            self.0
+                .iter()
+                .filter(|(name, _)| keep(name))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// The labels as Prometheus prints them in messages: `{__name__="up", job="x"}`.
+    pub fn prom_string(&self) -> String {
+        let mut out = String::from("{");
+        for (i, (name, value)) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(name);
+            out.push('=');
+            out.push_str(&format!("{value:?}"));
+        }
+        out.push('}');
+        out
+    }
+
     /// Whether every matcher accepts these labels.
     pub fn matches(&self, matchers: &[Matcher]) -> bool {
         matchers

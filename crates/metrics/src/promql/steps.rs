@@ -1,0 +1,146 @@
+//! The values the evaluator passes between nodes, over all evaluation steps at once (as
+//! Prometheus's range evaluation does): a scalar per step, or series holding a point at some
+//! steps. Also the two tools every operator uses: [`Transposed`] (the points of each step,
+//! for operators that combine series) and [`Collector`] (output series by label set, refusing
+//! two points of the same label set at one step as Prometheus does).
+
+use std::collections::HashMap;
+
+use super::QueryError;
+use crate::series::{Labels, Series};
+
+/// Series with a point at some evaluation steps (`u32` step index, value), in step order.
+#[derive(Debug, Clone)]
+pub(crate) struct StepSeries {
+    pub labels: Labels,
+    pub points: Vec<(u32, f64)>,
+}
+
+/// A node's value over all steps.
+#[derive(Debug)]
+pub(crate) enum Val {
+    /// One value per step.
+    Scalar(Vec<f64>),
+    Vector(Vec<StepSeries>),
+    /// Raw samples of a range selector (only at the top of an instant query).
+    Matrix(Vec<Series>),
+    Str(String),
+}
+
+/// The points of a vector grouped by step: `entries[offsets[i]..offsets[i + 1]]` are the
+/// (series index, value) pairs of step `i`, in series order.
+pub(crate) struct Transposed {
+    offsets: Vec<usize>,
+    entries: Vec<(u32, f64)>,
+}
+
+impl Transposed {
+    pub fn new(series: &[StepSeries], steps: usize) -> Transposed {
+        let mut counts = vec![0usize; steps.saturating_add(1)];
+        for s in series {
+            for &(step, _) in &s.points {
+                if let Some(c) = counts.get_mut(step as usize) {
+                    *c = c.saturating_add(1);
+                }
+            }
+        }
+        // Prefix sums: offsets[i] is where step i starts.
+        let mut offsets = Vec::with_capacity(counts.len());
+        let mut total = 0usize;
+        for c in &counts {
+            offsets.push(total);
+            total = total.saturating_add(*c);
+        }
+        let mut fill = offsets.clone();
+        let mut entries = vec![(0u32, 0.0f64); total];
+        for (index, s) in series.iter().enumerate() {
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            for &(step, value) in &s.points {
+                if let Some(at) = fill.get_mut(step as usize) {
+                    if let Some(slot) = entries.get_mut(*at) {
+                        *slot = (index, value);
+                    }
+                    *at = at.saturating_add(1);
+                }
+            }
+        }
+        Transposed { offsets, entries }
+    }
+
+    /// The (series index, value) pairs at `step`.
+    pub fn at(&self, step: usize) -> &[(u32, f64)] {
+        let from = self.offsets.get(step).copied().unwrap_or(0);
+        let to = self
+            .offsets
+            .get(step.saturating_add(1))
+            .copied()
+            .unwrap_or(from);
+        self.entries.get(from..to).unwrap_or(&[])
+    }
+}
+
+/// Output series, one per label set.
+#[derive(Default)]
+pub(crate) struct Collector {
+    index: HashMap<Labels, usize>,
+    series: Vec<StepSeries>,
+}
+
+impl Collector {
+    /// The slot of `labels`, created on first use.
+    pub fn slot(&mut self, labels: Labels) -> usize {
+        if let Some(&slot) = self.index.get(&labels) {
+            return slot;
+        }
+        let slot = self.series.len();
+        self.index.insert(labels.clone(), slot);
+        self.series.push(StepSeries {
+            labels,
+            points: Vec::new(),
+        });
+        slot
+    }
+
+    pub fn push(&mut self, slot: usize, step: u32, value: f64) {
+        if let Some(s) = self.series.get_mut(slot) {
+            s.points.push((step, value));
+        }
+    }
+
+    /// The series with points, each in step order; two points of one label set at the same
+    /// step are Prometheus's "vector cannot contain metrics with the same labelset".
+    pub fn finish(self) -> Result<Vec<StepSeries>, QueryError> {
+        let mut out = Vec::with_capacity(self.series.len());
+        for mut s in self.series {
+            if s.points.is_empty() {
+                continue;
+            }
+            if !s.points.is_sorted_by_key(|p| p.0) {
+                s.points.sort_by_key(|p| p.0);
+            }
+            if s.points
+                .windows(2)
+                .any(|w| matches!(w, [a, b] if a.0 == b.0))
+            {
+                return Err(same_labelset());
+            }
+            out.push(s);
+        }
+        Ok(out)
+    }
+}
+
+pub(crate) fn same_labelset() -> QueryError {
+    QueryError::Execution("vector cannot contain metrics with the same labelset".to_string())
+}
+
+/// Prometheus's check on a whole result: two non-empty series with the same labels.
+pub(crate) fn check_distinct(series: &[StepSeries]) -> Result<(), QueryError> {
+    let mut seen = std::collections::HashSet::with_capacity(series.len());
+    for s in series {
+        if !s.points.is_empty() && !seen.insert(&s.labels) {
+            return Err(same_labelset());
+        }
+    }
+    Ok(())
+}
