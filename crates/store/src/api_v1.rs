@@ -15,13 +15,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use meshtrace_model::TraceId;
 use meshtrace_model::jaeger_json::TraceJson;
 use serde::Serialize;
 
+use crate::error::{ErrorCode, QueryError};
 use crate::params::parse_go_duration;
 use crate::query::TraceQuery;
 use crate::{Store, StoreError, now_micros};
@@ -82,40 +83,37 @@ fn ok_with_errors<T: Serialize>(
 }
 
 /// An error as Jaeger writes it: the envelope with `errors[0] = {code, msg}`, as text/plain.
-pub struct ApiError {
-    status: StatusCode,
-    msg: String,
-}
+pub struct ApiError(QueryError);
 
 impl ApiError {
     pub fn bad_request(msg: impl Into<String>) -> Self {
-        ApiError {
-            status: StatusCode::BAD_REQUEST,
-            msg: msg.into(),
-        }
+        ApiError(QueryError::invalid_argument(msg))
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(error: QueryError) -> Self {
+        ApiError(error)
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        tracing::error!(%error, "query failed");
-        ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            msg: error.to_string(),
-        }
+        ApiError(error.into())
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let status = self.0.code.http_status();
         let envelope = Envelope::<Option<()>> {
             data: None,
             total: 0,
             limit: 0,
             offset: 0,
             errors: Some(vec![EnvelopeError {
-                code: Some(self.status.as_u16()),
-                msg: self.msg,
+                code: Some(status.as_u16()),
+                msg: self.0.message,
                 trace_id: None,
             }]),
         };
@@ -124,7 +122,7 @@ impl IntoResponse for ApiError {
             .unwrap_or_else(|_| r#"{"data":null,"errors":[{"msg":"internal error"}]}"#.into());
         body.push('\n');
         (
-            self.status,
+            status,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             body,
         )
@@ -203,10 +201,7 @@ async fn trace(
         .map_err(|e| ApiError::bad_request(format!("cannot parse traceID param: {e}")))?;
     match blocking(&store, move |s| s.get_trace(id)).await? {
         Some(trace) => Ok(ok([TraceJson(&trace)], 0)),
-        None => Err(ApiError {
-            status: StatusCode::NOT_FOUND,
-            msg: "trace not found".to_string(),
-        }),
+        None => Err(QueryError::not_found("trace not found").into()),
     }
 }
 
@@ -376,8 +371,8 @@ async fn dependencies(
 }
 
 async fn metrics(Path(_kind): Path<String>) -> ApiError {
-    ApiError {
-        status: StatusCode::NOT_IMPLEMENTED,
-        msg: "trace metrics are currently disabled - no metrics backend configured".to_string(),
-    }
+    ApiError(QueryError::new(
+        ErrorCode::Unimplemented,
+        "trace metrics are currently disabled - no metrics backend configured",
+    ))
 }

@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use meshtrace_model::otlp::spans_to_otlp;
@@ -23,6 +22,7 @@ use meshtrace_model::{Trace, TraceId};
 use serde_json::{Value, json};
 
 use crate::api_v1::{blocking, query_pairs};
+use crate::error::QueryError;
 use crate::params::{parse_go_duration, parse_rfc3339};
 use crate::protojson::{self, Object};
 use crate::query::{TraceQuery, summarize};
@@ -40,41 +40,29 @@ pub fn routes() -> Router<Arc<Store>> {
 }
 
 /// The gRPC-gateway error shape Jaeger's v3 routes use.
-pub struct V3Error {
-    status: StatusCode,
-    message: String,
-}
+pub struct V3Error(QueryError);
 
 impl V3Error {
     fn bad_request(message: impl Into<String>) -> Self {
-        V3Error {
-            status: StatusCode::BAD_REQUEST,
-            message: message.into(),
-        }
+        V3Error(QueryError::invalid_argument(message))
     }
 
     fn not_found() -> Self {
-        V3Error {
-            status: StatusCode::NOT_FOUND,
-            message: "No traces found".to_string(),
-        }
+        V3Error(QueryError::not_found("No traces found"))
     }
 }
 
 impl From<StoreError> for V3Error {
     fn from(error: StoreError) -> Self {
-        tracing::error!(%error, "query failed");
-        V3Error {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: error.to_string(),
-        }
+        V3Error(error.into())
     }
 }
 
 impl IntoResponse for V3Error {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"httpCode": self.status.as_u16(), "message": self.message}});
-        (self.status, axum::Json(body)).into_response()
+        let status = self.0.code.http_status();
+        let body = json!({"error": {"httpCode": status.as_u16(), "message": self.0.message}});
+        (status, axum::Json(body)).into_response()
     }
 }
 

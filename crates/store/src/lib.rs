@@ -9,6 +9,7 @@ mod codec;
 mod damage;
 mod dict;
 mod engine;
+mod error;
 mod group;
 mod grpc_query;
 pub mod ingest;

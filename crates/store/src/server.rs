@@ -17,11 +17,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::StatusCode;
 pub use meshtrace_listen::Limits;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::error::ErrorCode;
 use crate::grpc_query::{QueryV2, QueryV3};
 use crate::ingest::{Ingest, OtlpGrpc, otlp_http_routes, zipkin_routes};
 use crate::{Store, api_v1, api_v3, metrics, now_micros};
@@ -86,7 +86,10 @@ pub fn query_router(store: Arc<Store>) -> Router {
     api_v1::routes()
         .merge(api_v3::routes())
         .merge(metrics::routes())
-        .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
+        .fallback(|| async {
+            // Go's mux writes this for a route it does not know.
+            (ErrorCode::NotFound.http_status(), "404 page not found\n")
+        })
         .with_state(store)
 }
 

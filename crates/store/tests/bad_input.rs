@@ -203,6 +203,55 @@ async fn otlp_grpc_bad_input() {
     store.stop().await;
 }
 
+/// A message past `--max-body` over OTLP/gRPC gets what OTLP/HTTP's 413 carries in its body:
+/// `ResourceExhausted` and the same message, whether it is too large as sent or once inflated.
+#[tokio::test(flavor = "multi_thread")]
+async fn otlp_grpc_over_max_body_is_resource_exhausted() {
+    let store = TestStore::start(
+        Store::in_memory(std::time::Duration::from_secs(1 << 40)),
+        4096,
+    )
+    .await;
+    let channel = tonic::transport::Endpoint::from_shared(store.otlp_grpc())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let path: tonic::codegen::http::uri::PathAndQuery =
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+            .parse()
+            .unwrap();
+    // A name that makes the message 5,000-odd bytes, and compresses to a few dozen.
+    let mut big = good(1, 1);
+    big.name = "x".repeat(5000);
+    let message =
+        Bytes::from(request(vec![resource_spans("svc", vec![], vec![big])]).encode_to_vec());
+    for compressed in [false, true] {
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        if compressed {
+            grpc = grpc.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+        }
+        grpc.ready().await.unwrap();
+        let status = grpc
+            .unary::<Bytes, ExportTraceServiceResponse, _>(
+                tonic::Request::new(message.clone()),
+                path.clone(),
+                RawCodec,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (status.code(), status.message()),
+            (
+                tonic::Code::ResourceExhausted,
+                "the request body is larger than the limit of 4096 bytes (--max-body)"
+            ),
+            "compressed: {compressed}"
+        );
+    }
+    store.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn zipkin_bad_input() {
     let store = TestStore::memory().await;
