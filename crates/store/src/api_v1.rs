@@ -25,6 +25,7 @@ use serde::Serialize;
 use crate::error::{ErrorCode, QueryError};
 use crate::params::parse_go_duration;
 use crate::query::TraceQuery;
+use crate::request::{blocking, first, query_pairs};
 use crate::{Store, StoreError, now_micros};
 
 const DEFAULT_LIMIT: usize = 100;
@@ -128,37 +129,6 @@ impl IntoResponse for ApiError {
         )
             .into_response()
     }
-}
-
-/// Runs a store call off the async threads.
-pub async fn blocking<T: Send + 'static>(
-    store: &Arc<Store>,
-    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || f(&store))
-        .await
-        .unwrap_or_else(|e| {
-            Err(StoreError::Write(format!(
-                "the store task did not finish: {e}"
-            )))
-        })
-}
-
-pub fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
-    raw.map(|q| {
-        form_urlencoded::parse(q.as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect()
-    })
-    .unwrap_or_default()
-}
-
-fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, v)| k == key && !v.is_empty())
-        .map(|(_, v)| v.as_str())
 }
 
 async fn services(State(store): State<Arc<Store>>) -> Result<Response, ApiError> {

@@ -21,11 +21,11 @@ use meshtrace_model::otlp::spans_to_otlp;
 use meshtrace_model::{Trace, TraceId};
 use serde_json::{Value, json};
 
-use crate::api_v1::{blocking, query_pairs};
 use crate::error::QueryError;
 use crate::params::{parse_go_duration, parse_rfc3339};
 use crate::protojson::{self, Object};
 use crate::query::{TraceQuery, summarize};
+use crate::request::{blocking, param, query_pairs};
 use crate::{Store, StoreError};
 
 const DEFAULT_SEARCH_DEPTH: usize = 100;
@@ -64,16 +64,6 @@ impl IntoResponse for V3Error {
         let body = json!({"error": {"httpCode": status.as_u16(), "message": self.0.message}});
         (status, axum::Json(body)).into_response()
     }
-}
-
-/// The value of the first of `names` that is present (camelCase first, then deprecated names).
-fn param<'a>(pairs: &'a [(String, String)], names: &[&str]) -> Option<&'a str> {
-    names.iter().find_map(|name| {
-        pairs
-            .iter()
-            .find(|(k, v)| k == name && !v.is_empty())
-            .map(|(_, v)| v.as_str())
-    })
 }
 
 async fn services(State(store): State<Arc<Store>>) -> Result<Response, V3Error> {

@@ -13,9 +13,9 @@ use opentelemetry_proto::tonic::trace::v1::TracesData;
 use tonic::{Request, Response, Status};
 
 use crate::Store;
-use crate::api_v1::blocking;
 use crate::error::ErrorCode;
 use crate::query::{TraceQuery, summarize};
+use crate::request::blocking;
 
 /// Jaeger's handler streams spans in chunks of this many.
 const SPANS_PER_CHUNK: usize = 10;

@@ -36,6 +36,7 @@ use prost::Message;
 
 use crate::Store;
 use crate::error::ErrorCode;
+use crate::request::{blocking, media_type};
 
 /// How many rejected spans a message lists before it says "and N more".
 const LISTED_REJECTIONS: usize = 5;
@@ -104,12 +105,7 @@ impl Ingest {
     ) -> Result<Outcome, IngestError> {
         let accepted = spans.len();
         if accepted > 0 {
-            let store = self.store.clone();
-            tokio::task::spawn_blocking(move || store.write(&spans))
-                .await
-                .map_err(|e| {
-                    crate::StoreError::Write(format!("the store task did not finish: {e}"))
-                })??;
+            blocking(&self.store, move |s| s.write(&spans)).await?;
         }
         if let Some(first) = rejected.first() {
             tracing::warn!(accepted, rejected = rejected.len(), first = %first.reason, "spans rejected");
@@ -218,18 +214,6 @@ fn encode_reply<M: Message + ToProtojson>(
             (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
     }
-}
-
-fn media_type(headers: &HeaderMap) -> String {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
 }
 
 /// Reads the body, at most `max` bytes, and inflates it when it is gzip-encoded (again at

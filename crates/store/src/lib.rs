@@ -20,6 +20,7 @@ mod metrics;
 mod params;
 mod protojson;
 mod query;
+mod request;
 pub mod server;
 
 pub use damage::DamageKind;
