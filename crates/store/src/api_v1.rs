@@ -15,14 +15,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use meshtrace_model::TraceId;
 use meshtrace_model::jaeger_json::TraceJson;
 use serde::Serialize;
 
-use crate::error::{ErrorCode, QueryError};
+use crate::error::{ErrorBody, ErrorCode, HttpError};
 use crate::params::parse_go_duration;
 use crate::query::TraceQuery;
 use crate::request::{blocking, first, query_pairs};
@@ -84,29 +84,12 @@ fn ok_with_errors<T: Serialize>(
 }
 
 /// An error as Jaeger writes it: the envelope with `errors[0] = {code, msg}`, as text/plain.
-pub struct ApiError(QueryError);
+pub type ApiError = HttpError<JaegerEnvelope>;
 
-impl ApiError {
-    pub fn bad_request(msg: impl Into<String>) -> Self {
-        ApiError(QueryError::invalid_argument(msg))
-    }
-}
+pub struct JaegerEnvelope;
 
-impl From<QueryError> for ApiError {
-    fn from(error: QueryError) -> Self {
-        ApiError(error)
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        ApiError(error.into())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.0.code.http_status();
+impl ErrorBody for JaegerEnvelope {
+    fn response(status: StatusCode, message: String) -> Response {
         let envelope = Envelope::<Option<()>> {
             data: None,
             total: 0,
@@ -114,7 +97,7 @@ impl IntoResponse for ApiError {
             offset: 0,
             errors: Some(vec![EnvelopeError {
                 code: Some(status.as_u16()),
-                msg: self.0.message,
+                msg: message,
                 trace_id: None,
             }]),
         };
@@ -171,7 +154,7 @@ async fn trace(
         .map_err(|e| ApiError::bad_request(format!("cannot parse traceID param: {e}")))?;
     match blocking(&store, move |s| s.get_trace(id)).await? {
         Some(trace) => Ok(ok([TraceJson(&trace)], 0)),
-        None => Err(QueryError::not_found("trace not found").into()),
+        None => Err(ApiError::new(ErrorCode::NotFound, "trace not found")),
     }
 }
 
@@ -341,8 +324,8 @@ async fn dependencies(
 }
 
 async fn metrics(Path(_kind): Path<String>) -> ApiError {
-    ApiError(QueryError::new(
+    ApiError::new(
         ErrorCode::Unimplemented,
         "trace metrics are currently disabled - no metrics backend configured",
-    ))
+    )
 }

@@ -15,18 +15,19 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use meshtrace_model::otlp::spans_to_otlp;
 use meshtrace_model::{Trace, TraceId};
 use serde_json::{Value, json};
 
-use crate::error::QueryError;
+use crate::Store;
+use crate::error::{ErrorBody, ErrorCode, HttpError};
 use crate::params::{parse_go_duration, parse_rfc3339};
 use crate::protojson::{self, Object};
 use crate::query::{TraceQuery, summarize};
 use crate::request::{blocking, param, query_pairs};
-use crate::{Store, StoreError};
 
 const DEFAULT_SEARCH_DEPTH: usize = 100;
 
@@ -40,30 +41,19 @@ pub fn routes() -> Router<Arc<Store>> {
 }
 
 /// The gRPC-gateway error shape Jaeger's v3 routes use.
-pub struct V3Error(QueryError);
+pub type V3Error = HttpError<GatewayError>;
 
-impl V3Error {
-    fn bad_request(message: impl Into<String>) -> Self {
-        V3Error(QueryError::invalid_argument(message))
-    }
+pub struct GatewayError;
 
-    fn not_found() -> Self {
-        V3Error(QueryError::not_found("No traces found"))
-    }
-}
-
-impl From<StoreError> for V3Error {
-    fn from(error: StoreError) -> Self {
-        V3Error(error.into())
-    }
-}
-
-impl IntoResponse for V3Error {
-    fn into_response(self) -> Response {
-        let status = self.0.code.http_status();
-        let body = json!({"error": {"httpCode": status.as_u16(), "message": self.0.message}});
+impl ErrorBody for GatewayError {
+    fn response(status: StatusCode, message: String) -> Response {
+        let body = json!({"error": {"httpCode": status.as_u16(), "message": message}});
         (status, axum::Json(body)).into_response()
     }
+}
+
+fn no_traces() -> V3Error {
+    V3Error::new(ErrorCode::NotFound, "No traces found")
 }
 
 async fn services(State(store): State<Arc<Store>>) -> Result<Response, V3Error> {
@@ -92,7 +82,7 @@ async fn get_trace(
         .map_err(|e| V3Error::bad_request(format!("malformed parameter trace_id: {e}")))?;
     match blocking(&store, move |s| s.get_trace(id)).await? {
         Some(trace) => Ok(axum::Json(traces_result(std::slice::from_ref(&trace))).into_response()),
-        None => Err(V3Error::not_found()),
+        None => Err(no_traces()),
     }
 }
 
@@ -103,7 +93,7 @@ async fn find_traces(
     let query = parse_query(&query_pairs(raw.as_deref()))?;
     let traces = blocking(&store, move |s| s.find_traces(&query)).await?;
     if traces.is_empty() {
-        return Err(V3Error::not_found());
+        return Err(no_traces());
     }
     Ok(axum::Json(traces_result(&traces)).into_response())
 }

@@ -16,7 +16,10 @@
     clippy::arithmetic_side_effects
 )]
 
+use std::marker::PhantomData;
+
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 
 use crate::StoreError;
 
@@ -75,7 +78,7 @@ impl ErrorCode {
 }
 
 /// A query that failed: its kind and the message the reader sees. The query surfaces (HTTP v1,
-/// HTTP v3, gRPC) each wrap it in their own body.
+/// HTTP v3, gRPC) each write it in their own body ([`HttpError`], `tonic::Status`).
 #[derive(Debug)]
 pub struct QueryError {
     pub code: ErrorCode,
@@ -89,14 +92,6 @@ impl QueryError {
             message: message.into(),
         }
     }
-
-    pub fn invalid_argument(message: impl Into<String>) -> Self {
-        QueryError::new(ErrorCode::InvalidArgument, message)
-    }
-
-    pub fn not_found(message: impl Into<String>) -> Self {
-        QueryError::new(ErrorCode::NotFound, message)
-    }
 }
 
 /// A read the store could not do. Logged here, once for every surface.
@@ -104,6 +99,42 @@ impl From<StoreError> for QueryError {
     fn from(error: StoreError) -> Self {
         tracing::error!(%error, "query failed");
         QueryError::new(ErrorCode::Internal, error.to_string())
+    }
+}
+
+/// How one HTTP query surface writes an error: Jaeger's v1 envelope, the v3 gateway's body.
+pub trait ErrorBody {
+    fn response(status: StatusCode, message: String) -> Response;
+}
+
+/// A query failure on the HTTP surface whose error body is `B`'s; the status is its code's.
+pub struct HttpError<B>(QueryError, PhantomData<fn() -> B>);
+
+impl<B> HttpError<B> {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        QueryError::new(code, message).into()
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        HttpError::new(ErrorCode::InvalidArgument, message)
+    }
+}
+
+impl<B> From<QueryError> for HttpError<B> {
+    fn from(error: QueryError) -> Self {
+        HttpError(error, PhantomData)
+    }
+}
+
+impl<B> From<StoreError> for HttpError<B> {
+    fn from(error: StoreError) -> Self {
+        QueryError::from(error).into()
+    }
+}
+
+impl<B: ErrorBody> IntoResponse for HttpError<B> {
+    fn into_response(self) -> Response {
+        B::response(self.0.code.http_status(), self.0.message)
     }
 }
 
