@@ -36,6 +36,7 @@ use prost::Message;
 
 use crate::Store;
 use crate::error::ErrorCode;
+use crate::raw_codec::ServerCodec;
 use crate::request::{blocking, media_type};
 
 /// How many rejected spans a message lists before it says "and N more".
@@ -437,7 +438,7 @@ where
                     .status("only TraceService/Export is served here")
                     .into_http());
             }
-            let mut grpc = tonic::server::Grpc::new(RawCodec)
+            let mut grpc = tonic::server::Grpc::new(ServerCodec::default())
                 .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
                 .apply_max_message_size_config(Some(max), None);
             let response = grpc.unary(ExportMethod(this), request).await;
@@ -488,51 +489,5 @@ impl tonic::server::UnaryService<Bytes> for ExportMethod {
                 .await
                 .map(tonic::Response::new)
         })
-    }
-}
-
-/// Decodes to raw bytes; encodes prost messages.
-#[derive(Clone, Copy, Default)]
-struct RawCodec;
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = ExportTraceServiceResponse;
-    type Decode = Bytes;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        RawCodec
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RawCodec
-    }
-}
-
-impl tonic::codec::Encoder for RawCodec {
-    type Item = ExportTraceServiceResponse;
-    type Error = tonic::Status;
-
-    fn encode(
-        &mut self,
-        item: Self::Item,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), Self::Error> {
-        item.encode(dst)
-            .map_err(|e| ErrorCode::Internal.status(e.to_string()))
-    }
-}
-
-impl tonic::codec::Decoder for RawCodec {
-    type Item = Bytes;
-    type Error = tonic::Status;
-
-    fn decode(
-        &mut self,
-        src: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<Self::Item>, Self::Error> {
-        use bytes::Buf;
-        Ok(Some(src.copy_to_bytes(src.remaining())))
     }
 }

@@ -20,6 +20,7 @@ mod metrics;
 mod params;
 mod protojson;
 mod query;
+pub mod raw_codec;
 mod request;
 pub mod server;
 

@@ -6,9 +6,9 @@ mod common;
 use std::io::Write;
 
 use bytes::Bytes;
-use common::raw_codec::RawCodec;
 use common::*;
 use meshtrace_store::Store;
+use meshtrace_store::raw_codec::ClientCodec;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prost::Message;
@@ -155,14 +155,6 @@ async fn otlp_http_bad_input() {
     store.stop().await;
 }
 
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn otlp_grpc_bad_input() {
     let store = TestStore::memory().await;
@@ -188,7 +180,7 @@ async fn otlp_grpc_bad_input() {
         .unary::<Bytes, ExportTraceServiceResponse, _>(
             tonic::Request::new(Bytes::from_static(&[0x0a, 0xff, 0xff])),
             path,
-            RawCodec,
+            ClientCodec::default(),
         )
         .await
         .unwrap_err();
@@ -236,7 +228,7 @@ async fn otlp_grpc_over_max_body_is_resource_exhausted() {
             .unary::<Bytes, ExportTraceServiceResponse, _>(
                 tonic::Request::new(message.clone()),
                 path.clone(),
-                RawCodec,
+                ClientCodec::default(),
             )
             .await
             .unwrap_err();
@@ -276,14 +268,8 @@ async fn zipkin_bad_input() {
         {"traceId": "01", "id": "02", "timestamp": 1, "duration": 1, "localEndpoint": {"serviceName": "a"}},
         {"traceId": "01", "id": "zz", "timestamp": 1, "duration": 1}
     ]);
-    let (status, body) = post(
-        &store,
-        &url,
-        "application/json",
-        None,
-        serde_json::to_vec(&batch).unwrap(),
-    )
-    .await;
+    let (status, body) = store.post_json(&url, &batch).await;
+    let body = String::from_utf8_lossy(&body);
     assert_eq!(status, 400);
     assert_eq!(
         body,

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{SpanSpec, TestStore, request, resource_spans};
+use common::{RpcStatus, SpanSpec, TestStore, request, resource_spans};
 use meshtrace_proto::{api_v2, api_v3};
-use meshtrace_store::{Kv, MemoryKv, Op, Recovery, Store, StoreError, Table};
+use meshtrace_store::{Kv, MemoryKv, Op, Store, StoreError, Table};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prost::Message;
 use serde_json::json;
@@ -56,23 +56,19 @@ impl Kv for BreakableKv {
     }
 
     fn disk_bytes(&self) -> u64 {
-        0
+        self.inner.disk_bytes()
     }
 
     fn table_bytes(&self) -> Vec<(&'static str, u64)> {
-        Vec::new()
+        self.inner.table_bytes()
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        Ok(())
+        self.inner.flush()
     }
 
     fn compact(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    fn recovery(&self) -> Recovery {
-        Recovery::default()
+        self.inner.compact()
     }
 }
 
@@ -104,14 +100,6 @@ fn batch() -> opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServi
     request(vec![resource_spans("svc", Vec::new(), vec![span.build()])])
 }
 
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-}
-
 const NOT_STORED: &str = "the spans could not be stored: ";
 
 #[tokio::test(flavor = "multi_thread")]
@@ -131,14 +119,7 @@ async fn a_batch_the_store_cannot_take_is_retryable_on_every_ingest_protocol() {
     assert_eq!(rpc.code, 14, "Unavailable");
     assert!(rpc.message.starts_with(NOT_STORED), "{}", rpc.message);
 
-    let (status, body) = store
-        .post_bytes(
-            &store.otlp_http(),
-            "application/json",
-            None,
-            serde_json::to_vec(&batch()).unwrap(),
-        )
-        .await;
+    let (status, body) = store.post_json(&store.otlp_http(), &batch()).await;
     assert_eq!(status, 503);
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["code"], 14);
@@ -155,14 +136,7 @@ async fn a_batch_the_store_cannot_take_is_retryable_on_every_ingest_protocol() {
         "timestamp": 1_900_000_000_000_000u64, "duration": 1000,
         "localEndpoint": {"serviceName": "svc"}
     }]);
-    let (status, body) = store
-        .post_bytes(
-            &store.zipkin(),
-            "application/json",
-            None,
-            serde_json::to_vec(&zipkin).unwrap(),
-        )
-        .await;
+    let (status, body) = store.post_json(&store.zipkin(), &zipkin).await;
     assert_eq!(status, 503);
     let text = String::from_utf8(body.to_vec()).unwrap();
     assert!(text.starts_with(NOT_STORED), "{text}");

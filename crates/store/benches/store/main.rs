@@ -15,9 +15,6 @@ mod quick;
 mod sustained;
 mod workload;
 
-#[path = "../../tests/common/raw_codec.rs"]
-mod raw_codec;
-
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use meshtrace_model::otlp::spans_from_otlp;
 use meshtrace_store::Store;
+use meshtrace_store::raw_codec::ClientCodec;
 use meshtrace_store::server::LoopbackServer;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -14,7 +15,6 @@ use prost::Message;
 
 use crate::at_scale::report_search;
 use crate::measure::{percentile, rss_kib};
-use crate::raw_codec::RawCodec;
 use crate::workload::{BATCH, Rng, SPANS_PER_TRACE, workload};
 
 /// The quick run: limits, engine alone, ingest over gRPC in-process, disk, reads.
@@ -130,7 +130,11 @@ pub fn quick() {
                         .parse()
                         .unwrap();
                     let reply: tonic::Response<ExportTraceServiceResponse> = grpc
-                        .unary(tonic::Request::new(body.clone()), path, RawCodec)
+                        .unary(
+                            tonic::Request::new(body.clone()),
+                            path,
+                            ClientCodec::default(),
+                        )
                         .await
                         .unwrap();
                     assert!(reply.into_inner().partial_success.is_none());

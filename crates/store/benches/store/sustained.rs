@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use meshtrace_store::Store;
+use meshtrace_store::raw_codec::ClientCodec;
 use meshtrace_store::server::{Addresses, Listeners, ServeOptions, serve};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 
-use crate::raw_codec::RawCodec;
 use crate::workload::workload;
 
 /// Runs a durable store server in this process (the child of `sustained`), on loopback ports,
@@ -172,7 +172,7 @@ pub fn sustained(seconds: u64) {
                             .unary(
                                 tonic::Request::new(bytes::Bytes::from(body)),
                                 path,
-                                RawCodec,
+                                ClientCodec::default(),
                             )
                             .await
                             .unwrap();
