@@ -36,6 +36,20 @@ pub struct Addresses {
     pub query_grpc: SocketAddr,
 }
 
+impl Addresses {
+    /// Every listener on 127.0.0.1, each on a port the system picks.
+    pub fn ephemeral_loopback() -> Addresses {
+        let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+        Addresses {
+            otlp_grpc: any,
+            otlp_http: any,
+            zipkin: any,
+            query_http: any,
+            query_grpc: any,
+        }
+    }
+}
+
 /// Listeners bound and ready to serve.
 pub struct Listeners {
     otlp_grpc: TcpListener,
@@ -247,15 +261,7 @@ impl LoopbackServer {
         store: Arc<Store>,
         options: ServeOptions,
     ) -> std::io::Result<LoopbackServer> {
-        let any: SocketAddr = ([127, 0, 0, 1], 0).into();
-        let listeners = Listeners::bind(&Addresses {
-            otlp_grpc: any,
-            otlp_http: any,
-            zipkin: any,
-            query_http: any,
-            query_grpc: any,
-        })
-        .await?;
+        let listeners = Listeners::bind(&Addresses::ephemeral_loopback()).await?;
         let addresses = listeners.addresses()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(serve(store, listeners, options, async {

@@ -7,8 +7,8 @@ use meshtrace_model::TraceId;
 use meshtrace_model::otlp::spans_from_otlp;
 use meshtrace_store::{Store, TraceQuery};
 
-use crate::measure::percentile;
-use crate::workload::{Rng, workload_of};
+use crate::measure::{percentile, trace_latencies};
+use crate::workload::workload_of;
 
 /// Fills a durable store with `total` spans in 50-span traces over the last hour, through the
 /// engine, then measures trace-by-ID and search latency.
@@ -44,16 +44,7 @@ pub fn at_scale(total: usize) {
         trace_ids.len(),
         started.elapsed().as_secs_f64()
     );
-    let mut rng = Rng(7);
-    let mut times = Vec::new();
-    for _ in 0..2000 {
-        let id = trace_ids[(rng.next() % trace_ids.len() as u64) as usize];
-        let started = Instant::now();
-        let trace = store.get_trace(id).unwrap().unwrap();
-        times.push(started.elapsed());
-        assert_eq!(trace.spans.len(), TRACE_SIZE);
-    }
-    times.sort();
+    let times = trace_latencies(&store, &trace_ids, 7, TRACE_SIZE);
     println!(
         "at {written} spans: get trace (50 spans): p50 {:.3} ms  p99 {:.3} ms",
         percentile(&times, 0.5).as_secs_f64() * 1e3,

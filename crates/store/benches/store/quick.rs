@@ -6,16 +6,13 @@ use std::time::{Duration, Instant};
 
 use meshtrace_model::otlp::spans_from_otlp;
 use meshtrace_store::Store;
-use meshtrace_store::raw_codec::ClientCodec;
 use meshtrace_store::server::LoopbackServer;
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
 use crate::at_scale::report_search;
-use crate::measure::{percentile, rss_kib};
-use crate::workload::{BATCH, Rng, SPANS_PER_TRACE, workload};
+use crate::measure::{Exporter, percentile, status_kib, trace_latencies};
+use crate::workload::{BATCH, SPANS_PER_TRACE, workload};
 
 /// The quick run: limits, engine alone, ingest over gRPC in-process, disk, reads.
 pub fn quick() {
@@ -118,26 +115,9 @@ pub fn quick() {
         for client in 0..clients {
             let encoded = encoded.clone();
             tasks.push(tokio::spawn(async move {
-                let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-                    .unwrap()
-                    .connect()
-                    .await
-                    .unwrap();
-                let mut grpc = tonic::client::Grpc::new(channel);
+                let mut exporter = Exporter::connect(addr).await;
                 for body in encoded.iter().skip(client).step_by(clients) {
-                    grpc.ready().await.unwrap();
-                    let path = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-                        .parse()
-                        .unwrap();
-                    let reply: tonic::Response<ExportTraceServiceResponse> = grpc
-                        .unary(
-                            tonic::Request::new(body.clone()),
-                            path,
-                            ClientCodec::default(),
-                        )
-                        .await
-                        .unwrap();
-                    assert!(reply.into_inner().partial_success.is_none());
+                    exporter.export(body.clone()).await;
                 }
             }));
         }
@@ -151,7 +131,7 @@ pub fn quick() {
     println!(
         "ingest, OTLP/gRPC, {clients} clients, durable: {ingest_rate:>8.0} spans/s ({:.0}% of decode-only); peak RSS {} MiB (server and clients in one process)",
         100.0 * ingest_rate / decode_rate,
-        rss_kib("VmHWM:") / 1024
+        status_kib("self", "VmHWM:") / 1024
     );
     store.flush().unwrap();
     store.compact().unwrap();
@@ -171,16 +151,7 @@ pub fn quick() {
     );
 
     // Trace by ID.
-    let mut rng = Rng(42);
-    let mut times = Vec::new();
-    for _ in 0..2000 {
-        let id = trace_ids[(rng.next() % trace_ids.len() as u64) as usize];
-        let started = Instant::now();
-        let trace = store.get_trace(id).unwrap().unwrap();
-        times.push(started.elapsed());
-        assert_eq!(trace.spans.len(), SPANS_PER_TRACE);
-    }
-    times.sort();
+    let times = trace_latencies(&store, &trace_ids, 42, SPANS_PER_TRACE);
     let get_p50 = percentile(&times, 0.5);
     println!(
         "get trace (8 spans):        p50 {:>8.3} ms  p99 {:>8.3} ms",

@@ -5,11 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use meshtrace_store::Store;
-use meshtrace_store::raw_codec::ClientCodec;
 use meshtrace_store::server::{Addresses, Listeners, ServeOptions, serve};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 
+use crate::measure::{Exporter, status_kib};
 use crate::workload::workload;
 
 /// Runs a durable store server in this process (the child of `sustained`), on loopback ports,
@@ -24,16 +23,9 @@ pub fn server_role() {
         let store = Arc::new(
             Store::open(std::path::Path::new(&dir), Duration::from_secs(72 * 3600)).unwrap(),
         );
-        let any = "127.0.0.1:0".parse().unwrap();
-        let listeners = Listeners::bind(&Addresses {
-            otlp_grpc: any,
-            otlp_http: any,
-            zipkin: any,
-            query_http: any,
-            query_grpc: any,
-        })
-        .await
-        .unwrap();
+        let listeners = Listeners::bind(&Addresses::ephemeral_loopback())
+            .await
+            .unwrap();
         println!("ready {}", listeners.addresses().unwrap().otlp_grpc);
         let options = ServeOptions {
             max_body: 64 << 20,
@@ -117,15 +109,8 @@ pub fn sustained(seconds: u64) {
         let (peak_rss, sampling) = (peak_rss.clone(), sampling.clone());
         std::thread::spawn(move || {
             while sampling.load(std::sync::atomic::Ordering::Relaxed) {
-                let status =
-                    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-                if let Some(kib) = status
-                    .lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                {
-                    peak_rss.fetch_max(kib, std::sync::atomic::Ordering::Relaxed);
-                }
+                let kib = status_kib(&pid.to_string(), "VmRSS:");
+                peak_rss.fetch_max(kib, std::sync::atomic::Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(100));
             }
         })
@@ -142,12 +127,7 @@ pub fn sustained(seconds: u64) {
         for client in 0..clients {
             let (pool, addr) = (pool.clone(), addr.clone());
             tasks.push(tokio::spawn(async move {
-                let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-                    .unwrap()
-                    .connect()
-                    .await
-                    .unwrap();
-                let mut grpc = tonic::client::Grpc::new(channel);
+                let mut exporter = Exporter::connect(addr).await;
                 let mut sent = 0;
                 let mut pass: u64 = 0;
                 'passes: loop {
@@ -164,19 +144,7 @@ pub fn sustained(seconds: u64) {
                                 *b ^= x;
                             }
                         }
-                        grpc.ready().await.unwrap();
-                        let path = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-                            .parse()
-                            .unwrap();
-                        let reply: tonic::Response<ExportTraceServiceResponse> = grpc
-                            .unary(
-                                tonic::Request::new(bytes::Bytes::from(body)),
-                                path,
-                                ClientCodec::default(),
-                            )
-                            .await
-                            .unwrap();
-                        assert!(reply.into_inner().partial_success.is_none());
+                        exporter.export(bytes::Bytes::from(body)).await;
                         sent += spans;
                     }
                     pass += 1;
