@@ -63,17 +63,22 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap()
 }
 
+/// A store whose `--max-body` is 4096 bytes.
+async fn small_store() -> TestStore {
+    TestStore::start(
+        Store::in_memory(std::time::Duration::from_secs(1 << 40)),
+        4096,
+    )
+    .await
+}
+
 async fn stored(store: &TestStore, trace: &str) -> bool {
     store.get_json(&format!("/api/traces/{trace}")).await.0 == 200
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn otlp_http_bad_input() {
-    let store = TestStore::start(
-        Store::in_memory(std::time::Duration::from_secs(1 << 40)),
-        4096,
-    )
-    .await;
+    let store = small_store().await;
     let url = store.otlp_http();
 
     // Undecodable bodies: 400 with what and where.
@@ -199,11 +204,7 @@ async fn otlp_grpc_bad_input() {
 /// `ResourceExhausted` and the same message, whether it is too large as sent or once inflated.
 #[tokio::test(flavor = "multi_thread")]
 async fn otlp_grpc_over_max_body_is_resource_exhausted() {
-    let store = TestStore::start(
-        Store::in_memory(std::time::Duration::from_secs(1 << 40)),
-        4096,
-    )
-    .await;
+    let store = small_store().await;
     let channel = tonic::transport::Endpoint::from_shared(store.otlp_grpc())
         .unwrap()
         .connect()
