@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use clap::Args;
 use meshtrace_listen::Limits;
+use meshtrace_model::time::parse_go_duration_std;
 
 #[derive(Debug, Clone, Args)]
 pub struct ListenArgs {
@@ -36,8 +37,8 @@ impl ListenArgs {
 }
 
 fn parse_timeout(text: &str) -> Result<Duration, String> {
-    match meshtrace_store::parse_go_duration(text)? {
-        0 => Err("a timeout must be longer than zero".to_string()),
-        micros => Ok(Duration::from_micros(micros)),
+    match parse_go_duration_std(text)? {
+        Duration::ZERO => Err("a timeout must be longer than zero".to_string()),
+        timeout => Ok(timeout),
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
+use meshtrace_model::time::parse_go_duration_std;
 use meshtrace_sim::export::Target;
 use meshtrace_sim::run::{RunOptions, Stats, run};
 use meshtrace_sim::{Generator, Mesh, Options, Topology};
@@ -24,7 +25,7 @@ pub struct SimArgs {
     #[command(flatten)]
     pub traffic: TrafficArgs,
     /// Stop after this long (Go duration: 30s, 5m); without it, run until interrupted.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "burst")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_go_duration_std, conflicts_with = "burst")]
     pub duration: Option<Duration>,
     /// Send N requests as fast as the target accepts them, then stop (for load tests).
     #[arg(long, value_name = "N")]
@@ -55,10 +56,6 @@ pub struct TrafficArgs {
     /// A topology as JSON instead of the built-in Bookinfo + travel mesh.
     #[arg(long, value_name = "FILE")]
     pub topology: Option<PathBuf>,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    meshtrace_store::parse_go_duration(text).map(Duration::from_micros)
 }
 
 fn parse_share(text: &str) -> Result<f64, String> {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
+use meshtrace_model::time::parse_go_duration_std;
 use meshtrace_store::server::{Addresses, Listeners, ServeOptions, serve};
 use meshtrace_store::{DEFAULT_DICTIONARY_MAX_ENTRIES, Store, StoreOptions};
 
@@ -71,9 +72,9 @@ pub fn parse_addr(text: &str) -> Result<SocketAddr, String> {
 }
 
 fn parse_retention(text: &str) -> Result<Duration, String> {
-    match meshtrace_store::parse_go_duration(text)? {
-        0 => Err("the retention must be longer than zero".to_string()),
-        micros => Ok(Duration::from_micros(micros)),
+    match parse_go_duration_std(text)? {
+        Duration::ZERO => Err("the retention must be longer than zero".to_string()),
+        retention => Ok(retention),
     }
 }
 

@@ -19,12 +19,12 @@ use axum::routing::get;
 use axum::{Json, Router};
 use meshtrace_backend::TraceQuery;
 use meshtrace_mesh::{Inventory, Item, Kind, Target};
+use meshtrace_model::time::now_micros;
 use serde::Serialize;
 use tokio::sync::{Mutex, RwLock};
 
 use crate::Console;
 use crate::error::ApiError;
-use crate::params::now_micros;
 
 const EMPTY_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(2);
 

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use meshtrace_model::time::now_micros;
+
 use crate::error::ApiError;
 
 /// Kiali's `MaxTracingLimit`.
@@ -19,13 +21,6 @@ pub struct TracingParams {
     pub min_duration: Option<u64>,
     pub tags: BTreeMap<String, String>,
     pub cluster: Option<String>,
-}
-
-pub fn now_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
 }
 
 /// Splits a raw query string into pairs, refusing names not in `known`.

@@ -16,11 +16,12 @@ use meshtrace_mesh::{
 use meshtrace_model::jaeger_json::{
     JsonProcess, JsonSpan, TraceJson, process_to_json, span_to_json,
 };
+use meshtrace_model::time::now_micros;
 use meshtrace_model::{Trace, TraceId};
 use serde::Serialize;
 
 use crate::error::ApiError;
-use crate::params::{TracingParams, now_micros, pairs};
+use crate::params::{TracingParams, pairs};
 use crate::{Console, check};
 
 pub fn routes() -> Router<Arc<Console>> {

@@ -11,7 +11,7 @@ use crate::names::tag_str;
 #[derive(Debug, Clone, PartialEq)]
 pub struct TraceSummary {
     pub trace_id: String,
-    /// The root span's operation, or `None` when the trace has no root span.
+    /// The root span's operation ([`Trace::root`]), or `None` when the trace has no root span.
     pub root_operation: Option<String>,
     /// The root span's service (`productpage.bookinfo`).
     pub root_service: Option<String>,
@@ -27,29 +27,10 @@ pub struct TraceSummary {
     pub average_span: u64,
 }
 
-/// When a trace starts and ends, µs since the epoch: its earliest span start and latest span
-/// end (`(0, 0)` for a trace without spans).
-pub fn bounds(trace: &Trace) -> (u64, u64) {
-    let start = trace.spans.iter().map(|s| s.start_time).min().unwrap_or(0);
-    let end = trace
-        .spans
-        .iter()
-        .map(|s| s.start_time + s.duration)
-        .max()
-        .unwrap_or(start);
-    (start, end)
-}
-
 impl TraceSummary {
     pub fn of(trace: &Trace) -> TraceSummary {
         let spans = &trace.spans;
-        let (start, end) = bounds(trace);
-        let ids: std::collections::HashSet<_> = spans.iter().map(|s| s.span_id).collect();
-        // The root: no parent, or a parent that is not in the trace; the earliest such span.
-        let root = spans
-            .iter()
-            .filter(|s| s.parent_span_id().is_none_or(|p| !ids.contains(&p)))
-            .min_by_key(|s| s.start_time);
+        let root = trace.root();
         let apps = spans
             .iter()
             .map(|s| {
@@ -63,8 +44,8 @@ impl TraceSummary {
             trace_id: trace.trace_id().map(|id| id.to_hex32()).unwrap_or_default(),
             root_operation: root.map(|s| s.operation_name.clone()),
             root_service: root.map(|s| s.process.service_name.clone()),
-            start,
-            duration: end - start,
+            start: trace.bounds().0,
+            duration: trace.duration(),
             spans: spans.len(),
             apps,
             error_spans: spans.iter().filter(|s| s.has_error()).count(),

@@ -5,6 +5,13 @@
 //! decimal strings (JavaScript numbers cannot hold them); binary values as base64; empty
 //! `warnings` as `null`; no `parentSpanID` (the parent is the first CHILD_OF reference).
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -121,12 +128,12 @@ pub fn trace_to_json(trace: &Trace) -> JsonTrace {
         .spans
         .iter()
         .zip(of_span)
-        .map(|(span, index)| span_to_json(span, format!("p{}", index + 1)))
+        .map(|(span, index)| span_to_json(span, ProcessKey(index).to_string()))
         .collect();
     let processes = processes
         .iter()
         .enumerate()
-        .map(|(i, p)| (format!("p{}", i + 1), process_to_json(p)))
+        .map(|(i, p)| (ProcessKey(i).to_string(), process_to_json(p)))
         .collect();
     JsonTrace {
         trace_id: trace
@@ -211,8 +218,8 @@ fn non_empty(warnings: &[String]) -> Option<Vec<String>> {
 
 mod borrowed;
 
-use borrowed::process_table;
 pub use borrowed::{ProcessJson, TraceJson};
+use borrowed::{ProcessKey, process_table};
 
 // ---- JSON -> model -----------------------------------------------------------------------
 
@@ -253,7 +260,7 @@ fn span_from_json(span: JsonSpan, process: Arc<Process>) -> Result<Span, JsonErr
         source,
     };
     let trace_id = TraceId::from_hex(&span.trace_id).map_err(id_error)?;
-    let mut references = Vec::with_capacity(span.references.len() + 1);
+    let mut references = Vec::with_capacity(span.references.len().saturating_add(1));
     for r in &span.references {
         references.push(SpanRef {
             ref_type: if r.ref_type == "FOLLOWS_FROM" {
@@ -357,6 +364,7 @@ fn kv_from_json_owned(kv: JsonKeyValue) -> Result<KeyValue, JsonError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

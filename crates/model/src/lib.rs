@@ -1,5 +1,6 @@
 //! The trace model every part of meshtrace speaks, and its conversions: the Jaeger UI JSON
-//! codec, OTLP ↔ model (as Jaeger converts), and Zipkin v2 JSON → model. No I/O.
+//! codec, OTLP ↔ model (as Jaeger converts), and Zipkin v2 JSON → model; and time (parse, format,
+//! civil dates, durations). No I/O but the clock read of [`time::now_micros`].
 
 mod ids;
 pub mod jaeger_json;
@@ -8,6 +9,8 @@ pub mod otlp;
 mod span;
 #[cfg(feature = "proptest")]
 pub mod strategy;
+mod summary;
+pub mod time;
 pub mod zipkin;
 
 pub use ids::{IdError, SpanId, TraceId};

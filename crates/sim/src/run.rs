@@ -4,9 +4,10 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use meshtrace_model::Span;
+use meshtrace_model::time::now_micros;
 use tokio::sync::mpsc;
 
 use crate::export::{Exporter, Target};
@@ -66,13 +67,6 @@ impl Stats {
         }
         line
     }
-}
-
-fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
 }
 
 /// Runs until done or until `shutdown` completes; what was generated is sent before returning.

@@ -20,13 +20,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use meshtrace_model::TraceId;
 use meshtrace_model::jaeger_json::TraceJson;
+use meshtrace_model::time::{now_micros, parse_go_duration};
 use serde::Serialize;
 
 use crate::error::{ErrorBody, ErrorCode, HttpError};
-use crate::params::parse_go_duration;
 use crate::query::TraceQuery;
 use crate::request::{blocking, first, query_pairs};
-use crate::{Store, StoreError, now_micros};
+use crate::{Store, StoreError};
 
 const DEFAULT_LIMIT: usize = 100;
 const DEFAULT_LOOKBACK_US: u64 = 2 * 24 * 3600 * 1_000_000;

@@ -24,10 +24,10 @@ use serde_json::{Value, json};
 
 use crate::Store;
 use crate::error::{ErrorBody, ErrorCode, HttpError};
-use crate::params::{parse_go_duration, parse_rfc3339};
 use crate::protojson::{self, Object};
 use crate::query::{TraceQuery, summarize};
 use crate::request::{blocking, param, query_pairs};
+use meshtrace_model::time::{parse_go_duration, parse_rfc3339};
 
 const DEFAULT_SEARCH_DEPTH: usize = 100;
 

@@ -17,7 +17,6 @@ mod keys;
 mod kv;
 mod layout;
 mod metrics;
-mod params;
 mod protojson;
 mod query;
 pub mod raw_codec;
@@ -25,9 +24,8 @@ mod request;
 pub mod server;
 
 pub use damage::DamageKind;
-pub use engine::{DEFAULT_DICTIONARY_MAX_ENTRIES, Store, StoreOptions, now_micros};
+pub use engine::{DEFAULT_DICTIONARY_MAX_ENTRIES, Store, StoreOptions};
 pub use kv::{FjallKv, Kv, MemoryKv, Op, Recovery, Table};
-pub use params::{parse_go_duration, parse_rfc3339};
 pub use query::{DependencyLink, Operation, TraceQuery, TraceSummary, summarize};
 
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,12 @@
 //! What a reader asks the store, the same for every surface (Jaeger HTTP v1 and v3, gRPC).
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
 use serde::Serialize;
 
 /// A trace search. Times are microseconds since the Unix epoch; durations microseconds.
@@ -48,15 +55,13 @@ pub struct TraceSummary {
     pub services: Vec<(String, usize, usize)>,
 }
 
-/// The root is the earliest span without a parent.
+/// The root is [`meshtrace_model::Trace::root`] (the Jaeger UI's rule: a trace whose root span
+/// has not arrived is named after its earliest orphan); an empty name when there is none.
 pub fn summarize(trace: &meshtrace_model::Trace) -> TraceSummary {
     use std::collections::{BTreeMap, HashSet};
     let ids: HashSet<_> = trace.spans.iter().map(|s| s.span_id).collect();
-    let root = trace
-        .spans
-        .iter()
-        .filter(|s| s.parent_span_id().is_none())
-        .min_by_key(|s| s.start_time);
+    let root = trace.root();
+    let (start, end) = trace.bounds();
     let mut services: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for span in &trace.spans {
         let entry = services.entry(&span.process.service_name).or_default();
@@ -69,20 +74,8 @@ pub fn summarize(trace: &meshtrace_model::Trace) -> TraceSummary {
             .map(|r| r.process.service_name.clone())
             .unwrap_or_default(),
         root_operation_name: root.map(|r| r.operation_name.clone()).unwrap_or_default(),
-        min_start_time_unix_nano: trace
-            .spans
-            .iter()
-            .map(|s| s.start_time)
-            .min()
-            .unwrap_or(0)
-            .saturating_mul(1000),
-        max_end_time_unix_nano: trace
-            .spans
-            .iter()
-            .map(|s| s.end_time())
-            .max()
-            .unwrap_or(0)
-            .saturating_mul(1000),
+        min_start_time_unix_nano: start.saturating_mul(1000),
+        max_end_time_unix_nano: end.saturating_mul(1000),
         span_count: trace.spans.len(),
         error_span_count: trace.spans.iter().filter(|s| s.has_error()).count(),
         orphan_span_count: trace

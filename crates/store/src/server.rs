@@ -18,13 +18,14 @@ use std::time::Duration;
 
 use axum::Router;
 pub use meshtrace_listen::Limits;
+use meshtrace_model::time::now_micros;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::error::ErrorCode;
 use crate::grpc_query::{QueryV2, QueryV3};
 use crate::ingest::{Ingest, OtlpGrpc, otlp_http_routes, zipkin_routes};
-use crate::{Store, api_v1, api_v3, metrics, now_micros};
+use crate::{Store, api_v1, api_v3, metrics};
 
 /// Where each listener binds.
 #[derive(Debug, Clone)]

@@ -113,6 +113,45 @@ async fn trace_summaries_have_the_shape_of_jaegers_capture() {
     store.stop().await;
 }
 
+/// A trace whose root span has not arrived is summarized under its earliest orphan, the span the
+/// Jaeger UI (and the console) names such a trace after; a span with a parent in the trace is
+/// never the root, however early it starts.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trace_missing_its_root_is_summarized_under_its_earliest_orphan() {
+    let store = TestStore::memory().await;
+    let late = spec(2, 11, 99, "late orphan", 1_000_200_000, 100_000);
+    let early = spec(2, 12, 99, "early orphan", 1_000_100_000, 100_000);
+    let child = spec(2, 13, 12, "child", 1_000_050_000, 10_000);
+    post_otlp(
+        &store,
+        request(vec![resource_spans(
+            "frontend",
+            vec![],
+            vec![late.build(), early.build(), child.build()],
+        )])
+        .encode_to_vec(),
+    )
+    .await;
+    let (status, body) = store
+        .get_json("/api/v3/trace-summaries?query.serviceName=frontend&query.startTimeMin=1970-01-01T00:00:00Z&query.startTimeMax=1970-01-02T00:00:00Z")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["summaries"][0],
+        json!({
+            "traceId": "00000000000000000000000000000002",
+            "rootServiceName": "frontend",
+            "rootOperationName": "early orphan",
+            "minStartTimeUnixNano": "1000050000000",
+            "maxEndTimeUnixNano": "1000300000000",
+            "spanCount": 3,
+            "orphanSpanCount": 2,
+            "services": [{"name": "frontend", "spanCount": 3}]
+        })
+    );
+    store.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn falsy_values_are_written_as_protojson_writes_them() {
     let store = TestStore::memory().await;

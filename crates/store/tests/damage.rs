@@ -8,7 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use meshtrace_store::{FjallKv, Kv, Op, Store, Table, now_micros};
+use meshtrace_model::time::now_micros;
+use meshtrace_store::{FjallKv, Kv, Op, Store, Table};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use serde_json::Value;
 

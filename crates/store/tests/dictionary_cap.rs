@@ -7,7 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use meshtrace_store::{Store, StoreOptions, now_micros};
+use meshtrace_model::time::now_micros;
+use meshtrace_store::{Store, StoreOptions};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use serde_json::Value;
 

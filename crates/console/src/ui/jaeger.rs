@@ -25,11 +25,11 @@ use axum::routing::get;
 use meshtrace_backend::TraceQuery;
 use meshtrace_mesh::stats::TraceSummary;
 use meshtrace_model::TraceId;
+use meshtrace_model::time::{format_duration, format_time, now_micros, parse_ui_duration};
 
-use super::view::{View, format_duration, format_time};
+use super::view::View;
 use super::{Choice, Shell, page, root, scatter};
 use crate::Console;
-use crate::params::now_micros;
 
 pub fn routes() -> Router<Arc<Console>> {
     Router::new()
@@ -80,25 +80,6 @@ struct SearchPage {
     partial: Option<String>,
     chart: scatter::Chart,
     results: Vec<SearchResult>,
-}
-
-/// A duration as the Jaeger UI writes it (`10ms`, `1.5s`, `250us`), or bare microseconds.
-fn parse_duration(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let scale = match unit.trim() {
-        "" | "us" | "µs" => 1.0,
-        "ms" => 1e3,
-        "s" => 1e6,
-        "m" => 60e6,
-        "h" => 3600e6,
-        _ => return None,
-    };
-    Some((number * scale) as u64)
 }
 
 /// Tags as a JSON object (`{"error":"true"}`, what Kiali links carry) or logfmt
@@ -205,7 +186,7 @@ async fn search(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) ->
     tags.extend(console.config.tracing.query_scope.clone());
     let min_duration = match get("minDuration").as_str() {
         "" => None,
-        text => match parse_duration(text) {
+        text => match parse_ui_duration(text) {
             Some(d) => Some(d),
             None => {
                 search_page.error = Some(format!(
@@ -402,11 +383,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_and_tags_as_the_jaeger_ui_writes_them() {
-        assert_eq!(parse_duration("10ms"), Some(10_000));
-        assert_eq!(parse_duration("1.5s"), Some(1_500_000));
-        assert_eq!(parse_duration("250"), Some(250));
-        assert_eq!(parse_duration("ten"), None);
+    fn tags_as_the_jaeger_ui_writes_them() {
         assert_eq!(
             parse_tags("{\"error\":\"true\"}").unwrap(),
             BTreeMap::from([("error".into(), "true".into())])

@@ -1084,7 +1084,7 @@ async fn span_data(
     };
     match console.trace(id).await {
         Ok(Some(trace)) => {
-            let (start, _) = meshtrace_mesh::stats::bounds(&trace);
+            let (start, _) = trace.bounds();
             match trace.spans.iter().find(|s| s.span_id == span_id) {
                 Some(span) => axum::Json(timeline::span_json(span, start)).into_response(),
                 None => {

@@ -4,7 +4,7 @@
 
 use meshtrace_mesh::stats::TraceSummary;
 
-use super::view::{format_duration, format_time};
+use meshtrace_model::time::{format_duration, format_time};
 
 pub const WIDTH: f64 = 960.0;
 pub const HEIGHT: f64 = 320.0;

@@ -10,7 +10,8 @@ use meshtrace_mesh::stats::percentile;
 use meshtrace_mesh::{span_info, tag_str};
 use meshtrace_model::{Span, Trace};
 
-use super::view::{View, format_duration};
+use super::view::View;
+use meshtrace_model::time::format_duration;
 
 pub struct Tag {
     pub key: String,
@@ -134,7 +135,7 @@ pub fn table(
     page: impl Fn(&str, &str, &str) -> Option<String>,
     more: impl Fn(&str) -> Option<String>,
 ) -> SpanTable {
-    let (start, end) = meshtrace_mesh::stats::bounds(trace);
+    let (start, end) = trace.bounds();
     let total_span = (end - start).max(1) as f64;
     let ordered = tree_order(trace);
     let (mut workloads, mut apps, mut components, mut operations) = (

@@ -26,7 +26,7 @@ pub const CLIENT: u8 = 8;
 pub fn data(trace: &Trace) -> String {
     let ordered = tree_order(trace);
     let n = ordered.len();
-    let (start, finish) = meshtrace_mesh::stats::bounds(trace);
+    let (start, finish) = trace.bounds();
     let index: HashMap<_, _> = ordered
         .iter()
         .enumerate()

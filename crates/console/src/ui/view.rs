@@ -2,7 +2,9 @@
 //! namespaces, time range, refresh interval, and on detail pages the tab and the Traces tab's
 //! options (Kiali's names: `tab`, `traceId`, `limit`, `errs`, `showSpansAvg`, `percentile`).
 
-use crate::params::now_micros;
+use meshtrace_model::time::{now_micros, parse_minute};
+// The page modules import their formats from the view too; they live in the model.
+pub use meshtrace_model::time::{ago, format_duration, format_time};
 
 /// The time ranges offered, in seconds, with their labels.
 pub const RANGES: [(u64, &str); 8] = [
@@ -209,79 +211,6 @@ impl View {
     }
 }
 
-/// `2026-11-24T07:50` (UTC) → µs since the epoch.
-fn parse_minute(text: &str) -> Option<u64> {
-    let (date, time) = text.split_once('T')?;
-    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
-    let (h, min) = (t.next()??, t.next()??);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 {
-        return None;
-    }
-    let days = days_from_civil(y, m, day);
-    let secs = days * 86400 + h * 3600 + min * 60;
-    u64::try_from(secs).ok().map(|s| s * 1_000_000)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
-/// µs since the epoch → `2026-11-24 07:50:12` (UTC).
-pub fn format_time(micros: u64) -> String {
-    let secs = (micros / 1_000_000) as i64;
-    let (days, rest) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719468;
-    let era = if z >= 0 { z } else { z - 146096 } / 146097;
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// How long ago, in words: `42s ago`, `5m ago`, `3h ago`, `2d ago`.
-pub fn ago(micros: u64) -> String {
-    let secs = now_micros().saturating_sub(micros) / 1_000_000;
-    match secs {
-        0..60 => format!("{secs}s ago"),
-        60..3600 => format!("{}m ago", secs / 60),
-        3600..86400 => format!("{}h ago", secs / 3600),
-        _ => format!("{}d ago", secs / 86400),
-    }
-}
-
-/// A duration in µs for people: `850µs`, `12.3ms`, `1.25s`.
-pub fn format_duration(micros: u64) -> String {
-    if micros < 1000 {
-        format!("{micros}µs")
-    } else if micros < 1_000_000 {
-        format!("{:.1}ms", micros as f64 / 1e3)
-    } else {
-        format!("{:.2}s", micros as f64 / 1e6)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,14 +232,7 @@ mod tests {
 
     #[test]
     fn times_convert_both_ways() {
-        let micros = parse_minute("2026-11-24T07:50").unwrap();
-        assert_eq!(format_time(micros), "2026-11-24 07:50:00");
-        assert_eq!(format_time(0), "1970-01-01 00:00:00");
-        assert!(parse_minute("2026-13-01T00:00").is_none());
         let view = View::parse(Some("from=2026-11-24T07:00&to=2026-11-24T08:00"));
         assert_eq!(view.window().1 - view.window().0, 3_600_000_000);
-        assert_eq!(format_duration(850), "850µs");
-        assert_eq!(format_duration(12_345), "12.3ms");
-        assert_eq!(format_duration(1_250_000), "1.25s");
     }
 }

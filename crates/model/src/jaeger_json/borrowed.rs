@@ -21,7 +21,7 @@ pub(super) fn process_table(trace: &Trace) -> (Vec<&Arc<Process>>, Vec<usize>) {
             Some(index) => index,
             None => {
                 processes.push(&span.process);
-                processes.len() - 1
+                processes.len().saturating_sub(1)
             }
         };
         of_span.push(index);
@@ -29,12 +29,19 @@ pub(super) fn process_table(trace: &Trace) -> (Vec<&Arc<Process>>, Vec<usize>) {
     (processes, of_span)
 }
 
-/// `p1`, `p2`, ... as Jaeger names processes.
-struct ProcessKey(usize);
+/// `p1`, `p2`, ... as Jaeger names processes, from an index into [`process_table`]'s list.
+pub(super) struct ProcessKey(pub(super) usize);
+
+impl std::fmt::Display for ProcessKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // An index into a Vec is below usize::MAX: the sum cannot saturate.
+        write!(f, "p{}", self.0.saturating_add(1))
+    }
+}
 
 impl Serialize for ProcessKey {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("p{}", self.0 + 1))
+        s.collect_str(self)
     }
 }
 
@@ -68,13 +75,16 @@ impl Serialize for ProcessMap<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         // Keys sort as Go writes them: p1, p10, p11, ..., p2 (string order).
-        let mut keys: Vec<(String, usize)> = (0..self.0.len())
-            .map(|i| (format!("p{}", i + 1), i))
+        let mut keys: Vec<(String, &Arc<Process>)> = self
+            .0
+            .iter()
+            .enumerate()
+            .map(|(i, process)| (ProcessKey(i).to_string(), *process))
             .collect();
-        keys.sort();
+        keys.sort_by(|a, b| a.0.cmp(&b.0));
         let mut map = s.serialize_map(Some(keys.len()))?;
-        for (key, i) in keys {
-            map.serialize_entry(&key, &ProcessJson(self.0[i]))?;
+        for (key, process) in keys {
+            map.serialize_entry(&key, &ProcessJson(process))?;
         }
         map.end()
     }

@@ -19,8 +19,9 @@ mod search;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use meshtrace_model::time::now_micros;
 use meshtrace_model::{Process, Span, Trace, TraceId};
 
 use crate::StoreError;
@@ -62,13 +63,6 @@ pub struct Store {
     process_cache: Mutex<HashMap<u64, Arc<Process>>>,
     damage: Damage,
     recovery: Recovery,
-}
-
-pub fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
