@@ -23,7 +23,9 @@ use meshtrace_model::jaeger_json::TraceJson;
 use meshtrace_model::time::{now_micros, parse_go_duration};
 use serde::Serialize;
 
+use crate::error::{ErrorBody, ErrorCode, HttpError};
 use crate::query::TraceQuery;
+use crate::request::{blocking, first, query_pairs};
 use crate::{Store, StoreError};
 
 const DEFAULT_LIMIT: usize = 100;
@@ -82,40 +84,20 @@ fn ok_with_errors<T: Serialize>(
 }
 
 /// An error as Jaeger writes it: the envelope with `errors[0] = {code, msg}`, as text/plain.
-pub struct ApiError {
-    status: StatusCode,
-    msg: String,
-}
+pub type ApiError = HttpError<JaegerEnvelope>;
 
-impl ApiError {
-    pub fn bad_request(msg: impl Into<String>) -> Self {
-        ApiError {
-            status: StatusCode::BAD_REQUEST,
-            msg: msg.into(),
-        }
-    }
-}
+pub struct JaegerEnvelope;
 
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        tracing::error!(%error, "query failed");
-        ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            msg: error.to_string(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ErrorBody for JaegerEnvelope {
+    fn response(status: StatusCode, message: String) -> Response {
         let envelope = Envelope::<Option<()>> {
             data: None,
             total: 0,
             limit: 0,
             offset: 0,
             errors: Some(vec![EnvelopeError {
-                code: Some(self.status.as_u16()),
-                msg: self.msg,
+                code: Some(status.as_u16()),
+                msg: message,
                 trace_id: None,
             }]),
         };
@@ -124,43 +106,12 @@ impl IntoResponse for ApiError {
             .unwrap_or_else(|_| r#"{"data":null,"errors":[{"msg":"internal error"}]}"#.into());
         body.push('\n');
         (
-            self.status,
+            status,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             body,
         )
             .into_response()
     }
-}
-
-/// Runs a store call off the async threads.
-pub async fn blocking<T: Send + 'static>(
-    store: &Arc<Store>,
-    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || f(&store))
-        .await
-        .unwrap_or_else(|e| {
-            Err(StoreError::Write(format!(
-                "the store task did not finish: {e}"
-            )))
-        })
-}
-
-pub fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
-    raw.map(|q| {
-        form_urlencoded::parse(q.as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect()
-    })
-    .unwrap_or_default()
-}
-
-fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, v)| k == key && !v.is_empty())
-        .map(|(_, v)| v.as_str())
 }
 
 async fn services(State(store): State<Arc<Store>>) -> Result<Response, ApiError> {
@@ -203,10 +154,7 @@ async fn trace(
         .map_err(|e| ApiError::bad_request(format!("cannot parse traceID param: {e}")))?;
     match blocking(&store, move |s| s.get_trace(id)).await? {
         Some(trace) => Ok(ok([TraceJson(&trace)], 0)),
-        None => Err(ApiError {
-            status: StatusCode::NOT_FOUND,
-            msg: "trace not found".to_string(),
-        }),
+        None => Err(ApiError::new(ErrorCode::NotFound, "trace not found")),
     }
 }
 
@@ -376,8 +324,8 @@ async fn dependencies(
 }
 
 async fn metrics(Path(_kind): Path<String>) -> ApiError {
-    ApiError {
-        status: StatusCode::NOT_IMPLEMENTED,
-        msg: "trace metrics are currently disabled - no metrics backend configured".to_string(),
-    }
+    ApiError::new(
+        ErrorCode::Unimplemented,
+        "trace metrics are currently disabled - no metrics backend configured",
+    )
 }

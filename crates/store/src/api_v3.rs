@@ -22,10 +22,11 @@ use meshtrace_model::otlp::spans_to_otlp;
 use meshtrace_model::{Trace, TraceId};
 use serde_json::{Value, json};
 
-use crate::api_v1::{blocking, query_pairs};
+use crate::Store;
+use crate::error::{ErrorBody, ErrorCode, HttpError};
 use crate::protojson::{self, Object};
 use crate::query::{TraceQuery, summarize};
-use crate::{Store, StoreError};
+use crate::request::{blocking, param, query_pairs};
 use meshtrace_model::time::{parse_go_duration, parse_rfc3339};
 
 const DEFAULT_SEARCH_DEPTH: usize = 100;
@@ -40,52 +41,19 @@ pub fn routes() -> Router<Arc<Store>> {
 }
 
 /// The gRPC-gateway error shape Jaeger's v3 routes use.
-pub struct V3Error {
-    status: StatusCode,
-    message: String,
-}
+pub type V3Error = HttpError<GatewayError>;
 
-impl V3Error {
-    fn bad_request(message: impl Into<String>) -> Self {
-        V3Error {
-            status: StatusCode::BAD_REQUEST,
-            message: message.into(),
-        }
-    }
+pub struct GatewayError;
 
-    fn not_found() -> Self {
-        V3Error {
-            status: StatusCode::NOT_FOUND,
-            message: "No traces found".to_string(),
-        }
+impl ErrorBody for GatewayError {
+    fn response(status: StatusCode, message: String) -> Response {
+        let body = json!({"error": {"httpCode": status.as_u16(), "message": message}});
+        (status, axum::Json(body)).into_response()
     }
 }
 
-impl From<StoreError> for V3Error {
-    fn from(error: StoreError) -> Self {
-        tracing::error!(%error, "query failed");
-        V3Error {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: error.to_string(),
-        }
-    }
-}
-
-impl IntoResponse for V3Error {
-    fn into_response(self) -> Response {
-        let body = json!({"error": {"httpCode": self.status.as_u16(), "message": self.message}});
-        (self.status, axum::Json(body)).into_response()
-    }
-}
-
-/// The value of the first of `names` that is present (camelCase first, then deprecated names).
-fn param<'a>(pairs: &'a [(String, String)], names: &[&str]) -> Option<&'a str> {
-    names.iter().find_map(|name| {
-        pairs
-            .iter()
-            .find(|(k, v)| k == name && !v.is_empty())
-            .map(|(_, v)| v.as_str())
-    })
+fn no_traces() -> V3Error {
+    V3Error::new(ErrorCode::NotFound, "No traces found")
 }
 
 async fn services(State(store): State<Arc<Store>>) -> Result<Response, V3Error> {
@@ -114,7 +82,7 @@ async fn get_trace(
         .map_err(|e| V3Error::bad_request(format!("malformed parameter trace_id: {e}")))?;
     match blocking(&store, move |s| s.get_trace(id)).await? {
         Some(trace) => Ok(axum::Json(traces_result(std::slice::from_ref(&trace))).into_response()),
-        None => Err(V3Error::not_found()),
+        None => Err(no_traces()),
     }
 }
 
@@ -125,7 +93,7 @@ async fn find_traces(
     let query = parse_query(&query_pairs(raw.as_deref()))?;
     let traces = blocking(&store, move |s| s.find_traces(&query)).await?;
     if traces.is_empty() {
-        return Err(V3Error::not_found());
+        return Err(no_traces());
     }
     Ok(axum::Json(traces_result(&traces)).into_response())
 }

@@ -146,29 +146,43 @@ fn check_dictionary(kv: &FjallKv, report: &mut CheckReport) -> Result<Dictionary
     ))
 }
 
+/// Reads every entry of `table` (keys below `to`), counts them in the report, and lets `visit`
+/// record what is wrong with each as it goes: only a few examples of each kind are kept, so a
+/// badly damaged table costs no more memory to check than a sound one.
+fn check_table(
+    kv: &FjallKv,
+    table: Table,
+    to: &[u8],
+    report: &mut CheckReport,
+    mut visit: impl FnMut(&[u8], &[u8], &mut CheckReport) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    // An empty table is reported as such ("0 entries checked").
+    report.checked.entry(table.name()).or_insert(0);
+    kv.scan(table, &[], to, false, &mut |k, v| {
+        report.count(table);
+        visit(k, v, report)?;
+        Ok(true)
+    })
+}
+
 /// Every process that decodes, by hash, with its service name.
 fn check_processes(
     kv: &FjallKv,
     report: &mut CheckReport,
 ) -> Result<HashMap<u64, Arc<meshtrace_model::Process>>, StoreError> {
     let mut processes = HashMap::new();
-    let mut problems = Vec::new();
-    let mut n: u64 = 0;
-    kv.scan(Table::Processes, &[], &[0xff; 9], false, &mut |k, v| {
-        n = n.saturating_add(1);
+    check_table(kv, Table::Processes, &[0xff; 9], report, |k, v, report| {
         let hash = <[u8; 8]>::try_from(k).map(u64::from_be_bytes);
         match (hash, codec::decode_process(v)) {
             (Ok(hash), Ok(process)) => {
                 processes.insert(hash, Arc::new(process));
             }
-            _ => problems.push(format!("process key {k:02x?}")),
+            _ => report.problem("processes: entry does not decode", || {
+                format!("process key {k:02x?}")
+            }),
         }
-        Ok(true)
+        Ok(())
     })?;
-    report.checked.insert(Table::Processes.name(), n);
-    for p in problems {
-        report.problem("processes: entry does not decode", || p);
-    }
     Ok(processes)
 }
 
@@ -178,21 +192,18 @@ fn check_spans(
     processes: &HashMap<u64, Arc<meshtrace_model::Process>>,
     report: &mut CheckReport,
 ) -> Result<(), StoreError> {
-    let mut n: u64 = 0;
-    let mut found: Vec<(&'static str, String)> = Vec::new();
     let placeholder = Arc::new(meshtrace_model::Process::default());
-    kv.scan(Table::Spans, &[], &[0xff; 33], false, &mut |k, v| {
-        n = n.saturating_add(1);
+    check_table(kv, Table::Spans, &[0xff; 33], report, |k, v, report| {
         let Some((trace, start, span)) = parse_span_key(k) else {
-            found.push(("spans: key does not decode", format!("{k:02x?}")));
-            return Ok(true);
+            report.problem("spans: key does not decode", || format!("{k:02x?}"));
+            return Ok(());
         };
-        let at = format!("trace {trace} span {span}");
+        let at = || format!("trace {trace} span {span}");
         let process = codec::span_process_hash(v)
             .ok()
             .and_then(|hash| processes.get(&hash));
         if process.is_none() {
-            found.push(("spans: process missing", at.clone()));
+            report.problem("spans: process missing", at);
         }
         let decoded = codec::decode_span(
             trace,
@@ -204,11 +215,10 @@ fn check_spans(
         );
         match decoded {
             Ok((_, 0)) => {}
-            Ok((_, lost)) => found.push((
-                "spans: dictionary entries missing",
-                format!("{at}: {lost} string(s)"),
-            )),
-            Err(e) => found.push(("spans: value does not decode", format!("{at}: {e}"))),
+            Ok((_, lost)) => report.problem("spans: dictionary entries missing", || {
+                format!("{}: {lost} string(s)", at())
+            }),
+            Err(e) => report.problem("spans: value does not decode", || format!("{}: {e}", at())),
         }
         if let Some(process) = process {
             if kv
@@ -218,69 +228,47 @@ fn check_spans(
                 )?
                 .is_none()
             {
-                found.push(("spans: not in the service index (not searchable)", at));
+                report.problem("spans: not in the service index (not searchable)", at);
             }
         }
-        Ok(true)
-    })?;
-    report.checked.insert(Table::Spans.name(), n);
-    for (kind, example) in found {
-        report.problem(kind, || example);
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 fn check_index(kv: &FjallKv, report: &mut CheckReport) -> Result<(), StoreError> {
-    let mut n: u64 = 0;
-    let mut found: Vec<(&'static str, String)> = Vec::new();
-    kv.scan(Table::ByService, &[], &[0xff; 9], false, &mut |k, v| {
-        n = n.saturating_add(1);
+    check_table(kv, Table::ByService, &[0xff; 9], report, |k, v, report| {
         let Some((service, start, trace, span)) = parse_any_service_key(k) else {
-            found.push(("by_service: key does not decode", format!("{k:02x?}")));
-            return Ok(true);
+            report.problem("by_service: key does not decode", || format!("{k:02x?}"));
+            return Ok(());
         };
-        let at = format!(
-            "{} trace {trace} span {span}",
-            String::from_utf8_lossy(service)
-        );
+        let at = || {
+            format!(
+                "{} trace {trace} span {span}",
+                String::from_utf8_lossy(service)
+            )
+        };
         if codec::decode_summary(v).is_err() {
-            found.push(("by_service: value does not decode", at.clone()));
+            report.problem("by_service: value does not decode", at);
         }
         let span_key = crate::keys::span_key(trace, start, span);
         if kv.get(Table::Spans, &span_key)?.is_none() {
-            found.push(("by_service: entry without its span", at));
+            report.problem("by_service: entry without its span", at);
         }
-        Ok(true)
-    })?;
-    report.checked.insert(Table::ByService.name(), n);
-    for (kind, example) in found {
-        report.problem(kind, || example);
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 fn check_lists(kv: &FjallKv, report: &mut CheckReport) -> Result<(), StoreError> {
-    let mut found: Vec<(&'static str, String)> = Vec::new();
-    let mut n: u64 = 0;
-    kv.scan(Table::Services, &[], &[0xff], false, &mut |k, v| {
-        n = n.saturating_add(1);
+    check_table(kv, Table::Services, &[0xff], report, |k, v, report| {
         if std::str::from_utf8(k).is_err() || v.len() != 8 {
-            found.push(("services: entry does not decode", format!("{k:02x?}")));
+            report.problem("services: entry does not decode", || format!("{k:02x?}"));
         }
-        Ok(true)
+        Ok(())
     })?;
-    report.checked.insert(Table::Services.name(), n);
-    let mut n: u64 = 0;
-    kv.scan(Table::Operations, &[], &[0xff; 9], false, &mut |k, v| {
-        n = n.saturating_add(1);
+    check_table(kv, Table::Operations, &[0xff; 9], report, |k, v, report| {
         if parse_operation_key(k).is_none() || v.len() != 8 {
-            found.push(("operations: entry does not decode", format!("{k:02x?}")));
+            report.problem("operations: entry does not decode", || format!("{k:02x?}"));
         }
-        Ok(true)
-    })?;
-    report.checked.insert(Table::Operations.name(), n);
-    for (kind, example) in found {
-        report.problem(kind, || example);
-    }
-    Ok(())
+        Ok(())
+    })
 }

@@ -1,6 +1,14 @@
 //! Jaeger's gRPC query services over the same engine as the HTTP routes: `jaeger.api_v2`
 //! (what Kiali calls with `use_grpc: true`) and `jaeger.api_v3`, with Jaeger's status codes:
-//! `NotFound` for an unknown trace, `InvalidArgument` for a zero trace ID or a missing window.
+//! `NotFound` for an unknown trace, `InvalidArgument` for a zero trace ID or a missing window
+//! (codes from [`crate::error`], as on every surface).
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 use std::sync::Arc;
 
@@ -11,9 +19,10 @@ use meshtrace_proto::{api_v2, api_v3};
 use opentelemetry_proto::tonic::trace::v1::TracesData;
 use tonic::{Request, Response, Status};
 
-use crate::api_v1::blocking;
+use crate::Store;
+use crate::error::ErrorCode;
 use crate::query::{TraceQuery, summarize};
-use crate::{Store, StoreError};
+use crate::request::blocking;
 
 /// Jaeger's handler streams spans in chunks of this many.
 const SPANS_PER_CHUNK: usize = 10;
@@ -23,13 +32,6 @@ type Chunks<T> = tokio_stream::Iter<std::vec::IntoIter<Result<T, Status>>>;
 
 fn stream<T>(items: Vec<T>) -> Chunks<T> {
     tokio_stream::iter(items.into_iter().map(Ok).collect::<Vec<_>>())
-}
-
-impl From<StoreError> for Status {
-    fn from(error: StoreError) -> Self {
-        tracing::error!(%error, "query failed");
-        Status::internal(error.to_string())
-    }
 }
 
 #[derive(Clone)]
@@ -68,23 +70,23 @@ struct Params<'a> {
 
 fn trace_query(p: Params<'_>) -> Result<TraceQuery, Status> {
     let (Some(min), Some(max)) = (p.start_time_min, p.start_time_max) else {
-        return Err(Status::invalid_argument(
-            "start time min and max are required parameters",
-        ));
+        return Err(
+            ErrorCode::InvalidArgument.status("start time min and max are required parameters")
+        );
     };
     let (start_min, start_max) = (timestamp_micros(min), timestamp_micros(max));
     if start_max < start_min {
-        return Err(Status::invalid_argument(
-            "start time min must not be after start time max",
-        ));
+        return Err(
+            ErrorCode::InvalidArgument.status("start time min must not be after start time max")
+        );
     }
     let duration_min = p.duration_min.map(duration_micros).filter(|d| *d > 0);
     let duration_max = p.duration_max.map(duration_micros).filter(|d| *d > 0);
     if let (Some(min), Some(max)) = (duration_min, duration_max) {
         if max < min {
-            return Err(Status::invalid_argument(
-                "duration max must not be below duration min",
-            ));
+            return Err(
+                ErrorCode::InvalidArgument.status("duration max must not be below duration min")
+            );
         }
     }
     let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_string());
@@ -107,9 +109,11 @@ fn trace_query(p: Params<'_>) -> Result<TraceQuery, Status> {
 fn trace_id_from_bytes(bytes: &[u8]) -> Result<TraceId, Status> {
     match TraceId::from_bytes(bytes) {
         Ok(id) if !id.is_zero() => Ok(id),
-        Ok(_) => Err(Status::invalid_argument("the trace ID is zero")),
-        Err(_) if bytes.is_empty() => Err(Status::invalid_argument("the trace ID is missing")),
-        Err(e) => Err(Status::invalid_argument(e.to_string())),
+        Ok(_) => Err(ErrorCode::InvalidArgument.status("the trace ID is zero")),
+        Err(_) if bytes.is_empty() => {
+            Err(ErrorCode::InvalidArgument.status("the trace ID is missing"))
+        }
+        Err(e) => Err(ErrorCode::InvalidArgument.status(e.to_string())),
     }
 }
 
@@ -132,7 +136,7 @@ async fn operations_of(
     span_kind: String,
 ) -> Result<Vec<crate::Operation>, Status> {
     if service.is_empty() {
-        return Err(Status::invalid_argument("service is required"));
+        return Err(ErrorCode::InvalidArgument.status("service is required"));
     }
     let kind = (!span_kind.is_empty()).then_some(span_kind);
     Ok(blocking(store, move |s| s.operations(&service, kind.as_deref())).await?)
@@ -145,9 +149,7 @@ async fn dependencies_in(
     end: Option<prost_types::Timestamp>,
 ) -> Result<Vec<crate::DependencyLink>, Status> {
     let (Some(start), Some(end)) = (start, end) else {
-        return Err(Status::invalid_argument(
-            "start_time and end_time are required",
-        ));
+        return Err(ErrorCode::InvalidArgument.status("start_time and end_time are required"));
     };
     let (start, end) = (timestamp_micros(&start), timestamp_micros(&end));
     Ok(blocking(store, move |s| {
@@ -172,7 +174,7 @@ impl api_v2::query_service_server::QueryService for QueryV2 {
         let id = trace_id_from_bytes(&request.get_ref().trace_id)?;
         match blocking(&self.store, move |s| s.get_trace(id)).await? {
             Some(trace) => Ok(Response::new(stream(spans_in_chunks(&[trace])))),
-            None => Err(Status::not_found("trace not found")),
+            None => Err(ErrorCode::NotFound.status("trace not found")),
         }
     }
 
@@ -180,9 +182,8 @@ impl api_v2::query_service_server::QueryService for QueryV2 {
         &self,
         _: Request<api_v2::ArchiveTraceRequest>,
     ) -> Result<Response<api_v2::ArchiveTraceResponse>, Status> {
-        Err(Status::unimplemented(
-            "archiving traces is not supported by meshtrace's store",
-        ))
+        Err(ErrorCode::Unimplemented
+            .status("archiving traces is not supported by meshtrace's store"))
     }
 
     async fn find_traces(
@@ -192,7 +193,7 @@ impl api_v2::query_service_server::QueryService for QueryV2 {
         let query = request
             .into_inner()
             .query
-            .ok_or_else(|| Status::invalid_argument("missing query"))?;
+            .ok_or_else(|| ErrorCode::InvalidArgument.status("missing query"))?;
         let query = trace_query(Params {
             service_name: &query.service_name,
             operation_name: &query.operation_name,
@@ -258,7 +259,7 @@ impl api_v2::query_service_server::QueryService for QueryV2 {
 }
 
 fn v3_query(query: Option<api_v3::TraceQueryParameters>) -> Result<TraceQuery, Status> {
-    let query = query.ok_or_else(|| Status::invalid_argument("missing query"))?;
+    let query = query.ok_or_else(|| ErrorCode::InvalidArgument.status("missing query"))?;
     trace_query(Params {
         service_name: &query.service_name,
         operation_name: &query.operation_name,
@@ -288,13 +289,14 @@ impl api_v3::query_service_server::QueryService for QueryV3 {
         request: Request<api_v3::GetTraceRequest>,
     ) -> Result<Response<Self::GetTraceStream>, Status> {
         let raw = &request.get_ref().trace_id;
-        let id = TraceId::from_hex(raw).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let id =
+            TraceId::from_hex(raw).map_err(|e| ErrorCode::InvalidArgument.status(e.to_string()))?;
         if id.is_zero() {
-            return Err(Status::invalid_argument("the trace ID is zero"));
+            return Err(ErrorCode::InvalidArgument.status("the trace ID is zero"));
         }
         match blocking(&self.store, move |s| s.get_trace(id)).await? {
             Some(trace) => Ok(Response::new(stream(vec![traces_data(&trace)]))),
-            None => Err(Status::not_found("trace not found")),
+            None => Err(ErrorCode::NotFound.status("trace not found")),
         }
     }
 

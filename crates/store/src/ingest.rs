@@ -35,6 +35,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 
 use crate::Store;
+use crate::error::ErrorCode;
+use crate::raw_codec::ServerCodec;
+use crate::request::{blocking, media_type};
 
 /// How many rejected spans a message lists before it says "and N more".
 const LISTED_REJECTIONS: usize = 5;
@@ -88,6 +91,9 @@ pub enum IngestError {
     TooLarge(usize),
     #[error("the request body could not be read: {0}")]
     Unreadable(String),
+    /// Some spans of a batch that has no way to say so (Zipkin) could not be stored.
+    #[error("{0}")]
+    Rejected(String),
     #[error("the spans could not be stored: {0}")]
     Storage(#[from] crate::StoreError),
 }
@@ -100,12 +106,7 @@ impl Ingest {
     ) -> Result<Outcome, IngestError> {
         let accepted = spans.len();
         if accepted > 0 {
-            let store = self.store.clone();
-            tokio::task::spawn_blocking(move || store.write(&spans))
-                .await
-                .map_err(|e| {
-                    crate::StoreError::Write(format!("the store task did not finish: {e}"))
-                })??;
+            blocking(&self.store, move |s| s.write(&spans)).await?;
         }
         if let Some(first) = rejected.first() {
             tracing::warn!(accepted, rejected = rejected.len(), first = %first.reason, "spans rejected");
@@ -145,12 +146,16 @@ enum Format {
 }
 
 impl IngestError {
-    fn status(&self) -> StatusCode {
+    /// The kind of failure: a batch the store could not take is retryable (`Unavailable`),
+    /// anything wrong with the request itself is not.
+    fn code(&self) -> ErrorCode {
         match self {
-            IngestError::Undecodable(_) | IngestError::Unreadable(_) => StatusCode::BAD_REQUEST,
-            IngestError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            IngestError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            IngestError::Undecodable(_) | IngestError::Unreadable(_) | IngestError::Rejected(_) => {
+                ErrorCode::InvalidArgument
+            }
+            IngestError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            IngestError::TooLarge(_) => ErrorCode::TooLarge,
+            IngestError::Storage(_) => ErrorCode::Unavailable,
         }
     }
 }
@@ -165,18 +170,12 @@ struct RpcStatus {
 }
 
 fn otlp_error(error: IngestError, format: Format) -> Response {
-    let status = error.status();
-    let code = match status {
-        StatusCode::BAD_REQUEST => tonic::Code::InvalidArgument,
-        StatusCode::SERVICE_UNAVAILABLE => tonic::Code::Unavailable,
-        StatusCode::PAYLOAD_TOO_LARGE => tonic::Code::ResourceExhausted,
-        _ => tonic::Code::InvalidArgument,
-    } as i32;
+    let code = error.code();
     let body = RpcStatus {
-        code,
+        code: code.grpc_code() as i32,
         message: error.to_string(),
     };
-    encode_reply(status, &body, format)
+    encode_reply(code.http_status(), &body, format)
 }
 
 /// A reply message as OTLP/HTTP's JSON encoding (protojson) writes it.
@@ -216,18 +215,6 @@ fn encode_reply<M: Message + ToProtojson>(
             (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
     }
-}
-
-fn media_type(headers: &HeaderMap) -> String {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
 }
 
 /// Reads the body, at most `max` bytes, and inflates it when it is gzip-encoded (again at
@@ -353,42 +340,44 @@ fn export_response(outcome: &Outcome) -> ExportTraceServiceResponse {
 }
 
 async fn zipkin_http(State(ingest): State<Ingest>, headers: HeaderMap, body: Body) -> Response {
-    let plain = |status: StatusCode, message: String| (status, message + "\n").into_response();
+    // Zipkin's collector answers in plain text.
+    let plain =
+        |error: IngestError| (error.code().http_status(), error.to_string() + "\n").into_response();
     match media_type(&headers).as_str() {
         "application/json" | "" => {}
         "application/x-protobuf" => {
-            return plain(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            return plain(IngestError::UnsupportedMediaType(
                 "Zipkin protobuf is not supported: send Zipkin v2 JSON (application/json)".into(),
-            );
+            ));
         }
         other => {
-            return plain(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("Content-Type `{other}`: Zipkin v2 ingest takes application/json"),
-            );
+            return plain(IngestError::UnsupportedMediaType(format!(
+                "Content-Type `{other}`: Zipkin v2 ingest takes application/json"
+            )));
         }
     }
     let bytes = match read_body(body, &headers, ingest.max_body).await {
         Ok(bytes) => bytes,
-        Err(error) => return plain(error.status(), error.to_string()),
+        Err(error) => return plain(error),
     };
     let batch: Vec<ZipkinSpan> = match serde_json::from_slice(&bytes) {
         Ok(batch) => batch,
         Err(e) => {
-            return plain(
-                StatusCode::BAD_REQUEST,
-                format!("the body is not a valid Zipkin v2 JSON list of spans: {e}"),
-            );
+            return plain(IngestError::Undecodable(format!(
+                "the body is not a valid Zipkin v2 JSON list of spans: {e}"
+            )));
         }
     };
     match ingest.zipkin(batch).await {
         Ok(outcome) if outcome.rejected.is_empty() => StatusCode::ACCEPTED.into_response(),
-        Ok(outcome) => plain(
-            StatusCode::BAD_REQUEST,
-            format!("{} span(s) stored; {}", outcome.accepted, outcome.message()),
-        ),
-        Err(error) => plain(error.status(), error.to_string()),
+        // Zipkin has no partial success: a batch with rejected spans is a bad request, and the
+        // message says how many of its spans were stored.
+        Ok(outcome) => plain(IngestError::Rejected(format!(
+            "{} span(s) stored; {}",
+            outcome.accepted,
+            outcome.message()
+        ))),
+        Err(error) => plain(error),
     }
 }
 
@@ -408,18 +397,15 @@ impl OtlpGrpc {
     }
 
     async fn export(&self, raw: Bytes) -> Result<ExportTraceServiceResponse, tonic::Status> {
-        let request = ExportTraceServiceRequest::decode(raw).map_err(|e| {
-            tonic::Status::invalid_argument(format!(
+        let outcome = match ExportTraceServiceRequest::decode(raw) {
+            Ok(request) => self.ingest.otlp(request).await,
+            Err(e) => Err(IngestError::Undecodable(format!(
                 "the message is not a valid OTLP ExportTraceServiceRequest: {e}"
-            ))
-        })?;
-        match self.ingest.otlp(request).await {
-            Ok(outcome) => Ok(export_response(&outcome)),
-            Err(error @ IngestError::Storage(_)) => {
-                Err(tonic::Status::unavailable(error.to_string()))
-            }
-            Err(error) => Err(tonic::Status::invalid_argument(error.to_string())),
-        }
+            ))),
+        };
+        outcome
+            .map(|outcome| export_response(&outcome))
+            .map_err(|error| error.code().status(error.to_string()))
     }
 }
 
@@ -448,16 +434,39 @@ where
         Box::pin(async move {
             if request.uri().path() != "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
             {
-                return Ok(
-                    tonic::Status::unimplemented("only TraceService/Export is served here")
-                        .into_http(),
-                );
+                return Ok(ErrorCode::Unimplemented
+                    .status("only TraceService/Export is served here")
+                    .into_http());
             }
-            let mut grpc = tonic::server::Grpc::new(RawCodec)
+            let mut grpc = tonic::server::Grpc::new(ServerCodec::default())
                 .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
                 .apply_max_message_size_config(Some(max), None);
-            Ok(grpc.unary(ExportMethod(this), request).await)
+            let response = grpc.unary(ExportMethod(this), request).await;
+            Ok(too_large_as_ours(response, max))
         })
+    }
+}
+
+/// tonic refuses a message past the limit itself, before the service sees it: `OutOfRange` when
+/// the message is too large as sent, `ResourceExhausted` when it inflates past the limit. The
+/// export never answers either code of its own, so either one here is a message past
+/// `--max-body`, answered as OTLP/HTTP answers it.
+fn too_large_as_ours(
+    response: axum::http::Response<tonic::body::Body>,
+    max: usize,
+) -> axum::http::Response<tonic::body::Body> {
+    let code = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(tonic::Code::from_i32);
+    match code {
+        Some(tonic::Code::OutOfRange | tonic::Code::ResourceExhausted) => {
+            let error = IngestError::TooLarge(max);
+            error.code().status(error.to_string()).into_http()
+        }
+        _ => response,
     }
 }
 
@@ -480,51 +489,5 @@ impl tonic::server::UnaryService<Bytes> for ExportMethod {
                 .await
                 .map(tonic::Response::new)
         })
-    }
-}
-
-/// Decodes to raw bytes; encodes prost messages.
-#[derive(Clone, Copy, Default)]
-struct RawCodec;
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = ExportTraceServiceResponse;
-    type Decode = Bytes;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        RawCodec
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RawCodec
-    }
-}
-
-impl tonic::codec::Encoder for RawCodec {
-    type Item = ExportTraceServiceResponse;
-    type Error = tonic::Status;
-
-    fn encode(
-        &mut self,
-        item: Self::Item,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), Self::Error> {
-        item.encode(dst)
-            .map_err(|e| tonic::Status::internal(e.to_string()))
-    }
-}
-
-impl tonic::codec::Decoder for RawCodec {
-    type Item = Bytes;
-    type Error = tonic::Status;
-
-    fn decode(
-        &mut self,
-        src: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<Self::Item>, Self::Error> {
-        use bytes::Buf;
-        Ok(Some(src.copy_to_bytes(src.remaining())))
     }
 }

@@ -316,10 +316,14 @@ impl Kv for FjallKv {
 type MemoryTable = BTreeMap<Vec<u8>, Vec<u8>>;
 
 fn memory_table(tables: &mut [MemoryTable], table: Table) -> Result<&mut MemoryTable, StoreError> {
-    tables
-        .get_mut(table.index())
-        .ok_or(StoreError::Corrupt("a table is missing"))
+    tables.get_mut(table.index()).ok_or(MISSING_TABLE)
 }
+
+fn memory_table_ref(tables: &[MemoryTable], table: Table) -> Result<&MemoryTable, StoreError> {
+    tables.get(table.index()).ok_or(MISSING_TABLE)
+}
+
+const MISSING_TABLE: StoreError = StoreError::Corrupt("a table is missing");
 
 pub struct MemoryKv {
     tables: RwLock<Vec<BTreeMap<Vec<u8>, Vec<u8>>>>,
@@ -358,10 +362,7 @@ impl Kv for MemoryKv {
 
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let tables = self.tables.read().unwrap_or_else(PoisonError::into_inner);
-        let table = tables
-            .get(table.index())
-            .ok_or(StoreError::Corrupt("a table is missing"))?;
-        Ok(table.get(key).cloned())
+        Ok(memory_table_ref(&tables, table)?.get(key).cloned())
     }
 
     fn scan(
@@ -373,9 +374,7 @@ impl Kv for MemoryKv {
         visit: &mut Visitor<'_>,
     ) -> Result<(), StoreError> {
         let tables = self.tables.read().unwrap_or_else(PoisonError::into_inner);
-        let table = tables
-            .get(table.index())
-            .ok_or(StoreError::Corrupt("a table is missing"))?;
+        let table = memory_table_ref(&tables, table)?;
         if from >= to {
             // BTreeMap::range panics on an empty or inverted range; fjall returns nothing.
             return Ok(());

@@ -9,6 +9,7 @@ mod codec;
 mod damage;
 mod dict;
 mod engine;
+mod error;
 mod group;
 mod grpc_query;
 pub mod ingest;
@@ -18,6 +19,8 @@ mod layout;
 mod metrics;
 mod protojson;
 mod query;
+pub mod raw_codec;
+mod request;
 pub mod server;
 
 pub use damage::DamageKind;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::encoding::text::encode;
@@ -24,6 +24,7 @@ use prometheus_client::registry::Registry;
 
 use crate::Store;
 use crate::damage::DamageKind;
+use crate::error::ErrorCode;
 
 pub fn routes() -> Router<Arc<Store>> {
     Router::new().route("/metrics", get(metrics))
@@ -92,6 +93,6 @@ async fn metrics(State(store): State<Arc<Store>>) -> Response {
             text,
         )
             .into_response(),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n").into_response(),
+        Err(_) => (ErrorCode::Internal.http_status(), "cannot encode metrics\n").into_response(),
     }
 }

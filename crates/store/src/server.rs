@@ -17,12 +17,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::StatusCode;
 pub use meshtrace_listen::Limits;
 use meshtrace_model::time::now_micros;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::error::ErrorCode;
 use crate::grpc_query::{QueryV2, QueryV3};
 use crate::ingest::{Ingest, OtlpGrpc, otlp_http_routes, zipkin_routes};
 use crate::{Store, api_v1, api_v3, metrics};
@@ -35,6 +35,20 @@ pub struct Addresses {
     pub zipkin: SocketAddr,
     pub query_http: SocketAddr,
     pub query_grpc: SocketAddr,
+}
+
+impl Addresses {
+    /// Every listener on 127.0.0.1, each on a port the system picks.
+    pub fn ephemeral_loopback() -> Addresses {
+        let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+        Addresses {
+            otlp_grpc: any,
+            otlp_http: any,
+            zipkin: any,
+            query_http: any,
+            query_grpc: any,
+        }
+    }
 }
 
 /// Listeners bound and ready to serve.
@@ -87,7 +101,10 @@ pub fn query_router(store: Arc<Store>) -> Router {
     api_v1::routes()
         .merge(api_v3::routes())
         .merge(metrics::routes())
-        .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
+        .fallback(|| async {
+            // Go's mux writes this for a route it does not know.
+            (ErrorCode::NotFound.http_status(), "404 page not found\n")
+        })
         .with_state(store)
 }
 
@@ -245,15 +262,7 @@ impl LoopbackServer {
         store: Arc<Store>,
         options: ServeOptions,
     ) -> std::io::Result<LoopbackServer> {
-        let any: SocketAddr = ([127, 0, 0, 1], 0).into();
-        let listeners = Listeners::bind(&Addresses {
-            otlp_grpc: any,
-            otlp_http: any,
-            zipkin: any,
-            query_http: any,
-            query_grpc: any,
-        })
-        .await?;
+        let listeners = Listeners::bind(&Addresses::ephemeral_loopback()).await?;
         let addresses = listeners.addresses()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(serve(store, listeners, options, async {

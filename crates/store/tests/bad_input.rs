@@ -6,9 +6,9 @@ mod common;
 use std::io::Write;
 
 use bytes::Bytes;
-use common::raw_codec::RawCodec;
 use common::*;
 use meshtrace_store::Store;
+use meshtrace_store::raw_codec::ClientCodec;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prost::Message;
@@ -63,17 +63,22 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap()
 }
 
+/// A store whose `--max-body` is 4096 bytes.
+async fn small_store() -> TestStore {
+    TestStore::start(
+        Store::in_memory(std::time::Duration::from_secs(1 << 40)),
+        4096,
+    )
+    .await
+}
+
 async fn stored(store: &TestStore, trace: &str) -> bool {
     store.get_json(&format!("/api/traces/{trace}")).await.0 == 200
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn otlp_http_bad_input() {
-    let store = TestStore::start(
-        Store::in_memory(std::time::Duration::from_secs(1 << 40)),
-        4096,
-    )
-    .await;
+    let store = small_store().await;
     let url = store.otlp_http();
 
     // Undecodable bodies: 400 with what and where.
@@ -155,14 +160,6 @@ async fn otlp_http_bad_input() {
     store.stop().await;
 }
 
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn otlp_grpc_bad_input() {
     let store = TestStore::memory().await;
@@ -188,7 +185,7 @@ async fn otlp_grpc_bad_input() {
         .unary::<Bytes, ExportTraceServiceResponse, _>(
             tonic::Request::new(Bytes::from_static(&[0x0a, 0xff, 0xff])),
             path,
-            RawCodec,
+            ClientCodec::default(),
         )
         .await
         .unwrap_err();
@@ -200,6 +197,51 @@ async fn otlp_grpc_bad_input() {
         "{}",
         status.message()
     );
+    store.stop().await;
+}
+
+/// A message past `--max-body` over OTLP/gRPC gets what OTLP/HTTP's 413 carries in its body:
+/// `ResourceExhausted` and the same message, whether it is too large as sent or once inflated.
+#[tokio::test(flavor = "multi_thread")]
+async fn otlp_grpc_over_max_body_is_resource_exhausted() {
+    let store = small_store().await;
+    let channel = tonic::transport::Endpoint::from_shared(store.otlp_grpc())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let path: tonic::codegen::http::uri::PathAndQuery =
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+            .parse()
+            .unwrap();
+    // A name that makes the message 5,000-odd bytes, and compresses to a few dozen.
+    let mut big = good(1, 1);
+    big.name = "x".repeat(5000);
+    let message =
+        Bytes::from(request(vec![resource_spans("svc", vec![], vec![big])]).encode_to_vec());
+    for compressed in [false, true] {
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        if compressed {
+            grpc = grpc.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+        }
+        grpc.ready().await.unwrap();
+        let status = grpc
+            .unary::<Bytes, ExportTraceServiceResponse, _>(
+                tonic::Request::new(message.clone()),
+                path.clone(),
+                ClientCodec::default(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (status.code(), status.message()),
+            (
+                tonic::Code::ResourceExhausted,
+                "the request body is larger than the limit of 4096 bytes (--max-body)"
+            ),
+            "compressed: {compressed}"
+        );
+    }
     store.stop().await;
 }
 
@@ -227,14 +269,8 @@ async fn zipkin_bad_input() {
         {"traceId": "01", "id": "02", "timestamp": 1, "duration": 1, "localEndpoint": {"serviceName": "a"}},
         {"traceId": "01", "id": "zz", "timestamp": 1, "duration": 1}
     ]);
-    let (status, body) = post(
-        &store,
-        &url,
-        "application/json",
-        None,
-        serde_json::to_vec(&batch).unwrap(),
-    )
-    .await;
+    let (status, body) = store.post_json(&url, &batch).await;
+    let body = String::from_utf8_lossy(&body);
     assert_eq!(status, 400);
     assert_eq!(
         body,

@@ -39,18 +39,9 @@ async fn v1_error(store: &TestStore, path: &str) -> (u16, Value) {
 async fn query_inputs_that_panicked_the_handler_get_a_400() {
     let store = TestStore::memory().await;
     // The in-memory index only panicked once it held something to range over.
-    let (status, _) = store
-        .post_bytes(
-            &store.zipkin(),
-            "application/json",
-            None,
-            serde_json::to_vec(
-                &json!([{"traceId": "0a", "id": "01", "timestamp": 5, "duration": 1,
-            "localEndpoint": {"serviceName": "a"}}]),
-            )
-            .unwrap(),
-        )
-        .await;
+    let span = json!([{"traceId": "0a", "id": "01", "timestamp": 5, "duration": 1,
+                       "localEndpoint": {"serviceName": "a"}}]);
+    let (status, _) = store.post_json(&store.zipkin(), &span).await;
     assert_eq!(status, 202);
 
     // A window that ends before it starts: the in-memory store's range panicked.
@@ -120,14 +111,7 @@ async fn zipkin_times_past_what_otlp_can_carry_are_refused_and_nothing_wraps() {
         zipkin_span("0000000000000002", NOW_US, u64::MAX - 5),
         zipkin_span("0000000000000003", LATEST_US - 10, 10),
     ]);
-    let (status, body) = store
-        .post_bytes(
-            &store.zipkin(),
-            "application/json",
-            None,
-            serde_json::to_vec(&batch).unwrap(),
-        )
-        .await;
+    let (status, body) = store.post_json(&store.zipkin(), &batch).await;
     assert_eq!(status, 400);
     assert_eq!(
         text(&body),
@@ -229,14 +213,6 @@ async fn gzip_bodies_with_trailing_junk_are_refused() {
         .await;
     assert_eq!(status, 202, "{}", text(&body));
     store.stop().await;
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
 }
 
 /// Sends only a request head announcing `length` bytes, and reads what comes back.
@@ -344,14 +320,7 @@ async fn names_and_keys_past_their_limits_are_refused_span_by_span() {
         {"traceId": "9a", "id": "02", "timestamp": NOW_US, "duration": 1,
          "localEndpoint": {"serviceName": "svc"}}
     ]);
-    let (status, body) = store
-        .post_bytes(
-            &store.zipkin(),
-            "application/json",
-            None,
-            serde_json::to_vec(&zipkin).unwrap(),
-        )
-        .await;
+    let (status, body) = store.post_json(&store.zipkin(), &zipkin).await;
     assert_eq!(status, 400);
     assert_eq!(
         text(&body),

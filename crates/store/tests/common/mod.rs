@@ -1,8 +1,6 @@
 //! A real store on ephemeral loopback ports, and builders of OTLP test data.
 #![allow(dead_code)]
 
-pub mod raw_codec;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,6 +78,12 @@ impl TestStore {
         (response.status().as_u16(), response.bytes().await.unwrap())
     }
 
+    /// Posts `body` as JSON (uncompressed); the status and the body of the answer.
+    pub async fn post_json(&self, url: &str, body: &impl serde::Serialize) -> (u16, bytes::Bytes) {
+        let body = serde_json::to_vec(body).unwrap();
+        self.post_bytes(url, "application/json", None, body).await
+    }
+
     /// The value of one series on the store's `/metrics`, named with its labels
     /// (`meshtrace_store_damaged_entries_total{kind="undecodable_key"}`).
     pub async fn metric(&self, series: &str) -> u64 {
@@ -116,6 +120,16 @@ impl TestStore {
     pub async fn stop(self) {
         self.server.stop().await.unwrap();
     }
+}
+
+/// `google.rpc.Status`, the body of an OTLP/HTTP error, written here from the spec's field
+/// numbers rather than taken from the store.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
 }
 
 pub fn kv(key: &str, value: any_value::Value) -> KeyValue {

@@ -1,0 +1,37 @@
+//! Store benchmark: ingest over OTLP/gRPC into a durable store, disk per span, trace-by-ID and
+//! search latency, each next to its limit measured in the same run.
+//!
+//! `cargo bench -p meshtrace-store --bench store` (env: SPANS, default 300000; CLIENTS, 4).
+//! Spans are Istio-shaped: eight per trace, twenty string attributes each, like the sidecar
+//! spans of a Bookinfo request.
+//!
+//! Three runs, one module each: [`quick`] (always), [`sustained`] (SUSTAIN_SECS > 0) and
+//! [`at_scale`] (QUERY_SPANS > 0); [`workload`] makes the spans, [`measure`] holds what they
+//! share.
+
+mod at_scale;
+mod measure;
+mod quick;
+mod sustained;
+mod workload;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
+    if std::env::var("MESHTRACE_BENCH_ROLE").as_deref() == Ok("server") {
+        return sustained::server_role();
+    }
+    let env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    quick::quick();
+    if let Some(seconds) = env("SUSTAIN_SECS").filter(|s| *s > 0) {
+        sustained::sustained(seconds as u64);
+    }
+    if let Some(spans) = env("QUERY_SPANS").filter(|s| *s > 0) {
+        at_scale::at_scale(spans);
+    }
+}

@@ -1,0 +1,163 @@
+//! The quick run: the limits (decoding, converting, the engine alone), ingest over OTLP/gRPC
+//! in-process, disk per span, trace-by-ID and search latency.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use meshtrace_model::otlp::spans_from_otlp;
+use meshtrace_store::Store;
+use meshtrace_store::server::LoopbackServer;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+
+use crate::at_scale::report_search;
+use crate::measure::{Exporter, percentile, status_kib, trace_latencies};
+use crate::workload::{BATCH, SPANS_PER_TRACE, workload};
+
+/// The quick run: limits, engine alone, ingest over gRPC in-process, disk, reads.
+pub fn quick() {
+    let total: usize = std::env::var("SPANS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300_000);
+    let clients: usize = std::env::var("CLIENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let (batches, trace_ids) = workload(total);
+    let encoded: Vec<Vec<u8>> = batches.iter().map(|b| b.encode_to_vec()).collect();
+    let spans = trace_ids.len() * SPANS_PER_TRACE;
+    let wire_bytes: usize = encoded.iter().map(Vec::len).sum();
+    println!(
+        "workload: {spans} spans in {} batches of ≤{BATCH}, {:.0} wire bytes/span",
+        batches.len(),
+        wire_bytes as f64 / spans as f64
+    );
+
+    // Limit: decoding the same batches, nothing else (second pass: the first warms caches).
+    let mut decoded = 0;
+    let mut started = Instant::now();
+    for _pass in 0..2 {
+        started = Instant::now();
+        for bytes in &encoded {
+            decoded += ExportTraceServiceRequest::decode(&bytes[..])
+                .unwrap()
+                .resource_spans
+                .len();
+        }
+    }
+    let decode_rate = spans as f64 / started.elapsed().as_secs_f64();
+    assert!(decoded > 0);
+    println!("decode only (prost):        {decode_rate:>12.0} spans/s");
+    let started = Instant::now();
+    for batch in &batches {
+        std::hint::black_box(spans_from_otlp(&batch.resource_spans));
+    }
+    println!(
+        "convert only (OTLP → model):{:>12.0} spans/s",
+        spans as f64 / started.elapsed().as_secs_f64()
+    );
+
+    // The engine alone: converted spans written straight into a store, from 4 threads.
+    let converted: Vec<Vec<meshtrace_model::Span>> = batches
+        .iter()
+        .map(|b| spans_from_otlp(&b.resource_spans).spans)
+        .collect();
+    for (label, store) in [
+        ("memory", Store::in_memory(Duration::from_secs(72 * 3600))),
+        (
+            "durable",
+            Store::open(
+                tempfile::tempdir().unwrap().keep().as_path(),
+                Duration::from_secs(72 * 3600),
+            )
+            .unwrap(),
+        ),
+    ] {
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            for t in 0..clients {
+                let (store, converted) = (&store, &converted);
+                scope.spawn(move || {
+                    for batch in converted.iter().skip(t).step_by(clients) {
+                        store.write(batch).unwrap();
+                    }
+                });
+            }
+        });
+        println!(
+            "engine write only ({label}):   {:>12.0} spans/s",
+            spans as f64 / started.elapsed().as_secs_f64()
+        );
+    }
+    drop(converted);
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path(), Duration::from_secs(72 * 3600)).unwrap());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ingest_rate = runtime.block_on(async {
+        let server = LoopbackServer::start(store.clone(), 64 << 20)
+            .await
+            .unwrap();
+        let addr = server.addresses.otlp_grpc;
+        // The clients send the batches already encoded, so that the measure is the server's.
+        let encoded: Arc<Vec<bytes::Bytes>> = Arc::new(
+            encoded
+                .iter()
+                .map(|b| bytes::Bytes::from(b.clone()))
+                .collect(),
+        );
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for client in 0..clients {
+            let encoded = encoded.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut exporter = Exporter::connect(addr).await;
+                for body in encoded.iter().skip(client).step_by(clients) {
+                    exporter.export(body.clone()).await;
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let rate = spans as f64 / started.elapsed().as_secs_f64();
+        server.stop().await.unwrap();
+        rate
+    });
+    println!(
+        "ingest, OTLP/gRPC, {clients} clients, durable: {ingest_rate:>8.0} spans/s ({:.0}% of decode-only); peak RSS {} MiB (server and clients in one process)",
+        100.0 * ingest_rate / decode_rate,
+        status_kib("self", "VmHWM:") / 1024
+    );
+    store.flush().unwrap();
+    store.compact().unwrap();
+    let tables: Vec<String> = store
+        .table_bytes()
+        .iter()
+        .map(|(name, bytes)| format!("{name} {:.0}", *bytes as f64 / spans as f64))
+        .collect();
+    println!(
+        "disk by table, bytes/span after compaction: {}",
+        tables.join(", ")
+    );
+    println!(
+        "disk: {:.0} bytes/span ({} MiB for {spans} spans, before compaction settles)",
+        store.disk_bytes() as f64 / spans as f64,
+        store.disk_bytes() >> 20
+    );
+
+    // Trace by ID.
+    let times = trace_latencies(&store, &trace_ids, 42, SPANS_PER_TRACE);
+    let get_p50 = percentile(&times, 0.5);
+    println!(
+        "get trace (8 spans):        p50 {:>8.3} ms  p99 {:>8.3} ms",
+        get_p50.as_secs_f64() * 1e3,
+        percentile(&times, 0.99).as_secs_f64() * 1e3
+    );
+
+    report_search(&store, "", 50);
+}

@@ -1,0 +1,97 @@
+//! What the request surfaces share: running a store call off the async threads (the HTTP
+//! routes, the gRPC services and ingest alike), reading a query string the way Go's `url.Values`
+//! reads it, and the media type of a request. Everything here reads text from a stranger and
+//! never panics on it.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, header};
+
+use crate::{Store, StoreError};
+
+/// Runs a store call on the blocking pool: the engine reads and fsyncs, and an async thread
+/// must not wait on either.
+pub async fn blocking<T: Send + 'static>(
+    store: &Arc<Store>,
+    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .unwrap_or_else(|e| {
+            Err(StoreError::Write(format!(
+                "the store task did not finish: {e}"
+            )))
+        })
+}
+
+/// A query string's pairs, percent-decoded, in order (a key may repeat).
+pub fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    raw.map(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// The first non-empty value of `name` (an empty value counts as absent, as in Jaeger).
+pub fn first<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, v)| k == name && !v.is_empty())
+        .map(|(_, v)| v.as_str())
+}
+
+/// The value of the first of `names` that is present: a parameter known by several names
+/// (camelCase first, then deprecated ones).
+pub fn param<'a>(pairs: &'a [(String, String)], names: &[&str]) -> Option<&'a str> {
+    names.iter().find_map(|name| first(pairs, name))
+}
+
+/// The media type of the request's `Content-Type`, lower case, without parameters (`""` when
+/// there is none).
+pub fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_read_as_jaeger_reads_them() {
+        let pairs = query_pairs(Some("a=&a=1&b=x%20y&b=2&c"));
+        assert_eq!(first(&pairs, "a"), Some("1"));
+        assert_eq!(first(&pairs, "b"), Some("x y"));
+        assert_eq!(first(&pairs, "c"), None);
+        assert_eq!(param(&pairs, &["z", "b", "a"]), Some("x y"));
+        assert_eq!(param(&pairs, &["z"]), None);
+        assert!(query_pairs(None).is_empty());
+    }
+
+    #[test]
+    fn media_types_lose_their_parameters_and_case() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(media_type(&headers), "");
+        let value = "Application/JSON ; charset=utf-8".parse().unwrap();
+        headers.insert(header::CONTENT_TYPE, value);
+        assert_eq!(media_type(&headers), "application/json");
+    }
+}
