@@ -19,7 +19,9 @@ mod decode;
 mod diag;
 mod load;
 mod render;
+mod root;
 mod schema;
+mod section;
 mod validate;
 mod yaml;
 
@@ -28,7 +30,8 @@ pub use diag::{Diagnostic, Location, Severity};
 pub use load::{
     LoadError, Loaded, MAX_CONFIG_BYTES, MAX_EMBEDDED, load_bytes, load_file, load_str,
 };
-pub use render::{effective, mode, redact_url, to_yaml};
+pub use render::{mode, redact_url, to_yaml};
+pub use root::effective;
 pub use schema::{
     Auth, AuthType, Config, InputShape, OAuth2, OAuth2AuthStyle, Provider, ServerConfig,
     TempoConfig, TracingConfig, UrlFormat,

@@ -18,7 +18,7 @@ pub(crate) fn validate(d: &mut Decoder, decoded: &Decoded) {
     let config = &decoded.config;
     let tracing = &config.tracing;
 
-    if let Some(provider) = &decoded.bad_provider {
+    if let Some(provider) = &decoded.tracing.bad_provider {
         let path = format!("{T}.provider");
         let pos = d.pos(&path);
         let mut message = format!("found {}; expected one of: jaeger, tempo", quote(provider));
@@ -40,7 +40,7 @@ pub(crate) fn validate(d: &mut Decoder, decoded: &Decoded) {
     if tracing.provider == Provider::Jaeger {
         jaeger_ports(d, decoded);
     }
-    auth(d, tracing, !decoded.bad_auth_type);
+    auth(d, tracing, !decoded.tracing.bad_auth_type);
     custom_headers(d, tracing);
     tempo(d, tracing);
 
@@ -84,8 +84,18 @@ fn web_root_problem(web_root: &str) -> Option<&'static str> {
 fn urls(d: &mut Decoder, decoded: &Decoded) {
     // A problem is reported at the key the value was taken from (maybe a deprecated one).
     let tracing = &decoded.config.tracing;
-    check_url(d, decoded.internal_url_key, &tracing.internal_url, false);
-    check_url(d, decoded.external_url_key, &tracing.external_url, true);
+    check_url(
+        d,
+        decoded.tracing.internal_url_key,
+        &tracing.internal_url,
+        false,
+    );
+    check_url(
+        d,
+        decoded.tracing.external_url_key,
+        &tracing.external_url,
+        true,
+    );
     check_url(d, "health_check_url", &tracing.health_check_url, false);
 }
 
@@ -147,7 +157,7 @@ fn check_url(d: &mut Decoder, key: &str, value: &str, path_allowed: bool) {
 /// port, and `grpc_port` set for Jaeger, where only Tempo reads it.
 fn jaeger_ports(d: &mut Decoder, decoded: &Decoded) {
     let tracing = &decoded.config.tracing;
-    if decoded.grpc_port_set && tracing.grpc_port != TracingConfig::default().grpc_port {
+    if decoded.tracing.grpc_port_set && tracing.grpc_port != TracingConfig::default().grpc_port {
         let path = format!("{T}.grpc_port");
         let pos = d.pos(&path);
         d.warning(
@@ -162,7 +172,7 @@ fn jaeger_ports(d: &mut Decoder, decoded: &Decoded) {
     let Ok(url) = url::Url::parse(&tracing.internal_url) else {
         return;
     };
-    let path = format!("{T}.{}", decoded.internal_url_key);
+    let path = format!("{T}.{}", decoded.tracing.internal_url_key);
     let pos = d.pos(&path);
     match url.port() {
         Some(16686) => d.warning(
