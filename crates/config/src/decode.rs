@@ -1,7 +1,7 @@
 //! Reads the settings tree of a Kiali config into [`Config`], collecting every problem instead
 //! of stopping at the first.
 //!
-//! Outside the sections meshtrace reads whole (`external_services.tracing`) a real Kiali config
+//! Outside the sections meshtrace reads whole (`external_services.tracing` and `.prometheus`) a real Kiali config
 //! has hundreds of keys meshtrace does not use; those are accepted silently, except that a key
 //! one typo away from a key meshtrace reads (and that is missing) gets a warning. Inside such a
 //! section every key is known, so an unknown key is an error that names the nearest valid one.
@@ -22,6 +22,7 @@ use crate::section::{Section, key_names};
 use crate::yaml::{Node, Pos, join};
 
 pub(crate) mod auth;
+pub(crate) mod prometheus;
 mod shapes;
 pub(crate) mod tracing;
 
@@ -30,6 +31,8 @@ pub(crate) struct Decoded {
     pub config: Config,
     /// What reading `external_services.tracing` learnt beside its values.
     pub tracing: tracing::TracingSeen,
+    /// The same for `external_services.prometheus`.
+    pub prometheus: prometheus::PrometheusSeen,
 }
 
 pub(crate) struct Decoder {
@@ -79,6 +82,7 @@ impl Decoder {
                 ..Config::default()
             },
             tracing: tracing::TracingSeen::default(),
+            prometheus: prometheus::PrometheusSeen::default(),
         };
         crate::root::read(self, settings, &mut decoded);
         decoded

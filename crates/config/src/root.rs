@@ -45,6 +45,14 @@ pub(crate) const ROOT: &[RootKey] = &[
         show: |config| shown(&config.tracing),
     },
     RootKey {
+        path: &["external_services", "prometheus"],
+        read: |d, node, path, decoded| {
+            decoded.config.prometheus_given = node.entries().is_some_and(|e| !e.is_empty());
+            decoded.prometheus = d.section(node, path, &mut decoded.config.prometheus);
+        },
+        show: |config| shown(&config.prometheus),
+    },
+    RootKey {
         path: &["kiali_feature_flags", "ui_defaults", "tracing", "limit"],
         read: ui_tracing_limit,
         show: |config| config.ui_tracing_limit.into(),
@@ -65,13 +73,7 @@ pub(crate) const ROOT: &[RootKey] = &[
 /// typo of one is not reported as a typo of a key meshtrace reads.
 const ALSO_KNOWN: &[(&[&str], &[&str])] = &[(
     &["external_services"],
-    &[
-        "custom_dashboards",
-        "grafana",
-        "istio",
-        "perses",
-        "prometheus",
-    ],
+    &["custom_dashboards", "grafana", "istio", "perses"],
 )];
 
 /// Reads every row from the settings mapping (`None` for an empty document).

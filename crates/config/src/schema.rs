@@ -10,9 +10,12 @@ use serde::{Serialize, Serializer};
 use crate::section::section;
 
 mod auth;
+mod prometheus;
 mod tracing;
 
 pub use auth::{Auth, AuthType, OAuth2, OAuth2AuthStyle};
+pub(crate) use prometheus::label_name;
+pub use prometheus::{DEFAULT_PROMETHEUS_URL, PrometheusConfig, ThanosProxy};
 pub use tracing::{Provider, TempoConfig, TracingConfig, UrlFormat};
 
 /// Which kind of document the configuration came from.
@@ -42,6 +45,7 @@ impl InputShape {
 pub struct Config {
     pub shape: InputShape,
     pub tracing: TracingConfig,
+    pub prometheus: PrometheusConfig,
     pub server: ServerConfig,
     /// `kiali_feature_flags.ui_defaults.tracing.limit`: the default number of traces fetched.
     pub ui_tracing_limit: u32,
@@ -53,6 +57,18 @@ pub struct Config {
     /// `istio.cluster_id`. Empty means "not set" (Kiali then detects it, falling back to
     /// `Kubernetes`).
     pub cluster_name: String,
+    /// Whether `external_services.prometheus` was written with at least one key.
+    pub(crate) prometheus_given: bool,
+}
+
+impl Config {
+    /// Whether the input has an `external_services.prometheus` section holding at least one
+    /// key. Without one, `prometheus` holds Kiali's defaults (and, for a CR, the operator's),
+    /// which name a Prometheus the user never asked for: the console may then say "no
+    /// Prometheus configured", or read metrics from elsewhere.
+    pub fn has_prometheus_section(&self) -> bool {
+        self.prometheus_given
+    }
 }
 
 impl Default for Config {
@@ -60,18 +76,20 @@ impl Default for Config {
         Config {
             shape: InputShape::ConfigYaml,
             tracing: TracingConfig::default(),
+            prometheus: PrometheusConfig::default(),
             server: ServerConfig::default(),
             ui_tracing_limit: 100,
             istio_namespace: "istio-system".to_string(),
             deployment_namespace: "istio-system".to_string(),
             cluster_name: String::new(),
+            prometheus_given: false,
         }
     }
 }
 
 section! {
     /// `server`: where the console listens. The mapping holds Kiali keys meshtrace ignores.
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+    #[derive(Clone, PartialEq, Eq, Serialize)]
     pub struct ServerConfig {
         /// Empty means every interface.
         address: String = String::new(),

@@ -46,7 +46,8 @@ pub(crate) trait Section: Sized + 'static {
 /// The key is the field's name unless `as` names it. Without a reader the value is read by
 /// its type ([`crate::decode::Plain`]); a reader is a `fn(&mut Decoder, &Node, &str, &mut
 /// Section, &mut Seen)`. Field attributes (docs, `#[serde(...)]` for how `config show`
-/// prints the value) pass through. After the struct, `decode { ... }` says whether unknown keys
+/// prints the value) pass through. The struct must derive `Serialize`, and not `Debug`: its
+/// `Debug` is the serialized view. After the struct, `decode { ... }` says whether unknown keys
 /// are errors, the `Seen` type, keys that are not fields (`extra`), and a `finish` step.
 macro_rules! section {
     (@key $field:ident $key:literal) => { $key };
@@ -78,6 +79,15 @@ macro_rules! section {
                 $(#[serde(rename = $key)])?
                 pub $field: $ty,
             )*
+        }
+
+        /// As `config show` prints it: secrets as `xxx`, URL passwords hidden. A derived
+        /// `Debug` would print them.
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let shown = serde_json::to_string(self).map_err(|_| std::fmt::Error)?;
+                write!(f, "{} {shown}", stringify!($name))
+            }
         }
 
         impl Default for $name {

@@ -1,10 +1,5 @@
 //! The readers of an `auth` section that do more than read a value by its type.
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
+//! (The lints `decode` denies apply here too.)
 
 use super::Decoder;
 use crate::schema::{Auth, AuthType, OAuth2, OAuth2AuthStyle};

@@ -1,10 +1,5 @@
 //! The readers of `external_services.tracing` that do more than read a value by its type.
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
+//! (The lints `decode` denies apply here too.)
 
 use super::{Decoder, set};
 use crate::schema::{Provider, TempoConfig, TracingConfig, UrlFormat};

@@ -38,7 +38,7 @@ impl AuthType {
 section! {
     /// How to authenticate to an external service. Credentials are literals or files read on
     /// each use, and print as `xxx`.
-    #[derive(Debug, Clone, PartialEq, Serialize)]
+    #[derive(Clone, PartialEq, Serialize)]
     pub struct Auth {
         kind as "type": AuthType = AuthType::None => read::kind,
         username: Credential = Credential::default(),
@@ -79,7 +79,7 @@ serialize_as_str!(AuthType, OAuth2AuthStyle);
 
 section! {
     /// `auth.oauth2`: the client-credentials grant.
-    #[derive(Debug, Clone, PartialEq, Serialize)]
+    #[derive(Clone, PartialEq, Serialize)]
     pub struct OAuth2 {
         #[serde(serialize_with = "super::redacted_url")]
         token_url: String = String::new(),

@@ -27,7 +27,7 @@ impl Provider {
 
 section! {
     /// Kiali's `external_services.tracing`. Every key is known: an unknown one is an error.
-    #[derive(Debug, Clone, PartialEq, Serialize)]
+    #[derive(Clone, PartialEq, Serialize)]
     pub struct TracingConfig {
         enabled: bool = false,
         provider: Provider = Provider::Jaeger => read::provider,
@@ -116,7 +116,7 @@ serialize_as_str!(Provider, UrlFormat);
 
 section! {
     /// `external_services.tracing.tempo_config`.
-    #[derive(Debug, Clone, PartialEq, Serialize)]
+    #[derive(Clone, PartialEq, Serialize)]
     pub struct TempoConfig {
         org_id: String = String::new(),
         datasource_uid: String = String::new(),
