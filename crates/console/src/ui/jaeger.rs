@@ -27,8 +27,9 @@ use meshtrace_mesh::stats::TraceSummary;
 use meshtrace_model::TraceId;
 use meshtrace_model::time::{format_duration, format_time, now_micros, parse_ui_duration};
 
+use super::shell::Shell;
 use super::view::View;
-use super::{Choice, Shell, page, root, scatter};
+use super::{Choice, page, root, scatter};
 use crate::Console;
 
 pub fn routes() -> Router<Arc<Console>> {
@@ -293,7 +294,7 @@ async fn trace(
     RawQuery(raw): RawQuery,
 ) -> Response {
     if !ids.contains("...") {
-        return super::render_trace_page(&console, &ids, raw.as_deref(), None).await;
+        return super::trace_page::render_trace_page(&console, &ids, raw.as_deref(), None).await;
     }
     // `{id}...{id2}...?cohort=id&cohort=id2`: the path's IDs, then any cohort not among them.
     let mut wanted: Vec<String> = ids.split("...").map(str::to_string).collect();

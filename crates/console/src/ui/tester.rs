@@ -19,8 +19,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use meshtrace_config::{Config, effective, mode, to_yaml};
 
+use super::page;
+use super::shell::Shell;
 use super::view::View;
-use super::{Shell, page};
 use crate::Console;
 
 pub struct ProbeRow {

@@ -1,0 +1,380 @@
+//! The Traces tab of a detail page (`?tab=traces`): the scatter chart of the target's traces
+//! with Kiali's options (limit, errors only, value axis, percentile), the coverage banner, and
+//! the selected trace's details: its summary, the similar traces, the span table.
+
+use std::collections::BTreeMap;
+
+use meshtrace_mesh::Kind;
+use meshtrace_mesh::stats::{TraceSummary, percentile, similar};
+use meshtrace_model::{Trace, TraceId};
+
+use super::links::Links;
+use super::view::{LIMITS, PERCENTILES, View, ago, format_duration, format_time};
+use super::{Choice, enc, form_fields, root, scatter, spans};
+use crate::Console;
+
+/// What the Traces tab is asked: whose traces, in which view, and where its links go.
+pub(super) struct TabRequest<'a> {
+    pub(super) console: &'a Console,
+    pub(super) view: &'a View,
+    pub(super) kind: Kind,
+    pub(super) namespace: &'a str,
+    pub(super) name: &'a str,
+    /// The detail page's path, which the tab's links extend with their query.
+    pub(super) base: &'a str,
+    /// Links into the backend's own UI, when there is one.
+    pub(super) links: Option<&'a Links>,
+}
+
+/// What the Traces tab shows (drawn by `detail.html`).
+pub(super) struct TracesTab {
+    /// The options form keeps the page's namespaces, time range and refresh.
+    pub(super) keep: Vec<(String, String)>,
+    pub(super) limits: Vec<Choice>,
+    pub(super) errors_only: bool,
+    pub(super) spans_average: bool,
+    pub(super) percentiles: Vec<Choice>,
+    pub(super) search_link: Option<String>,
+    pub(super) coverage: Option<String>,
+    pub(super) partial: Option<String>,
+    pub(super) traces_error: Option<String>,
+    pub(super) chart: scatter::Chart,
+    pub(super) details: Option<Details>,
+    pub(super) missing_trace: Option<String>,
+}
+
+impl TracesTab {
+    /// The tab when it is not the one shown.
+    pub(super) fn closed(view: &View) -> TracesTab {
+        TracesTab {
+            keep: Vec::new(),
+            limits: Vec::new(),
+            errors_only: view.errors_only,
+            spans_average: view.spans_average,
+            percentiles: Vec::new(),
+            search_link: None,
+            coverage: None,
+            partial: None,
+            traces_error: None,
+            chart: scatter::chart(&[], (0, 1), false, "", |_| String::new()),
+            details: None,
+            missing_trace: None,
+        }
+    }
+}
+
+pub(super) struct Similar {
+    pub(super) trace_id: String,
+    pub(super) short: String,
+    pub(super) href: String,
+    pub(super) duration_diff: String,
+    pub(super) duration_class: &'static str,
+    pub(super) average_diff: String,
+    pub(super) average_class: &'static str,
+}
+
+pub(super) struct Details {
+    pub(super) trace_id: String,
+    pub(super) name: String,
+    pub(super) started: String,
+    pub(super) ago: String,
+    pub(super) spans: usize,
+    pub(super) apps: usize,
+    pub(super) error_spans: usize,
+    pub(super) duration: String,
+    pub(super) average: String,
+    pub(super) similar: Vec<Similar>,
+    pub(super) mean_duration_diff: String,
+    pub(super) mean_duration_class: &'static str,
+    pub(super) mean_average_diff: String,
+    pub(super) mean_average_class: &'static str,
+    pub(super) view_link: Option<String>,
+    pub(super) compare_link: Option<String>,
+    pub(super) table: spans::SpanTable,
+    pub(super) timeline_href: String,
+    /// The span filter form keeps the page's other parameters.
+    pub(super) span_keep: Vec<(String, String)>,
+}
+
+/// `+12.3ms` / `−4.0ms`, and a class for the heatmap cell.
+fn difference(this: u64, other: u64) -> (String, &'static str) {
+    let diff = this as i64 - other as i64;
+    let text = format!(
+        "{}{}",
+        if diff >= 0 { "+" } else { "−" },
+        format_duration(diff.unsigned_abs())
+    );
+    let relative = diff as f64 / other.max(1) as f64;
+    let class = if relative > 0.1 {
+        "slower"
+    } else if relative < -0.1 {
+        "faster"
+    } else {
+        "same"
+    };
+    (text, class)
+}
+
+/// The tab for `request`: the traces found (or why there are none), the chart, and the
+/// selected trace's details.
+pub(super) async fn traces_tab(request: TabRequest<'_>) -> TracesTab {
+    let TabRequest {
+        console,
+        view,
+        kind,
+        namespace,
+        name,
+        base,
+        links,
+    } = request;
+    let mut tab = TracesTab::closed(view);
+    let limit = view
+        .limit
+        .unwrap_or((console.config.ui_tracing_limit as usize).clamp(1, 1000));
+    let (start, end) = view.window();
+    let mut tags = BTreeMap::new();
+    if view.errors_only {
+        tags.insert("error".to_string(), "true".to_string());
+    }
+    let raw = format!(
+        "startMicros={start}&endMicros={end}&limit={limit}{}",
+        if tags.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "&tags={}",
+                enc(&serde_json::to_string(&tags).unwrap_or_default())
+            )
+        }
+    );
+    tab.keep = form_fields(&view.navigation().query(&[("tab", Some("traces".into()))]));
+    tab.limits = LIMITS
+        .iter()
+        .map(|l| Choice {
+            value: l.to_string(),
+            label: l.to_string(),
+            selected: *l == limit,
+        })
+        .collect();
+
+    let asked =
+        match crate::tracing_api::ask(console, namespace.into(), kind, name.into(), Some(&raw))
+            .await
+        {
+            Ok(asked) => asked,
+            Err(error) => {
+                tab.traces_error = Some(error.error);
+                tab.percentiles = percentile_choices(view, &[]);
+                return tab;
+            }
+        };
+    tab.search_link =
+        links.map(|l| l.search(&asked.service, Some(limit), Some((start, end)), &tags));
+    tab.partial = asked.found.partial.clone();
+    let summaries: Vec<TraceSummary> = asked.found.traces.iter().map(TraceSummary::of).collect();
+    let durations: Vec<u64> = summaries.iter().map(|s| s.duration).collect();
+    tab.percentiles = percentile_choices(view, &durations);
+    let floor = view
+        .percentile
+        .strip_prefix('p')
+        .and_then(|p| p.parse::<f64>().ok())
+        .and_then(|p| percentile(&durations, p));
+    let shown: Vec<TraceSummary> = summaries
+        .into_iter()
+        .filter(|s| floor.is_none_or(|f| s.duration >= f))
+        .collect();
+    // Kiali's banner: the traces fetched cover less than 85 % of the period.
+    if let Some(oldest) = shown.iter().map(|s| s.start).min() {
+        let covered = (end.saturating_sub(oldest)) as f64 / (end - start).max(1) as f64;
+        if covered < 0.85 {
+            tab.coverage = Some(format!(
+                "The {} traces cover only {:.0}% of the time period. You may want to increase the fetch limit, reduce the time range, or define a custom time range.",
+                shown.len(),
+                covered * 100.0
+            ));
+        }
+    }
+    tab.chart = scatter::chart(
+        &shown,
+        (start, end),
+        view.spans_average,
+        &view.trace_id,
+        |id| select_href(base, view, id),
+    );
+
+    if view.trace_id.is_empty() {
+        return tab;
+    }
+    let Ok(id) = TraceId::from_hex(&view.trace_id) else {
+        tab.missing_trace = Some(format!("`{}` is not a trace ID", view.trace_id));
+        return tab;
+    };
+    let fetched = asked
+        .found
+        .traces
+        .iter()
+        .find(|t| t.trace_id() == Some(id))
+        .cloned();
+    let trace: Option<Trace> = match fetched {
+        Some(trace) => Some(trace),
+        None => match console.backend() {
+            Ok(backend) => console
+                .timed("TraceDetail", backend.get_trace(id))
+                .await
+                .unwrap_or_else(|e| {
+                    tab.missing_trace = Some(e.to_string());
+                    None
+                }),
+            Err(e) => {
+                tab.missing_trace = Some(e.error);
+                None
+            }
+        },
+    };
+    let Some(trace) = trace else {
+        if tab.missing_trace.is_none() {
+            tab.missing_trace = Some(format!("Trace {} not found", view.trace_id));
+        }
+        return tab;
+    };
+    let root = root(console);
+    tab.details = Some(details(
+        &trace,
+        &asked.found.traces,
+        links,
+        view,
+        &root,
+        |id| select_href(base, view, id),
+    ));
+    tab
+}
+
+/// The link that selects trace `id` on the Traces tab (span filters belong to the old trace).
+fn select_href(base: &str, view: &View, id: &str) -> String {
+    format!(
+        "{base}{}",
+        view.query(&[
+            ("tab", Some("traces".into())),
+            ("traceId", Some(id.into())),
+            ("spanWorkload", None),
+            ("spanApp", None),
+            ("spanComponent", None),
+            ("spanOperation", None),
+            ("spanError", None),
+        ])
+    )
+}
+
+fn percentile_choices(view: &View, durations: &[u64]) -> Vec<Choice> {
+    let mut choices = vec![Choice {
+        value: String::new(),
+        label: "All".into(),
+        selected: view.percentile.is_empty(),
+    }];
+    for p in PERCENTILES {
+        let value = percentile(durations, p[1..].parse().unwrap_or(100.0));
+        choices.push(Choice {
+            value: p.to_string(),
+            label: match value {
+                Some(v) => format!("{p} ({}+)", format_duration(v)),
+                None => p.to_string(),
+            },
+            selected: view.percentile == p,
+        });
+    }
+    choices
+}
+
+fn details(
+    trace: &Trace,
+    among: &[Trace],
+    links: Option<&Links>,
+    view: &View,
+    root: &str,
+    href: impl Fn(&str) -> String,
+) -> Details {
+    let summary = TraceSummary::of(trace);
+    let durations = spans::operation_durations(among);
+    // Links to app and workload pages keep the time range, not this page's options.
+    let nav = View {
+        namespaces: Vec::new(),
+        ..view.navigation()
+    }
+    .query(&[]);
+    let trace_hex = summary.trace_id.clone();
+    let spans = spans::table(
+        trace,
+        &durations,
+        view,
+        |segment, namespace, name| {
+            (!namespace.is_empty() && !name.is_empty()).then(|| {
+                format!(
+                    "{root}/console/namespaces/{}/{segment}/{}{nav}",
+                    enc(namespace),
+                    enc(name)
+                )
+            })
+        },
+        |span_id| links.map(|l| l.span(&trace_hex, span_id)),
+    );
+    let span_keep = form_fields(&view.query(&[
+        ("spanWorkload", None),
+        ("spanApp", None),
+        ("spanComponent", None),
+        ("spanOperation", None),
+        ("spanError", None),
+    ]));
+    let similar: Vec<TraceSummary> = similar(trace, among, 8)
+        .into_iter()
+        .map(TraceSummary::of)
+        .collect();
+    let rows: Vec<Similar> = similar
+        .iter()
+        .map(|s| {
+            let (duration_diff, duration_class) = difference(summary.duration, s.duration);
+            let (average_diff, average_class) = difference(summary.average_span, s.average_span);
+            Similar {
+                short: s.short_id().to_string(),
+                href: href(&s.trace_id),
+                trace_id: s.trace_id.clone(),
+                duration_diff,
+                duration_class,
+                average_diff,
+                average_class,
+            }
+        })
+        .collect();
+    let mean = |f: fn(&TraceSummary) -> u64| {
+        if similar.is_empty() {
+            0
+        } else {
+            similar.iter().map(f).sum::<u64>() / similar.len() as u64
+        }
+    };
+    let (mean_duration_diff, mean_duration_class) =
+        difference(summary.duration, mean(|s| s.duration));
+    let (mean_average_diff, mean_average_class) =
+        difference(summary.average_span, mean(|s| s.average_span));
+    let others: Vec<String> = similar.iter().map(|s| s.trace_id.clone()).collect();
+    Details {
+        name: summary.name(),
+        started: format_time(summary.start),
+        ago: ago(summary.start),
+        spans: summary.spans,
+        apps: summary.apps.len(),
+        error_spans: summary.error_spans,
+        duration: format_duration(summary.duration),
+        average: format_duration(summary.average_span),
+        similar: rows,
+        mean_duration_diff,
+        mean_duration_class,
+        mean_average_diff,
+        mean_average_class,
+        view_link: links.map(|l| l.trace(&summary.trace_id)),
+        compare_link: links.and_then(|l| l.compare(&summary.trace_id, &others)),
+        trace_id: summary.trace_id,
+        table: spans,
+        timeline_href: format!("{root}/console/traces/{trace_hex}"),
+        span_keep,
+    }
+}
