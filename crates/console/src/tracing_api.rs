@@ -95,6 +95,37 @@ fn kind(segment: &str) -> Result<Kind, ApiError> {
     })
 }
 
+/// What the traces and spans routes and the Traces tab ask for: an app, workload or service
+/// and the search's parameters. The JSON routes build it from their path and query string
+/// ([`TracesRequest::from_route`]), the pages from their view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracesRequest {
+    pub namespace: String,
+    pub kind: Kind,
+    pub name: String,
+    pub params: TracingParams,
+}
+
+impl TracesRequest {
+    /// The request of `/api/namespaces/{namespace}/{segment}/{name}/traces|spans?{raw}`: 404
+    /// for an unknown kind, then 503 without a backend, then 400 for a bad parameter.
+    async fn from_route(
+        console: &Console,
+        (namespace, segment, name): (String, String, String),
+        raw: Option<&str>,
+    ) -> Result<TracesRequest, ApiError> {
+        let kind = kind(&segment)?;
+        console.backend()?;
+        let params = TracingParams::parse(raw, console.config.ui_tracing_limit as usize)?;
+        Ok(TracesRequest {
+            namespace,
+            kind,
+            name,
+            params,
+        })
+    }
+}
+
 /// What the backend is asked, and which target the answer is filtered for.
 pub(crate) struct Asked {
     pub target: Target,
@@ -102,15 +133,16 @@ pub(crate) struct Asked {
     pub found: Found,
 }
 
-pub(crate) async fn ask(
-    console: &Console,
-    namespace: String,
-    kind: Kind,
-    name: String,
-    raw: Option<&str>,
-) -> Result<Asked, ApiError> {
+/// Searches the backend for the traces of `request`'s target, within `query_scope` and the
+/// cluster asked (else the home cluster), and keeps those that involve the target.
+pub(crate) async fn ask(console: &Console, request: TracesRequest) -> Result<Asked, ApiError> {
     let backend = console.backend()?;
-    let params = TracingParams::parse(raw, console.config.ui_tracing_limit as usize)?;
+    let TracesRequest {
+        namespace,
+        kind,
+        name,
+        params,
+    } = request;
     let target = console.target(kind, namespace, name).await;
     let tracing = &console.config.tracing;
     let service = target.tracing_service_name(tracing.namespace_selector);
@@ -144,11 +176,11 @@ pub(crate) async fn ask(
 /// `GET /api/namespaces/{ns}/{apps|workloads|services}/{name}/traces`.
 async fn traces(
     State(console): State<Arc<Console>>,
-    Path((namespace, segment, name)): Path<(String, String, String)>,
+    Path(path): Path<(String, String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let kind = kind(&segment)?;
-    let asked = ask(&console, namespace, kind, name, raw.as_deref()).await?;
+    let request = TracesRequest::from_route(&console, path, raw.as_deref()).await?;
+    let asked = ask(&console, request).await?;
     let body = traces_body(
         &asked.found.traces,
         &asked.service,
@@ -189,11 +221,11 @@ pub struct SpanOut {
 /// `GET /api/namespaces/{ns}/{kind}/{name}/spans`: the target's own spans of the traces found.
 async fn spans(
     State(console): State<Arc<Console>>,
-    Path((namespace, segment, name)): Path<(String, String, String)>,
+    Path(path): Path<(String, String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Vec<SpanOut>>, ApiError> {
-    let kind = kind(&segment)?;
-    let asked = ask(&console, namespace, kind, name, raw.as_deref()).await?;
+    let request = TracesRequest::from_route(&console, path, raw.as_deref()).await?;
+    let asked = ask(&console, request).await?;
     let target = &asked.target;
     let mut out = Vec::new();
     for trace in &asked.found.traces {

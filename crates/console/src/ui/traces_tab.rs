@@ -12,6 +12,8 @@ use super::links::Links;
 use super::view::{LIMITS, PERCENTILES, View, ago, format_duration, format_time};
 use super::{Choice, enc, form_fields, root, scatter, spans};
 use crate::Console;
+use crate::params::TracingParams;
+use crate::tracing_api::{self, TracesRequest};
 
 /// What the Traces tab is asked: whose traces, in which view, and where its links go.
 pub(super) struct TabRequest<'a> {
@@ -136,17 +138,6 @@ pub(super) async fn traces_tab(request: TabRequest<'_>) -> TracesTab {
     if view.errors_only {
         tags.insert("error".to_string(), "true".to_string());
     }
-    let raw = format!(
-        "startMicros={start}&endMicros={end}&limit={limit}{}",
-        if tags.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "&tags={}",
-                enc(&serde_json::to_string(&tags).unwrap_or_default())
-            )
-        }
-    );
     tab.keep = form_fields(&view.navigation().query(&[("tab", Some("traces".into()))]));
     tab.limits = LIMITS
         .iter()
@@ -157,17 +148,27 @@ pub(super) async fn traces_tab(request: TabRequest<'_>) -> TracesTab {
         })
         .collect();
 
-    let asked =
-        match crate::tracing_api::ask(console, namespace.into(), kind, name.into(), Some(&raw))
-            .await
-        {
-            Ok(asked) => asked,
-            Err(error) => {
-                tab.traces_error = Some(error.error);
-                tab.percentiles = percentile_choices(view, &[]);
-                return tab;
-            }
-        };
+    let request = TracesRequest {
+        namespace: namespace.into(),
+        kind,
+        name: name.into(),
+        params: TracingParams {
+            start,
+            end,
+            limit,
+            min_duration: None,
+            tags: tags.clone(),
+            cluster: None,
+        },
+    };
+    let asked = match tracing_api::ask(console, request).await {
+        Ok(asked) => asked,
+        Err(error) => {
+            tab.traces_error = Some(error.error);
+            tab.percentiles = percentile_choices(view, &[]);
+            return tab;
+        }
+    };
     tab.search_link =
         links.map(|l| l.search(&asked.service, Some(limit), Some((start, end)), &tags));
     tab.partial = asked.found.partial.clone();
