@@ -4,6 +4,7 @@
 //! Everything goes through one [`Console`]: the loaded configuration, the backend client built
 //! from it (or the reason there is none), the inventory and version caches, and the metrics.
 
+mod cache;
 mod check;
 mod destination;
 mod error;
@@ -66,7 +67,7 @@ pub struct Console {
     pub metrics: Metrics,
     inventory: inventory::Cache,
     version: ops::VersionCache,
-    traces: ui::TraceCache,
+    traces: ui::trace_cache::TraceCache,
     started: Instant,
 }
 
@@ -76,14 +77,15 @@ impl Console {
         if let Err(reason) = &backend {
             tracing::warn!(%reason, "no tracing backend: the traces routes answer 503");
         }
+        let inventory = inventory::Cache::new(options.inventory_refresh);
         Arc::new(Console {
             config,
             backend,
             options,
             metrics: Metrics::default(),
-            inventory: inventory::Cache::default(),
+            inventory,
             version: ops::VersionCache::default(),
-            traces: ui::TraceCache::default(),
+            traces: ui::trace_cache::new(),
             started: Instant::now(),
         })
     }

@@ -20,7 +20,7 @@ mod shell;
 mod spans;
 mod tester;
 mod timeline;
-mod trace_cache;
+pub(crate) mod trace_cache;
 mod trace_page;
 mod traces_tab;
 mod view;
@@ -35,7 +35,6 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 
 use crate::Console;
-pub use trace_cache::TraceCache;
 
 pub fn routes() -> Router<Arc<Console>> {
     Router::new()

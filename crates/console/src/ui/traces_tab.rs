@@ -210,14 +210,10 @@ pub(super) async fn traces_tab(request: TabRequest<'_>) -> TracesTab {
         tab.missing_trace = Some(format!("`{}` is not a trace ID", view.trace_id));
         return tab;
     };
-    let fetched = asked
-        .found
-        .traces
-        .iter()
-        .find(|t| t.trace_id() == Some(id))
-        .cloned();
-    let trace: Option<Trace> = match fetched {
-        Some(trace) => Some(trace),
+    // The selected trace is read from the backend only when the search did not bring it.
+    let found = asked.found.traces.iter().find(|t| t.trace_id() == Some(id));
+    let fetched: Option<Trace> = match found {
+        Some(_) => None,
         None => match console.backend() {
             Ok(backend) => console
                 .timed("TraceDetail", backend.get_trace(id))
@@ -232,7 +228,7 @@ pub(super) async fn traces_tab(request: TabRequest<'_>) -> TracesTab {
             }
         },
     };
-    let Some(trace) = trace else {
+    let Some(trace) = found.or(fetched.as_ref()) else {
         if tab.missing_trace.is_none() {
             tab.missing_trace = Some(format!("Trace {} not found", view.trace_id));
         }
@@ -240,7 +236,7 @@ pub(super) async fn traces_tab(request: TabRequest<'_>) -> TracesTab {
     };
     let root = root(console);
     tab.details = Some(details(
-        &trace,
+        trace,
         &asked.found.traces,
         links,
         view,
