@@ -293,6 +293,21 @@ async fn error_traces(
     Ok(Json(found.traces.len()))
 }
 
+/// The trace ID of a path: 1 to 32 hex digits, not all zero; else a 400 that quotes at most
+/// 64 characters of it.
+pub(crate) fn parse_trace_id(text: &str) -> Result<TraceId, ApiError> {
+    let valid = !text.is_empty() && text.len() <= 32 && text.bytes().all(|b| b.is_ascii_hexdigit());
+    TraceId::from_hex(text)
+        .ok()
+        .filter(|id| valid && !id.is_zero())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Invalid trace ID format: `{}` is not 1 to 32 hex digits",
+                text.chars().take(64).collect::<String>()
+            ))
+        })
+}
+
 /// `GET /api/traces/{traceID}`.
 async fn trace(
     State(console): State<Arc<Console>>,
@@ -301,18 +316,7 @@ async fn trace(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     pairs(raw.as_deref(), &["clusterName"])?;
     let backend = console.backend()?;
-    let valid = !trace_id.is_empty()
-        && trace_id.len() <= 32
-        && trace_id.bytes().all(|b| b.is_ascii_hexdigit());
-    let id = TraceId::from_hex(&trace_id)
-        .ok()
-        .filter(|id| valid && !id.is_zero())
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "Invalid trace ID format: `{}` is not 1 to 32 hex digits",
-                trace_id.chars().take(64).collect::<String>()
-            ))
-        })?;
+    let id = parse_trace_id(&trace_id)?;
     let trace: Option<Trace> = console.timed("TraceDetail", backend.get_trace(id)).await?;
     let trace = trace.ok_or_else(|| ApiError::not_found(format!("Trace {trace_id} not found")))?;
     Ok(Json(serde_json::json!({

@@ -7,17 +7,17 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use meshtrace_mesh::Kind;
 
+use super::enc;
 use super::links::Links;
 use super::lists::{ItemRow, item_row, page_kind, page_segment, related_heading};
 use super::shell::{Shell, inventory};
 use super::traces_tab::{TabRequest, TracesTab, traces_tab};
 use super::view::View;
-use super::{enc, page};
 use crate::Console;
+use crate::error::{no_such_page, page};
 
 #[derive(Template)]
 #[template(path = "detail.html")]
@@ -42,7 +42,7 @@ pub(super) async fn detail(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let Some(kind) = page_kind(&segment) else {
-        return (StatusCode::NOT_FOUND, "no such page").into_response();
+        return no_such_page();
     };
     let view = View::parse(raw.as_deref());
     let tracing = &console.config.tracing;
@@ -75,8 +75,9 @@ pub(super) async fn detail(
         .as_ref()
         .and_then(|s| s.inventory.get(&namespace, kind, &name))
         .map(|i| item_row(i, String::new()));
+    // The overview shows the inventory's error; the page is still there (200).
     if !on_traces {
-        shell.error = inventory_error;
+        shell.error = inventory_error.map(|e| e.error);
     }
     let tab = if on_traces {
         traces_tab(TabRequest {
@@ -94,7 +95,7 @@ pub(super) async fn detail(
     };
 
     page(
-        StatusCode::OK,
+        None,
         DetailPage {
             kind_label,
             related_heading: related_heading(kind),

@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use meshtrace_mesh::{Item, Kind};
 
+use super::enc;
 use super::shell::{Shell, inventory};
 use super::view::View;
-use super::{enc, page};
 use crate::Console;
+use crate::error::{no_such_page, page};
 
 struct NamespaceRow {
     name: String,
@@ -45,7 +45,8 @@ pub(super) async fn overview(
     let view = View::parse(raw.as_deref());
     let (snapshot, known, error) = inventory(&console).await;
     let mut shell = Shell::new(&console, &view, "Overview".into(), "overview", &known);
-    shell.error = error;
+    let failed = error.as_ref().map(|e| e.code);
+    shell.error = error.map(|e| e.error);
     let root = shell.root.clone();
     let namespaces = snapshot
         .as_ref()
@@ -68,13 +69,8 @@ pub(super) async fn overview(
             }
         })
         .collect();
-    let status = if shell.error.is_some() {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
     page(
-        status,
+        failed,
         OverviewPage {
             namespaces,
             window_minutes: console.options.inventory_window.as_secs() / 60,
@@ -157,7 +153,7 @@ pub(super) async fn list(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let Some(kind) = page_kind(&segment) else {
-        return (StatusCode::NOT_FOUND, "no such page").into_response();
+        return no_such_page();
     };
     let view = View::parse(raw.as_deref());
     let (snapshot, known, error) = inventory(&console).await;
@@ -167,7 +163,8 @@ pub(super) async fn list(
         Kind::Service => "Services",
     };
     let mut shell = Shell::new(&console, &view, heading.into(), &segment, &known);
-    shell.error = error;
+    let failed = error.as_ref().map(|e| e.code);
+    shell.error = error.map(|e| e.error);
     let namespaces: Vec<String> = if view.namespaces.is_empty() {
         known.clone()
     } else {
@@ -189,13 +186,8 @@ pub(super) async fn list(
             }
         }
     }
-    let status = if shell.error.is_some() {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
     page(
-        status,
+        failed,
         ListPage {
             shell,
             heading,

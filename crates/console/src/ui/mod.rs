@@ -27,11 +27,9 @@ mod view;
 
 use std::sync::Arc;
 
-use askama::Template;
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::Redirect;
 use axum::routing::get;
 
 use crate::Console;
@@ -75,17 +73,6 @@ struct Choice {
     value: String,
     label: String,
     selected: bool,
-}
-
-fn page(status: StatusCode, template: impl Template) -> Response {
-    match template.render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the page could not be rendered: {e}"),
-        )
-            .into_response(),
-    }
 }
 
 /// A query string (`?a=1&b=2`) as hidden form fields.

@@ -9,6 +9,7 @@ use super::links::Links;
 use super::view::{RANGES, REFRESH, View};
 use super::{Choice, root};
 use crate::Console;
+use crate::error::ApiError;
 
 pub(super) struct NavItem {
     pub(super) label: &'static str,
@@ -140,7 +141,7 @@ pub(super) async fn inventory(
 ) -> (
     Option<Arc<crate::inventory::Snapshot>>,
     Vec<String>,
-    Option<String>,
+    Option<ApiError>,
 ) {
     if !console.config.tracing.has_native_charts() {
         // Links-only or disabled: nothing to read, and nothing wrong (the shell says so).
@@ -156,6 +157,6 @@ pub(super) async fn inventory(
                 .collect();
             (Some(snapshot), names, None)
         }
-        Err(error) => (None, Vec::new(), Some(error.error)),
+        Err(error) => (None, Vec::new(), Some(error)),
     }
 }

@@ -7,15 +7,17 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use meshtrace_mesh::stats::TraceSummary;
 use meshtrace_model::TraceId;
 
 use super::shell::Shell;
+use super::timeline;
 use super::view::{View, ago, format_duration, format_time};
-use super::{page, timeline};
 use crate::Console;
+use crate::error::{ErrorCode, page};
+use crate::tracing_api::parse_trace_id;
 
 #[derive(Template)]
 #[template(path = "trace.html")]
@@ -34,18 +36,6 @@ struct TracePage {
     span_url: String,
     ui_find: String,
     back: Option<String>,
-}
-
-/// The trace ID of a path, or the 400/404 page's text.
-fn parse_trace_id(text: &str) -> Result<TraceId, crate::ApiError> {
-    let valid = !text.is_empty() && text.len() <= 32 && text.bytes().all(|b| b.is_ascii_hexdigit());
-    match TraceId::from_hex(text) {
-        Ok(id) if valid && !id.is_zero() => Ok(id),
-        _ => Err(crate::ApiError::bad_request(format!(
-            "Invalid trace ID format: `{}` is not 1 to 32 hex digits",
-            text.chars().take(64).collect::<String>()
-        ))),
-    }
 }
 
 pub(super) async fn trace_page(
@@ -76,11 +66,12 @@ pub(super) async fn render_trace_page(
         Ok(Some(trace)) => trace,
         Ok(None) => {
             shell.error = Some(format!("Trace {trace_id} not found"));
-            return page(StatusCode::NOT_FOUND, missing_trace(shell, id));
+            return page(Some(ErrorCode::NotFound), missing_trace(shell, id));
         }
         Err(error) => {
+            let code = error.code;
             shell.error = Some(error.error);
-            return page(StatusCode::SERVICE_UNAVAILABLE, missing_trace(shell, id));
+            return page(Some(code), missing_trace(shell, id));
         }
     };
     let summary = TraceSummary::of(&trace);
@@ -92,7 +83,7 @@ pub(super) async fn render_trace_page(
     let hex = id.to_hex32();
     let base = format!("{}/console/traces/{hex}", shell.root);
     page(
-        StatusCode::OK,
+        None,
         TracePage {
             name: summary.name(),
             spans: summary.spans,
