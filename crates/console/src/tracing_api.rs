@@ -1,6 +1,13 @@
 //! Kiali's tracing routes: `/api/tracing`, the traces and spans of an app, workload or
 //! service, error traces, a trace by ID, diagnose and the configuration check.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -20,7 +27,7 @@ use meshtrace_model::time::now_micros;
 use meshtrace_model::{Trace, TraceId};
 use serde::Serialize;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::params::{TracingParams, pairs};
 use crate::{Console, check};
 
@@ -185,13 +192,17 @@ async fn traces(
         &asked.found.traces,
         &asked.service,
         asked.found.partial.as_deref(),
-    );
+    )?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// The body of the traces route: Kiali's `TracingResponse`, plus `partial` (true when the
 /// backend's answer is known or likely to be incomplete; `errors` then says why).
-pub fn traces_body(traces: &[Trace], service: &str, partial: Option<&str>) -> Vec<u8> {
+pub fn traces_body(
+    traces: &[Trace],
+    service: &str,
+    partial: Option<&str>,
+) -> Result<Vec<u8>, ApiError> {
     let response = TracingResponse {
         data: traces.iter().map(TraceJson).collect(),
         errors: partial
@@ -203,7 +214,12 @@ pub fn traces_body(traces: &[Trace], service: &str, partial: Option<&str>) -> Ve
         tracing_service_name: service.to_string(),
         partial: partial.is_some(),
     };
-    serde_json::to_vec(&response).expect("the response serializes")
+    serde_json::to_vec(&response).map_err(|e| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("the traces could not be written as JSON: {e}"),
+        )
+    })
 }
 
 /// Kiali's `TracingSpan`: the Jaeger span with its process inline and `traceSize`, plus what

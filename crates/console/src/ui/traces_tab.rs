@@ -2,6 +2,13 @@
 //! with Kiali's options (limit, errors only, value axis, percentile), the coverage banner, and
 //! the selected trace's details: its summary, the similar traces, the span table.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
 use std::collections::BTreeMap;
 
 use meshtrace_mesh::Kind;
@@ -100,19 +107,20 @@ pub(super) struct Details {
 
 /// `+12.3ms` / `−4.0ms`, and a class for the heatmap cell.
 fn difference(this: u64, other: u64) -> (String, &'static str) {
-    let diff = this as i64 - other as i64;
+    let longer = this >= other;
+    let diff = this.abs_diff(other);
     let text = format!(
         "{}{}",
-        if diff >= 0 { "+" } else { "−" },
-        format_duration(diff.unsigned_abs())
+        if longer { "+" } else { "−" },
+        format_duration(diff)
     );
     let relative = diff as f64 / other.max(1) as f64;
-    let class = if relative > 0.1 {
-        "slower"
-    } else if relative < -0.1 {
-        "faster"
-    } else {
+    let class = if relative <= 0.1 {
         "same"
+    } else if longer {
+        "slower"
+    } else {
+        "faster"
     };
     (text, class)
 }
@@ -186,7 +194,7 @@ pub(super) async fn traces_tab(request: TabRequest<'_>) -> TracesTab {
         .collect();
     // Kiali's banner: the traces fetched cover less than 85 % of the period.
     if let Some(oldest) = shown.iter().map(|s| s.start).min() {
-        let covered = (end.saturating_sub(oldest)) as f64 / (end - start).max(1) as f64;
+        let covered = end.saturating_sub(oldest) as f64 / end.saturating_sub(start).max(1) as f64;
         if covered < 0.85 {
             tab.coverage = Some(format!(
                 "The {} traces cover only {:.0}% of the time period. You may want to increase the fetch limit, reduce the time range, or define a custom time range.",
@@ -342,11 +350,8 @@ fn details(
         })
         .collect();
     let mean = |f: fn(&TraceSummary) -> u64| {
-        if similar.is_empty() {
-            0
-        } else {
-            similar.iter().map(f).sum::<u64>() / similar.len() as u64
-        }
+        let sum = similar.iter().map(f).fold(0u64, u64::saturating_add);
+        sum.checked_div(similar.len() as u64).unwrap_or(0)
     };
     let (mean_duration_diff, mean_duration_class) =
         difference(summary.duration, mean(|s| s.duration));
@@ -373,5 +378,21 @@ fn details(
         table: spans,
         timeline_href: format!("{root}/console/traces/{trace_hex}"),
         span_keep,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::difference;
+
+    #[test]
+    fn differences_in_words_and_classes() {
+        assert_eq!(difference(12_300, 1_000), ("+11.3ms".to_string(), "slower"));
+        assert_eq!(difference(1_000, 12_300), ("−11.3ms".to_string(), "faster"));
+        assert_eq!(difference(1_050, 1_000), ("+50µs".to_string(), "same"));
+        assert_eq!(difference(500, 500), ("+0µs".to_string(), "same"));
+        // Durations from a hostile backend do not overflow.
+        assert_eq!(difference(u64::MAX, 0).1, "slower");
+        assert_eq!(difference(0, u64::MAX).1, "faster");
     }
 }
