@@ -1,8 +1,15 @@
-//! The console's JSON API (`meshtrace serve`): Kiali's tracing routes with their shapes and
-//! status codes, the mesh inventory seen in traces, status, health and metrics.
+//! The console (`meshtrace serve`): one server for two surfaces on the same routes tree.
+//! - The Kiali API: Kiali's tracing routes with their shapes and status codes
+//!   ([`tracing_api`], [`params`]), the mesh inventory seen in traces, status, health and
+//!   metrics; errors answer Kiali's JSON `{"error": ...}`.
+//! - The HTML console (`ui`): server-rendered pages for the overview, the apps, workloads and
+//!   services with their Traces tab, the trace timeline, the Jaeger UI's link routes
+//!   (`/jaeger/...`, so `external_url` may point at the console itself) and the configuration
+//!   tester; errors answer as HTML pages.
 //!
-//! Everything goes through one [`Console`]: the loaded configuration, the backend client built
-//! from it (or the reason there is none), the inventory and version caches, and the metrics.
+//! Both surfaces take their statuses from one place (`error`). Everything goes through one
+//! [`Console`]: the loaded configuration, the backend client built from it (or the reason
+//! there is none), the inventory, version and trace caches (`cache`), and the metrics.
 
 mod cache;
 mod check;

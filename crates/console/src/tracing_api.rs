@@ -104,7 +104,7 @@ fn kind(segment: &str) -> Result<Kind, ApiError> {
 
 /// What the traces and spans routes and the Traces tab ask for: an app, workload or service
 /// and the search's parameters. The JSON routes build it from their path and query string
-/// ([`TracesRequest::from_route`]), the pages from their view.
+/// (`TracesRequest::from_route`), the pages from their view.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TracesRequest {
     pub namespace: String,
