@@ -40,7 +40,8 @@ struct DetailPage {
     traces_tab: bool,
     on_traces: bool,
     view_in_tracing: Option<String>,
-    tab: TracesTab,
+    /// The Traces tab, when it is the one shown.
+    tab: Option<TracesTab>,
 }
 
 pub(super) async fn detail(
@@ -87,18 +88,20 @@ pub(super) async fn detail(
         shell.error = inventory_error.map(|e| e.error);
     }
     let tab = if on_traces {
-        traces_tab(TabRequest {
-            console: &console,
-            view: &view,
-            kind,
-            namespace: &namespace,
-            name: &name,
-            base: &base,
-            links: links.as_ref(),
-        })
-        .await
+        Some(
+            traces_tab(TabRequest {
+                console: &console,
+                view: &view,
+                kind,
+                namespace: &namespace,
+                name: &name,
+                base: &base,
+                links: links.as_ref(),
+            })
+            .await,
+        )
     } else {
-        TracesTab::closed(&view)
+        None
     };
 
     page(

@@ -26,25 +26,6 @@ use crate::Console;
 use crate::error::{ErrorCode, page};
 use crate::tracing_api::parse_trace_id;
 
-#[derive(Template)]
-#[template(path = "trace.html")]
-struct TracePage {
-    shell: Shell,
-    name: String,
-    trace_id: String,
-    spans: usize,
-    services: usize,
-    error_spans: usize,
-    duration: String,
-    duration_micros: u64,
-    started: String,
-    ago: String,
-    data_url: String,
-    span_url: String,
-    ui_find: String,
-    back: Option<String>,
-}
-
 pub(super) async fn trace_page(
     State(console): State<Arc<Console>>,
     Path(trace_id): Path<String>,
@@ -108,6 +89,25 @@ pub(super) async fn render_trace_page(
             shell,
         },
     )
+}
+
+#[derive(Template)]
+#[template(path = "trace.html")]
+struct TracePage {
+    shell: Shell,
+    name: String,
+    trace_id: String,
+    spans: usize,
+    services: usize,
+    error_spans: usize,
+    duration: String,
+    duration_micros: u64,
+    started: String,
+    ago: String,
+    data_url: String,
+    span_url: String,
+    ui_find: String,
+    back: Option<String>,
 }
 
 fn missing_trace(shell: Shell, id: TraceId) -> TracePage {

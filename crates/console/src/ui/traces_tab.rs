@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 
+use askama::Template;
 use meshtrace_mesh::Kind;
 use meshtrace_mesh::stats::{TraceSummary, percentile, similar};
 use meshtrace_model::{Trace, TraceId};
@@ -35,26 +36,28 @@ pub(super) struct TabRequest<'a> {
     pub(super) links: Option<&'a Links>,
 }
 
-/// What the Traces tab shows (drawn by `detail.html`).
+/// What the Traces tab shows; the detail page embeds it.
+#[derive(Template)]
+#[template(path = "traces_tab.html")]
 pub(super) struct TracesTab {
     /// The options form keeps the page's namespaces, time range and refresh.
-    pub(super) keep: Vec<(String, String)>,
-    pub(super) limits: Vec<Choice>,
-    pub(super) errors_only: bool,
-    pub(super) spans_average: bool,
-    pub(super) percentiles: Vec<Choice>,
-    pub(super) search_link: Option<String>,
-    pub(super) coverage: Option<String>,
-    pub(super) partial: Option<String>,
-    pub(super) traces_error: Option<String>,
-    pub(super) chart: scatter::Chart,
-    pub(super) details: Option<Details>,
-    pub(super) missing_trace: Option<String>,
+    keep: Vec<(String, String)>,
+    limits: Vec<Choice>,
+    errors_only: bool,
+    spans_average: bool,
+    percentiles: Vec<Choice>,
+    search_link: Option<String>,
+    coverage: Option<String>,
+    partial: Option<String>,
+    traces_error: Option<String>,
+    chart: scatter::Chart,
+    details: Option<Details>,
+    missing_trace: Option<String>,
 }
 
 impl TracesTab {
-    /// The tab when it is not the one shown.
-    pub(super) fn closed(view: &View) -> TracesTab {
+    /// The tab before anything was found.
+    fn empty(view: &View) -> TracesTab {
         TracesTab {
             keep: Vec::new(),
             limits: Vec::new(),
@@ -72,37 +75,37 @@ impl TracesTab {
     }
 }
 
-pub(super) struct Similar {
-    pub(super) trace_id: String,
-    pub(super) short: String,
-    pub(super) href: String,
-    pub(super) duration_diff: String,
-    pub(super) duration_class: &'static str,
-    pub(super) average_diff: String,
-    pub(super) average_class: &'static str,
+struct Similar {
+    trace_id: String,
+    short: String,
+    href: String,
+    duration_diff: String,
+    duration_class: &'static str,
+    average_diff: String,
+    average_class: &'static str,
 }
 
-pub(super) struct Details {
-    pub(super) trace_id: String,
-    pub(super) name: String,
-    pub(super) started: String,
-    pub(super) ago: String,
-    pub(super) spans: usize,
-    pub(super) apps: usize,
-    pub(super) error_spans: usize,
-    pub(super) duration: String,
-    pub(super) average: String,
-    pub(super) similar: Vec<Similar>,
-    pub(super) mean_duration_diff: String,
-    pub(super) mean_duration_class: &'static str,
-    pub(super) mean_average_diff: String,
-    pub(super) mean_average_class: &'static str,
-    pub(super) view_link: Option<String>,
-    pub(super) compare_link: Option<String>,
-    pub(super) table: spans::SpanTable,
-    pub(super) timeline_href: String,
+struct Details {
+    trace_id: String,
+    name: String,
+    started: String,
+    ago: String,
+    spans: usize,
+    apps: usize,
+    error_spans: usize,
+    duration: String,
+    average: String,
+    similar: Vec<Similar>,
+    mean_duration_diff: String,
+    mean_duration_class: &'static str,
+    mean_average_diff: String,
+    mean_average_class: &'static str,
+    view_link: Option<String>,
+    compare_link: Option<String>,
+    table: spans::SpanTable,
+    timeline_href: String,
     /// The span filter form keeps the page's other parameters.
-    pub(super) span_keep: Vec<(String, String)>,
+    span_keep: Vec<(String, String)>,
 }
 
 /// `+12.3ms` / `−4.0ms`, and a class for the heatmap cell.
@@ -137,7 +140,7 @@ pub(super) async fn traces_tab(request: TabRequest<'_>) -> TracesTab {
         base,
         links,
     } = request;
-    let mut tab = TracesTab::closed(view);
+    let mut tab = TracesTab::empty(view);
     let limit = view
         .limit
         .unwrap_or((console.config.ui_tracing_limit as usize).clamp(1, 1000));
