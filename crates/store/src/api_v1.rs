@@ -152,7 +152,7 @@ async fn trace(
 ) -> Result<Response, ApiError> {
     let id = TraceId::from_hex(&raw_id)
         .map_err(|e| ApiError::bad_request(format!("cannot parse traceID param: {e}")))?;
-    match blocking(&store, move |s| s.get_trace(id)).await? {
+    match blocking(&store, move |s| s.get_trace_or_archived(id)).await? {
         Some(trace) => Ok(ok([TraceJson(&trace)], 0)),
         None => Err(ApiError::new(ErrorCode::NotFound, "trace not found")),
     }
@@ -178,7 +178,7 @@ async fn search(
             .collect::<Result<Vec<_>, _>>()?;
         let found = blocking(&store, move |s| {
             ids.into_iter()
-                .map(|id| Ok((id, s.get_trace(id)?)))
+                .map(|id| Ok((id, s.get_trace_or_archived(id)?)))
                 .collect::<Result<Vec<_>, StoreError>>()
         })
         .await?;
