@@ -19,11 +19,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use meshtrace_model::TraceId;
 use serde_json::json;
 
 use crate::Store;
-use crate::api_v1::{ApiError, JaegerEnvelope};
+use crate::api_v1::{ApiError, JaegerEnvelope, trace_id_param};
 use crate::engine::ArchiveError;
 use crate::error::{ErrorBody, ErrorCode};
 use crate::request::blocking;
@@ -36,8 +35,7 @@ async fn archive(
     State(store): State<Arc<Store>>,
     Path(raw_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = TraceId::from_hex(&raw_id)
-        .map_err(|e| ApiError::bad_request(format!("cannot parse traceID param: {e}")))?;
+    let id = trace_id_param(&raw_id)?;
     match blocking(&store, move |s| Ok(s.archive_trace(id))).await? {
         Ok(()) => {
             let body = json!({ "data": [], "total": 0, "limit": 0, "offset": 0, "errors": [] });
