@@ -158,9 +158,9 @@ impl Exporter {
                     .await
                     .map_err(|e| Failure::Retry(e.to_string()))?;
                 match status.as_u16() {
-                    200..=299 => Ok(ExportTraceServiceResponse::decode(bytes)
-                        .map(rejected_count)
-                        .unwrap_or(0)),
+                    200..=299 => {
+                        Ok(ExportTraceServiceResponse::decode(bytes).map_or(0, rejected_count))
+                    }
                     429 | 502..=504 => Err(Failure::Retry(format!("HTTP {status}"))),
                     _ => Err(Failure::Refused(format!(
                         "HTTP {status}: {}",
