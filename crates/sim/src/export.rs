@@ -58,6 +58,10 @@ pub struct Exporter {
 }
 
 impl Exporter {
+    #[allow(
+        clippy::expect_used,
+        reason = "building a client with a timeout fails only when TLS cannot initialise at all"
+    )]
     pub fn new(target: Target) -> Exporter {
         Exporter {
             target,
@@ -110,6 +114,10 @@ impl Exporter {
     }
 
     /// Returns how many spans the target rejected.
+    #[allow(
+        clippy::expect_used,
+        reason = "the gRPC client is set just before it is taken"
+    )]
     async fn try_send(&mut self, spans: &[Span]) -> Result<usize, Failure> {
         match self.target.clone() {
             Target::OtlpGrpc(url) => {
