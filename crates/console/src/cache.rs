@@ -72,7 +72,7 @@ impl<K: PartialEq, V> TtlCache<K, V> {
     fn lock(&self) -> MutexGuard<'_, VecDeque<Entry<K, V>>> {
         self.entries
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -50,7 +50,7 @@ pub(crate) async fn read_draft(request: Request) -> Result<Bytes, ApiError> {
     let body: Body = request.into_body();
     axum::body::to_bytes(body, MAX_DRAFT).await.map_err(|e| {
         let limit = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            .is_some_and(<dyn std::error::Error + 'static>::is::<http_body_util::LengthLimitError>);
         if limit {
             too_large()
         } else {
@@ -243,7 +243,7 @@ fn snake(key: &str) -> String {
             let after_lower =
                 previous.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit());
             let ends_acronym = previous.is_some_and(|p| p.is_ascii_uppercase())
-                && chars.peek().is_some_and(|n| n.is_ascii_lowercase());
+                && chars.peek().is_some_and(char::is_ascii_lowercase);
             if after_lower || ends_acronym {
                 out.push('_');
             }

@@ -142,7 +142,7 @@ pub fn prepare(
     if auth.use_kiali_token && !same_backend {
         withheld.push("auth.useKialiToken");
     }
-    for (name, value) in posted.custom_headers.iter_mut() {
+    for (name, value) in &mut posted.custom_headers {
         if value == OBFUSCATED
             && let Some(live) = live.custom_headers.get(name)
         {

@@ -70,7 +70,7 @@ impl Console {
             .inventory
             .last_wanted
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
         self.refresh_inventory().await
     }
 
@@ -94,7 +94,7 @@ impl Console {
             .inventory
             .last_wanted
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
         self.inventory
             .snapshot
             .get_stale(&())
@@ -224,7 +224,7 @@ pub async fn refresh_forever(console: Arc<Console>) {
             .inventory
             .last_wanted
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // At start (nobody asked yet) and while someone looks at the inventory.
         if wanted.is_none_or(|at| at.elapsed() < IDLE_AFTER)
             && let Err(error) = console.refresh_inventory().await

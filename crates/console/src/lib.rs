@@ -11,6 +11,9 @@
 //! [`Console`]: the loaded configuration, the backend client built from it (or the reason
 //! there is none), the inventory, version and trace caches (`cache`), and the metrics.
 
+// No unwrap or expect outside tests (clippy.toml allows them there): every one left says why.
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 mod cache;
 mod check;
 mod destination;

@@ -39,7 +39,10 @@ pub async fn refuse_cross_origin(request: Request, next: Next) -> Response {
     if safe
         || same_origin(
             request.headers(),
-            request.uri().authority().map(|a| a.as_str()),
+            request
+                .uri()
+                .authority()
+                .map(axum::http::uri::Authority::as_str),
         )
     {
         next.run(request).await

@@ -115,7 +115,7 @@ impl ErrorBody for JaegerEnvelope {
 }
 
 async fn services(State(store): State<Arc<Store>>) -> Result<Response, ApiError> {
-    let services = blocking(&store, |s| s.services()).await?;
+    let services = blocking(&store, super::engine::Store::services).await?;
     let total = services.len();
     Ok(ok(services, total))
 }

@@ -57,7 +57,7 @@ fn no_traces() -> V3Error {
 }
 
 async fn services(State(store): State<Arc<Store>>) -> Result<Response, V3Error> {
-    let services = blocking(&store, |s| s.services()).await?;
+    let services = blocking(&store, super::engine::Store::services).await?;
     Ok(axum::Json(json!({ "services": services })).into_response())
 }
 

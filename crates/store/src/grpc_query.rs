@@ -159,7 +159,7 @@ async fn dependencies_in(
 }
 
 async fn sorted_services(store: &Arc<Store>) -> Result<Vec<String>, Status> {
-    Ok(blocking(store, |s| s.services()).await?)
+    Ok(blocking(store, super::engine::Store::services).await?)
 }
 
 #[tonic::async_trait]

@@ -2,6 +2,9 @@
 //! (gRPC or HTTP) or Zipkin v2 JSON; readers use the Jaeger query API. One engine answers every
 //! surface, so a query means the same thing everywhere.
 
+// No unwrap or expect outside tests (clippy.toml allows them there): every one left says why.
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 mod api_v1;
 pub(crate) mod api_v3;
 mod archive;
@@ -71,6 +74,10 @@ impl Store {
         Store::in_memory_with(&StoreOptions::new(retention))
     }
 
+    #[allow(
+        clippy::expect_used,
+        reason = "an empty store in memory has nothing that can fail"
+    )]
     pub fn in_memory_with(options: &StoreOptions) -> Store {
         Store::with_options(Arc::new(MemoryKv::new()), options)
             .expect("an empty store in memory opens")

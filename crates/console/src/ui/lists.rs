@@ -83,10 +83,10 @@ pub(super) async fn overview(
             window_minutes: console.options.inventory_window.as_secs() / 60,
             traces: snapshot.as_ref().map_or(0, |s| s.inventory.traces),
             spans: snapshot.as_ref().map_or(0, |s| s.inventory.spans),
-            age: snapshot
-                .as_ref()
-                .map(|s| format!("{}s ago", s.taken.elapsed().as_secs()))
-                .unwrap_or_else(|| "never".into()),
+            age: snapshot.as_ref().map_or_else(
+                || "never".into(),
+                |s| format!("{}s ago", s.taken.elapsed().as_secs()),
+            ),
             shell,
         },
     )

@@ -69,7 +69,10 @@ pub fn data(trace: &Trace) -> String {
     let _ = write!(
         out,
         "{{\"traceID\":\"{}\",\"start\":{start},\"duration\":{},\"spans\":[",
-        trace.trace_id().map(|t| t.to_hex32()).unwrap_or_default(),
+        trace
+            .trace_id()
+            .map(meshtrace_model::TraceId::to_hex32)
+            .unwrap_or_default(),
         finish.saturating_sub(start)
     );
     for (i, (depth, span)) in ordered.iter().enumerate() {

@@ -108,10 +108,10 @@ impl View {
                 "spanComponent" => view.span_component = value.into_owned(),
                 "spanOperation" => view.span_operation = value.into_owned(),
                 "spanError" if value == "with" || value == "without" => {
-                    view.span_error = value.into_owned()
+                    view.span_error = value.into_owned();
                 }
                 "percentile" if PERCENTILES.contains(&value.as_ref()) => {
-                    view.percentile = value.into_owned()
+                    view.percentile = value.into_owned();
                 }
                 _ => {}
             }

@@ -22,17 +22,11 @@ mod trace_views;
 use meshtrace_console::ConsoleOptions;
 use meshtrace_model::{KeyValue, Process, Span, SpanId, TraceId};
 use meshtrace_store::server::LoopbackServer;
+use meshtrace_testkit::now;
 
 const XSS_OPERATION: &str = "<script>window.pwned=1</script>GET /xss";
 const XSS_TAG: &str = "<script>alert(1)</script><img src=x onerror=\"window.pwned=2\">";
 const XSS_TRACE: u128 = 0x0bad_0000_0000_0000_0000_0000_0000_0001;
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64
-}
 
 /// A span whose operation and tag try to run script in the page.
 fn hostile_span() -> Span {

@@ -397,7 +397,5 @@ fn report_recovery(recovery: &Recovery) {
 }
 
 fn last_seen(value: &[u8]) -> u64 {
-    <[u8; 8]>::try_from(value)
-        .map(u64::from_be_bytes)
-        .unwrap_or(u64::MAX)
+    <[u8; 8]>::try_from(value).map_or(u64::MAX, u64::from_be_bytes)
 }
