@@ -41,7 +41,6 @@ pub fn routes() -> Router<Arc<Store>> {
         .route("/api/traces", get(search))
         .route("/api/traces/{trace_id}", get(trace))
         .route("/api/dependencies", get(dependencies))
-        .route("/api/metrics/{kind}", get(metrics))
 }
 
 #[derive(Serialize)]
@@ -373,11 +372,4 @@ async fn dependencies(
         links.retain(|l| l.parent == service || l.child == service);
     }
     Ok(ok(links, 0))
-}
-
-async fn metrics(Path(_kind): Path<String>) -> ApiError {
-    ApiError {
-        status: StatusCode::NOT_IMPLEMENTED,
-        msg: "trace metrics are currently disabled - no metrics backend configured".to_string(),
-    }
 }

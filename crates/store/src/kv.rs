@@ -40,10 +40,14 @@ pub enum Table {
     Dictionary,
     /// `batch` → the number of the last write batch (8, big-endian)
     Meta,
+    /// family (1) | series ID (4) → the label values of a derived series
+    MetricSeries,
+    /// family (1) | series ID (4) | bucket end ms (8) → what the series gathered in the bucket
+    MetricCells,
 }
 
 impl Table {
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 9] = [
         Table::Spans,
         Table::Processes,
         Table::ByService,
@@ -51,6 +55,8 @@ impl Table {
         Table::Operations,
         Table::Dictionary,
         Table::Meta,
+        Table::MetricSeries,
+        Table::MetricCells,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +68,8 @@ impl Table {
             Table::Operations => "operations",
             Table::Dictionary => "dictionary",
             Table::Meta => "meta",
+            Table::MetricSeries => "metric_series",
+            Table::MetricCells => "metric_cells",
         }
     }
 

@@ -24,7 +24,7 @@ use tokio::sync::watch;
 
 use crate::grpc_query::{QueryV2, QueryV3};
 use crate::ingest::{Ingest, OtlpGrpc, otlp_http_routes, zipkin_routes};
-use crate::{Store, api_v1, api_v3, metrics, now_micros};
+use crate::{Store, api_v1, api_v3, metrics, monitor, now_micros};
 
 /// Where each listener binds.
 #[derive(Debug, Clone)]
@@ -81,10 +81,12 @@ pub struct ServeOptions {
     pub limits: Limits,
 }
 
-/// The Jaeger query HTTP API: v1 and v3 routes; `/api/metrics/*` answers 501.
+/// The Jaeger query HTTP API: v1 and v3 routes, the metrics API (`/api/metrics/*`), and the
+/// store's own `/metrics`.
 pub fn query_router(store: Arc<Store>) -> Router {
     api_v1::routes()
         .merge(api_v3::routes())
+        .merge(monitor::routes())
         .merge(metrics::routes())
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n") })
         .with_state(store)

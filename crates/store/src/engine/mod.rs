@@ -26,6 +26,7 @@ use meshtrace_model::{Process, Span, Trace, TraceId};
 use crate::StoreError;
 use crate::codec;
 use crate::damage::{Damage, DamageKind};
+use crate::derive::{Derivation, MetricsOptions};
 use crate::dict::{Dictionary, DictionaryStats, Pending};
 use crate::group::GroupWriter;
 use crate::keys::{operation_key, parse_span_key, service_key, span_key};
@@ -40,6 +41,8 @@ pub struct StoreOptions {
     pub retention: Duration,
     /// The most strings the dictionary holds (`--dictionary-max-entries`).
     pub dictionary_max_entries: u32,
+    /// Metrics derived from the spans at ingest; None writes spans only.
+    pub metrics: Option<MetricsOptions>,
 }
 
 impl StoreOptions {
@@ -47,6 +50,7 @@ impl StoreOptions {
         StoreOptions {
             retention,
             dictionary_max_entries: DEFAULT_DICTIONARY_MAX_ENTRIES,
+            metrics: Some(MetricsOptions::default()),
         }
     }
 }
@@ -62,6 +66,7 @@ pub struct Store {
     process_cache: Mutex<HashMap<u64, Arc<Process>>>,
     damage: Damage,
     recovery: Recovery,
+    derive: Option<Derivation>,
 }
 
 pub fn now_micros() -> u64 {
@@ -113,7 +118,12 @@ impl Store {
             }
             kept
         });
+        let derive = match &options.metrics {
+            Some(metrics) => Some(Derivation::open(&*kv, metrics, &damage)?),
+            None => None,
+        };
         Ok(Store {
+            derive,
             writer: GroupWriter::new(kv.clone()),
             dict: Dictionary::from_entries(
                 entries,
@@ -131,6 +141,19 @@ impl Store {
 
     pub fn retention(&self) -> Duration {
         self.retention
+    }
+
+    /// The metrics derived at ingest, when they are on.
+    pub(crate) fn derivation(&self) -> Option<&Derivation> {
+        self.derive.as_ref()
+    }
+
+    pub(crate) fn kv(&self) -> &dyn Kv {
+        &*self.kv
+    }
+
+    pub(crate) fn damage(&self) -> &Damage {
+        &self.damage
     }
 
     pub fn disk_bytes(&self) -> u64 {
@@ -172,6 +195,12 @@ impl Store {
         if spans.is_empty() {
             return Ok(());
         }
+        // The metrics' share is worked out before anything is locked.
+        let derived = self.derive.as_ref().map(|derive| {
+            let now_ms = now_micros() / 1000;
+            let oldest_ms = self.oldest_visible() / 1000;
+            (derive, derive.prepare(spans, now_ms, oldest_ms))
+        });
         let mut ops = Vec::with_capacity(spans.len().saturating_mul(3).saturating_add(8));
         let mut new_processes: Vec<u64> = Vec::new();
         let mut process_hashes: HashMap<*const Process, u64> = HashMap::new();
@@ -253,7 +282,22 @@ impl Store {
                 text.as_bytes().to_vec(),
             ));
         }
-        self.writer.write(ops)?;
+        match derived {
+            Some((derive, prepared)) => {
+                let (ticket, applied) =
+                    derive.apply(&*self.kv, &self.damage, prepared, ops, &self.writer)?;
+                let result = ticket.wait();
+                derive.finish(
+                    applied,
+                    result.is_ok(),
+                    &*self.kv,
+                    &self.damage,
+                    &self.writer,
+                );
+                result?;
+            }
+            None => self.writer.write(ops)?,
+        }
         let written: Vec<u32> = entries.iter().map(|(id, _)| *id).collect();
         self.dict.mark_committed(&written);
         lock(&self.written_processes).extend(new_processes);
