@@ -9,8 +9,8 @@ use clap::Args;
 use meshtrace_console::ConsoleOptions;
 use meshtrace_sim::export::Target;
 use meshtrace_sim::run::{RunOptions, Stats, run};
-use meshtrace_store::Store;
 use meshtrace_store::server::{Addresses, Listeners, ServeOptions, serve};
+use meshtrace_store::{Store, StoreOptions};
 
 use crate::sim_cmd::TrafficArgs;
 use crate::store_cmd::parse_addr;
@@ -40,6 +40,8 @@ pub struct DemoArgs {
     pub console: std::net::SocketAddr,
     #[command(flatten)]
     pub traffic: TrafficArgs,
+    #[command(flatten)]
+    pub metrics: crate::metrics_args::MetricsArgs,
 }
 
 impl DemoArgs {
@@ -63,8 +65,12 @@ impl DemoArgs {
                 temporary.path().to_path_buf()
             }
         };
+        let options = StoreOptions {
+            metrics: self.metrics.options(),
+            ..StoreOptions::new(Duration::from_secs(72 * 3600))
+        };
         let store = Arc::new(
-            Store::open(&dir, Duration::from_secs(72 * 3600))
+            Store::open_with(&dir, &options)
                 .with_context(|| format!("cannot open the store in {}", dir.display()))?,
         );
         let addresses = Addresses {

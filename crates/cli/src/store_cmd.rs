@@ -55,6 +55,8 @@ pub struct StoreArgs {
     pub check: bool,
     #[command(flatten)]
     pub limits: crate::listen_args::ListenArgs,
+    #[command(flatten)]
+    pub metrics: crate::metrics_args::MetricsArgs,
 }
 
 /// `host:port`, or `:port` (every interface, as Jaeger writes it).
@@ -110,6 +112,7 @@ impl StoreArgs {
         let options = StoreOptions {
             retention: self.retention,
             dictionary_max_entries: self.dictionary_max_entries,
+            metrics: self.metrics.options(),
         };
         let store = if self.memory {
             tracing::info!("keeping spans in memory only (--memory)");

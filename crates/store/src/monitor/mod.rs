@@ -103,7 +103,11 @@ async fn answer(store: Arc<Store>, params: Params, figure: Figure) -> Response {
     } else {
         body.to_string()
     };
-    ([(header::CONTENT_TYPE, "application/json")], text).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        go_escape(&text),
+    )
+        .into_response()
 }
 
 fn read_lines(store: &Store, query: &MetricsQuery, figure: Figure) -> Result<Vec<Line>, String> {
@@ -257,7 +261,15 @@ fn error(status: StatusCode, message: &str) -> Response {
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
-        format!("{body}\n"),
+        format!("{}\n", go_escape(&body.to_string())),
     )
         .into_response()
+}
+
+/// JSON text with `<`, `>` and `&` escaped as Go's encoding/json (and so jsonpb) writes them
+/// (`\u0026`). Outside strings JSON has none of these characters, so a plain replace is safe.
+fn go_escape(json: &str) -> String {
+    json.replace('&', "\\u0026")
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
 }
