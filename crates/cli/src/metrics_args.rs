@@ -28,7 +28,7 @@ pub struct MetricsArgs {
 
 impl MetricsArgs {
     pub fn options(&self) -> Option<MetricsOptions> {
-        (!self.no_metrics).then(|| MetricsOptions {
+        (!self.no_metrics).then_some(MetricsOptions {
             step: self.metrics_step,
             max_label_values: self.metrics_max_label_values,
             max_series: self.metrics_max_series,
