@@ -137,14 +137,14 @@ async fn read_back(store: &TestStore) -> Vec<ReadSpan> {
 }
 
 /// The points Jaeger's range has, with the spans of each point's window.
-fn windows<'a>(
-    spans: &'a [ReadSpan],
+fn windows(
+    spans: &[ReadSpan],
     end_ms: u64,
     lookback: u64,
     step: u64,
     rate: u64,
     keep: impl Fn(&ReadSpan) -> bool,
-) -> Vec<(u64, Vec<&'a ReadSpan>)> {
+) -> Vec<(u64, Vec<&ReadSpan>)> {
     let mut t = end_ms - lookback;
     let mut out = Vec::new();
     while t <= end_ms {
