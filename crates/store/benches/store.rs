@@ -1,7 +1,9 @@
 //! Store benchmark: ingest over OTLP/gRPC into a durable store, disk per span, trace-by-ID and
 //! search latency, each next to its limit measured in the same run.
 //!
-//! `cargo bench -p meshtrace-store --bench store` (env: SPANS, default 300000; CLIENTS, 4).
+//! `cargo bench -p meshtrace-store --bench store` (env: SPANS, default 300000; CLIENTS, 4;
+//! METRICS, `both` (default: every ingest figure with the metrics derivation off, then on, in
+//! the same run), `on` or `off`).
 //! Spans are Istio-shaped: eight per trace, twenty string attributes each, like the sidecar
 //! spans of a Bookinfo request.
 
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use meshtrace_model::TraceId;
 use meshtrace_model::otlp::spans_from_otlp;
 use meshtrace_store::server::{Addresses, Listeners, LoopbackServer, ServeOptions, serve};
-use meshtrace_store::{Store, TraceQuery};
+use meshtrace_store::{Store, StoreOptions, TraceQuery};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
@@ -240,6 +242,27 @@ fn workload_of(
     (batches, ids)
 }
 
+/// The derivation settings to measure (`METRICS`): off then on by default.
+fn metrics_modes() -> Vec<bool> {
+    match std::env::var("METRICS").as_deref() {
+        Ok("on") => vec![true],
+        Ok("off") => vec![false],
+        _ => vec![false, true],
+    }
+}
+
+fn store_options(metrics: bool) -> StoreOptions {
+    let mut options = StoreOptions::new(Duration::from_secs(72 * 3600));
+    if !metrics {
+        options.metrics = None;
+    }
+    options
+}
+
+fn on_off(metrics: bool) -> &'static str {
+    if metrics { "on" } else { "off" }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -320,17 +343,21 @@ fn quick() {
         .iter()
         .map(|b| spans_from_otlp(&b.resource_spans).spans)
         .collect();
-    for (label, store) in [
-        ("memory", Store::in_memory(Duration::from_secs(72 * 3600))),
-        (
-            "durable",
-            Store::open(
+    let modes = metrics_modes();
+    let mut engine_rates: Vec<(&str, bool, f64)> = Vec::new();
+    for (label, metrics) in ["memory", "durable"]
+        .into_iter()
+        .flat_map(|label| modes.iter().map(move |m| (label, *m)))
+    {
+        let store = if label == "memory" {
+            Store::in_memory_with(&store_options(metrics))
+        } else {
+            Store::open_with(
                 tempfile::tempdir().unwrap().keep().as_path(),
-                Duration::from_secs(72 * 3600),
+                &store_options(metrics),
             )
-            .unwrap(),
-        ),
-    ] {
+            .unwrap()
+        };
         let started = Instant::now();
         std::thread::scope(|scope| {
             for t in 0..clients {
@@ -342,15 +369,71 @@ fn quick() {
                 });
             }
         });
+        let rate = spans as f64 / started.elapsed().as_secs_f64();
         println!(
-            "engine write only ({label}):   {:>12.0} spans/s",
-            spans as f64 / started.elapsed().as_secs_f64()
+            "engine write only ({label}, metrics {}): {rate:>12.0} spans/s",
+            on_off(metrics)
+        );
+        engine_rates.push((label, metrics, rate));
+    }
+    for label in ["memory", "durable"] {
+        report_cost(
+            &format!("engine write only ({label})"),
+            &engine_rates,
+            label,
         );
     }
     drop(converted);
 
+    let mut ingest_rates: Vec<(&str, bool, f64)> = Vec::new();
+    let last = modes.last().copied();
+    for metrics in modes {
+        let rate = ingest(
+            &encoded,
+            &trace_ids,
+            clients,
+            metrics,
+            Some(metrics) == last,
+        );
+        println!(
+            "ingest, OTLP/gRPC, {clients} clients, durable, metrics {}: {rate:>8.0} spans/s ({:.0}% of decode-only); peak RSS {} MiB (server and clients in one process)",
+            on_off(metrics),
+            100.0 * rate / decode_rate,
+            rss_kib("VmHWM:") / 1024
+        );
+        ingest_rates.push(("ingest", metrics, rate));
+    }
+    report_cost("ingest, OTLP/gRPC", &ingest_rates, "ingest");
+}
+
+/// The throughput the derivation costs, when both settings were measured.
+fn report_cost(what: &str, rates: &[(&str, bool, f64)], label: &str) {
+    let rate = |metrics: bool| {
+        rates
+            .iter()
+            .find(|(l, m, _)| *l == label && *m == metrics)
+            .map(|(_, _, r)| *r)
+    };
+    if let (Some(off), Some(on)) = (rate(false), rate(true)) {
+        println!(
+            "{what}: the metrics derivation costs {:.1}% of throughput",
+            100.0 * (off - on) / off
+        );
+    }
+}
+
+/// Ingest over OTLP/gRPC into a durable store served on loopback; then, with `report`, disk,
+/// trace-by-ID and search figures of that store. Returns spans per second.
+fn ingest(
+    encoded: &[Vec<u8>],
+    trace_ids: &[TraceId],
+    clients: usize,
+    metrics: bool,
+    report: bool,
+) -> f64 {
+    let spans = trace_ids.len() * SPANS_PER_TRACE;
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(dir.path(), Duration::from_secs(72 * 3600)).unwrap());
+    let store = Arc::new(Store::open_with(dir.path(), &store_options(metrics)).unwrap());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -398,12 +481,10 @@ fn quick() {
         server.stop().await.unwrap();
         rate
     });
-    println!(
-        "ingest, OTLP/gRPC, {clients} clients, durable: {ingest_rate:>8.0} spans/s ({:.0}% of decode-only); peak RSS {} MiB (server and clients in one process)",
-        100.0 * ingest_rate / decode_rate,
-        rss_kib("VmHWM:") / 1024
-    );
     store.flush().unwrap();
+    if !report {
+        return ingest_rate;
+    }
     store.compact().unwrap();
     let tables: Vec<String> = store
         .table_bytes()
@@ -439,6 +520,7 @@ fn quick() {
     );
 
     report_search(&store, "", 50);
+    ingest_rate
 }
 
 /// Runs a durable store server in this process (the child of `sustained`), on loopback ports,

@@ -322,6 +322,24 @@ async fn ambient_traffic_is_reported_by_the_waypoint() {
     }
     let requests = select(&store.store, "istio_requests_total");
     assert_eq!(observed(&requests), expected);
+    // The waypoint names both ends' canonical service and revision.
+    let edge = requests
+        .iter()
+        .find(|s| s.labels.get("destination_workload") == Some("ratings-v1"))
+        .unwrap();
+    for (label, value) in [
+        ("destination_canonical_service", "ratings"),
+        ("destination_canonical_revision", "v1"),
+        ("destination_service", "ratings.bookinfo.svc.cluster.local"),
+        ("source_canonical_service", "reviews"),
+    ] {
+        assert_eq!(
+            edge.labels.get(label),
+            Some(value),
+            "{label} of {:?}",
+            edge.labels
+        );
+    }
     store.stop().await;
 }
 

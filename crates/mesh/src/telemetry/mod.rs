@@ -18,15 +18,15 @@
 
 mod proxy;
 mod service;
+mod tags;
 
 use std::borrow::Cow;
 
 use meshtrace_model::{Span, Value};
 
-pub use proxy::{Proxy, ProxyKind, UNKNOWN, Workload, proxy, waypoint_ends};
+pub use proxy::{Proxy, ProxyKind, UNKNOWN, Workload, proxy, proxy_of, waypoint_ends};
 pub use service::{ServiceKey, SpanKind, StatusCode};
-
-use crate::names::tag_str;
+pub use tags::SpanTags;
 
 pub const ISTIO_REQUESTS_TOTAL: &str = "istio_requests_total";
 pub const ISTIO_REQUEST_DURATION: &str = "istio_request_duration_milliseconds";
@@ -103,22 +103,27 @@ pub struct IstioRequest<'a> {
 
 /// Which end of the request the span's own proxy is, when it is an Istio proxy's span of a
 /// request: its proxy and who reports.
-pub fn reporter<'a>(span: &'a Span) -> Option<(Reporter, Proxy<'a>)> {
-    let own = proxy(span)?;
+pub fn reporter(span: &Span) -> Option<(Reporter, Proxy<'_>)> {
+    reporter_of(&SpanTags::of(span))
+}
+
+/// [`reporter`] from the span's tags, already read.
+pub fn reporter_of<'a>(tags: &SpanTags<'a>) -> Option<(Reporter, Proxy<'a>)> {
+    let own = proxy_of(tags)?;
     let reporter = match own.kind {
         ProxyKind::Waypoint => Reporter::Waypoint,
         // A gateway in sidecar mode reports as the source of what it forwards.
         ProxyKind::Gateway => Reporter::Source,
         ProxyKind::Sidecar => {
-            let upstream = tag_str(span, "upstream_cluster").unwrap_or("");
+            let upstream = tags.upstream_cluster.unwrap_or("");
             if upstream.starts_with("inbound|") {
                 Reporter::Destination
             } else if upstream.starts_with("outbound|") {
                 Reporter::Source
             } else {
-                match span.kind() {
-                    "server" | "consumer" => Reporter::Destination,
-                    "client" | "producer" => Reporter::Source,
+                match tags.span_kind {
+                    Some("server" | "consumer") => Reporter::Destination,
+                    Some("client" | "producer") => Reporter::Source,
                     _ => return None,
                 }
             }
@@ -131,22 +136,33 @@ pub fn reporter<'a>(span: &'a Span) -> Option<(Reporter, Proxy<'a>)> {
 /// gateway's request when the caller knows it (`unknown` labels otherwise); a waypoint's span
 /// names both ends itself. None for a span that is not an Istio proxy's.
 pub fn istio_request<'a>(span: &'a Span, remote: Option<Workload<'a>>) -> Option<IstioRequest<'a>> {
-    let (reporter, own) = reporter(span)?;
+    let tags = SpanTags::of(span);
+    let (reporter, own) = reporter_of(&tags)?;
+    Some(istio_request_with(span, &tags, (reporter, own), remote))
+}
+
+/// [`istio_request`] with the span's tags and reporter already worked out.
+pub fn istio_request_with<'a>(
+    span: &'a Span,
+    tags: &SpanTags<'a>,
+    (reporter, own): (Reporter, Proxy<'a>),
+    remote: Option<Workload<'a>>,
+) -> IstioRequest<'a> {
     let other = remote.unwrap_or(Workload::UNKNOWN);
     let (source, destination) = match reporter {
         Reporter::Source => (own.workload, other),
         Reporter::Destination => (other, own.workload),
         Reporter::Waypoint => waypoint_ends(span),
     };
-    let (service, service_name, service_namespace) = destination_service(span);
-    let grpc = span_tag_text(span, "grpc.status_code");
+    let (service, service_name, service_namespace) = destination_service(span, tags);
+    let grpc = tags.grpc_status_code.and_then(as_text);
     let protocol = if grpc.is_some() { "grpc" } else { "http" };
-    let response_code = span_tag_text(span, "http.status_code")
+    let response_code = tags
+        .http_status_code
+        .and_then(as_text)
         .filter(|code| (1..=3).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit()))
         .unwrap_or(Cow::Borrowed("0"));
-    let flags = tag_str(span, "response_flags")
-        .filter(|f| !f.is_empty())
-        .unwrap_or("-");
+    let flags = tags.response_flags.filter(|f| !f.is_empty()).unwrap_or("-");
     let labels = [
         Cow::Borrowed(reporter.label()),
         Cow::Borrowed(source.name),
@@ -177,23 +193,26 @@ pub fn istio_request<'a>(span: &'a Span, remote: Option<Workload<'a>>) -> Option
         // its span either.
         Cow::Borrowed(UNKNOWN),
     ];
-    Some(IstioRequest {
+    IstioRequest {
         labels,
         // µs to ms, keeping the fraction (Envoy rounds down to whole milliseconds).
         duration_ms: span.duration as f64 / 1000.0,
-        request_bytes: size(span, "request_size"),
-        response_bytes: size(span, "response_size"),
-    })
+        request_bytes: size(tags.request_size),
+        response_bytes: size(tags.response_size),
+    }
 }
 
 /// `destination_service` (the FQDN), `destination_service_name`, `destination_service_namespace`:
 /// from the upstream cluster (`outbound|9080||reviews.bookinfo.svc.cluster.local`, a waypoint's
 /// `inbound-vip|9080|http|…`), else the operation name Envoy gives the request
 /// (`reviews.bookinfo.svc.cluster.local:9080/*`), else the request's host, else `unknown`.
-fn destination_service(span: &Span) -> (Cow<'_, str>, Cow<'_, str>, Cow<'_, str>) {
-    let upstream = tag_str(span, "upstream_cluster").unwrap_or("");
+fn destination_service<'a>(
+    span: &'a Span,
+    tags: &SpanTags<'a>,
+) -> (Cow<'a, str>, Cow<'a, str>, Cow<'a, str>) {
+    let upstream = tags.upstream_cluster.unwrap_or("");
     if matches!(upstream, "PassthroughCluster" | "BlackHoleCluster") {
-        let host = url_host(span).unwrap_or(UNKNOWN);
+        let host = url_host(tags.http_url).unwrap_or(UNKNOWN);
         return (host.into(), upstream.into(), UNKNOWN.into());
     }
     let mut parts = upstream.split('|');
@@ -212,7 +231,7 @@ fn destination_service(span: &Span) -> (Cow<'_, str>, Cow<'_, str>, Cow<'_, str>
     };
     let host = from_cluster
         .or_else(from_operation)
-        .or_else(|| url_host(span))
+        .or_else(|| url_host(tags.http_url))
         .filter(|h| !h.is_empty());
     let Some(host) = host else {
         return (UNKNOWN.into(), UNKNOWN.into(), UNKNOWN.into());
@@ -228,8 +247,8 @@ fn destination_service(span: &Span) -> (Cow<'_, str>, Cow<'_, str>, Cow<'_, str>
 }
 
 /// The host of `http.url` (the request's Host header), without port.
-fn url_host(span: &Span) -> Option<&str> {
-    let url = tag_str(span, "http.url")?;
+fn url_host(url: Option<&str>) -> Option<&str> {
+    let url = url?;
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = rest.split(['/', '?', '#']).next()?;
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
@@ -237,13 +256,8 @@ fn url_host(span: &Span) -> Option<&str> {
     (!host.is_empty()).then_some(host)
 }
 
-/// A tag's value as text (strings as they are, numbers written out); None when absent.
-fn span_tag_text<'a>(span: &'a Span, key: &str) -> Option<Cow<'a, str>> {
-    let value = span
-        .tags
-        .iter()
-        .find(|kv| kv.key == key)
-        .map(|kv| &kv.value)?;
+/// A tag's value as text (strings as they are, integers written out).
+fn as_text(value: &Value) -> Option<Cow<'_, str>> {
     match value {
         Value::Str(s) => Some(Cow::Borrowed(s.as_str())),
         Value::I64(i) => Some(Cow::Owned(i.to_string())),
@@ -252,8 +266,8 @@ fn span_tag_text<'a>(span: &'a Span, key: &str) -> Option<Cow<'a, str>> {
 }
 
 /// A body size tag in bytes (0 when absent or not a number).
-fn size(span: &Span, key: &str) -> u64 {
-    match span.tag(key) {
+fn size(value: Option<&Value>) -> u64 {
+    match value {
         Some(Value::Str(s)) => s.trim().parse().unwrap_or(0),
         Some(Value::I64(i)) => u64::try_from(*i).unwrap_or(0),
         _ => 0,

@@ -4,7 +4,7 @@
 
 use meshtrace_model::Span;
 
-use crate::filter::node_pod;
+use super::tags::SpanTags;
 use crate::names::{pod_workload, tag_str};
 
 /// The value Istio writes where it cannot tell a label.
@@ -60,8 +60,13 @@ pub struct Proxy<'a> {
 
 /// The reporting proxy of an Envoy span; None for a span without an Istio `node_id`.
 pub fn proxy(span: &Span) -> Option<Proxy<'_>> {
-    let node = tag_str(span, "node_id")?;
-    let mut parts = node.split('~');
+    proxy_of(&SpanTags::of(span))
+}
+
+/// [`proxy`] from the span's tags, already read.
+pub fn proxy_of<'a>(tags: &SpanTags<'a>) -> Option<Proxy<'a>> {
+    // sidecar~10.244.0.25~productpage-v1-6f89b6c557-sg2bc.bookinfo~bookinfo.svc.cluster.local
+    let mut parts = tags.node_id?.split('~');
     let kind = match parts.next()? {
         "sidecar" => ProxyKind::Sidecar,
         "router" => ProxyKind::Gateway,
@@ -69,10 +74,10 @@ pub fn proxy(span: &Span) -> Option<Proxy<'_>> {
         _ => return None,
     };
     let ip = parts.next().unwrap_or("");
-    let (pod, namespace) = node_pod(span)?;
+    let (pod, namespace) = parts.next()?.rsplit_once('.')?;
     let name = pod_workload(pod);
-    let canonical_service = known(tag_str(span, "istio.canonical_service"));
-    let canonical_revision = known(tag_str(span, "istio.canonical_revision"));
+    let canonical_service = known(tags.canonical_service);
+    let canonical_revision = known(tags.canonical_revision);
     let workload = Workload {
         name: or_unknown(name),
         namespace: or_unknown(namespace),
@@ -84,7 +89,7 @@ pub fn proxy(span: &Span) -> Option<Proxy<'_>> {
         // Istio's default canonical name is the workload's; its default revision `latest`.
         canonical_service: canonical_service.unwrap_or(or_unknown(name)),
         canonical_revision: canonical_revision.unwrap_or("latest"),
-        cluster: known(tag_str(span, "istio.cluster_id")).unwrap_or(UNKNOWN),
+        cluster: known(tags.cluster_id).unwrap_or(UNKNOWN),
     };
     Some(Proxy {
         kind,

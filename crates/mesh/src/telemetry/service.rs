@@ -4,6 +4,8 @@
 
 use meshtrace_model::{Span, Value};
 
+use super::tags::SpanTags;
+
 /// OpenTelemetry's span kinds, named as Jaeger's metrics API writes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SpanKind {
@@ -111,11 +113,28 @@ pub struct ServiceKey<'a> {
 
 impl<'a> ServiceKey<'a> {
     pub fn of(span: &'a Span) -> ServiceKey<'a> {
+        ServiceKey::with_tags(span, &SpanTags::of(span))
+    }
+
+    /// [`ServiceKey::of`] with the span's tags already read.
+    pub fn with_tags(span: &'a Span, tags: &SpanTags<'a>) -> ServiceKey<'a> {
+        let status = if tags.has_error() {
+            StatusCode::Error
+        } else {
+            match tags.otel_status_code {
+                Some("OK") => StatusCode::Ok,
+                Some("ERROR") => StatusCode::Error,
+                _ => StatusCode::Unset,
+            }
+        };
         ServiceKey {
             service: &span.process.service_name,
             operation: &span.operation_name,
-            kind: SpanKind::of(span),
-            status: StatusCode::of(span),
+            kind: tags
+                .span_kind
+                .and_then(SpanKind::from_tag)
+                .unwrap_or(SpanKind::Unspecified),
+            status,
         }
     }
 }

@@ -36,6 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use foldhash::fast::RandomState;
 use meshtrace_model::Span;
 
 use crate::StoreError;
@@ -44,7 +45,7 @@ use crate::group::{GroupWriter, Ticket};
 use crate::kv::{Kv, Op, Table};
 use cell::{Cell, IstioCell, ServiceCell};
 use peers::Peers;
-use prepare::Prepared;
+pub use prepare::{Ends, Prepared};
 use series::{Family, Registry, decode_entry, parse_entry_key};
 
 /// Recent cells kept in memory; past it, cells already on disk are let go.
@@ -93,6 +94,8 @@ struct State {
 
 pub struct Derivation {
     step_ms: u64,
+    /// Label hashes: batches are prepared with the registry's hasher.
+    hasher: RandomState,
     peers: Mutex<Peers>,
     state: Mutex<State>,
     /// Every write numbered up to here has finished (committed, or failed and taken back).
@@ -159,7 +162,9 @@ impl Derivation {
         let step_ms = u64::try_from(options.step.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
-        let mut registry = Registry::new(options.max_label_values, options.max_series);
+        let hasher = RandomState::default();
+        let mut registry =
+            Registry::new(options.max_label_values, options.max_series, hasher.clone());
         kv.scan(Table::MetricSeries, &[], &[0xff], false, &mut |k, v| {
             let decoded = parse_entry_key(k)
                 .ok_or(crate::codec::CorruptError(
@@ -203,6 +208,7 @@ impl Derivation {
         })?;
         Ok(Derivation {
             step_ms,
+            hasher,
             peers: Mutex::new(Peers::default()),
             state: Mutex::new(State {
                 registry,
@@ -223,9 +229,22 @@ impl Derivation {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The batch's deltas, worked out without the state lock.
-    pub fn prepare(&self, spans: &[Span], now_ms: u64, oldest_ms: u64) -> Prepared {
-        let prepared = prepare::prepare(spans, &self.peers, self.step_ms, now_ms, oldest_ms);
+    /// What each span says and where the other end of its request is (first half of the
+    /// work done without the state lock).
+    pub fn find_ends<'a>(&self, spans: &'a [Span]) -> Ends<'a> {
+        prepare::find_ends(spans, &self.peers)
+    }
+
+    /// The batch's deltas (second half).
+    pub fn prepare<'a>(
+        &self,
+        spans: &'a [Span],
+        ends: &'a Ends<'a>,
+        now_ms: u64,
+        oldest_ms: u64,
+    ) -> Prepared<'a> {
+        let prepared =
+            prepare::aggregate(spans, ends, &self.hasher, self.step_ms, (now_ms, oldest_ms));
         if prepared.too_old > 0 {
             self.too_old.fetch_add(prepared.too_old, Ordering::Relaxed);
         }
@@ -238,7 +257,7 @@ impl Derivation {
         &self,
         kv: &dyn Kv,
         damage: &Damage,
-        prepared: Prepared,
+        prepared: Prepared<'_>,
         mut ops: Vec<Op>,
         writer: &GroupWriter,
     ) -> Result<(Ticket, Applied), StoreError> {
@@ -252,13 +271,22 @@ impl Derivation {
         };
         let mut touched: Vec<CellKey> = Vec::with_capacity(prepared.items.len());
         for item in prepared.items {
-            let labels: Vec<&str> = item.labels.iter().map(|l| &**l).collect();
-            let resolved = state.registry.resolve(item.family, &labels, item.bucket);
+            let labels = item.labels.as_strs();
+            let resolved = state
+                .registry
+                .resolve(item.family, &labels, item.hash, item.bucket);
             if let Some((key, value)) = resolved.new_entry {
                 ops.push(Op::Put(Table::MetricSeries, key, value));
                 applied.new_series.push((item.family, resolved.id));
             }
             let key = (item.family, resolved.id, item.bucket);
+            // A bucket past the series' latest has no cell on disk: nothing to read first.
+            if resolved.previous_last.is_none_or(|last| item.bucket > last) {
+                state.resident.entry(key).or_insert_with(|| Resident {
+                    cell: empty(item.family),
+                    seq: 0,
+                });
+            }
             let resident = state.resident_mut(kv, damage, key)?;
             resident.cell.add(&item.delta);
             resident.seq = seq;

@@ -16,8 +16,10 @@
 )]
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::Arc;
+
+use foldhash::fast::RandomState;
 
 use meshtrace_mesh::telemetry::ISTIO_LABELS;
 use meshtrace_metrics::Matcher;
@@ -115,10 +117,14 @@ pub struct Registry {
 pub struct Resolved {
     pub id: u32,
     pub new_entry: Option<(Vec<u8>, Vec<u8>)>,
+    /// The series' latest bucket before this one (None: a new series): a later bucket has no
+    /// cell on disk yet.
+    pub previous_last: Option<u64>,
 }
 
 impl Registry {
-    pub fn new(max_values: usize, max_series: usize) -> Registry {
+    /// Label hashes are `hasher`'s (the one the batches are prepared with).
+    pub fn new(max_values: usize, max_series: usize, hasher: RandomState) -> Registry {
         let sets = |family: Family| Sets {
             family,
             by_hash: HashMap::new(),
@@ -130,7 +136,7 @@ impl Registry {
         };
         Registry {
             families: [sets(Family::Istio), sets(Family::Service)],
-            hasher: RandomState::new(),
+            hasher,
             next_id: 0,
             max_values: max_values.max(1),
             max_series: max_series.max(1),
@@ -155,7 +161,7 @@ impl Registry {
         }
     }
 
-    fn hash(&self, labels: &[&str]) -> u64 {
+    pub fn hash(&self, labels: &[&str]) -> u64 {
         self.hasher.hash_one(labels)
     }
 
@@ -168,9 +174,9 @@ impl Registry {
         })
     }
 
-    /// The series of `labels` (in the family's label order), made if needed within the bounds.
-    pub fn resolve(&mut self, family: Family, labels: &[&str], bucket: u64) -> Resolved {
-        let hash = self.hash(labels);
+    /// The series of `labels` (in the family's label order, `hash` their [`Registry::hash`]),
+    /// made if needed within the bounds.
+    pub fn resolve(&mut self, family: Family, labels: &[&str], hash: u64, bucket: u64) -> Resolved {
         if let Some(id) = self.find(family, hash, labels) {
             return self.touch(family, id, bucket);
         }
@@ -216,12 +222,18 @@ impl Registry {
             return Resolved {
                 id,
                 new_entry: None,
+                previous_last: Some(u64::MAX),
             };
         };
+        let previous_last = Some(entry.last_bucket);
         entry.last_bucket = entry.last_bucket.max(bucket);
         entry.first_bucket = entry.first_bucket.min(bucket);
         let new_entry = (!entry.committed).then(|| encode_entry(family, id, &entry.labels));
-        Resolved { id, new_entry }
+        Resolved {
+            id,
+            new_entry,
+            previous_last,
+        }
     }
 
     fn overflow_series(&mut self, family: Family, bucket: u64) -> Resolved {
@@ -310,7 +322,11 @@ impl Registry {
                 committed,
             },
         );
-        Resolved { id, new_entry }
+        Resolved {
+            id,
+            new_entry,
+            previous_last: None,
+        }
     }
 
     /// A series read back at open (its entry is on disk); the values count toward the bounds.
@@ -499,30 +515,32 @@ pub fn decode_entry(family: Family, value: &[u8]) -> Result<Vec<&str>, CorruptEr
 mod tests {
     use super::*;
 
+    fn resolve(registry: &mut Registry, family: Family, labels: &[&str], bucket: u64) -> Resolved {
+        let hash = registry.hash(labels);
+        registry.resolve(family, labels, hash, bucket)
+    }
+
     #[test]
     fn values_past_the_bound_fold_into_overflow_and_series_past_theirs_into_one() {
-        let mut registry = Registry::new(2, 3);
-        let a = registry.resolve(Family::Service, &["a", "op", "k", "s"], 10);
+        let mut registry = Registry::new(2, 3, RandomState::default());
+        let a = resolve(&mut registry, Family::Service, &["a", "op", "k", "s"], 10);
         assert!(a.new_entry.is_some());
-        let again = registry.resolve(Family::Service, &["a", "op", "k", "s"], 20);
+        let again = resolve(&mut registry, Family::Service, &["a", "op", "k", "s"], 20);
         assert_eq!(again.id, a.id);
         registry.mark_committed(Family::Service, a.id);
-        assert!(
-            registry
-                .resolve(Family::Service, &["a", "op", "k", "s"], 20)
-                .new_entry
-                .is_none()
-        );
-        let b = registry.resolve(Family::Service, &["b", "op", "k", "s"], 10);
+        let committed = resolve(&mut registry, Family::Service, &["a", "op", "k", "s"], 20);
+        assert!(committed.new_entry.is_none());
+        assert_eq!(committed.previous_last, Some(20));
+        let b = resolve(&mut registry, Family::Service, &["b", "op", "k", "s"], 10);
         // A third service name is past the bound of two values.
-        let c = registry.resolve(Family::Service, &["c", "op", "k", "s"], 10);
+        let c = resolve(&mut registry, Family::Service, &["c", "op", "k", "s"], 10);
         let entry = registry.get(Family::Service, c.id).unwrap();
         assert_eq!(&*entry.labels[0], OVERFLOW);
         assert_ne!(c.id, b.id);
-        let d = registry.resolve(Family::Service, &["d", "op", "k", "s"], 10);
+        let d = resolve(&mut registry, Family::Service, &["d", "op", "k", "s"], 10);
         assert_eq!(d.id, c.id, "folded to the same label set");
         // Three series is the bound: a new label set goes to the all-overflow series.
-        let e = registry.resolve(Family::Service, &["a", "op", "k", "t"], 10);
+        let e = resolve(&mut registry, Family::Service, &["a", "op", "k", "t"], 10);
         let entry = registry.get(Family::Service, e.id).unwrap();
         assert!(entry.labels.iter().all(|v| &**v == OVERFLOW));
         let folded = registry.folded();
@@ -531,8 +549,8 @@ mod tests {
         assert_eq!(registry.len(Family::Istio), 0);
 
         let long = "x".repeat(MAX_VALUE_BYTES + 1);
-        let mut roomy = Registry::new(100, 100);
-        let r = roomy.resolve(Family::Service, &[&long, "op", "k", "s"], 1);
+        let mut roomy = Registry::new(100, 100, RandomState::default());
+        let r = resolve(&mut roomy, Family::Service, &[&long, "op", "k", "s"], 1);
         assert_eq!(
             &*roomy.get(Family::Service, r.id).unwrap().labels[0],
             OVERFLOW
@@ -540,7 +558,7 @@ mod tests {
 
         let expired = registry.remove_expired(15);
         assert_eq!(expired.len(), 3, "all but the series touched at 20");
-        let fresh = registry.resolve(Family::Service, &["z", "op", "k", "s"], 30);
+        let fresh = resolve(&mut registry, Family::Service, &["z", "op", "k", "s"], 30);
         assert_eq!(
             &*registry.get(Family::Service, fresh.id).unwrap().labels[0],
             "z"
@@ -549,8 +567,8 @@ mod tests {
 
     #[test]
     fn entries_round_trip() {
-        let mut registry = Registry::new(10, 10);
-        let r = registry.resolve(Family::Service, &["a", "", "k", "s"], 1);
+        let mut registry = Registry::new(10, 10, RandomState::default());
+        let r = resolve(&mut registry, Family::Service, &["a", "", "k", "s"], 1);
         let (key, value) = r.new_entry.unwrap();
         assert_eq!(parse_entry_key(&key), Some((Family::Service, r.id)));
         assert_eq!(
@@ -558,14 +576,14 @@ mod tests {
             vec!["a", "", "k", "s"]
         );
         assert!(decode_entry(Family::Istio, &value).is_err());
-        let mut loaded = Registry::new(10, 10);
+        let mut loaded = Registry::new(10, 10, RandomState::default());
         loaded.load(Family::Service, 7, &["a", "", "k", "s"]);
         assert_eq!(
-            loaded.resolve(Family::Service, &["a", "", "k", "s"], 1).id,
+            resolve(&mut loaded, Family::Service, &["a", "", "k", "s"], 1).id,
             7
         );
         assert_eq!(
-            loaded.resolve(Family::Service, &["b", "", "k", "s"], 1).id,
+            resolve(&mut loaded, Family::Service, &["b", "", "k", "s"], 1).id,
             8
         );
     }

@@ -196,11 +196,16 @@ impl Store {
             return Ok(());
         }
         // The metrics' share is worked out before anything is locked.
-        let derived = self.derive.as_ref().map(|derive| {
-            let now_ms = now_micros() / 1000;
-            let oldest_ms = self.oldest_visible() / 1000;
-            (derive, derive.prepare(spans, now_ms, oldest_ms))
-        });
+        let ends = self.derive.as_ref().map(|derive| derive.find_ends(spans));
+        let derived = self
+            .derive
+            .as_ref()
+            .zip(ends.as_ref())
+            .map(|(derive, ends)| {
+                let now_ms = now_micros() / 1000;
+                let oldest_ms = self.oldest_visible() / 1000;
+                (derive, derive.prepare(spans, ends, now_ms, oldest_ms))
+            });
         let mut ops = Vec::with_capacity(spans.len().saturating_mul(3).saturating_add(8));
         let mut new_processes: Vec<u64> = Vec::new();
         let mut process_hashes: HashMap<*const Process, u64> = HashMap::new();
