@@ -9,8 +9,8 @@ use clap::Args;
 use meshtrace_console::ConsoleOptions;
 use meshtrace_sim::export::Target;
 use meshtrace_sim::run::{RunOptions, Stats, run};
-use meshtrace_store::Store;
 use meshtrace_store::server::{Listeners, ServeOptions, serve};
+use meshtrace_store::{Store, StoreOptions};
 
 use crate::address_args::{StoreAddressArgs, on_loopback, parse_addr};
 use crate::sim_cmd::TrafficArgs;
@@ -29,6 +29,8 @@ pub struct DemoArgs {
     pub console: std::net::SocketAddr,
     #[command(flatten)]
     pub traffic: TrafficArgs,
+    #[command(flatten)]
+    pub metrics: crate::metrics_args::MetricsArgs,
 }
 
 impl DemoArgs {
@@ -52,8 +54,12 @@ impl DemoArgs {
                 temporary.path().to_path_buf()
             }
         };
+        let options = StoreOptions {
+            metrics: self.metrics.options(),
+            ..StoreOptions::new(Duration::from_secs(72 * 3600))
+        };
         let store = Arc::new(
-            Store::open(&dir, Duration::from_secs(72 * 3600))
+            Store::open_with(&dir, &options)
                 .with_context(|| format!("cannot open the store in {}", dir.display()))?,
         );
         let listeners = Listeners::bind(&self.store.addresses()).await?;

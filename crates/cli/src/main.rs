@@ -8,6 +8,7 @@ mod config_cmd;
 mod demo_cmd;
 mod diagnose_cmd;
 mod listen_args;
+mod metrics_args;
 mod serve_cmd;
 mod sim_cmd;
 mod store_cmd;

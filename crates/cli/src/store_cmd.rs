@@ -42,6 +42,8 @@ pub struct StoreArgs {
     pub check: bool,
     #[command(flatten)]
     pub limits: crate::listen_args::ListenArgs,
+    #[command(flatten)]
+    pub metrics: crate::metrics_args::MetricsArgs,
 }
 
 fn parse_retention(text: &str) -> Result<Duration, String> {
@@ -84,6 +86,7 @@ impl StoreArgs {
         let options = StoreOptions {
             retention: self.retention,
             dictionary_max_entries: self.dictionary_max_entries,
+            metrics: self.metrics.options(),
         };
         let store = if self.memory {
             tracing::info!("keeping spans in memory only (--memory)");

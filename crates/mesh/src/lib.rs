@@ -2,7 +2,8 @@
 //! API): the backend's service name for an app, a workload or a service; which traces belong to
 //! a workload or a service; what a span says about the mesh (direction, peer, workload, pod,
 //! Envoy response flags); and the inventory of namespaces, apps, workloads and services that
-//! the spans reveal. Pure functions over the model, as Kiali does them.
+//! the spans reveal; and the Istio standard metrics a span stands for (`telemetry`). Pure
+//! functions over the model, as Kiali and Istio do them.
 
 // No unwrap or expect outside tests (clippy.toml allows them there): every one left says why.
 #![warn(clippy::unwrap_used, clippy::expect_used)]
@@ -12,6 +13,7 @@ mod filter;
 mod inventory;
 mod names;
 pub mod stats;
+pub mod telemetry;
 #[cfg(test)]
 mod testing;
 

@@ -295,9 +295,21 @@ impl Generator {
         let end = cursor + half;
         let callee = &self.mesh.topology.services[hop.callee.service];
         let caller_workload = self.workload_name(hop.caller);
-        let caller_ns = self.mesh.topology.services[hop.caller.service]
-            .namespace
-            .clone();
+        let caller_service = &self.mesh.topology.services[hop.caller.service];
+        let caller_ns = caller_service.namespace.clone();
+        // Waypoints name both ends' canonical service and revision, as the metrics label them.
+        let caller_canonical = (
+            caller_service.name.clone(),
+            self.mesh.workloads[hop.caller.service][hop.caller.workload]
+                .version
+                .clone(),
+        );
+        let callee_canonical = (
+            callee.name.clone(),
+            self.mesh.workloads[hop.callee.service][hop.callee.workload]
+                .version
+                .clone(),
+        );
         let (callee_name, callee_ns, port) =
             (callee.name.clone(), callee.namespace.clone(), callee.port);
         let waypoint = self.waypoint(&callee_ns);
@@ -319,6 +331,10 @@ impl Generator {
             KeyValue::string("istio.source_namespace", caller_ns),
             KeyValue::string("istio.destination_workload", self.workload_name(hop.callee)),
             KeyValue::string("istio.destination_namespace", callee_ns.clone()),
+            KeyValue::string("istio.source_canonical_service", caller_canonical.0),
+            KeyValue::string("istio.source_canonical_revision", caller_canonical.1),
+            KeyValue::string("istio.destination_canonical_service", callee_canonical.0),
+            KeyValue::string("istio.destination_canonical_revision", callee_canonical.1),
             KeyValue::string("component", "proxy"),
             KeyValue::string(
                 "upstream_cluster",

@@ -43,7 +43,6 @@ pub fn routes() -> Router<Arc<Store>> {
         .route("/api/traces", get(search))
         .route("/api/traces/{trace_id}", get(trace))
         .route("/api/dependencies", get(dependencies))
-        .route("/api/metrics/{kind}", get(metrics))
 }
 
 #[derive(Serialize)]
@@ -323,11 +322,4 @@ async fn dependencies(
         links.retain(|l| l.parent == service || l.child == service);
     }
     Ok(ok(links, 0))
-}
-
-async fn metrics(Path(_kind): Path<String>) -> ApiError {
-    ApiError::new(
-        ErrorCode::Unimplemented,
-        "trace metrics are currently disabled - no metrics backend configured",
-    )
 }

@@ -17,6 +17,18 @@ struct Job {
     done: SyncSender<Result<(), String>>,
 }
 
+/// A submitted write; `wait` returns once its group is synced (or failed).
+pub struct Ticket(Receiver<Result<(), String>>);
+
+impl Ticket {
+    pub fn wait(self) -> Result<(), StoreError> {
+        self.0
+            .recv()
+            .map_err(|_| StoreError::Write("the writer thread stopped".into()))?
+            .map_err(StoreError::Write)
+    }
+}
+
 pub struct GroupWriter {
     jobs: Mutex<Option<Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -41,16 +53,19 @@ impl GroupWriter {
 
     /// Writes `ops` durably; returns once the group holding them is synced.
     pub fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        self.submit(ops)?.wait()
+    }
+
+    /// Queues `ops` without waiting: writes submitted one after the other are applied in that
+    /// order (the derived metrics rely on it: a later cell value lands after an earlier one).
+    pub fn submit(&self, ops: Vec<Op>) -> Result<Ticket, StoreError> {
         let (done, result) = mpsc::sync_channel(1);
         let sender = self.jobs.lock().expect("lock poisoned").clone();
         let sender = sender.ok_or_else(|| StoreError::Write("the store is closed".into()))?;
         sender
             .send(Job { ops, done })
             .map_err(|_| StoreError::Write("the writer thread stopped".into()))?;
-        result
-            .recv()
-            .map_err(|_| StoreError::Write("the writer thread stopped".into()))?
-            .map_err(StoreError::Write)
+        Ok(Ticket(result))
     }
 
     /// Stops the writer after the jobs already queued.

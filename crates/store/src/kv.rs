@@ -42,10 +42,14 @@ pub enum Table {
     Meta,
     /// trace ID (16) → the trace as Jaeger UI JSON; kept outside retention (`engine/archive.rs`)
     Archive,
+    /// family (1) | series ID (4) → the label values of a derived series
+    MetricSeries,
+    /// family (1) | series ID (4) | bucket end ms (8) → what the series gathered in the bucket
+    MetricCells,
 }
 
 impl Table {
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 10] = [
         Table::Spans,
         Table::Processes,
         Table::ByService,
@@ -54,6 +58,8 @@ impl Table {
         Table::Dictionary,
         Table::Meta,
         Table::Archive,
+        Table::MetricSeries,
+        Table::MetricCells,
     ];
 
     pub fn name(self) -> &'static str {
@@ -66,6 +72,8 @@ impl Table {
             Table::Dictionary => "dictionary",
             Table::Meta => "meta",
             Table::Archive => "archive",
+            Table::MetricSeries => "metric_series",
+            Table::MetricCells => "metric_cells",
         }
     }
 

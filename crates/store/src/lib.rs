@@ -11,6 +11,7 @@ mod archive;
 pub mod check;
 mod codec;
 mod damage;
+pub mod derive;
 mod dict;
 mod engine;
 mod error;
@@ -21,6 +22,7 @@ mod keys;
 mod kv;
 mod layout;
 mod metrics;
+mod monitor;
 mod protojson;
 mod query;
 pub mod raw_codec;
@@ -29,6 +31,7 @@ pub mod server;
 mod transform;
 
 pub use damage::DamageKind;
+pub use derive::MetricsOptions;
 pub use engine::{
     ARCHIVE_MAX_TRACE_BYTES, ARCHIVE_MAX_TRACES, ArchiveError, DEFAULT_DICTIONARY_MAX_ENTRIES,
     Store, StoreOptions,

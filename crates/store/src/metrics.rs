@@ -19,7 +19,7 @@ use axum::routing::get;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 
 use crate::Store;
@@ -79,7 +79,46 @@ pub fn registry(store: &Store) -> Registry {
         "Bytes the store uses on disk",
         gauge(store.disk_bytes()),
     );
+    if let Some(derive) = store.derivation() {
+        register_derivation(&mut registry, &derive.stats());
+    }
     registry
+}
+
+/// The metrics derived from spans: series held, values folded by the bounds, memory.
+fn register_derivation(registry: &mut Registry, stats: &crate::derive::DerivationStats) {
+    let sizes = Family::<[(&'static str, &'static str); 1], Gauge>::default();
+    for (family, count) in &stats.series {
+        sizes
+            .get_or_create(&[("family", family.name())])
+            .set(i64::try_from(*count).unwrap_or(i64::MAX));
+    }
+    registry.register(
+        "meshtrace_store_metrics_series",
+        "Label sets of the metrics derived from spans, by family (istio: Istio's request metrics; service: calls and latencies per service, operation, span kind and status)",
+        sizes,
+    );
+    let folded = Family::<[(&'static str, &'static str); 2], Counter>::default();
+    for (family, label, count) in &stats.folded {
+        folded
+            .get_or_create(&[("family", family.name()), ("label", label)])
+            .inc_by(*count);
+    }
+    registry.register(
+        "meshtrace_store_metrics_overflow",
+        "Label values counted as __overflow__ because a label had --metrics-max-label-values distinct values (or the value was too long); label=\"series\": label sets folded because a family held --metrics-max-series",
+        folded,
+    );
+    registry.register(
+        "meshtrace_store_metrics_resident_cells",
+        "Recent metric buckets held in memory",
+        gauge(stats.resident_cells as u64),
+    );
+    registry.register(
+        "meshtrace_store_metrics_spans_too_old",
+        "Spans stored but not counted in the derived metrics: they ended before the retention window",
+        ConstCounter::new(stats.too_old),
+    );
 }
 
 async fn metrics(State(store): State<Arc<Store>>) -> Response {

@@ -218,7 +218,7 @@ fn any_value(value: &AnyValue) -> Value {
 }
 
 /// A double: a number when finite, else the strings protojson uses.
-fn double(value: f64) -> Value {
+pub fn double(value: f64) -> Value {
     if value.is_nan() {
         "NaN".into()
     } else if value == f64::INFINITY {

@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use axum::Router;
 pub use meshtrace_listen::Limits;
+use meshtrace_metrics::SeriesSource;
+use meshtrace_metrics::http::{ApiOptions, router as prometheus_router};
 use meshtrace_model::time::now_micros;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -25,7 +27,7 @@ use tokio::sync::watch;
 use crate::error::ErrorCode;
 use crate::grpc_query::{QueryV2, QueryV3};
 use crate::ingest::{Ingest, OtlpGrpc, otlp_http_routes, zipkin_routes};
-use crate::{Store, api_v1, api_v3, archive, metrics, transform};
+use crate::{Store, api_v1, api_v3, archive, metrics, monitor, transform};
 
 /// Where each listener binds.
 #[derive(Debug, Clone)]
@@ -96,19 +98,32 @@ pub struct ServeOptions {
     pub limits: Limits,
 }
 
-/// The Jaeger query HTTP API: v1 and v3 routes, `/api/transform` (bodies up to `max_body`) and
-/// the archive; `/api/metrics/*` answers 501.
+/// The Jaeger query HTTP API: v1 and v3 routes, `/api/transform` (bodies up to `max_body`), the
+/// archive, Jaeger's metrics API (`/api/metrics/*`), the store's own `/metrics`, and the
+/// Prometheus-compatible query API over the derived series under `/prometheus`.
 pub fn query_router(store: Arc<Store>, max_body: usize) -> Router {
+    let source: Arc<dyn SeriesSource> = store.clone();
+    // Kiali reads the scrape interval to choose its steps: the derivation's step plays that part.
+    let options = ApiOptions {
+        scrape_interval: store.derivation().map_or(Duration::from_secs(15), |d| {
+            Duration::from_millis(d.step_ms())
+        }),
+        retention: store.retention(),
+        ..ApiOptions::default()
+    };
+    let prometheus = prometheus_router(source, options);
     api_v1::routes()
         .merge(api_v3::routes())
         .merge(transform::routes(max_body))
         .merge(archive::routes())
+        .merge(monitor::routes())
         .merge(metrics::routes())
         .fallback(|| async {
             // Go's mux writes this for a route it does not know.
             (ErrorCode::NotFound.http_status(), "404 page not found\n")
         })
         .with_state(store)
+        .nest("/prometheus", prometheus)
 }
 
 /// Serves until `shutdown` completes, then stops accepting, finishes what is in flight, and

@@ -18,8 +18,8 @@ const KEYS_PER_SPAN: u64 = 25;
 
 fn options() -> StoreOptions {
     StoreOptions {
-        retention: Duration::from_secs(24 * 3600),
         dictionary_max_entries: MAX_ENTRIES,
+        ..StoreOptions::new(Duration::from_secs(24 * 3600))
     }
 }
 

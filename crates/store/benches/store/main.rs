@@ -1,7 +1,10 @@
 //! Store benchmark: ingest over OTLP/gRPC into a durable store, disk per span, trace-by-ID and
 //! search latency, each next to its limit measured in the same run.
 //!
-//! `cargo bench -p meshtrace-store --bench store` (env: SPANS, default 300000; CLIENTS, 4).
+//! `cargo bench -p meshtrace-store --bench store` (env: SPANS, default 300000; CLIENTS, 4;
+//! METRICS, `both` (default: every ingest figure with the metrics derivation off and on, in the
+//! same run, alternating, ROUNDS times each — default 3, at most 2 for gRPC ingest — and the
+//! best of each kept, as the machines are noisy), `on` or `off`).
 //! Spans are Istio-shaped: eight per trace, twenty string attributes each, like the sidecar
 //! spans of a Bookinfo request.
 //!
@@ -10,6 +13,7 @@
 //! share.
 
 mod at_scale;
+mod derivation;
 mod measure;
 mod quick;
 mod sustained;

@@ -2,8 +2,9 @@
 //! in-process, disk per span, trace-by-ID and search latency.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use meshtrace_model::TraceId;
 use meshtrace_model::otlp::spans_from_otlp;
 use meshtrace_store::Store;
 use meshtrace_store::server::LoopbackServer;
@@ -11,6 +12,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
 use crate::at_scale::report_search;
+use crate::derivation::{best, metrics_modes, on_off, report_cost, rounds, store_options};
 use crate::measure::{Exporter, percentile, status_kib, trace_latencies};
 use crate::workload::{BATCH, SPANS_PER_TRACE, workload};
 
@@ -63,17 +65,25 @@ pub fn quick() {
         .iter()
         .map(|b| spans_from_otlp(&b.resource_spans).spans)
         .collect();
-    for (label, store) in [
-        ("memory", Store::in_memory(Duration::from_secs(72 * 3600))),
-        (
-            "durable",
-            Store::open(
+    let modes = metrics_modes();
+    let rounds = rounds();
+    let mut engine_rates: Vec<(&str, bool, f64)> = Vec::new();
+    let mut runs: Vec<(&str, bool)> = Vec::new();
+    for label in ["memory", "durable"] {
+        for _ in 0..rounds {
+            runs.extend(modes.iter().map(|m| (label, *m)));
+        }
+    }
+    for (label, metrics) in runs {
+        let store = if label == "memory" {
+            Store::in_memory_with(&store_options(metrics))
+        } else {
+            Store::open_with(
                 tempfile::tempdir().unwrap().keep().as_path(),
-                Duration::from_secs(72 * 3600),
+                &store_options(metrics),
             )
-            .unwrap(),
-        ),
-    ] {
+            .unwrap()
+        };
         let started = Instant::now();
         std::thread::scope(|scope| {
             for t in 0..clients {
@@ -85,15 +95,61 @@ pub fn quick() {
                 });
             }
         });
-        println!(
-            "engine write only ({label}):   {:>12.0} spans/s",
-            spans as f64 / started.elapsed().as_secs_f64()
+        let rate = spans as f64 / started.elapsed().as_secs_f64();
+        engine_rates.push((label, metrics, rate));
+    }
+    for label in ["memory", "durable"] {
+        for metrics in &modes {
+            println!(
+                "engine write only ({label}, metrics {}): {:>12.0} spans/s (best of {rounds})",
+                on_off(*metrics),
+                best(&engine_rates, label, *metrics).unwrap_or(0.0)
+            );
+        }
+    }
+    for label in ["memory", "durable"] {
+        report_cost(
+            &format!("engine write only ({label})"),
+            &engine_rates,
+            label,
         );
     }
     drop(converted);
 
+    let mut ingest_rates: Vec<(&str, bool, f64)> = Vec::new();
+    let ingest_rounds = rounds.min(2);
+    for round in 0..ingest_rounds {
+        for (i, metrics) in modes.iter().enumerate() {
+            // The reads are measured once, on the last store written.
+            let report = round + 1 == ingest_rounds && i + 1 == modes.len();
+            let rate = ingest(&encoded, &trace_ids, clients, *metrics, report);
+            ingest_rates.push(("ingest", *metrics, rate));
+        }
+    }
+    for metrics in &modes {
+        let rate = best(&ingest_rates, "ingest", *metrics).unwrap_or(0.0);
+        println!(
+            "ingest, OTLP/gRPC, {clients} clients, durable, metrics {}: {rate:>8.0} spans/s, best of {ingest_rounds} ({:.0}% of decode-only); peak RSS {} MiB (server and clients in one process)",
+            on_off(*metrics),
+            100.0 * rate / decode_rate,
+            status_kib("self", "VmHWM:") / 1024
+        );
+    }
+    report_cost("ingest, OTLP/gRPC", &ingest_rates, "ingest");
+}
+
+/// Ingest over OTLP/gRPC into a durable store served on loopback; then, with `report`, disk,
+/// trace-by-ID and search figures of that store. Returns spans per second.
+fn ingest(
+    encoded: &[Vec<u8>],
+    trace_ids: &[TraceId],
+    clients: usize,
+    metrics: bool,
+    report: bool,
+) -> f64 {
+    let spans = trace_ids.len() * SPANS_PER_TRACE;
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(dir.path(), Duration::from_secs(72 * 3600)).unwrap());
+    let store = Arc::new(Store::open_with(dir.path(), &store_options(metrics)).unwrap());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -128,12 +184,10 @@ pub fn quick() {
         server.stop().await.unwrap();
         rate
     });
-    println!(
-        "ingest, OTLP/gRPC, {clients} clients, durable: {ingest_rate:>8.0} spans/s ({:.0}% of decode-only); peak RSS {} MiB (server and clients in one process)",
-        100.0 * ingest_rate / decode_rate,
-        status_kib("self", "VmHWM:") / 1024
-    );
     store.flush().unwrap();
+    if !report {
+        return ingest_rate;
+    }
     store.compact().unwrap();
     let tables: Vec<String> = store
         .table_bytes()
@@ -151,7 +205,7 @@ pub fn quick() {
     );
 
     // Trace by ID.
-    let times = trace_latencies(&store, &trace_ids, 42, SPANS_PER_TRACE);
+    let times = trace_latencies(&store, trace_ids, 42, SPANS_PER_TRACE);
     let get_p50 = percentile(&times, 0.5);
     println!(
         "get trace (8 spans):        p50 {:>8.3} ms  p99 {:>8.3} ms",
@@ -160,4 +214,5 @@ pub fn quick() {
     );
 
     report_search(&store, "", 50);
+    ingest_rate
 }

@@ -17,7 +17,7 @@
 
 #[cfg(test)]
 mod proptests;
-mod reader;
+pub(crate) mod reader;
 mod search;
 
 use std::sync::Arc;

@@ -27,6 +27,10 @@ pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+pub fn put_f64(out: &mut Vec<u8>, v: f64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
 pub fn zigzag(v: i64) -> u64 {
     (v.wrapping_shl(1) ^ (v >> 63)) as u64
 }
@@ -118,6 +122,16 @@ impl<'a> Reader<'a> {
             data,
             lost_entries: 0,
         }
+    }
+
+    /// True when everything was read.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// An f64 written by [`put_f64`].
+    pub fn f64(&mut self) -> Result<f64, CorruptError> {
+        self.array::<8>().map(f64::from_le_bytes)
     }
 
     pub fn byte(&mut self) -> Result<u8, CorruptError> {

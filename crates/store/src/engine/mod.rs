@@ -28,6 +28,7 @@ use meshtrace_model::{Process, Span, Trace, TraceId};
 use crate::StoreError;
 use crate::codec;
 use crate::damage::{Damage, DamageKind};
+use crate::derive::{Derivation, MetricsOptions};
 use crate::dict::{Dictionary, DictionaryStats, Pending};
 use crate::group::GroupWriter;
 use crate::keys::{operation_key, parse_span_key, service_key, span_key};
@@ -43,6 +44,8 @@ pub struct StoreOptions {
     pub retention: Duration,
     /// The most strings the dictionary holds (`--dictionary-max-entries`).
     pub dictionary_max_entries: u32,
+    /// Metrics derived from the spans at ingest; None writes spans only.
+    pub metrics: Option<MetricsOptions>,
 }
 
 impl StoreOptions {
@@ -50,6 +53,7 @@ impl StoreOptions {
         StoreOptions {
             retention,
             dictionary_max_entries: DEFAULT_DICTIONARY_MAX_ENTRIES,
+            metrics: Some(MetricsOptions::default()),
         }
     }
 }
@@ -65,6 +69,7 @@ pub struct Store {
     process_cache: Mutex<HashMap<u64, Arc<Process>>>,
     damage: Damage,
     recovery: Recovery,
+    derive: Option<Derivation>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -109,7 +114,12 @@ impl Store {
             }
             kept
         });
+        let derive = match &options.metrics {
+            Some(metrics) => Some(Derivation::open(&*kv, metrics, &damage)?),
+            None => None,
+        };
         Ok(Store {
+            derive,
             writer: GroupWriter::new(kv.clone()),
             dict: Dictionary::from_entries(
                 entries,
@@ -127,6 +137,19 @@ impl Store {
 
     pub fn retention(&self) -> Duration {
         self.retention
+    }
+
+    /// The metrics derived at ingest, when they are on.
+    pub(crate) fn derivation(&self) -> Option<&Derivation> {
+        self.derive.as_ref()
+    }
+
+    pub(crate) fn kv(&self) -> &dyn Kv {
+        &*self.kv
+    }
+
+    pub(crate) fn damage(&self) -> &Damage {
+        &self.damage
     }
 
     pub fn disk_bytes(&self) -> u64 {
@@ -168,6 +191,17 @@ impl Store {
         if spans.is_empty() {
             return Ok(());
         }
+        // The metrics' share is worked out before anything is locked.
+        let ends = self.derive.as_ref().map(|derive| derive.find_ends(spans));
+        let derived = self
+            .derive
+            .as_ref()
+            .zip(ends.as_ref())
+            .map(|(derive, ends)| {
+                let now_ms = now_micros() / 1000;
+                let oldest_ms = self.oldest_visible() / 1000;
+                (derive, derive.prepare(spans, ends, now_ms, oldest_ms))
+            });
         let mut ops = Vec::with_capacity(spans.len().saturating_mul(3).saturating_add(8));
         let mut new_processes: Vec<u64> = Vec::new();
         let mut process_hashes: HashMap<*const Process, u64> = HashMap::new();
@@ -249,7 +283,22 @@ impl Store {
                 text.as_bytes().to_vec(),
             ));
         }
-        self.writer.write(ops)?;
+        match derived {
+            Some((derive, prepared)) => {
+                let (ticket, applied) =
+                    derive.apply(&*self.kv, &self.damage, prepared, ops, &self.writer)?;
+                let result = ticket.wait();
+                derive.finish(
+                    applied,
+                    result.is_ok(),
+                    &*self.kv,
+                    &self.damage,
+                    &self.writer,
+                );
+                result?;
+            }
+            None => self.writer.write(ops)?,
+        }
         let written: Vec<u32> = entries.iter().map(|(id, _)| *id).collect();
         self.dict.mark_committed(&written);
         lock(&self.written_processes).extend(new_processes);

@@ -49,6 +49,13 @@ impl Store {
                 self.kv.write(vec![Op::Delete(Table::Services, name)])?;
             }
         }
+        if let Some(derive) = &self.derive {
+            let cells =
+                derive.purge_before(&*self.kv, &self.damage, &self.writer, cutoff / 1000)?;
+            if cells > 0 {
+                tracing::debug!(cells, "expired metric buckets removed");
+            }
+        }
         Ok(removed)
     }
 

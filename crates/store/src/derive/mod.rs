@@ -1,0 +1,441 @@
+//! Metrics derived from spans at ingest: for every stored span, its per-service key's calls and
+//! latency, and for an Istio proxy's span the request Istio's telemetry would have counted
+//! (`meshtrace_mesh::telemetry`), summed in time buckets of `step` per label set.
+//!
+//! Durability: the cells a batch changes are written, whole, in the same engine batch as its
+//! spans (one journal, one acknowledgement), so after an acknowledged write and a crash the
+//! metrics of those spans are there. The state lock is held from adding a batch's deltas to
+//! queueing its write, so a later value of a cell always lands after an earlier one. A write
+//! that fails is taken back out of the cells (and the corrected cells written again).
+//!
+//! Memory: the label sets (bounded, `series.rs`), each Istio series' total since the oldest
+//! bucket kept (cumulative counters need it), and a bounded set of recent cells
+//! ([`MAX_RESIDENT`]); older cells are read from the engine when a late span touches them.
+//!
+//! Layout: `metric_series` holds family | id → label values; `metric_cells` holds
+//! family | id (4) | bucket end ms (8) → cell. Cells are kept under the spans' retention.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
+pub mod cell;
+mod peers;
+mod prepare;
+mod purge;
+pub mod read;
+pub mod series;
+pub mod sketch;
+pub mod source;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use foldhash::fast::RandomState;
+use meshtrace_model::Span;
+
+use crate::StoreError;
+use crate::damage::{Damage, DamageKind};
+use crate::group::{GroupWriter, Ticket};
+use crate::kv::{Kv, Op, Table};
+use cell::{Cell, IstioCell, ServiceCell};
+use peers::Peers;
+pub use prepare::{Ends, Prepared};
+use series::{Family, Registry, decode_entry, parse_entry_key};
+
+/// Recent cells kept in memory; past it, cells already on disk are let go.
+pub const MAX_RESIDENT: usize = 16_384;
+
+/// How metrics are derived (`--metrics-*` flags).
+#[derive(Debug, Clone)]
+pub struct MetricsOptions {
+    /// The width of a time bucket (`--metrics-step`).
+    pub step: Duration,
+    /// Distinct values per label before `__overflow__` (`--metrics-max-label-values`).
+    pub max_label_values: usize,
+    /// Label sets per family before the all-`__overflow__` series (`--metrics-max-series`).
+    pub max_series: usize,
+}
+
+pub const DEFAULT_STEP: Duration = Duration::from_secs(15);
+pub const DEFAULT_MAX_LABEL_VALUES: usize = 1000;
+pub const DEFAULT_MAX_SERIES: usize = 20_000;
+
+impl Default for MetricsOptions {
+    fn default() -> Self {
+        MetricsOptions {
+            step: DEFAULT_STEP,
+            max_label_values: DEFAULT_MAX_LABEL_VALUES,
+            max_series: DEFAULT_MAX_SERIES,
+        }
+    }
+}
+
+type CellKey = (Family, u32, u64);
+
+struct Resident {
+    cell: Cell,
+    /// The write that last changed it.
+    seq: u64,
+}
+
+struct State {
+    registry: Registry,
+    resident: HashMap<CellKey, Resident>,
+    /// Every Istio series' sum over the buckets kept.
+    totals: HashMap<u32, IstioCell>,
+    next_seq: u64,
+}
+
+pub struct Derivation {
+    step_ms: u64,
+    /// Label hashes: batches are prepared with the registry's hasher.
+    hasher: RandomState,
+    peers: Mutex<Peers>,
+    state: Mutex<State>,
+    /// Every write numbered up to here has finished (committed, or failed and taken back).
+    resolved: AtomicU64,
+    too_old: AtomicU64,
+}
+
+/// What `/metrics` shows of the derivation.
+pub struct DerivationStats {
+    /// Label sets per family.
+    pub series: Vec<(Family, usize)>,
+    /// Values folded into `__overflow__` per family and label (`series`: by the series bound).
+    pub folded: Vec<(Family, &'static str, u64)>,
+    pub resident_cells: usize,
+    /// Spans not counted: they ended before the retention window.
+    pub too_old: u64,
+}
+
+/// What one write added, to take back if it fails.
+pub struct Applied {
+    seq: u64,
+    deltas: Vec<(CellKey, Cell)>,
+    new_series: Vec<(Family, u32)>,
+}
+
+/// family | id (4) | bucket end ms (8)
+pub fn cell_key(family: Family, id: u32, bucket: u64) -> Vec<u8> {
+    let mut key = series::entry_key(family, id);
+    key.extend_from_slice(&bucket.to_be_bytes());
+    key
+}
+
+pub fn parse_cell_key(key: &[u8]) -> Option<(Family, u32, u64)> {
+    let (head, bucket) = key.split_first_chunk::<5>()?;
+    let (family, id) = parse_entry_key(head)?;
+    Some((
+        family,
+        id,
+        u64::from_be_bytes(<[u8; 8]>::try_from(bucket).ok()?),
+    ))
+}
+
+pub fn decode_cell(family: Family, value: &[u8]) -> Result<Cell, crate::codec::CorruptError> {
+    match family {
+        Family::Istio => IstioCell::decode(value).map(|c| Cell::Istio(Box::new(c))),
+        Family::Service => ServiceCell::decode(value).map(Cell::Service),
+    }
+}
+
+fn empty(family: Family) -> Cell {
+    match family {
+        Family::Istio => Cell::Istio(Box::default()),
+        Family::Service => Cell::Service(ServiceCell::default()),
+    }
+}
+
+impl Derivation {
+    /// Reads the label sets and the Istio totals back from `kv`.
+    pub fn open(
+        kv: &dyn Kv,
+        options: &MetricsOptions,
+        damage: &Damage,
+    ) -> Result<Self, StoreError> {
+        let step_ms = u64::try_from(options.step.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let hasher = RandomState::default();
+        let mut registry =
+            Registry::new(options.max_label_values, options.max_series, hasher.clone());
+        kv.scan(Table::MetricSeries, &[], &[0xff], false, &mut |k, v| {
+            let decoded = parse_entry_key(k)
+                .ok_or(crate::codec::CorruptError(
+                    "a series key of the wrong shape",
+                ))
+                .and_then(|(family, id)| Ok((family, id, decode_entry(family, v)?)));
+            match decoded {
+                Ok((family, id, labels)) => registry.load(family, id, &labels),
+                Err(error) => damage.record(DamageKind::UndecodableValue, "metric_series", &error),
+            }
+            Ok(true)
+        })?;
+        let mut totals: HashMap<u32, IstioCell> = HashMap::new();
+        kv.scan(Table::MetricCells, &[], &[0xff], false, &mut |k, v| {
+            let Some((family, id, bucket)) = parse_cell_key(k) else {
+                damage.record(
+                    DamageKind::UndecodableKey,
+                    "metric_cells",
+                    &"a cell key of the wrong shape",
+                );
+                return Ok(true);
+            };
+            if registry.get(family, id).is_none() {
+                damage.record(
+                    DamageKind::DanglingIndexEntry,
+                    "metric_cells",
+                    &format_args!("a cell of series {id}, which is not stored"),
+                );
+                return Ok(true);
+            }
+            registry.saw_bucket(family, id, bucket);
+            if family == Family::Istio {
+                match IstioCell::decode(v) {
+                    Ok(cell) => totals.entry(id).or_default().add(&cell),
+                    Err(error) => {
+                        damage.record(DamageKind::UndecodableValue, "metric_cells", &error);
+                    }
+                }
+            }
+            Ok(true)
+        })?;
+        Ok(Derivation {
+            step_ms,
+            hasher,
+            peers: Mutex::new(Peers::default()),
+            state: Mutex::new(State {
+                registry,
+                resident: HashMap::new(),
+                totals,
+                next_seq: 1,
+            }),
+            resolved: AtomicU64::new(0),
+            too_old: AtomicU64::new(0),
+        })
+    }
+
+    pub fn step_ms(&self) -> u64 {
+        self.step_ms
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What each span says and where the other end of its request is (first half of the
+    /// work done without the state lock).
+    pub fn find_ends<'a>(&self, spans: &'a [Span]) -> Ends<'a> {
+        prepare::find_ends(spans, &self.peers)
+    }
+
+    /// The batch's deltas (second half).
+    pub fn prepare<'a>(
+        &self,
+        spans: &'a [Span],
+        ends: &'a Ends<'a>,
+        now_ms: u64,
+        oldest_ms: u64,
+    ) -> Prepared<'a> {
+        let prepared =
+            prepare::aggregate(spans, ends, &self.hasher, self.step_ms, (now_ms, oldest_ms));
+        if prepared.too_old > 0 {
+            self.too_old.fetch_add(prepared.too_old, Ordering::Relaxed);
+        }
+        prepared
+    }
+
+    /// Adds the deltas to the cells, appends the changed cells (and new series) to `ops`, and
+    /// queues the write, all under the state lock.
+    pub fn apply(
+        &self,
+        kv: &dyn Kv,
+        damage: &Damage,
+        prepared: Prepared<'_>,
+        mut ops: Vec<Op>,
+        writer: &GroupWriter,
+    ) -> Result<(Ticket, Applied), StoreError> {
+        let mut state = self.lock();
+        let seq = state.next_seq;
+        state.next_seq = seq.saturating_add(1);
+        let mut applied = Applied {
+            seq,
+            deltas: Vec::with_capacity(prepared.items.len()),
+            new_series: Vec::new(),
+        };
+        let mut touched: Vec<CellKey> = Vec::with_capacity(prepared.items.len());
+        for item in prepared.items {
+            let labels = item.labels.as_strs();
+            let resolved = state
+                .registry
+                .resolve(item.family, &labels, item.hash, item.bucket);
+            if let Some((key, value)) = resolved.new_entry {
+                ops.push(Op::Put(Table::MetricSeries, key, value));
+                applied.new_series.push((item.family, resolved.id));
+            }
+            let key = (item.family, resolved.id, item.bucket);
+            // A bucket past the series' latest has no cell on disk: nothing to read first.
+            if resolved.previous_last.is_none_or(|last| item.bucket > last) {
+                state.resident.entry(key).or_insert_with(|| Resident {
+                    cell: empty(item.family),
+                    seq: 0,
+                });
+            }
+            let resident = state.resident_mut(kv, damage, key)?;
+            resident.cell.add(&item.delta);
+            resident.seq = seq;
+            if let Cell::Istio(delta) = &item.delta {
+                state.totals.entry(resolved.id).or_default().add(delta);
+            }
+            touched.push(key);
+            applied.deltas.push((key, item.delta));
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for key in &touched {
+            if let Some(resident) = state.resident.get(key) {
+                let (family, id, bucket) = *key;
+                ops.push(Op::Put(
+                    Table::MetricCells,
+                    cell_key(family, id, bucket),
+                    resident.cell.encode(),
+                ));
+            }
+        }
+        let ticket = writer.submit(ops)?;
+        self.evict(&mut state);
+        Ok((ticket, applied))
+    }
+
+    /// After the write: on success its series entries are known to be on disk; on failure its
+    /// deltas are taken back out, and the corrected cells are written again.
+    pub fn finish(
+        &self,
+        applied: Applied,
+        committed: bool,
+        kv: &dyn Kv,
+        damage: &Damage,
+        writer: &GroupWriter,
+    ) {
+        let mut state = self.lock();
+        if committed {
+            for (family, id) in &applied.new_series {
+                state.registry.mark_committed(*family, *id);
+            }
+        } else {
+            let mut ops = Vec::with_capacity(applied.deltas.len());
+            for (key, delta) in &applied.deltas {
+                if let Cell::Istio(delta) = delta
+                    && let Some(total) = state.totals.get_mut(&key.1)
+                {
+                    total.subtract(delta);
+                }
+                match state.resident_mut(kv, damage, *key) {
+                    Ok(resident) => {
+                        resident.cell.subtract(delta);
+                        let (family, id, bucket) = *key;
+                        ops.push(Op::Put(
+                            Table::MetricCells,
+                            cell_key(family, id, bucket),
+                            resident.cell.encode(),
+                        ));
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "cannot take a failed write back out of the derived metrics");
+                    }
+                }
+            }
+            let corrected = writer.submit(ops);
+            drop(state);
+            if let Err(error) = corrected.and_then(Ticket::wait) {
+                tracing::error!(%error, "the derived metrics of a failed write could not be corrected on disk");
+            }
+        }
+        self.resolved.fetch_max(applied.seq, Ordering::AcqRel);
+    }
+
+    /// Lets go of cells that are on disk, oldest buckets first, down to 3/4 of the bound.
+    fn evict(&self, state: &mut State) {
+        if state.resident.len() <= MAX_RESIDENT {
+            return;
+        }
+        let resolved = self.resolved.load(Ordering::Acquire);
+        let mut evictable: Vec<(u64, CellKey)> = state
+            .resident
+            .iter()
+            .filter(|(_, r)| r.seq <= resolved)
+            .map(|(key, _)| (key.2, *key))
+            .collect();
+        let excess = state
+            .resident
+            .len()
+            .saturating_sub(MAX_RESIDENT / 4 * 3)
+            .min(evictable.len());
+        if excess == 0 {
+            return;
+        }
+        if excess < evictable.len() {
+            evictable.select_nth_unstable(excess);
+        }
+        for (_, key) in evictable.iter().take(excess) {
+            state.resident.remove(key);
+        }
+    }
+
+    /// The earliest bucket (end, ms) any series of `family` may have a cell in.
+    pub fn earliest_bucket(&self, family: Family) -> Option<u64> {
+        self.lock().registry.earliest_bucket(family)
+    }
+
+    /// Spans not counted because they ended before the retention window.
+    pub fn too_old(&self) -> u64 {
+        self.too_old.load(Ordering::Relaxed)
+    }
+
+    /// What `/metrics` shows of the derivation.
+    pub fn stats(&self) -> DerivationStats {
+        let state = self.lock();
+        DerivationStats {
+            series: Family::ALL
+                .iter()
+                .map(|f| (*f, state.registry.len(*f)))
+                .collect(),
+            folded: state.registry.folded(),
+            resident_cells: state.resident.len(),
+            too_old: self.too_old(),
+        }
+    }
+}
+
+impl State {
+    /// The cell in memory, read from the engine first when it is not.
+    fn resident_mut(
+        &mut self,
+        kv: &dyn Kv,
+        damage: &Damage,
+        key: CellKey,
+    ) -> Result<&mut Resident, StoreError> {
+        let (family, id, bucket) = key;
+        match self.resident.entry(key) {
+            std::collections::hash_map::Entry::Occupied(entry) => Ok(entry.into_mut()),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let stored = kv.get(Table::MetricCells, &cell_key(family, id, bucket))?;
+                let cell = match stored.map(|v| decode_cell(family, &v)) {
+                    Some(Ok(cell)) => cell,
+                    Some(Err(error)) => {
+                        damage.record(DamageKind::UndecodableValue, "metric_cells", &error);
+                        empty(family)
+                    }
+                    None => empty(family),
+                };
+                Ok(entry.insert(Resident { cell, seq: 0 }))
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The other end of a sidecar's request, which its span does not name, found from what the
+//! store has seen of the mesh:
+//!
+//! - the caller of a server span: the client span it is the child of, when both came in the
+//!   same batch; else the pod whose address is the server span's `peer.address` (Envoy's
+//!   downstream address), known from the `node_id` of that pod's own spans;
+//! - the callee of a client span: the server span that is its child, in the same batch or in
+//!   an earlier one.
+//!
+//! A client span's `peer.address` is not used: Envoy writes the downstream there (the app
+//! itself, or a gateway's caller), not the upstream. What is not found stays `unknown`.
+//!
+//! Both tables are bounded: when one is full it starts again empty (what traffic keeps using
+//! is learned again at once).
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use meshtrace_mesh::telemetry::Workload;
+use meshtrace_model::{SpanId, TraceId};
+
+/// Pod addresses remembered.
+const MAX_ADDRESSES: usize = 65_536;
+/// Server spans remembered for client spans that come in later batches.
+const MAX_CALLEES: usize = 65_536;
+
+/// A workload's labels, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedWorkload {
+    name: Box<str>,
+    namespace: Box<str>,
+    app: Box<str>,
+    version: Box<str>,
+    canonical_service: Box<str>,
+    canonical_revision: Box<str>,
+    cluster: Box<str>,
+}
+
+impl OwnedWorkload {
+    pub fn of(w: &Workload<'_>) -> OwnedWorkload {
+        OwnedWorkload {
+            name: w.name.into(),
+            namespace: w.namespace.into(),
+            app: w.app.into(),
+            version: w.version.into(),
+            canonical_service: w.canonical_service.into(),
+            canonical_revision: w.canonical_revision.into(),
+            cluster: w.cluster.into(),
+        }
+    }
+
+    pub fn view(&self) -> Workload<'_> {
+        Workload {
+            name: &self.name,
+            namespace: &self.namespace,
+            app: &self.app,
+            version: &self.version,
+            canonical_service: &self.canonical_service,
+            canonical_revision: &self.canonical_revision,
+            cluster: &self.cluster,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Peers {
+    by_address: HashMap<Box<str>, Arc<OwnedWorkload>>,
+    /// (trace, the client span's ID) → the workload that answered it.
+    callees: HashMap<(TraceId, SpanId), Arc<OwnedWorkload>>,
+}
+
+impl Peers {
+    /// Learns that `address` is a pod of `workload`; returns the shared copy.
+    pub fn learn(&mut self, address: &str, workload: &Workload<'_>) -> Arc<OwnedWorkload> {
+        if let Some(known) = self.by_address.get(address)
+            && known.view() == *workload
+        {
+            return known.clone();
+        }
+        if self.by_address.len() >= MAX_ADDRESSES {
+            self.by_address.clear();
+        }
+        let owned = Arc::new(OwnedWorkload::of(workload));
+        self.by_address.insert(address.into(), owned.clone());
+        owned
+    }
+
+    pub fn at_address(&self, address: &str) -> Option<Arc<OwnedWorkload>> {
+        self.by_address.get(address).cloned()
+    }
+
+    /// Remembers that the client span `parent` of `trace` was answered by `workload`.
+    pub fn remember_callee(
+        &mut self,
+        trace: TraceId,
+        parent: SpanId,
+        workload: Arc<OwnedWorkload>,
+    ) {
+        if self.callees.len() >= MAX_CALLEES {
+            self.callees.clear();
+        }
+        self.callees.insert((trace, parent), workload);
+    }
+
+    pub fn callee_of(&self, trace: TraceId, client: SpanId) -> Option<Arc<OwnedWorkload>> {
+        self.callees.get(&(trace, client)).cloned()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_learned_and_replaced() {
+        let mut peers = Peers::default();
+        let mut w = Workload::UNKNOWN;
+        w.name = "reviews-v1";
+        peers.learn("10.0.0.1", &w);
+        assert_eq!(
+            peers.at_address("10.0.0.1").unwrap().view().name,
+            "reviews-v1"
+        );
+        w.name = "reviews-v2";
+        peers.learn("10.0.0.1", &w);
+        assert_eq!(
+            peers.at_address("10.0.0.1").unwrap().view().name,
+            "reviews-v2"
+        );
+        assert!(peers.at_address("10.0.0.2").is_none());
+        let owned = peers.learn("10.0.0.3", &w);
+        peers.remember_callee(TraceId(1), SpanId(2), owned);
+        assert!(peers.callee_of(TraceId(1), SpanId(2)).is_some());
+        assert!(peers.callee_of(TraceId(1), SpanId(3)).is_none());
+    }
+}
