@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -351,4 +351,70 @@ fn a_workload_from_a_node_id() {
         ),
         "reviews-v2"
     );
+}
+
+/// Kiali's query shapes, sent over the wire to the store's Prometheus-compatible API, see the
+/// same Bookinfo requests: the counters' sums are the counts worked out from the spans, and the
+/// graph's rate query (Kiali's namespace graph, reporter="source") finds every edge.
+#[tokio::test(flavor = "multi_thread")]
+async fn kiali_queries_over_the_prometheus_api_see_the_bookinfo_requests() {
+    let store = TestStore::start(Store::in_memory_with(&store_options()), 16 << 20).await;
+    let spans = simulate(&store, false, 200).await;
+    let expected = expected_sidecar_counts(&spans);
+    // A bucket's sample is stamped with the bucket's end, as a scrape at that moment would be:
+    // ask a minute ahead so that the bucket still open is seen.
+    let at = now_ms() / 1000 + 60;
+
+    let query = "sum(istio_requests_total) by (reporter,source_workload,destination_workload,response_code)";
+    let (status, body) = store
+        .get_json(&format!(
+            "/prometheus/api/v1/query?time={at}&query={}",
+            encode(query)
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["resultType"], "vector");
+    let mut observed = BTreeMap::new();
+    for sample in body["data"]["result"].as_array().unwrap() {
+        let l = |name: &str| sample["metric"][name].as_str().unwrap_or("").to_string();
+        let value: f64 = sample["value"][1].as_str().unwrap().parse().unwrap();
+        observed.insert(
+            (
+                l("reporter"),
+                l("source_workload"),
+                l("destination_workload"),
+                l("response_code"),
+            ),
+            value as u64,
+        );
+    }
+    assert_eq!(observed, expected);
+
+    let graph = "sum(rate(istio_requests_total{reporter=\"source\"}[1h])) by (source_workload_namespace,source_workload,source_canonical_service,source_canonical_revision,destination_service_namespace,destination_service,destination_service_name,destination_workload_namespace,destination_workload,destination_canonical_service,destination_canonical_revision,request_protocol,response_code,grpc_response_status,response_flags) > 0";
+    let (status, body) = store
+        .get_json(&format!(
+            "/prometheus/api/v1/query?time={at}&query={}",
+            encode(graph)
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let edges: BTreeSet<(String, String)> = body["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let l = |name: &str| s["metric"][name].as_str().unwrap_or("").to_string();
+            (l("source_workload"), l("destination_workload"))
+        })
+        .collect();
+    let expected_edges: BTreeSet<(String, String)> = expected
+        .keys()
+        .filter(|k| k.0 == "source")
+        .map(|k| (k.1.clone(), k.2.clone()))
+        .collect();
+    assert_eq!(edges, expected_edges);
+}
+
+fn encode(query: &str) -> String {
+    form_urlencoded::byte_serialize(query.as_bytes()).collect()
 }

@@ -188,6 +188,9 @@ impl SeriesSource for Store {
                 }
             }
             let mut values: Vec<(i64, IstioCell)> = Vec::with_capacity(times.len());
+            // The last sample time before the series' first request: its counters were 0 then,
+            // as a proxy's would read before its first request, so a rate sees that request.
+            let mut zero: Option<(i64, IstioCell)> = None;
             let mut cells = series.cells.iter().peekable();
             for (at, upto) in &times {
                 while let Some((bucket, cell)) = cells.peek() {
@@ -200,7 +203,12 @@ impl SeriesSource for Store {
                     cells.next();
                 }
                 if running.requests() > 0 {
+                    if let Some(zero) = zero.take() {
+                        values.push(zero);
+                    }
                     values.push((*at, running.clone()));
+                } else if values.is_empty() {
+                    zero = Some((*at, running.clone()));
                 }
             }
             if values.is_empty() {
