@@ -101,6 +101,10 @@ impl DemoArgs {
         println!("meshtrace demo: a simulated Bookinfo mesh sending traces to the embedded store");
         println!("  console           http://{console_addr}/console/overview");
         println!("  console API       http://{console_addr}/api/namespaces");
+        if self.metrics.options().is_some() {
+            // What `external_services.prometheus.url` names to read the mesh's metrics.
+            println!("  Prometheus API    http://{}/prometheus", bound.query_http);
+        }
         println!(
             "  Jaeger query API  http://{}/api/services",
             bound.query_http

@@ -37,10 +37,14 @@ fn the_demo_keeps_traces_flowing_and_stops_cleanly() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut console = None;
+    let mut prometheus = None;
     let query = loop {
         let line = lines.next().expect("the demo prints its URLs").unwrap();
         if let Some(url) = line.trim().strip_prefix("console API       http://") {
             console = Some(url.trim_end_matches("/api/namespaces").to_string());
+        }
+        if let Some(url) = line.trim().strip_prefix("Prometheus API    http://") {
+            prometheus = Some(url.to_string());
         }
         if let Some(url) = line.trim().strip_prefix("Jaeger query API  http://") {
             break url.trim_end_matches("/api/services").to_string();
@@ -71,6 +75,29 @@ fn the_demo_keeps_traces_flowing_and_stops_cleanly() {
         .json()
         .unwrap();
     assert_eq!(tracing["integration"], true);
+
+    // The store's Prometheus API serves Istio's request counter derived from the spans.
+    let prometheus = prometheus.expect("the demo prints the store's Prometheus API");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let body: Value = reqwest::blocking::get(format!(
+            "http://{prometheus}/api/v1/query?query=sum(istio_requests_total)&time={}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                + 60
+        ))
+        .unwrap()
+        .json()
+        .unwrap();
+        assert_eq!(body["status"], "success", "{body}");
+        if !body["data"]["result"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no derived series: {body}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
