@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use meshtrace_metrics::MemorySource;
 use meshtrace_metrics::http::{ApiOptions, router};
-pub use meshtrace_testkit::prometheus::{RealPrometheus, prometheus_version};
 
 /// The API on `127.0.0.1:<free port>`, served until dropped.
 pub struct Served {
@@ -40,4 +39,3 @@ impl Drop for Served {
         self.task.abort();
     }
 }
-
