@@ -3,12 +3,16 @@
 //! (`use_grpc: true`) and Tempo's HTTP API — built from the effective configuration, with its auth, headers and
 //! timeout. Every error names the backend (its URL with any password hidden) and says what went
 //! wrong; a result that is not complete says so in `partial`.
+//!
+//! [`prometheus`] is the client of the other external service the console reads, Prometheus
+//! (`external_services.prometheus`), built from the same auth, TLS and redaction parts.
 
 mod auth;
 pub mod diagnose;
 mod error;
 mod http;
 pub mod jaeger_grpc;
+pub mod prometheus;
 pub mod jaeger_http;
 mod redact;
 mod tempo;
