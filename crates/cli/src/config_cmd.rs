@@ -14,8 +14,9 @@ pub enum ConfigCommand {
         /// A Kiali config.yaml, a ConfigMap holding one, or a Kiali CR (YAML or JSON).
         file: PathBuf,
     },
-    /// Print the effective tracing configuration (after deprecated keys and defaults), secrets
-    /// shown as `xxx`, then one line that states the mode.
+    /// Print the effective configuration (tracing, Prometheus and the keys beside them, after
+    /// deprecated keys and defaults), secrets shown as `xxx`, then one line that states the
+    /// mode.
     Show {
         /// A Kiali config.yaml, a ConfigMap holding one, or a Kiali CR (YAML or JSON).
         file: PathBuf,

@@ -1,4 +1,4 @@
-//! `meshtrace demo`: the trace store and the Bookinfo simulator on one machine.
+//! `meshtrace demo`: the trace store, the Bookinfo simulator and the console on one machine.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,31 +10,20 @@ use meshtrace_console::ConsoleOptions;
 use meshtrace_sim::export::Target;
 use meshtrace_sim::run::{RunOptions, Stats, run};
 use meshtrace_store::Store;
-use meshtrace_store::server::{Addresses, Listeners, ServeOptions, serve};
+use meshtrace_store::server::{Listeners, ServeOptions, serve};
 
+use crate::address_args::{StoreAddressArgs, on_loopback, parse_addr};
 use crate::sim_cmd::TrafficArgs;
-use crate::store_cmd::parse_addr;
 
 #[derive(Debug, Args)]
+#[command(mut_args(on_loopback))]
 pub struct DemoArgs {
     /// Keep the store here; by default a temporary directory, removed at exit.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// OTLP/gRPC ingest address of the store.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4317", value_parser = parse_addr)]
-    pub otlp_grpc: std::net::SocketAddr,
-    /// OTLP/HTTP ingest address of the store.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4318", value_parser = parse_addr)]
-    pub otlp_http: std::net::SocketAddr,
-    /// Zipkin ingest address of the store.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9411", value_parser = parse_addr)]
-    pub zipkin: std::net::SocketAddr,
-    /// Jaeger query API address of the store.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:16686", value_parser = parse_addr)]
-    pub query_http: std::net::SocketAddr,
-    /// Jaeger gRPC query API address of the store.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:16685", value_parser = parse_addr)]
-    pub query_grpc: std::net::SocketAddr,
+    // The store's listeners: the same flags as `meshtrace store`, on loopback by default.
+    #[command(flatten)]
+    pub store: StoreAddressArgs,
     /// The console's address (Kiali's port).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:20001", value_parser = parse_addr)]
     pub console: std::net::SocketAddr,
@@ -67,14 +56,7 @@ impl DemoArgs {
             Store::open(&dir, Duration::from_secs(72 * 3600))
                 .with_context(|| format!("cannot open the store in {}", dir.display()))?,
         );
-        let addresses = Addresses {
-            otlp_grpc: self.otlp_grpc,
-            otlp_http: self.otlp_http,
-            zipkin: self.zipkin,
-            query_http: self.query_http,
-            query_grpc: self.query_grpc,
-        };
-        let listeners = Listeners::bind(&addresses).await?;
+        let listeners = Listeners::bind(&self.store.addresses()).await?;
         let bound = listeners.addresses()?;
         let (stop_store, store_stopped) = tokio::sync::oneshot::channel::<()>();
         let options = ServeOptions {

@@ -1,5 +1,6 @@
 //! The `meshtrace` binary: a thin layer of argument parsing over the library crates.
 
+mod address_args;
 mod config_cmd;
 mod demo_cmd;
 mod diagnose_cmd;
@@ -43,11 +44,12 @@ enum Command {
     Store(store_cmd::StoreArgs),
     /// Simulate a Bookinfo mesh whose proxies send Istio-shaped spans to a trace store.
     Sim(sim_cmd::SimArgs),
-    /// Run the trace store and the simulator together on this machine.
+    /// Run the trace store, the simulator and the console together on this machine.
     Demo(demo_cmd::DemoArgs),
     /// Find how a tracing backend can be reached and print a working configuration.
     Diagnose(diagnose_cmd::DiagnoseArgs),
-    /// Run the console's API for the tracing backend a Kiali configuration names.
+    /// Run the console (web pages and Kiali's API) for the tracing backend a Kiali
+    /// configuration names.
     Serve(serve_cmd::ServeArgs),
 }
 
@@ -119,5 +121,62 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Command {
+        Cli::try_parse_from(args).unwrap().command
+    }
+
+    #[test]
+    fn store_listens_everywhere_and_the_demo_on_loopback_by_default() {
+        let Command::Store(store) = parse(&["meshtrace", "store"]) else {
+            panic!("not the store command");
+        };
+        let Command::Demo(demo) = parse(&["meshtrace", "demo"]) else {
+            panic!("not the demo command");
+        };
+        let (store, demo) = (store.addresses.addresses(), demo.store.addresses());
+        let everywhere = [
+            "0.0.0.0:4317",
+            "0.0.0.0:4318",
+            "0.0.0.0:9411",
+            "0.0.0.0:16686",
+            "0.0.0.0:16685",
+        ];
+        let loopback = [
+            "127.0.0.1:4317",
+            "127.0.0.1:4318",
+            "127.0.0.1:9411",
+            "127.0.0.1:16686",
+            "127.0.0.1:16685",
+        ];
+        for (addresses, expected) in [(store, everywhere), (demo, loopback)] {
+            let found = [
+                addresses.otlp_grpc,
+                addresses.otlp_http,
+                addresses.zipkin,
+                addresses.query_http,
+                addresses.query_grpc,
+            ]
+            .map(|a| a.to_string());
+            assert_eq!(found, expected);
+        }
+    }
+
+    #[test]
+    fn the_demo_takes_the_store_address_flags() {
+        let Command::Demo(demo) = parse(&["meshtrace", "demo", "--query-grpc", ":26685"]) else {
+            panic!("not the demo command");
+        };
+        assert_eq!(demo.store.query_grpc.to_string(), "0.0.0.0:26685");
+        assert_eq!(demo.console.to_string(), "127.0.0.1:20001");
+        Cli::command().debug_assert();
     }
 }

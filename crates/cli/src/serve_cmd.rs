@@ -1,4 +1,5 @@
-//! `meshtrace serve`: the console's API for the backend a Kiali configuration names.
+//! `meshtrace serve`: the console (web pages and Kiali's API) for the backend a Kiali
+//! configuration names.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +8,7 @@ use anyhow::Context as _;
 use clap::Args;
 use meshtrace_console::{Console, ConsoleOptions};
 
-use crate::store_cmd::parse_addr;
+use crate::address_args::parse_addr;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {

@@ -1,6 +1,5 @@
 //! `meshtrace store`: the embedded Jaeger-compatible trace store.
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -9,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use meshtrace_model::time::parse_go_duration_std;
-use meshtrace_store::server::{Addresses, Listeners, ServeOptions, serve};
+use meshtrace_store::server::{Listeners, ServeOptions, serve};
 use meshtrace_store::{DEFAULT_DICTIONARY_MAX_ENTRIES, Store, StoreOptions};
 
 #[derive(Debug, Args)]
@@ -25,21 +24,8 @@ pub struct StoreArgs {
     /// Keep everything in memory instead (lost when the process stops).
     #[arg(long)]
     pub memory: bool,
-    /// OTLP/gRPC ingest address (`host:port`, or `:port` for every interface).
-    #[arg(long, value_name = "ADDR", default_value = ":4317", value_parser = parse_addr)]
-    pub otlp_grpc: SocketAddr,
-    /// OTLP/HTTP ingest address (POST /v1/traces).
-    #[arg(long, value_name = "ADDR", default_value = ":4318", value_parser = parse_addr)]
-    pub otlp_http: SocketAddr,
-    /// Zipkin v2 ingest address (POST /api/v2/spans).
-    #[arg(long, value_name = "ADDR", default_value = ":9411", value_parser = parse_addr)]
-    pub zipkin: SocketAddr,
-    /// Jaeger query HTTP API address (/api/*, /api/v3/*).
-    #[arg(long, value_name = "ADDR", default_value = ":16686", value_parser = parse_addr)]
-    pub query_http: SocketAddr,
-    /// Jaeger gRPC query API address (jaeger.api_v2 and api_v3 QueryService, health).
-    #[arg(long, value_name = "ADDR", default_value = ":16685", value_parser = parse_addr)]
-    pub query_grpc: SocketAddr,
+    #[command(flatten)]
+    pub addresses: crate::address_args::StoreAddressArgs,
     /// How long spans are kept (Go duration: 72h, 30m, ...).
     #[arg(long, value_name = "DURATION", default_value = "72h", value_parser = parse_retention)]
     pub retention: Duration,
@@ -56,19 +42,6 @@ pub struct StoreArgs {
     pub check: bool,
     #[command(flatten)]
     pub limits: crate::listen_args::ListenArgs,
-}
-
-/// `host:port`, or `:port` (every interface, as Jaeger writes it).
-pub fn parse_addr(text: &str) -> Result<SocketAddr, String> {
-    let full = if text.starts_with(':') {
-        format!("0.0.0.0{text}")
-    } else {
-        text.to_string()
-    };
-    full.to_socket_addrs()
-        .map_err(|e| format!("`{text}` is not a host:port address ({e})"))?
-        .next()
-        .ok_or_else(|| format!("`{text}` resolves to no address"))
 }
 
 fn parse_retention(text: &str) -> Result<Duration, String> {
@@ -127,14 +100,7 @@ impl StoreArgs {
             tracing::info!(dir = %self.data_dir.display(), "durable store opened");
             store
         };
-        let addresses = Addresses {
-            otlp_grpc: self.otlp_grpc,
-            otlp_http: self.otlp_http,
-            zipkin: self.zipkin,
-            query_http: self.query_http,
-            query_grpc: self.query_grpc,
-        };
-        let listeners = Listeners::bind(&addresses).await?;
+        let listeners = Listeners::bind(&self.addresses.addresses()).await?;
         let options = ServeOptions {
             max_body: self.max_body,
             retention_interval: Duration::from_secs(60),

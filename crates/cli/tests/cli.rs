@@ -72,3 +72,41 @@ fn a_bad_format_is_a_usage_error() {
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output.stderr).contains("invalid value 'toml'"));
 }
+
+#[test]
+fn show_prints_prometheus_secrets_as_xxx() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kiali-cr.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: kiali.io/v1alpha1\nkind: Kiali\nmetadata:\n  name: kiali\nspec:\n  external_services:\n    prometheus:\n      url: https://kiali:url-SECRET@prometheus.monitoring:9090\n      auth:\n        type: basic\n        username: user-SECRET\n        password: pw-SECRET\n      custom_headers:\n        Authorization: Bearer hdr-SECRET\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+
+    let output = meshtrace(&["config", "show", "--format", "json", path]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(!stdout.contains("SECRET") && !stderr.contains("SECRET"));
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let prometheus = &json["external_services"]["prometheus"];
+    assert_eq!(
+        prometheus["url"],
+        "https://kiali:xxx@prometheus.monitoring:9090/"
+    );
+    assert_eq!(prometheus["auth"]["username"], "xxx");
+    assert_eq!(prometheus["auth"]["password"], "xxx");
+    assert_eq!(prometheus["auth"]["token"], "");
+    assert_eq!(prometheus["custom_headers"]["Authorization"], "xxx");
+    // The operator's default for a CR.
+    assert_eq!(prometheus["is_core"], true);
+
+    let output = meshtrace(&["config", "show", path]);
+    assert!(output.status.success());
+    let yaml = text(&output.stdout);
+    assert!(!yaml.contains("SECRET"), "{yaml}");
+    assert!(
+        yaml.contains("  prometheus:\n    enabled: true\n    url: \"https://kiali:xxx@prometheus.monitoring:9090/\"\n    auth:\n      type: \"basic\"\n      username: \"xxx\"\n      password: \"xxx\"\n"),
+        "{yaml}"
+    );
+}

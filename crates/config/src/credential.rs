@@ -80,6 +80,13 @@ fn read_bounded(path: &Path) -> std::io::Result<String> {
     Ok(content)
 }
 
+/// A credential serializes as people may see it: `xxx`, or empty when unset.
+impl serde::Serialize for Credential {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.obfuscated())
+    }
+}
+
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Credential({:?})", self.obfuscated())

@@ -1,9 +1,9 @@
 //! Kiali-compatible configuration for meshtrace.
 //!
 //! meshtrace reads a Kiali configuration unchanged: a `config.yaml`, the ConfigMap that holds
-//! it, or a Kiali CR. Only `external_services.tracing` (and a few neighbours: the UI's trace
-//! limit, the server's address, port and web root) mean something here; every other Kiali key is
-//! accepted and ignored.
+//! it, or a Kiali CR. Only `external_services.tracing`, `external_services.prometheus` (where
+//! mesh metrics come from) and a few neighbours (the UI's trace limit, the server's address,
+//! port and web root) mean something here; every other Kiali key is accepted and ignored.
 //!
 //! ```
 //! let loaded = meshtrace_config::load_str(
@@ -17,21 +17,26 @@
 mod credential;
 mod decode;
 mod diag;
+mod duration;
 mod load;
 mod render;
+mod root;
 mod schema;
+mod section;
 mod validate;
 mod yaml;
 
 pub use credential::{Credential, CredentialError, OBFUSCATED};
 pub use diag::{Diagnostic, Location, Severity};
+pub use duration::parse_prometheus as parse_prometheus_duration;
 pub use load::{
     LoadError, Loaded, MAX_CONFIG_BYTES, MAX_EMBEDDED, load_bytes, load_file, load_str,
 };
-pub use render::{effective, mode, redact_url, to_yaml};
+pub use render::{mode, redact_url, to_yaml};
+pub use root::effective;
 pub use schema::{
-    Auth, AuthType, Config, InputShape, OAuth2, OAuth2AuthStyle, Provider, ServerConfig,
-    TempoConfig, TracingConfig, UrlFormat,
+    Auth, AuthType, Config, DEFAULT_PROMETHEUS_URL, InputShape, OAuth2, OAuth2AuthStyle,
+    PrometheusConfig, Provider, ServerConfig, TempoConfig, ThanosProxy, TracingConfig, UrlFormat,
 };
 pub use validate::SERVICE_ACCOUNT_TOKEN;
 pub use yaml::{MAX_ALIAS_TEXT, MAX_DEPTH, MAX_DUPLICATES, Pos};

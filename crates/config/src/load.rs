@@ -395,6 +395,16 @@ fn apply_operator_defaults(config: &mut Config, spec: Option<&Node>, cr_namespac
             format!("http://tracing.{namespace}/jaeger")
         };
     }
+    // The operator's defaults for Prometheus: `is_core: true`, and for an enabled Prometheus
+    // with no URL, the `prometheus` service in Kiali's namespace.
+    let prometheus = &mut config.prometheus;
+    if written(&["external_services", "prometheus", "is_core"]).is_none() {
+        prometheus.is_core = true;
+    }
+    if prometheus.enabled && written(&["external_services", "prometheus", "url"]).is_none() {
+        let namespace = &config.deployment_namespace;
+        prometheus.url = format!("http://prometheus.{namespace}:9090");
+    }
     let web_root = &mut config.server.web_root;
     if written(&["server", "web_root"]).is_none() {
         *web_root = "/kiali".to_string();

@@ -1,82 +1,10 @@
-//! The effective configuration as people see it: every key with its final value, secrets as
-//! `xxx`, in Kiali's own key names; and the one-line summary of what the console will do.
+//! How the configuration reads to people: URLs with their passwords as `xxx`, the one-line
+//! summary of what the console will do, and the effective configuration (`crate::root`) as
+//! YAML.
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use crate::schema::{Config, Provider, TracingConfig};
-
-/// The effective configuration, shaped like the Kiali config it came from, secrets obfuscated.
-pub fn effective(config: &Config) -> Value {
-    let t = &config.tracing;
-    let auth = &t.auth;
-    let oauth2 = &auth.oauth2;
-    let tempo = &t.tempo_config;
-    // Header values often carry tokens (`Authorization`, API keys): show the names only.
-    let headers: Map<String, Value> = t
-        .custom_headers
-        .keys()
-        .map(|name| (name.clone(), json!(crate::credential::OBFUSCATED)))
-        .collect();
-    json!({
-        "external_services": {
-            "tracing": {
-                "enabled": t.enabled,
-                "provider": t.provider.as_str(),
-                "internal_url": redact_url(&t.internal_url),
-                "external_url": redact_url(&t.external_url),
-                "use_grpc": t.use_grpc,
-                "grpc_port": t.grpc_port,
-                "auth": {
-                    "type": auth.kind.as_str(),
-                    "username": auth.username.obfuscated(),
-                    "password": auth.password.obfuscated(),
-                    "token": auth.token.obfuscated(),
-                    "cert_file": auth.cert_file.obfuscated(),
-                    "key_file": auth.key_file.obfuscated(),
-                    "ca_file": auth.ca_file,
-                    "insecure_skip_verify": auth.insecure_skip_verify,
-                    "use_kiali_token": auth.use_kiali_token,
-                    "oauth2": {
-                        "token_url": redact_url(&oauth2.token_url),
-                        "client_id": oauth2.client_id,
-                        "client_secret": oauth2.client_secret.obfuscated(),
-                        "scopes": oauth2.scopes,
-                        "audience": oauth2.audience,
-                        "auth_style": oauth2.auth_style.as_str(),
-                    },
-                },
-                "custom_headers": headers,
-                "health_check_url": redact_url(&t.health_check_url),
-                "is_core": t.is_core,
-                "namespace_selector": t.namespace_selector,
-                "query_scope": t.query_scope,
-                "query_timeout": t.query_timeout_secs,
-                "disable_version_check": t.disable_version_check,
-                "use_waypoint_name": t.use_waypoint_name,
-                "whitelist_istio_system": t.whitelist_istio_system,
-                "tempo_config": {
-                    "org_id": tempo.org_id,
-                    "datasource_uid": tempo.datasource_uid,
-                    "url_format": tempo.url_format.as_str(),
-                    "name": tempo.name,
-                    "namespace": tempo.namespace,
-                    "tenant": tempo.tenant,
-                    "cache_enabled": tempo.cache_enabled,
-                    "cache_capacity": tempo.cache_capacity,
-                },
-            },
-        },
-        "kiali_feature_flags": { "ui_defaults": { "tracing": { "limit": config.ui_tracing_limit } } },
-        "server": {
-            "address": config.server.address,
-            "port": config.server.port,
-            "web_root": config.server.web_root,
-        },
-        "istio_namespace": config.istio_namespace,
-        "deployment": { "namespace": config.deployment_namespace },
-        "kubernetes_config": { "cluster_name": config.cluster_name },
-    })
-}
+use crate::schema::{Provider, TracingConfig};
 
 /// A URL with any password in it replaced by `xxx` (`http://user:xxx@host/`).
 pub fn redact_url(raw: &str) -> String {
@@ -179,6 +107,7 @@ fn yaml_key(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn yaml_output_reads_back_the_same() {

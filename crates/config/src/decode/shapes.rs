@@ -17,7 +17,7 @@ use crate::yaml::{Node, Style, Value, join};
 
 impl Decoder {
     /// A mapping whose unknown keys are errors. Returns the known entries in file order.
-    pub(super) fn strict<'n>(
+    pub(crate) fn strict<'n>(
         &mut self,
         node: &'n Node,
         path: &str,
@@ -45,7 +45,7 @@ impl Decoder {
 
     /// A mapping whose other keys are accepted silently, except near-misses of the keys
     /// meshtrace reads, which get a warning when the intended key is missing.
-    pub(super) fn lenient<'n>(
+    pub(crate) fn lenient<'n>(
         &mut self,
         node: Option<&'n Node>,
         path: &str,
@@ -79,7 +79,7 @@ impl Decoder {
         node
     }
 
-    pub(super) fn mapping<'n>(
+    pub(crate) fn mapping<'n>(
         &mut self,
         node: Option<&'n Node>,
         path: &str,
@@ -103,13 +103,13 @@ impl Decoder {
     }
 
     /// Records a value's position under its path and passes on non-null values.
-    pub(super) fn present<'n>(&mut self, node: Option<&'n Node>, path: &str) -> Option<&'n Node> {
+    pub(crate) fn present<'n>(&mut self, node: Option<&'n Node>, path: &str) -> Option<&'n Node> {
         let node = node?;
         self.positions.insert(path.to_string(), node.pos);
         (!node.is_null()).then_some(node)
     }
 
-    pub(super) fn bool(&mut self, node: &Node, path: &str) -> Option<bool> {
+    pub(crate) fn bool(&mut self, node: &Node, path: &str) -> Option<bool> {
         let node = self.present(Some(node), path)?;
         if let Some(value) = node.as_typed_bool() {
             return Some(value);
@@ -131,7 +131,7 @@ impl Decoder {
         None
     }
 
-    pub(super) fn int(
+    pub(crate) fn int(
         &mut self,
         node: Option<&Node>,
         path: &str,
@@ -171,7 +171,7 @@ impl Decoder {
 
     /// Any scalar is accepted as a string (as Go's yaml.v3 does: `org_id: 1` is `"1"`). Messages
     /// about strings never quote the value: it may be a secret.
-    pub(super) fn string(&mut self, node: Option<&Node>, path: &str) -> Option<String> {
+    pub(crate) fn string(&mut self, node: Option<&Node>, path: &str) -> Option<String> {
         let node = self.present(node, path)?;
         match &node.value {
             Value::Scalar(text, _) => Some(text.to_string()),
@@ -187,12 +187,12 @@ impl Decoder {
         }
     }
 
-    pub(super) fn secret(&mut self, node: &Node, path: &str) -> Option<Credential> {
+    pub(crate) fn secret(&mut self, node: &Node, path: &str) -> Option<Credential> {
         self.string(Some(node), path).map(Credential::new)
     }
 
     /// A string that must be one of `allowed`.
-    pub(super) fn choice(&mut self, node: &Node, path: &str, allowed: &[&str]) -> Option<String> {
+    pub(crate) fn choice(&mut self, node: &Node, path: &str, allowed: &[&str]) -> Option<String> {
         let value = self.string(Some(node), path)?;
         if allowed.contains(&value.as_str()) {
             return Some(value);
@@ -210,7 +210,7 @@ impl Decoder {
         None
     }
 
-    pub(super) fn string_map(
+    pub(crate) fn string_map(
         &mut self,
         node: &Node,
         path: &str,
@@ -230,7 +230,7 @@ impl Decoder {
         Some(map)
     }
 
-    pub(super) fn string_list(&mut self, node: &Node, path: &str) -> Option<Vec<String>> {
+    pub(crate) fn string_list(&mut self, node: &Node, path: &str) -> Option<Vec<String>> {
         let node = self.present(Some(node), path)?;
         let Value::Seq(items) = &node.value else {
             let found = node.kind();
