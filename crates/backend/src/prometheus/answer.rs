@@ -190,7 +190,10 @@ pub fn sample_value(text: &str) -> Result<f64, String> {
             let short: String = text.chars().take(40).collect();
             // Rust also reads `inf`, `infinity` and `nan` in any case; Prometheus never writes
             // them, and a server that does is not followed there.
-            if text.bytes().any(|b| b.is_ascii_alphabetic() && b != b'e' && b != b'E') {
+            if text
+                .bytes()
+                .any(|b| b.is_ascii_alphabetic() && b != b'e' && b != b'E')
+            {
                 return Err(format!("the sample value {short:?} is not a number"));
             }
             text.parse::<f64>()
@@ -323,6 +326,8 @@ mod tests {
         let e = parse(r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"histogram":[1,{"count":"1"}]}]}}"#)
             .unwrap_err();
         assert!(e.contains("native histogram"), "{e}");
-        assert!(parse(r#"{"status":"success","data":{"resultType":"table","result":[]}}"#).is_err());
+        assert!(
+            parse(r#"{"status":"success","data":{"resultType":"table","result":[]}}"#).is_err()
+        );
     }
 }

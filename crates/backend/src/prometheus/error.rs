@@ -44,9 +44,14 @@ pub enum ErrorKind {
         error: String,
     },
     /// An answer that is not Prometheus's API (a wrong URL, a proxy's page), with an excerpt.
-    NotPrometheus { status: u16, excerpt: String },
+    NotPrometheus {
+        status: u16,
+        excerpt: String,
+    },
     /// The answer was larger than the client reads.
-    TooLarge { limit: usize },
+    TooLarge {
+        limit: usize,
+    },
     /// The answer is Prometheus JSON but not of the expected shape.
     Decode(String),
     /// A query the client refuses to send (an invalid name or range).

@@ -445,9 +445,7 @@ fn global_scrape_interval(yaml: &str) -> Option<Duration> {
             in_global = line.trim_end() == "global:";
             continue;
         }
-        if in_global
-            && let Some(value) = line.trim().strip_prefix("scrape_interval:")
-        {
+        if in_global && let Some(value) = line.trim().strip_prefix("scrape_interval:") {
             return meshtrace_config::parse_prometheus_duration(value.trim().trim_matches('"'));
         }
     }
@@ -498,7 +496,10 @@ mod tests {
         assert_eq!(global_scrape_interval(yaml), Some(Duration::from_secs(30)));
         assert_eq!(global_scrape_interval("scrape_configs: []\n"), None);
         assert_eq!(time_retention("15d"), Some(Duration::from_secs(15 * 86400)));
-        assert_eq!(time_retention("1d or 10GiB"), Some(Duration::from_secs(86400)));
+        assert_eq!(
+            time_retention("1d or 10GiB"),
+            Some(Duration::from_secs(86400))
+        );
         assert_eq!(time_retention("10GB"), None);
         assert_eq!(percent_decode("p%40ss+w"), "p@ss+w");
     }

@@ -73,7 +73,9 @@ impl Transport {
         let exchange = async {
             let first = self.send(url.clone(), params, method, shown).await?;
             if method == Method::Post && matches!(first.status().as_u16(), 405 | 501) {
-                return self.read(self.send(url, params, Method::Get, shown).await?, shown).await;
+                return self
+                    .read(self.send(url, params, Method::Get, shown).await?, shown)
+                    .await;
             }
             self.read(first, shown).await
         };

@@ -89,7 +89,8 @@ async fn through_nginx_with_tls_basic_auth_bearer_tokens_and_custom_headers() {
     );
     answers(&client_with(&url, &file, &options)).await;
     // use_kiali_token: the service account's token instead of `token`.
-    let kiali_token = format!("    auth:\n      type: bearer\n      use_kiali_token: true\n{header}");
+    let kiali_token =
+        format!("    auth:\n      type: bearer\n      use_kiali_token: true\n{header}");
     let sa = PrometheusOptions {
         service_account_token: pki.path("token"),
         ..PrometheusOptions::default()
@@ -111,7 +112,10 @@ async fn through_nginx_with_tls_basic_auth_bearer_tokens_and_custom_headers() {
         )),
         "{message}"
     );
-    assert!(message.contains("external_services.prometheus.auth"), "{message}");
+    assert!(
+        message.contains("external_services.prometheus.auth"),
+        "{message}"
+    );
     assert_no_secret(&message);
 
     let wrong = literal.replace(TOKEN, "bad-SECRET");

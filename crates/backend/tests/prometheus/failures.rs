@@ -12,6 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::any;
 use meshtrace_backend::prometheus::{ErrorKind, Expr, PrometheusOptions, Selector, Value};
 use meshtrace_testkit::prometheus::RealPrometheus;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{Ours, at, client, client_with, openmetrics, serve};
 
@@ -43,22 +44,35 @@ async fn a_slow_prometheus_is_a_timeout_naming_the_url_and_query() {
         }
     });
     // Answers the headers, then one byte of the body every 100 ms.
-    let trickle = axum::Router::new().route(
-        "/api/v1/query",
-        any(|| async {
-            let bytes = futures_like_stream();
-            (
-                [("content-type", "application/json")],
-                Body::from_stream(bytes),
-            )
-        }),
-    );
-    let (trickle_addr, trickle_task) = serve(trickle).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let trickle_addr = listener.local_addr().unwrap();
+    let trickle = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n";
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                for _ in 0..1000 {
+                    if stream.write_all(b" ").await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            });
+        }
+    });
 
     for url in [format!("http://{addr}"), format!("http://{trickle_addr}")] {
         let prometheus = client_with(&url, "", &options(500, 1 << 20));
         let e = prometheus.query(&up(), None).await.unwrap_err();
-        assert_eq!(e.kind, ErrorKind::Timeout(Duration::from_millis(500)), "{e}");
+        assert_eq!(
+            e.kind,
+            ErrorKind::Timeout(Duration::from_millis(500)),
+            "{e}"
+        );
         let message = e.to_string();
         assert!(
             message.starts_with(&format!(
@@ -68,19 +82,7 @@ async fn a_slow_prometheus_is_a_timeout_naming_the_url_and_query() {
         );
     }
     silent.abort();
-    trickle_task.abort();
-}
-
-/// `{"status":"success",...` one byte every 100 ms, for a minute.
-fn futures_like_stream()
--> impl tokio_stream::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
-    let body = b"{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[]}}".repeat(10);
-    let interval = tokio::time::interval(Duration::from_millis(100));
-    let ticks = tokio_stream::wrappers::IntervalStream::new(interval);
-    tokio_stream::StreamExt::map(
-        tokio_stream::StreamExt::zip(ticks, tokio_stream::iter(body)),
-        |(_, byte)| Ok(vec![byte]),
-    )
+    trickle.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,7 +99,12 @@ async fn a_huge_answer_is_refused_at_the_cap() {
             .unwrap_err();
         assert_eq!(e.kind, ErrorKind::TooLarge { limit: 64 << 10 }, "{e}");
         let message = e.to_string();
-        assert!(message.contains(&format!("Prometheus at {url} answered more than 65536 bytes")), "{message}");
+        assert!(
+            message.contains(&format!(
+                "Prometheus at {url} answered more than 65536 bytes"
+            )),
+            "{message}"
+        );
         assert!(message.contains("a coarser step"), "{message}");
         // The same client reads an answer under the cap.
         let answer = small.query(&all, Some(at(300))).await.unwrap();
@@ -126,22 +133,54 @@ async fn a_url_that_is_not_prometheus_is_said_so() {
     // A web page where the API should be (a console's root, a login page), 200 and 404.
     let page = "<html><head><title>Sign in</title><script>x()</script></head><body><h1>Please sign in</h1></body></html>";
     let app = axum::Router::new()
-        .route("/page/api/v1/query", any(move || async move {
-            ([("content-type", "text/html")], page)
-        }))
-        .route("/gone/api/v1/query", any(|| async { (StatusCode::NOT_FOUND, "404 page not found") }))
-        .route("/moved/api/v1/query", any(|| async {
-            (StatusCode::FOUND, [("location", "http://127.0.0.2:9/elsewhere")])
-        }))
-        .route("/down/api/v1/query", any(|| async {
-            (StatusCode::BAD_GATEWAY, "<html><body><h1>502 Bad Gateway</h1></body></html>")
-        }));
+        .route(
+            "/page/api/v1/query",
+            any(move || async move { ([("content-type", "text/html")], page) }),
+        )
+        .route(
+            "/gone/api/v1/query",
+            any(|| async { (StatusCode::NOT_FOUND, "404 page not found") }),
+        )
+        .route(
+            "/moved/api/v1/query",
+            any(|| async {
+                (
+                    StatusCode::FOUND,
+                    [("location", "http://127.0.0.2:9/elsewhere")],
+                )
+            }),
+        )
+        .route(
+            "/down/api/v1/query",
+            any(|| async {
+                (
+                    StatusCode::BAD_GATEWAY,
+                    "<html><body><h1>502 Bad Gateway</h1></body></html>",
+                )
+            }),
+        );
     let (addr, task) = serve(app).await;
     let cases = [
-        ("page", 200, "with Sign in Please sign in: this is not Prometheus's HTTP API"),
-        ("gone", 404, "with 404 page not found: this is not Prometheus's HTTP API"),
-        ("moved", 302, "redirects to another address, which meshtrace does not follow"),
-        ("down", 502, "with 502 Bad Gateway: Prometheus, or a proxy in front of it, failed"),
+        (
+            "page",
+            200,
+            "with Sign in Please sign in: this is not Prometheus's HTTP API",
+        ),
+        (
+            "gone",
+            404,
+            "with 404 page not found: this is not Prometheus's HTTP API",
+        ),
+        (
+            "moved",
+            302,
+            "redirects to another address, which meshtrace does not follow",
+        ),
+        (
+            "down",
+            502,
+            "with 502 Bad Gateway: Prometheus, or a proxy in front of it, failed",
+        ),
     ];
     for (path, status, said) in cases {
         let url = format!("http://{addr}/{path}");
@@ -152,7 +191,9 @@ async fn a_url_that_is_not_prometheus_is_said_so() {
             "{message}"
         );
         assert!(
-            message.starts_with(&format!("Prometheus at {url} answered HTTP {status} (asked `up{{}}`)")),
+            message.starts_with(&format!(
+                "Prometheus at {url} answered HTTP {status} (asked `up{{}}`)"
+            )),
             "{message}"
         );
         assert!(message.contains(said), "{said:?} not in {message}");
@@ -160,11 +201,20 @@ async fn a_url_that_is_not_prometheus_is_said_so() {
     task.abort();
 
     // Nothing listens: unreachable, with the URL and what to check.
-    let e = client("http://127.0.0.1:9").query(&up(), None).await.unwrap_err();
+    let e = client("http://127.0.0.1:9")
+        .query(&up(), None)
+        .await
+        .unwrap_err();
     let message = e.to_string();
     assert!(matches!(e.kind, ErrorKind::Unreachable(_)), "{message}");
-    assert!(message.starts_with("Prometheus at http://127.0.0.1:9 is unreachable"), "{message}");
-    assert!(message.contains("check external_services.prometheus.url"), "{message}");
+    assert!(
+        message.starts_with("Prometheus at http://127.0.0.1:9 is unreachable"),
+        "{message}"
+    );
+    assert!(
+        message.contains("check external_services.prometheus.url"),
+        "{message}"
+    );
 }
 
 /// Answers every request with its own headers and body: as Prometheus's JSON error, as text,
@@ -172,14 +222,25 @@ async fn a_url_that_is_not_prometheus_is_said_so() {
 async fn echo(headers: HeaderMap, body: String) -> axum::response::Response {
     let mut text = String::new();
     for (name, value) in &headers {
-        text.push_str(&format!("{name}: {}\n", String::from_utf8_lossy(value.as_bytes())));
+        text.push_str(&format!(
+            "{name}: {}\n",
+            String::from_utf8_lossy(value.as_bytes())
+        ));
     }
     text.push_str(&body);
-    let json = serde_json::json!({"status": "error", "errorType": text.clone(), "error": text.clone()});
+    let json =
+        serde_json::json!({"status": "error", "errorType": text.clone(), "error": text.clone()});
     if body.contains("json") {
         (StatusCode::UNPROCESSABLE_ENTITY, json.to_string()).into_response()
     } else if body.contains("html") {
-        (StatusCode::BAD_GATEWAY, format!("<html><pre>{}</pre></html>", text.replace('&', "&amp;").replace('<', "&lt;"))).into_response()
+        (
+            StatusCode::BAD_GATEWAY,
+            format!(
+                "<html><pre>{}</pre></html>",
+                text.replace('&', "&amp;").replace('<', "&lt;")
+            ),
+        )
+            .into_response()
     } else {
         (StatusCode::INTERNAL_SERVER_ERROR, text).into_response()
     }
@@ -215,9 +276,15 @@ async fn no_secret_in_any_error_or_log() {
         "    auth:\n      type: basic\n      username: kiali\n      password: {}\n    custom_headers:\n      X-Api-Key: {HEADER}\n",
         serde_json::to_string(PASSWORD).unwrap()
     );
-    let bearer = format!("    auth:\n      type: bearer\n      token: {TOKEN}\n    custom_headers:\n      X-Api-Key: {HEADER}\n");
+    let bearer = format!(
+        "    auth:\n      type: bearer\n      token: {TOKEN}\n    custom_headers:\n      X-Api-Key: {HEADER}\n"
+    );
     let mut shown = Vec::new();
-    for (url, auth) in [(base.clone(), ""), (format!("http://{addr}"), basic.as_str()), (format!("http://{addr}"), bearer.as_str())] {
+    for (url, auth) in [
+        (base.clone(), ""),
+        (format!("http://{addr}"), basic.as_str()),
+        (format!("http://{addr}"), bearer.as_str()),
+    ] {
         let prometheus = client_with(&url, auth, &PrometheusOptions::default());
         for marker in ["json", "html", "text"] {
             let expr = Expr::vector(Selector::metric("up").unwrap().eq("mode", marker).unwrap());
@@ -230,7 +297,10 @@ async fn no_secret_in_any_error_or_log() {
     }
     task.abort();
     let logged = String::from_utf8_lossy(&log.0.lock().unwrap()).to_string();
-    assert!(logged.contains("Prometheus query"), "the client logs its queries: {logged}");
+    assert!(
+        logged.contains("Prometheus query"),
+        "the client logs its queries: {logged}"
+    );
     shown.push(logged);
     for text in &shown {
         assert!(!text.contains("S3cr3t"), "a secret leaked: {text}");

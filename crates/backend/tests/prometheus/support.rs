@@ -202,10 +202,9 @@ pub fn difference(a: &Answer, b: &Answer) -> Option<String> {
             y.sort_by(|p, q| p.0.cmp(q.0));
             series_difference(&x, &y)
         }
-        (Value::Scalar(x), Value::Scalar(y)) => {
-            (x.timestamp_ms != y.timestamp_ms || !same_number(x.value, y.value))
-                .then(|| format!("{x:?} != {y:?}"))
-        }
+        (Value::Scalar(x), Value::Scalar(y)) => (x.timestamp_ms != y.timestamp_ms
+            || !same_number(x.value, y.value))
+        .then(|| format!("{x:?} != {y:?}")),
         (x, y) => (x != y).then(|| format!("{x:?} != {y:?}")),
     }
 }
