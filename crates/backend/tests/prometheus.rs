@@ -7,6 +7,8 @@
 mod agree;
 #[path = "prometheus/auth.rs"]
 mod auth;
+#[path = "prometheus/diagnose.rs"]
+mod diagnose;
 #[path = "prometheus/failures.rs"]
 mod failures;
 #[path = "proxy/nginx.rs"]
