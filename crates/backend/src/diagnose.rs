@@ -9,7 +9,9 @@
 
 mod prometheus;
 
-pub use prometheus::{PrometheusDiagnosis, PrometheusWorking, diagnose_prometheus};
+pub use prometheus::{
+    PrometheusDiagnosis, PrometheusWorking, diagnose_prometheus, no_istio_metrics,
+};
 
 use std::time::Duration;
 

@@ -10,8 +10,7 @@ use std::time::Duration;
 use meshtrace_config::PrometheusConfig;
 
 use super::{CONNECT_TIMEOUT, Probe, settings_yaml, speaks_tls};
-use crate::prometheus::promql::{Aggregation, Grouping};
-use crate::prometheus::{Expr, PrometheusClient, PrometheusOptions, Selector, Value};
+use crate::prometheus::{PrometheusClient, PrometheusOptions};
 
 /// Prometheus's usual port: used when the target names a host only.
 const PROMETHEUS_PORT: u16 = 9090;
@@ -213,21 +212,18 @@ fn client_health(config: &PrometheusConfig) -> String {
 /// How many `istio_requests_total` series Prometheus holds now (within the scope), or why
 /// there are none.
 async fn istio_series(client: &PrometheusClient) -> Result<u64, String> {
-    let selector = Selector::metric("istio_requests_total").map_err(|e| e.to_string())?;
-    let count = Expr::aggregate(Aggregation::Count, Grouping::None, Expr::vector(selector));
-    let answer = client
-        .query(&count, None)
-        .await
-        .map_err(|e| e.to_string())?;
-    let n = match answer.value {
-        Value::Vector(samples) => samples.first().map_or(0.0, |s| s.point.value),
-        _ => 0.0,
-    };
-    if n >= 1.0 {
-        // A count of series: a whole number, far below 2^53.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        return Ok(n as u64);
+    let n = client.istio_series().await.map_err(|e| e.to_string())?;
+    if n > 0 {
+        return Ok(n);
     }
+    Err(format!(
+        "none in the last 5 minutes: {}",
+        no_istio_metrics(client)
+    ))
+}
+
+/// Why a Prometheus that answers may have no Istio metrics, and what it means.
+pub fn no_istio_metrics(client: &PrometheusClient) -> String {
     let scope = if client.scope().is_empty() {
         String::new()
     } else {
@@ -238,10 +234,10 @@ async fn istio_series(client: &PrometheusClient) -> Result<u64, String> {
             .collect();
         format!(", or query_scope ({}) leaves none", matchers.join(", "))
     };
-    Err(format!(
-        "none in the last 5 minutes: Prometheus does not scrape Istio's proxies{scope}; the \
-         graph and metrics pages will be empty (a meshtrace store has them once spans arrive)"
-    ))
+    format!(
+        "Prometheus does not scrape Istio's proxies{scope}; the graph and metrics pages will be \
+         empty (a meshtrace store has them once spans arrive)"
+    )
 }
 
 /// `15s`, `30m`, `15d`, `100y`: the largest unit that divides the duration (as Prometheus

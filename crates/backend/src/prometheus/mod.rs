@@ -338,6 +338,29 @@ impl PrometheusClient {
         }
     }
 
+    /// How many `istio_requests_total` series Prometheus holds now (sampled within its lookback,
+    /// 5 minutes by default), within the scope: 0 means Kiali's graph and metrics pages would be
+    /// empty.
+    pub async fn istio_series(&self) -> Result<u64, PrometheusError> {
+        let selector = Selector::metric("istio_requests_total").map_err(|e| {
+            self.transport
+                .error(None, ErrorKind::InvalidQuery(e.to_string()))
+        })?;
+        let count = Expr::aggregate(
+            promql::Aggregation::Count,
+            promql::Grouping::None,
+            Expr::vector(selector),
+        );
+        let answer = self.query(&count, None).await?;
+        let n = match answer.value {
+            Value::Vector(samples) => samples.first().map_or(0.0, |s| s.point.value),
+            _ => 0.0,
+        };
+        // A count of series: a whole number, far below 2^53 (and 0 for anything else).
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        Ok(if n >= 1.0 { n as u64 } else { 0 })
+    }
+
     /// The scrape interval and retention, as Kiali finds them: from `thanos_proxy` when it is
     /// enabled, else from Prometheus's `/status/config` and `/status/runtimeinfo`, each
     /// falling back to Prometheus's defaults (15s, 15d) when it cannot be read.
