@@ -20,7 +20,7 @@
 )]
 
 use axum::extract::Request;
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -44,7 +44,7 @@ pub async fn refuse_cross_origin(request: Request, next: Next) -> Response {
     {
         next.run(request).await
     } else {
-        ApiError::new(StatusCode::FORBIDDEN, REFUSED).into_response()
+        ApiError::forbidden(REFUSED).into_response()
     }
 }
 
