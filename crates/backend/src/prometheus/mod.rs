@@ -208,7 +208,7 @@ impl PrometheusClient {
         if let Some(time) = time_ms {
             params.push(("time", seconds(time)));
         }
-        self.evaluate("api/v1/query", params, text).await
+        self.evaluate("/api/v1/query", params, text).await
     }
 
     /// `/api/v1/query_range`: `expr` from `start_ms` to `end_ms` every `step`.
@@ -236,7 +236,7 @@ impl PrometheusClient {
             ("end", seconds(end_ms)),
             ("step", seconds(step_ms)),
         ];
-        self.evaluate("api/v1/query_range", params, text).await
+        self.evaluate("/api/v1/query_range", params, text).await
     }
 
     async fn evaluate(
@@ -284,7 +284,7 @@ impl PrometheusClient {
         params.push(("start", seconds(start_ms)));
         params.push(("end", seconds(end_ms)));
         let (data, _, _) = self
-            .api("api/v1/series", &params, Method::Post, &shown)
+            .api("/api/v1/series", &params, Method::Post, &shown)
             .await?;
         Ok(data)
     }
@@ -299,14 +299,14 @@ impl PrometheusClient {
             .iter()
             .map(|s| ("match[]", s.render(&self.scope)))
             .collect();
-        let path = format!("api/v1/label/{}/values", name.as_str());
+        let path = format!("/api/v1/label/{}/values", name.as_str());
         let (data, _, _) = self.api(&path, &params, Method::Get, &path).await?;
         Ok(data)
     }
 
     /// `/api/v1/status/buildinfo` (Kiali reads the version from it).
     pub async fn buildinfo(&self) -> Result<BuildInfo, PrometheusError> {
-        let path = "api/v1/status/buildinfo";
+        let path = "/api/v1/status/buildinfo";
         let (data, _, _) = self.api(path, &[], Method::Get, path).await?;
         Ok(data)
     }
@@ -377,13 +377,13 @@ impl PrometheusClient {
             #[serde(rename = "storageRetention", default)]
             storage_retention: String,
         }
-        let path = "api/v1/status/config";
+        let path = "/api/v1/status/config";
         let scrape_interval = self
             .api::<ConfigData>(path, &[], Method::Get, path)
             .await
             .ok()
             .and_then(|(c, _, _)| global_scrape_interval(&c.yaml));
-        let path = "api/v1/status/runtimeinfo";
+        let path = "/api/v1/status/runtimeinfo";
         let retention = self
             .api::<RuntimeData>(path, &[], Method::Get, path)
             .await
