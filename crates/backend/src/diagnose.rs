@@ -106,6 +106,31 @@ fn settings_yaml(
     out
 }
 
+/// `target` (a URL, or `host[:port]` taken as `http://`) as a URL, and its host.
+fn target_url(target: &str) -> Result<(url::Url, String), String> {
+    let with_scheme = if target.contains("://") {
+        target.to_string()
+    } else {
+        format!("http://{target}")
+    };
+    let url = url::Url::parse(&with_scheme)
+        .map_err(|e| format!("`{target}` is not a URL or host: {e}"))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| format!("`{target}` has no host"))?
+        .to_string();
+    Ok((url, host))
+}
+
+/// Whether `host:port` accepts a connection within [`CONNECT_TIMEOUT`].
+async fn port_open(host: &str, port: u16) -> bool {
+    let open = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio::net::TcpStream::connect((host, port)),
+    );
+    matches!(open.await, Ok(Ok(_)))
+}
+
 #[derive(Debug, Default)]
 pub struct Diagnosis {
     pub probes: Vec<Probe>,
@@ -133,17 +158,7 @@ pub async fn diagnose_ports(
     usual_ports: &[u16],
     options: &Options,
 ) -> Result<Diagnosis, String> {
-    let with_scheme = if target.contains("://") {
-        target.to_string()
-    } else {
-        format!("http://{target}")
-    };
-    let url = url::Url::parse(&with_scheme)
-        .map_err(|e| format!("`{target}` is not a URL or host: {e}"))?;
-    let host = url
-        .host_str()
-        .ok_or_else(|| format!("`{target}` has no host"))?
-        .to_string();
+    let (url, host) = target_url(target)?;
     let mut ports: Vec<u16> = url
         .port()
         .into_iter()
@@ -157,12 +172,7 @@ pub async fn diagnose_ports(
     let settings = settings_yaml(&base.auth, &base.custom_headers);
     let mut diagnosis = Diagnosis::default();
     for port in ports {
-        let open = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            tokio::net::TcpStream::connect((host.as_str(), port)),
-        )
-        .await;
-        let open = matches!(open, Ok(Ok(_)));
+        let open = port_open(&host, port).await;
         diagnosis.probes.push(Probe {
             test: format!("tcp {host}:{port}"),
             result: if open {

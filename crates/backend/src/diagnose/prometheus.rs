@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use meshtrace_config::PrometheusConfig;
 
-use super::{CONNECT_TIMEOUT, Probe, settings_yaml, speaks_tls};
+use super::{Probe, port_open, settings_yaml, speaks_tls, target_url};
 use crate::prometheus::{PrometheusClient, PrometheusOptions};
 
 /// Prometheus's usual port: used when the target names a host only.
@@ -49,29 +49,13 @@ pub async fn diagnose_prometheus(
     base: &PrometheusConfig,
     options: &PrometheusOptions,
 ) -> Result<PrometheusDiagnosis, String> {
-    let has_scheme = target.contains("://");
-    let with_scheme = if has_scheme {
-        target.to_string()
-    } else {
-        format!("http://{target}")
-    };
-    let mut url = url::Url::parse(&with_scheme)
-        .map_err(|e| format!("`{target}` is not a URL or host: {e}"))?;
-    let host = url
-        .host_str()
-        .ok_or_else(|| format!("`{target}` has no host"))?
-        .to_string();
-    if !has_scheme && url.port().is_none() {
+    let (mut url, host) = target_url(target)?;
+    if !target.contains("://") && url.port().is_none() {
         let _ = url.set_port(Some(PROMETHEUS_PORT));
     }
     let port = url.port_or_known_default().unwrap_or(PROMETHEUS_PORT);
     let mut diagnosis = PrometheusDiagnosis::default();
-    let open = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        tokio::net::TcpStream::connect((host.as_str(), port)),
-    )
-    .await;
-    let open = matches!(open, Ok(Ok(_)));
+    let open = port_open(&host, port).await;
     diagnosis.probes.push(Probe {
         test: format!("tcp {host}:{port}"),
         result: if open {
