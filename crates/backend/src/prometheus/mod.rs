@@ -44,6 +44,8 @@ use transport::{Method, Transport};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest answer read when nothing else is set.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 << 20;
+/// Warnings (and infos) of an answer kept; Prometheus gives a handful at most.
+const MAX_NOTES: usize = 32;
 /// Prometheus's own defaults, which Kiali uses when `thanos_proxy` holds values that do not
 /// parse, or Prometheus does not tell.
 const DEFAULT_SCRAPE_INTERVAL: Duration = Duration::from_secs(15);
@@ -254,6 +256,15 @@ impl PrometheusClient {
         let value = data
             .into_value()
             .map_err(|e| self.transport.error(Some(&text), ErrorKind::Decode(e)))?;
+        // Shown and logged: excerpts, like every other piece of an answer.
+        let excerpts = |notes: Vec<String>| -> Vec<String> {
+            notes
+                .iter()
+                .take(MAX_NOTES)
+                .map(|n| self.transport.secrets().excerpt(n.as_bytes()))
+                .collect()
+        };
+        let (warnings, infos) = (excerpts(warnings), excerpts(infos));
         if !warnings.is_empty() {
             tracing::warn!(prometheus = %self.transport.shown, query = %text, ?warnings, "Prometheus answered with warnings");
         }

@@ -218,7 +218,7 @@ async fn a_url_that_is_not_prometheus_is_said_so() {
 }
 
 /// Answers every request with its own headers and body: as Prometheus's JSON error, as text,
-/// as HTML, and (to /api/v1/status/buildinfo) as a redirect to another origin.
+/// as HTML, or as the warnings and infos of a successful answer.
 async fn echo(headers: HeaderMap, body: String) -> axum::response::Response {
     let mut text = String::new();
     for (name, value) in &headers {
@@ -230,7 +230,15 @@ async fn echo(headers: HeaderMap, body: String) -> axum::response::Response {
     text.push_str(&body);
     let json =
         serde_json::json!({"status": "error", "errorType": text.clone(), "error": text.clone()});
-    if body.contains("json") {
+    if body.contains("warn") {
+        let answer = serde_json::json!({
+            "status": "success",
+            "data": {"resultType": "vector", "result": []},
+            "warnings": [text.clone()],
+            "infos": [text.clone()],
+        });
+        ([("content-type", "application/json")], answer.to_string()).into_response()
+    } else if body.contains("json") {
         (StatusCode::UNPROCESSABLE_ENTITY, json.to_string()).into_response()
     } else if body.contains("html") {
         (
@@ -292,6 +300,11 @@ async fn no_secret_in_any_error_or_log() {
             shown.push(e.to_string());
             shown.push(format!("{e:?}"));
         }
+        // Prometheus's warnings and infos are excerpts too.
+        let expr = Expr::vector(Selector::metric("up").unwrap().eq("mode", "warn").unwrap());
+        let answer = prometheus.query(&expr, None).await.unwrap();
+        assert_eq!(answer.warnings.len(), 1);
+        shown.push(format!("{answer:?}"));
         shown.push(prometheus.describe().to_string());
         shown.push(prometheus.buildinfo().await.unwrap_err().to_string());
     }
