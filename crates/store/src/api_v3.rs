@@ -80,7 +80,7 @@ async fn get_trace(
 ) -> Result<Response, V3Error> {
     let id = TraceId::from_hex(&raw_id)
         .map_err(|e| V3Error::bad_request(format!("malformed parameter trace_id: {e}")))?;
-    match blocking(&store, move |s| s.get_trace(id)).await? {
+    match blocking(&store, move |s| s.get_trace_or_archived(id)).await? {
         Some(trace) => Ok(axum::Json(traces_result(std::slice::from_ref(&trace))).into_response()),
         None => Err(no_traces()),
     }

@@ -4,6 +4,7 @@
 
 mod api_v1;
 pub(crate) mod api_v3;
+mod archive;
 pub mod check;
 mod codec;
 mod damage;
@@ -22,9 +23,13 @@ mod query;
 pub mod raw_codec;
 mod request;
 pub mod server;
+mod transform;
 
 pub use damage::DamageKind;
-pub use engine::{DEFAULT_DICTIONARY_MAX_ENTRIES, Store, StoreOptions};
+pub use engine::{
+    ARCHIVE_MAX_TRACE_BYTES, ARCHIVE_MAX_TRACES, ArchiveError, DEFAULT_DICTIONARY_MAX_ENTRIES,
+    Store, StoreOptions,
+};
 pub use kv::{FjallKv, Kv, MemoryKv, Op, Recovery, Table};
 pub use query::{DependencyLink, Operation, TraceQuery, TraceSummary, summarize};
 
