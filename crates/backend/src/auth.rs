@@ -11,18 +11,38 @@
     clippy::arithmetic_side_effects
 )]
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use meshtrace_config::{AuthType, Credential, OAuth2, OAuth2AuthStyle, TracingConfig};
+use meshtrace_config::{Auth, AuthType, Credential, OAuth2, OAuth2AuthStyle, TracingConfig};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::error::cause;
 use crate::redact::Secrets;
 use crate::{BackendError, Options};
+
+/// What the headers of an external service (tracing, Prometheus) are made from: its `auth`, its
+/// `custom_headers`, and the timeout of its requests (an OAuth2 token fetch gets the same).
+#[derive(Debug, Clone, Copy)]
+pub struct Service<'a> {
+    pub auth: &'a Auth,
+    pub custom_headers: &'a BTreeMap<String, String>,
+    pub timeout: Duration,
+}
+
+impl<'a> Service<'a> {
+    pub fn tracing(config: &'a TracingConfig) -> Service<'a> {
+        Service {
+            auth: &config.auth,
+            custom_headers: &config.custom_headers,
+            timeout: config.query_timeout(),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Headers {
@@ -38,16 +58,16 @@ pub struct Headers {
 }
 
 impl Headers {
-    pub fn new(config: &TracingConfig, options: &Options) -> Result<Headers, BackendError> {
-        let auth = &config.auth;
+    pub fn new(service: &Service, options: &Options) -> Result<Headers, BackendError> {
+        let auth = service.auth;
         let secrets = Secrets::default();
         let oauth2 = match auth.kind {
-            AuthType::OAuth2 => Some(Arc::new(OAuth2Source::new(config, secrets.clone())?)),
+            AuthType::OAuth2 => Some(Arc::new(OAuth2Source::new(service, secrets.clone())?)),
             _ => None,
         };
         // Known from the start, so that even an error before the first request hides them;
         // values read from files are added again each time they are read (rotation).
-        for value in config.custom_headers.values() {
+        for value in service.custom_headers.values() {
             secrets.add(value);
         }
         let resolved = |c: &Credential| c.resolve().unwrap_or_default();
@@ -68,7 +88,7 @@ impl Headers {
             token_file: auth
                 .use_kiali_token
                 .then(|| options.service_account_token.clone()),
-            custom: config
+            custom: service
                 .custom_headers
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
@@ -105,6 +125,20 @@ impl Headers {
         })
     }
 
+    /// `request` with the `Authorization` header (read now) and the custom headers.
+    pub async fn apply(
+        &self,
+        mut request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, BackendError> {
+        if let Some(value) = self.authorization().await? {
+            request = request.header("Authorization", value);
+        }
+        for (name, value) in &self.custom {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        Ok(request)
+    }
+
     /// Every secret these headers have sent (or will send), to keep out of messages.
     pub fn secrets(&self) -> &Secrets {
         &self.secrets
@@ -139,8 +173,8 @@ struct TokenResponse {
 }
 
 impl OAuth2Source {
-    fn new(config: &TracingConfig, secrets: Secrets) -> Result<OAuth2Source, BackendError> {
-        let settings = config.auth.oauth2.clone();
+    fn new(service: &Service, secrets: Secrets) -> Result<OAuth2Source, BackendError> {
+        let settings = service.auth.oauth2.clone();
         if let Ok(secret) = settings.client_secret.resolve() {
             add_client_secret(&secrets, &settings.client_id, &secret);
         }
@@ -148,9 +182,9 @@ impl OAuth2Source {
             BackendError::Config(format!("auth.oauth2.token_url is not a valid URL: {e}"))
         })?;
         Ok(OAuth2Source {
-            http: crate::tls::http_client(&config.auth, &url)?,
+            http: crate::tls::http_client(service.auth, &url)?,
             settings,
-            timeout: config.query_timeout(),
+            timeout: service.timeout,
             cached: Mutex::new(None),
             secrets,
         })
@@ -287,7 +321,7 @@ mod tests {
             "external_services:\n  tracing:\n    internal_url: http://j:16686\n    use_grpc: false\n{yaml}"
         );
         let loaded = meshtrace_config::load_str(&text).unwrap();
-        Headers::new(&loaded.config.tracing, options).unwrap()
+        Headers::new(&Service::tracing(&loaded.config.tracing), options).unwrap()
     }
 
     #[tokio::test]

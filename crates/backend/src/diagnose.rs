@@ -2,9 +2,16 @@
 //! Jaeger HTTP (with and without a `/jaeger` prefix), Jaeger gRPC and Tempo HTTP answer on them,
 //! using the auth and headers of a given configuration. A port that answers a TLS handshake is
 //! probed over https (with the configuration's CA and client certificate). Every probe is
-//! reported; the configurations that worked come back best first.
+//! reported; the configurations that worked come back best first. [`diagnose_prometheus`] does
+//! the same for a Prometheus.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod prometheus;
+
+pub use prometheus::{
+    PrometheusDiagnosis, PrometheusWorking, diagnose_prometheus, no_istio_metrics,
+};
 
 use std::time::Duration;
 
@@ -50,12 +57,14 @@ impl Working {
     }
 }
 
-/// The auth and header settings of `config` that differ from the defaults, as YAML lines under
-/// `tracing:`. A secret given literally shows as `xxx` (paste your own); a secret read from a
-/// file shows its path.
-fn settings_yaml(config: &TracingConfig) -> String {
+/// The auth and header settings of a service's configuration that differ from the defaults, as
+/// YAML lines under `tracing:` or `prometheus:`. A secret given literally shows as `xxx`
+/// (paste your own); a secret read from a file shows its path.
+fn settings_yaml(
+    auth: &meshtrace_config::Auth,
+    custom_headers: &std::collections::BTreeMap<String, String>,
+) -> String {
     use std::fmt::Write as _;
-    let auth = &config.auth;
     let shown = |c: &meshtrace_config::Credential| match c.file() {
         Some(path) => path.display().to_string(),
         None => c.obfuscated().to_string(),
@@ -88,13 +97,38 @@ fn settings_yaml(config: &TracingConfig) -> String {
     if !lines.is_empty() {
         out = format!("    auth:\n{lines}");
     }
-    if !config.custom_headers.is_empty() {
+    if !custom_headers.is_empty() {
         out.push_str("    custom_headers:\n");
-        for name in config.custom_headers.keys() {
+        for name in custom_headers.keys() {
             let _ = writeln!(out, "      {name}: xxx");
         }
     }
     out
+}
+
+/// `target` (a URL, or `host[:port]` taken as `http://`) as a URL, and its host.
+fn target_url(target: &str) -> Result<(url::Url, String), String> {
+    let with_scheme = if target.contains("://") {
+        target.to_string()
+    } else {
+        format!("http://{target}")
+    };
+    let url = url::Url::parse(&with_scheme)
+        .map_err(|e| format!("`{target}` is not a URL or host: {e}"))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| format!("`{target}` has no host"))?
+        .to_string();
+    Ok((url, host))
+}
+
+/// Whether `host:port` accepts a connection within [`CONNECT_TIMEOUT`].
+async fn port_open(host: &str, port: u16) -> bool {
+    let open = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio::net::TcpStream::connect((host, port)),
+    );
+    matches!(open.await, Ok(Ok(_)))
 }
 
 #[derive(Debug, Default)]
@@ -124,17 +158,7 @@ pub async fn diagnose_ports(
     usual_ports: &[u16],
     options: &Options,
 ) -> Result<Diagnosis, String> {
-    let with_scheme = if target.contains("://") {
-        target.to_string()
-    } else {
-        format!("http://{target}")
-    };
-    let url = url::Url::parse(&with_scheme)
-        .map_err(|e| format!("`{target}` is not a URL or host: {e}"))?;
-    let host = url
-        .host_str()
-        .ok_or_else(|| format!("`{target}` has no host"))?
-        .to_string();
+    let (url, host) = target_url(target)?;
     let mut ports: Vec<u16> = url
         .port()
         .into_iter()
@@ -145,15 +169,10 @@ pub async fn diagnose_ports(
     ports.retain(|p| seen.insert(*p));
     let path = url.path().trim_end_matches('/').to_string();
 
-    let settings = settings_yaml(base);
+    let settings = settings_yaml(&base.auth, &base.custom_headers);
     let mut diagnosis = Diagnosis::default();
     for port in ports {
-        let open = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            tokio::net::TcpStream::connect((host.as_str(), port)),
-        )
-        .await;
-        let open = matches!(open, Ok(Ok(_)));
+        let open = port_open(&host, port).await;
         diagnosis.probes.push(Probe {
             test: format!("tcp {host}:{port}"),
             result: if open {

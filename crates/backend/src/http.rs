@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use meshtrace_config::TracingConfig;
 
-use crate::auth::Headers;
+use crate::auth::{Headers, Service};
 use crate::error::cause;
 use crate::redact::Secrets;
 use crate::{BackendError, Options};
@@ -39,7 +39,7 @@ impl HttpCaller {
     ) -> Result<HttpCaller, BackendError> {
         Ok(HttpCaller {
             http: crate::tls::http_client(&config.auth, url)?,
-            headers: Headers::new(config, options)?,
+            headers: Headers::new(&Service::tracing(config), options)?,
             fixed,
             timeout: config.query_timeout(),
             shown,
@@ -60,15 +60,10 @@ impl HttpCaller {
             .query(query)
             .timeout(self.timeout)
             .header("Accept", accept);
-        if let Some(value) = self.headers.authorization().await? {
-            request = request.header("Authorization", value);
-        }
         for (name, value) in &self.fixed {
             request = request.header(*name, value.as_str());
         }
-        for (name, value) in self.headers.custom() {
-            request = request.header(name.as_str(), value.as_str());
-        }
+        let request = self.headers.apply(request).await?;
         let response = request.send().await.map_err(|e| self.transport(e))?;
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(|e| self.transport(e))?;

@@ -76,7 +76,7 @@ impl JaegerGrpc {
             probe,
             shown,
             client: QueryServiceClient::new(channel),
-            headers: Headers::new(config, options)?,
+            headers: Headers::new(&crate::auth::Service::tracing(config), options)?,
             timeout: config.query_timeout(),
         })
     }

@@ -3,6 +3,9 @@
 //! (`use_grpc: true`) and Tempo's HTTP API — built from the effective configuration, with its auth, headers and
 //! timeout. Every error names the backend (its URL with any password hidden) and says what went
 //! wrong; a result that is not complete says so in `partial`.
+//!
+//! [`prometheus`] is the client of the other external service the console reads, Prometheus
+//! (`external_services.prometheus`), built from the same auth, TLS and redaction parts.
 
 // No unwrap or expect outside tests (clippy.toml allows them there): every one left says why.
 #![warn(clippy::unwrap_used, clippy::expect_used)]
@@ -13,6 +16,7 @@ mod error;
 mod http;
 pub mod jaeger_grpc;
 pub mod jaeger_http;
+pub mod prometheus;
 mod redact;
 mod tempo;
 mod tls;

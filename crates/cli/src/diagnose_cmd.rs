@@ -1,17 +1,25 @@
-//! `meshtrace diagnose`: find how a tracing backend can be reached, and print the configuration.
+//! `meshtrace diagnose`: find how a tracing backend (and a Prometheus, with `--prometheus`) can be
+//! reached, and print the configuration.
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
 use meshtrace_backend::Options;
-use meshtrace_backend::diagnose::{USUAL_PORTS, diagnose_ports};
-use meshtrace_config::TracingConfig;
+use meshtrace_backend::diagnose::{USUAL_PORTS, diagnose_ports, diagnose_prometheus};
+use meshtrace_backend::prometheus::PrometheusOptions;
+use meshtrace_config::Config;
 
 #[derive(Debug, Args)]
 pub struct DiagnoseArgs {
-    /// The backend: a URL (http://tracing.istio-system:16685/jaeger) or a host[:port].
-    pub url: String,
+    /// The tracing backend: a URL (http://tracing.istio-system:16685/jaeger) or a host[:port].
+    #[arg(required_unless_present = "prometheus")]
+    pub url: Option<String>,
+    /// A Prometheus to probe too (or only): a URL (http://prometheus.istio-system:9090) or a
+    /// host[:port] (port 9090 when none), with the `external_services.prometheus` auth, headers
+    /// and query_scope of --config.
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
     /// A Kiali configuration whose auth and custom headers the probes use.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -62,36 +70,44 @@ fn parse_port_list(text: &str) -> Result<PortList, String> {
 }
 
 impl DiagnoseArgs {
-    /// Exit status: success when at least one configuration works.
+    /// Exit status: success when every service asked about has a configuration that works.
     pub fn run(self) -> anyhow::Result<bool> {
-        let base = match &self.config {
+        let config = match &self.config {
             Some(file) => {
                 meshtrace_config::load_file(file)
                     .map_err(|e| {
                         anyhow::anyhow!("{e}: run `meshtrace config check {}`", file.display())
                     })?
                     .config
-                    .tracing
             }
-            None => TracingConfig::default(),
+            None => Config::default(),
         };
         let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-        let diagnosis = runtime
-            .block_on(diagnose_ports(
-                &self.url,
-                &base,
-                &self.ports,
-                &self.usual_ports.0,
-                &Options::default(),
-            ))
-            .map_err(anyhow::Error::msg)?;
-        println!("probes:");
-        for probe in &diagnosis.probes {
-            match &probe.result {
-                Ok(note) => println!("  ok    {}: {note}", probe.test),
-                Err(reason) => println!("  no    {}: {reason}", probe.test),
-            }
+        let mut ok = true;
+        if let Some(url) = &self.url {
+            ok &= runtime.block_on(self.tracing(url, &config))?;
         }
+        if let Some(url) = &self.prometheus {
+            if self.url.is_some() {
+                println!();
+            }
+            ok &= runtime.block_on(self.prometheus(url, &config))?;
+        }
+        Ok(ok)
+    }
+
+    async fn tracing(&self, url: &str, config: &Config) -> anyhow::Result<bool> {
+        let diagnosis = diagnose_ports(
+            url,
+            &config.tracing,
+            &self.ports,
+            &self.usual_ports.0,
+            &Options::default(),
+        )
+        .await
+        .map_err(anyhow::Error::msg)?;
+        println!("probes:");
+        print_probes(&diagnosis.probes);
         if diagnosis.working.is_empty() {
             println!("\nno configuration worked");
             return Ok(false);
@@ -105,5 +121,29 @@ impl DiagnoseArgs {
             println!("\n# keep the auth and custom_headers of your configuration with these.");
         }
         Ok(true)
+    }
+
+    async fn prometheus(&self, url: &str, config: &Config) -> anyhow::Result<bool> {
+        let diagnosis = diagnose_prometheus(url, &config.prometheus, &PrometheusOptions::default())
+            .await
+            .map_err(anyhow::Error::msg)?;
+        println!("prometheus probes:");
+        print_probes(&diagnosis.probes);
+        let Some(working) = diagnosis.working else {
+            println!("\nno Prometheus answered");
+            return Ok(false);
+        };
+        println!("\nworking Prometheus configuration:\n\n# {}", working.note);
+        print!("{}", working.yaml());
+        Ok(true)
+    }
+}
+
+fn print_probes(probes: &[meshtrace_backend::diagnose::Probe]) {
+    for probe in probes {
+        match &probe.result {
+            Ok(note) => println!("  ok    {}: {note}", probe.test),
+            Err(reason) => println!("  no    {}: {reason}", probe.test),
+        }
     }
 }

@@ -129,3 +129,57 @@ fn diagnose_refuses_a_usual_port_that_is_no_port() {
         );
     }
 }
+
+#[test]
+fn diagnose_probes_a_prometheus_with_the_auth_of_the_config() {
+    let samples = "# TYPE up gauge\nup{job=\"x\"} 1 1700000000\n# EOF\n";
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let prometheus = runtime.block_on(meshtrace_testkit::prometheus::RealPrometheus::start(
+        samples,
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kiali.yaml");
+    std::fs::write(
+        &config,
+        "external_services:\n  prometheus:\n    auth:\n      type: bearer\n      token: tok-SECRET\n",
+    )
+    .unwrap();
+    let (code, out) = diagnose(&[
+        "--prometheus",
+        &prometheus.addr.to_string(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let addr = prometheus.addr;
+    assert!(out.starts_with("prometheus probes:\n"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "  ok    Prometheus API http://{addr}: answers, version 2."
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("  no    Istio metrics (istio_requests_total): none"),
+        "{out}"
+    );
+    // The block to paste: the URL that worked and the auth of the configuration, the token as xxx.
+    assert!(
+        out.contains(&format!(
+            "external_services:\n  prometheus:\n    enabled: true\n    url: http://{addr}\n    auth:\n      type: bearer\n      token: xxx\n"
+        )),
+        "{out}"
+    );
+    assert!(!out.contains("SECRET"), "{out}");
+
+    // Nothing listens: said, exit status 1; and without a target, a usage error.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (code, out) = diagnose(&["--prometheus", &dead.to_string()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.ends_with("\nno Prometheus answered\n"), "{out}");
+    let (code, _) = diagnose(&[]);
+    assert_eq!(code, 2);
+}

@@ -9,7 +9,8 @@
 //!
 //! Both surfaces take their statuses from one place (`error`). Everything goes through one
 //! [`Console`]: the loaded configuration, the backend client built from it (or the reason
-//! there is none), the inventory, version and trace caches (`cache`), and the metrics.
+//! there is none), the Prometheus client (or the reason there is none), the inventory, version
+//! and trace caches (`cache`), and the metrics.
 
 // No unwrap or expect outside tests (clippy.toml allows them there): every one left says why.
 #![warn(clippy::unwrap_used, clippy::expect_used)]
@@ -32,6 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use meshtrace_backend::prometheus::{PrometheusClient, PrometheusOptions};
 use meshtrace_backend::{BackendError, TracingBackend};
 use meshtrace_config::Config;
 
@@ -54,6 +56,8 @@ pub struct ConsoleOptions {
     pub background_inventory: bool,
     /// What the listener holds its clients to: header, body and idle timeouts, open connections.
     pub limits: meshtrace_listen::Limits,
+    /// The Prometheus client's timeout, answer cap and service-account token.
+    pub prometheus: PrometheusOptions,
 }
 
 impl Default for ConsoleOptions {
@@ -66,6 +70,7 @@ impl Default for ConsoleOptions {
             inventory_traces_per_service: 50,
             background_inventory: true,
             limits: meshtrace_listen::Limits::default(),
+            prometheus: PrometheusOptions::default(),
         }
     }
 }
@@ -77,6 +82,9 @@ pub struct Console {
     pub metrics: Metrics,
     inventory: inventory::Cache,
     version: ops::VersionCache,
+    /// The client of `external_services.prometheus`, or why there is none.
+    prometheus: Result<Arc<PrometheusClient>, String>,
+    prometheus_status: ops::PrometheusStatusCache,
     traces: ui::trace_cache::TraceCache,
     started: Instant,
 }
@@ -88,6 +96,9 @@ impl Console {
             tracing::warn!(%reason, "no tracing backend: the traces routes answer 503");
         }
         let inventory = inventory::Cache::new(options.inventory_refresh);
+        let prometheus = PrometheusClient::new(&config.prometheus, &options.prometheus)
+            .map(Arc::new)
+            .map_err(|e| e.to_string());
         Arc::new(Console {
             config,
             backend,
@@ -95,6 +106,8 @@ impl Console {
             metrics: Metrics::default(),
             inventory,
             version: ops::VersionCache::default(),
+            prometheus,
+            prometheus_status: ops::PrometheusStatusCache::default(),
             traces: ui::trace_cache::new(),
             started: Instant::now(),
         })
@@ -103,6 +116,14 @@ impl Console {
     /// The backend, or the 503 that says why there is none.
     pub fn backend(&self) -> Result<&Arc<dyn TracingBackend>, ApiError> {
         self.backend
+            .as_ref()
+            .map_err(|reason| ApiError::unavailable(reason.clone()))
+    }
+
+    /// The Prometheus client, or the 503 that says why there is none (disabled, or a
+    /// configuration it cannot be made from).
+    pub fn prometheus(&self) -> Result<&Arc<PrometheusClient>, ApiError> {
+        self.prometheus
             .as_ref()
             .map_err(|reason| ApiError::unavailable(reason.clone()))
     }

@@ -1,7 +1,10 @@
-//! Operations: `/healthz`, `/readyz`, `/metrics`, and `GET /api/status` with the backend's
-//! version (cached; fetched with a short timeout so a broken backend never stalls the route).
+//! Operations: `/healthz`, `/readyz`, `/metrics`, and `GET /api/status` with the tracing
+//! backend's version and Prometheus's version and state (each cached, and fetched in the
+//! background with a short timeout, so a broken service never stalls the route).
 
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -10,26 +13,135 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 
+use meshtrace_backend::prometheus::PrometheusClient;
+
 use crate::Console;
 use crate::cache::TtlCache;
 
 /// How long a version read stays good, and how long `/api/status` waits for a first one.
 const VERSION_TTL: Duration = Duration::from_secs(300);
 const VERSION_WAIT: Duration = Duration::from_secs(1);
+/// How long Prometheus's state stays good (it changes more than a version), and the longest a
+/// read of it may take.
+const PROMETHEUS_TTL: Duration = Duration::from_secs(60);
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub struct VersionCache {
-    /// The last answer (`None` inside when the backend cannot tell); empty until one came.
-    value: TtlCache<(), Option<String>>,
-    fetching: std::sync::atomic::AtomicBool,
+/// A value read from an external service, refreshed in the background: a read serves the
+/// cached value, starts one fetch when it is stale, and waits (at most [`VERSION_WAIT`]) only
+/// for the very first.
+pub struct Refreshed<T> {
+    /// The last value; empty until one came.
+    value: TtlCache<(), T>,
+    fetching: AtomicBool,
 }
+
+impl<T: Send + Sync + 'static> Refreshed<T> {
+    pub fn new(ttl: Duration) -> Self {
+        Refreshed {
+            value: TtlCache::new(1, ttl),
+            fetching: AtomicBool::new(false),
+        }
+    }
+}
+
+/// The value of `pick(console)`, fetched with `fetch` when stale.
+async fn refreshed<T: Send + Sync + 'static>(
+    console: &Arc<Console>,
+    pick: fn(&Console) -> &Refreshed<T>,
+    ttl: Duration,
+    fetch: impl Future<Output = T> + Send + 'static,
+) -> Option<Arc<T>> {
+    let cache = pick(console);
+    let current = cache.value.get_stale(&());
+    if let Some((value, age)) = &current
+        && *age < ttl
+    {
+        return Some(value.clone());
+    }
+    if !cache.fetching.swap(true, Ordering::SeqCst) {
+        let console = console.clone();
+        tokio::spawn(async move {
+            let value = fetch.await;
+            let cache = pick(&console);
+            cache.value.insert((), value);
+            cache.fetching.store(false, Ordering::SeqCst);
+        });
+    }
+    if let Some((value, _)) = current {
+        return Some(value);
+    }
+    let deadline = Instant::now() + VERSION_WAIT;
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Some((value, _)) = cache.value.get_stale(&()) {
+            return Some(value);
+        }
+    }
+    None
+}
+
+pub type VersionCache = Refreshed<Option<String>>;
 
 impl Default for VersionCache {
     fn default() -> Self {
-        VersionCache {
-            value: TtlCache::new(1, VERSION_TTL),
-            fetching: std::sync::atomic::AtomicBool::new(false),
-        }
+        Refreshed::new(VERSION_TTL)
     }
+}
+
+/// What `/api/status` says of Prometheus: its version when it answered, and what is wrong.
+#[derive(Debug, Clone, Default)]
+pub struct PrometheusStatus {
+    version: Option<String>,
+    warnings: Vec<String>,
+}
+
+pub type PrometheusStatusCache = Refreshed<PrometheusStatus>;
+
+impl Default for PrometheusStatusCache {
+    fn default() -> Self {
+        Refreshed::new(PROMETHEUS_TTL)
+    }
+}
+
+/// Prometheus's version (`/api/v1/status/buildinfo`, as Kiali reads it) and whether Istio's
+/// metrics are there, asked at once, within [`FETCH_TIMEOUT`].
+async fn prometheus_status(client: Arc<PrometheusClient>) -> PrometheusStatus {
+    let asked = async { tokio::join!(client.buildinfo(), client.istio_series()) };
+    let Ok((build, istio)) = tokio::time::timeout(FETCH_TIMEOUT, asked).await else {
+        return PrometheusStatus {
+            version: None,
+            warnings: vec![format!(
+                "{} did not answer within {}s: the metrics pages and the graph will fail or be \
+                 slow; check that Prometheus is running and not overloaded",
+                client.describe(),
+                FETCH_TIMEOUT.as_secs()
+            )],
+        };
+    };
+    let mut status = PrometheusStatus::default();
+    match build {
+        // A version, not a page: one line, cut short.
+        Ok(info) => {
+            let version: String = info
+                .version
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(64)
+                .collect();
+            status.version = Some(version);
+            match istio {
+                Ok(0) => status.warnings.push(format!(
+                    "{} has no istio_requests_total series in the last 5 minutes: {}",
+                    client.describe(),
+                    meshtrace_backend::diagnose::no_istio_metrics(&client)
+                )),
+                Ok(_) => {}
+                Err(e) => status.warnings.push(e.to_string()),
+            }
+        }
+        Err(e) => status.warnings.push(e.to_string()),
+    }
+    status
 }
 
 pub fn routes() -> Router<Arc<Console>> {
@@ -69,45 +181,41 @@ impl Console {
     /// wait of at most one second for the very first.
     async fn backend_version(self: &Arc<Console>) -> Option<String> {
         let backend = self.backend().ok()?.clone();
-        let cache = &self.version;
-        let current = cache.value.get_stale(&());
-        if let Some((version, age)) = &current
-            && *age < VERSION_TTL
-        {
-            return version.as_ref().clone();
+        let console = self.clone();
+        let fetch = async move {
+            let started = Instant::now();
+            let version = tokio::time::timeout(FETCH_TIMEOUT, backend.version())
+                .await
+                .ok()
+                .flatten();
+            console
+                .metrics
+                .backend_call("Version", started.elapsed(), version.is_some());
+            version
+        };
+        refreshed(self, |c| &c.version, VERSION_TTL, fetch)
+            .await
+            .and_then(|v| v.as_ref().clone())
+    }
+
+    /// Prometheus's status, as [`Console::backend_version`] reads the version; `None` when
+    /// Prometheus is disabled.
+    async fn prometheus_status(self: &Arc<Console>) -> Option<PrometheusStatus> {
+        if !self.config.prometheus.enabled {
+            return None;
         }
-        if !cache
-            .fetching
-            .swap(true, std::sync::atomic::Ordering::SeqCst)
-        {
-            let console = self.clone();
-            tokio::spawn(async move {
-                let started = Instant::now();
-                let version = tokio::time::timeout(Duration::from_secs(5), backend.version())
-                    .await
-                    .ok()
-                    .flatten();
-                console
-                    .metrics
-                    .backend_call("Version", started.elapsed(), version.is_some());
-                console.version.value.insert((), version);
-                console
-                    .version
-                    .fetching
-                    .store(false, std::sync::atomic::Ordering::SeqCst);
-            });
-        }
-        if let Some((version, _)) = current {
-            return version.as_ref().clone();
-        }
-        let deadline = Instant::now() + VERSION_WAIT;
-        while Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            if let Some((version, _)) = cache.value.get_stale(&()) {
-                return version.as_ref().clone();
+        let client = match &self.prometheus {
+            Ok(client) => client.clone(),
+            Err(reason) => {
+                return Some(PrometheusStatus {
+                    version: None,
+                    warnings: vec![reason.clone()],
+                });
             }
-        }
-        None
+        };
+        let fetch = prometheus_status(client);
+        let status = refreshed(self, |c| &c.prometheus_status, PROMETHEUS_TTL, fetch).await;
+        Some(status.map(|s| s.as_ref().clone()).unwrap_or_default())
     }
 }
 
@@ -134,12 +242,22 @@ async fn status(State(console): State<Arc<Console>>) -> Json<serde_json::Value> 
         }
         services.push(entry);
     }
+    // Kiali lists Prometheus with its version; what is wrong with it goes to the warnings.
+    let mut warnings = Vec::new();
+    if let Some(prometheus) = console.prometheus_status().await {
+        let mut entry = serde_json::json!({"name": "Prometheus"});
+        if let Some(version) = prometheus.version {
+            entry["version"] = version.into();
+        }
+        services.push(entry);
+        warnings = prometheus.warnings;
+    }
     Json(serde_json::json!({
         "status": {
             "Kiali state": "running",
             "Kiali version": concat!("meshtrace ", env!("CARGO_PKG_VERSION")),
         },
         "externalServices": services,
-        "warningMessages": [],
+        "warningMessages": warnings,
     }))
 }

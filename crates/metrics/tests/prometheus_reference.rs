@@ -7,12 +7,13 @@
 
 mod common;
 
+use common::Served;
 use common::bookinfo::{self, BASE};
 use common::compare::{Answer, compare};
-use common::{RealPrometheus, Served, prometheus_version};
 use meshtrace_metrics::MemorySource;
 use meshtrace_metrics::http::ApiOptions;
 use meshtrace_metrics::promql::{Compat, EngineOptions};
+use meshtrace_testkit::prometheus::{RealPrometheus, prometheus_version};
 
 /// Kiali's L13 grouping labels (graph/telemetry/istio/istio.go).
 const L13: &str = "source_cluster,source_workload_namespace,source_workload,source_canonical_service,source_canonical_revision,destination_cluster,destination_service_namespace,destination_service,destination_service_name,destination_workload_namespace,destination_workload,destination_canonical_service,destination_canonical_revision";

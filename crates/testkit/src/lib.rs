@@ -1,7 +1,12 @@
 //! Test support shared by the workspace's test suites, so that each suite does not carry its
 //! own copy: the clock ([`now`]), RFC 3339 texts for query parameters ([`rfc3339`]), model spans
 //! built field by field ([`SpanBuilder`]) and reading a socket until the server closes it
-//! ([`read_until_closed`]). Only ever a dev-dependency; it may panic, as tests do.
+//! ([`read_until_closed`]), and a real Prometheus ([`prometheus`]) started over TSDB blocks made
+//! with promtool — the reference both the PromQL evaluator and the Prometheus client are tested
+//! against. Only ever a dev-dependency; it may panic, as tests do: a test that cannot reach its
+//! reference must fail, never skip.
+
+pub mod prometheus;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,138 @@
+//! A real Prometheus (Debian's `prometheus` package) started on a loopback port over TSDB
+//! blocks made from OpenMetrics text with `promtool tsdb create-blocks-from openmetrics`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The path of `program`, or a failure telling how to install it: a missing reference must
+/// fail the test, never skip it.
+pub fn require(program: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "`{program}` is not installed: these tests compare with a real Prometheus. \
+             Run ./scripts/test, which installs Debian's `prometheus` package (prometheus and \
+             promtool)."
+        )
+    })
+}
+
+/// `(major, minor)` of the installed Prometheus, from `prometheus --version`.
+pub fn prometheus_version() -> (u32, u32) {
+    let out = Command::new(require("prometheus"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let version = text
+        .split_whitespace()
+        .skip_while(|w| *w != "version")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no version in {text:?}"));
+    let mut parts = version
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty());
+    let major = parts.next().unwrap().parse().unwrap();
+    let minor = parts.next().unwrap().parse().unwrap();
+    (major, minor)
+}
+
+/// A Prometheus server over TSDB blocks made from OpenMetrics text; killed when dropped.
+pub struct RealPrometheus {
+    pub addr: SocketAddr,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl RealPrometheus {
+    pub async fn start(openmetrics: &str) -> RealPrometheus {
+        let promtool = require("promtool");
+        let prometheus = require("prometheus");
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("samples.om");
+        std::fs::write(&input, openmetrics).unwrap();
+        let data = dir.path().join("data");
+        let made = Command::new(promtool)
+            .args(["tsdb", "create-blocks-from", "openmetrics", "--quiet"])
+            .arg(&input)
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(
+            made.status.success(),
+            "promtool failed: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let config = dir.path().join("prometheus.yml");
+        // No scrape targets: the server only answers queries over the imported blocks.
+        std::fs::write(&config, "global:\n  scrape_interval: 15s\n").unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+        let child = Command::new(prometheus)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", data.display()))
+            .arg(format!("--web.listen-address={addr}"))
+            // Retention counts back from the newest block; the imported samples are years old
+            // and must all stay.
+            .arg("--storage.tsdb.retention.time=100y")
+            .arg("--query.lookback-delta=5m")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut server = RealPrometheus { addr, child, dir };
+        server.wait_ready().await;
+        server
+    }
+
+    async fn wait_ready(&mut self) {
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("prometheus exited ({status}): {}", self.log());
+            }
+            let ready = client
+                .get(format!("http://{}/-/ready", self.addr))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "prometheus was not ready within 2 minutes: {}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for RealPrometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
