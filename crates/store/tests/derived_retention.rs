@@ -11,7 +11,10 @@ use meshtrace_model::{KeyValue, Process, RefType, Span, SpanId, SpanRef, TraceId
 use meshtrace_store::{Store, StoreOptions};
 
 fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
 }
 
 /// A client span of productpage calling `callee` (answered by `callee-v1`), and the server
@@ -41,7 +44,9 @@ fn request(n: u64, callee: &str, end_us: u64) -> Vec<Span> {
         tags: vec![
             KeyValue::string(
                 "node_id",
-                format!("sidecar~10.0.0.{id}~{app}-v1-7d8f9c6b5-x2kqp.bookinfo~bookinfo.svc.cluster.local"),
+                format!(
+                    "sidecar~10.0.0.{id}~{app}-v1-7d8f9c6b5-x2kqp.bookinfo~bookinfo.svc.cluster.local"
+                ),
             ),
             KeyValue::string("istio.canonical_service", app),
             KeyValue::string("upstream_cluster", upstream),
@@ -53,8 +58,20 @@ fn request(n: u64, callee: &str, end_us: u64) -> Vec<Span> {
         warnings: vec![],
     };
     vec![
-        span(n * 2 + 1, None, "productpage", "client", format!("outbound|9080||{callee}.bookinfo.svc.cluster.local")),
-        span(n * 2 + 2, Some(n * 2 + 1), callee, "server", "inbound|9080||".to_string()),
+        span(
+            n * 2 + 1,
+            None,
+            "productpage",
+            "client",
+            format!("outbound|9080||{callee}.bookinfo.svc.cluster.local"),
+        ),
+        span(
+            n * 2 + 2,
+            Some(n * 2 + 1),
+            callee,
+            "server",
+            "inbound|9080||".to_string(),
+        ),
     ]
 }
 
@@ -63,7 +80,10 @@ fn counts(store: &Store) -> Vec<(String, f64)> {
     let now = (now_us() / 1000) as i64;
     let mut out: Vec<(String, f64)> = store
         .select(
-            &[Matcher::equal("__name__", "istio_requests_total"), Matcher::equal("reporter", "destination")],
+            &[
+                Matcher::equal("__name__", "istio_requests_total"),
+                Matcher::equal("reporter", "destination"),
+            ],
             now - 3 * 3_600_000,
             now + 60_000,
         )
@@ -95,7 +115,10 @@ fn retention_removes_old_buckets_and_the_series_left_empty() {
     }
     assert_eq!(
         counts(&store),
-        vec![("details-v1".to_string(), 5.0), ("reviews-v1".to_string(), 8.0)]
+        vec![
+            ("details-v1".to_string(), 5.0),
+            ("reviews-v1".to_string(), 8.0)
+        ]
     );
     // A cutoff an hour ago: the old buckets go; details had nothing else.
     store.purge_before(now - 3600 * 1_000_000).unwrap();
@@ -111,7 +134,11 @@ fn a_reopened_store_serves_the_same_series() {
         let store = Store::open_with(dir.path(), &options).unwrap();
         for n in 0..20 {
             store
-                .write(&request(n, ["details", "reviews"][n as usize % 2], now - n * 20_000_000))
+                .write(&request(
+                    n,
+                    ["details", "reviews"][n as usize % 2],
+                    now - n * 20_000_000,
+                ))
                 .unwrap();
         }
         let counted = counts(&store);
@@ -120,7 +147,10 @@ fn a_reopened_store_serves_the_same_series() {
     };
     assert_eq!(
         before,
-        vec![("details-v1".to_string(), 10.0), ("reviews-v1".to_string(), 10.0)]
+        vec![
+            ("details-v1".to_string(), 10.0),
+            ("reviews-v1".to_string(), 10.0)
+        ]
     );
     let store = Store::open_with(dir.path(), &options).unwrap();
     assert_eq!(counts(&store), before);
