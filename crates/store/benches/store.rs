@@ -359,14 +359,12 @@ fn quick() {
         }
     }
     for (label, metrics) in runs {
+        // Declared before the store, so removed after it is closed.
+        let dir = tempfile::tempdir().unwrap();
         let store = if label == "memory" {
             Store::in_memory_with(&store_options(metrics))
         } else {
-            Store::open_with(
-                tempfile::tempdir().unwrap().keep().as_path(),
-                &store_options(metrics),
-            )
-            .unwrap()
+            Store::open_with(dir.path(), &store_options(metrics)).unwrap()
         };
         let started = Instant::now();
         std::thread::scope(|scope| {
