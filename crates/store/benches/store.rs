@@ -544,8 +544,9 @@ fn ingest(
 }
 
 /// The derived series as Kiali's namespace graph reads them over the hour written: the
-/// selector of its requests query (`reporter="destination"`, a namespace) and of its response
-/// time query (the duration buckets), each over one hour and the 10-minute rate window.
+/// selector of its requests query (`reporter="source"`, a namespace: every span of this
+/// workload names an `outbound|` upstream, so all are source reports) and of its response time
+/// query (the duration buckets), each over one hour and the 10-minute rate window.
 fn report_series(store: &Store) {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -561,8 +562,8 @@ fn report_series(store: &Store) {
     for (name, what) in selectors {
         let matchers = [
             Matcher::equal("__name__", name),
-            Matcher::equal("reporter", "destination"),
-            Matcher::equal("destination_workload_namespace", "bookinfo"),
+            Matcher::equal("reporter", "source"),
+            Matcher::equal("source_workload_namespace", "bookinfo"),
         ];
         let mut times = Vec::new();
         let mut found = (0, 0);
