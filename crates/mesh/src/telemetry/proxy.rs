@@ -22,7 +22,7 @@ pub enum ProxyKind {
 }
 
 /// A workload as Istio's standard metrics label it (one side of a request).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Workload<'a> {
     pub name: &'a str,
     pub namespace: &'a str,

@@ -1,9 +1,13 @@
 //! Measuring with the metrics derivation off and on (`METRICS`, `ROUNDS`): which settings to
-//! run, the store options for each, and the cost reported from the best rate of each.
+//! run, the store options for each, the cost reported from the best rate of each, and how fast
+//! the derived series are read.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use meshtrace_store::StoreOptions;
+use meshtrace_metrics::{Matcher, SeriesSource};
+use meshtrace_store::{Store, StoreOptions};
+
+use crate::measure::percentile;
 
 /// The derivation settings to measure (`METRICS`): off then on by default.
 pub fn metrics_modes() -> Vec<bool> {
@@ -50,6 +54,44 @@ pub fn report_cost(what: &str, rates: &[(&str, bool, f64)], label: &str) {
         println!(
             "{what}: the metrics derivation costs {:.1}% of throughput",
             100.0 * (off - on) / off
+        );
+    }
+}
+
+/// The derived series as Kiali's namespace graph reads them over the hour written: the
+/// selector of its requests query (`reporter="source"`, a namespace: every span of this
+/// workload names an `outbound|` upstream, so all are source reports) and of its response time
+/// query (the duration buckets), each over one hour and the 10-minute rate window.
+pub fn report_series(store: &Store) {
+    let now = meshtrace_model::time::now_micros() as i64 / 1000;
+    let selectors = [
+        ("istio_requests_total", "requests"),
+        (
+            "istio_request_duration_milliseconds_bucket",
+            "duration buckets",
+        ),
+    ];
+    for (name, what) in selectors {
+        let matchers = [
+            Matcher::equal("__name__", name),
+            Matcher::equal("reporter", "source"),
+            Matcher::equal("source_workload_namespace", "bookinfo"),
+        ];
+        let mut times = Vec::new();
+        let mut found = (0, 0);
+        for _ in 0..20 {
+            let started = Instant::now();
+            let series = store.select(&matchers, now - 4_200_000, now).unwrap();
+            times.push(started.elapsed());
+            found = (series.len(), series.iter().map(|s| s.samples.len()).sum());
+        }
+        times.sort();
+        println!(
+            "derived series, graph selector ({what}) over 1 h: p50 {:>8.3} ms  p99 {:>8.3} ms ({} series, {} samples)",
+            percentile(&times, 0.5).as_secs_f64() * 1e3,
+            percentile(&times, 0.99).as_secs_f64() * 1e3,
+            found.0,
+            found.1
         );
     }
 }

@@ -12,7 +12,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
 use crate::at_scale::report_search;
-use crate::derivation::{best, metrics_modes, on_off, report_cost, rounds, store_options};
+use crate::derivation::{
+    best, metrics_modes, on_off, report_cost, report_series, rounds, store_options,
+};
 use crate::measure::{Exporter, percentile, status_kib, trace_latencies};
 use crate::workload::{BATCH, SPANS_PER_TRACE, workload};
 
@@ -75,14 +77,12 @@ pub fn quick() {
         }
     }
     for (label, metrics) in runs {
+        // Declared before the store, so removed after it is closed.
+        let dir = tempfile::tempdir().unwrap();
         let store = if label == "memory" {
             Store::in_memory_with(&store_options(metrics))
         } else {
-            Store::open_with(
-                tempfile::tempdir().unwrap().keep().as_path(),
-                &store_options(metrics),
-            )
-            .unwrap()
+            Store::open_with(dir.path(), &store_options(metrics)).unwrap()
         };
         let started = Instant::now();
         std::thread::scope(|scope| {
@@ -214,5 +214,8 @@ fn ingest(
     );
 
     report_search(&store, "", 50);
+    if metrics {
+        report_series(&store);
+    }
     ingest_rate
 }

@@ -280,8 +280,8 @@ impl Derivation {
                 applied.new_series.push((item.family, resolved.id));
             }
             let key = (item.family, resolved.id, item.bucket);
-            // A bucket past the series' latest has no cell on disk: nothing to read first.
-            if resolved.previous_last.is_none_or(|last| item.bucket > last) {
+            // A bucket past what may be on disk alone: nothing to read first.
+            if item.bucket > resolved.disk_max {
                 state.resident.entry(key).or_insert_with(|| Resident {
                     cell: empty(item.family),
                     seq: 0,
@@ -385,6 +385,7 @@ impl Derivation {
         }
         for (_, key) in evictable.iter().take(excess) {
             state.resident.remove(key);
+            state.registry.evicted(key.0, key.1, key.2);
         }
     }
 

@@ -21,7 +21,10 @@
 )]
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
+
+use foldhash::fast::RandomState;
 
 use meshtrace_mesh::telemetry::Workload;
 use meshtrace_model::{SpanId, TraceId};
@@ -30,6 +33,8 @@ use meshtrace_model::{SpanId, TraceId};
 const MAX_ADDRESSES: usize = 65_536;
 /// Server spans remembered for client spans that come in later batches.
 const MAX_CALLEES: usize = 65_536;
+/// Distinct workloads shared by the tables.
+const MAX_WORKLOADS: usize = 65_536;
 
 /// A workload's labels, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,24 +76,49 @@ impl OwnedWorkload {
 
 #[derive(Default)]
 pub struct Peers {
-    by_address: HashMap<Box<str>, Arc<OwnedWorkload>>,
+    by_address: HashMap<Box<str>, Arc<OwnedWorkload>, RandomState>,
     /// (trace, the client span's ID) → the workload that answered it.
-    callees: HashMap<(TraceId, SpanId), Arc<OwnedWorkload>>,
+    callees: HashMap<(TraceId, SpanId), Arc<OwnedWorkload>, RandomState>,
+    /// One shared copy of each workload, by the hash of its labels.
+    workloads: HashMap<u64, Vec<Arc<OwnedWorkload>>, RandomState>,
+    hasher: RandomState,
 }
 
 impl Peers {
-    /// Learns that `address` is a pod of `workload`; returns the shared copy.
+    /// Learns that `address` is a pod of `workload`; returns the shared copy. An address that
+    /// moves to another workload (a pod replaced) costs no allocation for a workload known.
     pub fn learn(&mut self, address: &str, workload: &Workload<'_>) -> Arc<OwnedWorkload> {
         if let Some(known) = self.by_address.get(address)
             && known.view() == *workload
         {
             return known.clone();
         }
+        let shared = self.intern(workload);
+        if let Some(known) = self.by_address.get_mut(address) {
+            *known = shared.clone();
+            return shared;
+        }
         if self.by_address.len() >= MAX_ADDRESSES {
             self.by_address.clear();
         }
+        self.by_address.insert(address.into(), shared.clone());
+        shared
+    }
+
+    fn intern(&mut self, workload: &Workload<'_>) -> Arc<OwnedWorkload> {
+        let hash = self.hasher.hash_one(workload);
+        if let Some(known) = self
+            .workloads
+            .get(&hash)
+            .and_then(|list| list.iter().find(|w| w.view() == *workload))
+        {
+            return known.clone();
+        }
+        if self.workloads.len() >= MAX_WORKLOADS {
+            self.workloads.clear();
+        }
         let owned = Arc::new(OwnedWorkload::of(workload));
-        self.by_address.insert(address.into(), owned.clone());
+        self.workloads.entry(hash).or_default().push(owned.clone());
         owned
     }
 

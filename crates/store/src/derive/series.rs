@@ -86,6 +86,9 @@ pub struct Entry {
     pub first_bucket: u64,
     /// The latest bucket (end, ms) with a cell of this series.
     pub last_bucket: u64,
+    /// No cell of a later bucket is on disk unless it is also in memory: the latest bucket
+    /// stored before the open, or let go from memory since.
+    pub disk_max: u64,
     /// Whether its stored entry is known to be on disk.
     pub committed: bool,
 }
@@ -117,9 +120,8 @@ pub struct Registry {
 pub struct Resolved {
     pub id: u32,
     pub new_entry: Option<(Vec<u8>, Vec<u8>)>,
-    /// The series' latest bucket before this one (None: a new series): a later bucket has no
-    /// cell on disk yet.
-    pub previous_last: Option<u64>,
+    /// A bucket past it has no cell on disk that is not in memory ([`Entry::disk_max`]).
+    pub disk_max: u64,
 }
 
 impl Registry {
@@ -222,17 +224,16 @@ impl Registry {
             return Resolved {
                 id,
                 new_entry: None,
-                previous_last: Some(u64::MAX),
+                disk_max: u64::MAX,
             };
         };
-        let previous_last = Some(entry.last_bucket);
         entry.last_bucket = entry.last_bucket.max(bucket);
         entry.first_bucket = entry.first_bucket.min(bucket);
         let new_entry = (!entry.committed).then(|| encode_entry(family, id, &entry.labels));
         Resolved {
             id,
             new_entry,
-            previous_last,
+            disk_max: entry.disk_max,
         }
     }
 
@@ -319,13 +320,14 @@ impl Registry {
                 labels: interned,
                 first_bucket,
                 last_bucket,
+                disk_max: 0,
                 committed,
             },
         );
         Resolved {
             id,
             new_entry,
-            previous_last: None,
+            disk_max: 0,
         }
     }
 
@@ -353,6 +355,14 @@ impl Registry {
         if let Some(entry) = self.sets_mut(family).entries.get_mut(&id) {
             entry.last_bucket = entry.last_bucket.max(bucket);
             entry.first_bucket = entry.first_bucket.min(bucket);
+            entry.disk_max = entry.disk_max.max(bucket);
+        }
+    }
+
+    /// Records that the cell of `bucket` was let go from memory (it is on disk).
+    pub fn evicted(&mut self, family: Family, id: u32, bucket: u64) {
+        if let Some(entry) = self.sets_mut(family).entries.get_mut(&id) {
+            entry.disk_max = entry.disk_max.max(bucket);
         }
     }
 

@@ -18,7 +18,7 @@ fn values_past_the_bound_fold_into_overflow_and_series_past_theirs_into_one() {
     registry.mark_committed(Family::Service, a.id);
     let committed = resolve(&mut registry, Family::Service, &["a", "op", "k", "s"], 20);
     assert!(committed.new_entry.is_none());
-    assert_eq!(committed.previous_last, Some(20));
+    assert_eq!(committed.disk_max, 0, "nothing on disk but in memory");
     let b = resolve(&mut registry, Family::Service, &["b", "op", "k", "s"], 10);
     // A third service name is past the bound of two values.
     let c = resolve(&mut registry, Family::Service, &["c", "op", "k", "s"], 10);
