@@ -4,6 +4,7 @@
 //! Everything goes through one [`Console`]: the loaded configuration, the backend client built
 //! from it (or the reason there is none), the inventory and version caches, and the metrics.
 
+pub mod auth;
 mod check;
 mod destination;
 mod error;
@@ -43,6 +44,8 @@ pub struct ConsoleOptions {
     pub background_inventory: bool,
     /// What the listener holds its clients to: header, body and idle timeouts, open connections.
     pub limits: meshtrace_listen::Limits,
+    /// Authentication settings that are not in Kiali's configuration.
+    pub auth: auth::AuthOptions,
 }
 
 impl Default for ConsoleOptions {
@@ -55,6 +58,7 @@ impl Default for ConsoleOptions {
             inventory_traces_per_service: 50,
             background_inventory: true,
             limits: meshtrace_listen::Limits::default(),
+            auth: auth::AuthOptions::default(),
         }
     }
 }
@@ -68,6 +72,7 @@ pub struct Console {
     version: ops::VersionCache,
     traces: ui::TraceCache,
     started: Instant,
+    pub auth: auth::Auth,
 }
 
 impl Console {
@@ -76,7 +81,12 @@ impl Console {
         if let Err(reason) = &backend {
             tracing::warn!(%reason, "no tracing backend: the traces routes answer 503");
         }
+        let auth = auth::Auth::new(&config, &options.auth);
+        if let Some(problem) = auth.problem() {
+            tracing::error!(%problem, "authentication cannot work: protected routes answer 503");
+        }
         Arc::new(Console {
+            auth,
             config,
             backend,
             options,
@@ -115,6 +125,11 @@ impl Console {
             .merge(inventory::routes())
             .merge(ops::routes())
             .merge(ui::routes())
+            .merge(auth::routes())
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                auth::gate,
+            ))
             .layer(axum::middleware::from_fn(same_origin::refuse_cross_origin))
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
@@ -126,9 +141,14 @@ impl Console {
             api
         } else {
             // Probes and scrapers find health and metrics at the root as well.
-            Router::new()
-                .nest(root, api)
-                .merge(ops::root_routes().with_state(self.clone()))
+            Router::new().nest(root, api).merge(
+                ops::root_routes()
+                    .layer(axum::middleware::from_fn_with_state(
+                        self.clone(),
+                        auth::gate,
+                    ))
+                    .with_state(self.clone()),
+            )
         }
     }
 
