@@ -499,3 +499,54 @@ async fn a_provider_that_is_down_or_another_issuer_gives_a_login_page_with_the_r
     assert!(error.to_lowercase().contains("issuer"), "{error}");
     assert!(!error.contains(CLIENT_SECRET));
 }
+
+/// Opens and reseals a cookie as someone holding the signing key would (AES-256-GCM,
+/// base64(nonce ‖ ciphertext)): the only way to hand the console a login whose nonce differs
+/// from the one the provider signed, since the state and the PKCE verifier travel with it.
+fn reseal(cookie: &str, edit: impl FnOnce(&mut Value)) -> String {
+    use aes_gcm::aead::{Aead, KeyInit};
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(KEY.as_bytes()).unwrap();
+    let bytes = b64.decode(cookie).unwrap();
+    let (nonce, sealed) = bytes.split_at(12);
+    let plain = cipher
+        .decrypt(aes_gcm::Nonce::from_slice(nonce), sealed)
+        .unwrap();
+    let mut login: Value = serde_json::from_slice(&plain).unwrap();
+    edit(&mut login);
+    let plain = serde_json::to_vec(&login).unwrap();
+    let mut out = nonce.to_vec();
+    out.extend(
+        cipher
+            .encrypt(aes_gcm::Nonce::from_slice(nonce), plain.as_slice())
+            .unwrap(),
+    );
+    b64.encode(out)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_id_token_for_another_nonce_is_refused() {
+    let s = setup("", 3600, None).await;
+    let mut browser = Browser::default();
+    let start = browser.get(&s.url("/api/auth/openid_redirect")).await;
+    let authorize = start.headers()[LOCATION].to_str().unwrap().to_string();
+    let key = (s.console.port(), "kiali-token-nonce-Kubernetes".to_string());
+    let forged = reseal(&browser.jar[&key], |login| {
+        login["nonce"] = "another-login-s-nonce".into();
+    });
+    browser.jar.insert(key, forged);
+    let (url, response) = browser.login(s.console, &authorize, "grace").await;
+    assert!(url.contains("/login?openid_error="), "{url}");
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("The login failed: the ID token was refused"),
+        "{page}"
+    );
+    assert!(page.to_lowercase().contains("nonce"), "{page}");
+    assert!(
+        !browser
+            .jar
+            .contains_key(&(s.console.port(), "kiali-token-Kubernetes".to_string()))
+    );
+}

@@ -88,13 +88,13 @@ pub fn user(
 }
 
 /// The token of `Authorization`, as Kiali takes it: a value containing `Bearer`, with the
-/// `Bearer ` prefix removed.
+/// `Bearer` prefix removed. A bare `Bearer` (HTTP trims the space after it) is no token.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     if !value.contains("Bearer") {
         return None;
     }
-    let token = value.strip_prefix("Bearer ").unwrap_or(value).trim();
+    let token = value.strip_prefix("Bearer").unwrap_or(value).trim();
     (!token.is_empty()).then_some(token)
 }
 
@@ -141,7 +141,7 @@ mod tests {
             Refusal::Untrusted
         );
         assert_eq!(user(&trusted, None, &with).unwrap_err(), Refusal::Untrusted);
-        for value in ["Basic abc", "Bearer ", "bearer abc"] {
+        for value in ["Basic abc", "Bearer ", "Bearer", "bearer abc"] {
             let h = headers(&[("authorization", value)]);
             assert_eq!(
                 user(&trusted, Some(proxy), &h).unwrap_err(),

@@ -13,6 +13,7 @@
     clippy::arithmetic_side_effects
 )]
 
+mod callback;
 mod header;
 mod openid;
 mod routes;
@@ -239,8 +240,9 @@ impl Auth {
 pub async fn gate(State(console): State<Arc<Console>>, request: Request, next: Next) -> Response {
     let auth = &console.auth;
     let path = request.uri().path().to_string();
-    if auth.strategy == AuthStrategy::OpenId && openid::is_callback(&path, request.uri().query()) {
-        return openid::callback(&console, request).await;
+    if auth.strategy == AuthStrategy::OpenId && callback::is_callback(&path, request.uri().query())
+    {
+        return callback::callback(&console, request).await;
     }
     if auth.strategy == AuthStrategy::Anonymous || auth.is_public(&path) {
         return next.run(request).await;

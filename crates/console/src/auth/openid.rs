@@ -19,18 +19,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::Request;
 use axum::http::HeaderMap;
-use axum::response::{Html, IntoResponse, Response};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use axum::response::Response;
 use meshtrace_config::{Config, OpenIdConfig};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient};
 use openidconnect::{
-    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndSessionUrl, IssuerUrl,
-    JsonWebKeySet, JsonWebKeySetUrl, LogoutRequest, Nonce, PkceCodeChallenge, PkceCodeVerifier,
-    PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse, TokenUrl,
-    UserInfoUrl,
+    AuthUrl, ClientId, ClientSecret, CsrfToken, EndSessionUrl, IssuerUrl, JsonWebKeySet,
+    JsonWebKeySetUrl, LogoutRequest, Nonce, PkceCodeChallenge, PostLogoutRedirectUrl,
+    ProviderMetadataWithLogout, RedirectUrl, Scope, TokenUrl, UserInfoUrl,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
@@ -47,7 +43,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 const CA_FILE: &str = "/kiali-cabundle/openid-server-ca.crt";
 
 pub struct Provider {
-    config: OpenIdConfig,
+    pub(super) config: OpenIdConfig,
     scopes: Vec<String>,
     secret: Option<String>,
     http: reqwest::Client,
@@ -56,13 +52,13 @@ pub struct Provider {
 
 /// What the login needs between its two legs.
 #[derive(Serialize, Deserialize)]
-struct LoginState {
-    state: String,
-    nonce: String,
-    pkce: String,
-    redirect_uri: String,
-    return_to: String,
-    expires: i64,
+pub(super) struct LoginState {
+    pub(super) state: String,
+    pub(super) nonce: String,
+    pub(super) pkce: String,
+    pub(super) redirect_uri: String,
+    pub(super) return_to: String,
+    pub(super) expires: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +66,7 @@ struct LoginState {
 pub struct HttpError(String);
 
 /// The HTTP client the `openidconnect` crate sends its requests with.
-struct Http(reqwest::Client);
+pub(super) struct Http(reqwest::Client);
 
 type Answer = Result<openidconnect::HttpResponse, HttpError>;
 
@@ -164,12 +160,12 @@ impl Provider {
         })
     }
 
-    fn http(&self) -> Http {
+    pub(super) fn http(&self) -> Http {
         Http(self.http.clone())
     }
 
     /// The provider's metadata and keys, from discovery (cached), with `discovery_override`.
-    async fn metadata(&self) -> Result<Arc<ProviderMetadataWithLogout>, String> {
+    pub(super) async fn metadata(&self) -> Result<Arc<ProviderMetadataWithLogout>, String> {
         let mut cached = self.metadata.lock().await;
         if let Some((at, metadata)) = cached.as_ref()
             && at.elapsed() < METADATA_TTL
@@ -220,7 +216,7 @@ impl Provider {
         Ok(metadata)
     }
 
-    fn client(
+    pub(super) fn client(
         &self,
         metadata: &ProviderMetadataWithLogout,
         redirect_uri: &str,
@@ -315,164 +311,6 @@ pub async fn start(console: &Console, headers: &HeaderMap, return_to: Option<&st
     response
 }
 
-/// Whether a request to the web root is the provider's answer: `state` with `code` or `error`.
-pub fn is_callback(path: &str, query: Option<&str>) -> bool {
-    if !matches!(path, "/" | "") {
-        return false;
-    }
-    let params = params(query);
-    let has = |key: &str| params.iter().any(|(k, _)| k == key);
-    has("state") && (has("code") || has("error"))
-}
-
-/// The provider's answer: checks it, exchanges the code, verifies the ID token, and starts the
-/// session; any failure lands on the login page with what failed.
-pub async fn callback(console: &Console, request: Request) -> Response {
-    let auth = &console.auth;
-    let headers = request.headers();
-    let params = params(request.uri().query());
-    let clear_login = {
-        let attrs = auth.attrs(headers, None, "Lax");
-        super::session::set_cookie(&auth.nonce_cookie(), "", &attrs)
-    };
-    let mut response = match finish(console, headers, &params).await {
-        Ok((user, token, return_to)) => match auth.new_session(headers, &user, &token) {
-            Some(cookies) => {
-                tracing::info!(user = %user.name, "openid login");
-                let mut response = continue_to(&return_to);
-                add_cookies(&mut response, cookies);
-                response
-            }
-            None => login_error(auth, "the session could not be sealed"),
-        },
-        Err(error) => {
-            tracing::warn!(%error, "openid login refused");
-            login_error(auth, &error)
-        }
-    };
-    add_cookies(&mut response, vec![clear_login]);
-    response
-}
-
-async fn finish(
-    console: &Console,
-    headers: &HeaderMap,
-    params: &[(String, String)],
-) -> Result<(User, String, String), String> {
-    let get = |key: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
-    let auth = &console.auth;
-    let ready = auth
-        .ready()
-        .map_err(|_| "authentication is misconfigured")?;
-    let provider = ready
-        .openid
-        .as_ref()
-        .ok_or("the openid strategy is not configured")?;
-    let sealer = auth.sealer().ok_or("authentication is misconfigured")?;
-    let login = super::session::cookie(headers, &auth.nonce_cookie())
-        .and_then(|sealed| sealer.open(sealed))
-        .and_then(|plain| serde_json::from_slice::<LoginState>(&plain).ok())
-        .ok_or(
-            "this browser holds no login in progress (its cookie is missing, expired or \
-             foreign): log in again",
-        )?;
-    if login.expires < now() {
-        return Err(format!(
-            "the login took longer than auth.openid.authentication_timeout ({} s): log in again",
-            provider.config.authentication_timeout_secs
-        ));
-    }
-    if get("state") != Some(login.state.as_str()) {
-        return Err("the provider's answer carries another login's state: log in again".into());
-    }
-    if let Some(error) = get("error") {
-        let detail = get("error_description").unwrap_or_default();
-        return Err(format!(
-            "the provider refused the login: {} {}",
-            bounded(error),
-            bounded(detail)
-        ));
-    }
-    let code = get("code").ok_or("the provider's answer has no code")?;
-    let metadata = provider.metadata().await?;
-    let client = provider.client(&metadata, &login.redirect_uri)?;
-    let http = provider.http();
-    let tokens = client
-        .exchange_code(AuthorizationCode::new(code.to_string()))
-        .map_err(|e| format!("the provider has no token endpoint: {e}"))?
-        .set_pkce_verifier(PkceCodeVerifier::new(login.pkce.clone()))
-        .request_async(&http)
-        .await
-        .map_err(|e| token_error(&e))?;
-    let id_token = tokens
-        .id_token()
-        .ok_or("the provider's token answer has no ID token")?;
-    let verifier = client.id_token_verifier();
-    let claims = id_token
-        .claims(&verifier, &Nonce::new(login.nonce.clone()))
-        .map_err(|e| format!("the ID token was refused: {}", bounded(&e.to_string())))?;
-    let expires = claims.expiration().timestamp();
-    let token = id_token.to_string();
-    // The signature is checked: its claims can be read as they are, for any claim name.
-    let all = token
-        .split('.')
-        .nth(1)
-        .and_then(|c| URL_SAFE_NO_PAD.decode(c).ok())
-        .and_then(|c| serde_json::from_slice::<serde_json::Value>(&c).ok())
-        .ok_or("the ID token's claims cannot be read")?;
-    allowed_domain(&all, &provider.config.allowed_domains)?;
-    let claim = &provider.config.username_claim;
-    let name = match all.get(claim) {
-        Some(serde_json::Value::String(name)) => name.clone(),
-        Some(value @ serde_json::Value::Number(_)) => value.to_string(),
-        _ => {
-            return Err(format!(
-                "the ID token has no `{}` claim (auth.openid.username_claim)",
-                bounded(claim)
-            ));
-        }
-    };
-    let user = User {
-        name: bounded(&name),
-        expires_on: Some(expires),
-        id_token: Some(token.clone()),
-    };
-    Ok((user, token, login.return_to))
-}
-
-/// Kiali's rule: the `hd` claim, else the domain of `email`, must be allowed.
-fn allowed_domain(claims: &serde_json::Value, allowed: &[String]) -> Result<(), String> {
-    if allowed.is_empty() {
-        return Ok(());
-    }
-    let domain = if let Some(hd) = claims.get("hd").and_then(|v| v.as_str()) {
-        hd.to_string()
-    } else if let Some(email) = claims.get("email").and_then(|v| v.as_str()) {
-        let (_, domain) = email.rsplit_once('@').ok_or_else(|| {
-            format!(
-                "cannot detect hosted domain on OpenID for the email {}",
-                bounded(email)
-            )
-        })?;
-        domain.to_string()
-    } else {
-        return Err(
-            "cannot detect hosted domain on OpenID: the ID token has no `hd` or `email` claim"
-                .into(),
-        );
-    };
-    if allowed.iter().any(|a| a.eq_ignore_ascii_case(&domain)) {
-        Ok(())
-    } else {
-        Err(format!("domain {} not allowed to login", bounded(&domain)))
-    }
-}
-
 /// The provider's end-session URL for this user, when it has one (RP-initiated logout).
 pub async fn end_session_url(
     console: &Console,
@@ -526,25 +364,7 @@ fn console_url(headers: &HeaderMap, prefix: &str) -> Option<String> {
     Some(format!("{scheme}://{host}{prefix}/"))
 }
 
-/// The page that ends a login: it sends the browser on from the console's own origin, so
-/// that the new SameSite=Strict cookie goes with the next request (a redirect that follows
-/// the provider's cross-site one would not carry it).
-fn continue_to(path: &str) -> Response {
-    let path = super::routes::escape(path);
-    let page = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>meshtrace: logged in</title>\
-         <meta http-equiv=\"refresh\" content=\"0;url={path}\"></head>\
-         <body><p>Logged in. <a href=\"{path}\">Continue</a>.</p></body></html>"
-    );
-    let mut response = Html(page).into_response();
-    response.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
-    response
-}
-
-fn login_error(auth: &Auth, error: &str) -> Response {
+pub(super) fn login_error(auth: &Auth, error: &str) -> Response {
     redirect(&format!(
         "{}/login?openid_error={}",
         auth.prefix,
@@ -557,7 +377,7 @@ fn bad(key: &str, error: impl std::fmt::Display) -> String {
 }
 
 /// A query's parameters, at most 32 (a callback has a handful).
-fn params(query: Option<&str>) -> Vec<(String, String)> {
+pub(super) fn params(query: Option<&str>) -> Vec<(String, String)> {
     form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .take(32)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -565,7 +385,7 @@ fn params(query: Option<&str>) -> Vec<(String, String)> {
 }
 
 /// Text from the provider or the ID token, cut to 200 characters for messages.
-fn bounded(text: &str) -> String {
+pub(super) fn bounded(text: &str) -> String {
     text.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
@@ -591,19 +411,5 @@ fn discovery_error<E: std::error::Error>(error: &openidconnect::DiscoveryError<E
         D::Response(status, _, _) => format!("the provider answered HTTP {status}"),
         D::Validation(e) => bounded(e),
         other => bounded(&other.to_string()),
-    }
-}
-
-fn token_error<E: std::error::Error, T: openidconnect::ErrorResponse>(
-    error: &openidconnect::RequestTokenError<E, T>,
-) -> String {
-    use openidconnect::RequestTokenError as R;
-    match error {
-        R::ServerResponse(e) => {
-            format!("the provider refused the code: {}", bounded(&e.to_string()))
-        }
-        R::Request(e) => format!("cannot reach the provider's token endpoint: {e}"),
-        R::Parse(_, _) => "the provider's token answer is not JSON".into(),
-        R::Other(e) => bounded(e),
     }
 }
