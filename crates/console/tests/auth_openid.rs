@@ -3,13 +3,15 @@
 //! what needs the session and what does not, logging out, and every bad answer refused with a
 //! page that says why.
 
+#[allow(dead_code)]
+mod common;
 #[path = "common/oidc.rs"]
 mod oidc;
 
 use std::net::SocketAddr;
 
+use meshtrace_console::ConsoleOptions;
 use meshtrace_console::auth::AuthOptions;
-use meshtrace_console::{Console, ConsoleOptions};
 use oidc::{Browser, CLIENT_ID, CLIENT_SECRET, OidcProvider};
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
@@ -34,21 +36,9 @@ impl Setup {
 /// A console with `strategy: openid` against a fresh provider; `extra` is added under
 /// `auth.openid`, `issuer` replaces the provider's URL when given.
 async fn setup(extra: &str, id_token_ttl: u64, issuer: Option<&str>) -> Setup {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let console = listener.local_addr().unwrap();
-    let provider = OidcProvider::start(&[format!("http://{console}/")], id_token_ttl);
     let secrets = tempfile::tempdir().unwrap();
     let secret_file = secrets.path().join("oidc-secret");
     std::fs::write(&secret_file, format!("{CLIENT_SECRET}\n")).unwrap();
-    let extra: String = extra.lines().map(|l| format!("    {l}\n")).collect();
-    let yaml = format!(
-        "auth:\n  strategy: openid\n  openid:\n    issuer_uri: {}\n    client_id: {CLIENT_ID}\n    \
-         disable_rbac: true\n    username_claim: email\n{extra}login_token:\n  signing_key: {KEY}\n",
-        issuer.unwrap_or(&provider.issuer)
-    );
-    let config = meshtrace_config::load_str(&yaml)
-        .unwrap_or_else(|e| panic!("{e:?}"))
-        .config;
     let options = ConsoleOptions {
         background_inventory: false,
         auth: AuthOptions {
@@ -57,15 +47,23 @@ async fn setup(extra: &str, id_token_ttl: u64, issuer: Option<&str>) -> Setup {
         },
         ..ConsoleOptions::default()
     };
-    let console_app = Console::new(config, options);
-    assert_eq!(console_app.auth.problem(), None);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(console_app.serve(listener, async {
-        let _ = stopped.await;
-    }));
+    let extra: String = extra.lines().map(|l| format!("    {l}\n")).collect();
+    let mut provider = None;
+    let (console, stop) = common::start_console(options, |console| {
+        // The provider first: its client may return only to this console's web root.
+        let started = OidcProvider::start(&[format!("http://{console}/")], id_token_ttl);
+        let yaml = format!(
+            "auth:\n  strategy: openid\n  openid:\n    issuer_uri: {}\n    client_id: {CLIENT_ID}\n    \
+             disable_rbac: true\n    username_claim: email\n{extra}login_token:\n  signing_key: {KEY}\n",
+            issuer.unwrap_or(&started.issuer)
+        );
+        provider = Some(started);
+        yaml
+    })
+    .await;
     Setup {
         console,
-        provider,
+        provider: provider.unwrap(),
         _stop: stop,
         _secrets: secrets,
     }
@@ -82,6 +80,20 @@ async fn log_in(s: &Setup, browser: &mut Browser, user: &str, return_to: &str) -
     let page = response.text().await.unwrap();
     assert_eq!(status, StatusCode::OK, "{url}: {page}");
     (url, page)
+}
+
+/// Starts a login without following it: the provider's authorization URL and its state.
+async fn start_login(browser: &mut Browser, s: &Setup) -> (String, String) {
+    let start = browser.get(&s.url("/api/auth/openid_redirect")).await;
+    let authorize = start.headers()[LOCATION].to_str().unwrap().to_string();
+    let state = reqwest::Url::parse(&authorize)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    (authorize, state)
 }
 
 /// The login page's error text for a refused login (the callback sends the browser there).
@@ -282,15 +294,7 @@ async fn tampered_foreign_and_huge_cookies_are_refused_and_cleared() {
 async fn a_wrong_state_a_lost_login_and_a_replayed_code_are_refused_with_the_reason() {
     let s = setup("", 3600, None).await;
     let mut browser = Browser::default();
-    let start = browser.get(&s.url("/api/auth/openid_redirect")).await;
-    let authorize = start.headers()[LOCATION].to_str().unwrap().to_string();
-    let state: String = reqwest::Url::parse(&authorize)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    let state = start_login(&mut browser, &s).await.1;
     // The provider's answer with another state.
     let error = refusal(&mut browser, &s, &s.url("/?code=abc&state=forged")).await;
     assert!(error.contains("another login&#39;s state"), "{error}");
@@ -299,15 +303,7 @@ async fn a_wrong_state_a_lost_login_and_a_replayed_code_are_refused_with_the_rea
     let error = refusal(&mut other, &s, &s.url(&format!("/?code=abc&state={state}"))).await;
     assert!(error.contains("holds no login in progress"), "{error}");
     // The provider's own refusal, passed on.
-    let start = browser.get(&s.url("/api/auth/openid_redirect")).await;
-    let authorize = start.headers()[LOCATION].to_str().unwrap().to_string();
-    let state: String = reqwest::Url::parse(&authorize)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    let state = start_login(&mut browser, &s).await.1;
     let error = refusal(
         &mut browser,
         &s,
@@ -529,8 +525,7 @@ fn reseal(cookie: &str, edit: impl FnOnce(&mut Value)) -> String {
 async fn an_id_token_for_another_nonce_is_refused() {
     let s = setup("", 3600, None).await;
     let mut browser = Browser::default();
-    let start = browser.get(&s.url("/api/auth/openid_redirect")).await;
-    let authorize = start.headers()[LOCATION].to_str().unwrap().to_string();
+    let (authorize, _) = start_login(&mut browser, &s).await;
     let key = (s.console.port(), "kiali-token-nonce-Kubernetes".to_string());
     let forged = reseal(&browser.jar[&key], |login| {
         login["nonce"] = "another-login-s-nonce".into();

@@ -4,6 +4,8 @@
 //! headers sent straight from 127.0.0.1 are refused.
 
 #[allow(dead_code)]
+mod common;
+#[allow(dead_code)]
 #[path = "../../backend/tests/proxy/nginx.rs"]
 mod nginx;
 
@@ -18,11 +20,6 @@ use serde_json::{Value, json};
 const KEY: &str = "0123456789abcdef";
 
 async fn console(yaml: &str, trusted: &[&str]) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let config = meshtrace_config::load_str(yaml)
-        .unwrap_or_else(|e| panic!("{e:?}"))
-        .config;
     let options = ConsoleOptions {
         background_inventory: false,
         auth: AuthOptions {
@@ -31,11 +28,17 @@ async fn console(yaml: &str, trusted: &[&str]) -> (SocketAddr, tokio::sync::ones
         },
         ..ConsoleOptions::default()
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(Console::new(config, options).serve(listener, async {
-        let _ = stopped.await;
-    }));
-    (address, stop)
+    common::start_console(options, |_| yaml.to_string()).await
+}
+
+/// A GET with `headers`, its status and JSON body.
+async fn get_json(url: &str, headers: &[(&str, &str)]) -> (StatusCode, Value) {
+    let mut request = no_redirects().get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    (response.status(), response.json().await.unwrap_or_default())
 }
 
 fn no_redirects() -> reqwest::Client {
@@ -50,14 +53,7 @@ async fn anonymous_serves_everyone_and_says_so() {
     let (console, _stop) = console("auth:\n  strategy: anonymous\n", &[]).await;
     let client = no_redirects();
     let url = |path: &str| format!("http://{console}{path}");
-    let info: Value = client
-        .get(url("/api/auth/info"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, info) = get_json(&url("/api/auth/info"), &[]).await;
     assert_eq!(info, json!({ "strategy": "anonymous", "sessionInfo": {} }));
     for path in ["/api/status", "/console/services"] {
         assert_eq!(
@@ -116,26 +112,12 @@ async fn header_trusts_only_the_proxy_behind_a_real_nginx() {
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
-    let info: Value = client
-        .get(format!("http://127.0.0.1:{plain}/api/auth/info"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, info) = get_json(&format!("http://127.0.0.1:{plain}/api/auth/info"), &[]).await;
     assert_eq!(
         info,
         json!({ "strategy": "header", "sessionInfo": { "username": "mesh:viewer" } })
     );
-    let info: Value = client
-        .get(format!("http://127.0.0.1:{alice}/api/auth/info"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, info) = get_json(&format!("http://127.0.0.1:{alice}/api/auth/info"), &[]).await;
     assert_eq!(info["sessionInfo"]["username"], "alice");
     // Kiali's GET /api/authenticate: a session cookie naming the user, with its expiry.
     let authenticate = client
@@ -157,31 +139,22 @@ async fn header_trusts_only_the_proxy_behind_a_real_nginx() {
     // Straight to the console, from an address that is not the proxy: refused, whatever the
     // headers say, and whatever cookie comes along.
     let cookie_pair = cookie.split(';').next().unwrap().to_string();
+    let bearer = format!("Bearer {token}");
     for path in ["/api/status", "/console", "/api/authenticate"] {
-        let response = client
-            .get(format!("http://{console}{path}"))
-            .header("authorization", format!("Bearer {token}"))
-            .header("impersonate-user", "admin")
-            .header("cookie", &cookie_pair)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
-        let body: Value = response.json().await.unwrap();
+        let forged = [
+            ("authorization", bearer.as_str()),
+            ("impersonate-user", "admin"),
+            ("cookie", &cookie_pair),
+        ];
+        let (status, body) = get_json(&format!("http://{console}{path}"), &forged).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
         assert_eq!(
             body["error"],
             "requests must come through the authenticating proxy"
         );
     }
-    let info: Value = client
-        .get(format!("http://{console}/api/auth/info"))
-        .header("authorization", format!("Bearer {token}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let forged = [("authorization", bearer.as_str())];
+    let (_, info) = get_json(&format!("http://{console}/api/auth/info"), &forged).await;
     assert_eq!(info, json!({ "strategy": "header", "sessionInfo": {} }));
     // Probes still reach the console directly.
     let health = client
@@ -196,25 +169,23 @@ async fn header_trusts_only_the_proxy_behind_a_real_nginx() {
 async fn header_refuses_requests_from_the_proxy_without_the_header() {
     let yaml = format!("auth:\n  strategy: header\nlogin_token:\n  signing_key: {KEY}\n");
     let (console, _stop) = console(&yaml, &["127.0.0.1/32"]).await;
-    let client = no_redirects();
-    for auth in [None, Some("Basic YTpi"), Some("Bearer ")] {
-        let mut request = client.get(format!("http://{console}/api/status"));
-        if let Some(auth) = auth {
-            request = request.header("authorization", auth);
-        }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
-        let body: Value = response.json().await.unwrap();
+    let status_url = format!("http://{console}/api/status");
+    for auth in [
+        &[][..],
+        &[("authorization", "Basic YTpi")],
+        &[("authorization", "Bearer ")],
+    ] {
+        let (status, body) = get_json(&status_url, auth).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{auth:?}");
         assert_eq!(body["error"], "Token is missing");
     }
-    let bad_user = client
-        .get(format!("http://{console}/api/status"))
-        .header("authorization", "Bearer t")
-        .header("impersonate-user", "a".repeat(300))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad_user.status(), StatusCode::BAD_REQUEST);
+    let long = "a".repeat(300);
+    let bad_user = [
+        ("authorization", "Bearer t"),
+        ("impersonate-user", long.as_str()),
+    ];
+    let (status, _) = get_json(&status_url, &bad_user).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -238,30 +209,22 @@ async fn a_configuration_that_cannot_work_is_refused_not_served_open() {
     );
     let config = meshtrace_config::load_str(&yaml).unwrap().config;
     std::fs::remove_file(&key).unwrap();
-    let (console, _stop) = {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let options = ConsoleOptions {
-            auth: AuthOptions {
-                trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
-                ..AuthOptions::default()
-            },
-            background_inventory: false,
-            ..ConsoleOptions::default()
-        };
-        let app = Console::new(config, options);
-        assert!(
-            app.auth
-                .problem()
-                .unwrap()
-                .contains("cannot read the credential file")
-        );
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(app.serve(listener, async {
-            let _ = stopped.await;
-        }));
-        (address, stop)
+    let options = ConsoleOptions {
+        auth: AuthOptions {
+            trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+            ..AuthOptions::default()
+        },
+        background_inventory: false,
+        ..ConsoleOptions::default()
     };
+    let app = Console::new(config, options.clone());
+    assert!(
+        app.auth
+            .problem()
+            .unwrap()
+            .contains("cannot read the credential file")
+    );
+    let (console, _stop) = common::start_console(options, |_| yaml.clone()).await;
     let response = reqwest::Client::new()
         .get(format!("http://{console}/api/status"))
         .header("authorization", "Bearer t")
