@@ -36,6 +36,12 @@ impl Setup {
 /// A console with `strategy: openid` against a fresh provider; `extra` is added under
 /// `auth.openid`, `issuer` replaces the provider's URL when given.
 async fn setup(extra: &str, id_token_ttl: u64, issuer: Option<&str>) -> Setup {
+    setup_at("/", extra, id_token_ttl, issuer).await
+}
+
+/// The same under `server.web_root`.
+async fn setup_at(web_root: &str, extra: &str, id_token_ttl: u64, issuer: Option<&str>) -> Setup {
+    let prefix = web_root.trim_end_matches('/');
     let secrets = tempfile::tempdir().unwrap();
     let secret_file = secrets.path().join("oidc-secret");
     std::fs::write(&secret_file, format!("{CLIENT_SECRET}\n")).unwrap();
@@ -51,9 +57,9 @@ async fn setup(extra: &str, id_token_ttl: u64, issuer: Option<&str>) -> Setup {
     let mut provider = None;
     let (console, stop) = common::start_console(options, |console| {
         // The provider first: its client may return only to this console's web root.
-        let started = OidcProvider::start(&[format!("http://{console}/")], id_token_ttl);
+        let started = OidcProvider::start(&[format!("http://{console}{prefix}/")], id_token_ttl);
         let yaml = format!(
-            "auth:\n  strategy: openid\n  openid:\n    issuer_uri: {}\n    client_id: {CLIENT_ID}\n    \
+            "server:\n  web_root: {web_root}\nauth:\n  strategy: openid\n  openid:\n    issuer_uri: {}\n    client_id: {CLIENT_ID}\n    \
              disable_rbac: true\n    username_claim: email\n{extra}login_token:\n  signing_key: {KEY}\n",
             issuer.unwrap_or(&started.issuer)
         );
@@ -544,4 +550,35 @@ async fn an_id_token_for_another_nonce_is_refused() {
             .jar
             .contains_key(&(s.console.port(), "kiali-token-Kubernetes".to_string()))
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn under_a_web_root_the_login_returns_there_and_the_cookie_is_scoped_to_it() {
+    let s = setup_at("/kiali", "", 3600, None).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = client
+        .get(s.url("/kiali/console/services"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        page.headers()[LOCATION],
+        "/kiali/login?return_to=%2Fkiali%2Fconsole%2Fservices"
+    );
+    let mut browser = Browser::default();
+    let start = s.url("/kiali/api/auth/openid_redirect?return_to=%2Fkiali%2Fconsole%2Fservices");
+    let (url, response) = browser.login(s.console, &start, "heidi").await;
+    assert!(url.starts_with(&s.url("/kiali/?code=")), "{url}");
+    let page = response.text().await.unwrap();
+    assert!(page.contains("url=/kiali/console/services"), "{page}");
+    let session = &browser.set_by["kiali-token-Kubernetes"];
+    assert!(session.attributes.contains("Path=/kiali;"), "{session:?}");
+    let status = browser.get(&s.url("/kiali/api/status")).await;
+    assert_eq!(status.status(), StatusCode::OK);
+    // A path outside the web root is not a place to return to.
+    let login = browser.get(&s.url("/kiali/login?return_to=%2Fother")).await;
+    assert_eq!(login.headers()[LOCATION], "/kiali/");
 }

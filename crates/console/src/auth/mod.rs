@@ -239,7 +239,7 @@ impl Auth {
 /// Checks every request against the strategy: see the module doc.
 pub async fn gate(State(console): State<Arc<Console>>, request: Request, next: Next) -> Response {
     let auth = &console.auth;
-    let path = request.uri().path().to_string();
+    let path = auth.relative_path(&request);
     if auth.strategy == AuthStrategy::OpenId && callback::is_callback(&path, request.uri().query())
     {
         return callback::callback(&console, request).await;
@@ -280,18 +280,15 @@ impl Auth {
     /// login for a page. Stale session cookies are deleted.
     fn unauthenticated(&self, request: &Request) -> Response {
         let headers = request.headers();
-        let path = request.uri().path();
+        let path = self.relative_path(request);
         let page_read = matches!(*request.method(), Method::GET | Method::HEAD)
             && !(path == "/api" || path.starts_with("/api/"));
         let mut response = if page_read {
-            let back = request
-                .uri()
-                .path_and_query()
-                .map(|p| format!("{}{}", self.prefix, p.as_str()));
+            let back = original_uri(request).path_and_query().map(|p| p.as_str());
             let login = format!(
                 "{}/login?return_to={}",
                 self.prefix,
-                encode(&self.return_path(back.as_deref()))
+                encode(&self.return_path(back))
             );
             redirect(&login)
         } else {
@@ -306,6 +303,32 @@ impl Auth {
             add_cookies(&mut response, self.clear_session(headers));
         }
         response
+    }
+}
+
+/// The URI as the client sent it: a layer of a router nested under the web root sees it whole
+/// in some places and without the web root in others, so both are read from the original.
+fn original_uri(request: &Request) -> &axum::http::Uri {
+    request
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or(request.uri(), |original| &original.0)
+}
+
+impl Auth {
+    /// The request's path below the web root (`/` for the web root itself).
+    fn relative_path(&self, request: &Request) -> String {
+        let full = original_uri(request).path();
+        let rest = if self.prefix.is_empty() {
+            full
+        } else if full == self.prefix {
+            ""
+        } else {
+            full.strip_prefix(self.prefix.as_str())
+                .filter(|rest| rest.starts_with('/'))
+                .unwrap_or(full)
+        };
+        if rest.is_empty() { "/" } else { rest }.to_string()
     }
 }
 
