@@ -8,71 +8,15 @@ mod common;
 #[path = "common/oidc.rs"]
 mod oidc;
 
-use std::net::SocketAddr;
-
-use meshtrace_console::ConsoleOptions;
-use meshtrace_console::auth::AuthOptions;
-use oidc::{Browser, CLIENT_ID, CLIENT_SECRET, OidcProvider};
+use oidc::{Browser, CLIENT_ID, CLIENT_SECRET, KEY, Setup, setup_at};
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
 use serde_json::Value;
-
-/// 32 bytes: AES-256-GCM.
-const KEY: &str = "0123456789abcdef0123456789abcdef";
-
-struct Setup {
-    console: SocketAddr,
-    provider: OidcProvider,
-    _stop: tokio::sync::oneshot::Sender<()>,
-    _secrets: tempfile::TempDir,
-}
-
-impl Setup {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.console)
-    }
-}
 
 /// A console with `strategy: openid` against a fresh provider; `extra` is added under
 /// `auth.openid`, `issuer` replaces the provider's URL when given.
 async fn setup(extra: &str, id_token_ttl: u64, issuer: Option<&str>) -> Setup {
     setup_at("/", extra, id_token_ttl, issuer).await
-}
-
-/// The same under `server.web_root`.
-async fn setup_at(web_root: &str, extra: &str, id_token_ttl: u64, issuer: Option<&str>) -> Setup {
-    let prefix = web_root.trim_end_matches('/');
-    let secrets = tempfile::tempdir().unwrap();
-    let secret_file = secrets.path().join("oidc-secret");
-    std::fs::write(&secret_file, format!("{CLIENT_SECRET}\n")).unwrap();
-    let options = ConsoleOptions {
-        background_inventory: false,
-        auth: AuthOptions {
-            oidc_secret_file: secret_file,
-            ..AuthOptions::default()
-        },
-        ..ConsoleOptions::default()
-    };
-    let extra: String = extra.lines().map(|l| format!("    {l}\n")).collect();
-    let mut provider = None;
-    let (console, stop) = common::start_console(options, |console| {
-        // The provider first: its client may return only to this console's web root.
-        let started = OidcProvider::start(&[format!("http://{console}{prefix}/")], id_token_ttl);
-        let yaml = format!(
-            "server:\n  web_root: {web_root}\nauth:\n  strategy: openid\n  openid:\n    issuer_uri: {}\n    client_id: {CLIENT_ID}\n    \
-             disable_rbac: true\n    username_claim: email\n{extra}login_token:\n  signing_key: {KEY}\n",
-            issuer.unwrap_or(&started.issuer)
-        );
-        provider = Some(started);
-        yaml
-    })
-    .await;
-    Setup {
-        console,
-        provider: provider.unwrap(),
-        _stop: stop,
-        _secrets: secrets,
-    }
 }
 
 /// Logs `user` in from the console's login route; returns the final console URL and page.

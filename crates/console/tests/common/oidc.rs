@@ -10,6 +10,9 @@ use std::process::{Child, Command, Stdio};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Method, Response, StatusCode};
 
+use meshtrace_console::ConsoleOptions;
+use meshtrace_console::auth::AuthOptions;
+
 pub const CLIENT_ID: &str = "meshtrace-console";
 pub const CLIENT_SECRET: &str = "client-SECRET-never-shown";
 
@@ -208,4 +211,61 @@ fn form_action(page: &str) -> Option<String> {
     let start = page.find("action=\"")? + "action=\"".len();
     let end = page[start..].find('"')? + start;
     Some(page[start..end].replace("&amp;", "&"))
+}
+
+/// 32 bytes: AES-256-GCM.
+pub const KEY: &str = "0123456789abcdef0123456789abcdef";
+
+pub struct Setup {
+    pub console: SocketAddr,
+    pub provider: OidcProvider,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _secrets: tempfile::TempDir,
+}
+
+impl Setup {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.console)
+    }
+}
+
+/// The same under `server.web_root`.
+pub async fn setup_at(
+    web_root: &str,
+    extra: &str,
+    id_token_ttl: u64,
+    issuer: Option<&str>,
+) -> Setup {
+    let prefix = web_root.trim_end_matches('/');
+    let secrets = tempfile::tempdir().unwrap();
+    let secret_file = secrets.path().join("oidc-secret");
+    std::fs::write(&secret_file, format!("{CLIENT_SECRET}\n")).unwrap();
+    let options = ConsoleOptions {
+        background_inventory: false,
+        auth: AuthOptions {
+            oidc_secret_file: secret_file,
+            ..AuthOptions::default()
+        },
+        ..ConsoleOptions::default()
+    };
+    let extra: String = extra.lines().map(|l| format!("    {l}\n")).collect();
+    let mut provider = None;
+    let (console, stop) = crate::common::start_console(options, |console| {
+        // The provider first: its client may return only to this console's web root.
+        let started = OidcProvider::start(&[format!("http://{console}{prefix}/")], id_token_ttl);
+        let yaml = format!(
+            "server:\n  web_root: {web_root}\nauth:\n  strategy: openid\n  openid:\n    issuer_uri: {}\n    client_id: {CLIENT_ID}\n    \
+             disable_rbac: true\n    username_claim: email\n{extra}login_token:\n  signing_key: {KEY}\n",
+            issuer.unwrap_or(&started.issuer)
+        );
+        provider = Some(started);
+        yaml
+    })
+    .await;
+    Setup {
+        console,
+        provider: provider.unwrap(),
+        _stop: stop,
+        _secrets: secrets,
+    }
 }
