@@ -91,7 +91,9 @@ impl ServeArgs {
             if let Some(problem) = console.auth.problem() {
                 anyhow::bail!("auth.strategy `{strategy}` cannot work: {problem}");
             }
-            println!("  auth  {strategy}");
+            if strategy != "anonymous" {
+                println!("  auth  {strategy}");
+            }
             console
                 .serve(listener, crate::shutdown_signal())
                 .await
