@@ -16,7 +16,7 @@ fn harness() -> &'static Harness {
     HARNESS.get_or_init(|| {
         let store = memory_store();
         store.write(fixture_spans()).expect("memory write");
-        Harness::new(query_router(store))
+        Harness::new(query_router(store, 16 << 20))
     })
 }
 

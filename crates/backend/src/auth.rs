@@ -252,8 +252,7 @@ impl OAuth2Source {
         }
         let lifetime = parsed
             .expires_in
-            .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_LIFETIME);
+            .map_or(DEFAULT_LIFETIME, Duration::from_secs);
         Ok((parsed.access_token, lifetime))
     }
 }

@@ -4,6 +4,9 @@
 //! timeout. Every error names the backend (its URL with any password hidden) and says what went
 //! wrong; a result that is not complete says so in `partial`.
 
+// No unwrap or expect outside tests (clippy.toml allows them there): every one left says why.
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 mod auth;
 pub mod diagnose;
 mod error;

@@ -77,7 +77,7 @@ impl Secrets {
         let mut secrets = self
             .0
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(at) = secrets.iter().position(|s| s.raw == secret) {
             // Known: it becomes the most recent, the last to be forgotten.
             let known = secrets.remove(at);
@@ -104,7 +104,7 @@ impl Secrets {
         let secrets = self
             .0
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut all: Vec<&str> = secrets
             .iter()
             .flat_map(|s| s.forms.iter().map(String::as_str))
@@ -126,10 +126,10 @@ impl Secrets {
         let secrets = self
             .0
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         secrets
             .iter()
-            .flat_map(|s| s.forms.first())
+            .filter_map(|s| s.forms.first())
             .map(String::len)
             .max()
             .unwrap_or(0)
@@ -192,7 +192,7 @@ fn markup_text(markup: &str) -> String {
         let name: String = tag
             .chars()
             .skip(1)
-            .take_while(|c| c.is_ascii_alphanumeric())
+            .take_while(char::is_ascii_alphanumeric)
             .collect::<String>()
             .to_ascii_lowercase();
         let after_tag = tag

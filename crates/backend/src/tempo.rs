@@ -109,7 +109,7 @@ impl TempoHttp {
             .cache
             .as_ref()?
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         cache.retain(|(_, at, _)| at.elapsed() < CACHE_TTL);
         cache
             .iter()
@@ -121,7 +121,7 @@ impl TempoHttp {
         if let Some(cache) = &self.cache {
             let mut cache = cache
                 .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             while cache.len() >= self.cache_capacity.max(1) {
                 cache.pop_front();
             }

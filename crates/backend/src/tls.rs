@@ -52,7 +52,7 @@ fn roots(ca_file: &str) -> Result<rustls::RootCertStore, BackendError> {
     roots.add_parsable_certificates(system.certs);
     if !ca_file.is_empty() {
         let certs = CertificateDer::pem_file_iter(ca_file)
-            .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+            .and_then(std::iter::Iterator::collect::<Result<Vec<_>, _>>)
             .map_err(|e| {
                 BackendError::Config(format!("auth.ca_file `{ca_file}` cannot be read: {e}"))
             })?;

@@ -47,7 +47,10 @@ pub fn traceql(query: &TraceQuery) -> Result<String, BackendError> {
         "resource.service.name = {}",
         string(&query.service)
     )];
-    let mut selected: Vec<String> = SELECTED.iter().map(|s| s.to_string()).collect();
+    let mut selected: Vec<String> = SELECTED
+        .iter()
+        .map(std::string::ToString::to_string)
+        .collect();
     for (key, value) in &query.tags {
         if is_error_status(key, value) {
             conditions.push("status = error".to_string());

@@ -6,59 +6,43 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meshtrace_backend::{BackendError, Options, TraceQuery, TracingBackend, connect};
-use meshtrace_model::{KeyValue, Process, RefType, Span, SpanId, SpanRef, TraceId, Value};
+use meshtrace_model::{KeyValue, Span, TraceId, Value};
 use meshtrace_store::Store;
 use meshtrace_store::server::{Addresses, LoopbackServer};
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64
-}
+use meshtrace_testkit::{SpanBuilder, now, process};
 
 /// Ten traces of productpage calling reviews; every other reviews span fails.
 fn dataset(base: u64) -> Vec<Span> {
-    let productpage = Arc::new(Process {
-        service_name: "productpage.bookinfo".into(),
-        tags: vec![],
-    });
-    let reviews = Arc::new(Process {
-        service_name: "reviews.bookinfo".into(),
-        tags: vec![KeyValue::string("hostname", "reviews-v2-7d8f9c6b5-x2kqp")],
-    });
+    let productpage = process("productpage.bookinfo", vec![]);
+    let reviews = process(
+        "reviews.bookinfo",
+        vec![KeyValue::string("hostname", "reviews-v2-7d8f9c6b5-x2kqp")],
+    );
     let mut spans = Vec::new();
     for t in 1..=10u64 {
-        let trace_id = TraceId((t as u128) << 64 | 7);
-        let root = Span {
-            trace_id,
-            span_id: SpanId(t * 10 + 1),
-            operation_name: "productpage.bookinfo.svc.cluster.local:9080/productpage".into(),
-            references: vec![],
-            flags: 1,
-            start_time: base + t * 1000,
-            duration: 5000,
-            tags: vec![KeyValue::string("span.kind", "server")],
-            logs: vec![],
-            process: productpage.clone(),
-            warnings: vec![],
-        };
-        let mut child = root.clone();
-        child.span_id = SpanId(t * 10 + 2);
-        child.operation_name = "reviews.bookinfo.svc.cluster.local:9080/*".into();
-        child.references = vec![SpanRef {
-            ref_type: RefType::ChildOf,
-            trace_id,
-            span_id: root.span_id,
-        }];
-        child.start_time += 100;
-        child.duration = 1000 * t;
-        child.process = reviews.clone();
+        let trace = (t as u128) << 64 | 7;
+        let root = SpanBuilder::new(
+            trace,
+            t * 10 + 1,
+            "productpage.bookinfo.svc.cluster.local:9080/productpage",
+            &productpage,
+        )
+        .at(base + t * 1000, 5000)
+        .tag(KeyValue::string("span.kind", "server"));
+        let mut child = SpanBuilder::new(
+            trace,
+            t * 10 + 2,
+            "reviews.bookinfo.svc.cluster.local:9080/*",
+            &reviews,
+        )
+        .at(base + t * 1000 + 100, 1000 * t)
+        .child_of(t * 10 + 1)
+        .tag(KeyValue::string("span.kind", "server"));
         if t % 2 == 0 {
-            child.tags.push(KeyValue::new("error", Value::Bool(true)));
+            child = child.tag(KeyValue::new("error", Value::Bool(true)));
         }
-        spans.push(root);
-        spans.push(child);
+        spans.push(root.build());
+        spans.push(child.build());
     }
     spans
 }

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meshtrace_backend::{BackendError, Options, TraceQuery, TracingBackend, connect};
-use meshtrace_model::{KeyValue, Process, Span, SpanId, TraceId};
+use meshtrace_model::{KeyValue, Span, TraceId};
 use meshtrace_store::Store;
 use meshtrace_store::server::LoopbackServer;
+use meshtrace_testkit::{SpanBuilder, now, process};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[path = "proxy/nginx.rs"]
@@ -23,39 +24,27 @@ use nginx::{Nginx, Pki, free_ports};
 const PASSWORD: &str = "pw-SECRET";
 const TOKEN: &str = "tok-SECRET";
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64
-}
-
 /// `traces` traces of `per_trace` spans each, all of service `reviews.bookinfo`.
 fn dataset(traces: u64, per_trace: u64) -> Vec<Span> {
-    let process = Arc::new(Process {
-        service_name: "reviews.bookinfo".into(),
-        tags: vec![KeyValue::string("hostname", "reviews-v2-7d8f9c6b5-x2kqp")],
-    });
+    let process = process(
+        "reviews.bookinfo",
+        vec![KeyValue::string("hostname", "reviews-v2-7d8f9c6b5-x2kqp")],
+    );
     let base = now() - 60_000_000;
     let mut spans = Vec::new();
     for t in 1..=traces {
         for s in 1..=per_trace {
-            spans.push(Span {
-                trace_id: TraceId((t as u128) << 64 | 5),
-                span_id: SpanId(t * 1000 + s),
-                operation_name: format!("reviews.bookinfo.svc.cluster.local:9080/op{s}"),
-                references: vec![],
-                flags: 1,
-                start_time: base + t * 1000 + s,
-                duration: 1000,
-                tags: vec![
-                    KeyValue::string("span.kind", "server"),
-                    KeyValue::string("http.url", "http://reviews:9080/reviews/0"),
-                ],
-                logs: vec![],
-                process: process.clone(),
-                warnings: vec![],
-            });
+            let operation = format!("reviews.bookinfo.svc.cluster.local:9080/op{s}");
+            spans.push(
+                SpanBuilder::new((t as u128) << 64 | 5, t * 1000 + s, &operation, &process)
+                    .at(base + t * 1000 + s, 1000)
+                    .tag(KeyValue::string("span.kind", "server"))
+                    .tag(KeyValue::string(
+                        "http.url",
+                        "http://reviews:9080/reviews/0",
+                    ))
+                    .build(),
+            );
         }
     }
     spans

@@ -210,7 +210,7 @@ async fn traces_of_another_mesh_are_dropped() {
     assert!(
         parsed
             .selected
-            .contains(&("".to_string(), "mesh_id".to_string())),
+            .contains(&(String::new(), "mesh_id".to_string())),
         "{}",
         sent[0]
     );

@@ -61,6 +61,7 @@ impl ConfigCommand {
                         println!("# mode: {mode}");
                     }
                     Format::Json => {
+                        #[allow(clippy::expect_used, reason = "a JSON value always serializes")]
                         let text = serde_json::to_string_pretty(&effective)
                             .expect("a JSON value always serializes");
                         println!("{text}");

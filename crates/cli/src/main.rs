@@ -1,5 +1,8 @@
 //! The `meshtrace` binary: a thin layer of argument parsing over the library crates.
 
+// No unwrap or expect outside tests (clippy.toml allows them there): every one left says why.
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 mod address_args;
 mod config_cmd;
 mod demo_cmd;

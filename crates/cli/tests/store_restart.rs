@@ -106,7 +106,7 @@ fn acknowledged_spans_survive_sigkill_mid_ingest() {
                     sent.push(trace);
                     match http.post(&url).json(&batch(trace, now_ns)).send() {
                         Ok(response) if response.status().as_u16() == 200 => {
-                            acknowledged.push(trace)
+                            acknowledged.push(trace);
                         }
                         _ => break, // the store is gone
                     }

@@ -14,6 +14,9 @@
 //! assert_eq!(loaded.warnings.len(), 1); // `in_cluster_url` is deprecated
 //! ```
 
+// No unwrap or expect outside tests (clippy.toml allows them there): every one left says why.
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 mod credential;
 mod decode;
 mod diag;

@@ -97,7 +97,7 @@ fn a_file_is_read_no_further_than_the_bound() {
                 diagnostics[0]
                     .message
                     .starts_with("the configuration is too large")
-            )
+            );
         }
         other => panic!("{other:?}"),
     }

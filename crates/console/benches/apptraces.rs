@@ -126,7 +126,7 @@ fn main() {
     let console_http = median(rounds, || {
         let (mut found, _) = decode_find_traces(black_box(&http_body)).unwrap();
         found.retain(|t| trace_matches(t, &target));
-        black_box(traces_body(&found, "productpage.bookinfo", None));
+        black_box(traces_body(&found, "productpage.bookinfo", None).unwrap());
     });
     let console_grpc = median(rounds, || {
         let mut spans = Vec::with_capacity(TRACES * SPANS_PER_TRACE);
@@ -136,9 +136,9 @@ fn main() {
         }
         let mut found = group_by_trace(spans);
         found.retain(|t| trace_matches(t, &target));
-        black_box(traces_body(&found, "productpage.bookinfo", None));
+        black_box(traces_body(&found, "productpage.bookinfo", None).unwrap());
     });
-    let answer = traces_body(&traces, "productpage.bookinfo", None);
+    let answer = traces_body(&traces, "productpage.bookinfo", None).unwrap();
 
     println!(
         "{TRACES} traces x {SPANS_PER_TRACE} spans; Jaeger HTTP body {:.1} MB, gRPC chunks {:.1} MB, console answer {:.1} MB; median of {rounds} rounds",

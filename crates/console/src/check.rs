@@ -19,12 +19,12 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use meshtrace_config::TracingConfig;
 use serde_json::{Map, Value};
 
 use crate::Console;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::params::pairs;
 
 /// The largest configuration the check and the tester read: a whole Kiali config is a few KiB.
@@ -34,13 +34,10 @@ pub const MAX_DRAFT: usize = 64 * 1024;
 /// says so (nothing is read), else as soon as the bytes read pass it.
 pub(crate) async fn read_draft(request: Request) -> Result<Bytes, ApiError> {
     let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "the configuration is larger than {} KiB: post the tracing section only",
-                MAX_DRAFT / 1024
-            ),
-        )
+        ApiError::too_large(format!(
+            "the configuration is larger than {} KiB: post the tracing section only",
+            MAX_DRAFT / 1024
+        ))
     };
     let declared = request
         .headers()
@@ -53,7 +50,7 @@ pub(crate) async fn read_draft(request: Request) -> Result<Bytes, ApiError> {
     let body: Body = request.into_body();
     axum::body::to_bytes(body, MAX_DRAFT).await.map_err(|e| {
         let limit = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            .is_some_and(<dyn std::error::Error + 'static>::is::<http_body_util::LengthLimitError>);
         if limit {
             too_large()
         } else {
@@ -102,7 +99,8 @@ pub async fn diagnose(
         })
         .collect();
     Ok(Json(serde_json::json!({
-        "code": if valid.is_empty() { 503 } else { 200 },
+        // Kiali's `code`: what the traces routes answer without a working backend, or 200.
+        "code": if valid.is_empty() { ErrorCode::Unavailable.status().as_u16() } else { 200 },
         "message": message,
         "logLine": log,
         "validConfig": valid,
@@ -245,7 +243,7 @@ fn snake(key: &str) -> String {
             let after_lower =
                 previous.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit());
             let ends_acronym = previous.is_some_and(|p| p.is_ascii_uppercase())
-                && chars.peek().is_some_and(|n| n.is_ascii_lowercase());
+                && chars.peek().is_some_and(char::is_ascii_lowercase);
             if after_lower || ends_acronym {
                 out.push('_');
             }

@@ -20,7 +20,6 @@
     clippy::arithmetic_side_effects
 )]
 
-use axum::http::StatusCode;
 use meshtrace_config::{AuthType, Credential, OBFUSCATED, Provider, TracingConfig};
 
 use crate::error::ApiError;
@@ -106,7 +105,7 @@ pub fn prepare(
             && health.as_ref().is_none_or(|h| healths.contains(h))
             && token.as_ref().is_none_or(|t| tokens.contains(t));
         if !reachable {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, REFUSED));
+            return Err(ApiError::forbidden(REFUSED));
         }
     }
 
@@ -143,7 +142,7 @@ pub fn prepare(
     if auth.use_kiali_token && !same_backend {
         withheld.push("auth.useKialiToken");
     }
-    for (name, value) in posted.custom_headers.iter_mut() {
+    for (name, value) in &mut posted.custom_headers {
         if value == OBFUSCATED
             && let Some(live) = live.custom_headers.get(name)
         {
@@ -250,11 +249,11 @@ mod tests {
             let mut posted = tracing(&format!("    internal_url: {elsewhere}\n{shown}"));
             let refused = prepare(&mut posted.clone(), &live, false).unwrap_err();
             assert_eq!(
-                (refused.status.as_u16(), refused.error.as_str()),
+                (refused.status().as_u16(), refused.error.as_str()),
                 (403, REFUSED)
             );
             let withheld = prepare(&mut posted, &live, true).unwrap_err();
-            assert_eq!(withheld.status.as_u16(), 400);
+            assert_eq!(withheld.status().as_u16(), 400);
             assert!(
                 withheld
                     .error

@@ -21,9 +21,10 @@ use meshtrace_backend::TraceQuery;
 use meshtrace_mesh::{Inventory, Item, Kind, Target};
 use meshtrace_model::time::now_micros;
 use serde::Serialize;
-use tokio::sync::{Mutex, RwLock};
+use tokio::sync::Mutex;
 
 use crate::Console;
+use crate::cache::TtlCache;
 use crate::error::ApiError;
 
 const EMPTY_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -38,13 +39,23 @@ pub struct Snapshot {
     pub failed: Vec<String>,
 }
 
-#[derive(Default)]
 pub struct Cache {
-    snapshot: RwLock<Option<Arc<Snapshot>>>,
+    /// The last snapshot taken (one entry), good for the refresh interval.
+    snapshot: TtlCache<(), Snapshot>,
     refreshing: Mutex<()>,
     /// When a request last needed the inventory: the background refresh stops while nobody
     /// looks, so an idle console does not keep querying the backend.
     last_wanted: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Cache {
+    pub fn new(refresh: std::time::Duration) -> Cache {
+        Cache {
+            snapshot: TtlCache::new(1, refresh),
+            refreshing: Mutex::new(()),
+            last_wanted: std::sync::Mutex::new(None),
+        }
+    }
 }
 
 /// At most this many trace searches run at once while a snapshot is taken.
@@ -59,45 +70,47 @@ impl Console {
             .inventory
             .last_wanted
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
         self.refresh_inventory().await
     }
 
     /// The snapshot, taken again first when stale.
     async fn refresh_inventory(&self) -> Result<Arc<Snapshot>, ApiError> {
-        if let Some(snapshot) = self.fresh_snapshot().await {
+        if let Some(snapshot) = self.fresh_snapshot() {
             return Ok(snapshot);
         }
         let _one_at_a_time = self.inventory.refreshing.lock().await;
-        if let Some(snapshot) = self.fresh_snapshot().await {
+        if let Some(snapshot) = self.fresh_snapshot() {
             return Ok(snapshot);
         }
-        let snapshot = Arc::new(self.take_snapshot().await?);
-        *self.inventory.snapshot.write().await = Some(snapshot.clone());
-        Ok(snapshot)
+        let snapshot = self.take_snapshot().await?;
+        Ok(self.inventory.snapshot.insert((), snapshot))
     }
 
-    /// The snapshot while it is younger than the refresh interval; an empty one (traffic has
-    /// not started, or the backend was just emptied) only for two seconds.
     /// The last snapshot taken, if any, without refreshing it (the request still counts as
     /// using the inventory, so the background refresh goes on).
-    async fn snapshot_at_hand(&self) -> Option<Arc<Snapshot>> {
+    fn snapshot_at_hand(&self) -> Option<Arc<Snapshot>> {
         *self
             .inventory
             .last_wanted
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
-        self.inventory.snapshot.read().await.clone()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+        self.inventory
+            .snapshot
+            .get_stale(&())
+            .map(|(snapshot, _)| snapshot)
     }
 
-    async fn fresh_snapshot(&self) -> Option<Arc<Snapshot>> {
-        let snapshot = self.inventory.snapshot.read().await.clone()?;
+    /// The snapshot while it is younger than the refresh interval; an empty one (traffic has
+    /// not started, or the backend was just emptied) only for two seconds.
+    fn fresh_snapshot(&self) -> Option<Arc<Snapshot>> {
+        let (snapshot, age) = self.inventory.snapshot.get_stale(&())?;
         let max_age = if snapshot.inventory.traces == 0 {
             self.options.inventory_refresh.min(EMPTY_MAX_AGE)
         } else {
             self.options.inventory_refresh
         };
-        (snapshot.taken.elapsed() < max_age).then_some(snapshot)
+        (age < max_age).then_some(snapshot)
     }
 
     async fn take_snapshot(&self) -> Result<Snapshot, ApiError> {
@@ -167,7 +180,7 @@ impl Console {
     pub async fn target(&self, kind: Kind, namespace: String, name: String) -> Target {
         let known = match kind {
             Kind::App => None,
-            _ => self.snapshot_at_hand().await.and_then(|snapshot| {
+            _ => self.snapshot_at_hand().and_then(|snapshot| {
                 snapshot
                     .inventory
                     .get(&namespace, kind, &name)
@@ -211,7 +224,7 @@ pub async fn refresh_forever(console: Arc<Console>) {
             .inventory
             .last_wanted
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // At start (nobody asked yet) and while someone looks at the inventory.
         if wanted.is_none_or(|at| at.elapsed() < IDLE_AFTER)
             && let Err(error) = console.refresh_inventory().await

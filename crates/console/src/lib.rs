@@ -1,10 +1,21 @@
-//! The console's JSON API (`meshtrace serve`): Kiali's tracing routes with their shapes and
-//! status codes, the mesh inventory seen in traces, status, health and metrics.
+//! The console (`meshtrace serve`): one server for two surfaces on the same routes tree.
+//! - The Kiali API: Kiali's tracing routes with their shapes and status codes
+//!   ([`tracing_api`], [`params`]), the mesh inventory seen in traces, status, health and
+//!   metrics; errors answer Kiali's JSON `{"error": ...}`.
+//! - The HTML console (`ui`): server-rendered pages for the overview, the apps, workloads and
+//!   services with their Traces tab, the trace timeline, the Jaeger UI's link routes
+//!   (`/jaeger/...`, so `external_url` may point at the console itself) and the configuration
+//!   tester; errors answer as HTML pages.
 //!
-//! Everything goes through one [`Console`]: the loaded configuration, the backend client built
-//! from it (or the reason there is none), the inventory and version caches, and the metrics.
+//! Both surfaces take their statuses from one place (`error`). Everything goes through one
+//! [`Console`]: the loaded configuration, the backend client built from it (or the reason
+//! there is none), the inventory, version and trace caches (`cache`), and the metrics.
+
+// No unwrap or expect outside tests (clippy.toml allows them there): every one left says why.
+#![warn(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod auth;
+mod cache;
 mod check;
 mod destination;
 mod error;
@@ -70,7 +81,7 @@ pub struct Console {
     pub metrics: Metrics,
     inventory: inventory::Cache,
     version: ops::VersionCache,
-    traces: ui::TraceCache,
+    traces: ui::trace_cache::TraceCache,
     started: Instant,
     pub auth: auth::Auth,
 }
@@ -85,15 +96,16 @@ impl Console {
         if let Some(problem) = auth.problem() {
             tracing::error!(%problem, "authentication cannot work: protected routes answer 503");
         }
+        let inventory = inventory::Cache::new(options.inventory_refresh);
         Arc::new(Console {
             auth,
             config,
             backend,
             options,
             metrics: Metrics::default(),
-            inventory: inventory::Cache::default(),
+            inventory,
             version: ops::VersionCache::default(),
-            traces: ui::TraceCache::default(),
+            traces: ui::trace_cache::new(),
             started: Instant::now(),
         })
     }

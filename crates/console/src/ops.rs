@@ -9,22 +9,27 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use tokio::sync::Mutex;
 
 use crate::Console;
+use crate::cache::TtlCache;
 
 /// How long a version read stays good, and how long `/api/status` waits for a first one.
 const VERSION_TTL: Duration = Duration::from_secs(300);
 const VERSION_WAIT: Duration = Duration::from_secs(1);
 
-/// A version read from the backend (`None` inside when it cannot tell), and when.
-type VersionRead = (Instant, Option<String>);
-
-#[derive(Default)]
 pub struct VersionCache {
-    /// The last answer and when it came; `None` until one came.
-    value: Arc<Mutex<Option<VersionRead>>>,
-    fetching: Arc<std::sync::atomic::AtomicBool>,
+    /// The last answer (`None` inside when the backend cannot tell); empty until one came.
+    value: TtlCache<(), Option<String>>,
+    fetching: std::sync::atomic::AtomicBool,
+}
+
+impl Default for VersionCache {
+    fn default() -> Self {
+        VersionCache {
+            value: TtlCache::new(1, VERSION_TTL),
+            fetching: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
 }
 
 pub fn routes() -> Router<Arc<Console>> {
@@ -65,18 +70,16 @@ impl Console {
     async fn backend_version(self: &Arc<Console>) -> Option<String> {
         let backend = self.backend().ok()?.clone();
         let cache = &self.version;
-        let current = cache.value.lock().await.clone();
-        if let Some((at, version)) = &current
-            && at.elapsed() < VERSION_TTL
+        let current = cache.value.get_stale(&());
+        if let Some((version, age)) = &current
+            && *age < VERSION_TTL
         {
-            return version.clone();
+            return version.as_ref().clone();
         }
         if !cache
             .fetching
             .swap(true, std::sync::atomic::Ordering::SeqCst)
         {
-            let value = cache.value.clone();
-            let fetching = cache.fetching.clone();
             let console = self.clone();
             tokio::spawn(async move {
                 let started = Instant::now();
@@ -87,18 +90,21 @@ impl Console {
                 console
                     .metrics
                     .backend_call("Version", started.elapsed(), version.is_some());
-                *value.lock().await = Some((Instant::now(), version));
-                fetching.store(false, std::sync::atomic::Ordering::SeqCst);
+                console.version.value.insert((), version);
+                console
+                    .version
+                    .fetching
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
             });
         }
-        if let Some((_, version)) = current {
-            return version;
+        if let Some((version, _)) = current {
+            return version.as_ref().clone();
         }
         let deadline = Instant::now() + VERSION_WAIT;
         while Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            if let Some((_, version)) = &*cache.value.lock().await {
-                return version.clone();
+            if let Some((version, _)) = cache.value.get_stale(&()) {
+                return version.as_ref().clone();
             }
         }
         None

@@ -2,6 +2,13 @@
 //! are refused), with one difference: `startMicros` defaults to ten minutes ago instead of
 //! failing.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
 use std::collections::BTreeMap;
 
 use meshtrace_model::time::now_micros;
@@ -125,6 +132,7 @@ fn parse_tags(value: &str) -> Result<BTreeMap<String, String>, ApiError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

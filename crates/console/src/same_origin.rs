@@ -20,7 +20,7 @@
 )]
 
 use axum::extract::Request;
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -39,12 +39,15 @@ pub async fn refuse_cross_origin(request: Request, next: Next) -> Response {
     if safe
         || same_origin(
             request.headers(),
-            request.uri().authority().map(|a| a.as_str()),
+            request
+                .uri()
+                .authority()
+                .map(axum::http::uri::Authority::as_str),
         )
     {
         next.run(request).await
     } else {
-        ApiError::new(StatusCode::FORBIDDEN, REFUSED).into_response()
+        ApiError::forbidden(REFUSED).into_response()
     }
 }
 

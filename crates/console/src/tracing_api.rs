@@ -1,6 +1,13 @@
 //! Kiali's tracing routes: `/api/tracing`, the traces and spans of an app, workload or
 //! service, error traces, a trace by ID, diagnose and the configuration check.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -20,7 +27,7 @@ use meshtrace_model::time::now_micros;
 use meshtrace_model::{Trace, TraceId};
 use serde::Serialize;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::params::{TracingParams, pairs};
 use crate::{Console, check};
 
@@ -95,6 +102,37 @@ fn kind(segment: &str) -> Result<Kind, ApiError> {
     })
 }
 
+/// What the traces and spans routes and the Traces tab ask for: an app, workload or service
+/// and the search's parameters. The JSON routes build it from their path and query string
+/// (`TracesRequest::from_route`), the pages from their view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracesRequest {
+    pub namespace: String,
+    pub kind: Kind,
+    pub name: String,
+    pub params: TracingParams,
+}
+
+impl TracesRequest {
+    /// The request of `/api/namespaces/{namespace}/{segment}/{name}/traces|spans?{raw}`: 404
+    /// for an unknown kind, then 503 without a backend, then 400 for a bad parameter.
+    async fn from_route(
+        console: &Console,
+        (namespace, segment, name): (String, String, String),
+        raw: Option<&str>,
+    ) -> Result<TracesRequest, ApiError> {
+        let kind = kind(&segment)?;
+        console.backend()?;
+        let params = TracingParams::parse(raw, console.config.ui_tracing_limit as usize)?;
+        Ok(TracesRequest {
+            namespace,
+            kind,
+            name,
+            params,
+        })
+    }
+}
+
 /// What the backend is asked, and which target the answer is filtered for.
 pub(crate) struct Asked {
     pub target: Target,
@@ -102,15 +140,16 @@ pub(crate) struct Asked {
     pub found: Found,
 }
 
-pub(crate) async fn ask(
-    console: &Console,
-    namespace: String,
-    kind: Kind,
-    name: String,
-    raw: Option<&str>,
-) -> Result<Asked, ApiError> {
+/// Searches the backend for the traces of `request`'s target, within `query_scope` and the
+/// cluster asked (else the home cluster), and keeps those that involve the target.
+pub(crate) async fn ask(console: &Console, request: TracesRequest) -> Result<Asked, ApiError> {
     let backend = console.backend()?;
-    let params = TracingParams::parse(raw, console.config.ui_tracing_limit as usize)?;
+    let TracesRequest {
+        namespace,
+        kind,
+        name,
+        params,
+    } = request;
     let target = console.target(kind, namespace, name).await;
     let tracing = &console.config.tracing;
     let service = target.tracing_service_name(tracing.namespace_selector);
@@ -144,22 +183,26 @@ pub(crate) async fn ask(
 /// `GET /api/namespaces/{ns}/{apps|workloads|services}/{name}/traces`.
 async fn traces(
     State(console): State<Arc<Console>>,
-    Path((namespace, segment, name)): Path<(String, String, String)>,
+    Path(path): Path<(String, String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let kind = kind(&segment)?;
-    let asked = ask(&console, namespace, kind, name, raw.as_deref()).await?;
+    let request = TracesRequest::from_route(&console, path, raw.as_deref()).await?;
+    let asked = ask(&console, request).await?;
     let body = traces_body(
         &asked.found.traces,
         &asked.service,
         asked.found.partial.as_deref(),
-    );
+    )?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// The body of the traces route: Kiali's `TracingResponse`, plus `partial` (true when the
 /// backend's answer is known or likely to be incomplete; `errors` then says why).
-pub fn traces_body(traces: &[Trace], service: &str, partial: Option<&str>) -> Vec<u8> {
+pub fn traces_body(
+    traces: &[Trace],
+    service: &str,
+    partial: Option<&str>,
+) -> Result<Vec<u8>, ApiError> {
     let response = TracingResponse {
         data: traces.iter().map(TraceJson).collect(),
         errors: partial
@@ -171,7 +214,12 @@ pub fn traces_body(traces: &[Trace], service: &str, partial: Option<&str>) -> Ve
         tracing_service_name: service.to_string(),
         partial: partial.is_some(),
     };
-    serde_json::to_vec(&response).expect("the response serializes")
+    serde_json::to_vec(&response).map_err(|e| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("the traces could not be written as JSON: {e}"),
+        )
+    })
 }
 
 /// Kiali's `TracingSpan`: the Jaeger span with its process inline and `traceSize`, plus what
@@ -189,11 +237,11 @@ pub struct SpanOut {
 /// `GET /api/namespaces/{ns}/{kind}/{name}/spans`: the target's own spans of the traces found.
 async fn spans(
     State(console): State<Arc<Console>>,
-    Path((namespace, segment, name)): Path<(String, String, String)>,
+    Path(path): Path<(String, String, String)>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Vec<SpanOut>>, ApiError> {
-    let kind = kind(&segment)?;
-    let asked = ask(&console, namespace, kind, name, raw.as_deref()).await?;
+    let request = TracesRequest::from_route(&console, path, raw.as_deref()).await?;
+    let asked = ask(&console, request).await?;
     let target = &asked.target;
     let mut out = Vec::new();
     for trace in &asked.found.traces {
@@ -261,6 +309,21 @@ async fn error_traces(
     Ok(Json(found.traces.len()))
 }
 
+/// The trace ID of a path: 1 to 32 hex digits, not all zero; else a 400 that quotes at most
+/// 64 characters of it.
+pub(crate) fn parse_trace_id(text: &str) -> Result<TraceId, ApiError> {
+    let valid = !text.is_empty() && text.len() <= 32 && text.bytes().all(|b| b.is_ascii_hexdigit());
+    TraceId::from_hex(text)
+        .ok()
+        .filter(|id| valid && !id.is_zero())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Invalid trace ID format: `{}` is not 1 to 32 hex digits",
+                text.chars().take(64).collect::<String>()
+            ))
+        })
+}
+
 /// `GET /api/traces/{traceID}`.
 async fn trace(
     State(console): State<Arc<Console>>,
@@ -269,18 +332,7 @@ async fn trace(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     pairs(raw.as_deref(), &["clusterName"])?;
     let backend = console.backend()?;
-    let valid = !trace_id.is_empty()
-        && trace_id.len() <= 32
-        && trace_id.bytes().all(|b| b.is_ascii_hexdigit());
-    let id = TraceId::from_hex(&trace_id)
-        .ok()
-        .filter(|id| valid && !id.is_zero())
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "Invalid trace ID format: `{}` is not 1 to 32 hex digits",
-                trace_id.chars().take(64).collect::<String>()
-            ))
-        })?;
+    let id = parse_trace_id(&trace_id)?;
     let trace: Option<Trace> = console.timed("TraceDetail", backend.get_trace(id)).await?;
     let trace = trace.ok_or_else(|| ApiError::not_found(format!("Trace {trace_id} not found")))?;
     Ok(Json(serde_json::json!({

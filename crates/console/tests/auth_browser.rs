@@ -3,10 +3,10 @@
 //! (HttpOnly, SameSite=Strict: the console's own page moves the browser on, so the cookie goes
 //! along), then logging out through the provider's end-session page.
 
-#[path = "common/chromium.rs"]
-mod chromium;
 #[allow(dead_code)]
 mod common;
+#[path = "browser/driver.rs"]
+mod driver;
 #[allow(dead_code)]
 #[path = "common/oidc.rs"]
 mod oidc;
@@ -58,22 +58,23 @@ async fn click(client: &Client, css: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_user_logs_in_and_out_through_the_providers_pages_in_chromium() {
     let s = oidc::setup_at("/", "", 3600, None).await;
-    let (_driver, client, _profile) = chromium::browser().await;
+    let browser = driver::browser().await;
+    let client = &browser.client;
 
     // A page without a session: the login page, with a link to the provider.
     client.goto(&s.url("/console/services")).await.unwrap();
-    wait_for_path(&client, "/login?return_to=%2Fconsole%2Fservices").await;
-    click(&client, "#login").await;
+    wait_for_path(client, "/login?return_to=%2Fconsole%2Fservices").await;
+    click(client, "#login").await;
 
     // The provider's own login form.
-    let at = wait_for_path(&client, "/interaction/").await;
+    let at = wait_for_path(client, "/interaction/").await;
     assert!(at.starts_with(&s.provider.issuer), "{at}");
-    fill(&client, "input[name=login]", "ivan@example.com").await;
-    fill(&client, "input[name=password]", "any").await;
-    click(&client, "button[type=submit]").await;
+    fill(client, "input[name=login]", "ivan@example.com").await;
+    fill(client, "input[name=password]", "any").await;
+    click(client, "button[type=submit]").await;
 
     // Back at the page asked for, logged in.
-    wait_for_path(&client, "/console/services").await;
+    wait_for_path(client, "/console/services").await;
     let source = client.source().await.unwrap();
     assert!(
         !source.contains("id=\"login\""),
@@ -97,16 +98,16 @@ async fn a_user_logs_in_and_out_through_the_providers_pages_in_chromium() {
 
     // Logging out: the provider asks, then sends the browser back, without a session.
     client.goto(&s.url("/logout")).await.unwrap();
-    let at = wait_for_path(&client, "/session/end").await;
+    let at = wait_for_path(client, "/session/end").await;
     assert!(at.starts_with(&s.provider.issuer), "{at}");
-    click(&client, "button[name=logout]").await;
-    wait_for_path(&client, "/login").await;
+    click(client, "button[name=logout]").await;
+    wait_for_path(client, "/login").await;
     let cookies = client.get_all_cookies().await.unwrap();
     assert!(
         !cookies.iter().any(|c| c.name() == "kiali-token-Kubernetes"),
         "{cookies:?}"
     );
     client.goto(&s.url("/console/services")).await.unwrap();
-    wait_for_path(&client, "/login?return_to=").await;
-    client.close().await.unwrap();
+    wait_for_path(client, "/login?return_to=").await;
+    browser.client.clone().close().await.unwrap();
 }

@@ -18,6 +18,8 @@ use serde_json::{Value, json};
 #[allow(dead_code)]
 mod common;
 
+use common::post_check as check;
+
 /// An HTTP server that answers as a Jaeger query service (and an OAuth2 token endpoint) and
 /// keeps the raw text of every request: method, target, headers, body.
 struct Recorder {
@@ -139,17 +141,6 @@ fn shown(internal_url: &str, auth: &Value) -> Value {
         "customHeaders": {"X-Api-Key": "xxx"},
         "auth": auth,
     })
-}
-
-async fn check(console: SocketAddr, body: &Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("http://{console}/api/tracing/check"))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -370,14 +361,8 @@ async fn oversized_drafts_are_refused() {
     let client = reqwest::Client::new();
     let mut big = shown(&backend.url(), &json!({"type": "none"}));
     big["whiteListIstioSystem"] = json!(vec!["x".repeat(1000); 70]);
-    let response = client
-        .post(format!("http://{c}/api/tracing/check"))
-        .json(&big)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 413);
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = check(c, &big).await;
+    assert_eq!(status, 413);
     assert_eq!(
         body["error"],
         "the configuration is larger than 64 KiB: post the tracing section only"

@@ -9,7 +9,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::routing::{get, post};
 use meshtrace_listen::Limits;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// Far longer than any configured timeout below.
@@ -44,23 +44,9 @@ async fn start(limits: Limits) -> (SocketAddr, tokio::sync::oneshot::Sender<()>)
 
 /// Everything the server sends until it closes the connection.
 async fn read_until_closed(stream: &mut TcpStream) -> String {
-    let mut answer = Vec::new();
-    let closed = tokio::time::timeout(PATIENCE, async {
-        let mut chunk = [0u8; 1024];
-        loop {
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => answer.extend_from_slice(&chunk[..n]),
-            }
-        }
-    })
-    .await;
-    assert!(
-        closed.is_ok(),
-        "the server kept the connection open: {}",
-        String::from_utf8_lossy(&answer)
-    );
-    String::from_utf8_lossy(&answer).into_owned()
+    let (answer, closed) = meshtrace_testkit::read_until_closed(stream, PATIENCE).await;
+    assert!(closed, "the server kept the connection open: {answer}");
+    answer
 }
 
 #[tokio::test]

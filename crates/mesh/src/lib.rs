@@ -4,6 +4,9 @@
 //! Envoy response flags); and the inventory of namespaces, apps, workloads and services that
 //! the spans reveal. Pure functions over the model, as Kiali does them.
 
+// No unwrap or expect outside tests (clippy.toml allows them there): every one left says why.
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 mod enrich;
 mod filter;
 mod inventory;

@@ -34,14 +34,18 @@ impl TraceSummary {
         let apps = spans
             .iter()
             .map(|s| {
-                tag_str(s, "istio.canonical_service")
-                    .map(str::to_string)
-                    .unwrap_or_else(|| app_of_service(&s.process.service_name).to_string())
+                tag_str(s, "istio.canonical_service").map_or_else(
+                    || app_of_service(&s.process.service_name).to_string(),
+                    str::to_string,
+                )
             })
             .collect();
         let total: u64 = spans.iter().map(|s| s.duration).sum();
         TraceSummary {
-            trace_id: trace.trace_id().map(|id| id.to_hex32()).unwrap_or_default(),
+            trace_id: trace
+                .trace_id()
+                .map(meshtrace_model::TraceId::to_hex32)
+                .unwrap_or_default(),
             root_operation: root.map(|s| s.operation_name.clone()),
             root_service: root.map(|s| s.process.service_name.clone()),
             start: trace.bounds().0,

@@ -406,7 +406,7 @@ fn sorted(value: &serde_json::Value) -> serde_json::Value {
     match value.as_array() {
         Some(items) => {
             let mut items = items.clone();
-            items.sort_by_key(|v| v.to_string());
+            items.sort_by_key(std::string::ToString::to_string);
             serde_json::Value::Array(items)
         }
         None => value.clone(),

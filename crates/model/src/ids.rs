@@ -46,19 +46,17 @@ impl TraceId {
 
     /// Reads 16 big-endian bytes (OTLP, Jaeger api_v2), or 8 for a 64-bit ID.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, IdError> {
-        match bytes.len() {
-            16 => Ok(TraceId(u128::from_be_bytes(
-                bytes.try_into().expect("length checked"),
-            ))),
-            8 => Ok(TraceId(
-                u64::from_be_bytes(bytes.try_into().expect("length checked")) as u128,
-            )),
-            found => Err(IdError::BadLength {
-                what: "trace ID",
-                found,
-                expected: "16 (or 8)",
-            }),
+        if let Ok(wide) = <[u8; 16]>::try_from(bytes) {
+            return Ok(TraceId(u128::from_be_bytes(wide)));
         }
+        if let Ok(narrow) = <[u8; 8]>::try_from(bytes) {
+            return Ok(TraceId(u128::from(u64::from_be_bytes(narrow))));
+        }
+        Err(IdError::BadLength {
+            what: "trace ID",
+            found: bytes.len(),
+            expected: "16 (or 8)",
+        })
     }
 
     pub fn to_bytes(self) -> [u8; 16] {

@@ -196,9 +196,10 @@ pub fn kv_to_json(kv: &KeyValue) -> JsonKeyValue {
         Value::I64(i) => ("int64", serde_json::Value::from(i.to_string())),
         Value::F64(f) => (
             "float64",
-            serde_json::Number::from_f64(*f)
-                .map(serde_json::Value::Number)
-                .unwrap_or_else(|| serde_json::Value::from(f.to_string())),
+            serde_json::Number::from_f64(*f).map_or_else(
+                || serde_json::Value::from(f.to_string()),
+                serde_json::Value::Number,
+            ),
         ),
         Value::Binary(b) => (
             "binary",

@@ -2,6 +2,9 @@
 //! codec, OTLP ↔ model (as Jaeger converts), and Zipkin v2 JSON → model; and time (parse, format,
 //! civil dates, durations). No I/O but the clock read of [`time::now_micros`].
 
+// No unwrap or expect outside tests (clippy.toml allows them there): every one left says why.
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 mod ids;
 pub mod jaeger_json;
 pub mod limits;

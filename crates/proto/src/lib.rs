@@ -3,6 +3,9 @@
 //! QueryService, what Kiali calls) and `jaeger.api_v3` (QueryService with OTLP traces), and the
 //! conversions between `jaeger.api_v2` spans and meshtrace's model.
 
+// No unwrap or expect outside tests (clippy.toml allows them there): every one left says why.
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod convert;
 
 #[allow(clippy::all, clippy::pedantic)]

@@ -58,6 +58,10 @@ pub struct Exporter {
 }
 
 impl Exporter {
+    #[allow(
+        clippy::expect_used,
+        reason = "building a client with a timeout fails only when TLS cannot initialise at all"
+    )]
     pub fn new(target: Target) -> Exporter {
         Exporter {
             target,
@@ -110,6 +114,10 @@ impl Exporter {
     }
 
     /// Returns how many spans the target rejected.
+    #[allow(
+        clippy::expect_used,
+        reason = "the gRPC client is set just before it is taken"
+    )]
     async fn try_send(&mut self, spans: &[Span]) -> Result<usize, Failure> {
         match self.target.clone() {
             Target::OtlpGrpc(url) => {
@@ -158,9 +166,9 @@ impl Exporter {
                     .await
                     .map_err(|e| Failure::Retry(e.to_string()))?;
                 match status.as_u16() {
-                    200..=299 => Ok(ExportTraceServiceResponse::decode(bytes)
-                        .map(rejected_count)
-                        .unwrap_or(0)),
+                    200..=299 => {
+                        Ok(ExportTraceServiceResponse::decode(bytes).map_or(0, rejected_count))
+                    }
                     429 | 502..=504 => Err(Failure::Retry(format!("HTTP {status}"))),
                     _ => Err(Failure::Refused(format!(
                         "HTTP {status}: {}",

@@ -126,7 +126,7 @@ impl Generator {
             let target = self.rng.below(hops);
             let factor = 10.0 + self.rng.unit() * 20.0;
             with_hop(&mut root, target, &mut 0, &mut |hop| {
-                hop.self_latency_us *= factor
+                hop.self_latency_us *= factor;
             });
         }
 

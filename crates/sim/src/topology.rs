@@ -145,6 +145,10 @@ impl Topology {
             })?;
         }
         // A depth-first walk from every service finds any cycle.
+        #[allow(
+            clippy::expect_used,
+            reason = "every call's service was found just above"
+        )]
         fn visit(topology: &Topology, index: usize, path: &mut Vec<usize>) -> Result<(), String> {
             if path.contains(&index) {
                 return Err(format!(
@@ -361,6 +365,7 @@ impl Mesh {
         }
     }
 
+    #[allow(clippy::expect_used, reason = "names come from the checked topology")]
     pub fn service_index(&self, name: &str) -> usize {
         self.topology
             .services

@@ -115,7 +115,7 @@ impl ErrorBody for JaegerEnvelope {
 }
 
 async fn services(State(store): State<Arc<Store>>) -> Result<Response, ApiError> {
-    let services = blocking(&store, |s| s.services()).await?;
+    let services = blocking(&store, super::engine::Store::services).await?;
     let total = services.len();
     Ok(ok(services, total))
 }
@@ -150,12 +150,17 @@ async fn trace(
     State(store): State<Arc<Store>>,
     Path(raw_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = TraceId::from_hex(&raw_id)
-        .map_err(|e| ApiError::bad_request(format!("cannot parse traceID param: {e}")))?;
-    match blocking(&store, move |s| s.get_trace(id)).await? {
+    let id = trace_id_param(&raw_id)?;
+    match blocking(&store, move |s| s.get_trace_or_archived(id)).await? {
         Some(trace) => Ok(ok([TraceJson(&trace)], 0)),
         None => Err(ApiError::new(ErrorCode::NotFound, "trace not found")),
     }
+}
+
+/// A trace ID from a path or a query, with Jaeger's message when it cannot be read.
+pub(crate) fn trace_id_param(raw: &str) -> Result<TraceId, ApiError> {
+    TraceId::from_hex(raw)
+        .map_err(|e| ApiError::bad_request(format!("cannot parse traceID param: {e}")))
 }
 
 async fn search(
@@ -171,14 +176,11 @@ async fn search(
     if !trace_ids.is_empty() {
         let ids = trace_ids
             .iter()
-            .map(|raw| {
-                TraceId::from_hex(raw)
-                    .map_err(|e| ApiError::bad_request(format!("cannot parse traceID param: {e}")))
-            })
+            .map(|raw| trace_id_param(raw))
             .collect::<Result<Vec<_>, _>>()?;
         let found = blocking(&store, move |s| {
             ids.into_iter()
-                .map(|id| Ok((id, s.get_trace(id)?)))
+                .map(|id| Ok((id, s.get_trace_or_archived(id)?)))
                 .collect::<Result<Vec<_>, StoreError>>()
         })
         .await?;

@@ -57,7 +57,7 @@ fn no_traces() -> V3Error {
 }
 
 async fn services(State(store): State<Arc<Store>>) -> Result<Response, V3Error> {
-    let services = blocking(&store, |s| s.services()).await?;
+    let services = blocking(&store, super::engine::Store::services).await?;
     Ok(axum::Json(json!({ "services": services })).into_response())
 }
 
@@ -80,7 +80,7 @@ async fn get_trace(
 ) -> Result<Response, V3Error> {
     let id = TraceId::from_hex(&raw_id)
         .map_err(|e| V3Error::bad_request(format!("malformed parameter trace_id: {e}")))?;
-    match blocking(&store, move |s| s.get_trace(id)).await? {
+    match blocking(&store, move |s| s.get_trace_or_archived(id)).await? {
         Some(trace) => Ok(axum::Json(traces_result(std::slice::from_ref(&trace))).into_response()),
         None => Err(no_traces()),
     }

@@ -22,6 +22,10 @@ pub struct GroupWriter {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "a writer thread that cannot start or a poisoned lock (a panic mid-write) leaves no store to serve"
+)]
 impl GroupWriter {
     pub fn new(kv: Arc<dyn Kv>) -> GroupWriter {
         let (jobs, queue) = mpsc::channel::<Job>();

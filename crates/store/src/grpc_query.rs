@@ -159,7 +159,7 @@ async fn dependencies_in(
 }
 
 async fn sorted_services(store: &Arc<Store>) -> Result<Vec<String>, Status> {
-    Ok(blocking(store, |s| s.services()).await?)
+    Ok(blocking(store, super::engine::Store::services).await?)
 }
 
 #[tonic::async_trait]
@@ -172,7 +172,7 @@ impl api_v2::query_service_server::QueryService for QueryV2 {
         request: Request<api_v2::GetTraceRequest>,
     ) -> Result<Response<Self::GetTraceStream>, Status> {
         let id = trace_id_from_bytes(&request.get_ref().trace_id)?;
-        match blocking(&self.store, move |s| s.get_trace(id)).await? {
+        match blocking(&self.store, move |s| s.get_trace_or_archived(id)).await? {
             Some(trace) => Ok(Response::new(stream(spans_in_chunks(&[trace])))),
             None => Err(ErrorCode::NotFound.status("trace not found")),
         }
@@ -294,7 +294,7 @@ impl api_v3::query_service_server::QueryService for QueryV3 {
         if id.is_zero() {
             return Err(ErrorCode::InvalidArgument.status("the trace ID is zero"));
         }
-        match blocking(&self.store, move |s| s.get_trace(id)).await? {
+        match blocking(&self.store, move |s| s.get_trace_or_archived(id)).await? {
             Some(trace) => Ok(Response::new(stream(vec![traces_data(&trace)]))),
             None => Err(ErrorCode::NotFound.status("trace not found")),
         }

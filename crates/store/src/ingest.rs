@@ -220,7 +220,11 @@ fn encode_reply<M: Message + ToProtojson>(
 /// Reads the body, at most `max` bytes, and inflates it when it is gzip-encoded (again at
 /// most `max` bytes: a small bomb must not become a large allocation). A body announced larger
 /// than `max` is refused before any of it is read.
-async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes, IngestError> {
+pub(crate) async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    max: usize,
+) -> Result<Bytes, IngestError> {
     let max_u64 = u64::try_from(max).unwrap_or(u64::MAX);
     // The lower bound is the Content-Length when there is one.
     if http_body::Body::size_hint(&body).lower() > max_u64 {

@@ -40,10 +40,12 @@ pub enum Table {
     Dictionary,
     /// `batch` → the number of the last write batch (8, big-endian)
     Meta,
+    /// trace ID (16) → the trace as Jaeger UI JSON; kept outside retention (`engine/archive.rs`)
+    Archive,
 }
 
 impl Table {
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 8] = [
         Table::Spans,
         Table::Processes,
         Table::ByService,
@@ -51,6 +53,7 @@ impl Table {
         Table::Operations,
         Table::Dictionary,
         Table::Meta,
+        Table::Archive,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +65,7 @@ impl Table {
             Table::Operations => "operations",
             Table::Dictionary => "dictionary",
             Table::Meta => "meta",
+            Table::Archive => "archive",
         }
     }
 

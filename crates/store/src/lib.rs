@@ -2,8 +2,12 @@
 //! (gRPC or HTTP) or Zipkin v2 JSON; readers use the Jaeger query API. One engine answers every
 //! surface, so a query means the same thing everywhere.
 
+// No unwrap or expect outside tests (clippy.toml allows them there): every one left says why.
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 mod api_v1;
 pub(crate) mod api_v3;
+mod archive;
 pub mod check;
 mod codec;
 mod damage;
@@ -22,9 +26,13 @@ mod query;
 pub mod raw_codec;
 mod request;
 pub mod server;
+mod transform;
 
 pub use damage::DamageKind;
-pub use engine::{DEFAULT_DICTIONARY_MAX_ENTRIES, Store, StoreOptions};
+pub use engine::{
+    ARCHIVE_MAX_TRACE_BYTES, ARCHIVE_MAX_TRACES, ArchiveError, DEFAULT_DICTIONARY_MAX_ENTRIES,
+    Store, StoreOptions,
+};
 pub use kv::{FjallKv, Kv, MemoryKv, Op, Recovery, Table};
 pub use query::{DependencyLink, Operation, TraceQuery, TraceSummary, summarize};
 
@@ -66,6 +74,10 @@ impl Store {
         Store::in_memory_with(&StoreOptions::new(retention))
     }
 
+    #[allow(
+        clippy::expect_used,
+        reason = "an empty store in memory has nothing that can fail"
+    )]
     pub fn in_memory_with(options: &StoreOptions) -> Store {
         Store::with_options(Arc::new(MemoryKv::new()), options)
             .expect("an empty store in memory opens")

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use crate::error::ErrorCode;
 use crate::grpc_query::{QueryV2, QueryV3};
 use crate::ingest::{Ingest, OtlpGrpc, otlp_http_routes, zipkin_routes};
-use crate::{Store, api_v1, api_v3, metrics};
+use crate::{Store, api_v1, api_v3, archive, metrics, transform};
 
 /// Where each listener binds.
 #[derive(Debug, Clone)]
@@ -96,10 +96,13 @@ pub struct ServeOptions {
     pub limits: Limits,
 }
 
-/// The Jaeger query HTTP API: v1 and v3 routes; `/api/metrics/*` answers 501.
-pub fn query_router(store: Arc<Store>) -> Router {
+/// The Jaeger query HTTP API: v1 and v3 routes, `/api/transform` (bodies up to `max_body`) and
+/// the archive; `/api/metrics/*` answers 501.
+pub fn query_router(store: Arc<Store>, max_body: usize) -> Router {
     api_v1::routes()
         .merge(api_v3::routes())
+        .merge(transform::routes(max_body))
+        .merge(archive::routes())
         .merge(metrics::routes())
         .fallback(|| async {
             // Go's mux writes this for a route it does not know.
@@ -162,7 +165,7 @@ pub async fn serve(
     );
     let query = http(
         listeners.query_http,
-        query_router(store.clone()),
+        query_router(store.clone(), options.max_body),
         stop_rx.clone(),
     );
     let retention = retention_task(store.clone(), options.retention_interval, stop_rx);

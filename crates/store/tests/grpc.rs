@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{TestStore, rfc3339};
+use common::TestStore;
 use meshtrace_model::jaeger_json::trace_to_json;
 use meshtrace_model::{
     KeyValue, Process, RefType, Span, SpanId, SpanRef, Trace, TraceId, Value, group_by_trace,
@@ -14,14 +14,8 @@ use meshtrace_proto::api_v2::query_service_client::QueryServiceClient as V2Clien
 use meshtrace_proto::api_v3::query_service_client::QueryServiceClient as V3Client;
 use meshtrace_proto::convert::{duration, span_from_proto, timestamp};
 use meshtrace_proto::{api_v2, api_v3};
+use meshtrace_testkit::{now, rfc3339};
 use serde_json::{Value as Json, json};
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64
-}
 
 /// Traces of a gateway calling productpage calling reviews, the last failing every third time.
 fn dataset(base: u64) -> Vec<Span> {

@@ -13,7 +13,7 @@ use common::*;
 use meshtrace_store::Store;
 use meshtrace_store::server::{Limits, LoopbackServer, ServeOptions};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -35,23 +35,10 @@ async fn start(max_connections: usize) -> (LoopbackServer, reqwest::Client) {
     (server, reqwest::Client::new())
 }
 
+/// Everything the store sends until it closes the connection.
 async fn read_until_closed(stream: &mut TcpStream) -> String {
-    let mut answer = Vec::new();
-    let closed = tokio::time::timeout(PATIENCE, async {
-        let mut chunk = [0u8; 1024];
-        loop {
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => answer.extend_from_slice(&chunk[..n]),
-            }
-        }
-    })
-    .await;
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    assert!(
-        closed.is_ok(),
-        "the store kept the connection open: {answer}"
-    );
+    let (answer, closed) = meshtrace_testkit::read_until_closed(stream, PATIENCE).await;
+    assert!(closed, "the store kept the connection open: {answer}");
     answer
 }
 

@@ -276,7 +276,7 @@ fn reads_kialis_query_shape() {
     .unwrap();
     assert_eq!(parsed.conditions.len(), 3);
     assert_eq!(parsed.conditions[1].name, "istio.cluster_id");
-    assert_eq!(parsed.selected[2], ("".to_string(), "a b".to_string()));
+    assert_eq!(parsed.selected[2], (String::new(), "a b".to_string()));
     // The injection the issue reports is not one spanset.
     assert!(parse(r#"{ .mesh_id = "m1" && .x} || { true = "y" } | select(status)"#).is_err());
     assert_eq!(
@@ -284,7 +284,7 @@ fn reads_kialis_query_shape() {
             .unwrap()
             .conditions[0],
         Condition {
-            scope: "".into(),
+            scope: String::new(),
             name: "x} || { true".into(),
             value: "a\"\né".into()
         }

@@ -12,13 +12,13 @@
 
 use std::net::SocketAddr;
 
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::User;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Longest user name taken from a header; longer ones are refused, not cut.
 const MAX_NAME: usize = 256;
@@ -39,14 +39,14 @@ impl Refusal {
     pub fn into_response(self, _path: &str) -> Response {
         match self {
             Refusal::Untrusted => ApiError::new(
-                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
                 "requests must come through the authenticating proxy",
             )
             .with_detail(
                 "the `header` strategy accepts requests only from the configured proxy addresses",
             )
             .into_response(),
-            Refusal::Missing => ApiError::new(StatusCode::UNAUTHORIZED, "Token is missing")
+            Refusal::Missing => ApiError::new(ErrorCode::Unauthorized, "Token is missing")
                 .with_detail("the proxy sent no `Authorization: Bearer` header")
                 .into_response(),
             Refusal::BadUser => ApiError::bad_request(

@@ -32,7 +32,7 @@ use meshtrace_config::{AuthStrategy, Config};
 pub use routes::routes;
 
 use crate::Console;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use session::{CookieAttrs, Names, Sealer};
 
 /// Settings of authentication that are not in Kiali's configuration.
@@ -284,7 +284,9 @@ impl Auth {
         let page_read = matches!(*request.method(), Method::GET | Method::HEAD)
             && !(path == "/api" || path.starts_with("/api/"));
         let mut response = if page_read {
-            let back = original_uri(request).path_and_query().map(|p| p.as_str());
+            let back = original_uri(request)
+                .path_and_query()
+                .map(axum::http::uri::PathAndQuery::as_str);
             let login = format!(
                 "{}/login?return_to={}",
                 self.prefix,
@@ -292,7 +294,7 @@ impl Auth {
             );
             redirect(&login)
         } else {
-            ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized")
+            ApiError::new(ErrorCode::Unauthorized, "Unauthorized")
                 .with_detail(format!(
                     "no valid session: log in at {}/login (GET {}/api/auth/info describes the strategy)",
                     self.prefix, self.prefix

@@ -61,9 +61,17 @@ pub(super) struct LoginState {
     pub(super) expires: i64,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
+/// Why a request to the provider failed (its text goes into the login page's message).
+#[derive(Debug)]
 pub struct HttpError(String);
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HttpError {}
 
 /// The HTTP client the `openidconnect` crate sends its requests with.
 pub(super) struct Http(reqwest::Client);

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use super::{User, add_cookies, openid, redirect};
 use crate::Console;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 pub fn routes() -> Router<Arc<Console>> {
     Router::new()
@@ -133,11 +133,8 @@ async fn authenticate(
             user.expires_on = Some(expires);
             let token = super::header::bearer(&headers).unwrap_or_default();
             let Some(cookies) = auth.new_session(&headers, &user, token) else {
-                return ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the session could not be sealed",
-                )
-                .into_response();
+                return ApiError::new(ErrorCode::Internal, "the session could not be sealed")
+                    .into_response();
             };
             let expires_on = chrono::DateTime::from_timestamp(expires, 0)
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
@@ -148,7 +145,7 @@ async fn authenticate(
             response
         }
         _ => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
             "support for OpenID's implicit flow has been removed",
         )
         .into_response(),

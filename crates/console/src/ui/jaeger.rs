@@ -19,7 +19,6 @@ use std::sync::Arc;
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use meshtrace_backend::TraceQuery;
@@ -27,9 +26,11 @@ use meshtrace_mesh::stats::TraceSummary;
 use meshtrace_model::TraceId;
 use meshtrace_model::time::{format_duration, format_time, now_micros, parse_ui_duration};
 
+use super::shell::Shell;
 use super::view::View;
-use super::{Choice, Shell, page, root, scatter};
+use super::{Choice, root, scatter};
 use crate::Console;
+use crate::error::{ApiError, ErrorCode, page};
 
 pub fn routes() -> Router<Arc<Console>> {
     Router::new()
@@ -150,8 +151,9 @@ async fn search(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) ->
     let backend = match console.backend() {
         Ok(backend) => backend.clone(),
         Err(error) => {
+            let code = error.code;
             search_page.shell.error = Some(error.error);
-            return page(StatusCode::SERVICE_UNAVAILABLE, search_page);
+            return page(Some(code), search_page);
         }
     };
     let services = console
@@ -172,14 +174,14 @@ async fn search(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) ->
         })
         .collect();
     if service.is_empty() {
-        return page(StatusCode::OK, search_page);
+        return page(None, search_page);
     }
     search_page.searched = true;
     let mut tags = match parse_tags(&get("tags")) {
         Ok(tags) => tags,
         Err(error) => {
             search_page.error = Some(error);
-            return page(StatusCode::BAD_REQUEST, search_page);
+            return page(Some(ErrorCode::BadRequest), search_page);
         }
     };
     // Every search stays within `query_scope`, as the API's do.
@@ -192,7 +194,7 @@ async fn search(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) ->
                 search_page.error = Some(format!(
                     "minDuration `{text}` is not a duration such as 10ms or 1.5s"
                 ));
-                return page(StatusCode::BAD_REQUEST, search_page);
+                return page(Some(ErrorCode::BadRequest), search_page);
             }
         },
     };
@@ -216,9 +218,10 @@ async fn search(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) ->
         Ok(found) => found,
         Err(error) => {
             // 400 for a search the backend cannot be asked, 503 when it failed.
-            let error = crate::error::ApiError::from(error);
+            let error = ApiError::from(error);
+            let code = error.code;
             search_page.error = Some(error.error);
-            return page(error.status, search_page);
+            return page(Some(code), search_page);
         }
     };
     let operation = get("operation");
@@ -259,7 +262,7 @@ async fn search(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) ->
             }
         })
         .collect();
-    page(StatusCode::OK, search_page)
+    page(None, search_page)
 }
 
 pub struct Compared {
@@ -293,7 +296,7 @@ async fn trace(
     RawQuery(raw): RawQuery,
 ) -> Response {
     if !ids.contains("...") {
-        return super::render_trace_page(&console, &ids, raw.as_deref(), None).await;
+        return super::trace_page::render_trace_page(&console, &ids, raw.as_deref(), None).await;
     }
     // `{id}...{id2}...?cohort=id&cohort=id2`: the path's IDs, then any cohort not among them.
     let mut wanted: Vec<String> = ids.split("...").map(str::to_string).collect();
@@ -317,9 +320,10 @@ async fn trace(
             Ok(Some(trace)) => traces.push(trace),
             Ok(None) => missing.push(format!("trace {text} not found")),
             Err(error) => {
+                let code = error.code;
                 shell.error = Some(error.error);
                 return page(
-                    StatusCode::SERVICE_UNAVAILABLE,
+                    Some(code),
                     ComparePage {
                         shell,
                         error: None,
@@ -366,7 +370,7 @@ async fn trace(
         })
         .collect();
     page(
-        StatusCode::OK,
+        None,
         ComparePage {
             shell,
             error: (!missing.is_empty()).then(|| missing.join("; ")),

@@ -1,6 +1,13 @@
 //! Links into the tracing backend's own UI (`external_url`), in the formats Kiali uses: the
 //! Jaeger UI, Grafana Explore (Tempo), and the OpenShift console's trace views.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
 use meshtrace_config::{Provider, TracingConfig, UrlFormat};
 
 /// Which UI `external_url` leads to.
@@ -154,9 +161,9 @@ impl Links {
         if self.ui != Ui::Jaeger || others.is_empty() {
             return None;
         }
-        let others = &others[..others.len().min(10)];
+        let others: Vec<&str> = others.iter().take(10).map(String::as_str).collect();
         let cohort: Vec<String> = std::iter::once(trace_id)
-            .chain(others.iter().map(String::as_str))
+            .chain(others.iter().copied())
             .map(|id| format!("cohort={id}"))
             .collect();
         Some(format!(
@@ -203,6 +210,7 @@ fn or(value: &str, default: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

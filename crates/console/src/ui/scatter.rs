@@ -2,6 +2,13 @@
 //! (or its spans' average), size `min(30, spans + 2)`, errors red, the selected trace
 //! highlighted. The template draws it as SVG; every point is a link that selects its trace.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
 use meshtrace_mesh::stats::TraceSummary;
 
 use meshtrace_model::time::{format_duration, format_time};
@@ -57,7 +64,7 @@ pub fn chart(
     selected: &str,
     href: impl Fn(&str) -> String,
 ) -> Chart {
-    let (start, end) = (window.0, window.1.max(window.0 + 1));
+    let (start, end) = (window.0, window.1.max(window.0.saturating_add(1)));
     let value = |t: &TraceSummary| {
         if spans_average {
             t.average_span
@@ -68,13 +75,16 @@ pub fn chart(
     let top_value = traces.iter().map(value).max().unwrap_or(0).max(1000);
     let y_max = nice_ceiling(top_value as f64 * 1.1);
     let (plot_w, plot_h) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
-    let x = |t: u64| LEFT + (t.clamp(start, end) - start) as f64 / (end - start) as f64 * plot_w;
+    let x = |t: u64| {
+        LEFT + t.clamp(start, end).saturating_sub(start) as f64 / end.saturating_sub(start) as f64
+            * plot_w
+    };
     let y = |v: u64| TOP + plot_h - (v as f64 / y_max) * plot_h;
 
     let mut points: Vec<Point> = traces
         .iter()
         .map(|t| {
-            let size = (t.spans + 2).min(30) as f64;
+            let size = t.spans.saturating_add(2).min(30) as f64;
             let mut class = String::from("point");
             if t.has_error() {
                 class.push_str(" error");
@@ -95,7 +105,7 @@ pub fn chart(
                 trace_id: t.trace_id.clone(),
                 title: format!(
                     "{name} ({}) — {}, {} spans{}",
-                    &t.trace_id[..t.trace_id.len().min(7)],
+                    t.trace_id.get(..7).unwrap_or(&t.trace_id),
                     format_duration(value(t)),
                     t.spans,
                     if t.has_error() {
@@ -115,13 +125,15 @@ pub fn chart(
 
     let x_ticks = (0..=5)
         .map(|i| {
-            let t = start + (end - start) / 5 * i;
+            let t = start.saturating_add((end.saturating_sub(start) / 5).saturating_mul(i));
             let label = format_time(t);
-            let label = if end - start <= 86_400_000_000 {
-                label[11..].to_string()
+            let label = if end.saturating_sub(start) <= 86_400_000_000 {
+                label.get(11..)
             } else {
-                label[5..16].to_string()
-            };
+                label.get(5..16)
+            }
+            .unwrap_or(&label)
+            .to_string();
             Tick {
                 pos: format!("{:.1}", x(t)),
                 label,
@@ -166,6 +178,7 @@ fn nice_ceiling(v: f64) -> f64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use std::collections::BTreeSet;
 
@@ -210,5 +223,14 @@ mod tests {
             "GET /productpage (bbbbbbb) — 80.0ms, 40 spans, 2 with error"
         );
         assert_eq!(c.points[1].href, "?traceId=aaaaaaaaaa");
+    }
+
+    #[test]
+    fn a_window_at_the_end_of_time_draws_without_overflow() {
+        let traces = [summary("cccccccccc", u64::MAX, u64::MAX, usize::MAX, 1)];
+        let c = chart(&traces, (u64::MAX, u64::MAX), true, "", |_| String::new());
+        assert_eq!(c.points.len(), 1);
+        assert_eq!(c.points[0].r, "15.0");
+        assert_eq!(c.x_ticks.len(), 6);
     }
 }

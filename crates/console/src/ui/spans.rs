@@ -4,6 +4,13 @@
 //! in the traces fetched. Filters by workload, app, component, operation and error, with
 //! `shown / total` counts. Rows expand with `<details>`: no script needed.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
 use std::collections::{BTreeSet, HashMap};
 
 use meshtrace_mesh::stats::percentile;
@@ -83,23 +90,32 @@ pub fn tree_order(trace: &Trace) -> Vec<(usize, &Span)> {
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); trace.spans.len()];
     let mut roots = Vec::new();
     for (i, span) in trace.spans.iter().enumerate() {
-        match span.parent_span_id().and_then(|p| ids.get(&p)) {
-            Some(&parent) if parent != i => children[parent].push(i),
-            _ => roots.push(i),
+        let parent = span
+            .parent_span_id()
+            .and_then(|p| ids.get(&p))
+            .filter(|&&p| p != i);
+        match parent.and_then(|&p| children.get_mut(p)) {
+            Some(siblings) => siblings.push(i),
+            None => roots.push(i),
         }
     }
-    let by_start = |list: &mut Vec<usize>| list.sort_by_key(|&i| trace.spans[i].start_time);
+    let by_start =
+        |list: &mut Vec<usize>| list.sort_by_key(|&i| trace.spans.get(i).map(|s| s.start_time));
     by_start(&mut roots);
     children.iter_mut().for_each(by_start);
     let mut out = Vec::with_capacity(trace.spans.len());
     let mut seen = vec![false; trace.spans.len()];
     let mut stack: Vec<(usize, usize)> = roots.into_iter().rev().map(|r| (r, 0)).collect();
     while let Some((i, depth)) = stack.pop() {
-        if std::mem::replace(&mut seen[i], true) {
+        let (Some(visited), Some(span)) = (seen.get_mut(i), trace.spans.get(i)) else {
+            continue;
+        };
+        if std::mem::replace(visited, true) {
             continue; // a reference cycle in bad data
         }
-        out.push((depth, &trace.spans[i]));
-        stack.extend(children[i].iter().rev().map(|&c| (c, depth + 1)));
+        out.push((depth, span));
+        let below = children.get(i).map(Vec::as_slice).unwrap_or_default();
+        stack.extend(below.iter().rev().map(|&c| (c, depth.saturating_add(1))));
     }
     out
 }
@@ -136,7 +152,7 @@ pub fn table(
     more: impl Fn(&str) -> Option<String>,
 ) -> SpanTable {
     let (start, end) = trace.bounds();
-    let total_span = (end - start).max(1) as f64;
+    let total_span = end.saturating_sub(start).max(1) as f64;
     let ordered = tree_order(trace);
     let (mut workloads, mut apps, mut components, mut operations) = (
         BTreeSet::new(),

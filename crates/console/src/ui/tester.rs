@@ -15,13 +15,13 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{RawQuery, Request, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use meshtrace_config::{Config, effective, mode, to_yaml};
 
+use super::shell::Shell;
 use super::view::View;
-use super::{Shell, page};
 use crate::Console;
+use crate::error::{ErrorCode, page};
 
 pub struct ProbeRow {
     test: String,
@@ -112,7 +112,7 @@ pub async fn show(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) 
             },
         });
     }
-    page(StatusCode::OK, tester)
+    page(None, tester)
 }
 
 pub async fn check(State(console): State<Arc<Console>>, request: Request) -> Response {
@@ -126,7 +126,7 @@ pub async fn check(State(console): State<Arc<Console>>, request: Request) -> Res
                 message: refused.error,
                 yaml: String::new(),
             });
-            return page(refused.status, tester);
+            return page(Some(refused.code), tester);
         }
     };
     let draft = form_urlencoded::parse(&body)
@@ -169,13 +169,9 @@ pub async fn check(State(console): State<Arc<Console>>, request: Request) -> Res
             }
         }
     };
-    let status = if outcome.ok {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    let failed = (!outcome.ok).then_some(ErrorCode::Unprocessable);
     tester.result = Some(outcome);
-    page(status, tester)
+    page(failed, tester)
 }
 
 /// The effective `external_services.tracing` block of a checked configuration (secrets `xxx`).

@@ -4,6 +4,13 @@
 //! rows in view (and skips collapsed subtrees), plus a minimap, a time ruler and a search.
 //! A span's tags and logs are fetched when its row is opened.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -32,23 +39,24 @@ pub fn data(trace: &Trace) -> String {
         .enumerate()
         .map(|(i, (_, s))| (s.span_id, i))
         .collect();
-    let parent: Vec<i64> = ordered
+    // A parent comes before its children in tree order.
+    let parent: Vec<Option<usize>> = ordered
         .iter()
         .enumerate()
         .map(|(i, (_, s))| {
             s.parent_span_id()
                 .and_then(|p| index.get(&p))
-                .filter(|&&p| p < i)
-                .map_or(-1, |&p| p as i64)
+                .copied()
+                .filter(|&p| p < i)
         })
         .collect();
     // Subtree extents: in tree order a subtree is contiguous; walk back, each span's end is the
     // furthest end of its children.
     let mut end: Vec<usize> = (1..=n).collect();
-    for i in (0..n).rev() {
-        if parent[i] >= 0 {
-            let p = parent[i] as usize;
-            end[p] = end[p].max(end[i]);
+    for (i, up) in parent.iter().enumerate().rev() {
+        let child_end = end.get(i).copied().unwrap_or_default();
+        if let Some(parent_end) = up.and_then(|p| end.get_mut(p)) {
+            *parent_end = (*parent_end).max(child_end);
         }
     }
     let critical = critical_path(&ordered, &parent);
@@ -57,12 +65,15 @@ pub fn data(trace: &Trace) -> String {
     let mut service_index: HashMap<&str, usize> = HashMap::new();
     let mut operations: Vec<&str> = Vec::new();
     let mut operation_index: HashMap<&str, usize> = HashMap::new();
-    let mut out = String::with_capacity(64 + n * 72);
+    let mut out = String::with_capacity(n.saturating_mul(72).saturating_add(64));
     let _ = write!(
         out,
         "{{\"traceID\":\"{}\",\"start\":{start},\"duration\":{},\"spans\":[",
-        trace.trace_id().map(|t| t.to_hex32()).unwrap_or_default(),
-        finish - start
+        trace
+            .trace_id()
+            .map(meshtrace_model::TraceId::to_hex32)
+            .unwrap_or_default(),
+        finish.saturating_sub(start)
     );
     for (i, (depth, span)) in ordered.iter().enumerate() {
         let service = intern(
@@ -75,7 +86,7 @@ pub fn data(trace: &Trace) -> String {
         if span.has_error() {
             flags |= ERROR;
         }
-        if critical[i] {
+        if critical.get(i).copied().unwrap_or_default() {
             flags |= CRITICAL;
         }
         match span.kind() {
@@ -90,8 +101,8 @@ pub fn data(trace: &Trace) -> String {
             out,
             "[\"{}\",{},{depth},{},{},{},{service},{operation},{flags}]",
             span.span_id,
-            parent[i],
-            end[i],
+            parent.get(i).copied().flatten().map_or(-1, |p| p as i64),
+            end.get(i).copied().unwrap_or_default(),
             span.start_time.saturating_sub(start),
             span.duration
         );
@@ -111,32 +122,40 @@ fn intern<'a>(
 ) -> usize {
     *index.entry(name).or_insert_with(|| {
         list.push(name);
-        list.len() - 1
+        list.len().saturating_sub(1)
     })
 }
 
 /// The critical path: from each root, the child that finishes last, down to a leaf — the chain
 /// of spans that decided when the trace ended.
-fn critical_path(ordered: &[(usize, &Span)], parent: &[i64]) -> Vec<bool> {
+fn critical_path(ordered: &[(usize, &Span)], parent: &[Option<usize>]) -> Vec<bool> {
     let n = ordered.len();
+    let ends = |j: usize| {
+        ordered
+            .get(j)
+            .map_or(0, |(_, s)| s.start_time.saturating_add(s.duration))
+    };
     let mut last_child: Vec<Option<usize>> = vec![None; n];
-    for (i, &up) in parent.iter().enumerate() {
-        if up >= 0 {
-            let p = up as usize;
-            let ends = |j: usize| ordered[j].1.start_time + ordered[j].1.duration;
-            if last_child[p].is_none_or(|c| ends(i) > ends(c)) {
-                last_child[p] = Some(i);
-            }
+    for (i, up) in parent.iter().enumerate() {
+        if let Some(last) = up.and_then(|p| last_child.get_mut(p))
+            && last.is_none_or(|c| ends(i) > ends(c))
+        {
+            *last = Some(i);
         }
     }
     let mut on = vec![false; n];
-    // The root that finishes last, then its last-finishing child, and so on.
-    let mut current = (0..n)
-        .filter(|&i| parent[i] < 0)
-        .max_by_key(|&i| ordered[i].1.start_time + ordered[i].1.duration);
+    // The root that finishes last, then its last-finishing child, and so on (a child's index
+    // is always past its parent's, so the walk ends).
+    let mut current = parent
+        .iter()
+        .enumerate()
+        .filter(|(_, up)| up.is_none())
+        .map(|(i, _)| i)
+        .max_by_key(|&i| ends(i));
     while let Some(i) = current {
-        on[i] = true;
-        current = last_child[i];
+        let Some(flag) = on.get_mut(i) else { break };
+        *flag = true;
+        current = last_child.get(i).copied().flatten();
     }
     on
 }
@@ -166,6 +185,7 @@ pub fn span_json(span: &Span, trace_start: u64) -> serde_json::Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use std::sync::Arc;
 

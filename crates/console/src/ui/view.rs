@@ -2,6 +2,13 @@
 //! namespaces, time range, refresh interval, and on detail pages the tab and the Traces tab's
 //! options (Kiali's names: `tab`, `traceId`, `limit`, `errs`, `showSpansAvg`, `percentile`).
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
 use meshtrace_model::time::{now_micros, parse_minute};
 // The page modules import their formats from the view too; they live in the model.
 pub use meshtrace_model::time::{ago, format_duration, format_time};
@@ -101,10 +108,10 @@ impl View {
                 "spanComponent" => view.span_component = value.into_owned(),
                 "spanOperation" => view.span_operation = value.into_owned(),
                 "spanError" if value == "with" || value == "without" => {
-                    view.span_error = value.into_owned()
+                    view.span_error = value.into_owned();
                 }
                 "percentile" if PERCENTILES.contains(&value.as_ref()) => {
-                    view.percentile = value.into_owned()
+                    view.percentile = value.into_owned();
                 }
                 _ => {}
             }
@@ -159,7 +166,10 @@ impl View {
             return (from, to);
         }
         let now = now_micros();
-        (now.saturating_sub(self.duration * 1_000_000), now)
+        (
+            now.saturating_sub(self.duration.saturating_mul(1_000_000)),
+            now,
+        )
     }
 
     pub fn custom(&self) -> bool {
@@ -234,5 +244,18 @@ mod tests {
     fn times_convert_both_ways() {
         let view = View::parse(Some("from=2026-11-24T07:00&to=2026-11-24T08:00"));
         assert_eq!(view.window().1 - view.window().0, 3_600_000_000);
+    }
+
+    #[test]
+    fn hostile_dates_are_no_custom_range() {
+        for from in [
+            "9223372036854775807-01-01T00:00",
+            "2026-11-24T-9223372036854775808:00",
+        ] {
+            let view = View::parse(Some(&format!("from={from}&to=2026-11-24T08:00")));
+            assert!(!view.custom(), "{from}");
+            let (start, end) = view.window();
+            assert!(start < end, "{from}: the last ten minutes");
+        }
     }
 }

@@ -90,6 +90,18 @@ async fn traces_held(server: &LoopbackServer) -> usize {
     ids.len()
 }
 
+/// `POST /api/tracing/check` with `body`: the status and the JSON answer.
+pub async fn post_check(console: SocketAddr, body: &Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("http://{console}/api/tracing/check"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
 /// A console on a loopback port whose configuration may name its own address (an
 /// `external_url` pointing at itself); it stops when the returned sender is dropped.
 pub async fn start_console(

@@ -148,8 +148,7 @@ async fn read_form(api: &Api, request: Request) -> Result<Form, Response> {
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The deadline of a query: the configured timeout, shortened by a `timeout` parameter.

@@ -28,8 +28,7 @@ impl Form {
         self.pairs
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
+            .map_or("", |(_, v)| v.as_str())
     }
 
     /// Every value of `name`.

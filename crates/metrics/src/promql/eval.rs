@@ -194,7 +194,7 @@ impl Ctx<'_> {
 
     /// The series a selector loaded.
     pub fn data(&self, selector: &Selector) -> &[Series] {
-        self.data.get(selector.id).map(Vec::as_slice).unwrap_or(&[])
+        self.data.get(selector.id).map_or(&[], Vec::as_slice)
     }
 
     pub fn eval(&mut self, node: &Node) -> Result<Val, QueryError> {
@@ -272,8 +272,7 @@ impl Ctx<'_> {
                     .data
                     .get(selector.id)
                     .and_then(|d| d.get(index))
-                    .map(|s| s.samples.as_slice())
-                    .unwrap_or(&[]);
+                    .map_or(&[][..], |s| s.samples.as_slice());
                 // Times only grow with the step unless `@` pins them; then restart the scan.
                 if matches!(selector.at, At::None) {
                     while samples

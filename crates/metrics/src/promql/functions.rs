@@ -27,8 +27,7 @@ pub(crate) fn range_function(
             let samples = ctx
                 .data(selector)
                 .get(index)
-                .map(|s| s.samples.as_slice())
-                .unwrap_or(&[]);
+                .map_or(&[][..], |s| s.samples.as_slice());
             let samples = window(
                 samples,
                 reference,
@@ -88,9 +87,8 @@ pub(crate) fn extrapolated_rate(
     is_rate: bool,
     compat: Compat,
 ) -> Option<f64> {
-    let (first, last) = match samples {
-        [first, .., last] => (first, last),
-        _ => return None,
+    let [first, .., last] = samples else {
+        return None;
     };
     let mut result = last.value - first.value;
     if is_counter {

@@ -278,7 +278,12 @@ fn convert(expr: &Expr, selectors: &mut Planner) -> Result<Node, QueryError> {
         }
         Expr::Binary(b) => binary(b, selectors)?,
         Expr::Call(call) => {
-            let args: Vec<&Expr> = call.args.args.iter().map(|a| a.as_ref()).collect();
+            let args: Vec<&Expr> = call
+                .args
+                .args
+                .iter()
+                .map(std::convert::AsRef::as_ref)
+                .collect();
             match (call.func.name, args.as_slice()) {
                 ("rate" | "irate" | "increase" | "delta", [arg]) => {
                     let func = match call.func.name {

@@ -145,8 +145,7 @@ impl RealPrometheus {
                 .get(format!("http://{}/-/ready", self.addr))
                 .send()
                 .await
-                .map(|r| r.status().is_success())
-                .unwrap_or(false);
+                .is_ok_and(|r| r.status().is_success());
             if ready {
                 return;
             }

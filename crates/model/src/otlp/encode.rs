@@ -139,7 +139,7 @@ fn span_to_otlp(span: &Span) -> ((String, String), OtlpSpan) {
             for field in &log.fields {
                 match (&field.key[..], &field.value) {
                     ("event", Value::Str(name)) if event.name.is_empty() => {
-                        event.name = name.clone()
+                        event.name = name.clone();
                     }
                     _ => event.attributes.push(otlp_kv(&field.key, &field.value)),
                 }

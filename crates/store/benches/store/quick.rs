@@ -25,7 +25,7 @@ pub fn quick() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(4);
     let (batches, trace_ids) = workload(total);
-    let encoded: Vec<Vec<u8>> = batches.iter().map(|b| b.encode_to_vec()).collect();
+    let encoded: Vec<Vec<u8>> = batches.iter().map(prost::Message::encode_to_vec).collect();
     let spans = trace_ids.len() * SPANS_PER_TRACE;
     let wire_bytes: usize = encoded.iter().map(Vec::len).sum();
     println!(

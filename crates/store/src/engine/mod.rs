@@ -14,6 +14,7 @@
     clippy::arithmetic_side_effects
 )]
 
+mod archive;
 mod retention;
 mod search;
 
@@ -33,6 +34,7 @@ use crate::keys::{operation_key, parse_span_key, service_key, span_key};
 use crate::kv::{Kv, Op, Recovery, Table};
 
 pub use crate::dict::DEFAULT_MAX_ENTRIES as DEFAULT_DICTIONARY_MAX_ENTRIES;
+pub use archive::{ARCHIVE_MAX_TRACE_BYTES, ARCHIVE_MAX_TRACES, ArchiveError};
 
 /// How a store is set up.
 #[derive(Debug, Clone)]
@@ -395,7 +397,5 @@ fn report_recovery(recovery: &Recovery) {
 }
 
 fn last_seen(value: &[u8]) -> u64 {
-    <[u8; 8]>::try_from(value)
-        .map(u64::from_be_bytes)
-        .unwrap_or(u64::MAX)
+    <[u8; 8]>::try_from(value).map_or(u64::MAX, u64::from_be_bytes)
 }

@@ -208,25 +208,3 @@ pub fn resource_spans(service: &str, resource: Vec<KeyValue>, spans: Vec<Span>) 
 pub fn request(resource_spans: Vec<ResourceSpans>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest { resource_spans }
 }
-
-/// An RFC 3339 time for query parameters (the inverse of the store's parser).
-pub fn rfc3339(micros: u64) -> String {
-    let secs = micros / 1_000_000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + (month <= 2) as i64;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        micros % 1_000_000
-    )
-}

@@ -1,0 +1,169 @@
+//! What every page shows around its content (`base.html`): the masthead with the tracing mode,
+//! the navigation, the toolbar (namespaces, time range, refresh) and the page's error or
+//! notice; and the inventory the lists and detail pages read.
+
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use super::links::Links;
+use super::view::{RANGES, REFRESH, View};
+use super::{Choice, root};
+use crate::Console;
+use crate::error::ApiError;
+
+pub(super) struct NavItem {
+    pub(super) label: &'static str,
+    pub(super) href: String,
+    pub(super) active: bool,
+}
+
+pub(super) struct NamespaceOption {
+    pub(super) name: String,
+    pub(super) selected: bool,
+}
+
+/// What every page shows around its content.
+pub(super) struct Shell {
+    pub(super) title: String,
+    pub(super) root: String,
+    pub(super) mode: String,
+    /// The view's query string, for links that keep it.
+    pub(super) query: String,
+    pub(super) nav: Vec<NavItem>,
+    pub(super) tracing_home: Option<String>,
+    pub(super) namespace_options: Vec<NamespaceOption>,
+    pub(super) ranges: Vec<Choice>,
+    pub(super) refreshes: Vec<Choice>,
+    pub(super) from: String,
+    pub(super) to: String,
+    pub(super) refresh: u64,
+    /// Hidden fields the toolbar keeps (the tab and its options).
+    pub(super) keep: Vec<(String, String)>,
+    pub(super) error: Option<String>,
+    /// Not an error: what this mode cannot show.
+    pub(super) notice: Option<String>,
+}
+
+impl Shell {
+    pub(super) fn new(
+        console: &Console,
+        view: &View,
+        title: String,
+        active: &str,
+        known: &[String],
+    ) -> Shell {
+        let root = root(console);
+        // Navigation keeps the namespaces and time range, not a page's own options.
+        let nav_view = view.navigation();
+        let query = nav_view.query(&[]);
+        let nav = [
+            ("Overview", "overview"),
+            ("Applications", "applications"),
+            ("Workloads", "workloads"),
+            ("Services", "services"),
+        ]
+        .into_iter()
+        .map(|(label, path)| NavItem {
+            label,
+            href: format!("{root}/console/{path}{query}"),
+            active: path == active,
+        })
+        .collect();
+        let mut names: BTreeSet<String> = known.iter().cloned().collect();
+        names.extend(view.namespaces.iter().cloned());
+        let keep = view
+            .tab_options()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        Shell {
+            title,
+            mode: meshtrace_config::mode(&console.config.tracing),
+            query,
+            nav,
+            tracing_home: Links::new(&console.config.tracing).map(|l| l.home()),
+            namespace_options: names
+                .into_iter()
+                .map(|name| NamespaceOption {
+                    selected: view.namespaces.contains(&name),
+                    name,
+                })
+                .collect(),
+            ranges: RANGES
+                .iter()
+                .map(|(value, label)| Choice {
+                    value: value.to_string(),
+                    label: label.to_string(),
+                    selected: !view.custom() && *value == view.duration,
+                })
+                .collect(),
+            refreshes: REFRESH
+                .iter()
+                .map(|(value, label)| Choice {
+                    value: value.to_string(),
+                    label: label.to_string(),
+                    selected: *value == view.refresh,
+                })
+                .collect(),
+            from: view.from.clone(),
+            to: view.to.clone(),
+            refresh: view.refresh,
+            keep,
+            error: None,
+            notice: notice(&console.config.tracing),
+            root,
+        }
+    }
+}
+
+/// What a mode without native charts cannot show, said once on every page.
+fn notice(tracing: &meshtrace_config::TracingConfig) -> Option<String> {
+    if !tracing.enabled {
+        Some(
+            "Tracing is disabled (external_services.tracing.enabled: false): no traces and no \
+             tracing links."
+                .into(),
+        )
+    } else if tracing.internal_url.is_empty() {
+        Some(
+            "Without internal_url the console reads no traces, so it cannot list what runs in \
+             the mesh; the tracing UI has them (Distributed Tracing, View in Tracing)."
+                .into(),
+        )
+    } else {
+        None
+    }
+}
+
+/// The inventory and the namespaces it knows, or the error to show.
+pub(super) async fn inventory(
+    console: &Console,
+) -> (
+    Option<Arc<crate::inventory::Snapshot>>,
+    Vec<String>,
+    Option<ApiError>,
+) {
+    if !console.config.tracing.has_native_charts() {
+        // Links-only or disabled: nothing to read, and nothing wrong (the shell says so).
+        return (None, Vec::new(), None);
+    }
+    match console.inventory().await {
+        Ok(snapshot) => {
+            let names = snapshot
+                .inventory
+                .namespaces()
+                .into_iter()
+                .map(|n| n.name)
+                .collect();
+            (Some(snapshot), names, None)
+        }
+        Err(error) => (None, Vec::new(), Some(error)),
+    }
+}
