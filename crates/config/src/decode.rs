@@ -22,6 +22,7 @@ use crate::section::{Section, key_names};
 use crate::yaml::{Node, Pos, join};
 
 pub(crate) mod auth;
+pub(crate) mod login;
 pub(crate) mod prometheus;
 mod shapes;
 pub(crate) mod tracing;
@@ -33,6 +34,8 @@ pub(crate) struct Decoded {
     pub tracing: tracing::TracingSeen,
     /// The same for `external_services.prometheus`.
     pub prometheus: prometheus::PrometheusSeen,
+    /// The same for Kiali's `auth`.
+    pub auth: login::AuthSeen,
 }
 
 pub(crate) struct Decoder {
@@ -83,6 +86,7 @@ impl Decoder {
             },
             tracing: tracing::TracingSeen::default(),
             prometheus: prometheus::PrometheusSeen::default(),
+            auth: login::AuthSeen::default(),
         };
         crate::root::read(self, settings, &mut decoded);
         decoded

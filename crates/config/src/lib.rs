@@ -2,8 +2,8 @@
 //!
 //! meshtrace reads a Kiali configuration unchanged: a `config.yaml`, the ConfigMap that holds
 //! it, or a Kiali CR. Only `external_services.tracing`, `external_services.prometheus` (where
-//! mesh metrics come from) and a few neighbours (the UI's trace limit, the server's address,
-//! port and web root) mean something here; every other Kiali key is accepted and ignored.
+//! mesh metrics come from), `auth` and `login_token` (who may use the console) and a few
+//! neighbours (the UI's trace limit, the server's address, port and web root) mean something here; every other Kiali key is accepted and ignored.
 //!
 //! ```
 //! let loaded = meshtrace_config::load_str(
@@ -38,8 +38,10 @@ pub use load::{
 pub use render::{mode, redact_url, to_yaml};
 pub use root::effective;
 pub use schema::{
-    Auth, AuthType, Config, DEFAULT_PROMETHEUS_URL, InputShape, OAuth2, OAuth2AuthStyle,
-    PrometheusConfig, Provider, ServerConfig, TempoConfig, ThanosProxy, TracingConfig, UrlFormat,
+    ApiToken, Auth, AuthConfig, AuthStrategy, AuthType, Config, DEFAULT_OIDC_SECRET_FILE,
+    DEFAULT_PROMETHEUS_URL, DiscoveryOverride, InputShape, LoginToken, OAuth2, OAuth2AuthStyle,
+    OpenIdConfig, PrometheusConfig, Provider, ServerConfig, TempoConfig, ThanosProxy,
+    TracingConfig, UrlFormat,
 };
-pub use validate::SERVICE_ACCOUNT_TOKEN;
+pub use validate::{SERVICE_ACCOUNT_TOKEN, signing_key_problem};
 pub use yaml::{MAX_ALIAS_TEXT, MAX_DEPTH, MAX_DUPLICATES, Pos};

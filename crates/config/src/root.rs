@@ -64,6 +64,20 @@ pub(crate) const ROOT: &[RootKey] = &[
         },
         show: |config| shown(&config.server),
     },
+    RootKey {
+        path: &["auth"],
+        read: |d, node, path, decoded| {
+            decoded.auth = d.section(node, path, &mut decoded.config.auth);
+        },
+        show: |config| shown(&config.auth),
+    },
+    RootKey {
+        path: &["login_token"],
+        read: |d, node, path, decoded| {
+            d.section(node, path, &mut decoded.config.login_token);
+        },
+        show: |config| shown(&config.login_token),
+    },
     text!(&["istio_namespace"], istio_namespace),
     text!(&["deployment", "namespace"], deployment_namespace),
     text!(&["kubernetes_config", "cluster_name"], cluster_name),

@@ -10,10 +10,15 @@ use serde::{Serialize, Serializer};
 use crate::section::section;
 
 mod auth;
+mod login;
 mod prometheus;
 mod tracing;
 
 pub use auth::{Auth, AuthType, OAuth2, OAuth2AuthStyle};
+pub use login::{
+    ApiToken, AuthConfig, AuthStrategy, DEFAULT_OIDC_SECRET_FILE, DiscoveryOverride, LoginToken,
+    OpenIdConfig,
+};
 pub(crate) use prometheus::label_name;
 pub use prometheus::{DEFAULT_PROMETHEUS_URL, PrometheusConfig, ThanosProxy};
 pub use tracing::{Provider, TempoConfig, TracingConfig, UrlFormat};
@@ -47,6 +52,10 @@ pub struct Config {
     pub tracing: TracingConfig,
     pub prometheus: PrometheusConfig,
     pub server: ServerConfig,
+    /// Kiali's `auth`: who may use the console.
+    pub auth: AuthConfig,
+    /// Kiali's `login_token`: the session cookie's key and life.
+    pub login_token: LoginToken,
     /// `kiali_feature_flags.ui_defaults.tracing.limit`: the default number of traces fetched.
     pub ui_tracing_limit: u32,
     /// `istio_namespace`.
@@ -78,6 +87,8 @@ impl Default for Config {
             tracing: TracingConfig::default(),
             prometheus: PrometheusConfig::default(),
             server: ServerConfig::default(),
+            auth: AuthConfig::default(),
+            login_token: LoginToken::default(),
             ui_tracing_limit: 100,
             istio_namespace: "istio-system".to_string(),
             deployment_namespace: "istio-system".to_string(),
@@ -107,6 +118,18 @@ impl ServerConfig {
     /// `/`).
     pub fn path_prefix(&self) -> &str {
         self.web_root.trim_end_matches('/')
+    }
+}
+
+impl Config {
+    /// The cluster name in Kiali's cookie names (`kiali-token-<cluster>`): `cluster_name`, else
+    /// `Kubernetes`, Kiali's fallback when it cannot detect one.
+    pub fn session_cluster(&self) -> &str {
+        if self.cluster_name.is_empty() {
+            "Kubernetes"
+        } else {
+            &self.cluster_name
+        }
     }
 }
 

@@ -7,8 +7,11 @@ use crate::decode::{Decoded, Decoder};
 use crate::diag::quote;
 use crate::schema::{Provider, TracingConfig};
 
+mod login;
 mod prometheus;
 mod service;
+
+pub use login::signing_key_problem;
 
 /// Where a pod finds its service-account token; `use_kiali_token` sends it as the bearer token.
 pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -63,6 +66,7 @@ pub(crate) fn validate(d: &mut Decoder, decoded: &Decoded) {
     }
 
     prometheus::validate(d, decoded);
+    login::validate(d, decoded);
 
     let web_root = &config.server.web_root;
     if let Some(problem) = web_root_problem(web_root) {

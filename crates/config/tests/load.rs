@@ -130,8 +130,10 @@ fn every_problem_is_reported_at_once() {
 
 #[test]
 fn unrelated_kiali_keys_are_accepted_silently() {
+    // `auth` and `login_token` are read now (tests/login.rs); an anonymous console takes any
+    // signing key.
     let loaded = load_str(
-        "auth:\n  strategy: openid\ndeployment:\n  accessible_namespaces: ['**']\nexternal_services:\n  grafana:\n    enabled: true\n  tracing:\n    enabled: false\nlogin_token:\n  signing_key: abc\n",
+        "auth:\n  strategy: anonymous\ndeployment:\n  accessible_namespaces: ['**']\nexternal_services:\n  grafana:\n    enabled: true\n  tracing:\n    enabled: false\nlogin_token:\n  signing_key: abc\n",
     )
     .unwrap();
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);

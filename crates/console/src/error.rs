@@ -20,6 +20,8 @@ use axum::response::{Html, IntoResponse, Response};
 pub enum ErrorCode {
     /// A malformed request: a query parameter, an ID, a posted configuration.
     BadRequest,
+    /// No valid session (`auth.strategy` `openid` or `header`).
+    Unauthorized,
     /// Refused: a cross-origin request, a destination the check may not reach.
     Forbidden,
     /// No such route, page, trace, span or item.
@@ -38,6 +40,7 @@ impl ErrorCode {
     pub const fn status(self) -> StatusCode {
         match self {
             ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,

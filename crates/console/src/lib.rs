@@ -15,6 +15,7 @@
 // No unwrap or expect outside tests (clippy.toml allows them there): every one left says why.
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod auth;
 mod cache;
 mod check;
 mod destination;
@@ -58,6 +59,8 @@ pub struct ConsoleOptions {
     pub limits: meshtrace_listen::Limits,
     /// The Prometheus client's timeout, answer cap and service-account token.
     pub prometheus: PrometheusOptions,
+    /// Authentication settings that are not in Kiali's configuration.
+    pub auth: auth::AuthOptions,
 }
 
 impl Default for ConsoleOptions {
@@ -71,6 +74,7 @@ impl Default for ConsoleOptions {
             background_inventory: true,
             limits: meshtrace_listen::Limits::default(),
             prometheus: PrometheusOptions::default(),
+            auth: auth::AuthOptions::default(),
         }
     }
 }
@@ -87,6 +91,7 @@ pub struct Console {
     prometheus_status: ops::PrometheusStatusCache,
     traces: ui::trace_cache::TraceCache,
     started: Instant,
+    pub auth: auth::Auth,
 }
 
 impl Console {
@@ -95,11 +100,16 @@ impl Console {
         if let Err(reason) = &backend {
             tracing::warn!(%reason, "no tracing backend: the traces routes answer 503");
         }
+        let auth = auth::Auth::new(&config, &options.auth);
+        if let Some(problem) = auth.problem() {
+            tracing::error!(%problem, "authentication cannot work: protected routes answer 503");
+        }
         let inventory = inventory::Cache::new(options.inventory_refresh);
         let prometheus = PrometheusClient::new(&config.prometheus, &options.prometheus)
             .map(Arc::new)
             .map_err(|e| e.to_string());
         Arc::new(Console {
+            auth,
             config,
             backend,
             options,
@@ -148,6 +158,11 @@ impl Console {
             .merge(inventory::routes())
             .merge(ops::routes())
             .merge(ui::routes())
+            .merge(auth::routes())
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                auth::gate,
+            ))
             .layer(axum::middleware::from_fn(same_origin::refuse_cross_origin))
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
@@ -159,9 +174,14 @@ impl Console {
             api
         } else {
             // Probes and scrapers find health and metrics at the root as well.
-            Router::new()
-                .nest(root, api)
-                .merge(ops::root_routes().with_state(self.clone()))
+            Router::new().nest(root, api).merge(
+                ops::root_routes()
+                    .layer(axum::middleware::from_fn_with_state(
+                        self.clone(),
+                        auth::gate,
+                    ))
+                    .with_state(self.clone()),
+            )
         }
     }
 

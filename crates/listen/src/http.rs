@@ -49,7 +49,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let Ok(slot) = slot else { break };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -64,7 +64,11 @@ pub async fn serve(
         let body_timeout = limits.body_timeout;
         let in_flight = InFlight::default();
         let io = Guarded::new(stream, slot, limits.header_timeout, Some(in_flight.clone()));
-        let service = hyper::service::service_fn(move |request| {
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            // The peer's address, for handlers that trust only some (axum's `ConnectInfo`).
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             let answering = in_flight.enter();
             let answer = crate::body::handle(router.clone(), request, body_timeout);
             async move {

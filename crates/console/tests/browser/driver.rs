@@ -1,5 +1,6 @@
 //! Headless Chromium for the tests: chromedriver on a free port (stopped with the Chromium it
-//! started when the test ends, also when it failed) and one WebDriver session.
+//! started when the test ends, also when it failed) and one WebDriver session. Also used by
+//! `tests/auth_browser.rs`.
 
 use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
@@ -86,6 +87,9 @@ pub async fn browser() -> Browser {
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-quic", "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
+                // No name resolves but loopback: a page that refers to another host (an
+                // OpenID provider's login page importing web fonts) sends nothing off the machine.
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
                 format!("--user-data-dir={}", profile.path().display()),
             ],
         }),

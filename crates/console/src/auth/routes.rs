@@ -1,0 +1,254 @@
+//! The auth routes, open without a session: Kiali's `/api/auth/info`,
+//! `/api/auth/openid_redirect`, `/api/authenticate` and `/api/logout`, plus two pages of
+//! meshtrace's own, `/login` (what the strategy needs, and why the last login failed) and
+//! `/logout` (ends the session and sends the browser to the provider's end-session page).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use meshtrace_config::AuthStrategy;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{User, add_cookies, openid, redirect};
+use crate::Console;
+use crate::error::{ApiError, ErrorCode};
+
+pub fn routes() -> Router<Arc<Console>> {
+    Router::new()
+        .route("/api/auth/info", get(info))
+        .route("/api/auth/openid_redirect", get(openid_redirect))
+        .route("/api/authenticate", get(authenticate))
+        .route("/api/logout", get(api_logout).post(api_logout))
+        .route("/logout", get(logout_page))
+        .route("/login", get(login_page))
+}
+
+#[derive(Deserialize)]
+struct ReturnTo {
+    return_to: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    return_to: Option<String>,
+    openid_error: Option<String>,
+}
+
+/// The user of a request that passed no gate (these routes are open): the session cookie's,
+/// or for `header` the proxy's headers.
+fn current_user(console: &Console, peer: Option<SocketAddr>, headers: &HeaderMap) -> Option<User> {
+    let auth = &console.auth;
+    match auth.strategy {
+        AuthStrategy::OpenId => auth.session(headers),
+        AuthStrategy::Header => {
+            let trusted = &auth.ready.as_ref().ok()?.trusted;
+            super::header::user(trusted, peer, headers).ok()
+        }
+        _ => None,
+    }
+}
+
+fn peer_of(connect: Option<Extension<ConnectInfo<SocketAddr>>>) -> Option<SocketAddr> {
+    connect.map(|c| c.0.0)
+}
+
+/// `GET /api/auth/info`, as Kiali answers it.
+async fn info(
+    State(console): State<Arc<Console>>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Json<Value> {
+    let auth = &console.auth;
+    let mut body = serde_json::Map::new();
+    body.insert("strategy".into(), auth.strategy.as_str().into());
+    if auth.strategy == AuthStrategy::OpenId {
+        let endpoint = format!("{}/api/auth/openid_redirect", auth.prefix);
+        body.insert("authorizationEndpoint".into(), endpoint.into());
+    }
+    let mut session = serde_json::Map::new();
+    if let Some(user) = current_user(&console, peer_of(connect), &headers) {
+        session.insert("username".into(), user.name.into());
+        if let Some(expires) = user.expires_on.and_then(rfc1123z) {
+            session.insert("expiresOn".into(), expires.into());
+        }
+    }
+    body.insert("sessionInfo".into(), session.into());
+    Json(body.into())
+}
+
+/// RFC 1123 with a numeric zone, as Kiali writes `expiresOn` there.
+fn rfc1123z(unix: i64) -> Option<String> {
+    Some(
+        chrono::DateTime::from_timestamp(unix, 0)?
+            .format("%a, %d %b %Y %H:%M:%S %z")
+            .to_string(),
+    )
+}
+
+async fn openid_redirect(
+    State(console): State<Arc<Console>>,
+    headers: HeaderMap,
+    Query(query): Query<ReturnTo>,
+) -> Response {
+    if console.auth.strategy != AuthStrategy::OpenId {
+        return (StatusCode::NOT_FOUND, "OpenId strategy is not enabled").into_response();
+    }
+    openid::start(&console, &headers, query.return_to.as_deref()).await
+}
+
+/// `GET /api/authenticate`: for `header`, the session Kiali creates from the proxy's token
+/// (it names the user and its expiry; the header is still needed on every request).
+async fn authenticate(
+    State(console): State<Arc<Console>>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Response {
+    let auth = &console.auth;
+    match auth.strategy {
+        AuthStrategy::Anonymous => Json(json!({ "username": "anonymous" })).into_response(),
+        AuthStrategy::Header => {
+            let ready = match auth.ready() {
+                Ok(ready) => ready,
+                Err(response) => return *response,
+            };
+            let mut user = match super::header::user(&ready.trusted, peer_of(connect), &headers) {
+                Ok(user) => user,
+                Err(refusal) => return refusal.into_response("/api/authenticate"),
+            };
+            let secs = i64::try_from(ready.session_secs).unwrap_or(i64::MAX);
+            let expires = super::now().saturating_add(secs);
+            user.expires_on = Some(expires);
+            let token = super::header::bearer(&headers).unwrap_or_default();
+            let Some(cookies) = auth.new_session(&headers, &user, token) else {
+                return ApiError::new(ErrorCode::Internal, "the session could not be sealed")
+                    .into_response();
+            };
+            let expires_on = chrono::DateTime::from_timestamp(expires, 0)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default();
+            let mut response =
+                Json(json!({ "expiresOn": expires_on, "username": user.name })).into_response();
+            add_cookies(&mut response, cookies);
+            response
+        }
+        _ => ApiError::new(
+            ErrorCode::Internal,
+            "support for OpenID's implicit flow has been removed",
+        )
+        .into_response(),
+    }
+}
+
+/// `GET /api/logout`, as Kiali: 204 with the session's cookies deleted, or 200
+/// `{"redirect_url": …}` when the provider has an end-session endpoint.
+async fn api_logout(State(console): State<Arc<Console>>, headers: HeaderMap) -> Response {
+    let auth = &console.auth;
+    let user = auth.session(&headers);
+    let mut response = match openid::end_session_url(&console, &headers, user.as_ref()).await {
+        Some(url) => Json(json!({ "redirect_url": url })).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    };
+    add_cookies(&mut response, auth.clear_session(&headers));
+    response
+}
+
+/// `GET /logout`: the same for a browser: then to the provider's end-session page, or to the
+/// login page.
+async fn logout_page(State(console): State<Arc<Console>>, headers: HeaderMap) -> Response {
+    let auth = &console.auth;
+    let user = auth.session(&headers);
+    let target = match openid::end_session_url(&console, &headers, user.as_ref()).await {
+        Some(url) => url,
+        None => format!("{}/login", auth.prefix),
+    };
+    let mut response = redirect(&target);
+    add_cookies(&mut response, auth.clear_session(&headers));
+    response
+}
+
+/// `GET /login`: a page of its own (no script) saying how to log in, and why the last
+/// attempt failed.
+async fn login_page(
+    State(console): State<Arc<Console>>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    Query(query): Query<LoginQuery>,
+) -> Response {
+    let auth = &console.auth;
+    let back = auth.return_path(query.return_to.as_deref());
+    if auth.strategy == AuthStrategy::Anonymous
+        || current_user(&console, peer_of(connect), &headers).is_some()
+    {
+        return redirect(&back);
+    }
+    let mut body = String::new();
+    if let Some(problem) = auth.problem() {
+        body.push_str(&format!(
+            "<p class=\"error\">Authentication is misconfigured: {}</p>",
+            escape(problem)
+        ));
+    } else if auth.strategy == AuthStrategy::OpenId {
+        if let Some(error) = &query.openid_error {
+            let error: String = error.chars().take(300).collect();
+            body.push_str(&format!(
+                "<p class=\"error\" id=\"login-error\">The login failed: {}</p>",
+                escape(&error)
+            ));
+        }
+        body.push_str(&format!(
+            "<p><a id=\"login\" href=\"{}/api/auth/openid_redirect?return_to={}\">Log in with \
+             OpenID Connect</a></p>",
+            escape(&auth.prefix),
+            escape(&super::encode(&back))
+        ));
+    } else {
+        body.push_str(
+            "<p>This console is served behind an authenticating proxy: open it through the \
+             proxy, which logs you in.</p>",
+        );
+    }
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>meshtrace: log in</title>\
+         <link rel=\"stylesheet\" href=\"{}/static/meshtrace.css\"></head>\
+         <body><main><h1>meshtrace</h1>{body}</main></body></html>",
+        escape(&auth.prefix)
+    );
+    let mut response = Html(page).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'self'; frame-ancestors 'none'"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Text made safe inside HTML text and attribute values.
+pub(crate) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
