@@ -20,7 +20,6 @@
 mod credential;
 mod decode;
 mod diag;
-mod duration;
 mod load;
 mod render;
 mod root;
@@ -31,7 +30,6 @@ mod yaml;
 
 pub use credential::{Credential, CredentialError, OBFUSCATED};
 pub use diag::{Diagnostic, Location, Severity};
-pub use duration::parse_prometheus as parse_prometheus_duration;
 pub use load::{
     LoadError, Loaded, MAX_CONFIG_BYTES, MAX_EMBEDDED, load_bytes, load_file, load_str,
 };

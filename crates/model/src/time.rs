@@ -16,11 +16,13 @@
 
 mod civil;
 mod duration;
+mod prometheus;
 
 pub use civil::{
     ago, ago_at, civil_from_days, days_from_civil, format_time, parse_minute, parse_rfc3339,
 };
 pub use duration::{format_duration, parse_go_duration, parse_go_duration_std, parse_ui_duration};
+pub use prometheus::parse_prometheus_duration;
 
 /// Now, in µs since the Unix epoch (0 if the clock is before the epoch; saturated past the
 /// year 586,000).

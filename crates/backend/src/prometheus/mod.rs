@@ -479,7 +479,9 @@ fn global_scrape_interval(yaml: &str) -> Option<Duration> {
             continue;
         }
         if in_global && let Some(value) = line.trim().strip_prefix("scrape_interval:") {
-            return meshtrace_config::parse_prometheus_duration(value.trim().trim_matches('"'));
+            return meshtrace_model::time::parse_prometheus_duration(
+                value.trim().trim_matches('"'),
+            );
         }
     }
     None
@@ -492,7 +494,7 @@ fn time_retention(text: &str) -> Option<Duration> {
     if first.to_ascii_lowercase().contains('b') {
         return None;
     }
-    meshtrace_config::parse_prometheus_duration(first)
+    meshtrace_model::time::parse_prometheus_duration(first)
 }
 
 /// `%XX` sequences decoded (a URL's user and password are kept percent-encoded).

@@ -112,12 +112,12 @@ impl ThanosProxy {
     /// `retention_period` as a duration; `None` when it is not a Prometheus duration (Kiali
     /// then uses 15 days).
     pub fn retention(&self) -> Option<Duration> {
-        crate::duration::parse_prometheus(&self.retention_period)
+        meshtrace_model::time::parse_prometheus_duration(&self.retention_period)
     }
 
     /// `scrape_interval` as a duration; `None` when it is not a Prometheus duration (Kiali
     /// then uses 15 s).
     pub fn scrape_every(&self) -> Option<Duration> {
-        crate::duration::parse_prometheus(&self.scrape_interval)
+        meshtrace_model::time::parse_prometheus_duration(&self.scrape_interval)
     }
 }

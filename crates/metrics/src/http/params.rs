@@ -2,6 +2,8 @@
 //! urlencoded body, body first as Go's `FormValue` does), times as Unix seconds with a fraction
 //! or RFC 3339, durations as float seconds or `1h30m`, with Prometheus's error messages.
 
+use meshtrace_model::time::parse_prometheus_duration;
+
 use crate::promql::{MAX_TIME_MS, MIN_TIME_MS, QueryError};
 
 /// The parameters of one request, in the order Go's `r.Form` holds them.
@@ -89,7 +91,9 @@ pub(crate) fn parse_duration_ms(text: &str) -> Result<i64, String> {
         // Go truncates to ns, then the engine to ms.
         return Ok((ns as i64) / 1_000_000);
     }
-    prometheus_duration_ms(text).ok_or_else(|| format!("cannot parse {text:?} to a valid duration"))
+    parse_prometheus_duration(text)
+        .and_then(|d| i64::try_from(d.as_millis()).ok())
+        .ok_or_else(|| format!("cannot parse {text:?} to a valid duration"))
 }
 
 /// `strconv.ParseFloat` for the forms a client sends: decimals with optional exponent, sign,
@@ -100,48 +104,6 @@ fn parse_go_float(text: &str) -> Option<f64> {
         return None;
     }
     text.parse::<f64>().ok()
-}
-
-/// Prometheus's duration syntax: one or more `<integer><unit>` with units y, w, d, h, m, s,
-/// ms, each at most once and in that order.
-fn prometheus_duration_ms(text: &str) -> Option<i64> {
-    const UNITS: [(&str, i64); 7] = [
-        ("y", 365 * 24 * 3_600_000),
-        ("w", 7 * 24 * 3_600_000),
-        ("d", 24 * 3_600_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
-    ];
-    if text.is_empty() || text == "0" {
-        return (text == "0").then_some(0);
-    }
-    let mut rest = text;
-    let mut total: i64 = 0;
-    let mut next_unit = 0usize;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return None;
-        }
-        let (number, after) = rest.split_at(digits);
-        let number: i64 = number.parse().ok()?;
-        // "ms" must win over "m".
-        let (index, (unit, scale)) = UNITS
-            .iter()
-            .enumerate()
-            .skip(next_unit)
-            .filter(|(_, (u, _))| after.starts_with(u))
-            .max_by_key(|(_, (u, _))| u.len())?;
-        total = total.checked_add(number.checked_mul(*scale)?)?;
-        rest = after.get(unit.len()..)?;
-        next_unit = index.saturating_add(1);
-    }
-    // Go durations are nanoseconds in an i64.
-    (total <= i64::MAX / 1_000_000).then_some(total)
 }
 
 /// RFC 3339 (`2006-01-02T15:04:05.999999999Z07:00`) to milliseconds, as Go's `time.Parse`

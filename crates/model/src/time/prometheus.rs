@@ -1,4 +1,5 @@
-//! Prometheus durations (`30s`, `1h30m`, `7d`), as Kiali reads `thanos_proxy`'s values: whole
+//! Prometheus durations (`30s`, `1h30m`, `7d`), as Prometheus reads its `step`, `timeout` and
+//! `lookback_delta` parameters and Kiali reads `thanos_proxy`'s values: whole
 //! numbers each followed by a unit, units from the largest to the smallest, each at most once
 //! (`y` = 365 d, `w`, `d`, `h`, `m`, `s`, `ms`), or `0`. Not Go's durations: no fractions, and
 //! days, weeks and years are units.
@@ -26,7 +27,7 @@ const UNITS: [(&str, u64); 7] = [
 const MAX_MILLIS: u64 = (i64::MAX as u64) / 1_000_000;
 
 /// Parses a Prometheus duration; `None` when it is not one.
-pub fn parse_prometheus(text: &str) -> Option<Duration> {
+pub fn parse_prometheus_duration(text: &str) -> Option<Duration> {
     if text == "0" {
         return Some(Duration::ZERO);
     }
@@ -61,7 +62,7 @@ pub fn parse_prometheus(text: &str) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_prometheus as parse;
+    use super::parse_prometheus_duration as parse;
     use std::time::Duration;
 
     #[test]
