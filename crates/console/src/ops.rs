@@ -48,16 +48,13 @@ impl<T: Send + Sync + 'static> Refreshed<T> {
 async fn refreshed<T: Send + Sync + 'static>(
     console: &Arc<Console>,
     pick: fn(&Console) -> &Refreshed<T>,
-    ttl: Duration,
     fetch: impl Future<Output = T> + Send + 'static,
 ) -> Option<Arc<T>> {
     let cache = pick(console);
-    let current = cache.value.get_stale(&());
-    if let Some((value, age)) = &current
-        && *age < ttl
-    {
-        return Some(value.clone());
+    if let Some(fresh) = cache.value.get(&()) {
+        return Some(fresh);
     }
+    let current = cache.value.get_stale(&());
     if !cache.fetching.swap(true, Ordering::SeqCst) {
         let console = console.clone();
         tokio::spawn(async move {
@@ -193,7 +190,7 @@ impl Console {
                 .backend_call("Version", started.elapsed(), version.is_some());
             version
         };
-        refreshed(self, |c| &c.version, VERSION_TTL, fetch)
+        refreshed(self, |c| &c.version, fetch)
             .await
             .and_then(|v| v.as_ref().clone())
     }
@@ -214,7 +211,7 @@ impl Console {
             }
         };
         let fetch = prometheus_status(client);
-        let status = refreshed(self, |c| &c.prometheus_status, PROMETHEUS_TTL, fetch).await;
+        let status = refreshed(self, |c| &c.prometheus_status, fetch).await;
         Some(status.map(|s| s.as_ref().clone()).unwrap_or_default())
     }
 }
