@@ -3,13 +3,6 @@
 //! services and operations. Both the camelCase parameter names (Jaeger ≥ v2.19) and the older
 //! snake_case ones are accepted. JSON is written by [`crate::protojson`], field by field.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

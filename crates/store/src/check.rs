@@ -5,13 +5,6 @@
 //! stopped: the engine locks it, and truncates a damaged journal tail as a start would) and
 //! writes nothing of its own.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;

@@ -3,13 +3,6 @@
 //! `/metrics`, and logs it — the first few times and then at every power of two, so a damaged
 //! store that is read often does not flood the log.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The kinds of damage; a closed set (they are metric label values).

@@ -18,13 +18,6 @@
 //! batch is committed, every batch that uses the entry writes it too (the write is idempotent),
 //! so no committed span can refer to an entry that is not on disk.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};

@@ -9,13 +9,6 @@
 //! the store could not take is retryable (503, `Unavailable`), as the Collector answers a
 //! non-permanent failure, so that producers send it again rather than drop it.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::marker::PhantomData;
 
 use axum::http::StatusCode;

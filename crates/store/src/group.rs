@@ -85,12 +85,12 @@ impl Drop for GroupWriter {
 
 fn write_groups(kv: Arc<dyn Kv>, queue: Receiver<Job>) {
     while let Ok(first) = queue.recv() {
+        let mut size = first.ops.len();
         let mut jobs = vec![first];
-        let mut size = jobs[0].ops.len();
         while size < MAX_GROUP_OPS {
             match queue.try_recv() {
                 Ok(job) => {
-                    size += job.ops.len();
+                    size = size.saturating_add(job.ops.len());
                     jobs.push(job);
                 }
                 Err(_) => break,

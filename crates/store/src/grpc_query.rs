@@ -3,13 +3,6 @@
 //! `NotFound` for an unknown trace, `InvalidArgument` for a zero trace ID or a missing window
 //! (codes from [`crate::error`], as on every surface).
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::sync::Arc;
 
 use meshtrace_model::otlp::spans_to_otlp;

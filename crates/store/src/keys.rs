@@ -7,13 +7,6 @@
 //! Parsing is strict: a key that is not exactly what this module writes is reported as not
 //! decodable, never misread, and the caller skips it.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use meshtrace_model::{SpanId, TraceId};
 
 /// trace ID (16) | start µs (8, big-endian) | span ID (8)

@@ -5,13 +5,6 @@
 //! in the acknowledgement record beside the journal (`layout.rs`), so that an open can tell
 //! whether the journal lost acknowledged batches (see [`Recovery`]).
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;

@@ -11,13 +11,6 @@
 //!   handed out again (old spans would read another string). It is not synced: a process crash
 //!   keeps it (page cache), a power cut may leave an older record, which only under-reports.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};

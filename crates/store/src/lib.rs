@@ -2,8 +2,16 @@
 //! (gRPC or HTTP) or Zipkin v2 JSON; readers use the Jaeger query API. One engine answers every
 //! surface, so a query means the same thing everywhere.
 
-// No unwrap or expect outside tests (clippy.toml allows them there): every one left says why.
-#![warn(clippy::unwrap_used, clippy::expect_used)]
+// Every module handles bytes from outside (ingest, queries, the files on disk): no unwrap or
+// expect, no indexing that can panic and no unchecked arithmetic, crate-wide. clippy.toml allows
+// unwrap, expect and indexing in tests; test modules allow arithmetic themselves. Every other
+// `#[allow]` says why.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 mod api_v1;
 pub(crate) mod api_v3;

@@ -1,12 +1,5 @@
 //! What a reader asks the store, the same for every surface (Jaeger HTTP v1 and v3, gRPC).
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use serde::Serialize;
 
 /// A trace search. Times are microseconds since the Unix epoch; durations microseconds.

@@ -6,13 +6,6 @@
 //! encoded beforehand (load that measures the server, not the client) or bytes the store must
 //! refuse.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::marker::PhantomData;
 
 use bytes::{Buf, BufMut, Bytes};

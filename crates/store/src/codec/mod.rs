@@ -8,13 +8,6 @@
 //! Decoding never trusts the bytes (they may be damaged on disk): it returns an error, or a
 //! placeholder for a dictionary entry that is missing, never panics.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 #[cfg(test)]
 mod proptests;
 pub(crate) mod reader;

@@ -4,13 +4,6 @@
 //! panic or a huge allocation, and a dictionary ID with no entry reads as a placeholder that
 //! says so (counted in `lost_entries`) instead of failing the whole span.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use meshtrace_model::{KeyValue, Value};
 
 use super::CorruptError;

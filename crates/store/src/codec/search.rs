@@ -1,13 +1,6 @@
 //! Tag matching on the encoded form of a span: a search runs it on every candidate span, so
 //! it reads the bytes directly (dictionary IDs compared as numbers, no strings built).
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use meshtrace_model::{Process, Value};
 
 use super::reader::{DICT_STRING, Reader, StoredKey, unzigzag};

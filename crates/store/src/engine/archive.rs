@@ -7,13 +7,6 @@
 //! The archive is bounded: at most [`ARCHIVE_MAX_TRACES`] traces, each at most
 //! [`ARCHIVE_MAX_TRACE_BYTES`] encoded; archiving a trace already archived replaces it.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use meshtrace_model::jaeger_json::{JsonTrace, TraceJson, trace_from_json_owned};
 use meshtrace_model::{Trace, TraceId};
 

@@ -7,13 +7,6 @@
 //!
 //! Every method blocks (the engine does file I/O); async callers use `spawn_blocking`.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 mod archive;
 mod retention;
 mod search;

@@ -3,13 +3,6 @@
 //! decode is removed too (it points nowhere) and counted; it never stops the pass, so expired
 //! data keeps being removed whatever one key holds.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use super::{Store, last_seen};
 use crate::StoreError;
 use crate::damage::DamageKind;

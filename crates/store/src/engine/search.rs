@@ -1,13 +1,6 @@
 //! Searches, the service and operation lists, and dependencies. Index entries that do not
 //! decode are skipped and counted, so one odd key never fails a search.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::{HashMap, HashSet};
 
 use meshtrace_model::{SpanId, Trace, TraceId};

@@ -9,13 +9,6 @@
 //! errors, or, when none has any, every one with calls at 0 (Jaeger's fallback); a point
 //! without calls has no latency and no error rate (`NaN`).
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::BTreeMap;
 
 use meshtrace_mesh::telemetry::StatusCode;

@@ -6,13 +6,6 @@
 //! `http.Error` writes it; and `/api/metrics/minstep` (removed in Jaeger v2.18, still asked by
 //! older UIs): the derivation step.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 mod compute;
 pub mod params;
 

@@ -3,13 +3,6 @@
 //! invalid syntax`). Where Jaeger would overflow (a lookback of `9e18` ms) or hand Prometheus
 //! a query it refuses (a step of 0), the answer here is a 400 that names the parameter.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::num::IntErrorKind;
 
 use meshtrace_mesh::telemetry::SpanKind;
