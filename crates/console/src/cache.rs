@@ -3,13 +3,6 @@
 //! `capacity` entries, the oldest dropped first; expired entries go when a value is added.
 //! The trace cache of the pages, the inventory snapshot and the backend's version use it.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};

@@ -13,13 +13,6 @@
 //!   the server and for `use_kiali_token`: the server's secrets never go anywhere else. A
 //!   posted configuration that asks for them elsewhere is refused, naming the field.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use meshtrace_config::{AuthType, Credential, OBFUSCATED, Provider, TracingConfig};
 
 use crate::error::ApiError;

@@ -3,13 +3,6 @@
 //! `{"error": "...", "detail"?: "..."}` ([`ApiError`]), the pages an HTML page that says what
 //! went wrong in its shell, with the same status ([`page`]).
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use askama::Template;
 use axum::Json;
 use axum::http::StatusCode;

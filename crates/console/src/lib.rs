@@ -12,8 +12,15 @@
 //! there is none), the Prometheus client (or the reason there is none), the inventory, version
 //! and trace caches (`cache`), and the metrics.
 
-// No unwrap or expect outside tests (clippy.toml allows them there): every one left says why.
-#![warn(clippy::unwrap_used, clippy::expect_used)]
+// Every module answers strangers (requests, backend answers): no unwrap or expect, no indexing
+// that can panic and no unchecked arithmetic, crate-wide. clippy.toml allows unwrap, expect and
+// indexing in tests; test modules allow arithmetic themselves. Every other `#[allow]` says why.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 pub mod auth;
 mod cache;

@@ -67,8 +67,8 @@ async fn refreshed<T: Send + Sync + 'static>(
     if let Some((value, _)) = current {
         return Some(value);
     }
-    let deadline = Instant::now() + VERSION_WAIT;
-    while Instant::now() < deadline {
+    let started = Instant::now();
+    while started.elapsed() < VERSION_WAIT {
         tokio::time::sleep(Duration::from_millis(20)).await;
         if let Some((value, _)) = cache.value.get_stale(&()) {
             return Some(value);
@@ -221,32 +221,33 @@ async fn status(State(console): State<Arc<Console>>) -> Json<serde_json::Value> 
     let t = &console.config.tracing;
     let mut services = Vec::new();
     if t.enabled {
-        let mut entry = serde_json::json!({
-            "name": t.provider.as_str(),
-            "url": t.external_url,
-        });
+        let mut entry = serde_json::Map::new();
+        entry.insert("name".into(), t.provider.as_str().into());
+        entry.insert("url".into(), t.external_url.clone().into());
         if !t.disable_version_check
             && let Some(version) = console.backend_version().await
         {
-            entry["version"] = version.into();
+            entry.insert("version".into(), version.into());
         }
         if t.provider == meshtrace_config::Provider::Tempo {
-            entry["tempoConfig"] = serde_json::json!({
+            let tempo = serde_json::json!({
                 "orgID": t.tempo_config.org_id,
                 "datasourceUID": t.tempo_config.datasource_uid,
                 "urlFormat": t.tempo_config.url_format.as_str(),
             });
+            entry.insert("tempoConfig".into(), tempo);
         }
-        services.push(entry);
+        services.push(serde_json::Value::Object(entry));
     }
     // Kiali lists Prometheus with its version; what is wrong with it goes to the warnings.
     let mut warnings = Vec::new();
     if let Some(prometheus) = console.prometheus_status().await {
-        let mut entry = serde_json::json!({"name": "Prometheus"});
+        let mut entry = serde_json::Map::new();
+        entry.insert("name".into(), "Prometheus".into());
         if let Some(version) = prometheus.version {
-            entry["version"] = version.into();
+            entry.insert("version".into(), version.into());
         }
-        services.push(entry);
+        services.push(serde_json::Value::Object(entry));
         warnings = prometheus.warnings;
     }
     Json(serde_json::json!({

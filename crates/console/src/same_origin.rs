@@ -12,13 +12,6 @@
 //! - a request with none of these headers is not a browser's (curl, scripts, Kiali's own
 //!   clients) and passes: such a client is not a confused deputy.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use axum::extract::Request;
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;

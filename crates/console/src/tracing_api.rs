@@ -1,13 +1,6 @@
 //! Kiali's tracing routes: `/api/tracing`, the traces and spans of an app, workload or
 //! service, error traces, a trace by ID, diagnose and the configuration check.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

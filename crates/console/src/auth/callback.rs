@@ -3,12 +3,6 @@
 //! exchanged with the PKCE verifier, and the ID token's signature, issuer, audience, expiry and
 //! nonce are checked by `openidconnect`; then `allowed_domains` and `username_claim` apply, as
 //! Kiali applies them, and the session starts.
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
 
 use axum::extract::Request;
 use axum::http::HeaderMap;

@@ -3,12 +3,6 @@
 //! Kubernetes API who the token belongs to; meshtrace has no Kubernetes API, so it believes the
 //! header only from the configured proxy addresses, and refuses requests from anywhere else or
 //! without the header. The user shown is the impersonated one, else the token's subject.
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
 
 use std::net::SocketAddr;
 

@@ -8,12 +8,6 @@
 //! What the login needs between the two legs (state, nonce, PKCE verifier, the redirect URI
 //! and where to go back to) travels sealed in Kiali's nonce cookie,
 //! `kiali-token-nonce-<cluster>`, for `authentication_timeout` seconds.
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
 
 use std::path::Path;
 use std::sync::Arc;

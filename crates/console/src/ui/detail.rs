@@ -2,13 +2,6 @@
 //! overview from the inventory, and with native charts its Traces tab ([`super::traces_tab`]);
 //! without them, a link to the backend's own UI.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

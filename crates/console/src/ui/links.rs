@@ -1,13 +1,6 @@
 //! Links into the tracing backend's own UI (`external_url`), in the formats Kiali uses: the
 //! Jaeger UI, Grafana Explore (Tempo), and the OpenShift console's trace views.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use meshtrace_config::{Provider, TracingConfig, UrlFormat};
 
 /// Which UI `external_url` leads to.

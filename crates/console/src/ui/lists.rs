@@ -2,13 +2,6 @@
 //! applications, workloads and services (`/console/{applications|workloads|services}`), read
 //! from the inventory.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::sync::Arc;
 
 use askama::Template;

@@ -10,13 +10,6 @@
 //! [`assets`] the static files and the security headers. This module keeps the router and the
 //! few helpers the pages share.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 mod assets;
 mod detail;
 mod jaeger;

@@ -2,13 +2,6 @@
 //! (or its spans' average), size `min(30, spans + 2)`, errors red, the selected trace
 //! highlighted. The template draws it as SVG; every point is a link that selects its trace.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use meshtrace_mesh::stats::TraceSummary;
 
 use meshtrace_model::time::{format_duration, format_time};

@@ -2,13 +2,6 @@
 //! the navigation, the toolbar (namespaces, time range, refresh) and the page's error or
 //! notice; and the inventory the lists and detail pages read.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 

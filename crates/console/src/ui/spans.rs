@@ -4,13 +4,6 @@
 //! in the traces fetched. Filters by workload, app, component, operation and error, with
 //! `shown / total` counts. Rows expand with `<details>`: no script needed.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::{BTreeSet, HashMap};
 
 use meshtrace_mesh::stats::percentile;

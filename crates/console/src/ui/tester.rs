@@ -4,13 +4,6 @@
 //! check run on the server when the forms are sent. A posted draft is at most
 //! [`crate::check::MAX_DRAFT`] bytes; the check follows the rules of [`crate::destination`].
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::sync::Arc;
 
 use askama::Template;

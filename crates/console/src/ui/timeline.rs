@@ -4,13 +4,6 @@
 //! rows in view (and skips collapsed subtrees), plus a minimap, a time ruler and a search.
 //! A span's tags and logs are fetched when its row is opened.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::HashMap;
 use std::fmt::Write as _;
 

@@ -1,13 +1,6 @@
 //! The last few traces read for the timeline, so that its page, its data and its span panels
 //! read the backend once.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -2,13 +2,6 @@
 //! timeline's data (`timeline.json`) and one span's tags and logs (`spans/{spanID}`), all read
 //! through the trace cache.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 

@@ -2,13 +2,6 @@
 //! with Kiali's options (limit, errors only, value axis, percentile), the coverage banner, and
 //! the selected trace's details: its summary, the similar traces, the span table.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::BTreeMap;
 
 use askama::Template;

@@ -2,13 +2,6 @@
 //! namespaces, time range, refresh interval, and on detail pages the tab and the Traces tab's
 //! options (Kiali's names: `tab`, `traceId`, `limit`, `errs`, `showSpansAvg`, `percentile`).
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use meshtrace_model::time::{now_micros, parse_minute};
 // The page modules import their formats from the view too; they live in the model.
 pub use meshtrace_model::time::{ago, format_duration, format_time};
