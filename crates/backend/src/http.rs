@@ -2,13 +2,6 @@
 //! request, the `query_timeout`, and the mapping of failures to errors that name the backend
 //! and show no secret (every excerpt of an answer goes through the headers' [`Secrets`]).
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::time::Duration;
 
 use meshtrace_config::TracingConfig;

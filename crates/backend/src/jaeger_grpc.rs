@@ -6,13 +6,6 @@
 //! HTTP port 16686, or at port 80) and the error says so, with the fix. Status messages and
 //! headers of the answer are shown only as excerpts without the credentials sent.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::time::Duration;
 
 use tokio::time::{Instant, timeout_at};

@@ -7,8 +7,16 @@
 //! [`prometheus`] is the client of the other external service the console reads, Prometheus
 //! (`external_services.prometheus`), built from the same auth, TLS and redaction parts.
 
-// No unwrap or expect outside tests (clippy.toml allows them there): every one left says why.
-#![warn(clippy::unwrap_used, clippy::expect_used)]
+// Every module reads answers from servers outside (tracing backends, Prometheus): no unwrap
+// or expect, no indexing that can panic and no unchecked arithmetic, crate-wide. clippy.toml
+// allows unwrap, expect and indexing in tests; test modules allow arithmetic themselves. Every
+// other `#[allow]` says why.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 mod auth;
 pub mod diagnose;

@@ -12,13 +12,6 @@
 //! are selected too, so that Tempo returns them and the client can check its answer against
 //! them ([`compared`]).
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use crate::{BackendError, TraceQuery};
 
 /// What Kiali selects for its span views.

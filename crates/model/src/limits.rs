@@ -3,13 +3,6 @@
 //! A span outside them is refused on its own, with the reason, like any other span that
 //! cannot be stored.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use crate::span::{KeyValue, Span};
 
 /// The longest service name accepted, in bytes.

@@ -6,6 +6,9 @@
 //! every wire format can carry (OTLP's unsigned nanoseconds end in July 2554; durations here
 //! stay below a day), since times outside it are refused where spans enter the model.
 
+// Test support, fed only by proptest's own generators: nothing from outside reaches it.
+#![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use std::sync::Arc;
 
 use proptest::collection::vec;

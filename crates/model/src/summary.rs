@@ -2,13 +2,6 @@
 //! its root. The console's trace lists and the store's api_v3 trace summaries both build on
 //! these, so a trace has one root and one duration wherever it is shown.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::HashSet;
 
 use crate::ids::SpanId;

@@ -9,13 +9,6 @@
 //! one, and the client span as its parent, so the trace stays a tree. Every converted span is
 //! held to [`crate::limits`] before it is accepted.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

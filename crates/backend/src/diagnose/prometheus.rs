@@ -229,8 +229,11 @@ pub fn no_istio_metrics(client: &PrometheusClient) -> String {
 fn human(d: Duration) -> String {
     let s = d.as_secs();
     for (unit, size) in [("y", 365 * 86_400), ("d", 86_400), ("h", 3_600), ("m", 60)] {
-        if s >= size && s % size == 0 {
-            return format!("{}{unit}", s / size);
+        if s >= size
+            && s.checked_rem(size) == Some(0)
+            && let Some(n) = s.checked_div(size)
+        {
+            return format!("{n}{unit}");
         }
     }
     format!("{s}s")

@@ -3,13 +3,6 @@
 //! with sample values read from Prometheus's strings (`"NaN"`, `"+Inf"`, `"-Inf"`, Go's float
 //! formats) and timestamps (seconds, to the millisecond) as milliseconds.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::BTreeMap;
 
 use serde::Deserialize;

@@ -4,13 +4,6 @@
 //! read up to a cap. Queries go as a form POST and fall back to GET on 405 or 501, as
 //! Prometheus's Go client (and so Kiali) does.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::time::Duration;
 
 use super::error::{ErrorKind, PrometheusError};

@@ -1,13 +1,6 @@
 //! Model → OTLP: the spans of the model grouped back into resources and scopes, as Jaeger's
 //! translator writes them (the inverse of the rules in the parent module's docs).
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use super::*;
 
 /// Spans as OTLP, grouped by process and then by scope, with Jaeger's tags mapped back onto

@@ -3,12 +3,6 @@
 //! numbers each followed by a unit, units from the largest to the smallest, each at most once
 //! (`y` = 365 d, `w`, `d`, `h`, `m`, `s`, `ms`), or `0`. Not Go's durations: no fractions, and
 //! days, weeks and years are units.
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
 
 use std::time::Duration;
 
