@@ -1,11 +1,5 @@
 //! Problems found in a configuration: each with its key path, its place in the file, and a
 //! message that says what was found and what is allowed.
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
 
 use std::fmt;
 

@@ -5,12 +5,6 @@
 //! The text may come from anyone (the console's tester loads posted drafts): it is refused
 //! above [`MAX_CONFIG_BYTES`] before it is parsed, a file is read no further than that, and
 //! ConfigMaps nested in ConfigMaps are followed [`MAX_EMBEDDED`] levels deep at most.
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
 
 use std::io::Read;
 use std::path::Path;

@@ -79,11 +79,11 @@ fn write_nested(item: &Value, indent: usize, out: &mut String) {
     match item {
         Value::Object(m) if !m.is_empty() => {
             out.push('\n');
-            write_yaml(item, indent + 2, out);
+            write_yaml(item, indent.saturating_add(2), out);
         }
         Value::Array(a) if !a.is_empty() => {
             out.push('\n');
-            write_yaml(item, indent + 2, out);
+            write_yaml(item, indent.saturating_add(2), out);
         }
         Value::Object(_) => out.push_str(" {}\n"),
         Value::Array(_) => out.push_str(" []\n"),

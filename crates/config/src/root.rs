@@ -3,12 +3,6 @@
 //! mappings on the way (`deployment`, `kiali_feature_flags`, ...) hold Kiali keys meshtrace
 //! ignores, so they are read leniently: only a near miss of a key read here gets a warning.
 //! The rows' order is the order `config show` prints them in.
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
 
 use serde::Serialize;
 use serde_json::{Map, Value};

@@ -1,13 +1,6 @@
 //! The shape readers of the decoder: a mapping (strict or lenient about unknown keys), and the
 //! scalars, lists and maps inside it, each reporting what is wrong at its path and position.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::BTreeMap;
 
 use super::Decoder;

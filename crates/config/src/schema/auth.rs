@@ -31,7 +31,8 @@ impl AuthType {
     }
 
     pub fn as_str(self) -> &'static str {
-        Self::NAMES[self as usize]
+        // One name a variant, in declaration order: the fallback is never taken.
+        Self::NAMES.get(self as usize).copied().unwrap_or_default()
     }
 }
 

@@ -42,7 +42,8 @@ impl AuthStrategy {
     }
 
     pub fn as_str(self) -> &'static str {
-        Self::NAMES[self as usize]
+        // One name a variant, in declaration order: the fallback is never taken.
+        Self::NAMES.get(self as usize).copied().unwrap_or_default()
     }
 
     /// Whether the strategy needs the Kubernetes API (to check a token, or to run OpenShift's

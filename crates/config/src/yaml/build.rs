@@ -19,12 +19,6 @@
 //!
 //! Duplicate keys are found with one hash lookup per key (YAML forbids them; yaml.v3 rejects
 //! them). The first [`MAX_DUPLICATES`] are listed with both positions, the rest only counted.
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
