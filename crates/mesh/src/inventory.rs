@@ -19,8 +19,8 @@ pub struct Counts {
 
 impl Counts {
     fn add(&mut self, error: bool) {
-        self.requests += 1;
-        self.errors += u64::from(error);
+        self.requests = self.requests.saturating_add(1);
+        self.errors = self.errors.saturating_add(u64::from(error));
     }
 }
 
@@ -69,11 +69,11 @@ impl Inventory {
     }
 
     pub fn add_trace(&mut self, trace: &Trace) {
-        self.traces += 1;
+        self.traces = self.traces.saturating_add(1);
         let failed = trace.spans.iter().any(Span::has_error);
         let mut touched: BTreeSet<(String, Kind, String)> = BTreeSet::new();
         for span in &trace.spans {
-            self.spans += 1;
+            self.spans = self.spans.saturating_add(1);
             touched.extend(self.add_span(span));
         }
         if failed {
@@ -81,11 +81,12 @@ impl Inventory {
             for key in touched {
                 namespaces.insert(key.0.clone());
                 if let Some(item) = self.items.get_mut(&key) {
-                    item.error_traces += 1;
+                    item.error_traces = item.error_traces.saturating_add(1);
                 }
             }
             for ns in namespaces {
-                *self.namespace_error_traces.entry(ns).or_default() += 1;
+                let count = self.namespace_error_traces.entry(ns).or_default();
+                *count = count.saturating_add(1);
             }
         }
     }
@@ -171,9 +172,9 @@ impl Inventory {
             });
             summary.clusters.extend(item.clusters.iter().cloned());
             match kind {
-                Kind::App => summary.apps += 1,
-                Kind::Workload => summary.workloads += 1,
-                Kind::Service => summary.services += 1,
+                Kind::App => summary.apps = summary.apps.saturating_add(1),
+                Kind::Workload => summary.workloads = summary.workloads.saturating_add(1),
+                Kind::Service => summary.services = summary.services.saturating_add(1),
             }
         }
         out.into_values().collect()

@@ -5,8 +5,16 @@
 //! the spans reveal; and the Istio standard metrics a span stands for (`telemetry`). Pure
 //! functions over the model, as Kiali and Istio do them.
 
-// No unwrap or expect outside tests (clippy.toml allows them there): every one left says why.
-#![warn(clippy::unwrap_used, clippy::expect_used)]
+// Every function here reads spans, which come from outside (producers, tracing backends): no
+// unwrap or expect, no indexing that can panic and no unchecked arithmetic, crate-wide.
+// clippy.toml allows unwrap, expect and indexing in tests; test modules allow arithmetic
+// themselves. Every other `#[allow]` says why.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 
 mod enrich;
 mod filter;

@@ -40,7 +40,7 @@ impl TraceSummary {
                 )
             })
             .collect();
-        let total: u64 = spans.iter().map(|s| s.duration).sum();
+        let total = spans.iter().map(|s| s.duration).fold(0, u64::saturating_add);
         TraceSummary {
             trace_id: trace
                 .trace_id()
@@ -53,11 +53,8 @@ impl TraceSummary {
             spans: spans.len(),
             apps,
             error_spans: spans.iter().filter(|s| s.has_error()).count(),
-            average_span: if spans.is_empty() {
-                0
-            } else {
-                total / spans.len() as u64
-            },
+            // No spans: 0.
+            average_span: total.checked_div(spans.len() as u64).unwrap_or(0),
         }
     }
 
@@ -113,7 +110,8 @@ pub fn distance(a: &Trace, b: &Trace) -> f64 {
 fn operation_counts(spans: &[Span]) -> HashMap<&str, usize> {
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for s in spans {
-        *counts.entry(s.operation_name.as_str()).or_default() += 1;
+        let count = counts.entry(s.operation_name.as_str()).or_default();
+        *count = count.saturating_add(1);
     }
     counts
 }
@@ -142,10 +140,11 @@ pub fn percentile(values: &[u64], p: f64) -> Option<u64> {
     let mut sorted = values.to_vec();
     sorted.sort_unstable();
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+    sorted.get(rank.clamp(1, sorted.len()).saturating_sub(1)).copied()
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use std::sync::Arc;
 

@@ -13,13 +13,6 @@
 //! Bounds: the query's size and nesting ([`Limits`]), the series and samples read from the
 //! source, the points held during evaluation, and a deadline checked while evaluating.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 mod aggregate;
 mod binary;
 mod eval;
