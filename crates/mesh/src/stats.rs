@@ -40,7 +40,10 @@ impl TraceSummary {
                 )
             })
             .collect();
-        let total = spans.iter().map(|s| s.duration).fold(0, u64::saturating_add);
+        let total = spans
+            .iter()
+            .map(|s| s.duration)
+            .fold(0, u64::saturating_add);
         TraceSummary {
             trace_id: trace
                 .trace_id()
@@ -140,7 +143,9 @@ pub fn percentile(values: &[u64], p: f64) -> Option<u64> {
     let mut sorted = values.to_vec();
     sorted.sort_unstable();
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.clamp(1, sorted.len()).saturating_sub(1)).copied()
+    sorted
+        .get(rank.clamp(1, sorted.len()).saturating_sub(1))
+        .copied()
 }
 
 #[cfg(test)]

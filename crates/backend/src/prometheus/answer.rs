@@ -64,17 +64,8 @@ pub struct Answer {
     pub infos: Vec<String>,
 }
 
-/// `/api/v1/status/buildinfo`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct BuildInfo {
-    pub version: String,
-    pub revision: String,
-    pub branch: String,
-    pub build_user: String,
-    pub build_date: String,
-    pub go_version: String,
-}
+/// `/api/v1/status/buildinfo`: one type for the metrics API that serves it and this client.
+pub use meshtrace_metrics::http::BuildInfo;
 
 /// Prometheus's envelope. `data` is whatever the endpoint returns.
 #[derive(Deserialize)]

@@ -27,8 +27,10 @@ use params::{
     time_param,
 };
 
-/// What `/api/v1/status/buildinfo` reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What `/api/v1/status/buildinfo` reports, as this API writes it and as the console's
+/// Prometheus client reads it (a field Prometheus leaves out reads as empty).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct BuildInfo {
     pub version: String,
     pub revision: String,
@@ -38,8 +40,9 @@ pub struct BuildInfo {
     pub go_version: String,
 }
 
-impl Default for BuildInfo {
-    fn default() -> Self {
+impl BuildInfo {
+    /// meshtrace's own, which the API reports unless told otherwise.
+    pub fn meshtrace() -> Self {
         BuildInfo {
             // The Prometheus API version this one follows; clients such as Grafana read it.
             version: "3.0.0".to_string(),
@@ -73,7 +76,7 @@ impl Default for ApiOptions {
             engine: EngineOptions::default(),
             max_concurrent_queries: 4,
             max_body_bytes: 1 << 20,
-            build_info: BuildInfo::default(),
+            build_info: BuildInfo::meshtrace(),
             scrape_interval: Duration::from_secs(15),
             retention: Duration::from_secs(15 * 24 * 3600),
         }

@@ -5,9 +5,10 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::BinaryOp;
 use super::QueryError;
 use super::eval::{Ctx, step_index};
-use super::plan::{BinOp, Binary, Card};
+use super::plan::{Binary, Card};
 use super::steps::{Collector, StepSeries, Transposed, Val};
 use crate::series::Labels;
 
@@ -38,26 +39,26 @@ pub(crate) fn eval(ctx: &mut Ctx<'_>, b: &Binary) -> Result<Val, QueryError> {
 }
 
 /// The value of `l op r`, and whether a comparison holds (always true for arithmetic).
-fn apply(op: BinOp, l: f64, r: f64) -> (f64, bool) {
+fn apply(op: BinaryOp, l: f64, r: f64) -> (f64, bool) {
     match op {
-        BinOp::Add => (l + r, true),
-        BinOp::Sub => (l - r, true),
-        BinOp::Mul => (l * r, true),
-        BinOp::Div => (l / r, true),
-        BinOp::Mod => (l % r, true),
-        BinOp::Pow => (l.powf(r), true),
-        BinOp::Eq => (l, l == r),
-        BinOp::Ne => (l, l != r),
-        BinOp::Gt => (l, l > r),
-        BinOp::Lt => (l, l < r),
-        BinOp::Ge => (l, l >= r),
-        BinOp::Le => (l, l <= r),
-        BinOp::And | BinOp::Or | BinOp::Unless => (f64::NAN, false),
+        BinaryOp::Add => (l + r, true),
+        BinaryOp::Sub => (l - r, true),
+        BinaryOp::Mul => (l * r, true),
+        BinaryOp::Div => (l / r, true),
+        BinaryOp::Mod => (l % r, true),
+        BinaryOp::Pow => (l.powf(r), true),
+        BinaryOp::Eq => (l, l == r),
+        BinaryOp::Ne => (l, l != r),
+        BinaryOp::Gt => (l, l > r),
+        BinaryOp::Lt => (l, l < r),
+        BinaryOp::Ge => (l, l >= r),
+        BinaryOp::Le => (l, l <= r),
+        BinaryOp::And | BinaryOp::Or | BinaryOp::Unless => (f64::NAN, false),
     }
 }
 
 /// Between two scalars a comparison (which must carry `bool`) gives 0 or 1.
-fn scalar_op(op: BinOp, l: f64, r: f64) -> f64 {
+fn scalar_op(op: BinaryOp, l: f64, r: f64) -> f64 {
     let (value, keep) = apply(op, l, r);
     if op.is_comparison() {
         if keep { 1.0 } else { 0.0 }
@@ -157,8 +158,8 @@ fn set_op(
         ctx.tick()?;
         let step = step_index(i);
         // Mark the signatures of the side the other side is tested against.
-        let marking = if b.op == BinOp::Or { &left } else { &right };
-        let marking_sigs: &[usize] = if b.op == BinOp::Or { &lsig } else { &rsig };
+        let marking = if b.op == BinaryOp::Or { &left } else { &right };
+        let marking_sigs: &[usize] = if b.op == BinaryOp::Or { &lsig } else { &rsig };
         for &(s, _) in marking.at(i) {
             if let Some(p) = present.get_mut(sig(marking_sigs, s)) {
                 *p = true;
@@ -167,14 +168,14 @@ fn set_op(
         }
         let is_marked = |g: usize| present.get(g).copied().unwrap_or(false);
         match b.op {
-            BinOp::And => {
+            BinaryOp::And => {
                 for &(s, v) in left.at(i) {
                     if is_marked(sig(&lsig, s)) {
                         collector.push(slot(&lslot, s), step, v);
                     }
                 }
             }
-            BinOp::Unless => {
+            BinaryOp::Unless => {
                 for &(s, v) in left.at(i) {
                     if !is_marked(sig(&lsig, s)) {
                         collector.push(slot(&lslot, s), step, v);

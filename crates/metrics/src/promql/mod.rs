@@ -17,6 +17,7 @@ mod aggregate;
 mod binary;
 mod eval;
 mod functions;
+mod op;
 mod plan;
 mod prescan;
 mod steps;
@@ -25,6 +26,8 @@ use std::time::{Duration, Instant};
 
 use crate::series::{Labels, Sample};
 use crate::source::SeriesSource;
+
+pub use op::BinaryOp;
 
 /// The earliest timestamp (ms) a query may name: Prometheus's `minTime`.
 pub const MIN_TIME_MS: i64 = (i64::MIN / 1000 + 62_135_596_801) * 1000;

@@ -14,7 +14,7 @@ use promql_parser::parser::token::{
 };
 use promql_parser::parser::{self, Expr, LabelModifier, VectorMatchCardinality, VectorSelector};
 
-use super::{Compat, Limits, MAX_TIME_MS, MIN_TIME_MS, QueryError};
+use super::{BinaryOp, Compat, Limits, MAX_TIME_MS, MIN_TIME_MS, QueryError};
 use crate::series::{METRIC_NAME, Matcher};
 
 /// A selector: which series, and how its evaluation time is shifted.
@@ -56,38 +56,6 @@ pub(crate) enum RangeFunc {
     Delta,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BinOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Mod,
-    Pow,
-    Eq,
-    Ne,
-    Gt,
-    Lt,
-    Ge,
-    Le,
-    And,
-    Or,
-    Unless,
-}
-
-impl BinOp {
-    pub fn is_comparison(self) -> bool {
-        matches!(
-            self,
-            BinOp::Eq | BinOp::Ne | BinOp::Gt | BinOp::Lt | BinOp::Ge | BinOp::Le
-        )
-    }
-
-    pub fn is_set(self) -> bool {
-        matches!(self, BinOp::And | BinOp::Or | BinOp::Unless)
-    }
-}
-
 /// How two vectors' series are paired.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Card {
@@ -101,7 +69,7 @@ pub(crate) enum Card {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Binary {
-    pub op: BinOp,
+    pub op: BinaryOp,
     pub lhs: Box<Node>,
     pub rhs: Box<Node>,
     pub card: Card,
@@ -367,23 +335,23 @@ fn binary(b: &parser::BinaryExpr, selectors: &mut Planner) -> Result<Node, Query
     }))
 }
 
-fn bin_op(op: TokenType) -> Result<BinOp, QueryError> {
+fn bin_op(op: TokenType) -> Result<BinaryOp, QueryError> {
     Ok(match op.id() {
-        T_ADD => BinOp::Add,
-        T_SUB => BinOp::Sub,
-        T_MUL => BinOp::Mul,
-        T_DIV => BinOp::Div,
-        T_MOD => BinOp::Mod,
-        T_POW => BinOp::Pow,
-        T_EQLC => BinOp::Eq,
-        T_NEQ => BinOp::Ne,
-        T_GTR => BinOp::Gt,
-        T_LSS => BinOp::Lt,
-        T_GTE => BinOp::Ge,
-        T_LTE => BinOp::Le,
-        T_LAND => BinOp::And,
-        T_LOR => BinOp::Or,
-        T_LUNLESS => BinOp::Unless,
+        T_ADD => BinaryOp::Add,
+        T_SUB => BinaryOp::Sub,
+        T_MUL => BinaryOp::Mul,
+        T_DIV => BinaryOp::Div,
+        T_MOD => BinaryOp::Mod,
+        T_POW => BinaryOp::Pow,
+        T_EQLC => BinaryOp::Eq,
+        T_NEQ => BinaryOp::Ne,
+        T_GTR => BinaryOp::Gt,
+        T_LSS => BinaryOp::Lt,
+        T_GTE => BinaryOp::Ge,
+        T_LTE => BinaryOp::Le,
+        T_LAND => BinaryOp::And,
+        T_LOR => BinaryOp::Or,
+        T_LUNLESS => BinaryOp::Unless,
         _ => return Err(unsupported(&format!("the operator {op}"))),
     })
 }

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use super::{LabelName, Matcher, PromqlError, Selector, string_literal};
 
+/// PromQL's binary operators: the vocabulary the metrics crate's evaluator reads.
+pub use meshtrace_metrics::promql::BinaryOp;
+
 /// The functions the console's queries call: those meshtrace's own PromQL engine evaluates as
 /// well as Prometheus, so that a query gives the same numbers from either (add one here when
 /// the engine learns it).
@@ -60,47 +63,6 @@ pub enum Grouping {
     None,
     By(Vec<LabelName>),
     Without(Vec<LabelName>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BinaryOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Mod,
-    Pow,
-    Eq,
-    Ne,
-    Gt,
-    Lt,
-    Ge,
-    Le,
-    And,
-    Or,
-    Unless,
-}
-
-impl BinaryOp {
-    fn as_str(self) -> &'static str {
-        match self {
-            BinaryOp::Add => "+",
-            BinaryOp::Sub => "-",
-            BinaryOp::Mul => "*",
-            BinaryOp::Div => "/",
-            BinaryOp::Mod => "%",
-            BinaryOp::Pow => "^",
-            BinaryOp::Eq => "==",
-            BinaryOp::Ne => "!=",
-            BinaryOp::Gt => ">",
-            BinaryOp::Lt => "<",
-            BinaryOp::Ge => ">=",
-            BinaryOp::Le => "<=",
-            BinaryOp::And => "and",
-            BinaryOp::Or => "or",
-            BinaryOp::Unless => "unless",
-        }
-    }
 }
 
 /// `on(...)` / `ignoring(...)`, and `group_left(...)` / `group_right(...)`.
