@@ -305,7 +305,6 @@ fn add_client_secret(secrets: &Secrets, client_id: &str, secret: &str) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -70,7 +70,6 @@ impl<K: PartialEq, V> TtlCache<K, V> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -203,7 +203,6 @@ fn restore_redacted_urls(posted: &mut TracingConfig, live: &TracingConfig) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -136,7 +136,6 @@ pub(crate) fn no_such_page() -> Response {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use http_body_util::BodyExt;
 

@@ -333,7 +333,6 @@ async fn one(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     #[test]
     fn workload_names_without_inventory() {

@@ -125,7 +125,6 @@ fn parse_tags(value: &str) -> Result<BTreeMap<String, String>, ApiError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -78,7 +78,6 @@ fn same_origin(headers: &HeaderMap, authority: Option<&str>) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -153,7 +153,6 @@ impl SeriesSource for MemorySource {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

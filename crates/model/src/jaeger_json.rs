@@ -358,7 +358,6 @@ fn kv_from_json_owned(kv: JsonKeyValue) -> Result<KeyValue, JsonError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

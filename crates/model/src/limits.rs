@@ -75,11 +75,7 @@ fn check_len(what: &str, value: &str, max: usize) -> Result<(), String> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing
-)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use crate::zipkin::{ZipkinSpan, spans_from_zipkin};
 

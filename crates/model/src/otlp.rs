@@ -352,11 +352,7 @@ mod encode;
 pub use encode::spans_to_otlp;
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
     use opentelemetry_proto::tonic::trace::v1::span::{Event, Link, SpanKind};

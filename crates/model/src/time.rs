@@ -26,7 +26,6 @@ pub fn now_micros() -> u64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

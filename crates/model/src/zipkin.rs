@@ -258,7 +258,6 @@ fn shared_server_id(shared: SpanId) -> SpanId {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -137,7 +137,6 @@ pub fn parse_operation_key(key: &[u8]) -> Option<(&str, &str, &str)> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

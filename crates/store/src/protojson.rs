@@ -235,7 +235,6 @@ pub fn export_response(response: &ExportTraceServiceResponse) -> Value {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -64,7 +64,6 @@ pub fn media_type(headers: &HeaderMap) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -1,11 +1,6 @@
 //! The bounds of the tree builder: hostile documents stop with an error at the right place,
 //! ordinary ones (a few aliases, merge keys, many keys) load as before.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
+#![allow(clippy::arithmetic_side_effects)]
 
 use super::*;
 

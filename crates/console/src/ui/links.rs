@@ -203,7 +203,6 @@ fn or(value: &str, default: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -171,7 +171,6 @@ fn nice_ceiling(v: f64) -> f64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing)]
 mod tests {
     use std::collections::BTreeSet;
 

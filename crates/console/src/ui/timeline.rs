@@ -178,7 +178,6 @@ pub fn span_json(span: &Span, trace_start: u64) -> serde_json::Value {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use std::sync::Arc;
 

@@ -136,7 +136,6 @@ fn or_unknown(value: &str) -> &str {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::testing::span;

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 //! Label sets of real Envoy spans (tags as a Bookinfo mesh reports them, from Kiali's Tempo test
 //! data) and of the simulator's waypoint spans.
 

@@ -195,7 +195,6 @@ pub(crate) const DEFAULT_START: i64 = MIN_TIME_MS;
 pub(crate) const DEFAULT_END: i64 = MAX_TIME_MS;
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -162,7 +162,6 @@ fn running_mean_add(group: &mut Group, f: f64) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -377,9 +377,5 @@ fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::arithmetic_side_effects
-)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests;

@@ -210,7 +210,6 @@ pub fn ago_at(now: u64, micros: u64) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

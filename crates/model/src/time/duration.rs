@@ -148,7 +148,7 @@ pub fn format_duration(micros: u64) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::arithmetic_side_effects)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

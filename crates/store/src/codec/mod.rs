@@ -255,7 +255,6 @@ fn put_dict_kvs(out: &mut Vec<u8>, kvs: &[KeyValue], dict: &Dictionary, pending:
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -2,8 +2,6 @@
 //! roomy dictionary or one so small that most strings are inline; and no byte string, however
 //! damaged, makes a decoder panic.
 
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
-
 use std::sync::Arc;
 
 use meshtrace_model::{KeyValue, Log, Process, RefType, Span, SpanId, SpanRef, TraceId, Value};
