@@ -257,15 +257,23 @@ pub(crate) fn histogram_quantile(
 }
 
 /// Prometheus's `bucketQuantile` over (upper bound, cumulative count) pairs.
-pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>, compat: Compat) -> f64 {
+/// What Prometheus answers for a quantile it cannot take: `NaN` for `NaN`, `−Inf` below 0,
+/// `+Inf` above 1; `None` for a quantile in `[0, 1]`.
+pub fn quantile_out_of_range(q: f64) -> Option<f64> {
     if q.is_nan() {
-        return f64::NAN;
+        Some(f64::NAN)
+    } else if q < 0.0 {
+        Some(f64::NEG_INFINITY)
+    } else if q > 1.0 {
+        Some(f64::INFINITY)
+    } else {
+        None
     }
-    if q < 0.0 {
-        return f64::NEG_INFINITY;
-    }
-    if q > 1.0 {
-        return f64::INFINITY;
+}
+
+pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>, compat: Compat) -> f64 {
+    if let Some(value) = quantile_out_of_range(q) {
+        return value;
     }
     buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
     if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use crate::series::{Labels, Sample};
 use crate::source::SeriesSource;
 
+pub use functions::quantile_out_of_range;
 pub use op::BinaryOp;
 
 /// The earliest timestamp (ms) a query may name: Prometheus's `minTime`.

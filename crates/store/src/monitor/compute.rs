@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 
 use meshtrace_mesh::telemetry::StatusCode;
+use meshtrace_metrics::promql::quantile_out_of_range;
 
 use super::params::MetricsQuery;
 use crate::derive::cell::{Cell, ServiceCell};
@@ -167,14 +168,8 @@ fn windows(
 /// decimals (`%.2f`), `−Inf` below 0, `+Inf` above 1, `NaN` without calls.
 fn latency(sketch: &Sketch, q: f64) -> f64 {
     let q = (q * 100.0).round() / 100.0;
-    if q.is_nan() {
-        return f64::NAN;
-    }
-    if q < 0.0 {
-        return f64::NEG_INFINITY;
-    }
-    if q > 1.0 {
-        return f64::INFINITY;
+    if let Some(value) = quantile_out_of_range(q) {
+        return value;
     }
     sketch.quantile(q).map_or(f64::NAN, |us| us / 1000.0)
 }
