@@ -40,6 +40,17 @@ async fn write_traces(store: &TestStore, start: u64) {
     }
 }
 
+/// A data directory holding [`write_traces`]' three traces, written a minute ago by a store
+/// that has stopped; and when they start.
+async fn stored_traces() -> (tempfile::TempDir, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let start = now_micros() - 60_000_000;
+    let store = TestStore::start(Store::open(dir.path(), FOREVER).unwrap(), 16 << 20).await;
+    write_traces(&store, start).await;
+    store.stop().await;
+    (dir, start)
+}
+
 fn delete_all(kv: &FjallKv, table: Table) {
     let mut keys = Vec::new();
     kv.scan(table, &[], &[0xff; 9], false, &mut |k, _| {
@@ -54,13 +65,7 @@ fn delete_all(kv: &FjallKv, table: Table) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn spans_with_lost_processes_and_strings_are_served_and_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    let start = now_micros() - 60_000_000;
-    {
-        let store = TestStore::start(Store::open(dir.path(), FOREVER).unwrap(), 16 << 20).await;
-        write_traces(&store, start).await;
-        store.stop().await;
-    }
+    let (dir, start) = stored_traces().await;
     // What an emptied journal leaves when the span tables had been flushed but the small
     // tables of processes and strings had not.
     {
@@ -171,13 +176,7 @@ async fn spans_with_lost_processes_and_strings_are_served_and_reported() {
 /// Now the entry is skipped and counted, and the store opens and serves.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dictionary_id_far_beyond_its_size_is_skipped_not_believed() {
-    let dir = tempfile::tempdir().unwrap();
-    let start = now_micros() - 60_000_000;
-    {
-        let store = TestStore::start(Store::open(dir.path(), FOREVER).unwrap(), 16 << 20).await;
-        write_traces(&store, start).await;
-        store.stop().await;
-    }
+    let (dir, _) = stored_traces().await;
     {
         let kv = FjallKv::open(dir.path()).unwrap();
         kv.write(vec![Op::Put(

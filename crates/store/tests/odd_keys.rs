@@ -126,17 +126,22 @@ async fn check(store: &TestStore) {
     );
 }
 
+/// Runs a retention pass over what started before `T0 - DAY`; how many traces it removed.
+async fn purge_before_the_day_before(store: &TestStore) -> usize {
+    let purge = store.store.clone();
+    tokio::task::spawn_blocking(move || purge.purge_before(T0 - DAY))
+        .await
+        .unwrap()
+        .expect("the retention pass succeeds")
+}
+
 async fn odd_service_name_leaves_other_services_intact(store: Store) {
     let store = TestStore::start(store, 16 << 20).await;
     send(&store).await;
     check(&store).await;
 
     // A retention pass removes what started before the cutoff, for every service.
-    let purge = store.store.clone();
-    let removed = tokio::task::spawn_blocking(move || purge.purge_before(T0 - DAY))
-        .await
-        .unwrap()
-        .expect("the retention pass succeeds");
+    let removed = purge_before_the_day_before(&store).await;
     assert_eq!(removed, 2);
     for (trace, kept) in [(1, false), (2, true), (3, true), (4, false)] {
         let (status, _) = store.get_json(&format!("/api/traces/{}", hex(trace))).await;
@@ -215,11 +220,7 @@ async fn odd_keys_are_skipped_and_counted_never_fatal() {
         .await;
     assert!(count >= 4, "{count}");
 
-    let purge = store.store.clone();
-    let removed = tokio::task::spawn_blocking(move || purge.purge_before(T0 - DAY))
-        .await
-        .unwrap()
-        .expect("the retention pass succeeds");
+    let removed = purge_before_the_day_before(&store).await;
     assert_eq!(removed, 2);
     assert_eq!(kv.get(Table::ByService, &odd_index).unwrap(), None);
     store.stop().await;
