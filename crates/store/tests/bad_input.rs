@@ -17,18 +17,7 @@ use serde_json::{Value, json};
 const NOW: u64 = 1_900_000_000_000_000;
 
 fn good(trace: u128, span: u64) -> opentelemetry_proto::tonic::trace::v1::Span {
-    SpanSpec {
-        trace,
-        span,
-        parent: 0,
-        name: "GET /",
-        kind: 2,
-        start_us: NOW,
-        duration_us: 10,
-        attributes: vec![],
-        error: false,
-    }
-    .build()
+    SpanSpec::server(trace, span, "GET /", NOW, 10).build()
 }
 
 /// Two good spans and three that cannot be stored, in one batch.

@@ -21,15 +21,8 @@ async fn write_traces(store: &TestStore, start: u64) {
         .unwrap();
     for trace in 1..=3u128 {
         let span = SpanSpec {
-            trace,
-            span: trace as u64,
-            parent: 0,
-            name: "GET /lost",
-            kind: 2,
-            start_us: start + trace as u64,
-            duration_us: 10,
             attributes: vec![kv("http.status_code", s("503"))],
-            error: false,
+            ..SpanSpec::server(trace, trace as u64, "GET /lost", start + trace as u64, 10)
         };
         let batch = request(vec![resource_spans(
             "svc",

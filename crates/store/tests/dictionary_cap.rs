@@ -80,15 +80,8 @@ async fn random_keys_stop_at_the_bound_and_every_tag_reads_back() {
             .map(|i| kv(&random_key(span, i), s(&format!("v{i}"))))
             .collect();
         let spec = SpanSpec {
-            trace: u128::from(span),
-            span,
-            parent: 0,
-            name: "GET /",
-            kind: 2,
-            start_us: start + span,
-            duration_us: 10,
             attributes,
-            error: false,
+            ..SpanSpec::server(u128::from(span), span, "GET /", start + span, 10)
         };
         let batch = request(vec![resource_spans("svc", vec![], vec![spec.build()])]);
         client.export(batch).await.unwrap();

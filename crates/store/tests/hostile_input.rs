@@ -156,20 +156,7 @@ async fn gzip_bodies_with_trailing_junk_are_refused() {
     let otlp = request(vec![resource_spans(
         "svc",
         vec![],
-        vec![
-            SpanSpec {
-                trace: 0x77,
-                span: 1,
-                parent: 0,
-                name: "op",
-                kind: 2,
-                start_us: NOW_US,
-                duration_us: 5,
-                attributes: vec![],
-                error: false,
-            }
-            .build(),
-        ],
+        vec![SpanSpec::server(0x77, 1, "op", NOW_US, 5).build()],
     )])
     .encode_to_vec();
     let mut junk = gzip(&otlp);
@@ -265,20 +252,7 @@ async fn a_content_length_above_max_body_is_refused_before_the_body_is_read() {
 async fn names_and_keys_past_their_limits_are_refused_span_by_span() {
     let store = TestStore::memory().await;
     let long_service = "s".repeat(257);
-    let good = |span: u64, name: &str| {
-        SpanSpec {
-            trace: 0x99,
-            span,
-            parent: 0,
-            name,
-            kind: 2,
-            start_us: NOW_US,
-            duration_us: 5,
-            attributes: vec![],
-            error: false,
-        }
-        .build()
-    };
+    let good = |span: u64, name: &str| SpanSpec::server(0x99, span, name, NOW_US, 5).build();
     let long_name = "n".repeat(1025);
     let mut long_key = good(3, "op");
     long_key.attributes = vec![kv(&"k".repeat(257), s("v"))];

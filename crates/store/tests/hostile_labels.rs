@@ -32,20 +32,13 @@ fn span(i: u64, start_us: u64) -> opentelemetry_proto::tonic::trace::v1::Span {
     );
     let name = format!("wl-{i}.hostile.svc.cluster.local:9080/op-{i}");
     SpanSpec {
-        trace: u128::from(i) + 1,
-        span: i + 1,
-        parent: 0,
-        name: &name,
-        kind: 2,
-        start_us,
-        duration_us: 1000 + i,
         attributes: vec![
             kv("node_id", s(&node)),
             kv("istio.canonical_service", s(&format!("app-{i}"))),
             kv("upstream_cluster", s("inbound|9080||")),
             kv("http.status_code", s("200")),
         ],
-        error: false,
+        ..SpanSpec::server(u128::from(i) + 1, i + 1, &name, start_us, 1000 + i)
     }
     .build()
 }

@@ -55,21 +55,17 @@ async fn send_spans(store: &TestStore) {
     let end_us = (now_ms() - 120_000) * 1000;
     let spans = (0..20u64)
         .map(|i| {
-            SpanSpec {
-                trace: 1000 + u128::from(i),
-                span: 1 + i,
-                parent: 0,
-                name: if i % 2 == 0 {
+            SpanSpec::server(
+                1000 + u128::from(i),
+                1 + i,
+                if i % 2 == 0 {
                     "/PlaceOrder"
                 } else {
                     "/Checkout"
                 },
-                kind: 2,
-                start_us: end_us - 5000 - i * 1000,
-                duration_us: 5000 + i * 1000,
-                attributes: vec![],
-                error: false,
-            }
+                end_us - 5000 - i * 1000,
+                5000 + i * 1000,
+            )
             .build()
         })
         .collect();

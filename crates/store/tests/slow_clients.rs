@@ -51,17 +51,7 @@ async fn send(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
 fn export_request(
     trace: u128,
 ) -> opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
-    let span = SpanSpec {
-        trace,
-        span: 1,
-        parent: 0,
-        name: "op",
-        kind: 2,
-        start_us: NOW_US,
-        duration_us: 5,
-        attributes: vec![],
-        error: false,
-    };
+    let span = SpanSpec::server(trace, 1, "op", NOW_US, 5);
     request(vec![resource_spans("svc", vec![], vec![span.build()])])
 }
 

@@ -86,17 +86,7 @@ async fn broken_store() -> TestStore {
 }
 
 fn batch() -> opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
-    let span = SpanSpec {
-        trace: 7,
-        span: 1,
-        parent: 0,
-        name: "GET /",
-        kind: 2,
-        start_us: 1_900_000_000_000_000,
-        duration_us: 1000,
-        attributes: Vec::new(),
-        error: false,
-    };
+    let span = SpanSpec::server(7, 1, "GET /", 1_900_000_000_000_000, 1000);
     request(vec![resource_spans("svc", Vec::new(), vec![span.build()])])
 }
 

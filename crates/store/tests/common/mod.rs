@@ -165,7 +165,22 @@ pub struct SpanSpec<'a> {
     pub error: bool,
 }
 
-impl SpanSpec<'_> {
+impl<'a> SpanSpec<'a> {
+    /// A root server span (OTLP kind 2) without attributes or error.
+    pub fn server(trace: u128, span: u64, name: &'a str, start_us: u64, duration_us: u64) -> Self {
+        SpanSpec {
+            trace,
+            span,
+            parent: 0,
+            name,
+            kind: 2,
+            start_us,
+            duration_us,
+            attributes: Vec::new(),
+            error: false,
+        }
+    }
+
     pub fn build(&self) -> Span {
         Span {
             trace_id: trace_id(self.trace),
