@@ -67,6 +67,18 @@ impl Decoder {
         self.diags.push(Diagnostic::warning(full, pos, message));
     }
 
+    /// An error at the position of the key `path` names.
+    pub fn error_at(&mut self, path: &str, message: impl Into<String>) {
+        let pos = self.pos(path);
+        self.error(path, pos, message);
+    }
+
+    /// A warning at the position of the key `path` names.
+    pub fn warning_at(&mut self, path: &str, message: impl Into<String>) {
+        let pos = self.pos(path);
+        self.warning(path, pos, message);
+    }
+
     pub fn pos(&self, path: &str) -> Option<Pos> {
         self.positions.get(path).copied()
     }

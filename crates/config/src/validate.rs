@@ -55,11 +55,8 @@ pub(crate) fn validate(d: &mut Decoder, decoded: &Decoded) {
     tempo(d, tracing);
 
     if tracing.enabled && tracing.internal_url.is_empty() && tracing.external_url.is_empty() {
-        let path = format!("{T}.enabled");
-        let pos = d.pos(&path);
-        d.warning(
-            &path,
-            pos,
+        d.warning_at(
+            &format!("{T}.enabled"),
             "tracing is enabled but neither `internal_url` nor `external_url` is set: \
              there will be no tracing charts and no links",
         );
@@ -112,11 +109,8 @@ fn urls(d: &mut Decoder, decoded: &Decoded) {
 fn jaeger_ports(d: &mut Decoder, decoded: &Decoded) {
     let tracing = &decoded.config.tracing;
     if decoded.tracing.grpc_port_set && tracing.grpc_port != TracingConfig::default().grpc_port {
-        let path = format!("{T}.grpc_port");
-        let pos = d.pos(&path);
-        d.warning(
-            &path,
-            pos,
+        d.warning_at(
+            &format!("{T}.grpc_port"),
             "only Tempo reads `grpc_port`; for Jaeger the gRPC address is the host and port of `internal_url`",
         );
     }
@@ -154,11 +148,8 @@ fn tempo(d: &mut Decoder, tracing: &TracingConfig) {
         return;
     };
     if url.path() != "/" && !url.path().is_empty() {
-        let path = format!("{T}.tempo_config.tenant");
-        let pos = d.pos(&path);
-        d.warning(
-            &path,
-            pos,
+        d.warning_at(
+            &format!("{T}.tempo_config.tenant"),
             format!(
                 "the tenant path is added only when `internal_url` has no path, and it has `{}`: \
                  requests go to that URL unchanged (with the X-Scope-OrgID header)",

@@ -19,15 +19,12 @@ pub(super) fn validate(d: &mut Decoder, decoded: &Decoded) {
     let config = &decoded.config;
     let strategy = config.auth.strategy;
     if strategy.needs_kubernetes() {
-        let path = format!("{A}.strategy");
-        let pos = d.pos(&path);
         let why = match strategy {
             AuthStrategy::Token => "Kiali checks each token by listing namespaces with it",
             _ => "the login goes through OpenShift's OAuth server and its users API",
         };
-        d.error(
-            &path,
-            pos,
+        d.error_at(
+            &format!("{A}.strategy"),
             format!(
                 "`{}` needs the Kubernetes API ({why}), which meshtrace does not use; \
                  strategies that work outside a cluster: {OUTSIDE_A_CLUSTER}",
@@ -144,20 +141,14 @@ fn openid(d: &mut Decoder, config: &Config) {
         service::check_url(d, (O, key), value, false, "http://proxy.example:3128");
     }
     if !openid.authorization_endpoint.is_empty() {
-        let path = format!("{O}.authorization_endpoint");
-        let pos = d.pos(&path);
-        d.warning(
-            &path,
-            pos,
+        d.warning_at(
+            &format!("{O}.authorization_endpoint"),
             "deprecated by Kiali (v2.21): move it to `discovery_override.authorization_endpoint`",
         );
     }
     if openid.username_claim.is_empty() {
-        let path = format!("{O}.username_claim");
-        let pos = d.pos(&path);
-        d.error(
-            &path,
-            pos,
+        d.error_at(
+            &format!("{O}.username_claim"),
             "must name an ID-token claim (Kiali's default is `sub`)",
         );
     }
@@ -165,12 +156,9 @@ fn openid(d: &mut Decoder, config: &Config) {
         ("api_proxy", &openid.api_proxy),
         ("api_proxy_ca_data", &openid.api_proxy_ca_data),
     ] {
-        let path = format!("{O}.{key}");
         if !value.is_empty() {
-            let pos = d.pos(&path);
-            d.warning(
-                &path,
-                pos,
+            d.warning_at(
+                &format!("{O}.{key}"),
                 "meshtrace does not call the Kubernetes API, so it has no use for this proxy",
             );
         }

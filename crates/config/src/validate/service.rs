@@ -245,19 +245,15 @@ fn oauth2(d: &mut Decoder, base: &str, auth: &Auth, over_grpc: bool) {
     let token_url = &oauth2.token_url;
     if !token_url.is_empty() && !token_url.starts_with("https://") {
         let path = format!("{o}.token_url");
-        let pos = d.pos(&path);
         if auth.insecure_skip_verify {
-            d.warning(&path, pos, "the token URL is not https; allowed only because `insecure_skip_verify` is true (dev/test only)");
+            d.warning_at(&path, "the token URL is not https; allowed only because `insecure_skip_verify` is true (dev/test only)");
         } else {
-            d.error(&path, pos, format!("found {}: the token URL must use https (or set `auth.insecure_skip_verify: true` for dev/test)", quote(token_url)));
+            d.error_at(&path, format!("found {}: the token URL must use https (or set `auth.insecure_skip_verify: true` for dev/test)", quote(token_url)));
         }
     }
     if auth.use_kiali_token {
-        let path = format!("{base}.auth.use_kiali_token");
-        let pos = d.pos(&path);
-        d.error(
-            &path,
-            pos,
+        d.error_at(
+            &format!("{base}.auth.use_kiali_token"),
             "`use_kiali_token` and `auth.type: oauth2` cannot be used together",
         );
     }
