@@ -1,5 +1,7 @@
 //! `meshtrace demo` starts, keeps traces flowing into its store, and stops cleanly.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,20 +19,8 @@ fn trace_count(query: &str) -> usize {
 fn the_demo_keeps_traces_flowing_and_stops_cleanly() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_meshtrace"))
         .args(["demo", "--rate", "40"])
-        .args([
-            "--otlp-grpc",
-            "127.0.0.1:0",
-            "--otlp-http",
-            "127.0.0.1:0",
-            "--zipkin",
-            "127.0.0.1:0",
-            "--query-http",
-            "127.0.0.1:0",
-            "--query-grpc",
-            "127.0.0.1:0",
-            "--console",
-            "127.0.0.1:0",
-        ])
+        .args(common::STORE_LISTENERS)
+        .args(["--console", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -99,12 +89,7 @@ fn the_demo_keeps_traces_flowing_and_stops_cleanly() {
         std::thread::sleep(Duration::from_millis(500));
     }
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let rest: Vec<String> = lines.map(Result::unwrap).collect();
-    assert!(child.wait().unwrap().success());
+    let rest = common::terminate(&mut child, lines);
     assert!(
         rest.iter()
             .any(|l| l.starts_with("simulator stopped: requests ")),

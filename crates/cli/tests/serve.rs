@@ -1,6 +1,8 @@
 //! `meshtrace serve` as a user runs it: a Kiali configuration file, the console's address
 //! printed, the API answering, a clean stop on SIGTERM; a broken configuration refused.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
@@ -38,12 +40,7 @@ fn serve_answers_and_stops_cleanly() {
     assert_eq!(info["integration"], false);
     assert_eq!(info["url"], "http://jaeger.example.com");
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let rest: Vec<String> = lines.map(Result::unwrap).collect();
-    assert!(child.wait().unwrap().success());
+    let rest = common::terminate(&mut child, lines);
     assert_eq!(rest, ["console stopped"]);
 }
 

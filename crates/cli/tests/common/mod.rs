@@ -7,6 +7,35 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
+/// The store's five listeners, each on a port the kernel picks.
+pub const STORE_LISTENERS: [&str; 10] = [
+    "--otlp-grpc",
+    "127.0.0.1:0",
+    "--otlp-http",
+    "127.0.0.1:0",
+    "--zipkin",
+    "127.0.0.1:0",
+    "--query-http",
+    "127.0.0.1:0",
+    "--query-grpc",
+    "127.0.0.1:0",
+];
+
+/// Stops `child` with SIGTERM, as a user would: what it still wrote to `lines`, once it has
+/// exited successfully.
+pub fn terminate(
+    child: &mut Child,
+    lines: impl Iterator<Item = std::io::Result<String>>,
+) -> Vec<String> {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(child.wait().unwrap().success());
+    rest
+}
+
 pub struct RunningStore {
     pub child: Child,
     pub otlp_grpc: String,
@@ -55,15 +84,7 @@ pub fn start_store_with(
         .args(["--log-format", "json", "store"])
         .args(flags)
         .args(storage)
-        .args(["--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0"])
-        .args([
-            "--zipkin",
-            "127.0.0.1:0",
-            "--query-http",
-            "127.0.0.1:0",
-            "--query-grpc",
-            "127.0.0.1:0",
-        ])
+        .args(STORE_LISTENERS)
         .stderr(Stdio::piped())
         .spawn()
         .expect("meshtrace starts");
