@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use meshtrace_backend::{BackendError, Options, TraceQuery, TracingBackend, connect, traceql};
 use proptest::prelude::*;
-use serde_json::{Value, json};
+use serde_json::Value;
 use syntax::{Condition, parse};
 
 fn fixture(name: &str) -> Value {
@@ -105,33 +105,12 @@ fn expected_conditions(query: &TraceQuery) -> Vec<Condition> {
 /// The Ambient fixture's one trace, once per mesh: with `mesh_id` set to each of `meshes`
 /// (`None`: not set) on every span, and a trace ID of its own.
 fn meshes_answer(meshes: &[Option<&str>]) -> Value {
-    let real = fixture("responseAmbient.json");
-    let template = &real["traces"][0];
-    let traces: Vec<Value> = meshes
-        .iter()
-        .enumerate()
-        .map(|(i, mesh)| {
-            let mut trace = template.clone();
-            let id = trace["traceID"].as_str().unwrap().to_string();
-            trace["traceID"] = json!(format!("{}{i}", &id[..id.len() - 1]));
-            let sets = trace["spanSets"].as_array_mut().unwrap();
-            for span in sets
-                .iter_mut()
-                .flat_map(|s| s["spans"].as_array_mut().unwrap())
-            {
-                if let Some(mesh) = mesh {
-                    span["attributes"]
-                        .as_array_mut()
-                        .unwrap()
-                        .push(json!({"key": "mesh_id", "value": {"stringValue": mesh}}));
-                }
-            }
-            let first = sets[0].clone();
-            trace["spanSet"] = first;
-            trace
-        })
-        .collect();
-    json!({ "traces": traces, "metrics": real["metrics"] })
+    let mut answer =
+        meshtrace_testkit::tempo::answer_per_mesh(&fixture("responseAmbient.json"), meshes);
+    for trace in answer["traces"].as_array_mut().unwrap() {
+        trace["spanSet"] = trace["spanSets"][0].clone();
+    }
+    answer
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -45,30 +45,7 @@ fn meshes_answer(meshes: &[Option<&str>]) -> Value {
         env!("CARGO_MANIFEST_DIR")
     );
     let real: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let traces: Vec<Value> = meshes
-        .iter()
-        .enumerate()
-        .map(|(i, mesh)| {
-            let mut trace = real["traces"][0].clone();
-            let id = trace["traceID"].as_str().unwrap().to_string();
-            trace["traceID"] = json!(format!("{}{i}", &id[..id.len() - 1]));
-            for span in trace["spanSets"]
-                .as_array_mut()
-                .unwrap()
-                .iter_mut()
-                .flat_map(|s| s["spans"].as_array_mut().unwrap())
-            {
-                if let Some(mesh) = mesh {
-                    span["attributes"]
-                        .as_array_mut()
-                        .unwrap()
-                        .push(json!({"key": "mesh_id", "value": {"stringValue": mesh}}));
-                }
-            }
-            trace
-        })
-        .collect();
-    json!({ "traces": traces, "metrics": real["metrics"] })
+    meshtrace_testkit::tempo::answer_per_mesh(&real, meshes)
 }
 
 /// The `q`s a fake Tempo was sent, and what it answers.

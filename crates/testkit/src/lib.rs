@@ -3,10 +3,11 @@
 //! built field by field ([`SpanBuilder`]) and reading a socket until the server closes it
 //! ([`read_until_closed`]), and a real Prometheus ([`prometheus`]) started over TSDB blocks made
 //! with promtool — the reference both the PromQL evaluator and the Prometheus client are tested
-//! against. Only ever a dev-dependency; it may panic, as tests do: a test that cannot reach its
+//! against; Tempo search answers per mesh ([`tempo`]). Only ever a dev-dependency; it may panic, as tests do: a test that cannot reach its
 //! reference must fail, never skip.
 
 pub mod prometheus;
+pub mod tempo;
 
 use std::sync::Arc;
 use std::time::Duration;
