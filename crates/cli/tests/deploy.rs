@@ -175,12 +175,7 @@ fn the_ports_are_the_binarys_defaults_behind_jaegers_service_names() {
         assert_eq!(container_port(store, name), *port, "{flag} / {name}");
     }
     // The args set no address, so the defaults are what listens.
-    let args: Vec<&str> = store["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+    let args = str_args(store);
     for (flag, _) in by_flag {
         assert!(!args.contains(&flag), "{flag} in {args:?}");
     }
@@ -267,12 +262,7 @@ fn the_console_mounts_kialis_configmap_where_the_image_reads_it() {
     );
     // The store's data directory is its volume, and the image's.
     let store = container(object(&objects, "StatefulSet", "meshtrace-store"));
-    let args: Vec<&str> = store["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+    let args = str_args(store);
     let data = args
         .iter()
         .skip_while(|a| **a != "--data-dir")
@@ -285,4 +275,14 @@ fn the_console_mounts_kialis_configmap_where_the_image_reads_it() {
         .flat_map(|(_, rest)| serde_json::from_str::<Vec<String>>(rest).unwrap())
         .collect();
     assert_eq!(volumes, [*data]);
+}
+
+/// A container's `args`, as strings.
+fn str_args(container: &Value) -> Vec<&str> {
+    container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect()
 }

@@ -16,7 +16,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::TestStore;
 use meshtrace_store::{Store, StoreOptions};
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer, TracerProvider as _};
-use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde_json::Value;
@@ -44,12 +43,7 @@ impl Rng {
 /// errors. They end over the last ten minutes and last 1 ms to 2 s.
 fn emit(endpoint: String, now: SystemTime) {
     let provider = |service: &str| {
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(endpoint.clone())
-            .build()
-            .unwrap();
+        let exporter = common::otlp_http_exporter(&endpoint);
         SdkTracerProvider::builder()
             .with_simple_exporter(exporter)
             .with_resource(

@@ -11,7 +11,7 @@ use opentelemetry::KeyValue as OtelKv;
 use opentelemetry::trace::{
     Span as _, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _,
 };
-use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde_json::{Value, json};
@@ -111,15 +111,7 @@ async fn otlp_http_exporter_spans_read_back() {
     let endpoint = store.otlp_http();
     // The blocking HTTP client must run outside the async runtime.
     let trace_id = std::thread::spawn(move || {
-        emit_trace(|service| {
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
-                .with_http()
-                .with_protocol(Protocol::HttpBinary)
-                .with_endpoint(endpoint.clone())
-                .build()
-                .unwrap();
-            provider(exporter, service)
-        })
+        emit_trace(|service| provider(otlp_http_exporter(&endpoint), service))
     })
     .join()
     .unwrap();

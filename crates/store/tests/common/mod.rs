@@ -223,3 +223,14 @@ pub fn resource_spans(service: &str, resource: Vec<KeyValue>, spans: Vec<Span>) 
 pub fn request(resource_spans: Vec<ResourceSpans>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest { resource_spans }
 }
+
+/// The OpenTelemetry SDK's OTLP/HTTP (protobuf) span exporter, sending to `endpoint`.
+pub fn otlp_http_exporter(endpoint: &str) -> opentelemetry_otlp::SpanExporter {
+    use opentelemetry_otlp::{Protocol, WithExportConfig};
+    opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(endpoint)
+        .build()
+        .unwrap()
+}
