@@ -102,10 +102,11 @@ async fn find_trace_summaries(
 }
 
 pub fn parse_query(pairs: &[(String, String)]) -> Result<TraceQuery, V3Error> {
-    let time = |names: &[&str]| -> Result<Option<u64>, V3Error> {
+    // The first of `names` given, read with `parse`; a malformed value is a 400 naming the first.
+    let read = |names: &[&str], parse: fn(&str) -> Result<u64, String>| {
         param(pairs, names)
             .map(|v| {
-                parse_rfc3339(v).map_err(|e| {
+                parse(v).map_err(|e| {
                     V3Error::bad_request(format!(
                         "malformed parameter {}: {e}",
                         names.first().copied().unwrap_or_default()
@@ -114,8 +115,14 @@ pub fn parse_query(pairs: &[(String, String)]) -> Result<TraceQuery, V3Error> {
             })
             .transpose()
     };
-    let start_min = time(&["query.startTimeMin", "query.start_time_min"])?;
-    let start_max = time(&["query.startTimeMax", "query.start_time_max"])?;
+    let start_min = read(
+        &["query.startTimeMin", "query.start_time_min"],
+        parse_rfc3339,
+    )?;
+    let start_max = read(
+        &["query.startTimeMax", "query.start_time_max"],
+        parse_rfc3339,
+    )?;
     let (Some(start_min), Some(start_max)) = (start_min, start_max) else {
         return Err(V3Error::bad_request(
             "query.startTimeMin and query.startTimeMax are required parameters",
@@ -126,20 +133,14 @@ pub fn parse_query(pairs: &[(String, String)]) -> Result<TraceQuery, V3Error> {
             "query.startTimeMin must be before query.startTimeMax",
         ));
     }
-    let duration = |names: &[&str]| -> Result<Option<u64>, V3Error> {
-        param(pairs, names)
-            .map(|v| {
-                parse_go_duration(v).map_err(|e| {
-                    V3Error::bad_request(format!(
-                        "malformed parameter {}: {e}",
-                        names.first().copied().unwrap_or_default()
-                    ))
-                })
-            })
-            .transpose()
-    };
-    let duration_min = duration(&["query.durationMin", "query.duration_min"])?;
-    let duration_max = duration(&["query.durationMax", "query.duration_max"])?;
+    let duration_min = read(
+        &["query.durationMin", "query.duration_min"],
+        parse_go_duration,
+    )?;
+    let duration_max = read(
+        &["query.durationMax", "query.duration_max"],
+        parse_go_duration,
+    )?;
     let limit = match param(
         pairs,
         &[
