@@ -102,27 +102,17 @@ async fn find_trace_summaries(
 }
 
 pub fn parse_query(pairs: &[(String, String)]) -> Result<TraceQuery, V3Error> {
-    // The first of `names` given, read with `parse`; a malformed value is a 400 naming the first.
-    let read = |names: &[&str], parse: fn(&str) -> Result<u64, String>| {
-        param(pairs, names)
+    // A parameter by either of its names, read with `parse`; a malformed value is a 400.
+    let read = |camel: &str, snake: &str, parse: fn(&str) -> Result<u64, String>| {
+        param(pairs, &[camel, snake])
             .map(|v| {
-                parse(v).map_err(|e| {
-                    V3Error::bad_request(format!(
-                        "malformed parameter {}: {e}",
-                        names.first().copied().unwrap_or_default()
-                    ))
-                })
+                parse(v)
+                    .map_err(|e| V3Error::bad_request(format!("malformed parameter {camel}: {e}")))
             })
             .transpose()
     };
-    let start_min = read(
-        &["query.startTimeMin", "query.start_time_min"],
-        parse_rfc3339,
-    )?;
-    let start_max = read(
-        &["query.startTimeMax", "query.start_time_max"],
-        parse_rfc3339,
-    )?;
+    let start_min = read("query.startTimeMin", "query.start_time_min", parse_rfc3339)?;
+    let start_max = read("query.startTimeMax", "query.start_time_max", parse_rfc3339)?;
     let (Some(start_min), Some(start_max)) = (start_min, start_max) else {
         return Err(V3Error::bad_request(
             "query.startTimeMin and query.startTimeMax are required parameters",
@@ -133,14 +123,8 @@ pub fn parse_query(pairs: &[(String, String)]) -> Result<TraceQuery, V3Error> {
             "query.startTimeMin must be before query.startTimeMax",
         ));
     }
-    let duration_min = read(
-        &["query.durationMin", "query.duration_min"],
-        parse_go_duration,
-    )?;
-    let duration_max = read(
-        &["query.durationMax", "query.duration_max"],
-        parse_go_duration,
-    )?;
+    let duration_min = read("query.durationMin", "query.duration_min", parse_go_duration)?;
+    let duration_max = read("query.durationMax", "query.duration_max", parse_go_duration)?;
     let limit = match param(
         pairs,
         &[
