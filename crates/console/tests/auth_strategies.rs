@@ -119,6 +119,20 @@ async fn header_trusts_only_the_proxy_behind_a_real_nginx() {
     );
     let (_, info) = get_json(&format!("http://127.0.0.1:{alice}/api/auth/info"), &[]).await;
     assert_eq!(info["sessionInfo"]["username"], "alice");
+    // The masthead names the user; the proxy owns the session, so no logout link.
+    let page = client
+        .get(format!("http://127.0.0.1:{alice}/console/services"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"id="masthead-user" title="signed in as">alice</span>"#),
+        "{page}"
+    );
+    assert!(!page.contains("logout-link"), "{page}");
     // Kiali's GET /api/authenticate: a session cookie naming the user, with its expiry.
     let authenticate = client
         .get(format!("http://127.0.0.1:{alice}/api/authenticate"))

@@ -1,5 +1,5 @@
-//! What every page shows around its content (`base.html`): the masthead with the tracing mode,
-//! the navigation, the toolbar (namespaces, time range, refresh) and the page's error or
+//! What every page shows around its content (`base.html`): the masthead with the tracing mode
+//! and who is signed in, the navigation, the toolbar (namespaces, time range, refresh) and the page's error or
 //! notice; and the inventory the lists and detail pages read.
 
 #![deny(
@@ -10,13 +10,43 @@
 )]
 
 use std::collections::BTreeSet;
+use std::convert::Infallible;
 use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use meshtrace_config::AuthStrategy;
 
 use super::links::Links;
 use super::view::{RANGES, REFRESH, View};
 use super::{Choice, root};
 use crate::Console;
+use crate::auth::User;
 use crate::error::ApiError;
+
+/// Who a page is for, as the auth gate found them: nobody with the anonymous strategy.
+pub(super) struct Visitor(Option<User>);
+
+impl Visitor {
+    pub(super) fn of(request: &axum::extract::Request) -> Visitor {
+        Visitor(request.extensions().get::<User>().cloned())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Visitor {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Visitor, Infallible> {
+        Ok(Visitor(parts.extensions.get::<User>().cloned()))
+    }
+}
+
+/// The masthead's user: a name, and where to sign out when the console holds the session.
+pub(super) struct Account {
+    pub(super) name: String,
+    /// `None` behind an authenticating proxy, which owns the session.
+    pub(super) logout: Option<String>,
+}
 
 pub(super) struct NavItem {
     pub(super) label: &'static str,
@@ -34,6 +64,7 @@ pub(super) struct Shell {
     pub(super) title: String,
     pub(super) root: String,
     pub(super) mode: String,
+    pub(super) account: Option<Account>,
     /// The view's query string, for links that keep it.
     pub(super) query: String,
     pub(super) nav: Vec<NavItem>,
@@ -54,6 +85,7 @@ pub(super) struct Shell {
 impl Shell {
     pub(super) fn new(
         console: &Console,
+        visitor: &Visitor,
         view: &View,
         title: String,
         active: &str,
@@ -86,6 +118,11 @@ impl Shell {
         Shell {
             title,
             mode: meshtrace_config::mode(&console.config.tracing),
+            account: visitor.0.as_ref().map(|user| Account {
+                name: user.name.clone(),
+                logout: (console.auth.strategy() == AuthStrategy::OpenId)
+                    .then(|| format!("{root}/logout")),
+            }),
             query,
             nav,
             tracing_home: Links::new(&console.config.tracing).map(|l| l.home()),
