@@ -46,6 +46,8 @@ pub(super) struct Account {
     pub(super) name: String,
     /// `None` behind an authenticating proxy, which owns the session.
     pub(super) logout: Option<String>,
+    /// The CSRF token the page's forms and scripts send back (`auth::csrf`).
+    pub(super) csrf: Option<String>,
 }
 
 pub(super) struct NavItem {
@@ -83,6 +85,11 @@ pub(super) struct Shell {
 }
 
 impl Shell {
+    /// The signed-in user's CSRF token, for the page's forms.
+    pub(super) fn csrf_token(&self) -> Option<&str> {
+        self.account.as_ref()?.csrf.as_deref()
+    }
+
     pub(super) fn new(
         console: &Console,
         visitor: &Visitor,
@@ -122,6 +129,7 @@ impl Shell {
                 name: user.name.clone(),
                 logout: (console.auth.strategy() == AuthStrategy::OpenId)
                     .then(|| format!("{root}/logout")),
+                csrf: console.auth.csrf_token(user),
             }),
             query,
             nav,
