@@ -26,7 +26,7 @@ use meshtrace_mesh::stats::TraceSummary;
 use meshtrace_model::TraceId;
 use meshtrace_model::time::{format_duration, format_time, now_micros, parse_ui_duration};
 
-use super::shell::{Shell, Visitor};
+use super::shell::{Shell, Visitor, known_namespaces};
 use super::view::View;
 use super::{Choice, root, scatter};
 use crate::Console;
@@ -150,7 +150,14 @@ async fn search(
         partial: None,
         chart: scatter::chart(&[], (0, 1), false, "", |_| String::new()),
         results: Vec::new(),
-        shell: Shell::new(&console, &visitor, &view, "Search traces".into(), "", &[]),
+        shell: Shell::new(
+            &console,
+            &visitor,
+            &view,
+            "Search traces".into(),
+            "",
+            &known_namespaces(&console).await,
+        ),
     };
     let backend = match console.backend() {
         Ok(backend) => backend.clone(),
@@ -319,7 +326,14 @@ async fn trace(
     }
     wanted.truncate(11);
     let view = View::parse(None);
-    let mut shell = Shell::new(&console, &visitor, &view, "Compare traces".into(), "", &[]);
+    let mut shell = Shell::new(
+        &console,
+        &visitor,
+        &view,
+        "Compare traces".into(),
+        "",
+        &known_namespaces(&console).await,
+    );
     let root = root(&console);
     let mut traces = Vec::new();
     let mut missing = Vec::new();

@@ -187,6 +187,13 @@ fn notice(tracing: &meshtrace_config::TracingConfig) -> Option<String> {
     }
 }
 
+/// The namespaces the toolbar offers on a page that reads no inventory of its own (a trace,
+/// the search, the tester); a failing inventory offers none and says nothing, as the page's
+/// own content does not depend on it.
+pub(super) async fn known_namespaces(console: &Console) -> Vec<String> {
+    inventory(console).await.1
+}
+
 /// The inventory and the namespaces it knows, or the error to show.
 pub(super) async fn inventory(
     console: &Console,

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use meshtrace_mesh::stats::TraceSummary;
 use meshtrace_model::TraceId;
 
-use super::shell::{Shell, Visitor};
+use super::shell::{Shell, Visitor, known_namespaces};
 use super::timeline;
 use super::view::{View, ago, format_duration, format_time};
 use crate::Console;
@@ -57,7 +57,7 @@ pub(super) async fn render_trace_page(
         &view,
         format!("Trace {trace_id}"),
         "",
-        &[],
+        &known_namespaces(console).await,
     );
     let trace = match console.trace(id).await {
         Ok(Some(trace)) => trace,
