@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::schema::{Provider, TracingConfig};
+use crate::schema::{DEFAULT_PROMETHEUS_URL, PrometheusConfig, Provider, TracingConfig};
 
 /// A URL with any password in it replaced by `xxx` (`http://user:xxx@host/`).
 pub fn redact_url(raw: &str) -> String {
@@ -44,6 +44,47 @@ pub fn mode(tracing: &TracingConfig) -> String {
     let mut line = format!("native charts via {via} at {internal}");
     if !external.is_empty() {
         line.push_str(&format!("; \"View in Tracing\" links to {external}"));
+    }
+    line
+}
+
+/// One line that says where the console reads metrics (the metrics pages, the heatmaps'
+/// stats). Kiali's default `url` is a Prometheus inside the cluster: when it is left as it is,
+/// the line says so, and where a meshtrace store serves the same metrics — its query HTTP
+/// port, under `/prometheus` — in case the tracing backend is one.
+pub fn metrics_mode(prometheus: &PrometheusConfig, tracing: &TracingConfig) -> String {
+    if !prometheus.enabled {
+        return "metrics disabled (external_services.prometheus.enabled: false)".to_string();
+    }
+    let url = redact_url(&prometheus.url);
+    if prometheus.url != DEFAULT_PROMETHEUS_URL {
+        return format!("metrics from Prometheus at {url}");
+    }
+    let mut line = format!(
+        "metrics from Prometheus at {url}: Kiali's default, external_services.prometheus.url \
+         is not set"
+    );
+    if tracing.enabled && !tracing.internal_url.is_empty() {
+        let store = match url::Url::parse(&tracing.internal_url) {
+            // Jaeger HTTP: the store's query HTTP address itself.
+            Ok(u) if !tracing.use_grpc => {
+                format!(
+                    "{}/prometheus",
+                    redact_url(u.as_str()).trim_end_matches('/')
+                )
+            }
+            // Jaeger gRPC: the store's query HTTP port is another one (16686 by default).
+            Ok(u) => format!(
+                "{}://{}:16686/prometheus",
+                u.scheme(),
+                u.host_str().unwrap_or("localhost")
+            ),
+            Err(_) => "<the store's query HTTP address>/prometheus".to_string(),
+        };
+        line.push_str(&format!(
+            "; if the tracing backend is a meshtrace store, its metrics are at {store}: set \
+             the url to that"
+        ));
     }
     line
 }
