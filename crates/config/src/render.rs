@@ -173,4 +173,35 @@ mod tests {
         assert_eq!(redact_url("http://h/x"), "http://h/x");
         assert_eq!(redact_url("/jaeger"), "/jaeger");
     }
+
+    #[test]
+    fn the_metrics_line_says_where_metrics_come_from() {
+        let load = |yaml: &str| crate::load_str(yaml).unwrap().config;
+        let c = load("external_services:\n  prometheus:\n    url: http://u:pw@prom:9090\n");
+        assert_eq!(
+            metrics_mode(&c.prometheus, &c.tracing),
+            "metrics from Prometheus at http://u:xxx@prom:9090/"
+        );
+        let c = load("external_services:\n  prometheus:\n    enabled: false\n");
+        assert_eq!(
+            metrics_mode(&c.prometheus, &c.tracing),
+            "metrics disabled (external_services.prometheus.enabled: false)"
+        );
+        let c = load(
+            "external_services:\n  tracing:\n    enabled: true\n    internal_url: http://store:16686\n    use_grpc: false\n",
+        );
+        assert_eq!(
+            metrics_mode(&c.prometheus, &c.tracing),
+            "metrics from Prometheus at http://prometheus.istio-system:9090: Kiali's default, \
+             external_services.prometheus.url is not set; if the tracing backend is a meshtrace \
+             store, its metrics are at http://store:16686/prometheus: set the url to that"
+        );
+        let c = load(
+            "external_services:\n  tracing:\n    enabled: true\n    internal_url: http://store:16685\n",
+        );
+        assert!(
+            metrics_mode(&c.prometheus, &c.tracing)
+                .ends_with("its metrics are at http://store:16686/prometheus: set the url to that")
+        );
+    }
 }
