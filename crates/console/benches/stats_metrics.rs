@@ -120,20 +120,22 @@ async fn export(query_http: std::net::SocketAddr, end: u64) -> (String, usize) {
     let mut samples = 0;
     for suffix in ["_bucket", "_sum", "_count"] {
         let name = format!("istio_request_duration_milliseconds{suffix}");
-        let answer: Value = client
-            .post(format!("http://{query_http}/prometheus/api/v1/query_range"))
-            .form(&[
-                ("query", name.as_str()),
-                ("start", &(end - 3 * 3600 - 600).to_string()),
-                ("end", &end.to_string()),
-                ("step", "60"),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let start = (end - 3 * 3600 - 600).to_string();
+        let form = [
+            ("query", name.as_str()),
+            ("start", &start),
+            ("end", &end.to_string()),
+            ("step", "60"),
+        ];
+        let url = format!("http://{query_http}/prometheus/api/v1/query_range");
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let request = client
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded");
+        let response = request.body(body).send().await.unwrap();
+        let answer: Value = response.json().await.unwrap();
         for series in answer["data"]["result"].as_array().unwrap() {
             let labels: Vec<String> = series["metric"]
                 .as_object()

@@ -68,11 +68,7 @@ pub fn metric(series: &Series, name: &str, stat: Option<&str>) -> Value {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -344,13 +344,16 @@ pub fn quantile(
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    /// `request_count`'s query over `labels`, rate over a minute.
+    fn request_count(labels: &Labels) -> String {
+        let metric = &ISTIO_METRICS[2];
+        let expr = counter(metric, labels, Function::Rate, Duration::from_secs(60), &[]);
+        expr.unwrap().to_string()
+    }
 
     fn workload_inbound() -> Labels {
         let mut labels = Labels::new(Direction::Inbound);
@@ -437,16 +440,8 @@ mod tests {
         labels.target(TargetKind::Service, "reviews", "ns").unwrap();
         labels.peer(TargetKind::Service, "ratings", "ns").unwrap();
         labels.peer(TargetKind::Workload, "ratings-v1", "").unwrap();
-        let expr = counter(
-            &ISTIO_METRICS[2],
-            &labels,
-            Function::Rate,
-            Duration::from_secs(60),
-            &[],
-        )
-        .unwrap();
         assert_eq!(
-            expr.to_string(),
+            request_count(&labels),
             r#"sum (rate(istio_requests_total{destination_service_name="ratings",destination_service_namespace="ns",destination_workload="ratings-v1"}[60s]))"#
         );
     }
@@ -457,17 +452,9 @@ mod tests {
         labels
             .target(TargetKind::Workload, "x\"}) or vector(1) #", "ns")
             .unwrap();
-        let expr = counter(
-            &ISTIO_METRICS[2],
-            &labels,
-            Function::Rate,
-            Duration::from_secs(60),
-            &[],
-        )
-        .unwrap();
+        let expr = request_count(&labels);
         assert!(
-            expr.to_string()
-                .contains(r#"destination_workload="x\"}) or vector(1) #""#),
+            expr.contains(r#"destination_workload="x\"}) or vector(1) #""#),
             "{expr}"
         );
     }

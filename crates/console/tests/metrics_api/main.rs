@@ -17,23 +17,20 @@ use serde_json::Value;
 
 /// `GET` on the console: the status and the JSON answer (`Null` when it is not JSON).
 pub async fn get(console: SocketAddr, path: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .get(format!("http://{console}{path}"))
-        .timeout(std::time::Duration::from_secs(60))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    send(reqwest::Client::new().get(format!("http://{console}{path}"))).await
 }
 
 /// `POST /api/stats/metrics` with `body`.
 pub async fn post_stats(console: SocketAddr, body: &Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("http://{console}/api/stats/metrics"))
+    let url = format!("http://{console}/api/stats/metrics");
+    send(reqwest::Client::new().post(url).json(body)).await
+}
+
+/// Sends `request` (giving up after a minute: nothing may hang): the status and the JSON
+/// answer, `Null` when it is not JSON.
+async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request
         .timeout(std::time::Duration::from_secs(60))
-        .json(body)
         .send()
         .await
         .unwrap();

@@ -83,11 +83,13 @@ fn openmetrics() -> String {
 /// meshtrace's Prometheus API over the same samples, as the installed Prometheus evaluates.
 async fn meshtrace_api(text: &str) -> SocketAddr {
     let (major, minor) = prometheus_version();
+    let compat = Compat::prometheus(major, minor);
+    let engine = EngineOptions {
+        compat,
+        ..EngineOptions::default()
+    };
     let options = ApiOptions {
-        engine: EngineOptions {
-            compat: Compat::prometheus(major, minor),
-            ..EngineOptions::default()
-        },
+        engine,
         ..ApiOptions::default()
     };
     let source = MemorySource::from_openmetrics(text).unwrap();

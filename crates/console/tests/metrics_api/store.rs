@@ -47,6 +47,22 @@ async fn store_with_traffic() -> (LoopbackServer, Vec<Span>) {
     (server, spans)
 }
 
+/// A console whose traces and metrics both come from the store (its `/prometheus`), the
+/// store, and the spans it holds.
+async fn console_on_store() -> (
+    LoopbackServer,
+    Vec<Span>,
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let (store, spans) = store_with_traffic().await;
+    let query_http = store.addresses.query_http;
+    let prometheus = format!("    url: http://{query_http}/prometheus\n");
+    let yaml = config(&format!("http://{query_http}"), &prometheus);
+    let (console, stop) = common::start_console(ConsoleOptions::default(), |_| yaml).await;
+    (store, spans, console, stop)
+}
+
 /// The server spans of `workload`'s sidecars (what its inbound `reporter="destination"`
 /// series count) that started in `(from_us, to_us]`.
 fn served_by<'a>(spans: &'a [Span], workload: &str, from_us: u64, to_us: u64) -> Vec<&'a Span> {
@@ -88,13 +104,7 @@ fn within(actual: f64, expected: f64, tolerance: f64) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_route_answers_kialis_shape_with_the_bookinfo_series() {
-    let (store, spans) = store_with_traffic().await;
-    let query_http = store.addresses.query_http;
-    let yaml = config(
-        &format!("http://{query_http}"),
-        &format!("    url: http://{query_http}/prometheus\n"),
-    );
-    let (console, _stop) = common::start_console(ConsoleOptions::default(), |_| yaml).await;
+    let (_store, spans, console, _stop) = console_on_store().await;
     let now_s = now_us() / 1_000_000;
 
     // The namespace: every metric by name, each series a Kiali Metric.
@@ -209,13 +219,7 @@ async fn every_route_answers_kialis_shape_with_the_bookinfo_series() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn heatmap_stats_are_the_spans_response_times() {
-    let (store, spans) = store_with_traffic().await;
-    let query_http = store.addresses.query_http;
-    let yaml = config(
-        &format!("http://{query_http}"),
-        &format!("    url: http://{query_http}/prometheus\n"),
-    );
-    let (console, _stop) = common::start_console(ConsoleOptions::default(), |_| yaml).await;
+    let (_store, spans, console, _stop) = console_on_store().await;
     let now_s = now_us() / 1_000_000;
 
     // What the trace heatmap asks for a Bookinfo trace's workloads: avg, p50, p90, p99 over
