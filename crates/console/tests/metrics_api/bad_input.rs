@@ -248,18 +248,13 @@ async fn bad_parameters_and_bodies_are_refused_with_kialis_messages() {
     );
 
     // Stats bodies.
-    let post_raw = |body: String| async move {
-        let response = reqwest::Client::new()
-            .post(format!("http://{console}/api/stats/metrics"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (
-            status,
-            response.json::<Value>().await.unwrap_or(Value::Null),
+    let post_raw = |body: String| {
+        let url = format!("http://{console}/api/stats/metrics");
+        let request = reqwest::Client::new().post(url);
+        crate::send(
+            request
+                .header("content-type", "application/json")
+                .body(body),
         )
     };
     let (status, body) = post_raw("{not json".to_string()).await;

@@ -28,7 +28,7 @@ pub async fn post_stats(console: SocketAddr, body: &Value) -> (u16, Value) {
 
 /// Sends `request` (giving up after a minute: nothing may hang): the status and the JSON
 /// answer, `Null` when it is not JSON.
-async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
     let response = request
         .timeout(std::time::Duration::from_secs(60))
         .send()
