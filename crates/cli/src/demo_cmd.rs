@@ -85,13 +85,23 @@ impl DemoArgs {
         if console_addr.ip().is_unspecified() {
             console_addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
+        // The store serves the metrics it derives as a Prometheus API: the console reads them
+        // there, as it would read a cluster's Prometheus. Without derived metrics there are
+        // none to read.
+        let prometheus = if self.metrics.options().is_some() {
+            format!("    url: http://{}/prometheus\n", bound.query_http)
+        } else {
+            "    enabled: false\n".to_string()
+        };
         let config = meshtrace_config::load_str(&format!(
             "external_services:\n  tracing:\n    enabled: true\n    provider: jaeger\n    \
-             internal_url: http://{}\n    use_grpc: true\n    external_url: http://{console_addr}/jaeger\n",
+             internal_url: http://{}\n    use_grpc: true\n    external_url: http://{console_addr}/jaeger\n  \
+             prometheus:\n{prometheus}",
             bound.query_grpc
         ))
         .map_err(|problems| anyhow::anyhow!("the demo's configuration is invalid: {problems:?}"))?
         .config;
+        let metrics_mode = meshtrace_config::metrics_mode(&config.prometheus, &config.tracing);
         let console = meshtrace_console::Console::new(config, ConsoleOptions::default());
         let (stop_console, console_stopped) = tokio::sync::oneshot::channel::<()>();
         let console_task = tokio::spawn(console.serve(console_listener, async {
@@ -113,6 +123,7 @@ impl DemoArgs {
         println!("  OTLP/HTTP ingest  http://{}/v1/traces", bound.otlp_http);
         println!("  Zipkin ingest     http://{}/api/v2/spans", bound.zipkin);
         println!("  data directory    {}", dir.display());
+        println!("  {metrics_mode}");
         println!("Press Ctrl-C to stop.");
 
         let stats = Arc::new(Stats::default());

@@ -99,6 +99,21 @@ fn the_demo_keeps_traces_flowing_and_stops_cleanly() {
         std::thread::sleep(Duration::from_millis(500));
     }
 
+    // The console reads those metrics from the store's /prometheus (the demo's
+    // prometheus.url): Kiali's metrics route answers with them.
+    let (status, body) = {
+        let response = reqwest::blocking::get(format!(
+            "http://{console}/api/namespaces/bookinfo/metrics?filters[]=request_count&rateInterval=30s"
+        ))
+        .unwrap();
+        (
+            response.status().as_u16(),
+            response.json::<Value>().unwrap(),
+        )
+    };
+    assert_eq!(status, 200, "{body}");
+    assert!(body["request_count"].is_array(), "{body}");
+
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

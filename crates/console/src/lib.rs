@@ -21,6 +21,7 @@ mod check;
 mod destination;
 mod error;
 mod inventory;
+mod metrics_api;
 mod ops;
 pub mod params;
 pub mod tracing_api;
@@ -89,6 +90,8 @@ pub struct Console {
     /// The client of `external_services.prometheus`, or why there is none.
     prometheus: Result<Arc<PrometheusClient>, String>,
     prometheus_status: ops::PrometheusStatusCache,
+    /// The metrics API's answers, kept as Kiali's `cache_*` keys say.
+    metrics_api: metrics_api::Caches,
     traces: ui::trace_cache::TraceCache,
     started: Instant,
     pub auth: auth::Auth,
@@ -108,6 +111,7 @@ impl Console {
         let prometheus = PrometheusClient::new(&config.prometheus, &options.prometheus)
             .map(Arc::new)
             .map_err(|e| e.to_string());
+        let metrics_api = metrics_api::Caches::new(&config.prometheus);
         Arc::new(Console {
             auth,
             config,
@@ -118,6 +122,7 @@ impl Console {
             version: ops::VersionCache::default(),
             prometheus,
             prometheus_status: ops::PrometheusStatusCache::default(),
+            metrics_api,
             traces: ui::trace_cache::new(),
             started: Instant::now(),
         })
@@ -157,6 +162,7 @@ impl Console {
             .merge(tracing_api::routes())
             .merge(inventory::routes())
             .merge(ops::routes())
+            .merge(metrics_api::routes())
             .merge(ui::routes())
             .merge(auth::routes())
             .layer(axum::middleware::from_fn_with_state(
