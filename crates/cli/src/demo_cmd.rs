@@ -115,12 +115,13 @@ impl DemoArgs {
             // What `external_services.prometheus.url` names to read the mesh's metrics.
             println!("  Prometheus API    http://{}/prometheus", bound.query_http);
         }
+        // What each simulated Envoy would expose, for a real Prometheus to scrape.
+        println!("  Istio metrics     {}", sim_metrics.url());
         println!(
             "  Jaeger query API  http://{}/api/services",
             bound.query_http
         );
-        // What each simulated Envoy would expose, for a real Prometheus to scrape.
-        println!("  Istio metrics     {}", sim_metrics.url());
+
         println!("  OTLP/gRPC ingest  {}", bound.otlp_grpc);
         println!("  OTLP/HTTP ingest  http://{}/v1/traces", bound.otlp_http);
         println!("  Zipkin ingest     http://{}/api/v2/spans", bound.zipkin);
