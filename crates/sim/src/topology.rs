@@ -99,13 +99,35 @@ pub enum TopologyError {
     Invalid { path: String, message: String },
 }
 
+/// The largest topology file read.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+/// The most services a topology has.
+pub const MAX_SERVICES: usize = 200;
+/// The most versions (workloads) a service has.
+pub const MAX_VERSIONS: usize = 20;
+/// The most calls a service makes, and the most entries.
+pub const MAX_CALLS: usize = 50;
+/// The most hops one request may take through the mesh (calls fan out at every level).
+pub const MAX_HOPS: usize = 1000;
+
 impl Topology {
     pub fn from_file(path: &std::path::Path) -> Result<Topology, TopologyError> {
+        use std::io::Read as _;
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| TopologyError::Read {
+        let read_error = |source| TopologyError::Read {
             path: shown.clone(),
             source,
-        })?;
+        };
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text))
+            .map_err(read_error)?;
+        if text.len() as u64 > MAX_FILE_BYTES {
+            return Err(TopologyError::Invalid {
+                path: shown,
+                message: format!("the file is over {MAX_FILE_BYTES} bytes"),
+            });
+        }
         let topology: Topology =
             serde_json::from_str(&text).map_err(|e| TopologyError::Invalid {
                 path: shown.clone(),
@@ -118,11 +140,40 @@ impl Topology {
         Ok(topology)
     }
 
-    /// Every call names a known service, every service has a version, and calls do not loop.
+    /// Every call names a known service, every service has a version, calls do not loop, and
+    /// the mesh stays within the bounds above.
     pub fn check(&self) -> Result<(), String> {
         let find = |name: &str| self.services.iter().position(|s| s.name == name);
         if self.entries.is_empty() {
             return Err("no entries: nothing would ever send a request".into());
+        }
+        if self.services.len() > MAX_SERVICES {
+            return Err(format!(
+                "{} services; the limit is {MAX_SERVICES}",
+                self.services.len()
+            ));
+        }
+        if self.entries.len() > MAX_CALLS {
+            return Err(format!(
+                "{} entries; the limit is {MAX_CALLS}",
+                self.entries.len()
+            ));
+        }
+        for service in &self.services {
+            if service.versions.len() > MAX_VERSIONS {
+                return Err(format!(
+                    "service `{}` has {} versions; the limit is {MAX_VERSIONS}",
+                    service.name,
+                    service.versions.len()
+                ));
+            }
+            if service.calls.len() > MAX_CALLS {
+                return Err(format!(
+                    "service `{}` makes {} calls; the limit is {MAX_CALLS}",
+                    service.name,
+                    service.calls.len()
+                ));
+            }
         }
         for service in &self.services {
             if service.versions.is_empty() {
@@ -170,6 +221,46 @@ impl Topology {
         }
         for index in 0..self.services.len() {
             visit(self, index, &mut Vec::new())?;
+        }
+        // Without loops, the hops under each service are its calls and theirs; counted from the
+        // leaves up, saturating, so a fan-out at every level is caught before it is walked.
+        let mut hops: Vec<Option<usize>> = vec![None; self.services.len()];
+        fn hops_under(topology: &Topology, index: usize, memo: &mut Vec<Option<usize>>) -> usize {
+            if let Some(Some(known)) = memo.get(index) {
+                return *known;
+            }
+            let mut total = 0usize;
+            for call in topology
+                .services
+                .get(index)
+                .map_or(&[][..], |s| &s.calls[..])
+            {
+                if let Some(next) = topology
+                    .services
+                    .iter()
+                    .position(|s| s.name == call.service)
+                {
+                    total = total
+                        .saturating_add(1)
+                        .saturating_add(hops_under(topology, next, memo));
+                }
+            }
+            if let Some(slot) = memo.get_mut(index) {
+                *slot = Some(total);
+            }
+            total
+        }
+        for entry in &self.entries {
+            let Some(callee) = find(&entry.call.service) else {
+                continue;
+            };
+            let per_request = hops_under(self, callee, &mut hops).saturating_add(1);
+            if per_request > MAX_HOPS {
+                return Err(format!(
+                    "a request from `{}` would take {per_request} hops; the limit is {MAX_HOPS}",
+                    entry.from
+                ));
+            }
         }
         Ok(())
     }
@@ -412,6 +503,62 @@ mod tests {
         assert_eq!(
             topology.check().unwrap_err(),
             "`details` calls unknown service `nowhere`"
+        );
+    }
+
+    #[test]
+    fn a_fan_out_at_every_level_is_refused() {
+        // s0 calls s1 twice, s1 calls s2 twice, ...: 2^11 - 1 hops per request.
+        let services: Vec<ServiceDef> = (0..11)
+            .map(|i| ServiceDef {
+                name: format!("s{i}"),
+                namespace: "deep".into(),
+                port: 80,
+                gateway: false,
+                versions: vec![VersionDef {
+                    version: "v1".into(),
+                    pods: 1,
+                    latency_ms: 1.0,
+                    sigma: 0.3,
+                }],
+                calls: if i < 10 {
+                    let call = Call {
+                        service: format!("s{}", i + 1),
+                        path: "/".into(),
+                    };
+                    vec![call.clone(), call]
+                } else {
+                    vec![]
+                },
+            })
+            .collect();
+        let topology = Topology {
+            mesh_id: "cluster.local".into(),
+            services,
+            entries: vec![Entry {
+                from: "s0".into(),
+                call: Call {
+                    service: "s1".into(),
+                    path: "/".into(),
+                },
+                weight: 1.0,
+            }],
+        };
+        assert_eq!(
+            topology.check().unwrap_err(),
+            "a request from `s0` would take 1023 hops; the limit is 1000"
+        );
+    }
+
+    #[test]
+    fn an_oversized_file_is_refused_before_it_is_parsed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.json");
+        std::fs::write(&path, " ".repeat(MAX_FILE_BYTES as usize + 1)).unwrap();
+        let error = Topology::from_file(&path).unwrap_err().to_string();
+        assert!(
+            error.ends_with("is not valid: the file is over 1048576 bytes"),
+            "{error}"
         );
     }
 

@@ -1,0 +1,159 @@
+//! The simulator's Istio metrics served by their real endpoint and read back over HTTP: in
+//! ambient mode only the waypoints report, one count per waypoint span, labelled with the ends
+//! the spans name; and a topology that could make too many series is refused.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use meshtrace_sim::metrics::{IstioMetrics, MAX_SERIES, serve};
+use meshtrace_sim::topology::{Call, Entry, ServiceDef, VersionDef};
+use meshtrace_sim::{Generator, Mesh, Options, Topology};
+
+fn tag<'a>(span: &'a meshtrace_model::Span, key: &str) -> &'a str {
+    span.tags
+        .iter()
+        .find(|t| t.key == key)
+        .and_then(|t| match &t.value {
+            meshtrace_model::Value::Str(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .unwrap_or("")
+}
+
+/// `label="value"` out of one sample line.
+fn label<'a>(line: &'a str, name: &str) -> &'a str {
+    let start = line
+        .find(&format!(",{name}=\""))
+        .or_else(|| line.find(&format!("{{{name}=\"")))
+        .unwrap_or_else(|| panic!("no {name} in {line}"));
+    let rest = &line[start + name.len() + 3..];
+    &rest[..rest.find('"').unwrap()]
+}
+
+#[tokio::test]
+async fn in_ambient_mode_the_waypoints_count_every_hop() {
+    let mesh = Mesh::new(Topology::bookinfo(), 3, 1);
+    let metrics = Arc::new(IstioMetrics::new(&mesh).unwrap());
+    let mut generator = Generator::new(
+        mesh,
+        3,
+        Options {
+            error_rate: 0.3,
+            slow_rate: 0.0,
+            ambient: true,
+        },
+    );
+    // What the waypoint spans say: (waypoint pod, source workload, destination service, code).
+    let mut expected: BTreeMap<(String, String, String, String), u64> = BTreeMap::new();
+    for _ in 0..300 {
+        let request = generator.request(1_000_000);
+        metrics.record(&request.reports);
+        for span in &request.spans {
+            let node = tag(span, "node_id");
+            let pod = node.split('~').nth(2).unwrap().rsplit_once('.').unwrap().0;
+            let service = span.operation_name.split('.').next().unwrap();
+            *expected
+                .entry((
+                    pod.to_string(),
+                    tag(span, "istio.source_workload").to_string(),
+                    service.to_string(),
+                    tag(span, "http.status_code").to_string(),
+                ))
+                .or_default() += 1;
+        }
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve(listener, metrics, std::future::pending()));
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    let mut got: BTreeMap<(String, String, String, String), u64> = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("istio_requests_total{"))
+    {
+        assert_eq!(label(line, "reporter"), "waypoint", "{line}");
+        assert_eq!(label(line, "connection_security_policy"), "mutual_tls");
+        // The waypoint belongs to the namespace of the service it fronts.
+        assert_eq!(
+            label(line, "namespace"),
+            label(line, "destination_service_namespace")
+        );
+        let value: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        *got.entry((
+            label(line, "pod").to_string(),
+            label(line, "source_workload").to_string(),
+            label(line, "destination_service_name").to_string(),
+            label(line, "response_code").to_string(),
+        ))
+        .or_default() += value;
+        if label(line, "response_flags") == "UH" {
+            assert_eq!(label(line, "destination_workload"), "unknown", "{line}");
+        }
+    }
+    assert_eq!(got, expected);
+    assert!(got.keys().any(|k| k.3 == "503"), "{got:?}");
+}
+
+#[test]
+fn a_topology_that_could_make_too_many_series_is_refused() {
+    // A chain of five services, each with twenty versions of three pods.
+    let services: Vec<ServiceDef> = (0..5)
+        .map(|i| ServiceDef {
+            name: format!("s{i}"),
+            namespace: "wide".into(),
+            port: 80,
+            gateway: false,
+            versions: (0..20)
+                .map(|v| VersionDef {
+                    version: format!("v{v}"),
+                    pods: 3,
+                    latency_ms: 1.0,
+                    sigma: 0.3,
+                })
+                .collect(),
+            calls: if i < 4 {
+                vec![Call {
+                    service: format!("s{}", i + 1),
+                    path: "/".into(),
+                }]
+            } else {
+                vec![]
+            },
+        })
+        .collect();
+    let topology = Topology {
+        mesh_id: "cluster.local".into(),
+        services,
+        entries: vec![Entry {
+            from: "s0".into(),
+            call: Call {
+                service: "s1".into(),
+                path: "/".into(),
+            },
+            weight: 1.0,
+        }],
+    };
+    topology.check().unwrap();
+    let error = IstioMetrics::new(&Mesh::new(topology, 1, 1)).unwrap_err();
+    // Per calling pair: 60 pods × (20 × 2 + 1) as sources, 60 pods × 20 × 2 as destinations;
+    // four pairs (s0→s1 twice: a call and the entry, counted once).
+    assert_eq!(
+        error,
+        format!(
+            "the topology could make up to 19440 Istio metric series (the limit is \
+             {MAX_SERIES}): give it fewer services, versions, pods or calls"
+        )
+    );
+
+    // Bookinfo is far below the limit.
+    let bookinfo = IstioMetrics::new(&Mesh::new(Topology::bookinfo(), 1, 1)).unwrap();
+    assert_eq!(bookinfo.series_count(), 0);
+    assert!(meshtrace_sim::metrics::series_bound(&Mesh::new(Topology::bookinfo(), 1, 1)) < 500);
+}
