@@ -155,5 +155,12 @@ fn a_topology_that_could_make_too_many_series_is_refused() {
     // Bookinfo is far below the limit.
     let bookinfo = IstioMetrics::new(&Mesh::new(Topology::bookinfo(), 1, 1)).unwrap();
     assert_eq!(bookinfo.series_count(), 0);
-    assert!(meshtrace_sim::metrics::series_bound(&Mesh::new(Topology::bookinfo(), 1, 1)) < 500);
+    // Its calling pairs, as (source pods × (callee workloads × 2 + 1)) + (destination pods ×
+    // caller workloads × 2): gateway→productpage 3 + 4, productpage→details 6 + 2,
+    // productpage→reviews 14 + 12, reviews→ratings 18 + 6, portal→travels 3 + 4,
+    // travels→flights 6 + 2, travels→hotels 6 + 4.
+    assert_eq!(
+        meshtrace_sim::metrics::series_bound(&Mesh::new(Topology::bookinfo(), 1, 1)),
+        90
+    );
 }
