@@ -14,9 +14,10 @@ use meshtrace_model::{KeyValue, Process, RefType, Span, SpanId, SpanRef, TraceId
 
 use crate::report::{Endpoint, Proxy, Report, Reporter};
 use crate::rng::Rng;
-use crate::topology::{Mesh, Pod};
+use crate::topology::{Mesh, Pod, Protocol};
 
 mod ambient;
+mod tcp;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -78,6 +79,8 @@ impl At {
 struct Hop {
     caller: At,
     callee: At,
+    /// A connection to a TCP service: counted, never traced, never faulted.
+    tcp: bool,
     path: String,
     self_latency_us: f64,
     fault: Fault,
@@ -196,6 +199,7 @@ impl Generator {
         Hop {
             caller,
             callee,
+            tcp: self.mesh.topology.services[service].protocol == Protocol::Tcp,
             path: path.to_string(),
             self_latency_us,
             fault: Fault::None,
@@ -212,6 +216,9 @@ impl Generator {
         out: &mut Render,
     ) -> (u64, u16) {
         let network = 50 + self.rng.below(250) as u64;
+        if hop.tcp {
+            return self.render_tcp(hop, start, network, out);
+        }
         if self.options.ambient {
             return self.render_waypoint(hop, start + network, parent, out);
         }
@@ -483,6 +490,7 @@ fn report(
         _ => hop.caller,
     };
     Report {
+        protocol: Protocol::Http,
         reporter,
         proxy: Proxy::Sidecar(proxy.endpoint()),
         source: hop.caller.endpoint(),
@@ -505,19 +513,24 @@ fn child_of(trace_id: TraceId, parent: SpanId) -> SpanRef {
     }
 }
 
+/// Counts the HTTP hops (the ones faults and slowness are placed on).
 fn count(hop: &Hop, total: &mut usize) {
-    *total += 1;
+    if !hop.tcp {
+        *total += 1;
+    }
     for child in &hop.children {
         count(child, total);
     }
 }
 
-/// Applies `change` to the hop at `target` in depth-first order.
+/// Applies `change` to the HTTP hop at `target` in depth-first order.
 fn with_hop(hop: &mut Hop, target: usize, index: &mut usize, change: &mut dyn FnMut(&mut Hop)) {
-    if *index == target {
-        change(hop);
+    if !hop.tcp {
+        if *index == target {
+            change(hop);
+        }
+        *index += 1;
     }
-    *index += 1;
     for child in &mut hop.children {
         with_hop(child, target, index, change);
     }

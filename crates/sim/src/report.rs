@@ -3,6 +3,8 @@
 //! metrics count. They are recorded while the spans are rendered, from the same numbers, and
 //! never read back from the spans.
 
+pub use crate::topology::Protocol;
+
 /// One pod of one workload of one service, by index into the [`crate::Mesh`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Endpoint {
@@ -41,9 +43,11 @@ pub enum Proxy {
     Waypoint { pod: String, namespace: String },
 }
 
-/// One request as one proxy counts it.
+/// One request (or, over TCP, one connection) as one proxy counts it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
+    /// HTTP: a request; TCP: a connection opened and closed, with its bytes each way.
+    pub protocol: Protocol,
     pub reporter: Reporter,
     pub proxy: Proxy,
     /// The calling pod.
@@ -57,6 +61,8 @@ pub struct Report {
     pub flags: &'static str,
     /// The duration of the span this proxy reported, in microseconds.
     pub duration_us: u64,
+    /// The request body (TCP: the bytes received during the request).
     pub request_bytes: u64,
+    /// The response body (TCP: the bytes sent during the response).
     pub response_bytes: u64,
 }

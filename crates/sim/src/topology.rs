@@ -34,10 +34,24 @@ pub struct ServiceDef {
     /// An Istio gateway (its proxy is a `router`, and it only calls out).
     #[serde(default)]
     pub gateway: bool,
+    /// `http` (the default) or `tcp`: a TCP service (a database) is reached over plain
+    /// connections, which Envoy's TCP proxy counts in the `istio_tcp_*` metrics but does not
+    /// trace, and it calls nothing.
+    #[serde(default)]
+    pub protocol: Protocol,
     pub versions: Vec<VersionDef>,
     /// Calls made, in order, for every request this service serves.
     #[serde(default)]
     pub calls: Vec<Call>,
+}
+
+/// How a service is called.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Http,
+    Tcp,
 }
 
 fn default_port() -> u16 {
@@ -179,6 +193,12 @@ impl Topology {
             if service.versions.is_empty() {
                 return Err(format!("service `{}` has no versions", service.name));
             }
+            if service.protocol == Protocol::Tcp && !service.calls.is_empty() {
+                return Err(format!(
+                    "service `{}` is a TCP service: it makes no calls",
+                    service.name
+                ));
+            }
             for call in &service.calls {
                 find(&call.service).ok_or_else(|| {
                     format!(
@@ -283,6 +303,7 @@ impl Topology {
                 namespace: namespace.into(),
                 port: 9080,
                 gateway: false,
+                protocol: Protocol::Http,
                 versions,
                 calls,
             };
@@ -515,6 +536,7 @@ mod tests {
                 namespace: "deep".into(),
                 port: 80,
                 gateway: false,
+                protocol: Protocol::Http,
                 versions: vec![VersionDef {
                     version: "v1".into(),
                     pods: 1,

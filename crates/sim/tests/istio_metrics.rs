@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use meshtrace_sim::metrics::{IstioMetrics, MAX_SERIES, serve};
-use meshtrace_sim::topology::{Call, Entry, ServiceDef, VersionDef};
+use meshtrace_sim::topology::{Call, Entry, Protocol, ServiceDef, VersionDef};
 use meshtrace_sim::{Generator, Mesh, Options, Topology};
 
 fn tag<'a>(span: &'a meshtrace_model::Span, key: &str) -> &'a str {
@@ -110,6 +110,7 @@ fn a_topology_that_could_make_too_many_series_is_refused() {
             namespace: "wide".into(),
             port: 80,
             gateway: false,
+            protocol: Protocol::Http,
             versions: (0..20)
                 .map(|v| VersionDef {
                     version: format!("v{v}"),
@@ -163,4 +164,143 @@ fn a_topology_that_could_make_too_many_series_is_refused() {
         meshtrace_sim::metrics::series_bound(&Mesh::new(Topology::bookinfo(), 1, 1)),
         90
     );
+}
+
+/// Bookinfo's ratings backed by a TCP database, as in Istio's `ratings-v2` + MySQL sample.
+const WITH_DATABASE: &str = r#"{
+  "services": [
+    {"name": "productpage", "namespace": "shop", "versions": [{"version": "v1", "latency_ms": 2}],
+     "calls": [{"service": "ratings", "path": "/ratings/0"}]},
+    {"name": "ratings", "namespace": "shop", "versions": [{"version": "v2", "pods": 2, "latency_ms": 1}],
+     "calls": [{"service": "mysqldb", "path": "-"}]},
+    {"name": "mysqldb", "namespace": "shop", "port": 3306, "protocol": "tcp",
+     "versions": [{"version": "v1", "latency_ms": 0.5}]}
+  ],
+  "entries": [{"from": "productpage", "call": {"service": "ratings", "path": "/ratings/0"}}]
+}"#;
+
+#[tokio::test]
+async fn a_tcp_service_is_counted_in_the_tcp_metrics_on_both_ends() {
+    let topology: Topology = serde_json::from_str(WITH_DATABASE).unwrap();
+    topology.check().unwrap();
+    let mesh = Mesh::new(topology, 9, 1);
+    let metrics = Arc::new(IstioMetrics::new(&mesh).unwrap());
+    let mut generator = Generator::new(
+        mesh,
+        9,
+        Options {
+            error_rate: 0.3,
+            slow_rate: 0.0,
+            ambient: false,
+        },
+    );
+    // Each ratings request that succeeded opened one connection to the database; a failed one
+    // (500 from ratings itself, or 503 before reaching it) opened none. No span is a TCP one.
+    let mut connections = 0u64;
+    for _ in 0..200 {
+        let request = generator.request(1_000_000);
+        metrics.record(&request.reports);
+        for span in &request.spans {
+            assert!(!span.operation_name.starts_with("mysqldb."), "{span:?}");
+            if tag(span, "span.kind") == "server"
+                && span.operation_name.starts_with("ratings.")
+                && tag(span, "http.status_code") == "200"
+            {
+                connections += 1;
+            }
+        }
+    }
+    assert!(connections > 100, "{connections}");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve(listener, metrics, std::future::pending()));
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    let mut totals: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("istio_tcp_")) {
+        let name = line.split('{').next().unwrap();
+        let reporter = label(line, "reporter");
+        assert_eq!(label(line, "request_protocol"), "tcp", "{line}");
+        assert_eq!(label(line, "destination_workload"), "mysqldb-v1");
+        assert_eq!(label(line, "source_workload"), "ratings-v2");
+        assert!(!line.contains("response_code="), "{line}");
+        let pod = label(line, "pod");
+        match reporter {
+            "source" => assert!(pod.starts_with("ratings-v2-"), "{line}"),
+            "destination" => assert!(pod.starts_with("mysqldb-v1-"), "{line}"),
+            other => panic!("reporter {other}"),
+        }
+        let value: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        *totals
+            .entry((name.to_string(), reporter.to_string()))
+            .or_default() += value;
+    }
+    for name in [
+        "istio_tcp_connections_opened_total",
+        "istio_tcp_connections_closed_total",
+    ] {
+        for reporter in ["source", "destination"] {
+            assert_eq!(
+                totals[&(name.to_string(), reporter.to_string())],
+                connections,
+                "{name} {reporter}"
+            );
+        }
+    }
+    // Both ends count the same bytes each way.
+    for name in [
+        "istio_tcp_sent_bytes_total",
+        "istio_tcp_received_bytes_total",
+    ] {
+        let source = totals[&(name.to_string(), "source".to_string())];
+        assert_eq!(
+            source,
+            totals[&(name.to_string(), "destination".to_string())]
+        );
+        assert!(source >= connections * 60, "{name}: {source}");
+    }
+
+    // promtool parses it; it notes only the counter families' help (OpenMetrics names them
+    // without `_total`) and Istio's milliseconds.
+    let mut check = std::process::Command::new(meshtrace_testkit::prometheus::require("promtool"))
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = check.wait_with_output().unwrap();
+    let printed =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let mut problems: Vec<&str> = printed
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    problems.sort_unstable();
+    assert_eq!(
+        problems,
+        [
+            "istio_request_duration_milliseconds use base unit \"seconds\" instead of \"milliseconds\"",
+            "istio_requests_total no help text",
+            "istio_tcp_connections_closed_total no help text",
+            "istio_tcp_connections_opened_total no help text",
+            "istio_tcp_received_bytes_total no help text",
+            "istio_tcp_sent_bytes_total no help text",
+        ]
+    );
+    assert_eq!(out.status.code(), Some(3));
 }

@@ -5,7 +5,7 @@
 use meshtrace_model::{KeyValue, Span, SpanId};
 
 use super::{Fault, Generator, Hop, Render, USER_AGENT, child_of};
-use crate::report::{Proxy, Report, Reporter};
+use crate::report::{Protocol, Proxy, Report, Reporter};
 use crate::topology::Pod;
 
 impl Generator {
@@ -116,6 +116,7 @@ impl Generator {
         };
         out.spans.push(span);
         out.reports.push(Report {
+            protocol: Protocol::Http,
             reporter: Reporter::Waypoint,
             proxy: Proxy::Waypoint {
                 pod: waypoint.name,
@@ -134,7 +135,7 @@ impl Generator {
         (end, status)
     }
 
-    fn waypoint(&mut self, namespace: &str) -> Pod {
+    pub(super) fn waypoint(&mut self, namespace: &str) -> Pod {
         if let Some(pod) = self.waypoints.get(namespace) {
             return pod.clone();
         }

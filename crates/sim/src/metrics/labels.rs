@@ -18,7 +18,7 @@
 
 use prometheus_client::encoding::EncodeLabelSet;
 
-use crate::report::{Endpoint, Proxy, Report, Reporter};
+use crate::report::{Endpoint, Protocol, Proxy, Report, Reporter};
 use crate::topology::Mesh;
 
 /// Istio's default trust domain.
@@ -58,6 +58,68 @@ pub struct IstioLabels {
     pub connection_security_policy: String,
     pub pod: String,
     pub namespace: String,
+}
+
+/// The labels of Istio's TCP metrics: the same but the response's code and gRPC status.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IstioTcpLabels {
+    pub reporter: String,
+    pub source_workload: String,
+    pub source_workload_namespace: String,
+    pub source_principal: String,
+    pub source_app: String,
+    pub source_version: String,
+    pub source_cluster: String,
+    pub source_canonical_service: String,
+    pub source_canonical_revision: String,
+    pub destination_workload: String,
+    pub destination_workload_namespace: String,
+    pub destination_principal: String,
+    pub destination_app: String,
+    pub destination_version: String,
+    pub destination_cluster: String,
+    pub destination_canonical_service: String,
+    pub destination_canonical_revision: String,
+    pub destination_service: String,
+    pub destination_service_name: String,
+    pub destination_service_namespace: String,
+    pub request_protocol: String,
+    pub response_flags: String,
+    pub connection_security_policy: String,
+    pub pod: String,
+    pub namespace: String,
+}
+
+impl From<IstioLabels> for IstioTcpLabels {
+    fn from(l: IstioLabels) -> IstioTcpLabels {
+        IstioTcpLabels {
+            reporter: l.reporter,
+            source_workload: l.source_workload,
+            source_workload_namespace: l.source_workload_namespace,
+            source_principal: l.source_principal,
+            source_app: l.source_app,
+            source_version: l.source_version,
+            source_cluster: l.source_cluster,
+            source_canonical_service: l.source_canonical_service,
+            source_canonical_revision: l.source_canonical_revision,
+            destination_workload: l.destination_workload,
+            destination_workload_namespace: l.destination_workload_namespace,
+            destination_principal: l.destination_principal,
+            destination_app: l.destination_app,
+            destination_version: l.destination_version,
+            destination_cluster: l.destination_cluster,
+            destination_canonical_service: l.destination_canonical_service,
+            destination_canonical_revision: l.destination_canonical_revision,
+            destination_service: l.destination_service,
+            destination_service_name: l.destination_service_name,
+            destination_service_namespace: l.destination_service_namespace,
+            request_protocol: l.request_protocol,
+            response_flags: l.response_flags,
+            connection_security_policy: l.connection_security_policy,
+            pod: l.pod,
+            namespace: l.namespace,
+        }
+    }
 }
 
 /// One end of a request as the metrics name it.
@@ -169,7 +231,11 @@ pub fn labels(mesh: &Mesh, report: &Report) -> Option<IstioLabels> {
         destination_service: format!("{}.{}.svc.cluster.local", called.name, called.namespace),
         destination_service_name: called.name.clone(),
         destination_service_namespace: called.namespace.clone(),
-        request_protocol: "http".to_string(),
+        request_protocol: match report.protocol {
+            Protocol::Http => "http",
+            Protocol::Tcp => "tcp",
+        }
+        .to_string(),
         response_code: report.status.to_string(),
         grpc_response_status: String::new(),
         response_flags: report.flags.to_string(),

@@ -1,7 +1,8 @@
 //! The simulator's Istio metrics: what every simulated Envoy proxy would expose on its
 //! Prometheus endpoint — `istio_requests_total` and the `istio_request_duration_milliseconds`,
-//! `istio_request_bytes` and `istio_response_bytes` histograms — counted from the generator's
-//! [`Report`]s, so each request is counted exactly once per proxy that reports its spans.
+//! `istio_request_bytes` and `istio_response_bytes` histograms, and for TCP services the
+//! `istio_tcp_*` counters — counted from the generator's [`Report`]s, so each request is
+//! counted exactly once per proxy that reports its spans.
 //!
 //! One endpoint stands for every proxy of the mesh: each series carries the reporting proxy's
 //! `pod` and `namespace`, the labels a Prometheus's Kubernetes service discovery would add when
@@ -31,10 +32,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-pub use labels::IstioLabels;
+pub use labels::{IstioLabels, IstioTcpLabels};
 pub use serve::{CONTENT_TYPE, serve};
 
-use crate::report::{Proxy, Report, Reporter};
+use crate::report::{Protocol, Proxy, Report, Reporter};
 use crate::topology::Mesh;
 
 /// Istio sets no histogram buckets of its own (unless a pod asks with the
@@ -57,16 +58,25 @@ fn envoy_histogram() -> Histogram {
 
 /// The metrics of one label set, kept so that a repeated report costs no label building.
 #[derive(Clone)]
-struct Series {
-    requests: Counter,
-    duration: Histogram,
-    request_bytes: Histogram,
-    response_bytes: Histogram,
+enum Series {
+    Http {
+        requests: Counter,
+        duration: Histogram,
+        request_bytes: Histogram,
+        response_bytes: Histogram,
+    },
+    Tcp {
+        opened: Counter,
+        closed: Counter,
+        sent: Counter,
+        received: Counter,
+    },
 }
 
 /// What makes two reports fall in the same series: everything their labels are made of.
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct SeriesKey {
+    protocol: Protocol,
     reporter: Reporter,
     proxy: Proxy,
     source: (usize, usize),
@@ -79,6 +89,7 @@ struct SeriesKey {
 impl SeriesKey {
     fn of(report: &Report) -> SeriesKey {
         SeriesKey {
+            protocol: report.protocol,
             reporter: report.reporter,
             // Only the reporting pod is a label; the pods of the ends are not.
             proxy: report.proxy.clone(),
@@ -98,6 +109,10 @@ pub struct IstioMetrics {
     duration: HistogramFamily,
     request_bytes: HistogramFamily,
     response_bytes: HistogramFamily,
+    tcp_opened: Family<IstioTcpLabels, Counter>,
+    tcp_closed: Family<IstioTcpLabels, Counter>,
+    tcp_sent: Family<IstioTcpLabels, Counter>,
+    tcp_received: Family<IstioTcpLabels, Counter>,
     series: Mutex<HashMap<SeriesKey, Series>>,
 }
 
@@ -145,6 +160,30 @@ impl IstioMetrics {
             "HTTP response body sizes, in bytes",
             response_bytes.clone(),
         );
+        let tcp = [
+            (
+                "istio_tcp_connections_opened",
+                "TCP connections opened through an Istio proxy",
+            ),
+            (
+                "istio_tcp_connections_closed",
+                "TCP connections closed through an Istio proxy",
+            ),
+            (
+                "istio_tcp_sent_bytes",
+                "Bytes sent during the response of a TCP connection",
+            ),
+            (
+                "istio_tcp_received_bytes",
+                "Bytes received during the request of a TCP connection",
+            ),
+        ]
+        .map(|(name, help)| {
+            let family = Family::<IstioTcpLabels, Counter>::default();
+            registry.register(name, help, family.clone());
+            family
+        });
+        let [tcp_opened, tcp_closed, tcp_sent, tcp_received] = tcp;
         Ok(IstioMetrics {
             mesh: mesh.clone(),
             registry,
@@ -152,6 +191,10 @@ impl IstioMetrics {
             duration,
             request_bytes,
             response_bytes,
+            tcp_opened,
+            tcp_closed,
+            tcp_sent,
+            tcp_received,
             series: Mutex::new(HashMap::new()),
         })
     }
@@ -170,21 +213,57 @@ impl IstioMetrics {
                         tracing::warn!(?report, "a report names a pod outside the mesh");
                         continue;
                     };
-                    let made = Series {
-                        requests: self.requests.get_or_create_owned(&labels),
-                        duration: self.duration.get_or_create_owned(&labels),
-                        request_bytes: self.request_bytes.get_or_create_owned(&labels),
-                        response_bytes: self.response_bytes.get_or_create_owned(&labels),
-                    };
-                    series.entry(key).or_insert(made)
+                    series
+                        .entry(key)
+                        .or_insert(self.series_of(report.protocol, labels))
                 }
             };
-            found.requests.inc();
-            // Microseconds to milliseconds, keeping the fraction as the spans' durations do
-            // (Envoy itself records whole milliseconds).
-            found.duration.observe(report.duration_us as f64 / 1000.0);
-            found.request_bytes.observe(report.request_bytes as f64);
-            found.response_bytes.observe(report.response_bytes as f64);
+            match found {
+                Series::Http {
+                    requests,
+                    duration,
+                    request_bytes,
+                    response_bytes,
+                } => {
+                    requests.inc();
+                    // Microseconds to milliseconds, keeping the fraction as the spans'
+                    // durations do (Envoy itself records whole milliseconds).
+                    duration.observe(report.duration_us as f64 / 1000.0);
+                    request_bytes.observe(report.request_bytes as f64);
+                    response_bytes.observe(report.response_bytes as f64);
+                }
+                Series::Tcp {
+                    opened,
+                    closed,
+                    sent,
+                    received,
+                } => {
+                    opened.inc();
+                    closed.inc();
+                    sent.inc_by(report.response_bytes);
+                    received.inc_by(report.request_bytes);
+                }
+            }
+        }
+    }
+
+    fn series_of(&self, protocol: Protocol, labels: IstioLabels) -> Series {
+        match protocol {
+            Protocol::Http => Series::Http {
+                requests: self.requests.get_or_create_owned(&labels),
+                duration: self.duration.get_or_create_owned(&labels),
+                request_bytes: self.request_bytes.get_or_create_owned(&labels),
+                response_bytes: self.response_bytes.get_or_create_owned(&labels),
+            },
+            Protocol::Tcp => {
+                let labels = IstioTcpLabels::from(labels);
+                Series::Tcp {
+                    opened: self.tcp_opened.get_or_create_owned(&labels),
+                    closed: self.tcp_closed.get_or_create_owned(&labels),
+                    sent: self.tcp_sent.get_or_create_owned(&labels),
+                    received: self.tcp_received.get_or_create_owned(&labels),
+                }
+            }
         }
     }
 
