@@ -30,6 +30,19 @@ fn label<'a>(line: &'a str, name: &str) -> &'a str {
     &rest[..rest.find('"').unwrap()]
 }
 
+/// Serves `metrics` on a loopback port and scrapes it once.
+async fn scrape(metrics: Arc<IstioMetrics>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve(listener, metrics, std::future::pending()));
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn in_ambient_mode_the_waypoints_count_every_hop() {
     let mesh = Mesh::new(Topology::bookinfo(), 3, 1);
@@ -63,15 +76,7 @@ async fn in_ambient_mode_the_waypoints_count_every_hop() {
         }
     }
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, metrics, std::future::pending()));
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = scrape(metrics).await;
 
     let mut got: BTreeMap<(String, String, String, String), u64> = BTreeMap::new();
     for line in text
@@ -212,15 +217,7 @@ async fn a_tcp_service_is_counted_in_the_tcp_metrics_on_both_ends() {
     }
     assert!(connections > 100, "{connections}");
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, metrics, std::future::pending()));
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = scrape(metrics).await;
 
     let mut totals: BTreeMap<(String, String), u64> = BTreeMap::new();
     for line in text.lines().filter(|l| l.starts_with("istio_tcp_")) {
@@ -268,29 +265,7 @@ async fn a_tcp_service_is_counted_in_the_tcp_metrics_on_both_ends() {
 
     // promtool parses it; it notes only the counter families' help (OpenMetrics names them
     // without `_total`) and Istio's milliseconds.
-    let mut check = std::process::Command::new(meshtrace_testkit::prometheus::require("promtool"))
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    check
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = check.wait_with_output().unwrap();
-    let printed =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    let mut problems: Vec<&str> = printed
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    problems.sort_unstable();
+    let (code, problems) = meshtrace_testkit::prometheus::promtool_check_metrics(&text);
     assert_eq!(
         problems,
         [
@@ -302,5 +277,5 @@ async fn a_tcp_service_is_counted_in_the_tcp_metrics_on_both_ends() {
             "istio_tcp_sent_bytes_total no help text",
         ]
     );
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(code, Some(3));
 }

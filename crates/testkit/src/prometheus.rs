@@ -24,6 +24,36 @@ pub fn require(program: &str) -> PathBuf {
     })
 }
 
+/// `promtool check metrics` over `text` (a scrape's body): its exit code (0 clean, 3 lint notes
+/// only, 1 unparsable) and the lines it printed, sorted.
+pub fn promtool_check_metrics(text: &str) -> (Option<i32>, Vec<String>) {
+    use std::io::Write as _;
+    let mut child = Command::new(require("promtool"))
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let printed =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let mut lines: Vec<String> = printed
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    (out.status.code(), lines)
+}
+
 /// `(major, minor)` of the installed Prometheus, from `prometheus --version`.
 pub fn prometheus_version() -> (u32, u32) {
     let out = Command::new(require("prometheus"))

@@ -26,41 +26,9 @@ const TRUST_DOMAIN: &str = "cluster.local";
 /// What Istio writes for a label it cannot tell.
 const UNKNOWN: &str = "unknown";
 
-/// One series' labels: Istio's, then the two a Prometheus's Kubernetes service discovery adds
-/// to every series it scrapes from a pod (`pod`, `namespace`), naming the reporting proxy.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct IstioLabels {
-    pub reporter: String,
-    pub source_workload: String,
-    pub source_workload_namespace: String,
-    pub source_principal: String,
-    pub source_app: String,
-    pub source_version: String,
-    pub source_cluster: String,
-    pub source_canonical_service: String,
-    pub source_canonical_revision: String,
-    pub destination_workload: String,
-    pub destination_workload_namespace: String,
-    pub destination_principal: String,
-    pub destination_app: String,
-    pub destination_version: String,
-    pub destination_cluster: String,
-    pub destination_canonical_service: String,
-    pub destination_canonical_revision: String,
-    pub destination_service: String,
-    pub destination_service_name: String,
-    pub destination_service_namespace: String,
-    pub request_protocol: String,
-    pub response_code: String,
-    /// Empty for plain HTTP, as Envoy exports it (to Prometheus, an absent label).
-    pub grpc_response_status: String,
-    pub response_flags: String,
-    pub connection_security_policy: String,
-    pub pod: String,
-    pub namespace: String,
-}
-
-/// The labels of Istio's TCP metrics: the same but the response's code and gRPC status.
+/// The labels of Istio's TCP metrics, and of its request metrics but the response's code and
+/// gRPC status; then the two a Prometheus's Kubernetes service discovery adds to every series
+/// it scrapes from a pod (`pod`, `namespace`), naming the reporting proxy.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct IstioTcpLabels {
     pub reporter: String,
@@ -90,36 +58,14 @@ pub struct IstioTcpLabels {
     pub namespace: String,
 }
 
-impl From<IstioLabels> for IstioTcpLabels {
-    fn from(l: IstioLabels) -> IstioTcpLabels {
-        IstioTcpLabels {
-            reporter: l.reporter,
-            source_workload: l.source_workload,
-            source_workload_namespace: l.source_workload_namespace,
-            source_principal: l.source_principal,
-            source_app: l.source_app,
-            source_version: l.source_version,
-            source_cluster: l.source_cluster,
-            source_canonical_service: l.source_canonical_service,
-            source_canonical_revision: l.source_canonical_revision,
-            destination_workload: l.destination_workload,
-            destination_workload_namespace: l.destination_workload_namespace,
-            destination_principal: l.destination_principal,
-            destination_app: l.destination_app,
-            destination_version: l.destination_version,
-            destination_cluster: l.destination_cluster,
-            destination_canonical_service: l.destination_canonical_service,
-            destination_canonical_revision: l.destination_canonical_revision,
-            destination_service: l.destination_service,
-            destination_service_name: l.destination_service_name,
-            destination_service_namespace: l.destination_service_namespace,
-            request_protocol: l.request_protocol,
-            response_flags: l.response_flags,
-            connection_security_policy: l.connection_security_policy,
-            pod: l.pod,
-            namespace: l.namespace,
-        }
-    }
+/// The labels of Istio's request metrics: the TCP ones and the response's.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IstioLabels {
+    #[prometheus(flatten)]
+    pub connection: IstioTcpLabels,
+    pub response_code: String,
+    /// Empty for plain HTTP, as Envoy exports it (to Prometheus, an absent label).
+    pub grpc_response_status: String,
 }
 
 /// One end of a request as the metrics name it.
@@ -210,7 +156,7 @@ pub fn labels(mesh: &Mesh, report: &Report) -> Option<IstioLabels> {
         Reporter::Source => UNKNOWN,
         Reporter::Destination | Reporter::Waypoint => "mutual_tls",
     };
-    Some(IstioLabels {
+    let connection = IstioTcpLabels {
         reporter: report.reporter.label().to_string(),
         source_workload: source.workload,
         source_workload_namespace: source.namespace.to_string(),
@@ -236,11 +182,14 @@ pub fn labels(mesh: &Mesh, report: &Report) -> Option<IstioLabels> {
             Protocol::Tcp => "tcp",
         }
         .to_string(),
-        response_code: report.status.to_string(),
-        grpc_response_status: String::new(),
         response_flags: report.flags.to_string(),
         connection_security_policy: security.to_string(),
         pod,
         namespace,
+    };
+    Some(IstioLabels {
+        connection,
+        response_code: report.status.to_string(),
+        grpc_response_status: String::new(),
     })
 }

@@ -256,7 +256,7 @@ impl IstioMetrics {
                 response_bytes: self.response_bytes.get_or_create_owned(&labels),
             },
             Protocol::Tcp => {
-                let labels = IstioTcpLabels::from(labels);
+                let labels = labels.connection;
                 Series::Tcp {
                     opened: self.tcp_opened.get_or_create_owned(&labels),
                     closed: self.tcp_closed.get_or_create_owned(&labels),
