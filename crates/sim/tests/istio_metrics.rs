@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use meshtrace_sim::metrics::{IstioMetrics, MAX_SERIES, serve};
-use meshtrace_sim::topology::{Call, Entry, Protocol, ServiceDef, VersionDef};
 use meshtrace_sim::{Generator, Mesh, Options, Topology};
 
 fn tag<'a>(span: &'a meshtrace_model::Span, key: &str) -> &'a str {
@@ -30,6 +29,18 @@ fn label<'a>(line: &'a str, name: &str) -> &'a str {
     &rest[..rest.find('"').unwrap()]
 }
 
+/// Metrics for `topology`'s mesh, and a generator over the same mesh with 30 % errors.
+fn metered(topology: Topology, seed: u64, ambient: bool) -> (Arc<IstioMetrics>, Generator) {
+    let mesh = Mesh::new(topology, seed, 1);
+    let metrics = Arc::new(IstioMetrics::new(&mesh).unwrap());
+    let options = Options {
+        error_rate: 0.3,
+        slow_rate: 0.0,
+        ambient,
+    };
+    (metrics, Generator::new(mesh, seed, options))
+}
+
 /// Serves `metrics` on a loopback port and scrapes it once.
 async fn scrape(metrics: Arc<IstioMetrics>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -45,17 +56,7 @@ async fn scrape(metrics: Arc<IstioMetrics>) -> String {
 
 #[tokio::test]
 async fn in_ambient_mode_the_waypoints_count_every_hop() {
-    let mesh = Mesh::new(Topology::bookinfo(), 3, 1);
-    let metrics = Arc::new(IstioMetrics::new(&mesh).unwrap());
-    let mut generator = Generator::new(
-        mesh,
-        3,
-        Options {
-            error_rate: 0.3,
-            slow_rate: 0.0,
-            ambient: true,
-        },
-    );
+    let (metrics, mut generator) = metered(Topology::bookinfo(), 3, true);
     // What the waypoint spans say: (waypoint pod, source workload, destination service, code).
     let mut expected: BTreeMap<(String, String, String, String), u64> = BTreeMap::new();
     for _ in 0..300 {
@@ -109,43 +110,27 @@ async fn in_ambient_mode_the_waypoints_count_every_hop() {
 #[test]
 fn a_topology_that_could_make_too_many_series_is_refused() {
     // A chain of five services, each with twenty versions of three pods.
-    let services: Vec<ServiceDef> = (0..5)
-        .map(|i| ServiceDef {
-            name: format!("s{i}"),
-            namespace: "wide".into(),
-            port: 80,
-            gateway: false,
-            protocol: Protocol::Http,
-            versions: (0..20)
-                .map(|v| VersionDef {
-                    version: format!("v{v}"),
-                    pods: 3,
-                    latency_ms: 1.0,
-                    sigma: 0.3,
-                })
-                .collect(),
-            calls: if i < 4 {
-                vec![Call {
-                    service: format!("s{}", i + 1),
-                    path: "/".into(),
-                }]
+    let versions: Vec<String> = (0..20)
+        .map(|v| format!(r#"{{"version": "v{v}", "pods": 3, "latency_ms": 1}}"#))
+        .collect();
+    let services: Vec<String> = (0..5)
+        .map(|i| {
+            let calls = if i < 4 {
+                format!(r#"[{{"service": "s{}", "path": "/"}}]"#, i + 1)
             } else {
-                vec![]
-            },
+                "[]".to_string()
+            };
+            format!(
+                r#"{{"name": "s{i}", "namespace": "wide", "versions": [{}], "calls": {calls}}}"#,
+                versions.join(",")
+            )
         })
         .collect();
-    let topology = Topology {
-        mesh_id: "cluster.local".into(),
-        services,
-        entries: vec![Entry {
-            from: "s0".into(),
-            call: Call {
-                service: "s1".into(),
-                path: "/".into(),
-            },
-            weight: 1.0,
-        }],
-    };
+    let topology: Topology = serde_json::from_str(&format!(
+        r#"{{"services": [{}], "entries": [{{"from": "s0", "call": {{"service": "s1", "path": "/"}}}}]}}"#,
+        services.join(",")
+    ))
+    .unwrap();
     topology.check().unwrap();
     let error = IstioMetrics::new(&Mesh::new(topology, 1, 1)).unwrap_err();
     // Per calling pair: 60 pods × (20 × 2 + 1) as sources, 60 pods × 20 × 2 as destinations;
@@ -188,17 +173,7 @@ const WITH_DATABASE: &str = r#"{
 async fn a_tcp_service_is_counted_in_the_tcp_metrics_on_both_ends() {
     let topology: Topology = serde_json::from_str(WITH_DATABASE).unwrap();
     topology.check().unwrap();
-    let mesh = Mesh::new(topology, 9, 1);
-    let metrics = Arc::new(IstioMetrics::new(&mesh).unwrap());
-    let mut generator = Generator::new(
-        mesh,
-        9,
-        Options {
-            error_rate: 0.3,
-            slow_rate: 0.0,
-            ambient: false,
-        },
-    );
+    let (metrics, mut generator) = metered(topology, 9, false);
     // Each ratings request that succeeded opened one connection to the database; a failed one
     // (500 from ratings itself, or 503 before reaching it) opened none. No span is a TCP one.
     let mut connections = 0u64;
