@@ -104,7 +104,11 @@ async fn openid_redirect(
     Query(query): Query<ReturnTo>,
 ) -> Response {
     if console.auth.strategy != AuthStrategy::OpenId {
-        return (ErrorCode::NotFound.status(), "OpenId strategy is not enabled").into_response();
+        return (
+            ErrorCode::NotFound.status(),
+            "OpenId strategy is not enabled",
+        )
+            .into_response();
     }
     openid::start(&console, &headers, query.return_to.as_deref()).await
 }
