@@ -5,6 +5,7 @@
 //! console asking its Prometheus API, the Bookinfo topology, rates and error rates for every
 //! graph type; [`bad_input`]: the answers to bad requests and a failing metrics source.
 
+mod bad_input;
 mod bookinfo;
 #[path = "../common/mod.rs"]
 #[allow(dead_code)]
