@@ -206,8 +206,9 @@ fn main() {
                     let mut pairs = edge_labels(i, reporter, code);
                     pairs.push(("__name__".into(), "istio_requests_total".into()));
                     let labels = meshtrace_metrics::Labels::new(pairs);
-                    source.push(&labels, now - 600_000, 0.0);
-                    source.push(&labels, now - 1_000, per_second * 599.0);
+                    // Two samples inside the 10-minute window (its start is exclusive).
+                    source.push(&labels, now - 590_000, 0.0);
+                    source.push(&labels, now - 1_000, per_second * 589.0);
                 }
             }
         }
@@ -221,6 +222,9 @@ fn main() {
         let url = format!("http://{console}/api/namespaces/graph?namespaces=bookinfo&duration=10m");
         let response = client.get(&url).send().await.unwrap();
         if response.status() == 200 {
+            let body: serde_json::Value = response.json().await.unwrap();
+            let count = |k: &str| body["elements"][k].as_array().map_or(0, Vec::len);
+            assert_eq!((count("nodes"), count("edges")), (NODES, EDGES));
             let mut times = Vec::new();
             for _ in 0..rounds.min(10) {
                 times.push(get(&client, &url).await);
