@@ -20,6 +20,7 @@ mod cache;
 mod check;
 mod destination;
 mod error;
+pub mod graph;
 mod inventory;
 mod metrics_api;
 mod ops;
@@ -161,6 +162,7 @@ impl Console {
         let api = Router::new()
             .merge(tracing_api::routes())
             .merge(inventory::routes())
+            .merge(graph::routes())
             .merge(ops::routes())
             .merge(metrics_api::routes())
             .merge(ui::routes())
