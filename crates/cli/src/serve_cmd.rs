@@ -87,7 +87,7 @@ impl ServeArgs {
             println!("meshtrace console: http://{bound}{root}/api/tracing");
             println!("  mode  {}", meshtrace_config::mode(&config.tracing));
             println!(
-                "  metrics  {}",
+                "  {}",
                 meshtrace_config::metrics_mode(&config.prometheus, &config.tracing)
             );
             let strategy = config.auth.strategy.as_str();

@@ -106,19 +106,26 @@ fn the_demo_keeps_traces_flowing_and_stops_cleanly() {
     }
 
     // The console reads those metrics from the store's /prometheus (the demo's
-    // prometheus.url): Kiali's metrics route answers with them.
-    let (status, body) = {
+    // prometheus.url): Kiali's metrics route answers with them once the store has written two
+    // buckets of them (a rate needs two samples; a bucket's sample is stamped at its end).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
         let response = reqwest::blocking::get(format!(
             "http://{console}/api/namespaces/bookinfo/metrics?filters[]=request_count&rateInterval=30s"
         ))
         .unwrap();
-        (
-            response.status().as_u16(),
-            response.json::<Value>().unwrap(),
-        )
-    };
-    assert_eq!(status, 200, "{body}");
-    assert!(body["request_count"].is_array(), "{body}");
+        let status = response.status().as_u16();
+        let body = response.json::<Value>().unwrap();
+        assert_eq!(status, 200, "{body}");
+        if body["request_count"].is_array() {
+            break;
+        }
+        assert!(
+            body["request_count"].is_null() && Instant::now() < deadline,
+            "{body}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
 
     // The simulator serves its proxies' Istio metrics.
     let istio_metrics = istio_metrics.expect("the demo prints the simulator's metrics URL");
