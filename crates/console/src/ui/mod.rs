@@ -19,6 +19,7 @@
 
 mod assets;
 mod detail;
+mod graph_page;
 mod jaeger;
 mod links;
 mod lists;
