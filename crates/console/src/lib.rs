@@ -20,6 +20,7 @@ mod cache;
 mod check;
 mod destination;
 mod error;
+pub mod graph;
 mod inventory;
 mod ops;
 pub mod params;
@@ -156,6 +157,7 @@ impl Console {
         let api = Router::new()
             .merge(tracing_api::routes())
             .merge(inventory::routes())
+            .merge(graph::routes())
             .merge(ops::routes())
             .merge(ui::routes())
             .merge(auth::routes())
