@@ -30,6 +30,8 @@ fn the_demo_keeps_traces_flowing_and_stops_cleanly() {
             "127.0.0.1:0",
             "--console",
             "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -38,6 +40,7 @@ fn the_demo_keeps_traces_flowing_and_stops_cleanly() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut console = None;
     let mut prometheus = None;
+    let mut istio_metrics = None;
     let query = loop {
         let line = lines.next().expect("the demo prints its URLs").unwrap();
         if let Some(url) = line.trim().strip_prefix("console API       http://") {
@@ -45,6 +48,9 @@ fn the_demo_keeps_traces_flowing_and_stops_cleanly() {
         }
         if let Some(url) = line.trim().strip_prefix("Prometheus API    http://") {
             prometheus = Some(url.to_string());
+        }
+        if let Some(url) = line.trim().strip_prefix("Istio metrics     ") {
+            istio_metrics = Some(url.to_string());
         }
         if let Some(url) = line.trim().strip_prefix("Jaeger query API  http://") {
             break url.trim_end_matches("/api/services").to_string();
@@ -98,6 +104,36 @@ fn the_demo_keeps_traces_flowing_and_stops_cleanly() {
         assert!(Instant::now() < deadline, "no derived series: {body}");
         std::thread::sleep(Duration::from_millis(500));
     }
+
+    // The console reads those metrics from the store's /prometheus (the demo's
+    // prometheus.url): Kiali's metrics route answers with them.
+    let (status, body) = {
+        let response = reqwest::blocking::get(format!(
+            "http://{console}/api/namespaces/bookinfo/metrics?filters[]=request_count&rateInterval=30s"
+        ))
+        .unwrap();
+        (
+            response.status().as_u16(),
+            response.json::<Value>().unwrap(),
+        )
+    };
+    assert_eq!(status, 200, "{body}");
+    assert!(body["request_count"].is_array(), "{body}");
+
+    // The simulator serves its proxies' Istio metrics.
+    let istio_metrics = istio_metrics.expect("the demo prints the simulator's metrics URL");
+    let text = reqwest::blocking::get(&istio_metrics)
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("istio_requests_total{reporter=\"destination\"")
+                && l.contains("destination_workload=\"productpage-v1\"")
+        ),
+        "{}",
+        &text[..text.len().min(2000)]
+    );
 
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

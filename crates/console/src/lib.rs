@@ -22,6 +22,7 @@ mod destination;
 mod error;
 pub mod graph;
 mod inventory;
+mod metrics_api;
 mod ops;
 pub mod params;
 pub mod tracing_api;
@@ -90,6 +91,8 @@ pub struct Console {
     /// The client of `external_services.prometheus`, or why there is none.
     prometheus: Result<Arc<PrometheusClient>, String>,
     prometheus_status: ops::PrometheusStatusCache,
+    /// The metrics API's answers, kept as Kiali's `cache_*` keys say.
+    metrics_api: metrics_api::Caches,
     traces: ui::trace_cache::TraceCache,
     started: Instant,
     pub auth: auth::Auth,
@@ -109,6 +112,7 @@ impl Console {
         let prometheus = PrometheusClient::new(&config.prometheus, &options.prometheus)
             .map(Arc::new)
             .map_err(|e| e.to_string());
+        let metrics_api = metrics_api::Caches::new(&config.prometheus);
         Arc::new(Console {
             auth,
             config,
@@ -119,6 +123,7 @@ impl Console {
             version: ops::VersionCache::default(),
             prometheus,
             prometheus_status: ops::PrometheusStatusCache::default(),
+            metrics_api,
             traces: ui::trace_cache::new(),
             started: Instant::now(),
         })
@@ -159,6 +164,7 @@ impl Console {
             .merge(inventory::routes())
             .merge(graph::routes())
             .merge(ops::routes())
+            .merge(metrics_api::routes())
             .merge(ui::routes())
             .merge(auth::routes())
             .layer(axum::middleware::from_fn_with_state(

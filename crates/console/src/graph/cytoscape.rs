@@ -16,9 +16,10 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::ends::UNKNOWN;
 use super::options::{BoxBy, GraphType};
 use super::rates::{Kind, PROTOCOLS, rate_string};
-use super::traffic::{Edge, Node, TrafficMap, UNKNOWN};
+use super::traffic::{Edge, Node, TrafficMap};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -14,11 +14,10 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use meshtrace_backend::prometheus::Labels;
 
+use super::ends::{Ends, NodeType, PASSTHROUGH, Read, UNKNOWN, is_ok, node_id, read_ends};
 use super::options::{GraphOptions, Rate};
 use super::rates;
-use super::traffic::{
-    Ends, MAX_EDGES, NodeType, TooLarge, TrafficMap, UNKNOWN, is_ok, node_id, read_ends,
-};
+use super::traffic::{MAX_EDGES, TooLarge, TrafficMap};
 
 /// Edge key → value, as the appenders gather them.
 #[derive(Debug, Default)]
@@ -26,12 +25,12 @@ pub struct EdgeValues(HashMap<(String, String, &'static str), f64>);
 
 /// The IDs of a series' edge as the appenders see it: with injection, the service node → the
 /// destination (that edge carries the value), else source → destination.
-fn edge_ids(read: &super::traffic::Read<'_>, o: &GraphOptions) -> Option<(String, String)> {
+fn edge_ids(read: &Read<'_>, o: &GraphOptions) -> Option<(String, String)> {
     let dest = &read.dest;
     let (dest_id, dest_type) = node_id(dest, o.graph_type)?;
     let inject = o.inject_service_nodes
         && is_ok(dest.service)
-        && dest.service != "PassthroughCluster"
+        && dest.service != PASSTHROUGH
         && dest_type != NodeType::Service;
     let source = if inject {
         Ends {

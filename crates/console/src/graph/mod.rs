@@ -11,7 +11,8 @@
 //!
 //! Bad input answers 400 naming the parameter; a namespace the console does not know (the
 //! inventory of the traces) 400; the metrics source failing 503 naming it and why; a graph past
-//! [`traffic::MAX_NODES`] nodes or [`traffic::MAX_EDGES`] edges 422.
+//! [`traffic::MAX_NODES`] nodes or [`traffic::MAX_EDGES`] edges, or answers past [`MAX_SERIES`]
+//! series, 422.
 
 #![deny(
     clippy::unwrap_used,
@@ -21,6 +22,7 @@
 )]
 
 pub mod cytoscape;
+pub mod ends;
 pub mod finalize;
 pub mod options;
 pub mod queries;
@@ -45,6 +47,9 @@ use traffic::{MAX_EDGES, MAX_NODES, TooLarge, TrafficMap};
 
 /// Queries in flight at once for one graph.
 const PARALLEL_QUERIES: usize = 8;
+/// Series held from all the answers of one graph (each answer is also capped in bytes by the
+/// Prometheus client).
+pub const MAX_SERIES: usize = 200_000;
 
 pub fn routes() -> Router<Arc<Console>> {
     Router::new()
@@ -143,6 +148,7 @@ async fn ask(
             (index, query, answer)
         });
     }
+    let mut held = 0usize;
     let mut answers: Vec<Option<(Query, Samples)>> = Vec::new();
     answers.resize_with(count, || None);
     while let Some(joined) = calls.join_next().await {
@@ -150,7 +156,7 @@ async fn ask(
             return Err(ApiError::unavailable("a graph query stopped unexpectedly"));
         };
         let answer = answer.map_err(|e| ApiError::unavailable(e.to_string()))?;
-        let samples = match answer.value {
+        let samples: Samples = match answer.value {
             Value::Vector(samples) => samples
                 .into_iter()
                 .map(|s| (s.metric, s.point.value))
@@ -163,6 +169,18 @@ async fn ask(
                 )));
             }
         };
+        held = held.saturating_add(samples.len());
+        if held > MAX_SERIES {
+            return Err(ApiError::new(
+                ErrorCode::Unprocessable,
+                format!(
+                    "{} answered the graph's queries with more than {MAX_SERIES} series, the most \
+                     the console reads for one graph: ask for fewer namespaces, a shorter \
+                     duration or a node graph",
+                    prometheus.describe()
+                ),
+            ));
+        }
         if let Some(slot) = answers.get_mut(index) {
             *slot = Some((query, samples));
         }

@@ -223,6 +223,29 @@ pub fn check_name(what: &str, value: &str) -> Result<(), ApiError> {
     }
 }
 
+/// A Kubernetes label value, as apps and versions are: letters, digits, `-`, `_` and `.`,
+/// starting and ending with a letter or digit, at most 63 characters.
+fn check_label_value(what: &str, value: &str) -> Result<(), ApiError> {
+    let bytes = value.as_bytes();
+    let edge_ok = |b: Option<&u8>| b.is_some_and(u8::is_ascii_alphanumeric);
+    let ok = value.len() <= 63
+        && edge_ok(bytes.first())
+        && edge_ok(bytes.last())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            what,
+            value,
+            "a label value has letters, digits, '-', '_' and '.', starts and ends with a \
+             letter or digit, and has at most 63 characters",
+        ))
+    }
+}
+
 fn rate(name: &str, value: &str, allowed: &[Rate]) -> Result<Rate, ApiError> {
     let parsed = match value {
         "none" => Some(Rate::None),
@@ -506,9 +529,9 @@ impl GraphOptions {
             check_name("namespace", namespace)?;
             match target {
                 NodeTarget::App { app, version } => {
-                    check_name("app", app)?;
+                    check_label_value("app", app)?;
                     if let Some(v) = version {
-                        check_name("version", v)?;
+                        check_label_value("version", v)?;
                     }
                 }
                 NodeTarget::Workload(w) => check_name("workload", w)?,
@@ -535,69 +558,5 @@ impl GraphOptions {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
-mod tests {
-    use super::*;
-
-    fn error(q: &str) -> String {
-        GraphOptions::parse(Some(q), None).unwrap_err().error
-    }
-
-    #[test]
-    fn kialis_defaults() {
-        let o = GraphOptions::parse(Some("namespaces=bookinfo,travel,bookinfo"), None).unwrap();
-        assert_eq!(o.namespaces, ["bookinfo", "travel"]);
-        assert_eq!(o.graph_type, GraphType::Workload);
-        assert_eq!(o.duration, Duration::from_secs(600));
-        assert!(!o.inject_service_nodes && !o.include_idle_edges);
-        assert_eq!(o.rates.tcp, Rate::Sent);
-        assert_eq!(o.rates.ambient, Ambient::Total);
-        assert_eq!(o.response_time, ResponseTime::Quantile(0.95));
-        assert!(o.wants("responseTime") && o.appenders.is_none());
-        let o = GraphOptions::parse(
-            Some("namespaces=a&graphType=service&appenders=&duration=90s&queryTime=1523364075"),
-            None,
-        )
-        .unwrap();
-        assert!(o.inject_service_nodes);
-        assert!(!o.wants("responseTime"));
-        assert_eq!(o.duration, Duration::from_secs(90));
-        assert_eq!(o.query_time, 1_523_364_075);
-    }
-
-    #[test]
-    fn bad_values_are_named() {
-        assert_eq!(
-            error("namespaces=a&graphType=graph"),
-            "Invalid graphType [graph]: must be app, versionedApp, workload or service"
-        );
-        assert!(error("namespaces=a&duration=-5m").starts_with("Invalid duration [-5m]"));
-        assert!(error("namespaces=a&duration=100d").starts_with("Invalid duration [100d]"));
-        assert!(
-            error("namespaces=a&appenders=deadNode,bogus").starts_with("Invalid appender [bogus]")
-        );
-        assert!(error("namespaces=a&rateHttp=sent").starts_with("Invalid rateHttp [sent]"));
-        assert!(error("namespaces=a&queryTime=soon").starts_with("Invalid queryTime [soon]"));
-        assert!(error("namespaces=a&boxBy=pod").starts_with("Invalid boxBy [pod]"));
-        assert!(error("namespaces=<b>x</b>").starts_with("Invalid namespace [<b>x</b>]"));
-        assert!(error("namespaces=a&colour=red").starts_with("unknown query parameter `colour`"));
-        assert_eq!(
-            error("graphType=app"),
-            "At least one namespace must be specified via the namespaces query parameter."
-        );
-        let many: Vec<String> = (0..=MAX_NAMESPACES).map(|i| format!("n{i}")).collect();
-        assert!(error(&format!("namespaces={}", many.join(","))).contains("at most 100"));
-        let node = Some((
-            "bookinfo".to_string(),
-            NodeTarget::App {
-                app: "reviews".into(),
-                version: None,
-            },
-        ));
-        let e = GraphOptions::parse(Some("graphType=workload"), node).unwrap_err();
-        assert!(
-            e.error
-                .starts_with("Invalid graphType [workload]. This node detail graph")
-        );
-    }
-}
+#[path = "options_tests.rs"]
+mod tests;

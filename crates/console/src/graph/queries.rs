@@ -219,17 +219,29 @@ pub fn namespace_queries(o: &GraphOptions) -> Result<Vec<Query>, PromqlError> {
                     eq("source_workload_namespace", ns.as_str()),
                 ],
             ];
-            for matchers in selectors {
-                out.push(Query {
-                    namespace: ns.clone(),
-                    purpose: Purpose::Traffic(metric),
-                    expr: traffic(o, metric, is_tcp, matchers, &group)?,
-                });
-            }
+            push_traffic(&mut out, o, ns, (metric, &group, is_tcp), selectors)?;
         }
         out.extend(appender_queries(o, ns)?);
     }
     Ok(out)
+}
+
+/// A traffic query of `metric` per selector.
+fn push_traffic(
+    out: &mut Vec<Query>,
+    o: &GraphOptions,
+    ns: &str,
+    (metric, group, is_tcp): (&'static str, &[&str], bool),
+    selectors: impl IntoIterator<Item = Vec<M<'static>>>,
+) -> Result<(), PromqlError> {
+    for matchers in selectors {
+        out.push(Query {
+            namespace: ns.to_string(),
+            purpose: Purpose::Traffic(metric),
+            expr: traffic(o, metric, is_tcp, matchers, group)?,
+        });
+    }
+    Ok(())
 }
 
 /// The queries of a node graph: what comes in (destination reports) and goes out (source
@@ -322,13 +334,7 @@ pub fn node_queries(o: &GraphOptions) -> Result<Vec<Query>, PromqlError> {
                 ));
             }
         }
-        for matchers in selectors {
-            out.push(Query {
-                namespace: ns.clone(),
-                purpose: Purpose::Traffic(metric),
-                expr: traffic(o, metric, is_tcp, matchers, &group)?,
-            });
-        }
+        push_traffic(&mut out, o, ns, (metric, &group, is_tcp), selectors)?;
     }
     out.extend(appender_queries(o, ns)?);
     Ok(out)

@@ -19,6 +19,10 @@ use std::hash::BuildHasher;
 
 use meshtrace_backend::prometheus::Labels;
 
+use super::ends::{
+    BLACKHOLE, Ends, Labeled, NodeType, PASSTHROUGH, Read, UNKNOWN, ends_key, is_http_error, is_ok,
+    node_id, read_ends,
+};
 use super::options::{GraphOptions, GraphType, Rate};
 use super::queries::REQUESTS;
 use super::rates;
@@ -28,46 +32,16 @@ pub const MAX_NODES: usize = 5_000;
 /// Edges one graph may hold.
 pub const MAX_EDGES: usize = 20_000;
 
-pub const UNKNOWN: &str = "unknown";
-const PASSTHROUGH: &str = "PassthroughCluster";
-const BLACKHOLE: &str = "BlackHoleCluster";
-const EGRESS_HOST: &str = "istio-egressgateway.istio-system.svc.cluster.local";
-
 /// The graph outgrew its bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooLarge;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum NodeType {
-    App,
-    Service,
-    Unknown,
-    Workload,
-}
-
-impl NodeType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NodeType::App => "app",
-            NodeType::Service => "service",
-            NodeType::Unknown => "unknown",
-            NodeType::Workload => "workload",
-        }
-    }
-}
-
-/// Kiali's "ok": set and not `unknown`.
-pub fn is_ok(value: &str) -> bool {
-    !value.is_empty() && value != UNKNOWN
-}
-
-fn is_ok_version(value: &str) -> bool {
-    is_ok(value) && value != "latest"
-}
-
 /// Response code, flags and host → the requests per second seen with them.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Responses(pub BTreeMap<String, (BTreeMap<String, f64>, BTreeMap<String, f64>)>);
+pub struct Responses(pub BTreeMap<String, (ByKey, ByKey)>);
+
+/// Requests per second by response flags, or by host.
+pub type ByKey = BTreeMap<String, f64>;
 
 #[derive(Debug, Clone)]
 pub struct Edge {
@@ -117,75 +91,6 @@ pub struct Node {
     pub edges: Vec<Edge>,
     /// (dest ID, protocol) → index in `edges`.
     edge_index: HashMap<(String, &'static str), usize>,
-}
-
-/// The ends of a request as the labels name them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Ends<'a> {
-    pub cluster: &'a str,
-    pub service_ns: &'a str,
-    pub service: &'a str,
-    pub workload_ns: &'a str,
-    pub workload: &'a str,
-    pub app: &'a str,
-    pub version: &'a str,
-}
-
-/// Kiali's `graph.Id`: the node's key and type, or `None` when nothing names it.
-pub fn node_id(e: &Ends<'_>, graph_type: GraphType) -> Option<(String, NodeType)> {
-    let Ends {
-        cluster,
-        service_ns,
-        service,
-        workload_ns,
-        workload,
-        app,
-        version,
-    } = *e;
-    let ns = if is_ok(workload_ns) {
-        workload_ns
-    } else {
-        service_ns
-    };
-    if ns == UNKNOWN && workload == UNKNOWN && app == UNKNOWN && service.is_empty() {
-        return Some((format!("{cluster}_unknown_source"), NodeType::Unknown));
-    }
-    if workload == UNKNOWN && app == UNKNOWN && service == UNKNOWN {
-        return Some((format!("svc_{cluster}_{ns}_unknown"), NodeType::Service));
-    }
-    let (workload_ok, app_ok, service_ok) = (is_ok(workload), is_ok(app), is_ok(service));
-    if !workload_ok && !app_ok && !service_ok {
-        return None;
-    }
-    let svc = || {
-        let name = if service_ok { service } else { UNKNOWN };
-        (format!("svc_{cluster}_{ns}_{name}"), NodeType::Service)
-    };
-    if !graph_type.is_app() {
-        return Some(if workload_ok {
-            (format!("wl_{cluster}_{ns}_{workload}"), NodeType::Workload)
-        } else {
-            svc()
-        });
-    }
-    if app_ok {
-        if graph_type == GraphType::VersionedApp {
-            if workload_ok {
-                return Some((format!("vapp_{cluster}_{ns}_{workload}"), NodeType::App));
-            }
-            if is_ok_version(version) {
-                return Some((
-                    format!("vapp_{cluster}_{ns}_{app}_{version}"),
-                    NodeType::App,
-                ));
-            }
-        }
-        return Some((format!("app_{cluster}_{ns}_{app}"), NodeType::App));
-    }
-    if workload_ok {
-        return Some((format!("wl_{cluster}_{ns}_{workload}"), NodeType::Workload));
-    }
-    Some((format!("svc_{cluster}_{ns}_{service}"), NodeType::Service))
 }
 
 impl Node {
@@ -255,6 +160,17 @@ impl Node {
     }
 }
 
+/// One series' traffic, as it is added to an edge and its nodes.
+struct Traffic<'a> {
+    metric: &'a str,
+    inject: bool,
+    value: f64,
+    protocol: &'static str,
+    code: &'a str,
+    flags: &'a str,
+    host: &'a str,
+}
+
 #[derive(Debug, Clone)]
 pub struct TrafficMap {
     pub nodes: HashMap<String, Node>,
@@ -270,108 +186,6 @@ impl Default for TrafficMap {
             hasher: RandomState::new(),
         }
     }
-}
-
-/// One series' labels, read as `populateTrafficMap` reads them.
-struct Labeled<'a>(&'a Labels);
-
-impl<'a> Labeled<'a> {
-    fn get(&self, name: &str) -> Option<&'a str> {
-        self.0.get(name).map(String::as_str)
-    }
-}
-
-/// An IPv4 address with an optional port: a destination service Kiali does not draw.
-fn looks_like_ip(text: &str) -> bool {
-    let (address, port) = match text.split_once(':') {
-        Some((a, p)) => (a, Some(p)),
-        None => (text, None),
-    };
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let parts: Vec<&str> = address.split('.').collect();
-    parts.len() == 4 && parts.iter().all(|p| digits(p)) && port.is_none_or(digits)
-}
-
-fn is_http_error(code: &str) -> bool {
-    code.starts_with('4') || code.starts_with('5')
-}
-
-/// A series' two ends, read as Kiali reads them: `None` when a label is missing or the
-/// telemetry is bad (a source with neither workload nor app, a cluster label set to
-/// `unknown`, a destination that is an IP address).
-pub struct Read<'a> {
-    pub source: Ends<'a>,
-    pub dest: Ends<'a>,
-    /// `destination_service`: the host asked for.
-    pub host: &'a str,
-}
-
-pub fn read_ends(labels: &Labels) -> Option<Read<'_>> {
-    let m = Labeled(labels);
-    let source_ns = m.get("source_workload_namespace")?;
-    let source_wl = m.get("source_workload")?;
-    let source_app = m.get("source_canonical_service")?;
-    let source_ver = m.get("source_canonical_revision")?;
-    let dest_svc_ns = m.get("destination_service_namespace")?;
-    let host = m.get("destination_service")?;
-    let dest_svc_name = m.get("destination_service_name")?;
-    let dest_wl_ns = m.get("destination_workload_namespace")?;
-    let dest_wl = m.get("destination_workload")?;
-    let dest_app = m.get("destination_canonical_service")?;
-    let dest_ver = m.get("destination_canonical_revision")?;
-    let source_cluster_label = m.get("source_cluster");
-    let dest_cluster_label = m.get("destination_cluster");
-    let source_cluster = source_cluster_label.unwrap_or(UNKNOWN);
-    if is_ok(source_ns) && !is_ok(source_wl) && !is_ok(source_app) {
-        return None;
-    }
-    if is_ok(source_ns) && source_cluster_label.is_some() && !is_ok(source_cluster) {
-        return None;
-    }
-    let mut dest = Ends {
-        cluster: dest_cluster_label.unwrap_or(UNKNOWN),
-        service_ns: dest_svc_ns,
-        service: dest_svc_name,
-        workload_ns: dest_wl_ns,
-        workload: dest_wl,
-        app: dest_app,
-        version: dest_ver,
-    };
-    if host == EGRESS_HOST && host == dest_svc_name {
-        dest = Ends {
-            cluster: source_cluster,
-            service_ns: "istio-system",
-            service: "istio-egressgateway",
-            workload_ns: "istio-system",
-            workload: "istio-egressgateway",
-            app: "istio-egressgateway",
-            version: "latest",
-        };
-    } else if !is_ok(dest.cluster) && is_ok(source_cluster) && is_ok(dest_svc_ns) {
-        // istio#29373: a destination without its cluster is in the source's.
-        dest.cluster = source_cluster;
-    }
-    if !is_ok(dest.workload)
-        && is_ok(host)
-        && is_ok(dest.service)
-        && host == dest.service
-        && looks_like_ip(dest.service)
-    {
-        return None;
-    }
-    if is_ok(dest.service_ns) && dest_cluster_label.is_some() && !is_ok(dest.cluster) {
-        return None;
-    }
-    let source = Ends {
-        cluster: source_cluster,
-        service_ns: source_ns,
-        service: "",
-        workload_ns: source_ns,
-        workload: source_wl,
-        app: source_app,
-        version: source_ver,
-    };
-    Some(Read { source, dest, host })
 }
 
 impl TrafficMap {
@@ -507,33 +321,24 @@ impl TrafficMap {
                     Some((_, t)) => t != NodeType::Service,
                     None => continue,
                 };
-            self.add_traffic(
+            let t = Traffic {
                 metric,
                 inject,
-                *value,
+                value: *value,
                 protocol,
                 code,
                 flags,
                 host,
-                &source,
-                &dest,
-                o.graph_type,
-            )?;
+            };
+            self.add_traffic(&t, &source, &dest, o.graph_type)?;
         }
         Ok(())
     }
 
     /// Kiali's `addTraffic`.
-    #[allow(clippy::too_many_arguments)]
     fn add_traffic(
         &mut self,
-        metric: &str,
-        inject: bool,
-        value: f64,
-        protocol: &'static str,
-        code: &str,
-        flags: &str,
-        host: &str,
+        t: &Traffic<'_>,
         source: &Ends<'_>,
         dest: &Ends<'_>,
         graph_type: GraphType,
@@ -544,15 +349,20 @@ impl TrafficMap {
         let Some(dest_id) = self.add_node(dest, graph_type)? else {
             return Ok(());
         };
-        let hash =
-            self.hasher
-                .hash_one((metric, ends_key(source), ends_key(dest), code, flags, host));
+        let hash = self.hasher.hash_one((
+            t.metric,
+            ends_key(source),
+            ends_key(dest),
+            t.code,
+            t.flags,
+            t.host,
+        ));
         let service = (
             dest.cluster.to_string(),
             dest.service_ns.to_string(),
             dest.service.to_string(),
         );
-        if inject {
+        if t.inject {
             let injected = Ends {
                 cluster: dest.cluster,
                 service_ns: dest.service_ns,
@@ -565,32 +375,12 @@ impl TrafficMap {
             if let Some(n) = self.nodes.get_mut(&service_id) {
                 n.is_injected = true;
             }
-            if self.add_edge_traffic(
-                &source_id,
-                &service_id,
-                protocol,
-                value,
-                code,
-                flags,
-                host,
-                hash,
-            )? {
+            if self.add_edge_traffic(&source_id, &service_id, t, hash)? {
                 self.add_dest_service(&service_id, &service);
-                self.add_edge_traffic(
-                    &service_id,
-                    &dest_id,
-                    protocol,
-                    value,
-                    code,
-                    flags,
-                    host,
-                    hash,
-                )?;
+                self.add_edge_traffic(&service_id, &dest_id, t, hash)?;
                 self.add_dest_service(&dest_id, &service);
             }
-        } else if self.add_edge_traffic(
-            &source_id, &dest_id, protocol, value, code, flags, host, hash,
-        )? {
+        } else if self.add_edge_traffic(&source_id, &dest_id, t, hash)? {
             self.add_dest_service(&dest_id, &service);
         }
         Ok(())
@@ -606,19 +396,14 @@ impl TrafficMap {
     }
 
     /// Kiali's `addEdgeTraffic`: false when this series was already counted on the edge.
-    #[allow(clippy::too_many_arguments)]
     fn add_edge_traffic(
         &mut self,
         source: &str,
         dest: &str,
-        protocol: &'static str,
-        value: f64,
-        code: &str,
-        flags: &str,
-        host: &str,
+        t: &Traffic<'_>,
         hash: u64,
     ) -> Result<bool, TooLarge> {
-        let Some((node, index)) = self.edge(source, dest, protocol)? else {
+        let Some((node, index)) = self.edge(source, dest, t.protocol)? else {
             return Ok(false);
         };
         let Some(edge) = node.edges.get_mut(index) else {
@@ -627,11 +412,11 @@ impl TrafficMap {
         if !edge.seen.insert(hash) {
             return Ok(false);
         }
-        if value > 0.0 {
-            rates::add_edge(edge, protocol, value, code, flags, host);
-            rates::add_out(&mut node.rates, protocol, value);
+        if t.value > 0.0 {
+            rates::add_edge(edge, t.protocol, t.value, t.code, t.flags, t.host);
+            rates::add_out(&mut node.rates, t.protocol, t.value);
             if let Some(d) = self.nodes.get_mut(dest) {
-                rates::add_in(&mut d.rates, protocol, value, code);
+                rates::add_in(&mut d.rates, t.protocol, t.value, t.code);
             }
         }
         Ok(true)
@@ -696,17 +481,4 @@ impl Node {
         let i = *self.edge_index.get(&(dest.to_string(), protocol))?;
         self.edges.get_mut(i)
     }
-}
-
-/// Kiali's `timeSeriesHash` fields of a node as a request's labels name it.
-fn ends_key<'a>(e: &Ends<'a>) -> [&'a str; 7] {
-    [
-        e.cluster,
-        e.service_ns,
-        e.service,
-        e.workload_ns,
-        e.workload,
-        e.app,
-        e.version,
-    ]
 }

@@ -45,20 +45,33 @@ fn tag(span: &Span, key: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The workload of a `node_id` (`sidecar~ip~<pod>.<ns>~…`): the simulator names pods
-/// `<workload>-<replica set>-<suffix>`.
-fn node_workload(node_id: &str) -> String {
-    let pod = node_id
-        .split('~')
-        .nth(2)
-        .unwrap()
-        .rsplit_once('.')
-        .unwrap()
-        .0;
-    pod.rsplitn(3, '-').last().unwrap().to_string()
+/// Pod name → workload name, as the simulator laid its mesh out.
+type Pods = HashMap<String, String>;
+
+fn pods(mesh: &Mesh) -> Pods {
+    let mut out = HashMap::new();
+    for (service, workloads) in mesh.topology.services.iter().zip(&mesh.workloads) {
+        for w in workloads {
+            let name = if service.gateway {
+                service.name.clone()
+            } else {
+                format!("{}-{}", service.name, w.version)
+            };
+            for pod in &w.pods {
+                out.insert(pod.name.clone(), name.clone());
+            }
+        }
+    }
+    out
 }
 
-fn hops(spans: &[Span]) -> Vec<Hop> {
+/// The workload of the pod a `node_id` (`sidecar~ip~<pod>.<ns>~…`) names.
+fn node_workload(pods: &Pods, node_id: &str) -> String {
+    let pod_dot_ns = node_id.split('~').nth(2).unwrap();
+    pods[pod_dot_ns.rsplit_once('.').unwrap().0].clone()
+}
+
+fn hops(spans: &[Span], pods: &Pods) -> Vec<Hop> {
     let mut servers: HashMap<u64, &Span> = HashMap::new();
     for s in spans.iter().filter(|s| tag(s, "span.kind") == "server") {
         servers.insert(s.references.first().unwrap().span_id.0, s);
@@ -71,11 +84,11 @@ fn hops(spans: &[Span]) -> Vec<Hop> {
             let host = upstream.rsplit('|').next().unwrap();
             Hop {
                 caller_service: tag(s, "istio.canonical_service"),
-                caller_workload: node_workload(&tag(s, "node_id")),
+                caller_workload: node_workload(pods, &tag(s, "node_id")),
                 callee_service: host.split('.').next().unwrap().to_string(),
                 callee_workload: servers
                     .get(&s.span_id.0)
-                    .map(|server| node_workload(&tag(server, "node_id"))),
+                    .map(|server| node_workload(pods, &tag(server, "node_id"))),
                 error: tag(s, "http.status_code").parse::<u16>().unwrap() >= 500,
             }
         })
@@ -97,8 +110,21 @@ fn roots(topology: &Topology) -> BTreeSet<String> {
         .collect()
 }
 
-/// The edges the topology allows, for a graph type: (source, target) as [`describe`] names
-/// nodes. Failed hops (no workload reached) go to the callee's service node.
+/// A node's name in a graph of `graph_type`, from its service and workload (`None`: the
+/// service node a failed request stops at). Service graphs keep workloads only for roots.
+fn node_name(graph_type: &str, service: &str, workload: Option<&str>, root: bool) -> String {
+    match (graph_type, workload) {
+        (_, None) => format!("svc:{service}"),
+        ("workload", Some(w)) => format!("wl:{w}"),
+        ("versionedApp", Some(w)) => format!("vapp:{w}"),
+        ("app", Some(_)) => format!("app:{service}"),
+        (_, Some(w)) if root => format!("wl:{w}"),
+        _ => format!("svc:{service}"),
+    }
+}
+
+/// The edges the topology allows, for a graph type, as [`describe`] names nodes: a caller's
+/// workloads → the callee's workloads, and → the callee's service for failed requests.
 fn allowed_edges(topology: &Topology, graph_type: &str) -> BTreeSet<(String, String)> {
     let workloads = |name: &str| -> Vec<String> {
         let s = topology.services.iter().find(|s| s.name == name).unwrap();
@@ -114,37 +140,15 @@ fn allowed_edges(topology: &Topology, graph_type: &str) -> BTreeSet<(String, Str
     let roots = roots(topology);
     let mut out = BTreeSet::new();
     for caller in &topology.services {
+        let root = roots.contains(&caller.name);
         for call in &caller.calls {
             for from in workloads(&caller.name) {
-                let svc = format!("svc:{}", call.service);
-                match graph_type {
-                    "workload" | "versionedApp" => {
-                        let prefix = if graph_type == "workload" {
-                            "wl"
-                        } else {
-                            "vapp"
-                        };
-                        for to in workloads(&call.service) {
-                            out.insert((format!("{prefix}:{from}"), format!("{prefix}:{to}")));
-                        }
-                        out.insert((format!("{prefix}:{from}"), svc.clone()));
-                    }
-                    "app" => {
-                        out.insert((
-                            format!("app:{}", caller.name),
-                            format!("app:{}", call.service),
-                        ));
-                        out.insert((format!("app:{}", caller.name), svc.clone()));
-                    }
-                    _ => {
-                        let source = if roots.contains(&caller.name) {
-                            format!("wl:{from}")
-                        } else {
-                            format!("svc:{}", caller.name)
-                        };
-                        out.insert((source, svc.clone()));
-                    }
+                let source = node_name(graph_type, &caller.name, Some(&from), root);
+                for to in workloads(&call.service) {
+                    let target = node_name(graph_type, &call.service, Some(&to), false);
+                    out.insert((source.clone(), target));
                 }
+                out.insert((source, node_name(graph_type, &call.service, None, false)));
             }
         }
     }
@@ -153,36 +157,20 @@ fn allowed_edges(topology: &Topology, graph_type: &str) -> BTreeSet<(String, Str
 
 /// A hop's edge in a graph of `graph_type`.
 fn hop_edge(hop: &Hop, graph_type: &str, roots: &BTreeSet<String>) -> (String, String) {
-    let svc = format!("svc:{}", hop.callee_service);
-    match graph_type {
-        "workload" | "versionedApp" => {
-            let prefix = if graph_type == "workload" {
-                "wl"
-            } else {
-                "vapp"
-            };
-            (
-                format!("{prefix}:{}", hop.caller_workload),
-                hop.callee_workload
-                    .as_ref()
-                    .map_or(svc, |w| format!("{prefix}:{w}")),
-            )
-        }
-        "app" => (
-            format!("app:{}", hop.caller_service),
-            hop.callee_workload
-                .as_ref()
-                .map_or(svc, |_| format!("app:{}", hop.callee_service)),
+    (
+        node_name(
+            graph_type,
+            &hop.caller_service,
+            Some(&hop.caller_workload),
+            roots.contains(&hop.caller_service),
         ),
-        _ => {
-            let source = if roots.contains(&hop.caller_service) {
-                format!("wl:{}", hop.caller_workload)
-            } else {
-                format!("svc:{}", hop.caller_service)
-            };
-            (source, svc)
-        }
-    }
+        node_name(
+            graph_type,
+            &hop.callee_service,
+            hop.callee_workload.as_deref(),
+            false,
+        ),
+    )
 }
 
 /// A node of the console's answer, named as [`allowed_edges`] names them.
@@ -336,7 +324,7 @@ async fn filled(requests: usize) -> (LoopbackServer, Vec<Hop>, u64) {
         assert_eq!(sent.accepted, batch.len(), "{sent:?}");
     }
     let spans: Vec<Span> = traces.concat();
-    let hops = hops(&spans);
+    let hops = hops(&spans, &pods(generator.mesh()));
     let query_time = now_secs().max(t0) + 1;
     // The query time must have passed, and the store must count every client span by then.
     let client = reqwest::Client::new();
