@@ -256,7 +256,7 @@ fn edge_label(choice: &[EdgeLabel], protocol: &str, data: &Value) -> String {
             }
         }
     }
-    parts.join("\n")
+    parts.join(" · ")
 }
 
 fn node_labels(data: &Value) -> (String, String) {
