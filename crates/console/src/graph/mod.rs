@@ -212,9 +212,19 @@ async fn graph(
     raw: Option<String>,
     node: Option<(String, NodeTarget)>,
 ) -> Result<Response, ApiError> {
-    let o = GraphOptions::parse(raw.as_deref(), node)?;
+    Ok(Json(graph_of(&console, raw.as_deref(), node).await?).into_response())
+}
+
+/// The graph a request asks for (its query string and, for a node graph, the node): what the
+/// routes answer and the graph page draws.
+pub async fn graph_of(
+    console: &Console,
+    raw: Option<&str>,
+    node: Option<(String, NodeTarget)>,
+) -> Result<cytoscape::Config, ApiError> {
+    let o = GraphOptions::parse(raw, node)?;
     let prometheus = console.prometheus()?.clone();
-    let known = known_namespaces(&console).await;
+    let known = known_namespaces(console).await;
     if let Some(known) = &known {
         for ns in &o.namespaces {
             if !known.contains(ns) {
@@ -235,8 +245,7 @@ async fn graph(
     let queries = queries_of(&o)?;
     let time_ms = o.query_time.saturating_mul(1000);
     let answers = ask(&prometheus, queries, time_ms).await?;
-    let config = build(&o, &answers, known.as_ref()).map_err(too_large)?;
-    Ok(Json(config).into_response())
+    build(&o, &answers, known.as_ref()).map_err(too_large)
 }
 
 async fn namespaces_graph(

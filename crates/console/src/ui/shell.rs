@@ -104,6 +104,7 @@ impl Shell {
         let query = nav_view.query(&[]);
         let nav = [
             ("Overview", "overview"),
+            ("Traffic Graph", "graph/namespaces"),
             ("Applications", "applications"),
             ("Workloads", "workloads"),
             ("Services", "services"),

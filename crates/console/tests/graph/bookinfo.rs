@@ -28,7 +28,7 @@ const NAMESPACES: &str = "bookinfo,travel,istio-system";
 
 /// One request between two workloads, as the simulator generated it.
 #[derive(Debug, Clone)]
-struct Hop {
+pub(crate) struct Hop {
     caller_service: String,
     caller_workload: String,
     callee_service: String,
@@ -285,7 +285,7 @@ fn now_secs() -> u64 {
 
 /// A store holding `requests` simulated requests spread over [t0 − 50 s, t0 − 3 s]; it
 /// returns the hops generated and a query time after all of them.
-async fn filled(requests: usize) -> (LoopbackServer, Vec<Hop>, u64) {
+pub(crate) async fn filled(requests: usize) -> (LoopbackServer, Vec<Hop>, u64) {
     let options = StoreOptions {
         metrics: Some(MetricsOptions {
             // Samples every second: a query at a whole second sees every request before it.
