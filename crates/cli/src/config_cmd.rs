@@ -15,8 +15,8 @@ pub enum ConfigCommand {
         file: PathBuf,
     },
     /// Print the effective configuration (tracing, Prometheus and the keys beside them, after
-    /// deprecated keys and defaults), secrets shown as `xxx`, then one line that states the
-    /// mode.
+    /// deprecated keys and defaults), secrets shown as `xxx`, then a line that states the
+    /// mode and one that says where metrics come from.
     Show {
         /// A Kiali config.yaml, a ConfigMap holding one, or a Kiali CR (YAML or JSON).
         file: PathBuf,
@@ -55,10 +55,15 @@ impl ConfigCommand {
                 };
                 let effective = meshtrace_config::effective(&loaded.config);
                 let mode = meshtrace_config::mode(&loaded.config.tracing);
+                let metrics = meshtrace_config::metrics_mode(
+                    &loaded.config.prometheus,
+                    &loaded.config.tracing,
+                );
                 match format {
                     Format::Yaml => {
                         print!("{}", meshtrace_config::to_yaml(&effective));
                         println!("# mode: {mode}");
+                        println!("# metrics: {metrics}");
                     }
                     Format::Json => {
                         #[allow(clippy::expect_used, reason = "a JSON value always serializes")]
@@ -66,6 +71,7 @@ impl ConfigCommand {
                             .expect("a JSON value always serializes");
                         println!("{text}");
                         eprintln!("mode: {mode}");
+                        eprintln!("metrics: {metrics}");
                     }
                 }
                 ExitCode::SUCCESS

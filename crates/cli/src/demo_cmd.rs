@@ -13,7 +13,7 @@ use meshtrace_store::server::{Listeners, ServeOptions, serve};
 use meshtrace_store::{Store, StoreOptions};
 
 use crate::address_args::{StoreAddressArgs, on_loopback, parse_addr};
-use crate::sim_cmd::TrafficArgs;
+use crate::sim_cmd::{MetricsEndpoint, TrafficArgs};
 
 #[derive(Debug, Args)]
 #[command(mut_args(on_loopback))]
@@ -29,6 +29,10 @@ pub struct DemoArgs {
     pub console: std::net::SocketAddr,
     #[command(flatten)]
     pub traffic: TrafficArgs,
+    /// Where the simulator serves its proxies' Istio metrics (GET /metrics), for a Prometheus
+    /// to scrape (Envoy's own stats port).
+    #[arg(long, value_name = "ADDR", default_value = ":15090", value_parser = parse_addr)]
+    pub metrics_listen: std::net::SocketAddr,
     #[command(flatten)]
     pub metrics: crate::metrics_args::MetricsArgs,
 }
@@ -85,18 +89,34 @@ impl DemoArgs {
         if console_addr.ip().is_unspecified() {
             console_addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
+        // The store serves the metrics it derives as a Prometheus API: the console reads them
+        // there, as it would read a cluster's Prometheus. Without derived metrics there are
+        // none to read.
+        let prometheus = if self.metrics.options().is_some() {
+            format!("    url: http://{}/prometheus\n", bound.query_http)
+        } else {
+            "    enabled: false\n".to_string()
+        };
         let config = meshtrace_config::load_str(&format!(
             "external_services:\n  tracing:\n    enabled: true\n    provider: jaeger\n    \
-             internal_url: http://{}\n    use_grpc: true\n    external_url: http://{console_addr}/jaeger\n",
+             internal_url: http://{}\n    use_grpc: true\n    external_url: http://{console_addr}/jaeger\n  \
+             prometheus:\n{prometheus}",
             bound.query_grpc
         ))
         .map_err(|problems| anyhow::anyhow!("the demo's configuration is invalid: {problems:?}"))?
         .config;
+        let metrics_mode = meshtrace_config::metrics_mode(&config.prometheus, &config.tracing);
         let console = meshtrace_console::Console::new(config, ConsoleOptions::default());
         let (stop_console, console_stopped) = tokio::sync::oneshot::channel::<()>();
         let console_task = tokio::spawn(console.serve(console_listener, async {
             let _ = console_stopped.await;
         }));
+
+        let (stop_sim_metrics, sim_metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let sim_metrics = MetricsEndpoint::start(&generator, self.metrics_listen, async {
+            let _ = sim_metrics_stopped.await;
+        })
+        .await?;
 
         println!("meshtrace demo: a simulated Bookinfo mesh sending traces to the embedded store");
         println!("  console           http://{console_addr}/console/overview");
@@ -105,20 +125,25 @@ impl DemoArgs {
             // What `external_services.prometheus.url` names to read the mesh's metrics.
             println!("  Prometheus API    http://{}/prometheus", bound.query_http);
         }
+        // What each simulated Envoy would expose, for a real Prometheus to scrape.
+        println!("  Istio metrics     {}", sim_metrics.url());
         println!(
             "  Jaeger query API  http://{}/api/services",
             bound.query_http
         );
+
         println!("  OTLP/gRPC ingest  {}", bound.otlp_grpc);
         println!("  OTLP/HTTP ingest  http://{}/v1/traces", bound.otlp_http);
         println!("  Zipkin ingest     http://{}/api/v2/spans", bound.zipkin);
         println!("  data directory    {}", dir.display());
+        println!("  {metrics_mode}");
         println!("Press Ctrl-C to stop.");
 
         let stats = Arc::new(Stats::default());
         let target = Target::OtlpGrpc(format!("http://{}", bound.otlp_grpc));
         let sim = RunOptions {
             rate: self.traffic.rate,
+            metrics: Some(sim_metrics.metrics.clone()),
             ..RunOptions::default()
         };
         run(
@@ -130,6 +155,8 @@ impl DemoArgs {
         )
         .await;
         println!("simulator stopped: {}", stats.summary());
+        let _ = stop_sim_metrics.send(());
+        sim_metrics.stopped().await?;
         let _ = stop_console.send(());
         console_task.await.context("the console task failed")??;
         println!("console stopped");

@@ -86,6 +86,10 @@ impl ServeArgs {
             let root = config.server.path_prefix().to_string();
             println!("meshtrace console: http://{bound}{root}/api/tracing");
             println!("  mode  {}", meshtrace_config::mode(&config.tracing));
+            println!(
+                "  {}",
+                meshtrace_config::metrics_mode(&config.prometheus, &config.tracing)
+            );
             let strategy = config.auth.strategy.as_str();
             let console = Console::new(config, options);
             if let Some(problem) = console.auth.problem() {

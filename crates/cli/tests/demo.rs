@@ -20,7 +20,12 @@ fn the_demo_keeps_traces_flowing_and_stops_cleanly() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_meshtrace"))
         .args(["demo", "--rate", "40"])
         .args(common::STORE_LISTENERS)
-        .args(["--console", "127.0.0.1:0"])
+        .args([
+            "--console",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -28,6 +33,7 @@ fn the_demo_keeps_traces_flowing_and_stops_cleanly() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut console = None;
     let mut prometheus = None;
+    let mut istio_metrics = None;
     let query = loop {
         let line = lines.next().expect("the demo prints its URLs").unwrap();
         if let Some(url) = line.trim().strip_prefix("console API       http://") {
@@ -35,6 +41,9 @@ fn the_demo_keeps_traces_flowing_and_stops_cleanly() {
         }
         if let Some(url) = line.trim().strip_prefix("Prometheus API    http://") {
             prometheus = Some(url.to_string());
+        }
+        if let Some(url) = line.trim().strip_prefix("Istio metrics     ") {
+            istio_metrics = Some(url.to_string());
         }
         if let Some(url) = line.trim().strip_prefix("Jaeger query API  http://") {
             break url.trim_end_matches("/api/services").to_string();
@@ -88,6 +97,43 @@ fn the_demo_keeps_traces_flowing_and_stops_cleanly() {
         assert!(Instant::now() < deadline, "no derived series: {body}");
         std::thread::sleep(Duration::from_millis(500));
     }
+
+    // The console reads those metrics from the store's /prometheus (the demo's
+    // prometheus.url): Kiali's metrics route answers with them once the store has written two
+    // buckets of them (a rate needs two samples; a bucket's sample is stamped at its end).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let response = reqwest::blocking::get(format!(
+            "http://{console}/api/namespaces/bookinfo/metrics?filters[]=request_count&rateInterval=30s"
+        ))
+        .unwrap();
+        let status = response.status().as_u16();
+        let body = response.json::<Value>().unwrap();
+        assert_eq!(status, 200, "{body}");
+        if body["request_count"].is_array() {
+            break;
+        }
+        assert!(
+            body["request_count"].is_null() && Instant::now() < deadline,
+            "{body}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+
+    // The simulator serves its proxies' Istio metrics.
+    let istio_metrics = istio_metrics.expect("the demo prints the simulator's metrics URL");
+    let text = reqwest::blocking::get(&istio_metrics)
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("istio_requests_total{reporter=\"destination\"")
+                && l.contains("destination_workload=\"productpage-v1\"")
+        ),
+        "{}",
+        &text[..text.len().min(2000)]
+    );
 
     let rest = common::terminate(&mut child, lines);
     assert!(

@@ -36,6 +36,12 @@ fn serve_answers_and_stops_cleanly() {
         mode,
         "  mode  external links only to http://jaeger.example.com"
     );
+    let metrics = lines.next().unwrap().unwrap();
+    assert_eq!(
+        metrics,
+        "  metrics from Prometheus at http://prometheus.istio-system:9090: Kiali's default, \
+         external_services.prometheus.url is not set"
+    );
     let info: Value = reqwest::blocking::get(&url).unwrap().json().unwrap();
     assert_eq!(info["integration"], false);
     assert_eq!(info["url"], "http://jaeger.example.com");

@@ -41,7 +41,7 @@ pub use diag::{Diagnostic, Location, Severity};
 pub use load::{
     LoadError, Loaded, MAX_CONFIG_BYTES, MAX_EMBEDDED, load_bytes, load_file, load_str,
 };
-pub use render::{mode, redact_url, to_yaml};
+pub use render::{metrics_mode, mode, redact_url, to_yaml};
 pub use root::effective;
 pub use schema::{
     ApiToken, Auth, AuthConfig, AuthStrategy, AuthType, Config, DEFAULT_OIDC_SECRET_FILE,

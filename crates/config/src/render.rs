@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::schema::{Provider, TracingConfig};
+use crate::schema::{DEFAULT_PROMETHEUS_URL, PrometheusConfig, Provider, TracingConfig};
 
 /// A URL with any password in it replaced by `xxx` (`http://user:xxx@host/`).
 pub fn redact_url(raw: &str) -> String {
@@ -44,6 +44,47 @@ pub fn mode(tracing: &TracingConfig) -> String {
     let mut line = format!("native charts via {via} at {internal}");
     if !external.is_empty() {
         line.push_str(&format!("; \"View in Tracing\" links to {external}"));
+    }
+    line
+}
+
+/// One line that says where the console reads metrics (the metrics pages, the heatmaps'
+/// stats). Kiali's default `url` is a Prometheus inside the cluster: when it is left as it is,
+/// the line says so, and where a meshtrace store serves the same metrics — its query HTTP
+/// port, under `/prometheus` — in case the tracing backend is one.
+pub fn metrics_mode(prometheus: &PrometheusConfig, tracing: &TracingConfig) -> String {
+    if !prometheus.enabled {
+        return "metrics disabled (external_services.prometheus.enabled: false)".to_string();
+    }
+    let url = redact_url(&prometheus.url);
+    if prometheus.url != DEFAULT_PROMETHEUS_URL {
+        return format!("metrics from Prometheus at {url}");
+    }
+    let mut line = format!(
+        "metrics from Prometheus at {url}: Kiali's default, external_services.prometheus.url \
+         is not set"
+    );
+    if tracing.enabled && !tracing.internal_url.is_empty() {
+        let store = match url::Url::parse(&tracing.internal_url) {
+            // Jaeger HTTP: the store's query HTTP address itself.
+            Ok(u) if !tracing.use_grpc => {
+                format!(
+                    "{}/prometheus",
+                    redact_url(u.as_str()).trim_end_matches('/')
+                )
+            }
+            // Jaeger gRPC: the store's query HTTP port is another one (16686 by default).
+            Ok(u) => format!(
+                "{}://{}:16686/prometheus",
+                u.scheme(),
+                u.host_str().unwrap_or("localhost")
+            ),
+            Err(_) => "<the store's query HTTP address>/prometheus".to_string(),
+        };
+        line.push_str(&format!(
+            "; if the tracing backend is a meshtrace store, its metrics are at {store}: set \
+             the url to that"
+        ));
     }
     line
 }
@@ -131,5 +172,36 @@ mod tests {
         assert_eq!(redact_url("http://u:p4ss@h:1/x"), "http://u:xxx@h:1/x");
         assert_eq!(redact_url("http://h/x"), "http://h/x");
         assert_eq!(redact_url("/jaeger"), "/jaeger");
+    }
+
+    #[test]
+    fn the_metrics_line_says_where_metrics_come_from() {
+        let load = |yaml: &str| crate::load_str(yaml).unwrap().config;
+        let c = load("external_services:\n  prometheus:\n    url: http://u:pw@prom:9090\n");
+        assert_eq!(
+            metrics_mode(&c.prometheus, &c.tracing),
+            "metrics from Prometheus at http://u:xxx@prom:9090/"
+        );
+        let c = load("external_services:\n  prometheus:\n    enabled: false\n");
+        assert_eq!(
+            metrics_mode(&c.prometheus, &c.tracing),
+            "metrics disabled (external_services.prometheus.enabled: false)"
+        );
+        let c = load(
+            "external_services:\n  tracing:\n    enabled: true\n    internal_url: http://store:16686\n    use_grpc: false\n",
+        );
+        assert_eq!(
+            metrics_mode(&c.prometheus, &c.tracing),
+            "metrics from Prometheus at http://prometheus.istio-system:9090: Kiali's default, \
+             external_services.prometheus.url is not set; if the tracing backend is a meshtrace \
+             store, its metrics are at http://store:16686/prometheus: set the url to that"
+        );
+        let c = load(
+            "external_services:\n  tracing:\n    enabled: true\n    internal_url: http://store:16685\n",
+        );
+        assert!(
+            metrics_mode(&c.prometheus, &c.tracing)
+                .ends_with("its metrics are at http://store:16686/prometheus: set the url to that")
+        );
     }
 }

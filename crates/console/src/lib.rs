@@ -27,7 +27,9 @@ mod cache;
 mod check;
 mod destination;
 mod error;
+pub mod graph;
 mod inventory;
+mod metrics_api;
 mod ops;
 pub mod params;
 pub mod tracing_api;
@@ -96,6 +98,8 @@ pub struct Console {
     /// The client of `external_services.prometheus`, or why there is none.
     prometheus: Result<Arc<PrometheusClient>, String>,
     prometheus_status: ops::PrometheusStatusCache,
+    /// The metrics API's answers, kept as Kiali's `cache_*` keys say.
+    metrics_api: metrics_api::Caches,
     traces: ui::trace_cache::TraceCache,
     started: Instant,
     pub auth: auth::Auth,
@@ -115,6 +119,7 @@ impl Console {
         let prometheus = PrometheusClient::new(&config.prometheus, &options.prometheus)
             .map(Arc::new)
             .map_err(|e| e.to_string());
+        let metrics_api = metrics_api::Caches::new(&config.prometheus);
         Arc::new(Console {
             auth,
             config,
@@ -125,6 +130,7 @@ impl Console {
             version: ops::VersionCache::default(),
             prometheus,
             prometheus_status: ops::PrometheusStatusCache::default(),
+            metrics_api,
             traces: ui::trace_cache::new(),
             started: Instant::now(),
         })
@@ -163,7 +169,9 @@ impl Console {
         let api = Router::new()
             .merge(tracing_api::routes())
             .merge(inventory::routes())
+            .merge(graph::routes())
             .merge(ops::routes())
+            .merge(metrics_api::routes())
             .merge(ui::routes())
             .merge(auth::routes())
             .layer(axum::middleware::from_fn_with_state(

@@ -92,12 +92,17 @@ async fn a_user_logs_in_and_out_through_the_providers_pages_in_chromium() {
             .iter()
             .any(|c| c.name() == "kiali-token-nonce-Kubernetes")
     );
+    // The masthead names the user.
+    let user = client.find(Locator::Css("#masthead-user")).await.unwrap();
+    assert_eq!(user.text().await.unwrap(), "ivan@example.com");
     client.goto(&s.url("/api/auth/info")).await.unwrap();
     let info = client.source().await.unwrap();
     assert!(info.contains("\"username\":\"ivan@example.com\""), "{info}");
 
-    // Logging out: the provider asks, then sends the browser back, without a session.
-    client.goto(&s.url("/logout")).await.unwrap();
+    // Logging out from the masthead: the provider asks, then sends the browser back, without
+    // a session.
+    client.goto(&s.url("/console/services")).await.unwrap();
+    click(client, "#logout-link").await;
     let at = wait_for_path(client, "/session/end").await;
     assert!(at.starts_with(&s.provider.issuer), "{at}");
     click(client, "button[name=logout]").await;

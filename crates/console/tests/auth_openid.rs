@@ -346,12 +346,23 @@ async fn logout_clears_the_session_and_goes_to_the_providers_end_session() {
         browser.get(&s.url("/api/status")).await.status(),
         StatusCode::UNAUTHORIZED
     );
-    // The page route does the same for a browser: a redirect to the provider's end-session
-    // page, which offers to log out there too.
+    // The page route does the same for a browser: it asks, and its form (with the session's
+    // CSRF token) sends the browser on to the provider's end-session page, which offers to
+    // log out there too.
     log_in(&s, &mut browser, "dave", "/").await;
-    let logout = browser.get(&s.url("/logout")).await;
-    assert_eq!(logout.status(), StatusCode::FOUND);
-    let end = logout.headers()[LOCATION].to_str().unwrap().to_string();
+    let asks = browser.get(&s.url("/logout")).await.text().await.unwrap();
+    let token = asks
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no token in {asks}"))
+        .to_string();
+    let form = [("csrf_token", token.as_str())];
+    let logout = browser
+        .request(reqwest::Method::POST, &s.url("/logout"), Some(&form))
+        .await;
+    assert_eq!(logout.status(), StatusCode::OK);
+    let end = oidc::onward(&logout.text().await.unwrap());
     assert!(
         end.starts_with(&format!("{}/session/end?", s.provider.issuer)),
         "{end}"

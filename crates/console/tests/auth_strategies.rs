@@ -119,6 +119,48 @@ async fn header_trusts_only_the_proxy_behind_a_real_nginx() {
     );
     let (_, info) = get_json(&format!("http://127.0.0.1:{alice}/api/auth/info"), &[]).await;
     assert_eq!(info["sessionInfo"]["username"], "alice");
+    // The masthead names the user; the proxy owns the session, so no logout link.
+    let page = client
+        .get(format!("http://127.0.0.1:{alice}/console/services"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"id="masthead-user" title="signed in as">alice</span>"#),
+        "{page}"
+    );
+    assert!(!page.contains("logout-link"), "{page}");
+    // A state-changing request needs the CSRF token bound to the proxy's credential, which
+    // `/api/auth/info` hands out.
+    let info = client
+        .get(format!("http://127.0.0.1:{alice}/api/auth/info"))
+        .send()
+        .await
+        .unwrap();
+    let token = info.headers()["x-csrf-token"].to_str().unwrap().to_string();
+    let check = format!("http://127.0.0.1:{alice}/api/tracing/check");
+    for (presented, status) in [
+        (None, StatusCode::FORBIDDEN),
+        (Some("AAAA"), StatusCode::FORBIDDEN),
+        (Some(token.as_str()), StatusCode::BAD_REQUEST),
+    ] {
+        let mut request = client.post(&check).body("tracing: [unclosed");
+        if let Some(token) = presented {
+            request = request.header("x-csrf-token", token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), status, "{presented:?}");
+    }
+    // Another proxy credential (no impersonation) has another token.
+    let info = client
+        .get(format!("http://127.0.0.1:{plain}/api/auth/info"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(info.headers()["x-csrf-token"].to_str().unwrap(), token);
     // Kiali's GET /api/authenticate: a session cookie naming the user, with its expiry.
     let authenticate = client
         .get(format!("http://127.0.0.1:{alice}/api/authenticate"))

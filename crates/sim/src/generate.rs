@@ -12,8 +12,12 @@ use std::sync::Arc;
 
 use meshtrace_model::{KeyValue, Process, RefType, Span, SpanId, SpanRef, TraceId};
 
+use crate::report::{Endpoint, Proxy, Report, Reporter};
 use crate::rng::Rng;
-use crate::topology::{Mesh, Pod};
+use crate::topology::{Mesh, Pod, Protocol};
+
+mod ambient;
+mod tcp;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -36,11 +40,13 @@ impl Default for Options {
     }
 }
 
-/// The spans of one request, and whether it failed at its entry.
+/// The spans of one request, whether it failed at its entry, and what each proxy on its way
+/// counted of it (the simulated Istio metrics).
 #[derive(Debug)]
 pub struct Request {
     pub spans: Vec<Span>,
     pub failed: bool,
+    pub reports: Vec<Report>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -60,9 +66,21 @@ struct At {
     pod: usize,
 }
 
+impl At {
+    fn endpoint(self) -> Endpoint {
+        Endpoint {
+            service: self.service,
+            workload: self.workload,
+            pod: self.pod,
+        }
+    }
+}
+
 struct Hop {
     caller: At,
     callee: At,
+    /// A connection to a TCP service: counted, never traced, never faulted.
+    tcp: bool,
     path: String,
     self_latency_us: f64,
     fault: Fault,
@@ -143,6 +161,7 @@ impl Generator {
             trace_id,
             request_id,
             spans: Vec::new(),
+            reports: Vec::new(),
         };
         let (_, status) = self.render(&root, start_us, None, &mut render);
         // Children are rendered before their parents finish; report in start order, root first.
@@ -150,6 +169,7 @@ impl Generator {
         Request {
             spans: render.spans,
             failed: status >= 500,
+            reports: render.reports,
         }
     }
 
@@ -179,6 +199,7 @@ impl Generator {
         Hop {
             caller,
             callee,
+            tcp: self.mesh.topology.services[service].protocol == Protocol::Tcp,
             path: path.to_string(),
             self_latency_us,
             fault: Fault::None,
@@ -195,24 +216,34 @@ impl Generator {
         out: &mut Render,
     ) -> (u64, u16) {
         let network = 50 + self.rng.below(250) as u64;
+        if hop.tcp {
+            return self.render_tcp(hop, start, network, out);
+        }
         if self.options.ambient {
             return self.render_waypoint(hop, start + network, parent, out);
         }
         let client_id = self.span_id();
         if hop.fault == Fault::Unhealthy {
             let end = start + 200 + self.rng.below(800) as u64;
+            let size = self.response_size(503);
             let client = self.sidecar_span(
                 hop,
                 Side::Client,
                 client_id,
                 parent,
-                start,
-                end,
-                503,
-                "UH",
+                (start, end),
+                (503, "UH", size),
                 out,
             );
             out.spans.push(client);
+            // No upstream was reached: only the caller's proxy counts the request.
+            out.reports.push(report(
+                hop,
+                Reporter::Source,
+                false,
+                end - start,
+                (503, "UH", size),
+            ));
             return (end, 503);
         }
         let server_id = self.span_id();
@@ -229,30 +260,42 @@ impl Generator {
         }
         let server_end = cursor + half;
         let client_end = server_end + network;
+        let client_size = self.response_size(status);
         let client = self.sidecar_span(
             hop,
             Side::Client,
             client_id,
             parent,
-            start,
-            client_end,
-            status,
-            "-",
+            (start, client_end),
+            (status, "-", client_size),
             out,
         );
+        let server_size = self.response_size(status);
         let server = self.sidecar_span(
             hop,
             Side::Server,
             server_id,
             Some(client_id),
-            server_start,
-            server_end,
-            status,
-            "-",
+            (server_start, server_end),
+            (status, "-", server_size),
             out,
         );
         out.spans.push(client);
         out.spans.push(server);
+        out.reports.push(report(
+            hop,
+            Reporter::Source,
+            true,
+            client_end - start,
+            (status, "-", client_size),
+        ));
+        out.reports.push(report(
+            hop,
+            Reporter::Destination,
+            true,
+            server_end - server_start,
+            (status, "-", server_size),
+        ));
         (client_end, status)
     }
 
@@ -274,114 +317,8 @@ impl Generator {
         failed
     }
 
-    fn render_waypoint(
-        &mut self,
-        hop: &Hop,
-        start: u64,
-        parent: Option<SpanId>,
-        out: &mut Render,
-    ) -> (u64, u16) {
-        let id = self.span_id();
-        let (mut status, flags) = match hop.fault {
-            Fault::Unhealthy => (503, "UH"),
-            Fault::ServerError => (500, "-"),
-            Fault::None => (200, "-"),
-        };
-        let half = (hop.self_latency_us / 2.0) as u64;
-        let mut cursor = start + half;
-        if hop.fault == Fault::None && self.render_calls(hop, &mut cursor, id, out) {
-            status = 500;
-        }
-        let end = cursor + half;
-        let callee = &self.mesh.topology.services[hop.callee.service];
-        let caller_workload = self.workload_name(hop.caller);
-        let caller_service = &self.mesh.topology.services[hop.caller.service];
-        let caller_ns = caller_service.namespace.clone();
-        // Waypoints name both ends' canonical service and revision, as the metrics label them.
-        let caller_canonical = (
-            caller_service.name.clone(),
-            self.mesh.workloads[hop.caller.service][hop.caller.workload]
-                .version
-                .clone(),
-        );
-        let callee_canonical = (
-            callee.name.clone(),
-            self.mesh.workloads[hop.callee.service][hop.callee.workload]
-                .version
-                .clone(),
-        );
-        let (callee_name, callee_ns, port) =
-            (callee.name.clone(), callee.namespace.clone(), callee.port);
-        let waypoint = self.waypoint(&callee_ns);
-        let fqdn = format!("{callee_name}.{callee_ns}.svc.cluster.local");
-        let mut tags = vec![
-            KeyValue::string(
-                "node_id",
-                format!(
-                    "waypoint~{}~{}.{callee_ns}~{callee_ns}.svc.cluster.local",
-                    waypoint.ip, waypoint.name
-                ),
-            ),
-            KeyValue::string("istio.cluster_id", waypoint.cluster.clone()),
-            KeyValue::string("istio.mesh_id", self.mesh.topology.mesh_id.clone()),
-            KeyValue::string("istio.namespace", callee_ns.clone()),
-            KeyValue::string("istio.canonical_service", "waypoint"),
-            KeyValue::string("istio.canonical_revision", "latest"),
-            KeyValue::string("istio.source_workload", caller_workload),
-            KeyValue::string("istio.source_namespace", caller_ns),
-            KeyValue::string("istio.destination_workload", self.workload_name(hop.callee)),
-            KeyValue::string("istio.destination_namespace", callee_ns.clone()),
-            KeyValue::string("istio.source_canonical_service", caller_canonical.0),
-            KeyValue::string("istio.source_canonical_revision", caller_canonical.1),
-            KeyValue::string("istio.destination_canonical_service", callee_canonical.0),
-            KeyValue::string("istio.destination_canonical_revision", callee_canonical.1),
-            KeyValue::string("component", "proxy"),
-            KeyValue::string(
-                "upstream_cluster",
-                format!("inbound-vip|{port}|http|{fqdn}"),
-            ),
-            KeyValue::string(
-                "upstream_cluster.name",
-                format!("inbound-vip|{port}|http|{fqdn}"),
-            ),
-            KeyValue::string("downstream_cluster", "-"),
-            KeyValue::string("http.method", "GET"),
-            KeyValue::string(
-                "http.url",
-                format!("http://{callee_name}:{port}{}", hop.path),
-            ),
-            KeyValue::string("http.protocol", "HTTP/1.1"),
-            KeyValue::string("http.status_code", status.to_string()),
-            KeyValue::string("response_flags", flags),
-            KeyValue::string("response_size", self.response_size(status)),
-            KeyValue::string("request_size", "0"),
-            KeyValue::string("user_agent", USER_AGENT),
-            KeyValue::string("guid:x-request-id", out.request_id.clone()),
-            KeyValue::string("span.kind", "server"),
-        ];
-        if status >= 500 {
-            tags.push(KeyValue::string("error", "true"));
-        }
-        let span = Span {
-            trace_id: out.trace_id,
-            span_id: id,
-            operation_name: format!("{fqdn}:{port}/*"),
-            references: parent
-                .map(|p| child_of(out.trace_id, p))
-                .into_iter()
-                .collect(),
-            flags: 1,
-            start_time: start,
-            duration: end - start,
-            tags,
-            logs: Vec::new(),
-            process: self.process(&format!("waypoint.{callee_ns}")),
-            warnings: Vec::new(),
-        };
-        out.spans.push(span);
-        (end, status)
-    }
-
+    /// One sidecar's span of a hop, over `(start, end)`, answering `(status, flags, response
+    /// body size)`.
     #[allow(clippy::too_many_arguments)]
     fn sidecar_span(
         &mut self,
@@ -389,13 +326,10 @@ impl Generator {
         side: Side,
         id: SpanId,
         parent: Option<SpanId>,
-        start: u64,
-        end: u64,
-        status: u16,
-        flags: &str,
+        (start, end): (u64, u64),
+        (status, flags, response_size): (u16, &str, u64),
         out: &Render,
     ) -> Span {
-        let response_size = self.response_size(status);
         let topology = &self.mesh.topology;
         let callee = &topology.services[hop.callee.service];
         let caller_is_gateway = topology.services[hop.caller.service].gateway;
@@ -448,7 +382,7 @@ impl Generator {
             KeyValue::string("http.protocol", "HTTP/1.1"),
             KeyValue::string("http.status_code", status.to_string()),
             KeyValue::string("response_flags", flags),
-            KeyValue::string("response_size", response_size),
+            KeyValue::string("response_size", response_size.to_string()),
             KeyValue::string("request_size", "0"),
             KeyValue::string("peer.address", peer),
             KeyValue::string("net.host.ip", pod.ip.clone()),
@@ -479,11 +413,13 @@ impl Generator {
         }
     }
 
-    fn response_size(&mut self, status: u16) -> String {
+    /// The response body size in bytes: Envoy's own `no healthy upstream` text for a 503, an
+    /// empty body for a 500.
+    fn response_size(&mut self, status: u16) -> u64 {
         match status {
-            503 => "19".to_string(),
-            500 => "0".to_string(),
-            _ => (40 + self.rng.below(5000)).to_string(),
+            503 => 19,
+            500 => 0,
+            _ => 40 + self.rng.below(5000) as u64,
         }
     }
 
@@ -497,23 +433,6 @@ impl Generator {
                 service.name, self.mesh.workloads[at.service][at.workload].version
             )
         }
-    }
-
-    fn waypoint(&mut self, namespace: &str) -> Pod {
-        if let Some(pod) = self.waypoints.get(namespace) {
-            return pod.clone();
-        }
-        let pod = Pod {
-            name: format!(
-                "waypoint-{:x}-{}",
-                0x0005_b7c7_54cc_u64 + self.waypoints.len() as u64,
-                self.rng.name_suffix(5)
-            ),
-            ip: format!("10.244.9.{}", 10 + self.waypoints.len()),
-            cluster: "Kubernetes".to_string(),
-        };
-        self.waypoints.insert(namespace.to_string(), pod.clone());
-        pod
     }
 
     fn process(&mut self, service_name: &str) -> Arc<Process> {
@@ -554,6 +473,36 @@ struct Render {
     trace_id: TraceId,
     request_id: String,
     spans: Vec<Span>,
+    reports: Vec<Report>,
+}
+
+/// What a sidecar (`reporter` source or destination) counted of a hop; `reached` says whether
+/// the callee's pod served it.
+fn report(
+    hop: &Hop,
+    reporter: Reporter,
+    reached: bool,
+    duration_us: u64,
+    (status, flags, response_bytes): (u16, &'static str, u64),
+) -> Report {
+    let proxy = match reporter {
+        Reporter::Destination => hop.callee,
+        _ => hop.caller,
+    };
+    Report {
+        protocol: Protocol::Http,
+        reporter,
+        proxy: Proxy::Sidecar(proxy.endpoint()),
+        source: hop.caller.endpoint(),
+        destination: reached.then(|| hop.callee.endpoint()),
+        service: hop.callee.service,
+        status,
+        flags,
+        duration_us,
+        // The simulated requests are GETs without a body, as the spans' `request_size` says.
+        request_bytes: 0,
+        response_bytes,
+    }
 }
 
 fn child_of(trace_id: TraceId, parent: SpanId) -> SpanRef {
@@ -564,19 +513,24 @@ fn child_of(trace_id: TraceId, parent: SpanId) -> SpanRef {
     }
 }
 
+/// Counts the HTTP hops (the ones faults and slowness are placed on).
 fn count(hop: &Hop, total: &mut usize) {
-    *total += 1;
+    if !hop.tcp {
+        *total += 1;
+    }
     for child in &hop.children {
         count(child, total);
     }
 }
 
-/// Applies `change` to the hop at `target` in depth-first order.
+/// Applies `change` to the HTTP hop at `target` in depth-first order.
 fn with_hop(hop: &mut Hop, target: usize, index: &mut usize, change: &mut dyn FnMut(&mut Hop)) {
-    if *index == target {
-        change(hop);
+    if !hop.tcp {
+        if *index == target {
+            change(hop);
+        }
+        *index += 1;
     }
-    *index += 1;
     for child in &mut hop.children {
         with_hop(child, target, index, change);
     }

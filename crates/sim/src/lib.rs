@@ -6,6 +6,8 @@
 
 pub mod export;
 pub mod generate;
+pub mod metrics;
+pub mod report;
 pub mod rng;
 pub mod run;
 pub mod topology;

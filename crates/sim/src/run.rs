@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::export::{Exporter, Target};
 use crate::generate::Generator;
+use crate::metrics::IstioMetrics;
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -27,6 +28,8 @@ pub struct RunOptions {
     pub flush_every: Duration,
     /// Batches in flight at once.
     pub senders: usize,
+    /// Count every request in these Istio metrics, as the proxies that report its spans would.
+    pub metrics: Option<Arc<IstioMetrics>>,
 }
 
 impl Default for RunOptions {
@@ -38,6 +41,7 @@ impl Default for RunOptions {
             batch_size: 512,
             flush_every: Duration::from_millis(200),
             senders: 2,
+            metrics: None,
         }
     }
 }
@@ -118,6 +122,9 @@ pub async fn run(
             stats.requests.fetch_add(1, Ordering::Relaxed);
             if request.failed {
                 stats.failed_requests.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Some(metrics) = &options.metrics {
+                metrics.record(&request.reports);
             }
             buffer.extend(request.spans);
             if buffer.len() >= options.batch_size {

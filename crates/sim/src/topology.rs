@@ -34,10 +34,24 @@ pub struct ServiceDef {
     /// An Istio gateway (its proxy is a `router`, and it only calls out).
     #[serde(default)]
     pub gateway: bool,
+    /// `http` (the default) or `tcp`: a TCP service (a database) is reached over plain
+    /// connections, which Envoy's TCP proxy counts in the `istio_tcp_*` metrics but does not
+    /// trace, and it calls nothing.
+    #[serde(default)]
+    pub protocol: Protocol,
     pub versions: Vec<VersionDef>,
     /// Calls made, in order, for every request this service serves.
     #[serde(default)]
     pub calls: Vec<Call>,
+}
+
+/// How a service is called.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Http,
+    Tcp,
 }
 
 fn default_port() -> u16 {
@@ -99,13 +113,35 @@ pub enum TopologyError {
     Invalid { path: String, message: String },
 }
 
+/// The largest topology file read.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+/// The most services a topology has.
+pub const MAX_SERVICES: usize = 200;
+/// The most versions (workloads) a service has.
+pub const MAX_VERSIONS: usize = 20;
+/// The most calls a service makes, and the most entries.
+pub const MAX_CALLS: usize = 50;
+/// The most hops one request may take through the mesh (calls fan out at every level).
+pub const MAX_HOPS: usize = 1000;
+
 impl Topology {
     pub fn from_file(path: &std::path::Path) -> Result<Topology, TopologyError> {
+        use std::io::Read as _;
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| TopologyError::Read {
+        let read_error = |source| TopologyError::Read {
             path: shown.clone(),
             source,
-        })?;
+        };
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text))
+            .map_err(read_error)?;
+        if text.len() as u64 > MAX_FILE_BYTES {
+            return Err(TopologyError::Invalid {
+                path: shown,
+                message: format!("the file is over {MAX_FILE_BYTES} bytes"),
+            });
+        }
         let topology: Topology =
             serde_json::from_str(&text).map_err(|e| TopologyError::Invalid {
                 path: shown.clone(),
@@ -118,15 +154,50 @@ impl Topology {
         Ok(topology)
     }
 
-    /// Every call names a known service, every service has a version, and calls do not loop.
+    /// Every call names a known service, every service has a version, calls do not loop, and
+    /// the mesh stays within the bounds above.
     pub fn check(&self) -> Result<(), String> {
         let find = |name: &str| self.services.iter().position(|s| s.name == name);
         if self.entries.is_empty() {
             return Err("no entries: nothing would ever send a request".into());
         }
+        if self.services.len() > MAX_SERVICES {
+            return Err(format!(
+                "{} services; the limit is {MAX_SERVICES}",
+                self.services.len()
+            ));
+        }
+        if self.entries.len() > MAX_CALLS {
+            return Err(format!(
+                "{} entries; the limit is {MAX_CALLS}",
+                self.entries.len()
+            ));
+        }
+        for service in &self.services {
+            if service.versions.len() > MAX_VERSIONS {
+                return Err(format!(
+                    "service `{}` has {} versions; the limit is {MAX_VERSIONS}",
+                    service.name,
+                    service.versions.len()
+                ));
+            }
+            if service.calls.len() > MAX_CALLS {
+                return Err(format!(
+                    "service `{}` makes {} calls; the limit is {MAX_CALLS}",
+                    service.name,
+                    service.calls.len()
+                ));
+            }
+        }
         for service in &self.services {
             if service.versions.is_empty() {
                 return Err(format!("service `{}` has no versions", service.name));
+            }
+            if service.protocol == Protocol::Tcp && !service.calls.is_empty() {
+                return Err(format!(
+                    "service `{}` is a TCP service: it makes no calls",
+                    service.name
+                ));
             }
             for call in &service.calls {
                 find(&call.service).ok_or_else(|| {
@@ -171,6 +242,46 @@ impl Topology {
         for index in 0..self.services.len() {
             visit(self, index, &mut Vec::new())?;
         }
+        // Without loops, the hops under each service are its calls and theirs; counted from the
+        // leaves up, saturating, so a fan-out at every level is caught before it is walked.
+        let mut hops: Vec<Option<usize>> = vec![None; self.services.len()];
+        fn hops_under(topology: &Topology, index: usize, memo: &mut Vec<Option<usize>>) -> usize {
+            if let Some(Some(known)) = memo.get(index) {
+                return *known;
+            }
+            let mut total = 0usize;
+            for call in topology
+                .services
+                .get(index)
+                .map_or(&[][..], |s| &s.calls[..])
+            {
+                if let Some(next) = topology
+                    .services
+                    .iter()
+                    .position(|s| s.name == call.service)
+                {
+                    total = total
+                        .saturating_add(1)
+                        .saturating_add(hops_under(topology, next, memo));
+                }
+            }
+            if let Some(slot) = memo.get_mut(index) {
+                *slot = Some(total);
+            }
+            total
+        }
+        for entry in &self.entries {
+            let Some(callee) = find(&entry.call.service) else {
+                continue;
+            };
+            let per_request = hops_under(self, callee, &mut hops).saturating_add(1);
+            if per_request > MAX_HOPS {
+                return Err(format!(
+                    "a request from `{}` would take {per_request} hops; the limit is {MAX_HOPS}",
+                    entry.from
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -192,6 +303,7 @@ impl Topology {
                 namespace: namespace.into(),
                 port: 9080,
                 gateway: false,
+                protocol: Protocol::Http,
                 versions,
                 calls,
             };
@@ -376,57 +488,4 @@ impl Mesh {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bookinfo_is_valid_and_lays_out_kubernetes_names() {
-        let topology = Topology::bookinfo();
-        topology.check().unwrap();
-        let mesh = Mesh::new(topology, 1, 1);
-        let reviews = &mesh.workloads[mesh.service_index("reviews")];
-        assert_eq!(reviews.len(), 3);
-        let pod = &reviews[1].pods[0].name;
-        assert!(pod.starts_with("reviews-v2-"), "{pod}");
-        let parts: Vec<&str> = pod.rsplitn(3, '-').collect();
-        assert_eq!(parts[0].len(), 5);
-        assert_eq!(parts[1].len(), 9);
-        assert_eq!(reviews[2].pods.len(), 3);
-        let gateway = &mesh.workloads[0][0].pods[0].name;
-        assert!(gateway.starts_with("istio-ingressgateway-"));
-    }
-
-    #[test]
-    fn loops_and_unknown_services_are_refused() {
-        let mut topology = Topology::bookinfo();
-        topology.services[4].calls.push(Call {
-            service: "productpage".into(),
-            path: "/".into(),
-        });
-        assert!(topology.check().unwrap_err().contains("loop"));
-        let mut topology = Topology::bookinfo();
-        topology.services[2].calls.push(Call {
-            service: "nowhere".into(),
-            path: "/".into(),
-        });
-        assert_eq!(
-            topology.check().unwrap_err(),
-            "`details` calls unknown service `nowhere`"
-        );
-    }
-
-    #[test]
-    fn clusters_spread_workloads() {
-        let mesh = Mesh::new(Topology::bookinfo(), 1, 2);
-        let clusters: std::collections::BTreeSet<&str> = mesh
-            .workloads
-            .iter()
-            .flatten()
-            .flat_map(|w| w.pods.iter().map(|p| p.cluster.as_str()))
-            .collect();
-        assert_eq!(
-            clusters.into_iter().collect::<Vec<_>>(),
-            ["cluster-1", "cluster-2"]
-        );
-    }
-}
+mod tests;

@@ -2,12 +2,13 @@
 //! with one fsync, and answers them all. Concurrent ingest requests then share the cost of
 //! syncing the journal instead of queueing for a sync each.
 
+use std::collections::HashSet;
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::StoreError;
-use crate::kv::{Kv, Op};
+use crate::kv::{Kv, Op, Table};
 
 /// The most operations one group carries (a bound on the memory a group holds).
 const MAX_GROUP_OPS: usize = 20_000;
@@ -98,13 +99,94 @@ fn write_groups(kv: Arc<dyn Kv>, queue: Receiver<Job>) {
         }
         let mut ops = Vec::with_capacity(size);
         let mut waiting = Vec::with_capacity(jobs.len());
+        let several = jobs.len() > 1;
         for job in jobs {
             ops.extend(job.ops);
             waiting.push(job.done);
         }
+        // One job writes each key once; several may rewrite the same cells.
+        let ops = if several { coalesce(ops) } else { ops };
         let result = kv.write(ops).map_err(|e| e.to_string());
         for done in waiting {
             let _ = done.send(result.clone());
         }
+    }
+}
+
+/// Tables whose keys many batches rewrite: the derived metrics' cells (each batch writes the
+/// cells it changed, whole), and the services' and operations' last-seen times.
+fn rewritten(table: Table) -> Option<usize> {
+    match table {
+        Table::MetricCells => Some(0),
+        Table::Services => Some(1),
+        Table::Operations => Some(2),
+        _ => None,
+    }
+}
+
+/// One group is one atomic engine batch, so of the writes of one key of a rewritten table only
+/// the last counts (the engine keeps the last of equal keys in a batch too): the earlier ones
+/// are dropped before they cost journal bytes and memtable inserts. The state after the group
+/// is the same.
+fn coalesce(ops: Vec<Op>) -> Vec<Op> {
+    let keep: Vec<bool> = {
+        let mut seen: HashSet<(usize, &[u8])> = HashSet::new();
+        let mut keep = vec![true; ops.len()];
+        for (op, keep) in ops.iter().zip(keep.iter_mut()).rev() {
+            let (table, key) = match op {
+                Op::Put(table, key, _) | Op::Delete(table, key) => (*table, key.as_slice()),
+            };
+            if let Some(t) = rewritten(table) {
+                *keep = seen.insert((t, key));
+            }
+        }
+        keep
+    };
+    if keep.iter().all(|k| *k) {
+        return ops;
+    }
+    ops.into_iter()
+        .zip(keep)
+        .filter_map(|(op, keep)| keep.then_some(op))
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn put(table: Table, key: &[u8], value: &[u8]) -> Op {
+        Op::Put(table, key.to_vec(), value.to_vec())
+    }
+
+    #[test]
+    fn only_the_last_write_of_a_rewritten_key_is_kept() {
+        let ops = vec![
+            put(Table::MetricCells, b"a", b"1"),
+            put(Table::Spans, b"a", b"span"),
+            put(Table::MetricCells, b"b", b"1"),
+            put(Table::MetricCells, b"a", b"2"),
+            put(Table::Spans, b"a", b"span again"),
+            Op::Delete(Table::MetricCells, b"b".to_vec()),
+            put(Table::Services, b"s", b"9"),
+        ];
+        let kept: Vec<(Table, Vec<u8>, Option<Vec<u8>>)> = coalesce(ops)
+            .into_iter()
+            .map(|op| match op {
+                Op::Put(t, k, v) => (t, k, Some(v)),
+                Op::Delete(t, k) => (t, k, None),
+            })
+            .collect();
+        assert_eq!(
+            kept,
+            vec![
+                (Table::Spans, b"a".to_vec(), Some(b"span".to_vec())),
+                (Table::MetricCells, b"a".to_vec(), Some(b"2".to_vec())),
+                (Table::Spans, b"a".to_vec(), Some(b"span again".to_vec())),
+                (Table::MetricCells, b"b".to_vec(), None),
+                (Table::Services, b"s".to_vec(), Some(b"9".to_vec())),
+            ]
+        );
     }
 }

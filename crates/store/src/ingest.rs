@@ -38,6 +38,7 @@ use crate::Store;
 use crate::error::ErrorCode;
 use crate::raw_codec::ServerCodec;
 use crate::request::{blocking, media_type};
+use crate::stats::{BatchRefusal, Protocol};
 
 /// How many rejected spans a message lists before it says "and N more".
 const LISTED_REJECTIONS: usize = 5;
@@ -101,12 +102,23 @@ pub enum IngestError {
 impl Ingest {
     async fn store_spans(
         &self,
+        protocol: Protocol,
         spans: Vec<Span>,
         rejected: Vec<Rejection>,
     ) -> Result<Outcome, IngestError> {
         let accepted = spans.len();
+        let stats = self.store.stats();
+        stats.batch_decoded(
+            protocol,
+            accepted.saturating_add(rejected.len()),
+            rejected.len(),
+        );
         if accepted > 0 {
-            blocking(&self.store, move |s| s.write(&spans)).await?;
+            let written = blocking(&self.store, move |s| s.write(&spans)).await;
+            self.store
+                .stats()
+                .batch_written(protocol, accepted, written.is_ok());
+            written?;
         }
         if let Some(first) = rejected.first() {
             tracing::warn!(accepted, rejected = rejected.len(), first = %first.reason, "spans rejected");
@@ -114,14 +126,33 @@ impl Ingest {
         Ok(Outcome { accepted, rejected })
     }
 
-    pub async fn otlp(&self, request: ExportTraceServiceRequest) -> Result<Outcome, IngestError> {
+    pub async fn otlp(
+        &self,
+        protocol: Protocol,
+        request: ExportTraceServiceRequest,
+    ) -> Result<Outcome, IngestError> {
         let converted = spans_from_otlp(&request.resource_spans);
-        self.store_spans(converted.spans, converted.rejected).await
+        self.store_spans(protocol, converted.spans, converted.rejected)
+            .await
     }
 
     pub async fn zipkin(&self, batch: Vec<ZipkinSpan>) -> Result<Outcome, IngestError> {
         let (spans, rejected) = spans_from_zipkin(&batch);
-        self.store_spans(spans, rejected).await
+        self.store_spans(Protocol::Zipkin, spans, rejected).await
+    }
+
+    /// Counts a batch refused whole before its spans were looked at, and hands the error back.
+    /// (A failed write is counted where it happens, in `store_spans`.)
+    fn refused(&self, protocol: Protocol, error: IngestError) -> IngestError {
+        if let Some(reason) = error.refusal() {
+            self.store.stats().batch_refused(protocol, reason);
+        }
+        error
+    }
+
+    /// Counts the bytes of a body that was read.
+    fn received(&self, protocol: Protocol, bytes: &Bytes) {
+        self.store.stats().body(protocol, bytes.len());
     }
 }
 
@@ -156,6 +187,18 @@ impl IngestError {
             IngestError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             IngestError::TooLarge(_) => ErrorCode::TooLarge,
             IngestError::Storage(_) => ErrorCode::Unavailable,
+        }
+    }
+
+    /// What `/metrics` counts a batch refused with this error under; None for the errors
+    /// counted where they happen (a failed write, spans of a batch refused one by one).
+    fn refusal(&self) -> Option<BatchRefusal> {
+        match self {
+            IngestError::Undecodable(_) => Some(BatchRefusal::Undecodable),
+            IngestError::UnsupportedMediaType(_) => Some(BatchRefusal::UnsupportedMediaType),
+            IngestError::TooLarge(_) => Some(BatchRefusal::TooLarge),
+            IngestError::Unreadable(_) => Some(BatchRefusal::Unreadable),
+            IngestError::Rejected(_) | IngestError::Storage(_) => None,
         }
     }
 }
@@ -308,13 +351,14 @@ async fn otlp_http(State(ingest): State<Ingest>, headers: HeaderMap, body: Body)
             let error = IngestError::UnsupportedMediaType(format!(
                 "{found}: OTLP/HTTP takes application/x-protobuf or application/json"
             ));
-            return otlp_error(error, Format::Json);
+            return otlp_error(ingest.refused(Protocol::OtlpHttp, error), Format::Json);
         }
     };
     let bytes = match read_body(body, &headers, ingest.max_body).await {
         Ok(bytes) => bytes,
-        Err(error) => return otlp_error(error, format),
+        Err(error) => return otlp_error(ingest.refused(Protocol::OtlpHttp, error), format),
     };
+    ingest.received(Protocol::OtlpHttp, &bytes);
     let request = match format {
         Format::Protobuf => ExportTraceServiceRequest::decode(bytes).map_err(|e| {
             IngestError::Undecodable(format!(
@@ -325,8 +369,8 @@ async fn otlp_http(State(ingest): State<Ingest>, headers: HeaderMap, body: Body)
             .map_err(|e| IngestError::Undecodable(format!("the body is not valid OTLP JSON: {e}"))),
     };
     let outcome = match request {
-        Ok(request) => ingest.otlp(request).await,
-        Err(error) => Err(error),
+        Ok(request) => ingest.otlp(Protocol::OtlpHttp, request).await,
+        Err(error) => Err(ingest.refused(Protocol::OtlpHttp, error)),
     };
     match outcome {
         Ok(outcome) => encode_reply(StatusCode::OK, &export_response(&outcome), format),
@@ -347,27 +391,29 @@ async fn zipkin_http(State(ingest): State<Ingest>, headers: HeaderMap, body: Bod
     // Zipkin's collector answers in plain text.
     let plain =
         |error: IngestError| (error.code().http_status(), error.to_string() + "\n").into_response();
+    let refused = |error: IngestError| plain(ingest.refused(Protocol::Zipkin, error));
     match media_type(&headers).as_str() {
         "application/json" | "" => {}
         "application/x-protobuf" => {
-            return plain(IngestError::UnsupportedMediaType(
+            return refused(IngestError::UnsupportedMediaType(
                 "Zipkin protobuf is not supported: send Zipkin v2 JSON (application/json)".into(),
             ));
         }
         other => {
-            return plain(IngestError::UnsupportedMediaType(format!(
+            return refused(IngestError::UnsupportedMediaType(format!(
                 "Content-Type `{other}`: Zipkin v2 ingest takes application/json"
             )));
         }
     }
     let bytes = match read_body(body, &headers, ingest.max_body).await {
         Ok(bytes) => bytes,
-        Err(error) => return plain(error),
+        Err(error) => return refused(error),
     };
+    ingest.received(Protocol::Zipkin, &bytes);
     let batch: Vec<ZipkinSpan> = match serde_json::from_slice(&bytes) {
         Ok(batch) => batch,
         Err(e) => {
-            return plain(IngestError::Undecodable(format!(
+            return refused(IngestError::Undecodable(format!(
                 "the body is not a valid Zipkin v2 JSON list of spans: {e}"
             )));
         }
@@ -401,11 +447,15 @@ impl OtlpGrpc {
     }
 
     async fn export(&self, raw: Bytes) -> Result<ExportTraceServiceResponse, tonic::Status> {
+        self.ingest.received(Protocol::OtlpGrpc, &raw);
         let outcome = match ExportTraceServiceRequest::decode(raw) {
-            Ok(request) => self.ingest.otlp(request).await,
-            Err(e) => Err(IngestError::Undecodable(format!(
-                "the message is not a valid OTLP ExportTraceServiceRequest: {e}"
-            ))),
+            Ok(request) => self.ingest.otlp(Protocol::OtlpGrpc, request).await,
+            Err(e) => Err(self.ingest.refused(
+                Protocol::OtlpGrpc,
+                IngestError::Undecodable(format!(
+                    "the message is not a valid OTLP ExportTraceServiceRequest: {e}"
+                )),
+            )),
         };
         outcome
             .map(|outcome| export_response(&outcome))
@@ -445,8 +495,9 @@ where
             let mut grpc = tonic::server::Grpc::new(ServerCodec::default())
                 .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
                 .apply_max_message_size_config(Some(max), None);
+            let ingest = this.ingest.clone();
             let response = grpc.unary(ExportMethod(this), request).await;
-            Ok(too_large_as_ours(response, max))
+            Ok(too_large_as_ours(response, max, &ingest))
         })
     }
 }
@@ -458,6 +509,7 @@ where
 fn too_large_as_ours(
     response: axum::http::Response<tonic::body::Body>,
     max: usize,
+    ingest: &Ingest,
 ) -> axum::http::Response<tonic::body::Body> {
     let code = response
         .headers()
@@ -467,7 +519,7 @@ fn too_large_as_ours(
         .map(tonic::Code::from_i32);
     match code {
         Some(tonic::Code::OutOfRange | tonic::Code::ResourceExhausted) => {
-            let error = IngestError::TooLarge(max);
+            let error = ingest.refused(Protocol::OtlpGrpc, IngestError::TooLarge(max));
             error.code().status(error.to_string()).into_http()
         }
         _ => response,

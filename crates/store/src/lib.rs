@@ -36,6 +36,7 @@ mod query;
 pub mod raw_codec;
 mod request;
 pub mod server;
+mod stats;
 mod transform;
 
 pub use damage::DamageKind;

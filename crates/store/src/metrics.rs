@@ -1,6 +1,8 @@
-//! `GET /metrics` on the query HTTP port: the store's own health in OpenMetrics text — the
-//! dictionary's size against its bound, damaged data met while serving, and what the last
-//! open found of the journal. Values are read from the store at each scrape.
+//! `GET /metrics` on the query HTTP port: the store's own health in OpenMetrics text — spans
+//! and bytes in by protocol, refusals by reason, batch sizes, write and query latency
+//! (`stats.rs` gathers them), disk use by table, retention passes, the dictionary's size
+//! against its bound, damaged data met while serving, what the last open found of the journal,
+//! and the derived series. Values are read from the store at each scrape.
 
 #![deny(
     clippy::unwrap_used,
@@ -16,7 +18,10 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
@@ -25,6 +30,7 @@ use prometheus_client::registry::Registry;
 use crate::Store;
 use crate::damage::DamageKind;
 use crate::error::ErrorCode;
+use crate::stats::{HistogramSnapshot, ProtocolSnapshot};
 
 pub fn routes() -> Router<Arc<Store>> {
     Router::new().route("/metrics", get(metrics))
@@ -79,10 +85,146 @@ pub fn registry(store: &Store) -> Registry {
         "Bytes the store uses on disk",
         gauge(store.disk_bytes()),
     );
+    let tables = Family::<[(&'static str, &'static str); 1], Gauge>::default();
+    for (table, bytes) in store.table_bytes() {
+        tables
+            .get_or_create(&[("table", table)])
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+    registry.register(
+        "meshtrace_store_table_disk_bytes",
+        "Bytes each table of the engine uses on disk (its written-out segments; none in memory)",
+        tables,
+    );
+    register_ingest(&mut registry, store);
     if let Some(derive) = store.derivation() {
         register_derivation(&mut registry, &derive.stats());
     }
     registry
+}
+
+/// Ingest, writes, retention and queries (`stats.rs`).
+fn register_ingest(registry: &mut Registry, store: &Store) {
+    let stats = store.stats();
+    let protocols = stats.protocols();
+    let per_protocol = |value: fn(&ProtocolSnapshot) -> u64| {
+        let family = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        for p in &protocols {
+            family
+                .get_or_create(&[("protocol", p.protocol.label())])
+                .inc_by(value(p));
+        }
+        family
+    };
+    registry.register(
+        "meshtrace_store_spans_received",
+        "Spans in the batches decoded, by protocol (stored or not)",
+        per_protocol(|p| p.received),
+    );
+    registry.register(
+        "meshtrace_store_spans_stored",
+        "Spans written durably, by protocol",
+        per_protocol(|p| p.stored),
+    );
+    registry.register(
+        "meshtrace_store_received_bytes",
+        "Bytes of the request bodies read (after inflating gzip), by protocol",
+        per_protocol(|p| p.bytes),
+    );
+    let spans = Family::<[(&'static str, &'static str); 2], Counter>::default();
+    let batches = Family::<[(&'static str, &'static str); 2], Counter>::default();
+    for p in &protocols {
+        for (reason, n) in &p.rejected_spans {
+            spans
+                .get_or_create(&[("protocol", p.protocol.label()), ("reason", reason.label())])
+                .inc_by(*n);
+        }
+        for (reason, n) in &p.rejected_batches {
+            batches
+                .get_or_create(&[("protocol", p.protocol.label()), ("reason", reason.label())])
+                .inc_by(*n);
+        }
+    }
+    registry.register(
+        "meshtrace_store_spans_rejected",
+        "Spans of decoded batches not stored, by protocol and reason (invalid_span: refused alone, the rest of its batch stored; storage_failure: its batch's write failed)",
+        spans,
+    );
+    registry.register(
+        "meshtrace_store_batches_rejected",
+        "Batches refused whole, by protocol and reason (undecodable, too_large, unsupported_media_type, unreadable, storage_failure)",
+        batches,
+    );
+    registry.register_collector(Box::new(Histograms {
+        batch_spans: protocols
+            .iter()
+            .map(|p| (p.protocol.label(), p.batch_spans.clone()))
+            .collect(),
+        write_seconds: stats.write_seconds(),
+    }));
+    let retention = stats.retention();
+    registry.register(
+        "meshtrace_store_retention_passes",
+        "Retention passes run (failed ones included)",
+        ConstCounter::new(retention.passes),
+    );
+    registry.register(
+        "meshtrace_store_retention_failures",
+        "Retention passes that failed",
+        ConstCounter::new(retention.failures),
+    );
+    registry.register(
+        "meshtrace_store_retention_removed_spans",
+        "Expired spans removed by the retention passes",
+        ConstCounter::new(retention.removed),
+    );
+    registry.register(
+        "meshtrace_store_retention_last_duration_seconds",
+        "How long the last retention pass took (0 before the first)",
+        ConstGauge::new(retention.last_seconds),
+    );
+    registry.register(
+        "meshtrace_store_query_duration_seconds",
+        "Time to answer a request of the query HTTP port until its response starts, by route template (`unmatched` when no route matched)",
+        stats.query_seconds(),
+    );
+}
+
+/// The atomic histograms of a scrape, encoded as OpenMetrics histograms.
+#[derive(Debug)]
+struct Histograms {
+    batch_spans: Vec<(&'static str, HistogramSnapshot)>,
+    write_seconds: HistogramSnapshot,
+}
+
+impl Collector for Histograms {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut metric = encoder.encode_descriptor(
+            "meshtrace_store_batch_spans",
+            "Spans per decoded batch, by protocol",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (protocol, hist) in &self.batch_spans {
+            let labels = [("protocol", *protocol)];
+            let family = metric.encode_family(&labels)?;
+            encode_histogram(family, hist)?;
+        }
+        let metric = encoder.encode_descriptor(
+            "meshtrace_store_write_duration_seconds",
+            "Time to write a batch of spans (with its index entries and derived metrics) until it is durable",
+            None,
+            MetricType::Histogram,
+        )?;
+        encode_histogram(metric, &self.write_seconds)
+    }
+}
+
+fn encode_histogram(
+    mut encoder: prometheus_client::encoding::MetricEncoder<'_>,
+    hist: &HistogramSnapshot,
+) -> Result<(), std::fmt::Error> {
+    encoder.encode_histogram::<NoLabelSet>(hist.sum, hist.count, &hist.buckets, None)
 }
 
 /// The metrics derived from spans: series held, values folded by the bounds, memory.

@@ -122,8 +122,13 @@ pub fn query_router(store: Arc<Store>, max_body: usize) -> Router {
             // Go's mux writes this for a route it does not know.
             (ErrorCode::NotFound.http_status(), "404 page not found\n")
         })
-        .with_state(store)
+        .with_state(store.clone())
         .nest("/prometheus", prometheus)
+        // Every route, the fallback and the nested API timed under their templates.
+        .layer(axum::middleware::from_fn_with_state(
+            store,
+            crate::stats::observe_query,
+        ))
 }
 
 /// Serves until `shutdown` completes, then stops accepting, finishes what is in flight, and

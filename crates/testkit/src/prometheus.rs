@@ -1,5 +1,6 @@
 //! A real Prometheus (Debian's `prometheus` package) started on a loopback port over TSDB
-//! blocks made from OpenMetrics text with `promtool tsdb create-blocks-from openmetrics`.
+//! blocks made from OpenMetrics text with `promtool tsdb create-blocks-from openmetrics`, or
+//! scraping targets on this machine.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,6 +22,36 @@ pub fn require(program: &str) -> PathBuf {
              promtool)."
         )
     })
+}
+
+/// `promtool check metrics` over `text` (a scrape's body): its exit code (0 clean, 3 lint notes
+/// only, 1 unparsable) and the lines it printed, sorted.
+pub fn promtool_check_metrics(text: &str) -> (Option<i32>, Vec<String>) {
+    use std::io::Write as _;
+    let mut child = Command::new(require("promtool"))
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let printed =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let mut lines: Vec<String> = printed
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    (out.status.code(), lines)
 }
 
 /// `(major, minor)` of the installed Prometheus, from `prometheus --version`.
@@ -54,7 +85,6 @@ pub struct RealPrometheus {
 impl RealPrometheus {
     pub async fn start(openmetrics: &str) -> RealPrometheus {
         let promtool = require("promtool");
-        let prometheus = require("prometheus");
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("samples.om");
         std::fs::write(&input, openmetrics).unwrap();
@@ -70,9 +100,28 @@ impl RealPrometheus {
             "promtool failed: {}",
             String::from_utf8_lossy(&made.stderr)
         );
-        let config = dir.path().join("prometheus.yml");
         // No scrape targets: the server only answers queries over the imported blocks.
-        std::fs::write(&config, "global:\n  scrape_interval: 15s\n").unwrap();
+        RealPrometheus::launch(dir, "global:\n  scrape_interval: 15s\n").await
+    }
+
+    /// A Prometheus scraping `targets` (`host:port`, loopback) at `/metrics` every
+    /// `interval_s` seconds, in one job named `job`.
+    pub async fn scraping(job: &str, targets: &[&str], interval_s: u32) -> RealPrometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let config = format!(
+            "global:\n  scrape_interval: {interval_s}s\n  scrape_timeout: {interval_s}s\n\
+             scrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: [{}]\n",
+            targets.join(", ")
+        );
+        RealPrometheus::launch(dir, &config).await
+    }
+
+    async fn launch(dir: tempfile::TempDir, config_text: &str) -> RealPrometheus {
+        let prometheus = require("prometheus");
+        let data = dir.path().join("data");
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(&config, config_text).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()

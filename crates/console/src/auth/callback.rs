@@ -6,7 +6,7 @@
 
 use axum::extract::Request;
 use axum::http::HeaderMap;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use openidconnect::{AuthorizationCode, Nonce, PkceCodeVerifier, TokenResponse};
@@ -141,6 +141,8 @@ async fn finish(
         name: bounded(&name),
         expires_on: Some(expires),
         id_token: Some(token.clone()),
+        // Bound when its session is sealed; this value serves no request.
+        binding: String::new(),
     };
     Ok((user, token, login.return_to))
 }
@@ -177,18 +179,7 @@ fn allowed_domain(claims: &serde_json::Value, allowed: &[String]) -> Result<(), 
 /// that the new SameSite=Strict cookie goes with the next request (a redirect that follows
 /// the provider's cross-site one would not carry it).
 fn continue_to(path: &str) -> Response {
-    let path = super::routes::escape(path);
-    let page = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>meshtrace: logged in</title>\
-         <meta http-equiv=\"refresh\" content=\"0;url={path}\"></head>\
-         <body><p>Logged in. <a href=\"{path}\">Continue</a>.</p></body></html>"
-    );
-    let mut response = Html(page).into_response();
-    response.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
-    response
+    super::routes::onward("logged in", "Logged in.", path)
 }
 
 fn token_error<E: std::error::Error, T: openidconnect::ErrorResponse>(

@@ -75,6 +75,7 @@ pub fn user(
         None => subject(token).unwrap_or_else(|| "token".to_string()),
     };
     Ok(User {
+        binding: format!("{token}\n{name}"),
         name,
         expires_on: None,
         id_token: None,

@@ -6,8 +6,10 @@
 //! [`gate`] stands in front of every route. Open to all: `/healthz`, `/readyz`, `/metrics`
 //! (unless made private), the auth routes, the login page and static assets. Everything else
 //! needs a session: an API call without one gets 401 JSON, a page a redirect to the login.
+//! A signed-in user's state-changing requests also need their CSRF token ([`csrf`]).
 
 mod callback;
+pub(crate) mod csrf;
 mod header;
 mod openid;
 mod routes;
@@ -59,6 +61,8 @@ pub struct User {
     pub expires_on: Option<i64>,
     /// The ID token, for the provider's logout (`id_token_hint`).
     pub(crate) id_token: Option<String>,
+    /// What the user's CSRF token is bound to (see [`csrf`]); empty binds nothing.
+    pub(crate) binding: String,
 }
 
 /// Authentication as configured, ready to check requests.
@@ -78,6 +82,7 @@ pub struct Auth {
 
 struct Ready {
     sealer: Option<Sealer>,
+    minter: Option<csrf::Minter>,
     openid: Option<openid::Provider>,
     trusted: Vec<ipnet::IpNet>,
     session_secs: u64,
@@ -153,6 +158,7 @@ impl Auth {
             name: payload.subject,
             expires_on: Some(expires),
             id_token: (!payload.token.is_empty()).then_some(payload.token),
+            binding: data.session_id,
         })
     }
 
@@ -179,6 +185,19 @@ impl Auth {
 
     fn clear_session(&self, headers: &HeaderMap) -> Vec<String> {
         session::clear_cookies(&self.names, headers, &self.attrs(headers, None, "Strict"))
+    }
+
+    /// The CSRF token pages and API clients of `user` send back with a state-changing
+    /// request; `None` under `anonymous`, which has no credential to protect.
+    pub fn csrf_token(&self, user: &User) -> Option<String> {
+        let minter = self.ready.as_ref().ok()?.minter.as_ref()?;
+        (!user.binding.is_empty()).then(|| minter.token(&user.binding))
+    }
+
+    /// Whether `presented` is `user`'s CSRF token.
+    fn csrf_accepts(&self, user: &User, presented: Option<&str>) -> bool {
+        let minter = self.ready.as_ref().ok().and_then(|r| r.minter.as_ref());
+        minter.is_some_and(|m| !user.binding.is_empty() && m.verify(&user.binding, presented))
     }
 
     fn sealer(&self) -> Option<&Sealer> {
@@ -259,14 +278,21 @@ pub async fn gate(State(console): State<Arc<Console>>, request: Request, next: N
         }
         _ => None,
     };
-    match user {
-        Some(user) => {
-            let mut request = request;
-            request.extensions_mut().insert(user);
-            next.run(request).await
-        }
-        None => auth.unauthenticated(&request),
+    let Some(user) = user else {
+        return auth.unauthenticated(&request);
+    };
+    let mut request = request;
+    if csrf::changes_state(request.method()) {
+        let Some(minter) = &ready.minter else {
+            return ApiError::new(ErrorCode::Internal, "no CSRF key").into_response();
+        };
+        request = match csrf::check(minter, &user.binding, request).await {
+            Ok(request) => request,
+            Err(refused) => return refused.into_response(),
+        };
     }
+    request.extensions_mut().insert(user);
+    next.run(request).await
 }
 
 impl Auth {
@@ -379,6 +405,7 @@ impl Ready {
         let strategy = config.auth.strategy;
         let mut ready = Ready {
             sealer: None,
+            minter: None,
             openid: None,
             trusted: options.trusted_proxies.clone(),
             session_secs: config.login_token.expiration_seconds,
@@ -402,6 +429,7 @@ impl Ready {
             return Err(format!("login_token.signing_key {problem}"));
         }
         ready.sealer = Sealer::new(key.as_bytes());
+        ready.minter = csrf::Minter::new(key.as_bytes());
         if strategy == AuthStrategy::OpenId {
             ready.openid = Some(openid::Provider::new(config, &options.oidc_secret_file)?);
         }

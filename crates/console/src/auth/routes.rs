@@ -1,14 +1,21 @@
 //! The auth routes, open without a session: Kiali's `/api/auth/info`,
 //! `/api/auth/openid_redirect`, `/api/authenticate` and `/api/logout`, plus two pages of
 //! meshtrace's own, `/login` (what the strategy needs, and why the last login failed) and
-//! `/logout` (ends the session and sends the browser to the provider's end-session page).
+//! `/logout` (asks, then ends the session and sends the browser to the provider's end-session
+//! page).
+//!
+//! Logging out changes state, so it is guarded as the gate guards other routes: the `POST`s
+//! need the session's CSRF token, and the `GET` of Kiali's `/api/logout` acts only on a request
+//! that carries the session cookie — `SameSite=Strict` keeps it off every request another site
+//! starts, so a link elsewhere cannot log a user out.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Extension;
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -16,7 +23,7 @@ use meshtrace_config::AuthStrategy;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{User, add_cookies, openid, redirect};
+use super::{User, add_cookies, csrf, openid, redirect};
 use crate::Console;
 use crate::error::{ApiError, ErrorCode};
 
@@ -26,7 +33,7 @@ pub fn routes() -> Router<Arc<Console>> {
         .route("/api/auth/openid_redirect", get(openid_redirect))
         .route("/api/authenticate", get(authenticate))
         .route("/api/logout", get(api_logout).post(api_logout))
-        .route("/logout", get(logout_page))
+        .route("/logout", get(logout_page).post(logout))
         .route("/login", get(login_page))
 }
 
@@ -64,7 +71,7 @@ async fn info(
     State(console): State<Arc<Console>>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-) -> Json<Value> {
+) -> Response {
     let auth = &console.auth;
     let mut body = serde_json::Map::new();
     body.insert("strategy".into(), auth.strategy.as_str().into());
@@ -73,14 +80,23 @@ async fn info(
         body.insert("authorizationEndpoint".into(), endpoint.into());
     }
     let mut session = serde_json::Map::new();
+    let mut token = None;
     if let Some(user) = current_user(&console, peer_of(connect), &headers) {
+        token = auth.csrf_token(&user);
         session.insert("username".into(), user.name.into());
         if let Some(expires) = user.expires_on.and_then(rfc1123z) {
             session.insert("expiresOn".into(), expires.into());
         }
     }
     body.insert("sessionInfo".into(), session.into());
-    Json(body.into())
+    let mut response = Json(Value::from(body)).into_response();
+    if let Some(value) = token.and_then(|t| HeaderValue::from_str(&t).ok()) {
+        response.headers_mut().insert(csrf::HEADER, value);
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// RFC 1123 with a numeric zone, as Kiali writes `expiresOn` there.
@@ -151,10 +167,26 @@ async fn authenticate(
 }
 
 /// `GET /api/logout`, as Kiali: 204 with the session's cookies deleted, or 200
-/// `{"redirect_url": …}` when the provider has an end-session endpoint.
-async fn api_logout(State(console): State<Arc<Console>>, headers: HeaderMap) -> Response {
+/// `{"redirect_url": …}` when the provider has an end-session endpoint. A `POST` needs the
+/// session's CSRF token in `X-CSRF-Token`.
+async fn api_logout(
+    State(console): State<Arc<Console>>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
     let auth = &console.auth;
     let user = auth.session(&headers);
+    if let Some(user) = &user
+        && csrf::changes_state(&method)
+    {
+        let presented = headers.get(csrf::HEADER).and_then(|v| v.to_str().ok());
+        if !auth.csrf_accepts(user, presented) {
+            return csrf::refused().into_response();
+        }
+    }
+    if super::session::cookie(&headers, &auth.names.base).is_none() {
+        return StatusCode::NO_CONTENT.into_response();
+    }
     let mut response = match openid::end_session_url(&console, &headers, user.as_ref()).await {
         Some(url) => Json(json!({ "redirect_url": url })).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
@@ -163,17 +195,60 @@ async fn api_logout(State(console): State<Arc<Console>>, headers: HeaderMap) -> 
     response
 }
 
-/// `GET /logout`: the same for a browser: then to the provider's end-session page, or to the
-/// login page.
+/// `GET /logout`: a page that asks, with the form that logs out (the masthead's **Log out**
+/// posts the same form); without a session, the login page.
 async fn logout_page(State(console): State<Arc<Console>>, headers: HeaderMap) -> Response {
     let auth = &console.auth;
+    let Some(token) = auth
+        .session(&headers)
+        .and_then(|user| auth.csrf_token(&user))
+    else {
+        return redirect(&format!("{}/login", auth.prefix));
+    };
+    let body = format!(
+        "<form method=\"post\" action=\"{}/logout\"><input type=\"hidden\" name=\"{}\" \
+         value=\"{}\"><p>Log out of meshtrace?</p><button id=\"logout\">Log out</button></form>",
+        escape(&auth.prefix),
+        csrf::FIELD,
+        escape(&token)
+    );
+    small_page("log out", &auth.prefix, &body)
+}
+
+/// `POST /logout`, the form of the logout page and the masthead: ends the session, then on to
+/// the provider's end-session page, or to the login page. A session's form must carry its
+/// token. The way on is a page, not a redirect: the console's pages allow forms to post only
+/// to their own origin (CSP `form-action 'self'`), which browsers apply to a redirect too.
+async fn logout(State(console): State<Arc<Console>>, headers: HeaderMap, body: Bytes) -> Response {
+    let auth = &console.auth;
     let user = auth.session(&headers);
+    if let Some(user) = &user
+        && !auth.csrf_accepts(user, csrf::form_field(&body).as_deref())
+    {
+        return csrf::refused().into_response();
+    }
     let target = match openid::end_session_url(&console, &headers, user.as_ref()).await {
         Some(url) => url,
         None => format!("{}/login", auth.prefix),
     };
-    let mut response = redirect(&target);
+    let mut response = onward("logged out", "Logged out.", &target);
     add_cookies(&mut response, auth.clear_session(&headers));
+    response
+}
+
+/// A page that sends the browser on to `url` at once (a meta refresh), with a link for a
+/// browser that does not follow it.
+pub(super) fn onward(title: &str, say: &str, url: &str) -> Response {
+    let url = escape(url);
+    let page = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>meshtrace: {title}</title>\
+         <meta http-equiv=\"refresh\" content=\"0;url={url}\"></head>\
+         <body><p>{say} <a href=\"{url}\">Continue</a>.</p></body></html>"
+    );
+    let mut response = Html(page).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -218,12 +293,17 @@ async fn login_page(
              proxy, which logs you in.</p>",
         );
     }
+    small_page("log in", &auth.prefix, &body)
+}
+
+/// A page of the auth routes: no script, the console's style sheet, never cached.
+fn small_page(title: &str, prefix: &str, body: &str) -> Response {
     let page = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>meshtrace: log in</title>\
+         <title>meshtrace: {title}</title>\
          <link rel=\"stylesheet\" href=\"{}/static/meshtrace.css\"></head>\
          <body><main><h1>meshtrace</h1>{body}</main></body></html>",
-        escape(&auth.prefix)
+        escape(prefix)
     );
     let mut response = Html(page).into_response();
     let headers = response.headers_mut();

@@ -13,7 +13,7 @@ use meshtrace_mesh::Kind;
 use super::enc;
 use super::links::Links;
 use super::lists::{ItemRow, item_row, page_kind, page_segment, related_heading};
-use super::shell::{Shell, inventory};
+use super::shell::{Shell, Visitor, inventory};
 use super::traces_tab::{TabRequest, TracesTab, traces_tab};
 use super::view::View;
 use crate::Console;
@@ -40,6 +40,7 @@ struct DetailPage {
 pub(super) async fn detail(
     State(console): State<Arc<Console>>,
     Path((namespace, segment, name)): Path<(String, String, String)>,
+    visitor: Visitor,
     RawQuery(raw): RawQuery,
 ) -> Response {
     let Some(kind) = page_kind(&segment) else {
@@ -57,6 +58,7 @@ pub(super) async fn detail(
     };
     let mut shell = Shell::new(
         &console,
+        &visitor,
         &view,
         format!("{kind_label} {name}"),
         page_segment(kind),

@@ -19,7 +19,7 @@ use meshtrace_mesh::stats::TraceSummary;
 use meshtrace_model::TraceId;
 use meshtrace_model::time::{format_duration, format_time, now_micros, parse_ui_duration};
 
-use super::shell::Shell;
+use super::shell::{Shell, Visitor, known_namespaces};
 use super::view::View;
 use super::{Choice, root, scatter};
 use crate::Console;
@@ -103,7 +103,11 @@ fn parse_tags(text: &str) -> Result<BTreeMap<String, String>, String> {
         .collect()
 }
 
-async fn search(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) -> Response {
+async fn search(
+    State(console): State<Arc<Console>>,
+    visitor: Visitor,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let pairs: BTreeMap<String, String> =
         form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes())
             .into_owned()
@@ -139,7 +143,14 @@ async fn search(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) ->
         partial: None,
         chart: scatter::chart(&[], (0, 1), false, "", |_| String::new()),
         results: Vec::new(),
-        shell: Shell::new(&console, &view, "Search traces".into(), "", &[]),
+        shell: Shell::new(
+            &console,
+            &visitor,
+            &view,
+            "Search traces".into(),
+            "",
+            &known_namespaces(&console).await,
+        ),
     };
     let backend = match console.backend() {
         Ok(backend) => backend.clone(),
@@ -286,10 +297,18 @@ struct ComparePage {
 async fn trace(
     State(console): State<Arc<Console>>,
     Path(ids): Path<String>,
+    visitor: Visitor,
     RawQuery(raw): RawQuery,
 ) -> Response {
     if !ids.contains("...") {
-        return super::trace_page::render_trace_page(&console, &ids, raw.as_deref(), None).await;
+        return super::trace_page::render_trace_page(
+            &console,
+            &visitor,
+            &ids,
+            raw.as_deref(),
+            None,
+        )
+        .await;
     }
     // `{id}...{id2}...?cohort=id&cohort=id2`: the path's IDs, then any cohort not among them.
     let mut wanted: Vec<String> = ids.split("...").map(str::to_string).collect();
@@ -300,7 +319,14 @@ async fn trace(
     }
     wanted.truncate(11);
     let view = View::parse(None);
-    let mut shell = Shell::new(&console, &view, "Compare traces".into(), "", &[]);
+    let mut shell = Shell::new(
+        &console,
+        &visitor,
+        &view,
+        "Compare traces".into(),
+        "",
+        &known_namespaces(&console).await,
+    );
     let root = root(&console);
     let mut traces = Vec::new();
     let mut missing = Vec::new();

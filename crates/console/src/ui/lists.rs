@@ -10,7 +10,7 @@ use axum::response::Response;
 use meshtrace_mesh::{Item, Kind};
 
 use super::enc;
-use super::shell::{Shell, inventory};
+use super::shell::{Shell, Visitor, inventory};
 use super::view::View;
 use crate::Console;
 use crate::error::{no_such_page, page};
@@ -40,11 +40,19 @@ struct OverviewPage {
 
 pub(super) async fn overview(
     State(console): State<Arc<Console>>,
+    visitor: Visitor,
     RawQuery(raw): RawQuery,
 ) -> Response {
     let view = View::parse(raw.as_deref());
     let (snapshot, known, error) = inventory(&console).await;
-    let mut shell = Shell::new(&console, &view, "Overview".into(), "overview", &known);
+    let mut shell = Shell::new(
+        &console,
+        &visitor,
+        &view,
+        "Overview".into(),
+        "overview",
+        &known,
+    );
     let failed = error.as_ref().map(|e| e.code);
     shell.error = error.map(|e| e.error);
     let root = shell.root.clone();
@@ -150,6 +158,7 @@ struct ListPage {
 pub(super) async fn list(
     State(console): State<Arc<Console>>,
     Path(segment): Path<String>,
+    visitor: Visitor,
     RawQuery(raw): RawQuery,
 ) -> Response {
     let Some(kind) = page_kind(&segment) else {
@@ -162,7 +171,7 @@ pub(super) async fn list(
         Kind::Workload => "Workloads",
         Kind::Service => "Services",
     };
-    let mut shell = Shell::new(&console, &view, heading.into(), &segment, &known);
+    let mut shell = Shell::new(&console, &visitor, &view, heading.into(), &segment, &known);
     let failed = error.as_ref().map(|e| e.code);
     shell.error = error.map(|e| e.error);
     let namespaces: Vec<String> = if view.namespaces.is_empty() {

@@ -12,6 +12,7 @@
 
 mod assets;
 mod detail;
+mod graph_page;
 mod jaeger;
 mod links;
 mod lists;
@@ -39,6 +40,7 @@ pub fn routes() -> Router<Arc<Console>> {
         .route("/", get(home))
         .route("/console", get(home))
         .route("/console/overview", get(lists::overview))
+        .route("/console/graph/namespaces", get(graph_page::graph_page))
         .route("/console/{list}", get(lists::list))
         .route(
             "/console/namespaces/{namespace}/{kind}/{name}",

@@ -1,15 +1,47 @@
-//! What every page shows around its content (`base.html`): the masthead with the tracing mode,
-//! the navigation, the toolbar (namespaces, time range, refresh) and the page's error or
+//! What every page shows around its content (`base.html`): the masthead with the tracing mode
+//! and who is signed in, the navigation, the toolbar (namespaces, time range, refresh) and the page's error or
 //! notice; and the inventory the lists and detail pages read.
 
 use std::collections::BTreeSet;
+use std::convert::Infallible;
 use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use meshtrace_config::AuthStrategy;
 
 use super::links::Links;
 use super::view::{RANGES, REFRESH, View};
 use super::{Choice, root};
 use crate::Console;
+use crate::auth::User;
 use crate::error::ApiError;
+
+/// Who a page is for, as the auth gate found them: nobody with the anonymous strategy.
+pub(super) struct Visitor(Option<User>);
+
+impl Visitor {
+    pub(super) fn of(request: &axum::extract::Request) -> Visitor {
+        Visitor(request.extensions().get::<User>().cloned())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Visitor {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Visitor, Infallible> {
+        Ok(Visitor(parts.extensions.get::<User>().cloned()))
+    }
+}
+
+/// The masthead's user: a name, and where to sign out when the console holds the session.
+pub(super) struct Account {
+    pub(super) name: String,
+    /// `None` behind an authenticating proxy, which owns the session.
+    pub(super) logout: Option<String>,
+    /// The CSRF token the page's forms and scripts send back (`auth::csrf`).
+    pub(super) csrf: Option<String>,
+}
 
 pub(super) struct NavItem {
     pub(super) label: &'static str,
@@ -27,6 +59,7 @@ pub(super) struct Shell {
     pub(super) title: String,
     pub(super) root: String,
     pub(super) mode: String,
+    pub(super) account: Option<Account>,
     /// The view's query string, for links that keep it.
     pub(super) query: String,
     pub(super) nav: Vec<NavItem>,
@@ -45,8 +78,14 @@ pub(super) struct Shell {
 }
 
 impl Shell {
+    /// The signed-in user's CSRF token, for the page's forms.
+    pub(super) fn csrf_token(&self) -> Option<&str> {
+        self.account.as_ref()?.csrf.as_deref()
+    }
+
     pub(super) fn new(
         console: &Console,
+        visitor: &Visitor,
         view: &View,
         title: String,
         active: &str,
@@ -58,6 +97,7 @@ impl Shell {
         let query = nav_view.query(&[]);
         let nav = [
             ("Overview", "overview"),
+            ("Traffic Graph", "graph/namespaces"),
             ("Applications", "applications"),
             ("Workloads", "workloads"),
             ("Services", "services"),
@@ -79,6 +119,12 @@ impl Shell {
         Shell {
             title,
             mode: meshtrace_config::mode(&console.config.tracing),
+            account: visitor.0.as_ref().map(|user| Account {
+                name: user.name.clone(),
+                logout: (console.auth.strategy() == AuthStrategy::OpenId)
+                    .then(|| format!("{root}/logout")),
+                csrf: console.auth.csrf_token(user),
+            }),
             query,
             nav,
             tracing_home: Links::new(&console.config.tracing).map(|l| l.home()),
@@ -133,6 +179,13 @@ fn notice(tracing: &meshtrace_config::TracingConfig) -> Option<String> {
     } else {
         None
     }
+}
+
+/// The namespaces the toolbar offers on a page that reads no inventory of its own (a trace,
+/// the search, the tester); a failing inventory offers none and says nothing, as the page's
+/// own content does not depend on it.
+pub(super) async fn known_namespaces(console: &Console) -> Vec<String> {
+    inventory(console).await.1
 }
 
 /// The inventory and the namespaces it knows, or the error to show.

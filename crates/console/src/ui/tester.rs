@@ -11,7 +11,7 @@ use axum::extract::{RawQuery, Request, State};
 use axum::response::Response;
 use meshtrace_config::{Config, effective, mode, to_yaml};
 
-use super::shell::Shell;
+use super::shell::{Shell, Visitor, known_namespaces};
 use super::view::View;
 use crate::Console;
 use crate::error::{ErrorCode, page};
@@ -50,16 +50,17 @@ struct TesterPage {
     result: Option<CheckResult>,
 }
 
-fn tester(console: &Console, draft: Option<String>) -> TesterPage {
+async fn tester(console: &Console, visitor: &Visitor, draft: Option<String>) -> TesterPage {
     let view = View::parse(None);
     let effective = to_yaml(&effective(&console.config));
     TesterPage {
         shell: Shell::new(
             console,
+            visitor,
             &view,
             "Tracing configuration".into(),
             "tracing",
-            &[],
+            &known_namespaces(console).await,
         ),
         mode: mode(&console.config.tracing),
         draft: draft.unwrap_or_else(|| effective.clone()),
@@ -69,8 +70,12 @@ fn tester(console: &Console, draft: Option<String>) -> TesterPage {
     }
 }
 
-pub async fn show(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) -> Response {
-    let mut tester = tester(&console, None);
+pub async fn show(
+    State(console): State<Arc<Console>>,
+    visitor: Visitor,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let mut tester = tester(&console, &visitor, None).await;
     let wants_probes = form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes())
         .any(|(k, v)| k == "diagnose" && v == "1");
     if wants_probes {
@@ -109,11 +114,12 @@ pub async fn show(State(console): State<Arc<Console>>, RawQuery(raw): RawQuery) 
 }
 
 pub async fn check(State(console): State<Arc<Console>>, request: Request) -> Response {
+    let visitor = Visitor::of(&request);
     let body = match crate::check::read_draft(request).await {
         Ok(body) => body,
         Err(refused) => {
             // The draft is not shown again: it may be anything, of any size.
-            let mut tester = tester(&console, None);
+            let mut tester = tester(&console, &visitor, None).await;
             tester.result = Some(CheckResult {
                 ok: false,
                 message: refused.error,
@@ -126,7 +132,7 @@ pub async fn check(State(console): State<Arc<Console>>, request: Request) -> Res
         .find(|(k, _)| k == "config")
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
-    let mut tester = tester(&console, Some(draft.clone()));
+    let mut tester = tester(&console, &visitor, Some(draft.clone())).await;
     let outcome = match meshtrace_config::load_str(&draft) {
         Err(problems) => CheckResult {
             ok: false,

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use meshtrace_mesh::stats::TraceSummary;
 use meshtrace_model::TraceId;
 
-use super::shell::Shell;
+use super::shell::{Shell, Visitor, known_namespaces};
 use super::timeline;
 use super::view::{View, ago, format_duration, format_time};
 use crate::Console;
@@ -22,13 +22,15 @@ use crate::tracing_api::parse_trace_id;
 pub(super) async fn trace_page(
     State(console): State<Arc<Console>>,
     Path(trace_id): Path<String>,
+    visitor: Visitor,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    render_trace_page(&console, &trace_id, raw.as_deref(), None).await
+    render_trace_page(&console, &visitor, &trace_id, raw.as_deref(), None).await
 }
 
 pub(super) async fn render_trace_page(
     console: &Console,
+    visitor: &Visitor,
     trace_id: &str,
     raw: Option<&str>,
     back: Option<String>,
@@ -42,7 +44,14 @@ pub(super) async fn render_trace_page(
         .find(|(k, _)| k == "uiFind")
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
-    let mut shell = Shell::new(console, &view, format!("Trace {trace_id}"), "", &[]);
+    let mut shell = Shell::new(
+        console,
+        visitor,
+        &view,
+        format!("Trace {trace_id}"),
+        "",
+        &known_namespaces(console).await,
+    );
     let trace = match console.trace(id).await {
         Ok(Some(trace)) => trace,
         Ok(None) => {

@@ -123,6 +123,7 @@ async fn spans_timeline_tester_and_links_in_chromium() {
         .unwrap();
     goto(client, &format!("{base}/console/traces/{id}")).await;
     timeline_ready(client).await;
+    assert_offers_the_namespaces(client).await;
     let drawn = client
         .execute(
             "return [...document.querySelectorAll('.wf-row')].map(r => [r.dataset.spanId, parseFloat(r.querySelector('.wf-bar').style.left), parseFloat(r.querySelector('.wf-bar').style.width)]);",
@@ -167,6 +168,7 @@ async fn spans_timeline_tester_and_links_in_chromium() {
     goto(client, &home).await;
     assert!(url(client).await.ends_with("/jaeger/search"));
     assert!(present(client, "#search-form").await);
+    assert_offers_the_namespaces(client).await;
     goto(client, &search_link).await;
     let results = all(client, "#results tbody tr").await;
     assert!(
@@ -185,6 +187,7 @@ async fn spans_timeline_tester_and_links_in_chromium() {
     // ---- the configuration tester: a working and a broken configuration ----
     goto(client, &format!("{base}/")).await;
     click(client, "#tester-link").await;
+    assert_offers_the_namespaces(client).await;
     assert!(
         text(client, "#mode")
             .await
@@ -226,4 +229,23 @@ async fn spans_timeline_tester_and_links_in_chromium() {
     );
 
     browser.client.close().await.unwrap();
+}
+
+/// The toolbar's namespace box lists the simulated namespaces, on pages that read no
+/// inventory for their own content too.
+async fn assert_offers_the_namespaces(client: &fantoccini::Client) {
+    let options = client
+        .execute(
+            "return [...document.querySelectorAll('select[name=namespaces] option')].map(o => o.value);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let options: Vec<&str> = options
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_str().unwrap())
+        .collect();
+    assert!(options.contains(&"bookinfo"), "{options:?}");
 }

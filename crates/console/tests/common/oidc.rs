@@ -269,3 +269,12 @@ pub async fn setup_at(
         _secrets: secrets,
     }
 }
+
+/// Where a page of the console sends the browser on to (its meta refresh), unescaped.
+pub fn onward(page: &str) -> String {
+    page.split("content=\"0;url=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("not a page that sends the browser on: {page}"))
+        .replace("&amp;", "&")
+}

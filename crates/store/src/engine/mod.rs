@@ -13,7 +13,7 @@ mod search;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use meshtrace_model::time::now_micros;
 use meshtrace_model::{Process, Span, Trace, TraceId};
@@ -26,6 +26,7 @@ use crate::dict::{Dictionary, DictionaryStats, Pending};
 use crate::group::GroupWriter;
 use crate::keys::{operation_key, parse_span_key, service_key, span_key};
 use crate::kv::{Kv, Op, Recovery, Table};
+use crate::stats::Stats;
 
 pub use crate::dict::DEFAULT_MAX_ENTRIES as DEFAULT_DICTIONARY_MAX_ENTRIES;
 pub use archive::{ARCHIVE_MAX_TRACE_BYTES, ARCHIVE_MAX_TRACES, ArchiveError};
@@ -63,6 +64,8 @@ pub struct Store {
     damage: Damage,
     recovery: Recovery,
     derive: Option<Derivation>,
+    /// What `/metrics` shows of ingest, writes, retention and queries.
+    stats: Stats,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -125,6 +128,7 @@ impl Store {
             process_cache: Mutex::new(HashMap::new()),
             damage,
             recovery,
+            stats: Stats::default(),
         })
     }
 
@@ -139,6 +143,10 @@ impl Store {
 
     pub(crate) fn kv(&self) -> &dyn Kv {
         &*self.kv
+    }
+
+    pub(crate) fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     pub(crate) fn damage(&self) -> &Damage {
@@ -184,6 +192,13 @@ impl Store {
         if spans.is_empty() {
             return Ok(());
         }
+        let started = Instant::now();
+        let result = self.write_batch(spans);
+        self.stats.write_took(started.elapsed());
+        result
+    }
+
+    fn write_batch(&self, spans: &[Span]) -> Result<(), StoreError> {
         // The metrics' share is worked out before anything is locked.
         let ends = self.derive.as_ref().map(|derive| derive.find_ends(spans));
         let derived = self

@@ -14,8 +14,17 @@ const CHUNK: usize = 512;
 
 impl Store {
     /// Removes every span that started before `cutoff` (µs), with its index entries, and the
-    /// services and operations not seen since. Returns how many spans were removed.
+    /// services and operations not seen since. Returns how many spans were removed. Each pass is
+    /// counted and timed (`/metrics`).
     pub fn purge_before(&self, cutoff: u64) -> Result<usize, StoreError> {
+        let started = std::time::Instant::now();
+        let result = self.purge_expired(cutoff);
+        self.stats
+            .retention_pass(started.elapsed(), result.as_ref().ok().copied());
+        result
+    }
+
+    fn purge_expired(&self, cutoff: u64) -> Result<usize, StoreError> {
         let mut removed: usize = 0;
         let mut services: Vec<(Vec<u8>, u64)> = Vec::new();
         self.kv
