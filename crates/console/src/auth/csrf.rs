@@ -10,13 +10,6 @@
 //! another site can neither read nor compute it. It adds to the same-origin check
 //! (`same_origin.rs`), which stays in front of it.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{HeaderMap, Method, header};

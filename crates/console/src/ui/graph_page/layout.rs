@@ -13,13 +13,6 @@
 //! Everything is linear or `n log n` in the nodes and edges; the input is bounded by the
 //! graph's own caps.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::BTreeMap;
 
 /// Horizontal distance between columns, and vertical between rows (px).

@@ -5,13 +5,6 @@
 //!
 //! Every element links to the same page with itself in focus: no script is needed to use it.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 pub(super) mod draw;
 pub(super) mod layout;
 pub(super) mod overlay;

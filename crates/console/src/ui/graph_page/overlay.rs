@@ -11,13 +11,6 @@
 //! One pass over the spans, then one over the nodes and edges: a trace of 100,000 spans and a
 //! graph of 2,000 edges cost a few milliseconds.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use meshtrace_mesh::{span_info, tag_str};

@@ -2,13 +2,6 @@
 //! time and throughput as the graph JSON has them, and a node's traces (its Traces list,
 //! linking to the trace details); and the hops of a trace overlay.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::{BTreeSet, HashMap};
 
 use meshtrace_mesh::Kind;
