@@ -9,13 +9,6 @@
 //! once, a body is read up to the limit and no further, and a gzip body must inflate to at most
 //! the limit and hold nothing but gzip members.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::io::Read;
 use std::sync::Arc;
 use std::task::{Context, Poll};

@@ -4,13 +4,6 @@
 //! against its bound, damaged data met while serving, what the last open found of the journal,
 //! and the derived series. Values are read from the store at each scrape.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::sync::Arc;
 
 use axum::Router;

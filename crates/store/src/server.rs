@@ -4,13 +4,6 @@
 //! holds its clients to the same [`Limits`] (meshtrace-listen): header, body and idle timeouts,
 //! and a cap on open connections.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;

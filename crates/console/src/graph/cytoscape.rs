@@ -3,13 +3,6 @@
 //! rates as strings (`rateToString`), percentages with one decimal, box nodes per `boxBy`, and
 //! Kiali's sort order.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 

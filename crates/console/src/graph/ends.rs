@@ -2,13 +2,6 @@
 //! `populateTrafficMap` and its appenders read them (series with a missing label or bad
 //! telemetry skipped, the destination's fix-ups), and Kiali's node keys for them (`graph.Id`).
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use meshtrace_backend::prometheus::Labels;
 
 use super::options::GraphType;

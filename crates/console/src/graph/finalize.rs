@@ -3,13 +3,6 @@
 //! `trafficGenerator` finalizers, and the reduction of a workload graph with injected service
 //! nodes to a service graph (`ReduceToServiceGraph`).
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use meshtrace_backend::prometheus::Labels;

@@ -14,13 +14,6 @@
 //! [`traffic::MAX_NODES`] nodes or [`traffic::MAX_EDGES`] edges, or answers past [`MAX_SERIES`]
 //! series, 422.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 pub mod cytoscape;
 pub mod ends;
 pub mod finalize;

@@ -4,13 +4,6 @@
 //! second and [`MAX_DURATION`]. Unknown parameters are refused (Kiali ignores them); every
 //! error names the parameter and the value (cut short).
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::time::Duration;
 
 use crate::error::ApiError;

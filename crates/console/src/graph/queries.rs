@@ -6,13 +6,6 @@
 //! Each query is an instant query at `queryTime`, wrapped as Kiali sends it:
 //! `round(<query>, 0.001)`.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::time::Duration;
 
 use meshtrace_backend::prometheus::promql::{

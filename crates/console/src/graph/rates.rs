@@ -3,13 +3,6 @@
 //! to its two nodes (`…Out` at the source, `…In` and its error kinds at the destination), and
 //! how a rate is written (`rateToString`).
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::BTreeMap;
 
 use super::traffic::Edge;

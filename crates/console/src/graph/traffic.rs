@@ -6,13 +6,6 @@
 //! Pure: series in, nodes and edges out. Bounded: at most [`MAX_NODES`] nodes and
 //! [`MAX_EDGES`] edges; past them the map refuses with [`TooLarge`].
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::BuildHasher;

@@ -3,13 +3,6 @@
 //! `[<seconds>, "<value>"]`, the time a JSON number of seconds with the milliseconds after the
 //! point, the value a string in Go's `FormatFloat(v, 'f', -1)` form (`"NaN"`, `"+Inf"`).
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use meshtrace_backend::prometheus::{Point, Series};
 use serde_json::{Map, Number, Value};
 

@@ -5,13 +5,6 @@
 //! added: a `step` of at least one second, and no more points per series than Prometheus
 //! answers (11,000), said before Prometheus is asked.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::time::Duration;
 
 use meshtrace_backend::prometheus::promql::{Function, LabelName};

@@ -4,13 +4,6 @@
 //! queries built over them. Values from the request are matcher values or validated label
 //! names, never PromQL text; `query_scope` is added by the client to every selector.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::time::Duration;
 
 use meshtrace_backend::prometheus::Expr;

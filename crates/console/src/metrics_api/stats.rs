@@ -8,13 +8,6 @@
 //! request fails only when every query is invalid. Results are keyed as Kiali's UI looks them
 //! up (`<ns>:<kind>:<name>:<peer>:<direction>:<interval>:<reporters>`).
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,13 +8,6 @@
 //! Cells add and subtract, so the same type holds a batch's delta, a bucket, and a series'
 //! total since the oldest bucket kept.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use meshtrace_mesh::telemetry::{ISTIO_BUCKETS, IstioRequest};
 
 use super::sketch::Sketch;

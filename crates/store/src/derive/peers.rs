@@ -13,13 +13,6 @@
 //! Both tables are bounded: when one is full it starts again empty (what traffic keeps using
 //! is learned again at once).
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;

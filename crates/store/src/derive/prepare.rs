@@ -9,13 +9,6 @@
 //! hostile clock cannot make buckets far ahead), and a span that ended before the retention
 //! window counts nowhere (it is about to be removed).
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::BuildHasher;

@@ -3,13 +3,6 @@
 //! buckets kept), then the label sets left without a cell. Each chunk of series is done under
 //! the state lock and queued through the group writer, after any write of the same cells.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::{HashMap, HashSet};
 
 use super::series::{Family, entry_key};

@@ -2,13 +2,6 @@
 //! range of buckets (the engine's, overlaid with the newer ones in memory), and for Istio
 //! series their totals — copied under the state lock, read from the engine after it.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -8,13 +8,6 @@
 //! every power of two — so a producer that sends endless workloads or operations grows
 //! neither memory nor disk without limit; its spans are still stored.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::Arc;

@@ -7,13 +7,6 @@
 //! Durations are whole microseconds; 0 µs has its own count. Indexes are bounded (`MAX_INDEX`
 //! covers every `u64`), so a sketch holds at most a few thousand bins whatever it is fed.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use crate::codec::CorruptError;
 use crate::codec::reader::{Reader, put_varint};
 

@@ -7,13 +7,6 @@
 //! Counters are built forwards from the value at the start of the range, so they never
 //! decrease (a decrease would read as a counter reset to `rate`).
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::arithmetic_side_effects
-)]
-
 use meshtrace_mesh::telemetry::{
     ISTIO_BUCKETS, ISTIO_LABELS, ISTIO_REQUEST_BYTES, ISTIO_REQUEST_DURATION, ISTIO_REQUESTS_TOTAL,
     ISTIO_RESPONSE_BYTES,
