@@ -12,6 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::Value;
 
 use super::layout::{self, BoxArea, Item};
+use super::{elements, node_name, text};
 
 /// What the edges say, as Kiali's "Edge labels" menu.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,10 +93,6 @@ pub struct Drawing {
     pub nodes: Vec<DrawnNode>,
     pub edges: Vec<DrawnEdge>,
     pub boxes: Vec<DrawnBox>,
-}
-
-fn text<'a>(data: &'a Value, key: &str) -> &'a str {
-    data.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
 fn flag(data: &Value, key: &str) -> bool {
@@ -254,13 +251,7 @@ fn edge_label(choice: &[EdgeLabel], protocol: &str, data: &Value) -> String {
 
 fn node_labels(data: &Value) -> (String, String) {
     let kind = text(data, "nodeType");
-    let name = match kind {
-        "service" => text(data, "service"),
-        "app" => text(data, "app"),
-        "workload" => text(data, "workload"),
-        "aggregate" => text(data, "aggregate"),
-        _ => "unknown",
-    };
+    let name = node_name(data);
     let version = text(data, "version");
     let sub = if kind == "app" && !version.is_empty() {
         version.to_string()
@@ -286,15 +277,7 @@ fn boxes_of(data: &Value, by_namespace: bool, app_boxes: &HashMap<&str, String>)
 /// Draws `graph` (Kiali's JSON). `trace` holds the ids of the nodes and edges a trace passed
 /// through.
 pub fn draw(graph: &Value, labels: &[EdgeLabel], trace: &BTreeSet<String>) -> Drawing {
-    let elements = graph.get("elements").unwrap_or(&Value::Null);
-    let list = |key: &str| -> Vec<&Value> {
-        elements
-            .get(key)
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|e| e.get("data")).collect())
-            .unwrap_or_default()
-    };
-    let all_nodes = list("nodes");
+    let all_nodes: Vec<&Value> = elements(graph, "nodes").collect();
     let namespace_boxes = all_nodes.iter().any(|d| text(d, "isBox") == "namespace")
         || all_nodes
             .iter()
@@ -317,7 +300,7 @@ pub fn draw(graph: &Value, labels: &[EdgeLabel], trace: &BTreeSet<String>) -> Dr
         .enumerate()
         .map(|(i, d)| (text(d, "id"), i))
         .collect();
-    let edges = list("edges");
+    let edges: Vec<&Value> = elements(graph, "edges").collect();
     let pairs: Vec<(usize, usize)> = edges
         .iter()
         .filter_map(|e| {

@@ -279,3 +279,35 @@ async fn overlay_marks(
     graph_page.overlay_problem = Some(problem);
     BTreeSet::new()
 }
+
+/// The `data` of the graph JSON's `nodes` or `edges`.
+fn elements<'a>(
+    graph: &'a serde_json::Value,
+    key: &str,
+) -> impl Iterator<Item = &'a serde_json::Value> {
+    graph
+        .get("elements")
+        .and_then(|e| e.get(key))
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("data"))
+}
+
+/// A text field of an element's data, `""` when absent.
+fn text<'a>(data: &'a serde_json::Value, key: &str) -> &'a str {
+    data.get(key)
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+}
+
+/// A node's name as the graph shows it: its service, app, workload or aggregate.
+fn node_name(data: &serde_json::Value) -> &str {
+    match text(data, "nodeType") {
+        "service" => text(data, "service"),
+        "app" => text(data, "app"),
+        "workload" => text(data, "workload"),
+        "aggregate" => text(data, "aggregate"),
+        _ => "unknown",
+    }
+}

@@ -17,6 +17,8 @@ use meshtrace_mesh::{span_info, tag_str};
 use meshtrace_model::{Span, SpanId, Trace};
 use serde_json::Value;
 
+use super::{elements, text};
+
 /// A mesh entity a span or a node names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Entity {
@@ -80,7 +82,7 @@ fn entities(span: &Span) -> Vec<Entity> {
 
 /// What a node of Kiali's graph JSON stands for.
 fn node_entities(data: &Value) -> Vec<Entity> {
-    let text = |key: &str| data.get(key).and_then(Value::as_str).unwrap_or_default();
+    let text = |key: &str| text(data, key);
     let ns = text("namespace");
     let mut found = Vec::new();
     match text("nodeType") {
@@ -125,17 +127,9 @@ pub fn marks(graph: &Value, trace: &Trace) -> BTreeSet<String> {
             }
         }
     }
-    let elements = graph.get("elements").unwrap_or(&Value::Null);
-    let list = |key: &str| -> Vec<&Value> {
-        elements
-            .get(key)
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|e| e.get("data")).collect())
-            .unwrap_or_default()
-    };
     let mut node_of: HashMap<&str, Vec<Entity>> = HashMap::new();
     let mut marked = BTreeSet::new();
-    for data in list("nodes") {
+    for data in elements(graph, "nodes") {
         let id = data.get("id").and_then(Value::as_str).unwrap_or_default();
         let of = node_entities(data);
         if of.iter().any(|e| named.contains(e)) {
@@ -143,7 +137,7 @@ pub fn marks(graph: &Value, trace: &Trace) -> BTreeSet<String> {
         }
         node_of.insert(id, of);
     }
-    for data in list("edges") {
+    for data in elements(graph, "edges") {
         let end = |key: &str| {
             data.get(key)
                 .and_then(Value::as_str)

@@ -9,6 +9,7 @@ use meshtrace_model::time::format_duration;
 use serde_json::Value;
 
 use super::super::view::View;
+use super::{elements, node_name, text};
 use crate::Console;
 use crate::params::TracingParams;
 use crate::tracing_api::{TracesRequest, ask};
@@ -37,27 +38,9 @@ pub struct Panel {
     pub limits: Vec<(usize, bool)>,
 }
 
-fn text<'a>(data: &'a Value, key: &str) -> &'a str {
-    data.get(key).and_then(Value::as_str).unwrap_or_default()
-}
-
-fn elements<'a>(graph: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
-    graph
-        .get("elements")
-        .and_then(|e| e.get(key))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.get("data"))
-}
-
-fn node_name(data: &Value) -> String {
-    let name = match text(data, "nodeType") {
-        "service" => text(data, "service"),
-        "app" => text(data, "app"),
-        "workload" => text(data, "workload"),
-        _ => "unknown",
-    };
+/// A node's name with an app node's version.
+fn versioned_name(data: &Value) -> String {
+    let name = node_name(data);
     let version = text(data, "version");
     if text(data, "nodeType") == "app" && !version.is_empty() {
         format!("{name} {version}")
@@ -72,7 +55,7 @@ fn names(graph: &Value) -> HashMap<String, String> {
         .map(|d| {
             (
                 text(d, "id").to_string(),
-                format!("{} ({})", node_name(d), text(d, "namespace")),
+                format!("{} ({})", versioned_name(d), text(d, "namespace")),
             )
         })
         .collect()
@@ -175,7 +158,7 @@ pub async fn panel(
         Err(problem) => (Some(Vec::new()), Some(problem)),
     };
     Some(Panel {
-        title: node_name(node),
+        title: versioned_name(node),
         kind: text(node, "nodeType").to_string(),
         namespace: text(node, "namespace").to_string(),
         rows,
