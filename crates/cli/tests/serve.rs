@@ -1,8 +1,9 @@
 //! `meshtrace serve` as a user runs it: a Kiali configuration file, the console's address
 //! printed, the API answering, a clean stop on SIGTERM; a broken configuration refused.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -15,14 +16,7 @@ fn serve_answers_and_stops_cleanly() {
         "server:\n  web_root: /kiali\nexternal_services:\n  tracing:\n    enabled: true\n    external_url: http://jaeger.example.com\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meshtrace"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = common::spawn_serve(&config);
     let first = lines.next().unwrap().unwrap();
     let url = first
         .strip_prefix("meshtrace console: ")

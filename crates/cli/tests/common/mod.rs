@@ -1,8 +1,8 @@
 //! Runs the real `meshtrace store` binary on ephemeral ports.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader, Lines};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 
 use serde_json::Value;
@@ -202,19 +202,26 @@ impl Drop for Console {
     }
 }
 
+/// `meshtrace serve` on a free loopback port over the Kiali configuration file `config`, and
+/// its stdout a line at a time (the console's address first).
+pub fn spawn_serve(config: &std::path::Path) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meshtrace"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("meshtrace serve starts");
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
 /// Starts `meshtrace serve` on a free loopback port over the Kiali configuration `yaml`.
 pub fn start_console(yaml: &str) -> Console {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("kiali.yaml");
     std::fs::write(&config, yaml).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meshtrace"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("meshtrace serve starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (child, mut lines) = spawn_serve(&config);
     let first = lines
         .next()
         .expect("the console prints its address")
