@@ -63,7 +63,7 @@ impl ConfigCommand {
                     Format::Yaml => {
                         print!("{}", meshtrace_config::to_yaml(&effective));
                         println!("# mode: {mode}");
-                        println!("# metrics: {metrics}");
+                        println!("# {metrics}");
                     }
                     Format::Json => {
                         #[allow(clippy::expect_used, reason = "a JSON value always serializes")]
@@ -71,7 +71,7 @@ impl ConfigCommand {
                             .expect("a JSON value always serializes");
                         println!("{text}");
                         eprintln!("mode: {mode}");
-                        eprintln!("metrics: {metrics}");
+                        eprintln!("{metrics}");
                     }
                 }
                 ExitCode::SUCCESS

@@ -62,7 +62,9 @@ fn show_json_keeps_stdout_pure_json() {
     assert_eq!(json["external_services"]["tracing"]["internal_url"], "");
     assert_eq!(
         text(&output.stderr),
-        "mode: external links only to https://jaeger.example.com\n"
+        "mode: external links only to https://jaeger.example.com\nmetrics from Prometheus at \
+         http://prometheus.istio-system:9090: Kiali's default, external_services.prometheus.url \
+         is not set\n"
     );
 }
 
