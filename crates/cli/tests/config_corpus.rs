@@ -102,7 +102,13 @@ fn valid_configs_check_and_show_as_expected() {
         let json: serde_json::Value = serde_json::from_str(&stdout)
             .unwrap_or_else(|e| panic!("{}: show --format json is not JSON: {e}", file.display()));
         assert!(json["external_services"]["tracing"].is_object());
-        assert!(stderr.lines().last().unwrap_or("").starts_with("mode: "));
+        // stdout stays pure JSON: the tracing mode and where metrics come from go to stderr.
+        let said: Vec<&str> = stderr.lines().collect();
+        assert!(said.iter().any(|l| l.starts_with("mode: ")), "{stderr}");
+        assert!(
+            said.last().unwrap_or(&"").starts_with("metrics "),
+            "{stderr}"
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
