@@ -310,9 +310,12 @@ async fn no_secret_in_any_error_or_log() {
     }
     task.abort();
     let logged = String::from_utf8_lossy(&log.0.lock().unwrap()).to_string();
+    // The capture works (the warning names the Prometheus and the query). The debug line of
+    // each query is not required: a callsite first reached by a parallel test without this
+    // subscriber can keep tracing's cached "not interested", which made the check flaky.
     assert!(
-        logged.contains("Prometheus query"),
-        "the client logs its queries: {logged}"
+        logged.contains("Prometheus answered with warnings") && logged.contains("mode=\"warn\""),
+        "the client's log was not captured: {logged}"
     );
     shown.push(logged);
     for text in &shown {

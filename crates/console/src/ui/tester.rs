@@ -11,7 +11,7 @@ use axum::extract::{RawQuery, Request, State};
 use axum::response::Response;
 use meshtrace_config::{Config, effective, mode, to_yaml};
 
-use super::shell::{Shell, Visitor, known_namespaces};
+use super::shell::{Shell, Visitor};
 use super::view::View;
 use crate::Console;
 use crate::error::{ErrorCode, page};
@@ -50,7 +50,7 @@ struct TesterPage {
     result: Option<CheckResult>,
 }
 
-async fn tester(console: &Console, visitor: &Visitor, draft: Option<String>) -> TesterPage {
+fn tester(console: &Console, visitor: &Visitor, draft: Option<String>) -> TesterPage {
     let view = View::parse(None);
     let effective = to_yaml(&effective(&console.config));
     TesterPage {
@@ -60,7 +60,9 @@ async fn tester(console: &Console, visitor: &Visitor, draft: Option<String>) -> 
             &view,
             "Tracing configuration".into(),
             "tracing",
-            &known_namespaces(console).await,
+            // The tester is about the configuration, not the mesh: it reads no inventory, so
+            // that a refused draft never makes the console call the backend.
+            &[],
         ),
         mode: mode(&console.config.tracing),
         draft: draft.unwrap_or_else(|| effective.clone()),
@@ -75,7 +77,7 @@ pub async fn show(
     visitor: Visitor,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let mut tester = tester(&console, &visitor, None).await;
+    let mut tester = tester(&console, &visitor, None);
     let wants_probes = form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes())
         .any(|(k, v)| k == "diagnose" && v == "1");
     if wants_probes {
@@ -119,7 +121,7 @@ pub async fn check(State(console): State<Arc<Console>>, request: Request) -> Res
         Ok(body) => body,
         Err(refused) => {
             // The draft is not shown again: it may be anything, of any size.
-            let mut tester = tester(&console, &visitor, None).await;
+            let mut tester = tester(&console, &visitor, None);
             tester.result = Some(CheckResult {
                 ok: false,
                 message: refused.error,
@@ -132,7 +134,7 @@ pub async fn check(State(console): State<Arc<Console>>, request: Request) -> Res
         .find(|(k, _)| k == "config")
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
-    let mut tester = tester(&console, &visitor, Some(draft.clone())).await;
+    let mut tester = tester(&console, &visitor, Some(draft.clone()));
     let outcome = match meshtrace_config::load_str(&draft) {
         Err(problems) => CheckResult {
             ok: false,

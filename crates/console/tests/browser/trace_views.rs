@@ -187,7 +187,6 @@ async fn spans_timeline_tester_and_links_in_chromium() {
     // ---- the configuration tester: a working and a broken configuration ----
     goto(client, &format!("{base}/")).await;
     click(client, "#tester-link").await;
-    assert_offers_the_namespaces(client).await;
     assert!(
         text(client, "#mode")
             .await
