@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -14,7 +13,7 @@ use common::*;
 use meshtrace_store::raw_codec::ClientCodec;
 use meshtrace_store::server::{LoopbackServer, ServeOptions};
 use meshtrace_store::{Store, StoreOptions};
-use meshtrace_testkit::prometheus::require;
+use meshtrace_testkit::prometheus::{RealPrometheus, promtool_check_metrics};
 use opentelemetry::trace::{Span as _, Tracer, TracerProvider as _};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
@@ -486,31 +485,15 @@ async fn promtool_accepts_and_prometheus_scrapes_the_text() {
         .unwrap();
     let text = scrape(&store).await;
 
-    let mut check = Command::new(require("promtool"))
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    check
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = check.wait_with_output().unwrap();
-    let lint =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let (code, lint) = promtool_check_metrics(&text);
     // promtool (2.42 here) lints the classic text format, where a counter's HELP names its
     // `_total` sample; OpenMetrics names the family without it. That one finding is checked to
     // be exactly that (an OpenMetrics counter with its HELP); any other finding fails.
     let mut findings = 0;
-    for line in lint.lines().filter(|l| !l.trim().is_empty()) {
+    for line in &lint {
         let family = line
             .strip_suffix("_total no help text")
-            .unwrap_or_else(|| panic!("promtool: {line}\n{lint}\n{text}"));
+            .unwrap_or_else(|| panic!("promtool: {line}\n{lint:?}\n{text}"));
         assert!(
             text.contains(&format!("# TYPE {family} counter\n")),
             "{line}"
@@ -519,16 +502,19 @@ async fn promtool_accepts_and_prometheus_scrapes_the_text() {
         findings += 1;
     }
     assert!(
-        out.status.success() || findings > 0,
-        "promtool failed without a finding: {lint}"
+        code == Some(0) || findings > 0,
+        "promtool failed without a finding: {lint:?}"
     );
 
-    let prometheus = ScrapingPrometheus::start(&store.addrs.query_http.to_string()).await;
+    let target = store.addrs.query_http.to_string();
+    let prometheus = RealPrometheus::scraping("store", &[&target], 1).await;
+    let query = |promql: &str| {
+        let encoded: String = form_urlencoded::byte_serialize(promql.as_bytes()).collect();
+        get_json(prometheus.url(&format!("/api/v1/query?query={encoded}")))
+    };
     let started = Instant::now();
     let stored = loop {
-        let (_, answer) = prometheus
-            .query("meshtrace_store_spans_stored_total{protocol=\"otlp_http\"}")
-            .await;
+        let answer = query("meshtrace_store_spans_stored_total{protocol=\"otlp_http\"}").await;
         if let Some(value) = answer["data"]["result"][0]["value"][1].as_str() {
             break value.to_string();
         }
@@ -540,11 +526,10 @@ async fn promtool_accepts_and_prometheus_scrapes_the_text() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(stored, "6");
-    let (_, answer) = prometheus
-        .query("sum(meshtrace_store_query_duration_seconds_count{route=\"/api/services\"})")
-        .await;
+    let answer =
+        query("sum(meshtrace_store_query_duration_seconds_count{route=\"/api/services\"})").await;
     assert_eq!(answer["data"]["result"][0]["value"][1], "1", "{answer}");
-    let (_, targets) = prometheus.get("/api/v1/targets").await;
+    let targets = get_json(prometheus.url("/api/v1/targets")).await;
     assert_eq!(
         targets["data"]["activeTargets"][0]["health"], "up",
         "{targets}"
@@ -552,81 +537,10 @@ async fn promtool_accepts_and_prometheus_scrapes_the_text() {
     store.stop().await;
 }
 
-/// A Prometheus (Debian's package) scraping one target's `/metrics` every second; killed when
-/// dropped.
-struct ScrapingPrometheus {
-    addr: String,
-    child: std::process::Child,
-    dir: tempfile::TempDir,
-    http: reqwest::Client,
-}
-
-impl ScrapingPrometheus {
-    async fn start(target: &str) -> ScrapingPrometheus {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: store\n    \
-                 metrics_path: /metrics\n    static_configs:\n      - targets: ['{target}']\n"
-            ),
-        )
-        .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-        let child = Command::new(require("prometheus"))
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        ScrapingPrometheus {
-            addr,
-            child,
-            dir,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        match self
-            .http
-            .get(format!("http://{}{path}", self.addr))
-            .send()
-            .await
-        {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                (status, response.json().await.unwrap_or(Value::Null))
-            }
-            Err(_) => (0, Value::Null),
-        }
-    }
-
-    async fn query(&self, promql: &str) -> (u16, Value) {
-        let encoded: String = form_urlencoded::byte_serialize(promql.as_bytes()).collect();
-        self.get(&format!("/api/v1/query?query={encoded}")).await
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for ScrapingPrometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// A JSON answer of the real Prometheus, `null` while it cannot answer.
+async fn get_json(url: String) -> Value {
+    match reqwest::get(url).await {
+        Ok(response) => response.json().await.unwrap_or(Value::Null),
+        Err(_) => Value::Null,
     }
 }
