@@ -308,24 +308,13 @@ async fn query_latency_is_labelled_by_route_template_only() {
         let response = store.http.get(store.query(&path)).send().await.unwrap();
         assert_eq!(response.status(), 404);
     }
-    store
-        .http
-        .get(store.query("/api/services"))
-        .send()
-        .await
-        .unwrap();
-    store
-        .http
-        .get(store.query("/prometheus/api/v1/query?query=up"))
-        .send()
-        .await
-        .unwrap();
-    store
-        .http
-        .get(store.query("/prometheus/api/v1/label/job/values"))
-        .send()
-        .await
-        .unwrap();
+    for path in [
+        "/api/services",
+        "/prometheus/api/v1/query?query=up",
+        "/prometheus/api/v1/label/job/values",
+    ] {
+        store.http.get(store.query(path)).send().await.unwrap();
+    }
     let text = scrape(&store).await;
     let routes: BTreeSet<&str> = text
         .lines()
