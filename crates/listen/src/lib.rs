@@ -32,6 +32,15 @@ use std::time::Duration;
 
 pub use http::serve;
 
+/// The label a request is counted and timed under: its matched route's template, or
+/// `unmatched` when no route matched, so that a path a client sends never becomes a label value.
+pub fn route_label(request: &axum::extract::Request) -> String {
+    request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string())
+}
+
 /// The bounds a listener holds its clients to. See the crate's documentation for what each one
 /// does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus_client::metrics::family::Family;
@@ -376,10 +376,7 @@ pub async fn observe_query(
     request: Request,
     next: Next,
 ) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route = meshtrace_listen::route_label(&request);
     let started = Instant::now();
     let response = next.run(request).await;
     store.stats().query_took(&route, started.elapsed());
