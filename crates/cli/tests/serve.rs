@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -17,14 +16,7 @@ fn serve_answers_and_stops_cleanly() {
         "server:\n  web_root: /kiali\nexternal_services:\n  tracing:\n    enabled: true\n    external_url: http://jaeger.example.com\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meshtrace"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = common::spawn_serve(&config);
     let first = lines.next().unwrap().unwrap();
     let url = first
         .strip_prefix("meshtrace console: ")

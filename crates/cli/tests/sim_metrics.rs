@@ -8,65 +8,11 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::start_store;
+use common::{start_sim, start_store};
 use meshtrace_testkit::prometheus::{RealPrometheus, promtool_check_metrics};
 use serde_json::Value;
-
-/// A running `meshtrace sim` with its metrics endpoint; killed when dropped.
-struct Sim {
-    child: Child,
-    metrics: String,
-    stdout: mpsc::Receiver<String>,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_sim(args: &[&str]) -> Sim {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meshtrace"))
-        .args(["--log-format", "json", "sim"])
-        .args(args)
-        .args(["--metrics-listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("meshtrace sim starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let metrics = loop {
-        let line = lines
-            .next()
-            .expect("the simulator logs its metrics address")
-            .unwrap();
-        let Ok(json) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if json["fields"]["message"] == "Istio metrics ready" {
-            break json["fields"]["addr"].as_str().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-    let (tx, stdout) = mpsc::channel();
-    let out = BufReader::new(child.stdout.take().unwrap());
-    std::thread::spawn(move || {
-        for line in out.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    Sim {
-        child,
-        metrics,
-        stdout,
-    }
-}
 
 /// One sample line of the exposition: `name{labels} value`.
 fn parse_sample(line: &str) -> Option<(&str, HashMap<String, String>, f64)> {

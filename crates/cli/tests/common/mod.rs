@@ -1,9 +1,9 @@
 //! Runs the real `meshtrace store` binary on ephemeral ports.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::io::{BufRead, BufReader, Lines};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
 
 use serde_json::Value;
 
@@ -151,4 +151,111 @@ pub fn three_span_batch(trace: u64, now_ns: u64, service: &str, attribute: Value
         "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
         "scopeSpans": [{"spans": spans}]
     }]})
+}
+
+/// A running `meshtrace sim` with its metrics endpoint; killed when dropped.
+pub struct Sim {
+    child: Child,
+    /// `host:port` of its `/metrics`.
+    pub metrics: String,
+    /// Its stdout, a line at a time (the summary when the traffic ends).
+    pub stdout: mpsc::Receiver<String>,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `meshtrace sim` with `args` and `--metrics-listen 127.0.0.1:0`, and reads the
+/// metrics address from its JSON log.
+pub fn start_sim(args: &[&str]) -> Sim {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meshtrace"))
+        .args(["--log-format", "json", "sim"])
+        .args(args)
+        .args(["--metrics-listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("meshtrace sim starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let metrics = loop {
+        let line = lines
+            .next()
+            .expect("the simulator logs its metrics address")
+            .unwrap();
+        let Ok(json) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if json["fields"]["message"] == "Istio metrics ready" {
+            break json["fields"]["addr"].as_str().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    let (tx, stdout) = mpsc::channel();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    Sim {
+        child,
+        metrics,
+        stdout,
+    }
+}
+
+/// A running `meshtrace serve`; killed when dropped.
+pub struct Console {
+    child: Child,
+    /// `http://host:port`, the console's root.
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `meshtrace serve` on a free loopback port over the Kiali configuration file `config`, and
+/// its stdout a line at a time (the console's address first).
+pub fn spawn_serve(config: &std::path::Path) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meshtrace"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("meshtrace serve starts");
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// Starts `meshtrace serve` on a free loopback port over the Kiali configuration `yaml`.
+pub fn start_console(yaml: &str) -> Console {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kiali.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    let (child, mut lines) = spawn_serve(&config);
+    let first = lines
+        .next()
+        .expect("the console prints its address")
+        .unwrap();
+    let url = first
+        .strip_prefix("meshtrace console: ")
+        .and_then(|u| u.strip_suffix("/api/tracing"))
+        .unwrap_or_else(|| panic!("no console address in {first:?}"))
+        .to_string();
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    Console {
+        child,
+        url,
+        _dir: dir,
+    }
 }
