@@ -4,8 +4,9 @@
 //! traces, one with `prometheus.url` at that Prometheus, the other at the store's
 //! `/prometheus` (metrics derived from the spans). Every Kiali metrics route, and the heatmap's
 //! `POST /api/stats/metrics`, answers the same series from both; rates agree within 10 % (or
-//! the counting noise of a series of few requests), averages within 10 %, quantiles within the
-//! histogram buckets of the other source's neighbouring quantiles.
+//! the counting noise of a series of few requests), averages within 10 % (or the noise of a few
+//! requests), quantiles within the histogram buckets of the other source's neighbouring
+//! quantiles or either side of one bucket bound.
 
 mod common;
 
@@ -76,14 +77,55 @@ fn quantile_params(asked: &[&str]) -> String {
     out
 }
 
-/// The quantile `value` of one source agrees with the other source's histogram when it lies
+/// The quantile `value` of one source agrees with the other source's `other` when it lies
 /// between the bucket holding the other's `q - δ` quantile and the bucket holding its `q + δ`
 /// quantile. A quantile is interpolated inside its bucket, which is all a histogram knows; and
 /// where the distribution is flat across buckets (Bookinfo's p99: 99 % of a hop's requests
 /// under 5 ms, the slow 1 % at 25–50 ms) the requests a few seconds apart at the windows' ends
 /// move it across them, which a slightly lower or higher quantile of the other shows.
-fn quantile_agrees(value: f64, other_below: f64, other_above: f64) -> bool {
-    value >= bucket(other_below).0 && value <= bucket(other_above).1
+/// Where the quantile's rank falls on a bucket bound itself (a median of 2,490 bytes beside
+/// one of 2,510 at the 2,500-byte bound; a p99 of 24.96 ms at the 25 ms bound beside one of
+/// 40.7 ms, where few requests lie above the bound), one request more or less on either side
+/// puts the two in neighbouring buckets, and the one past the bound anywhere in its bucket:
+/// they agree when one of them is at the shared bound (within 1 %), or when they are closer
+/// than the narrower bucket is wide.
+fn quantile_agrees(value: f64, other: f64, other_below: f64, other_above: f64) -> bool {
+    let between = value >= bucket(other_below).0 && value <= bucket(other_above).1;
+    let (mine, theirs) = (bucket(value), bucket(other));
+    let shared = if mine.1 == theirs.0 {
+        Some(mine.1)
+    } else if theirs.1 == mine.0 {
+        Some(mine.0)
+    } else {
+        None
+    };
+    let width = |(lower, upper): (f64, f64)| upper - lower;
+    let at_bound =
+        |bound: f64| (value - bound).abs() <= 0.01 * bound || (other - bound).abs() <= 0.01 * bound;
+    between
+        || shared.is_some_and(|bound| {
+            at_bound(bound) || (value - other).abs() <= width(mine).min(width(theirs))
+        })
+}
+
+/// Two averages of the same requests agree within 10 %, or, for a series of few requests,
+/// within the noise of the requests the two windows do not share: up to a sample interval at
+/// each end (see [`rates_agree`]), `edge` requests of the window's `requests` replaced by
+/// others; the mean of `requests` values, `edge` of them drawn anew, moves by about
+/// `sqrt(2·edge)/requests` of the values' spread, which for request durations and sizes is of
+/// the order of the mean itself. Three of those is the allowance. `rate` is the series'
+/// request rate (per second), when the answer has it.
+fn averages_agree(a: f64, b: f64, rate: Option<f64>) -> bool {
+    let larger = a.abs().max(b.abs());
+    let allowance = match rate {
+        Some(rate) if rate > 0.0 => {
+            let requests = rate * RATE_INTERVAL;
+            let edge = 2.0 * SAMPLE_INTERVAL * rate;
+            (3.0 * (2.0 * edge).sqrt() / requests).max(0.10)
+        }
+        _ => 0.10,
+    };
+    (a - b).abs() <= allowance * larger
 }
 
 /// Two rates of the same requests agree within 10 %, or, for a series of few requests, within
@@ -147,7 +189,7 @@ fn series(metrics: &Value, at: &str) -> BTreeMap<Key, BTreeMap<i64, f64>> {
 }
 
 /// The same series, at the same times; rates within 10 % (or the counting noise of a series of
-/// few requests), averages within 10 %, quantiles by [`quantile_agrees`]; NaN (no request in the
+/// few requests), averages by [`averages_agree`], quantiles by [`quantile_agrees`]; NaN (no request in the
 /// window) only where the other side has NaN too. Adds what disagrees to `bad`; answers the
 /// number of values compared.
 fn agree_metrics(real: &Value, ours: &Value, route: &str, bad: &mut Vec<String>) -> usize {
@@ -186,7 +228,13 @@ fn agree_metrics(real: &Value, ours: &Value, route: &str, bad: &mut Vec<String>)
                 let ok = if x.is_nan() || y.is_nan() {
                     x.is_nan() && y.is_nan()
                 } else if key.1 == "avg" {
-                    (x - y).abs() <= 0.10 * x.abs().max(y.abs())
+                    // The requests behind the average: the same series' request rate.
+                    let count = ("request_count".to_string(), String::new(), key.2.clone());
+                    let rate = all
+                        .get("request_count")
+                        .and_then(|(counts, _)| counts.get(&count))
+                        .and_then(|points| points.get(t));
+                    averages_agree(*x, y, rate.copied())
                 } else if key.1.is_empty() {
                     // A throughput is bytes: its noise is its requests', each of its size.
                     let per_request = if name.ends_with("_throughput") {
@@ -208,8 +256,8 @@ fn agree_metrics(real: &Value, ours: &Value, route: &str, bad: &mut Vec<String>)
                     let at = |side: &BTreeMap<Key, BTreeMap<i64, f64>>, stat: &str| {
                         side[&(key.0.clone(), stat.to_string(), key.2.clone())][t]
                     };
-                    quantile_agrees(*x, at(b, below), at(b, above))
-                        && quantile_agrees(y, at(a, below), at(a, above))
+                    quantile_agrees(*x, y, at(b, below), at(b, above))
+                        && quantile_agrees(y, *x, at(a, below), at(a, above))
                 };
                 if !ok {
                     bad.push(format!(
@@ -434,8 +482,8 @@ async fn a_real_prometheus_and_the_store_give_the_console_the_same_metrics() {
                 let Some((_, below, above)) = QUANTILES.iter().find(|(q, ..)| q == name) else {
                     continue;
                 };
-                quantile_agrees(*p, find(&y, below), find(&y, above))
-                    && quantile_agrees(*q, find(&x, below), find(&x, above))
+                quantile_agrees(*p, *q, find(&y, below), find(&y, above))
+                    && quantile_agrees(*q, *p, find(&x, below), find(&x, above))
             };
             if !ok {
                 bad.push(format!(
