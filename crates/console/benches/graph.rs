@@ -4,11 +4,15 @@
 //!   client, per graph type;
 //! - a synthetic graph of 500 workloads and 2,000 edges: building it from its query answers
 //!   (the console's own work, no I/O) and writing its JSON;
-//! - the same synthetic graph served, from meshtrace's PromQL engine over in-memory series.
+//! - the same synthetic graph served, from meshtrace's PromQL engine over in-memory series;
+//! - its graph page: served (timed at the client, and where the time went, from the page's
+//!   `Server-Timing`: the graph API's answer, the drawing, the layout inside it, the HTML), and
+//!   interactive in a real headless Chromium (navigation to the load event, every node drawn).
+//!   chromedriver must be on the PATH, as in the browser tests.
 //!
 //! Run: `cargo bench -p meshtrace-console --bench graph` (`ROUNDS=N` to change the count).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -25,6 +29,9 @@ use meshtrace_sim::run::{RunOptions, Stats, run};
 use meshtrace_sim::{Generator, Mesh, Options, Topology};
 use meshtrace_store::Store;
 use meshtrace_store::server::LoopbackServer;
+
+#[path = "../tests/browser/driver.rs"]
+mod driver;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -230,8 +237,84 @@ fn main() {
                 times.push(get(&client, &url).await);
             }
             println!("  served from the PromQL engine {}", ms(median(times)));
+            page(&client, console, rounds).await;
         } else {
             println!("  served: {} {}", response.status(), response.text().await.unwrap());
         }
     });
+}
+
+/// The page's `Server-Timing` durations (ms) by name.
+fn server_timing(response: &reqwest::Response) -> Vec<(String, f64)> {
+    let header = response
+        .headers()
+        .get("server-timing")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    header
+        .split(", ")
+        .filter_map(|part| {
+            let name = part.split(';').next()?.to_string();
+            let dur = part.split(';').find_map(|p| p.strip_prefix("dur="))?;
+            Some((name, dur.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The synthetic graph's page: served, where its time went, and interactive in Chromium.
+async fn page(client: &reqwest::Client, console: SocketAddr, rounds: usize) {
+    let url = format!(
+        "http://{console}/console/graph/namespaces?namespaces=bookinfo&duration=600&graphType=versionedApp"
+    );
+    let mut served = Vec::new();
+    let mut parts: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut bytes = 0;
+    for round in 0..rounds.min(10) + 2 {
+        let started = Instant::now();
+        let response = client.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let timing = server_timing(&response);
+        bytes = response.bytes().await.unwrap().len();
+        // Two warm-up rounds.
+        if round >= 2 {
+            served.push(started.elapsed());
+            for (name, dur) in timing {
+                parts.entry(name).or_default().push(dur);
+            }
+        }
+    }
+    println!(
+        "Its graph page ({:.1} MB of HTML):\n  served {}",
+        bytes as f64 / 1e6,
+        ms(median(served))
+    );
+    for (name, mut durations) in parts {
+        durations.sort_by(f64::total_cmp);
+        println!("    {name:<7} {:.2} ms", durations[durations.len() / 2]);
+    }
+
+    let browser = driver::browser().await;
+    let mut interactive = Vec::new();
+    let mut nodes = 0;
+    for _ in 0..rounds.min(5) {
+        browser.client.goto(&url).await.unwrap();
+        // `goto` returns once the page has loaded: the navigation entry says how long it took.
+        let load = browser
+            .client
+            .execute(
+                "const n = performance.getEntriesByType('navigation')[0];
+                 return [n.domInteractive, n.loadEventEnd, document.querySelectorAll('g.node').length];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let load = load.as_array().unwrap();
+        interactive.push(Duration::from_secs_f64(load[1].as_f64().unwrap() / 1e3));
+        nodes = load[2].as_u64().unwrap() as usize;
+    }
+    assert_eq!(nodes, NODES, "every node drawn");
+    println!(
+        "  interactive in Chromium (navigation to the load event, {nodes} nodes drawn) {}",
+        ms(median(interactive))
+    );
 }

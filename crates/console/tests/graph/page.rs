@@ -80,6 +80,22 @@ async fn the_page_draws_the_graph_marks_a_trace_and_lists_a_nodes_traces() {
         .filter(|n| n["data"]["isBox"].is_null())
         .map(|n| n["data"]["id"].as_str().unwrap().to_string())
         .collect();
+    // Where the page's time went, for developer tools and the benchmark.
+    let response = reqwest::get(&page).await.unwrap();
+    let timing = response.headers()["server-timing"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let names: Vec<&str> = timing
+        .split(", ")
+        .map(|part| part.split(';').next().unwrap())
+        .collect();
+    assert_eq!(names, ["graph", "draw", "layout", "render"], "{timing}");
+    assert!(
+        timing.split(", ").all(|part| part.contains(";dur=")),
+        "{timing}"
+    );
+
     client.goto(&page).await.unwrap();
     wait_for(client, "svg#graph g.node").await;
     let nodes: BTreeSet<String> = drawn(client, "svg#graph g.node")

@@ -93,6 +93,8 @@ pub struct Drawing {
     pub nodes: Vec<DrawnNode>,
     pub edges: Vec<DrawnEdge>,
     pub boxes: Vec<DrawnBox>,
+    /// How long the layout took, for the page's `Server-Timing` header.
+    pub layout_time: std::time::Duration,
 }
 
 fn flag(data: &Value, key: &str) -> bool {
@@ -316,7 +318,9 @@ pub fn draw(graph: &Value, labels: &[EdgeLabel], trace: &BTreeSet<String>) -> Dr
             boxes: boxes_of(d, namespace_boxes, &app_boxes),
         })
         .collect();
+    let layout_started = std::time::Instant::now();
     let placed = layout::layout(&items, &pairs);
+    let layout_time = layout_started.elapsed();
     let drawn_nodes: Vec<DrawnNode> = nodes
         .iter()
         .enumerate()
@@ -386,6 +390,7 @@ pub fn draw(graph: &Value, labels: &[EdgeLabel], trace: &BTreeSet<String>) -> Dr
         nodes: drawn_nodes,
         edges: drawn_edges,
         boxes,
+        layout_time,
     }
 }
 

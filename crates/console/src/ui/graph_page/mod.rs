@@ -12,9 +12,11 @@ mod panel;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use askama::Template;
 use axum::extract::{RawQuery, State};
+use axum::http::HeaderValue;
 use axum::response::Response;
 
 use super::Choice;
@@ -230,6 +232,7 @@ pub(super) async fn graph_page(
         .append_pair("includeIdleEdges", &options.idle_edges.to_string())
         .append_pair("boxBy", "app,namespace")
         .finish();
+    let started = Instant::now();
     let graph = match crate::graph::graph_of(&console, Some(&query), None).await {
         Ok(graph) => graph,
         Err(error) => {
@@ -246,15 +249,45 @@ pub(super) async fn graph_page(
             return page(Some(code), graph_page);
         }
     };
+    let graph_time = started.elapsed();
     let json = serde_json::to_value(&graph).unwrap_or_default();
     let marks = overlay_marks(&console, &view.trace_id, &json, &mut graph_page).await;
+    let started = Instant::now();
     let drawing = draw::draw(&json, &options.labels, &marks);
+    let draw_time = started.elapsed();
+    let layout_time = drawing.layout_time;
     graph_page.empty = drawing.nodes.is_empty();
     graph_page.hops = panel::hops(&json, &marks);
     graph_page.panel =
         panel::panel(&console, &json, &options.focus, options.traces_limit, &view).await;
     graph_page.drawing = Some(drawing);
-    page(None, graph_page)
+    let started = Instant::now();
+    let mut response = page(None, graph_page);
+    let timing = [
+        ("graph", "the graph API's answer", graph_time),
+        ("draw", "the drawing with its layout", draw_time),
+        ("layout", "the layout", layout_time),
+        ("render", "the HTML", started.elapsed()),
+    ];
+    if let Ok(value) = HeaderValue::from_str(&server_timing(&timing)) {
+        response.headers_mut().insert("server-timing", value);
+    }
+    response
+}
+
+/// A `Server-Timing` header value (W3C): where the page's time went, for the browser's
+/// developer tools and the graph benchmark.
+fn server_timing(parts: &[(&str, &str, Duration)]) -> String {
+    parts
+        .iter()
+        .map(|(name, description, time)| {
+            format!(
+                "{name};desc=\"{description}\";dur={:.3}",
+                time.as_secs_f64() * 1e3
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The ids the trace of `trace_id` passed through; a trace that cannot be had leaves the
