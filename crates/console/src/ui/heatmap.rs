@@ -108,25 +108,40 @@ pub(super) fn span_heatmap(
     } else {
         "from"
     };
+    grid(
+        intervals,
+        columns,
+        |row, name| {
+            let times = found.get(row).copied().flatten()?;
+            stat(times, name).map(|s| ms - s)
+        },
+        |interval, name, d| {
+            let (abs, word) = slower(d);
+            format!(
+                "This request has been {abs:.2} ms {word} than the {} of all {} requests {to} {} in the last {interval}",
+                stat_words(name),
+                target.direction,
+                target.workload,
+            )
+        },
+    )
+}
+
+/// A heatmap of `value(row, stat)` over `intervals` × `columns`.
+fn grid(
+    intervals: &[&'static str],
+    columns: &[(&'static str, &'static str)],
+    value: impl Fn(usize, &str) -> Option<f64>,
+    title: impl Fn(&str, &str, f64) -> String,
+) -> Heatmap {
     let rows = intervals
         .iter()
-        .zip(found)
-        .map(|(interval, times)| Row {
+        .enumerate()
+        .map(|(i, interval)| Row {
             interval,
             cells: columns
                 .iter()
-                .map(|(name, label)| {
-                    let diff = times.and_then(|t| stat(t, name)).map(|s| ms - s);
-                    cell(label, diff, |d| {
-                        let (abs, word) = slower(d);
-                        format!(
-                            "This request has been {abs:.2} ms {word} than the {} of all {} requests {to} {} in the last {interval}",
-                            stat_words(name),
-                            target.direction,
-                            target.workload,
-                        )
-                    })
-                })
+                .map(|(name, label)| cell(label, value(i, name), |d| title(interval, name, d)))
                 .collect(),
         })
         .collect();
@@ -180,32 +195,24 @@ pub(super) fn trace_heatmap(
             compared = compared.saturating_add(1);
         }
     }
-    let rows = intervals
-        .iter()
-        .zip(sums)
-        .map(|(interval, row)| Row {
-            interval,
-            cells: STATS
-                .iter()
-                .zip(row)
-                .map(|((name, label), (sum, n))| {
-                    let mean = (n > 0).then(|| sum / f64::from(n));
-                    cell(label, mean, |d| {
-                        let (abs, word) = slower(d);
-                        format!(
-                            "Trace requests have been, in average, {abs:.2} ms {word} than the {} of the requests involving the same workloads in the last {interval}",
-                            stat_words(name)
-                        )
-                    })
-                })
-                .collect(),
-        })
-        .collect();
-    TraceComparison {
-        heatmap: Heatmap {
-            columns: STATS.iter().map(|(_, label)| *label).collect(),
-            rows,
+    let heatmap = grid(
+        intervals,
+        &STATS,
+        |row, name| {
+            let column = STATS.iter().position(|(n, _)| *n == name)?;
+            let (sum, n) = *sums.get(row)?.get(column)?;
+            (n > 0).then(|| sum / f64::from(n))
         },
+        |interval, name, d| {
+            let (abs, word) = slower(d);
+            format!(
+                "Trace requests have been, in average, {abs:.2} ms {word} than the {} of the requests involving the same workloads in the last {interval}",
+                stat_words(name)
+            )
+        },
+    );
+    TraceComparison {
+        heatmap,
         incomplete: compared < envoy,
         compared,
         envoy,
