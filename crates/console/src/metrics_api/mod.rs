@@ -28,6 +28,8 @@ use meshtrace_backend::prometheus::{Expr, PrometheusClient, Value as PromValue};
 use meshtrace_config::PrometheusConfig;
 use serde_json::Value;
 
+pub(crate) use stats::answer as stats_answer;
+
 use crate::Console;
 use crate::cache::TtlCache;
 use crate::error::ApiError;

@@ -462,6 +462,13 @@ pub(super) async fn stats(
             )));
         }
     };
+    Ok(Json(answer(&console, &raw).await?))
+}
+
+/// The stats for Kiali's queries `raw` (JSON objects as the body's `queries` holds them):
+/// `{"stats": {<key>: {"responseTimes": […]}}, "warnings": […] | null}`. The console's pages
+/// call this too, so their heatmaps show exactly what `POST /api/stats/metrics` answers.
+pub(crate) async fn answer(console: &Console, raw: &[Value]) -> Result<Value, ApiError> {
     if raw.len() > MAX_QUERIES {
         return Err(ApiError::bad_request(format!(
             "bad request: {} queries, at most {MAX_QUERIES} are answered at once",
@@ -470,7 +477,7 @@ pub(super) async fn stats(
     }
     let mut warnings = Vec::new();
     let mut valid = Vec::new();
-    for value in &raw {
+    for value in raw {
         match validate(parse_query(value)?) {
             Ok(checked) => valid.push(checked),
             Err(errors) => warnings.extend(errors),
@@ -523,5 +530,5 @@ pub(super) async fn stats(
             Value::Array(warnings.into_iter().map(Value::String).collect())
         },
     );
-    Ok(Json(Value::Object(out)))
+    Ok(Value::Object(out))
 }

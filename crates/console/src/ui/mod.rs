@@ -13,9 +13,11 @@
 mod assets;
 mod detail;
 mod graph_page;
+mod heatmap;
 mod jaeger;
 mod links;
 mod lists;
+mod metrics_stats;
 mod scatter;
 mod shell;
 mod spans;

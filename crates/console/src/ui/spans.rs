@@ -1,7 +1,8 @@
 //! The span table under a trace's details: each span's place on the trace's timeline, its app
 //! and workload, what it says (operation, Envoy response flags in words, component; expanded:
-//! request, response, peer, every tag and log), and its duration against the same operation
-//! in the traces fetched. Filters by workload, app, component, operation and error, with
+//! request, response, peer, every tag and log), and its duration: for an Envoy span compared
+//! with its workload's metrics (a heatmap, or a "Load statistics" link), for the others
+//! against the same operation in the traces fetched. Filters by workload, app, component, operation and error, with
 //! `shown / total` counts. Rows expand with `<details>`: no script needed.
 
 use std::collections::{BTreeSet, HashMap};
@@ -10,6 +11,7 @@ use meshtrace_mesh::stats::percentile;
 use meshtrace_mesh::{span_info, tag_str};
 use meshtrace_model::{Span, Trace};
 
+use super::heatmap::Heatmap;
 use super::view::View;
 use meshtrace_model::time::format_duration;
 
@@ -48,8 +50,13 @@ pub struct SpanRow {
     pub status: String,
     pub tags: Vec<Tag>,
     pub logs: Vec<LogRow>,
-    /// `p50 8.0ms · p90 11.0ms · p99 15.0ms` of the same operation, when it was seen before.
+    /// `p50 8.0ms · p90 11.0ms · p99 15.0ms` of the same operation, when it was seen before
+    /// and the span has no metrics comparison.
     pub stats: String,
+    /// The span compared with its workload's metrics.
+    pub heatmap: Option<Heatmap>,
+    /// The link that loads that comparison, for an Envoy span not compared yet.
+    pub load_stats: Option<String>,
     /// `slower` when above the operation's p90, `faster` under its p50.
     pub stats_class: &'static str,
     pub more_link: Option<String>,
@@ -135,14 +142,25 @@ fn options(values: BTreeSet<String>, selected: &str) -> Vec<FilterOption> {
         .collect()
 }
 
+/// How a span compares with its workload's metrics.
+pub enum Compared {
+    /// Not an Envoy span, or one whose workload is unknown.
+    NotEnvoy,
+    Heatmap(Heatmap),
+    /// An Envoy span not compared yet: the link that loads its statistics.
+    Load(String),
+}
+
 /// The table for `trace`, filtered as `view` says. `page` links an app or workload page
-/// (`None` when it has no namespace); `more` links a span in the tracing UI.
+/// (`None` when it has no namespace); `more` links a span in the tracing UI; `compare` is a
+/// span's metrics comparison.
 pub fn table(
     trace: &Trace,
     durations: &HashMap<&str, Vec<u64>>,
     view: &View,
     page: impl Fn(&str, &str, &str) -> Option<String>,
     more: impl Fn(&str) -> Option<String>,
+    compare: impl Fn(&Span) -> Compared,
 ) -> SpanTable {
     let (start, end) = trace.bounds();
     let total_span = end.saturating_sub(start).max(1) as f64;
@@ -184,7 +202,15 @@ pub fn table(
             continue;
         }
         let offset = span.start_time.saturating_sub(start);
+        let (heatmap, load_stats) = match compare(span) {
+            Compared::NotEnvoy => (None, None),
+            Compared::Heatmap(map) => (Some(map), None),
+            Compared::Load(link) => (None, Some(link)),
+        };
+        let envoy = heatmap.is_some() || load_stats.is_some();
         let (stats, stats_class) = match durations.get(span.operation_name.as_str()) {
+            // Metrics say more of an Envoy span than the few traces fetched.
+            _ if envoy => (String::new(), "same"),
             Some(seen) if seen.len() > 1 => {
                 let p = |q| percentile(seen, q).unwrap_or(0);
                 let (p50, p90, p99) = (p(50.0), p(90.0), p(99.0));
@@ -261,6 +287,8 @@ pub fn table(
                 .collect(),
             stats,
             stats_class,
+            heatmap,
+            load_stats,
             more_link: more(&span.span_id.to_string()),
         });
     }

@@ -1,15 +1,18 @@
 //! The Traces tab of a detail page (`?tab=traces`): the scatter chart of the target's traces
-//! with Kiali's options (limit, errors only, value axis, percentile), the coverage banner, and
-//! the selected trace's details: its summary, the similar traces, the span table.
+//! with Kiali's options (limit, errors only, value axis, percentile: its values from the
+//! metrics, as Kiali's), the coverage banner, and the selected trace's details: its summary,
+//! the trace compared with its workloads' metrics, the similar traces, the span table.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use askama::Template;
 use meshtrace_mesh::Kind;
 use meshtrace_mesh::stats::{TraceSummary, percentile, similar};
 use meshtrace_model::{Trace, TraceId};
 
+use super::heatmap::{self, Heatmap};
 use super::links::Links;
+use super::metrics_stats::{self, INTERVALS, STATS, Stats, StatsTarget};
 use super::view::{LIMITS, PERCENTILES, View, ago, format_duration, format_time};
 use super::{Choice, enc, form_fields, root, scatter, spans};
 use crate::Console;
@@ -39,6 +42,8 @@ pub(super) struct TracesTab {
     errors_only: bool,
     spans_average: bool,
     percentiles: Vec<Choice>,
+    /// Where the percentiles come from (the metrics, or the fetched traces and why).
+    percentile_source: String,
     search_link: Option<String>,
     coverage: Option<String>,
     partial: Option<String>,
@@ -57,6 +62,7 @@ impl TracesTab {
             errors_only: view.errors_only,
             spans_average: view.spans_average,
             percentiles: Vec::new(),
+            percentile_source: String::new(),
             search_link: None,
             coverage: None,
             partial: None,
@@ -78,6 +84,15 @@ struct Similar {
     average_class: &'static str,
 }
 
+/// "Compared with metrics": the trace's heatmap, or why there is none.
+struct Compared {
+    heatmap: Option<Heatmap>,
+    incomplete: bool,
+    /// `3 of 4 Envoy spans compared`.
+    counts: String,
+    error: Option<String>,
+}
+
 struct Details {
     trace_id: String,
     name: String,
@@ -96,6 +111,7 @@ struct Details {
     view_link: Option<String>,
     compare_link: Option<String>,
     table: spans::SpanTable,
+    compared: Compared,
     timeline_href: String,
     /// The span filter form keeps the page's other parameters.
     span_keep: Vec<(String, String)>,
@@ -152,6 +168,13 @@ pub(super) async fn traces_tab(request: TabRequest<'_>) -> TracesTab {
         })
         .collect();
 
+    // Kiali's percentile filter: values from the metrics, the chosen one the search's
+    // minDuration. Without metrics the fetched traces' percentiles filter them afterwards.
+    let from_metrics = metrics_stats::percentiles(console, kind, namespace, name).await;
+    let min_ms = match &from_metrics {
+        Ok(values) => values.get(view.percentile.as_str()).copied(),
+        Err(_) => None,
+    };
     let request = TracesRequest {
         namespace: namespace.into(),
         kind,
@@ -160,7 +183,9 @@ pub(super) async fn traces_tab(request: TabRequest<'_>) -> TracesTab {
             start,
             end,
             limit,
-            min_duration: None,
+            // ms → µs, rounded down so the percentile's own traces stay.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            min_duration: min_ms.map(|ms| (ms * 1000.0).floor().max(0.0) as u64),
             tags: tags.clone(),
             cluster: None,
         },
@@ -169,7 +194,7 @@ pub(super) async fn traces_tab(request: TabRequest<'_>) -> TracesTab {
         Ok(asked) => asked,
         Err(error) => {
             tab.traces_error = Some(error.error);
-            tab.percentiles = percentile_choices(view, &[]);
+            (tab.percentiles, tab.percentile_source) = percentile_choices(view, &from_metrics, &[]);
             return tab;
         }
     };
@@ -178,11 +203,13 @@ pub(super) async fn traces_tab(request: TabRequest<'_>) -> TracesTab {
     tab.partial = asked.found.partial.clone();
     let summaries: Vec<TraceSummary> = asked.found.traces.iter().map(TraceSummary::of).collect();
     let durations: Vec<u64> = summaries.iter().map(|s| s.duration).collect();
-    tab.percentiles = percentile_choices(view, &durations);
+    (tab.percentiles, tab.percentile_source) = percentile_choices(view, &from_metrics, &durations);
+    // The backend applied the metrics' value; without it, the fetched traces' percentile.
     let floor = view
         .percentile
         .strip_prefix('p')
         .and_then(|p| p.parse::<f64>().ok())
+        .filter(|_| min_ms.is_none())
         .and_then(|p| percentile(&durations, p));
     let shown: Vec<TraceSummary> = summaries
         .into_iter()
@@ -239,15 +266,57 @@ pub(super) async fn traces_tab(request: TabRequest<'_>) -> TracesTab {
         return tab;
     };
     let root = root(console);
+    let ordered = spans::tree_order(trace);
+    let targets = metrics_stats::targets(ordered.iter().map(|(_, s)| *s), &view.stats_spans);
+    let stats = metrics_stats::fetch(console, &targets).await;
     tab.details = Some(details(
         trace,
         &asked.found.traces,
         links,
         view,
         &root,
+        (&targets, &stats),
         |id| select_href(base, view, id),
+        |span_id| load_href(base, view, span_id),
     ));
     tab
+}
+
+/// The link that loads the metrics statistics of one more span, and comes back to its row.
+fn load_href(base: &str, view: &View, span_id: &str) -> String {
+    let mut loaded = view.stats_spans.clone();
+    loaded.push(span_id.to_string());
+    // The oldest go first when the bound is reached.
+    let extra = loaded.len().saturating_sub(metrics_stats::MAX_LOADED);
+    loaded.drain(..extra);
+    format!(
+        "{base}{}#span-{span_id}",
+        view.query(&[
+            ("tab", Some("traces".into())),
+            ("statsSpans", Some(loaded.join(",")))
+        ])
+    )
+}
+
+/// The trace against its workloads' metrics, or why it cannot be.
+fn compared(trace: &Trace, stats: &Result<Stats, String>) -> Compared {
+    match stats {
+        Ok(stats) => {
+            let c = heatmap::trace_heatmap(trace, stats, &INTERVALS);
+            Compared {
+                heatmap: (c.envoy > 0).then_some(c.heatmap),
+                incomplete: c.incomplete,
+                counts: format!("{} of {} Envoy spans compared", c.compared, c.envoy),
+                error: None,
+            }
+        }
+        Err(error) => Compared {
+            heatmap: None,
+            incomplete: false,
+            counts: String::new(),
+            error: Some(error.clone()),
+        },
+    }
 }
 
 /// The link that selects trace `id` on the Traces tab (span filters belong to the old trace).
@@ -262,37 +331,67 @@ fn select_href(base: &str, view: &View, id: &str) -> String {
             ("spanComponent", None),
             ("spanOperation", None),
             ("spanError", None),
+            ("statsSpans", None),
         ])
     )
 }
 
-fn percentile_choices(view: &View, durations: &[u64]) -> Vec<Choice> {
+/// The percentile filter's choices, labelled with their values: from the metrics
+/// (`p90 (123.45ms+)`, Kiali's label), else from the fetched traces (`p90 (12.3ms+, fetched
+/// traces)`); and a sentence saying where they come from.
+fn percentile_choices(
+    view: &View,
+    from_metrics: &Result<HashMap<&'static str, f64>, String>,
+    durations: &[u64],
+) -> (Vec<Choice>, String) {
     let mut choices = vec![Choice {
         value: String::new(),
         label: "All".into(),
         selected: view.percentile.is_empty(),
     }];
+    let metrics = from_metrics.as_ref().ok();
     for p in PERCENTILES {
-        let value = percentile(durations, p[1..].parse().unwrap_or(100.0));
+        let label = match metrics.and_then(|m| m.get(p)) {
+            Some(ms) => format!("{p} ({ms:.2}ms+)"),
+            None => {
+                let q = p.get(1..).and_then(|n| n.parse().ok()).unwrap_or(100.0);
+                match percentile(durations, q) {
+                    Some(v) => format!("{p} ({}+, fetched traces)", format_duration(v)),
+                    None => p.to_string(),
+                }
+            }
+        };
         choices.push(Choice {
             value: p.to_string(),
-            label: match value {
-                Some(v) => format!("{p} ({}+)", format_duration(v)),
-                None => p.to_string(),
-            },
+            label,
             selected: view.percentile == p,
         });
     }
-    choices
+    let source = match from_metrics {
+        Ok(m) if m.len() == PERCENTILES.len() => {
+            "Percentiles of the response times over the last hour, from the metrics; the chosen one is the search's minimum duration.".to_string()
+        }
+        Ok(_) => "The metrics have no response times for this target over the last hour: the percentiles are those of the traces fetched.".to_string(),
+        Err(e) => format!(
+            "Metrics unavailable ({e}): the percentiles are those of the traces fetched."
+        ),
+    };
+    (choices, source)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn details(
     trace: &Trace,
     among: &[Trace],
     links: Option<&Links>,
     view: &View,
     root: &str,
+    (asked, stats): (
+        &std::collections::BTreeSet<StatsTarget>,
+        &Result<Stats, String>,
+    ),
     href: impl Fn(&str) -> String,
+    load: impl Fn(&str) -> String,
 ) -> Details {
     let summary = TraceSummary::of(trace);
     let durations = spans::operation_durations(among);
@@ -317,6 +416,13 @@ fn details(
             })
         },
         |span_id| links.map(|l| l.span(&trace_hex, span_id)),
+        |span| match (StatsTarget::of(span), stats) {
+            (None, _) => spans::Compared::NotEnvoy,
+            (Some(target), Ok(stats)) if asked.contains(&target) => spans::Compared::Heatmap(
+                heatmap::span_heatmap(span, &target, stats, &INTERVALS, &STATS),
+            ),
+            (Some(_), _) => spans::Compared::Load(load(&span.span_id.to_string())),
+        },
     );
     let span_keep = form_fields(&view.query(&[
         ("spanWorkload", None),
@@ -372,6 +478,7 @@ fn details(
         compare_link: links.and_then(|l| l.compare(&summary.trace_id, &others)),
         trace_id: summary.trace_id,
         table: spans,
+        compared: compared(trace, stats),
         timeline_href: format!("{root}/console/traces/{trace_hex}"),
         span_keep,
     }

@@ -49,6 +49,8 @@ pub struct View {
     pub span_operation: String,
     /// `with` or `without` (errors), or empty.
     pub span_error: String,
+    /// Spans whose metrics statistics were asked for ("Load statistics"), bounded.
+    pub stats_spans: Vec<String>,
 }
 
 impl View {
@@ -70,6 +72,7 @@ impl View {
             span_component: String::new(),
             span_operation: String::new(),
             span_error: String::new(),
+            stats_spans: Vec::new(),
         };
         for (key, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
             match key.as_ref() {
@@ -100,6 +103,14 @@ impl View {
                 "spanApp" => view.span_app = value.into_owned(),
                 "spanComponent" => view.span_component = value.into_owned(),
                 "spanOperation" => view.span_operation = value.into_owned(),
+                "statsSpans" => {
+                    view.stats_spans = value
+                        .split(',')
+                        .filter(|id| (1..=16).contains(&id.len()))
+                        .take(super::metrics_stats::MAX_LOADED)
+                        .map(str::to_string)
+                        .collect();
+                }
                 "spanError" if value == "with" || value == "without" => {
                     view.span_error = value.into_owned();
                 }
@@ -192,6 +203,7 @@ impl View {
             ("spanComponent", self.span_component.clone()),
             ("spanOperation", self.span_operation.clone()),
             ("spanError", self.span_error.clone()),
+            ("statsSpans", self.stats_spans.join(",")),
         ] {
             if !value.is_empty() {
                 pairs.push((key, value));

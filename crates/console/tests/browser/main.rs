@@ -14,6 +14,7 @@ use std::sync::Arc;
 #[allow(dead_code)]
 #[path = "../common/mod.rs"]
 mod common;
+mod compare_metrics;
 mod driver;
 mod modes;
 mod page;
