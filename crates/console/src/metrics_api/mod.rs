@@ -181,8 +181,9 @@ pub(crate) async fn item_metrics_map(
     name: &str,
     raw: &str,
 ) -> Result<Value, ApiError> {
-    let kind = TargetKind::parse(kind)
-        .ok_or_else(|| ApiError::bad_request(format!("`{kind}` is not app, workload or service")))?;
+    let kind = TargetKind::parse(kind).ok_or_else(|| {
+        ApiError::bad_request(format!("`{kind}` is not app, workload or service"))
+    })?;
     let namespace = checked_name("namespace", namespace)?;
     let name = checked_name(kind.as_str(), name)?;
     let target = Some((kind, name.to_string()));

@@ -12,8 +12,8 @@ use meshtrace_mesh::Kind;
 
 use super::enc;
 use super::links::Links;
-use super::metrics_tab::{MetricsRequest, MetricsTab, metrics_tab};
 use super::lists::{ItemRow, item_row, page_kind, page_segment, related_heading};
+use super::metrics_tab::{MetricsRequest, MetricsTab, metrics_tab};
 use super::shell::{Shell, Visitor, inventory};
 use super::traces_tab::{TabRequest, TracesTab, traces_tab};
 use super::view::View;
@@ -131,7 +131,8 @@ pub(super) async fn detail(
                 *title,
                 format!(
                     "{base}{}",
-                    view.navigation().query(&[("tab", Some((*value).to_string()))])
+                    view.navigation()
+                        .query(&[("tab", Some((*value).to_string()))])
                 ),
                 view.tab == *value,
             )

@@ -163,7 +163,11 @@ fn nice_step(range: f64) -> f64 {
         .map(|m| m * power)
         .find(|s| *s >= raw)
         .unwrap_or(10.0 * power);
-    if step.is_finite() && step > 0.0 { step } else { 1.0 }
+    if step.is_finite() && step > 0.0 {
+        step
+    } else {
+        1.0
+    }
 }
 
 /// Lays out one chart over `[start, end]` (unix seconds).

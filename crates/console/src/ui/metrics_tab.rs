@@ -333,10 +333,7 @@ pub(super) async fn metrics_tab(r: MetricsRequest<'_>) -> MetricsTab {
         tab.span_count = spans.len();
     }
     #[allow(clippy::cast_precision_loss)]
-    let window = (
-        end.saturating_sub(duration) as f64,
-        end as f64,
-    );
+    let window = (end.saturating_sub(duration) as f64, end as f64);
     for (metric, title, unit, factor, always) in CHARTS {
         let inputs = series(&map, metric, factor, &s.by_labels);
         let overlay: &[SpanInput] = if metric == "request_duration_millis" {
@@ -400,7 +397,10 @@ fn capital(text: &str) -> String {
 /// `0.95` → `p95`, `0.999` → `p99.9`, `0.5` → `p50`.
 fn quantile_label(q: &str) -> String {
     let digits = q.trim_start_matches("0.");
-    let (whole, rest) = (digits.get(..2).unwrap_or(digits), digits.get(2..).unwrap_or(""));
+    let (whole, rest) = (
+        digits.get(..2).unwrap_or(digits),
+        digits.get(2..).unwrap_or(""),
+    );
     let whole = if whole.len() == 1 {
         format!("{whole}0")
     } else {
@@ -513,10 +513,7 @@ async fn span_inputs(
                 start: span.start_time as f64 / 1e6,
                 duration: span.duration as f64 / 1e6,
                 error: span.has_error(),
-                href: format!(
-                    "{}/console/traces/{trace_id}?uiFind={span_id}",
-                    r.root
-                ),
+                href: format!("{}/console/traces/{trace_id}?uiFind={span_id}", r.root),
                 title: format!(
                     "{method}{} — {}",
                     span.operation_name,
@@ -535,7 +532,10 @@ mod tests {
 
     #[test]
     fn settings_are_kialis_and_bad_ones_are_named() {
-        let s = parse_settings("reporter=both&quantiles=0.5+0.99&avg=false&spans=true", true);
+        let s = parse_settings(
+            "reporter=both&quantiles=0.5+0.99&avg=false&spans=true",
+            true,
+        );
         let s = s.ok().unwrap_or_else(|| panic!("valid"));
         assert_eq!(s.reporter, "both");
         assert_eq!(s.quantiles, ["0.5", "0.99"]);
