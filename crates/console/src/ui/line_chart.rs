@@ -61,7 +61,7 @@ impl Unit {
             format!("{}{prefix}{suffix}", short(v / div))
         };
         match self {
-            Unit::Ops => format!("{}", short(v)),
+            Unit::Ops => short(v),
             Unit::ConnRate | Unit::MsgRate => format!("{}/s", short(v)),
             Unit::Seconds if v != 0.0 && v.abs() < 1.0 => format!("{}ms", short(v * 1000.0)),
             Unit::Seconds => format!("{}s", short(v)),

@@ -18,10 +18,13 @@ use meshtrace_testkit::now;
 use serde_json::Value;
 
 use crate::page::{
-    all, assert_attr, assert_no_script_ran, find, get_json, goto, present, text, timeline_ready,
+    all, assert_attr, assert_no_script_ran, get_json, goto, marked, present, text, timeline_ready,
     try_attr, url,
 };
 use crate::{XSS_OPERATION, common, driver, hostile_span};
+
+/// The Spans overlay's points.
+const SPAN_POINTS: &str = "#chart-request_duration_millis circle.span-point";
 
 /// 540 simulated requests, one each second from ten minutes ago to a minute ago, and the
 /// hostile span.
@@ -164,10 +167,10 @@ async fn metrics_tabs_draw_the_api_series_and_the_spans_overlay() {
     let mut expected = BTreeSet::new();
     let mut expected_errors = BTreeSet::new();
     for s in spans {
-        let id = (
+        let id = vec![
             format!("{:0>32}", s["traceID"].as_str().unwrap()),
             format!("{:0>16}", s["spanID"].as_str().unwrap()),
-        );
+        ];
         let error = s["tags"]
             .as_array()
             .unwrap()
@@ -178,26 +181,10 @@ async fn metrics_tabs_draw_the_api_series_and_the_spans_overlay() {
         }
         expected.insert(id);
     }
-    let circles = all(client, "#chart-request_duration_millis circle.span-point").await;
+    let circles = all(client, SPAN_POINTS).await;
     assert_eq!(circles.len(), spans.len(), "one point a span");
-    let mut drawn = BTreeSet::new();
-    let mut drawn_errors = BTreeSet::new();
-    for circle in &circles {
-        let id = (
-            circle.attr("data-trace-id").await.unwrap().unwrap(),
-            circle.attr("data-span-id").await.unwrap().unwrap(),
-        );
-        if circle
-            .attr("class")
-            .await
-            .unwrap()
-            .unwrap()
-            .contains("error")
-        {
-            drawn_errors.insert(id.clone());
-        }
-        drawn.insert(id);
-    }
+    let (drawn, drawn_errors) =
+        marked(client, SPAN_POINTS, &["data-trace-id", "data-span-id"]).await;
     assert_eq!(drawn, expected);
     assert_eq!(drawn_errors, expected_errors);
     assert!(
