@@ -17,7 +17,7 @@ use meshtrace_model::jaeger_json::{
     JsonProcess, JsonSpan, TraceJson, process_to_json, span_to_json,
 };
 use meshtrace_model::time::now_micros;
-use meshtrace_model::{Trace, TraceId};
+use meshtrace_model::{Span, Trace, TraceId};
 use serde::Serialize;
 
 use crate::error::{ApiError, ErrorCode};
@@ -235,27 +235,32 @@ async fn spans(
 ) -> Result<Json<Vec<SpanOut>>, ApiError> {
     let request = TracesRequest::from_route(&console, path, raw.as_deref()).await?;
     let asked = ask(&console, request).await?;
+    let out = own_spans(&asked)
+        .map(|(trace, span)| SpanOut {
+            span: span_to_json(span, String::new()),
+            process: process_to_json(&span.process),
+            trace_size: trace.spans.len(),
+            mesh: span_info(span),
+        })
+        .collect();
+    Ok(Json(out))
+}
+
+/// The target's own spans among the traces found, with their traces, in the spans route's
+/// order (the metrics tabs' Spans overlay draws the same ones).
+pub(crate) fn own_spans(asked: &Asked) -> impl Iterator<Item = (&Trace, &Span)> {
     let target = &asked.target;
-    let mut out = Vec::new();
-    for trace in &asked.found.traces {
-        for span in &trace.spans {
-            let own = match target.kind {
+    asked.found.traces.iter().flat_map(move |trace| {
+        trace
+            .spans
+            .iter()
+            .filter(move |span| match target.kind {
                 Kind::App => span.process.service_name == asked.service,
                 Kind::Workload => span_matches_workload(span, &target.name, &target.namespace),
                 Kind::Service => span_matches_service(span, &target.name, &target.namespace),
-            };
-            if own {
-                let item = SpanOut {
-                    span: span_to_json(span, String::new()),
-                    process: process_to_json(&span.process),
-                    trace_size: trace.spans.len(),
-                    mesh: span_info(span),
-                };
-                out.push(item);
-            }
-        }
-    }
-    Ok(Json(out))
+            })
+            .map(move |span| (trace, span))
+    })
 }
 
 /// `GET /api/namespaces/{ns}/apps/{app}/errortraces?duration=<s>`: how many traces of the app

@@ -155,17 +155,45 @@ async fn item_metrics(
 }
 
 async fn answer(console: &Console, query: &MetricsQuery) -> Result<Response, ApiError> {
+    let body = answer_body(console, query).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The `MetricsMap` of `query` as JSON text, from the cache when it holds it.
+async fn answer_body(console: &Console, query: &MetricsQuery) -> Result<String, ApiError> {
     let client = console.prometheus()?.clone();
     let key = query.cache_key();
-    let body = match console.metrics_api.metrics_hit(&key, query.end) {
+    Ok(match console.metrics_api.metrics_hit(&key, query.end) {
         Some(body) => body,
         None => {
             let body = metrics_map(client, query).await?.to_string();
             console.metrics_api.keep_metrics(key, query.end, &body);
             body
         }
-    };
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    })
+}
+
+/// What `GET /api/namespaces/{namespace}/{kind}s/{name}/metrics?{raw}` answers, asked
+/// in-process (the metrics tabs): the same parsing, cache and `MetricsMap`. `kind` is `app`,
+/// `workload` or `service`.
+pub(crate) async fn item_metrics_map(
+    console: &Console,
+    namespace: &str,
+    kind: &str,
+    name: &str,
+    raw: &str,
+) -> Result<Value, ApiError> {
+    let kind = TargetKind::parse(kind).ok_or_else(|| {
+        ApiError::bad_request(format!("`{kind}` is not app, workload or service"))
+    })?;
+    let namespace = checked_name("namespace", namespace)?;
+    let name = checked_name(kind.as_str(), name)?;
+    let target = Some((kind, name.to_string()));
+    let query = MetricsQuery::parse(namespace, target, Some(raw), now_seconds())
+        .map_err(ApiError::bad_request)?;
+    let body = answer_body(console, &query).await?;
+    serde_json::from_str(&body)
+        .map_err(|e| ApiError::unavailable(format!("the metrics answer is not JSON: {e}")))
 }
 
 /// One range query of a metrics request: which metric, which stat of a histogram.

@@ -13,11 +13,12 @@ use meshtrace_mesh::Kind;
 use super::enc;
 use super::links::Links;
 use super::lists::{ItemRow, item_row, page_kind, page_segment, related_heading};
+use super::metrics_tab::{MetricsRequest, MetricsTab, metrics_tab};
 use super::shell::{Shell, Visitor, inventory};
 use super::traces_tab::{TabRequest, TracesTab, traces_tab};
 use super::view::View;
 use crate::Console;
-use crate::error::{no_such_page, page};
+use crate::error::{ErrorCode, no_such_page, page};
 
 #[derive(Template)]
 #[template(path = "detail.html")]
@@ -35,6 +36,20 @@ struct DetailPage {
     view_in_tracing: Option<String>,
     /// The Traces tab, when it is the one shown.
     tab: Option<TracesTab>,
+    /// The metrics tabs (Kiali's names and URL values) and the one shown.
+    metrics_tabs: Vec<(&'static str, &'static str, String, bool)>,
+    metrics: Option<MetricsTab>,
+}
+
+/// Kiali's metrics tabs of each kind: URL value, title, inbound.
+fn metrics_tab_names(kind: Kind) -> &'static [(&'static str, &'static str, bool)] {
+    match kind {
+        Kind::Service => &[("metrics", "Inbound Metrics", true)],
+        Kind::App | Kind::Workload => &[
+            ("in_metrics", "Inbound Metrics", true),
+            ("out_metrics", "Outbound Metrics", false),
+        ],
+    }
 }
 
 pub(super) async fn detail(
@@ -72,6 +87,10 @@ pub(super) async fn detail(
         enc(&name)
     );
     let on_traces = integration && view.tab == "traces";
+    let metrics_tab_on = metrics_tab_names(kind)
+        .iter()
+        .find(|(value, _, _)| view.tab == *value);
+    let on_metrics = metrics_tab_on.is_some();
     let target = console.target(kind, namespace.clone(), name.clone()).await;
     let service = target.tracing_service_name(tracing.namespace_selector);
     let item = snapshot
@@ -79,9 +98,46 @@ pub(super) async fn detail(
         .and_then(|s| s.inventory.get(&namespace, kind, &name))
         .map(|i| item_row(i, String::new()));
     // The overview shows the inventory's error; the page is still there (200).
-    if !on_traces {
+    if !on_traces && !on_metrics {
         shell.error = inventory_error.map(|e| e.error);
     }
+    let metrics = match metrics_tab_on {
+        Some((value, _, inbound)) => Some(
+            metrics_tab(MetricsRequest {
+                console: &console,
+                view: &view,
+                raw: raw.as_deref().unwrap_or(""),
+                kind,
+                namespace: &namespace,
+                name: &name,
+                inbound: *inbound,
+                base: &base,
+                tab: value,
+                root: &shell.root,
+            })
+            .await,
+        ),
+        None => None,
+    };
+    let status = metrics
+        .as_ref()
+        .and_then(|m| m.bad.as_ref())
+        .map(|_| ErrorCode::BadRequest);
+    let metrics_tabs = metrics_tab_names(kind)
+        .iter()
+        .map(|(value, title, _)| {
+            (
+                *value,
+                *title,
+                format!(
+                    "{base}{}",
+                    view.navigation()
+                        .query(&[("tab", Some((*value).to_string()))])
+                ),
+                view.tab == *value,
+            )
+        })
+        .collect();
     let tab = if on_traces {
         Some(
             traces_tab(TabRequest {
@@ -100,8 +156,10 @@ pub(super) async fn detail(
     };
 
     page(
-        None,
+        status,
         DetailPage {
+            metrics_tabs,
+            metrics,
             kind_label,
             related_heading: related_heading(kind),
             item,

@@ -5,7 +5,8 @@
 //!
 //! [`modes`]: the pages and the Traces tab in each tracing mode; [`trace_views`]: the span
 //! table, the timeline, the Jaeger UI's link routes and the configuration tester. [`driver`]
-//! starts the browser, [`page`] holds what the tests ask of a page.
+//! starts the browser, [`page`] holds what the tests ask of a page; [`metrics_tab`]: the
+//! metrics tabs and their Spans overlay.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 mod common;
 mod compare_metrics;
 mod driver;
+mod metrics_tab;
 mod modes;
 mod page;
 mod trace_views;

@@ -120,17 +120,26 @@ pub async fn timeline_ready(client: &Client) {
 
 /// The trace IDs of the scatter's points, and of its error points.
 pub async fn points(client: &Client) -> (BTreeSet<String>, BTreeSet<String>) {
+    let (all_ids, errors) = marked(client, "#scatter circle", &["data-trace-id"]).await;
+    let first = |set: BTreeSet<Vec<String>>| set.into_iter().map(|mut v| v.remove(0)).collect();
+    (first(all_ids), first(errors))
+}
+
+/// The `attrs` of every element `css` selects, and of those with the class `error`.
+pub async fn marked(
+    client: &Client,
+    css: &str,
+    attrs: &[&str],
+) -> (BTreeSet<Vec<String>>, BTreeSet<Vec<String>>) {
     let mut all_ids = BTreeSet::new();
     let mut errors = BTreeSet::new();
-    for circle in all(client, "#scatter circle").await {
-        let id = circle.attr("data-trace-id").await.unwrap().unwrap();
-        if circle
-            .attr("class")
-            .await
-            .unwrap()
-            .unwrap()
-            .contains("error")
-        {
+    for element in all(client, css).await {
+        let mut id = Vec::new();
+        for name in attrs {
+            id.push(element.attr(name).await.unwrap().unwrap());
+        }
+        let class = element.attr("class").await.unwrap().unwrap_or_default();
+        if class.split_whitespace().any(|c| c == "error") {
             errors.insert(id.clone());
         }
         all_ids.insert(id);
