@@ -17,7 +17,7 @@ use meshtrace_testkit::now;
 use serde_json::{Value, json};
 
 use crate::page::{
-    all, assert_no_script_ran, click, find, get_json, goto, present, text, wait_for,
+    all, assert_no_script_ran, click, find, get_json, goto, parsed, present, text, wait_for,
 };
 use crate::{console, driver};
 
@@ -236,13 +236,7 @@ async fn heatmaps_and_percentiles_are_the_stats_routes_numbers() {
     assert!(filtered.len() < ids(get_json(&api(None)).await).len());
     let mut shown = BTreeSet::new();
     for point in all(client, "#scatter circle").await {
-        let us: u64 = point
-            .attr("data-value")
-            .await
-            .unwrap()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let us: u64 = parsed(&point, "data-value").await;
         assert!(us >= floor_us, "a trace of {us}µs under p90's {floor_us}µs");
         shown.insert(point.attr("data-trace-id").await.unwrap().unwrap());
     }

@@ -18,8 +18,8 @@ use meshtrace_testkit::now;
 use serde_json::Value;
 
 use crate::page::{
-    all, assert_attr, assert_no_script_ran, get_json, goto, marked, present, text, timeline_ready,
-    try_attr, url,
+    all, assert_attr, assert_no_script_ran, get_json, goto, marked, parsed, present, text,
+    timeline_ready, try_attr, url,
 };
 use crate::{XSS_OPERATION, common, driver, hostile_span};
 
@@ -57,14 +57,8 @@ fn yaml(tracing: &str, prometheus: &str) -> String {
 async fn y_ticks(client: &Client, chart: &str) -> Vec<(f64, f64)> {
     let mut ticks = Vec::new();
     for t in all(client, &format!("#chart-{chart} text.y-tick")).await {
-        let y: f64 = t.attr("y").await.unwrap().unwrap().parse().unwrap();
-        let v: f64 = t
-            .attr("data-value")
-            .await
-            .unwrap()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let y: f64 = parsed(&t, "y").await;
+        let v: f64 = parsed(&t, "data-value").await;
         ticks.push((y, v));
     }
     assert!(ticks.len() >= 2, "{chart} has y ticks");
@@ -109,7 +103,7 @@ async fn assert_chart_matches(client: &Client, api: &Value, metric: &str, scale:
             .find(fantoccini::Locator::Css("circle.last"))
             .await
             .unwrap();
-        let cy: f64 = last.attr("cy").await.unwrap().unwrap().parse().unwrap();
+        let cy: f64 = parsed(&last, "cy").await;
         let expected = y_of(&ticks, values[values.len() - 1] * scale);
         assert!((cy - expected).abs() < 0.6, "{metric}: {cy} vs {expected}");
     }

@@ -39,6 +39,14 @@ pub async fn attr(client: &Client, css: &str, name: &str) -> Option<String> {
 }
 
 /// Asserts an attribute of the element `css` selects.
+/// The attribute `name` of `element`, parsed; panics naming it when missing or not a `T`.
+pub async fn parsed<T: std::str::FromStr>(element: &Element, name: &str) -> T {
+    let text = element.attr(name).await.unwrap();
+    text.as_deref()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("attribute {name} is {text:?}"))
+}
+
 pub async fn assert_attr(client: &Client, css: &str, name: &str, expected: Option<&str>) {
     assert_eq!(attr(client, css, name).await.as_deref(), expected);
 }
