@@ -98,7 +98,8 @@ impl Peers {
         shared
     }
 
-    fn intern(&mut self, workload: &Workload<'_>) -> Arc<OwnedWorkload> {
+    /// The shared copy of `workload`.
+    pub fn intern(&mut self, workload: &Workload<'_>) -> Arc<OwnedWorkload> {
         let hash = self.hasher.hash_one(workload);
         if let Some(known) = self
             .workloads
