@@ -8,6 +8,10 @@
 //! queueing its write, so a later value of a cell always lands after an earlier one. A write
 //! that fails is taken back out of the cells (and the corrected cells written again).
 //!
+//! A client span whose callee is not known yet is counted later (`pairing.rs`): with the batch
+//! that brings its server span, when its wait is over, or at a clean close ([`crate::Store::flush`]);
+//! a crash loses the Istio request of the client spans waiting then (their spans are stored).
+//!
 //! Memory: the label sets (bounded, `series.rs`), each Istio series' total since the oldest
 //! bucket kept (cumulative counters need it), and a bounded set of recent cells
 //! ([`MAX_RESIDENT`]); older cells are read from the engine when a late span touches them.

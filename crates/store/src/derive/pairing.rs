@@ -184,25 +184,25 @@ impl Waiting {
         self.by_span.is_empty()
     }
 
-    /// Holds `late`; gives it back when the wait is full (or its span already waits: a span
-    /// sent twice is counted twice, as it is when nothing waits).
-    pub fn hold(&mut self, late: Late) -> Result<(), Late> {
+    /// Holds `late`; false when the wait is full (or its span already waits: a span sent
+    /// twice is counted twice, as it is when nothing waits).
+    fn hold(&mut self, late: Late) -> bool {
         let weight = late.weight();
         if self.by_span.len() >= self.max
             || self.bytes.saturating_add(weight) > MAX_BYTES
             || self.by_span.contains_key(&late.key)
         {
-            return Err(late);
+            return false;
         }
         self.bytes = self.bytes.saturating_add(weight);
         self.queue.push_back((late.deadline, late.key));
         self.by_span.insert(late.key, late);
-        Ok(())
+        true
     }
 
     /// Holds `late` or counts it as not held; true when held.
     pub fn hold_or_count(&mut self, late: Late) -> bool {
-        let held = self.hold(late).is_ok();
+        let held = self.hold(late);
         if !held {
             self.overflow = self.overflow.saturating_add(1);
         }
@@ -222,11 +222,11 @@ impl Waiting {
         Some(late)
     }
 
-    /// Whether a wait is over at `now`.
+    /// Whether a wait is over at `now` (or the queue's front is the place of an answered span,
+    /// which a release drops).
     pub fn any_due(&self, now: Instant) -> bool {
         self.queue
-            .iter()
-            .find(|(_, key)| self.by_span.contains_key(key))
+            .front()
             .is_some_and(|(deadline, _)| *deadline <= now)
     }
 
@@ -261,7 +261,7 @@ impl Waiting {
     /// Puts back requests a failed write took out (their spans were stored before).
     pub fn put_back(&mut self, late: Vec<Late>) {
         for late in late {
-            if self.hold(late).is_err() {
+            if !self.hold(late) {
                 self.overflow = self.overflow.saturating_add(1);
                 tracing::warn!(
                     "a client span's request could not wait again after a failed write: not counted"
@@ -343,10 +343,14 @@ mod tests {
         }
         assert_eq!(waiting.overflow, 1);
         assert!(waiting.answered(TraceId(1), SpanId(1)).is_some());
-        assert!(!waiting.any_due(start + Duration::from_millis(1500)));
+        assert!(!waiting.any_due(start + Duration::from_millis(500)));
         let mut out = Vec::new();
         waiting.release(start + Duration::from_millis(1500), Release::Due, &mut out);
-        assert!(out.is_empty());
+        assert!(
+            out.is_empty(),
+            "the answered span's place is dropped, nothing counted"
+        );
+        assert!(!waiting.any_due(start + Duration::from_millis(1500)));
         waiting.release(start + Duration::from_secs(2), Release::Due, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!((waiting.paired, waiting.unpaired, waiting.len()), (1, 1, 0));
