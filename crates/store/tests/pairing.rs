@@ -187,14 +187,9 @@ async fn export(store: &TestStore, batch: Vec<ResourceSpans>) {
 async fn source_counts(store: &TestStore) -> BTreeMap<String, u64> {
     let query = "sum by (destination_workload, destination_version, destination_canonical_service) (istio_requests_total{reporter=\"source\"})";
     // A minute ahead: the sample of the bucket still open is seen (as a later scrape would).
-    let at = now_us() / 1_000_000 + 60;
-    let (status, body) = store
-        .get_json(&format!(
-            "/prometheus/api/v1/query?time={at}&query={}",
-            encode(query)
-        ))
+    let body = store
+        .prometheus_query(query, now_us() / 1_000_000 + 60)
         .await;
-    assert_eq!(status, 200, "{body}");
     body["data"]["result"]
         .as_array()
         .unwrap()
@@ -212,20 +207,32 @@ async fn source_counts(store: &TestStore) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// Percent-encodes every byte but unreserved ones (RFC 3986).
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn expected(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
     pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+/// What [`bookinfo`] sends, by callee.
+const BOOKINFO: [(&str, u64); 2] = [("details-v1/v1/details", 3), ("reviews-v2/v2/reviews", 7)];
+
+async fn memory_store(pair_wait: Duration, max_waiting: usize) -> TestStore {
+    let store = Store::in_memory_with(&options(pair_wait, max_waiting));
+    TestStore::start(store, 16 << 20).await
+}
+
+/// The store's `/metrics` of the wait: spans waiting, paired late, unpaired, over the cap.
+async fn wait_metrics(store: &TestStore) -> [u64; 4] {
+    [
+        store.metric("meshtrace_store_metrics_spans_waiting").await,
+        store
+            .metric("meshtrace_store_metrics_spans_paired_late_total")
+            .await,
+        store
+            .metric("meshtrace_store_metrics_spans_unpaired_total")
+            .await,
+        store
+            .metric("meshtrace_store_metrics_spans_wait_overflow_total")
+            .await,
+    ]
 }
 
 /// Polls `/metrics` until `series` reads `value` (at most 30 s: a bound, not a timing).
@@ -244,74 +251,36 @@ async fn until_metric(store: &TestStore, series: &str, value: u64) {
 #[tokio::test(flavor = "multi_thread")]
 async fn client_spans_first_are_counted_with_the_callee_their_server_spans_name() {
     // A wait far longer than the test: only the server spans can end it.
-    let store = TestStore::start(
-        Store::in_memory_with(&options(Duration::from_secs(600), 1000)),
-        16 << 20,
-    )
-    .await;
+    let store = memory_store(Duration::from_secs(600), 1000).await;
     let calls = bookinfo(1);
     export(&store, calls.clients).await;
-    assert_eq!(
-        store.metric("meshtrace_store_metrics_spans_waiting").await,
-        10
-    );
+    assert_eq!(wait_metrics(&store).await, [10, 0, 0, 0]);
     assert_eq!(source_counts(&store).await, expected(&[]));
 
     for batch in calls.servers {
         export(&store, vec![batch]).await;
     }
-    assert_eq!(
-        source_counts(&store).await,
-        expected(&[("details-v1/v1/details", 3), ("reviews-v2/v2/reviews", 7)])
-    );
-    assert_eq!(
-        store.metric("meshtrace_store_metrics_spans_waiting").await,
-        0
-    );
-    assert_eq!(
-        store
-            .metric("meshtrace_store_metrics_spans_paired_late_total")
-            .await,
-        10
-    );
-    assert_eq!(
-        store
-            .metric("meshtrace_store_metrics_spans_unpaired_total")
-            .await,
-        0
-    );
+    assert_eq!(source_counts(&store).await, expected(&BOOKINFO));
+    assert_eq!(wait_metrics(&store).await, [0, 10, 0, 0]);
     store.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn server_spans_first_name_the_callee_at_once() {
-    let store = TestStore::start(
-        Store::in_memory_with(&options(Duration::from_secs(600), 1000)),
-        16 << 20,
-    )
-    .await;
+    let store = memory_store(Duration::from_secs(600), 1000).await;
     let calls = bookinfo(100);
     export(&store, calls.servers).await;
     export(&store, calls.clients).await;
-    assert_eq!(
-        store.metric("meshtrace_store_metrics_spans_waiting").await,
-        0
-    );
-    assert_eq!(
-        source_counts(&store).await,
-        expected(&[("details-v1/v1/details", 3), ("reviews-v2/v2/reviews", 7)])
-    );
+    assert_eq!(wait_metrics(&store).await, [0, 0, 0, 0]);
+    assert_eq!(source_counts(&store).await, expected(&BOOKINFO));
     store.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn client_spans_never_answered_are_counted_unknown_after_the_wait() {
-    let store = TestStore::start(
-        Store::in_memory_with(&options(Duration::from_millis(500), 1000)),
-        16 << 20,
-    )
-    .await;
-    // Ten paired requests (clients first) and four to ratings whose server spans never come.
+    let store = memory_store(Duration::from_millis(500), 1000).await;
+    // Ten requests whose server spans came first (whatever the machine's speed, they cannot
+    // miss the short wait) and four to ratings whose server spans never come.
     let paired = bookinfo(200);
     let lost = calls(&[
         (&RATINGS, "ratings", 300),
@@ -319,10 +288,10 @@ async fn client_spans_never_answered_are_counted_unknown_after_the_wait() {
         (&RATINGS, "ratings", 302),
         (&RATINGS, "ratings", 303),
     ]);
+    export(&store, paired.servers).await;
     let mut clients = paired.clients;
     clients.extend(lost.clients);
     export(&store, clients).await;
-    export(&store, paired.servers).await;
     // No batch comes after: the store's own task ends the wait.
     until_metric(&store, "meshtrace_store_metrics_spans_waiting", 0).await;
     assert_eq!(
@@ -333,12 +302,7 @@ async fn client_spans_never_answered_are_counted_unknown_after_the_wait() {
             ("unknown/unknown/unknown", 4)
         ])
     );
-    assert_eq!(
-        store
-            .metric("meshtrace_store_metrics_spans_unpaired_total")
-            .await,
-        4
-    );
+    assert_eq!(wait_metrics(&store).await, [0, 0, 4, 0]);
     store.stop().await;
 }
 
@@ -366,11 +330,7 @@ async fn spans_waiting_at_a_clean_close_are_counted_and_kept() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_flood_of_unanswered_client_spans_waits_only_up_to_the_cap() {
-    let store = TestStore::start(
-        Store::in_memory_with(&options(Duration::from_secs(600), 100)),
-        16 << 20,
-    )
-    .await;
+    let store = memory_store(Duration::from_secs(600), 100).await;
     for round in 0..10u128 {
         let list: Vec<(&Pod, &str, u128)> = (0..100)
             .map(|i| (&RATINGS, "ratings", 1000 + round * 100 + i))
@@ -378,16 +338,7 @@ async fn a_flood_of_unanswered_client_spans_waits_only_up_to_the_cap() {
         export(&store, calls(&list).clients).await;
         assert!(store.metric("meshtrace_store_metrics_spans_waiting").await <= 100);
     }
-    assert_eq!(
-        store.metric("meshtrace_store_metrics_spans_waiting").await,
-        100
-    );
-    assert_eq!(
-        store
-            .metric("meshtrace_store_metrics_spans_wait_overflow_total")
-            .await,
-        900
-    );
+    assert_eq!(wait_metrics(&store).await, [100, 0, 0, 900]);
     // Those past the cap are counted at once, with `unknown`; the hundred still wait.
     assert_eq!(
         source_counts(&store).await,
