@@ -47,30 +47,34 @@ struct Pod {
     version: &'static str,
 }
 
-const PRODUCTPAGE: Pod = Pod {
-    ip: "10.244.0.11",
-    pod: "productpage-v1-6b746f74dc-9stvs",
-    app: "productpage",
-    version: "v1",
-};
-const REVIEWS_V2: Pod = Pod {
-    ip: "10.244.0.12",
-    pod: "reviews-v2-7d8f9c6b5-x2kqp",
-    app: "reviews",
-    version: "v2",
-};
-const DETAILS: Pod = Pod {
-    ip: "10.244.0.13",
-    pod: "details-v1-5f4d584748-bz42z",
-    app: "details",
-    version: "v1",
-};
-const RATINGS: Pod = Pod {
-    ip: "10.244.0.14",
-    pod: "ratings-v1-85c74b6cb4-6xkfw",
-    app: "ratings",
-    version: "v1",
-};
+const fn pod(ip: &'static str, pod: &'static str, app: &'static str, version: &'static str) -> Pod {
+    Pod {
+        ip,
+        pod,
+        app,
+        version,
+    }
+}
+
+const PRODUCTPAGE: Pod = pod(
+    "10.244.0.11",
+    "productpage-v1-6b746f74dc-9stvs",
+    "productpage",
+    "v1",
+);
+const REVIEWS_V2: Pod = pod("10.244.0.12", "reviews-v2-7d8f9c6b5-x2kqp", "reviews", "v2");
+const DETAILS: Pod = pod(
+    "10.244.0.13",
+    "details-v1-5f4d584748-bz42z",
+    "details",
+    "v1",
+);
+const RATINGS: Pod = pod(
+    "10.244.0.14",
+    "ratings-v1-85c74b6cb4-6xkfw",
+    "ratings",
+    "v1",
+);
 
 /// A sidecar span of `pod`: the client side of a call to `callee`'s service, or the server
 /// side of it.
@@ -313,10 +317,7 @@ async fn spans_waiting_at_a_clean_close_are_counted_and_kept() {
     let store = TestStore::start(Store::open_with(dir.path(), &opts).unwrap(), 16 << 20).await;
     let calls = bookinfo(400);
     export(&store, calls.clients).await;
-    assert_eq!(
-        store.metric("meshtrace_store_metrics_spans_waiting").await,
-        10
-    );
+    assert_eq!(wait_metrics(&store).await, [10, 0, 0, 0]);
     // A clean close counts them, with what is known of them, in the store on disk.
     store.stop().await;
 
