@@ -20,6 +20,11 @@ pub struct MetricsArgs {
     /// series whose labels are all `__overflow__`.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_SERIES, value_parser = parse_count)]
     pub metrics_max_series: usize,
+    /// How long a sidecar's client span whose server span has not come yet waits for it before
+    /// its request is counted with `destination_workload="unknown"` (Go duration, 0 to 1m; 0:
+    /// no wait).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_pair_wait)]
+    pub metrics_pair_wait: Duration,
     /// Derive no metrics: spans only (the metrics API then answers 501, as Jaeger does without
     /// a metrics backend).
     #[arg(long)]
@@ -32,6 +37,8 @@ impl MetricsArgs {
             step: self.metrics_step,
             max_label_values: self.metrics_max_label_values,
             max_series: self.metrics_max_series,
+            pair_wait: self.metrics_pair_wait,
+            ..MetricsOptions::default()
         })
     }
 }
@@ -42,6 +49,14 @@ fn parse_step(text: &str) -> Result<Duration, String> {
         return Err(
             "the metrics step must be between 1s and 1h, in whole milliseconds".to_string(),
         );
+    }
+    Ok(Duration::from_micros(micros))
+}
+
+fn parse_pair_wait(text: &str) -> Result<Duration, String> {
+    let micros = meshtrace_model::time::parse_go_duration(text)?;
+    if micros > 60_000_000 || micros % 1000 != 0 {
+        return Err("the pair wait must be between 0s and 1m, in whole milliseconds".to_string());
     }
     Ok(Duration::from_micros(micros))
 }

@@ -254,6 +254,26 @@ fn register_derivation(registry: &mut Registry, stats: &crate::derive::Derivatio
         "Spans stored but not counted in the derived metrics: they ended before the retention window",
         ConstCounter::new(stats.too_old),
     );
+    registry.register(
+        "meshtrace_store_metrics_spans_waiting",
+        "Client spans whose Istio request waits for its server span to name the callee",
+        gauge(stats.waiting as u64),
+    );
+    registry.register(
+        "meshtrace_store_metrics_spans_paired_late",
+        "Waiting client spans counted with the callee their server span named",
+        ConstCounter::new(stats.paired_late),
+    );
+    registry.register(
+        "meshtrace_store_metrics_spans_unpaired",
+        "Waiting client spans counted with an unknown callee: no server span came within --metrics-pair-wait",
+        ConstCounter::new(stats.unpaired),
+    );
+    registry.register(
+        "meshtrace_store_metrics_spans_wait_overflow",
+        "Client spans counted at once with an unknown callee because the spans waiting for their server span were at the cap",
+        ConstCounter::new(stats.wait_overflow),
+    );
 }
 
 async fn metrics(State(store): State<Arc<Store>>) -> Response {

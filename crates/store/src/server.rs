@@ -181,6 +181,7 @@ pub async fn serve(
         query_router(store.clone(), options.max_body),
         stop_rx.clone(),
     );
+    let pairing = pairing_task(store.clone(), stop_rx.clone());
     let retention = retention_task(store.clone(), options.retention_interval, stop_rx);
 
     tracing::info!(addr = %addresses.otlp_grpc, "OTLP/gRPC ingest ready");
@@ -194,8 +195,9 @@ pub async fn serve(
         tracing::info!("shutting down: finishing requests in flight");
         let _ = stop_tx.send(true);
     });
-    let (grpc, otlp_http, zipkin, query, query_grpc, ()) =
-        tokio::join!(grpc, otlp_http, zipkin, query, query_grpc, retention);
+    let (grpc, otlp_http, zipkin, query, query_grpc, (), ()) = tokio::join!(
+        grpc, otlp_http, zipkin, query, query_grpc, retention, pairing
+    );
     query_grpc.map_err(|e| ServeError::Server(format!("gRPC query: {e}")))?;
     grpc.map_err(|e| ServeError::Server(format!("OTLP/gRPC: {e}")))?;
     otlp_http.map_err(|e| ServeError::Server(format!("OTLP/HTTP: {e}")))?;
@@ -255,6 +257,33 @@ async fn retention_task(store: Arc<Store>, every: Duration, mut stop: watch::Rec
         }
     }
 }
+
+/// Counts the requests of client spans whose wait for their server span is over when no batch
+/// comes to carry them (those still waiting at the end are counted by the final flush).
+async fn pairing_task(store: Arc<Store>, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(PAIRING_TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if !store.waiting_due() {
+            continue;
+        }
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.derive_waiting(false)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                tracing::error!(%error, "the metrics of client spans done waiting could not be written");
+            }
+            Err(error) => tracing::error!(%error, "the pairing task panicked"),
+        }
+    }
+}
+
+/// How often the pairing task looks for waits that are over.
+const PAIRING_TICK: Duration = Duration::from_millis(250);
 
 /// A store served on ephemeral loopback ports (tests, benchmarks, tools); stopped by `stop`, or
 /// when dropped.

@@ -8,6 +8,10 @@
 //! queueing its write, so a later value of a cell always lands after an earlier one. A write
 //! that fails is taken back out of the cells (and the corrected cells written again).
 //!
+//! A client span whose callee is not known yet is counted later (`pairing.rs`): with the batch
+//! that brings its server span, when its wait is over, or at a clean close ([`crate::Store::flush`]);
+//! a crash loses the Istio request of the client spans waiting then (their spans are stored).
+//!
 //! Memory: the label sets (bounded, `series.rs`), each Istio series' total since the oldest
 //! bucket kept (cumulative counters need it), and a bounded set of recent cells
 //! ([`MAX_RESIDENT`]); older cells are read from the engine when a late span touches them.
@@ -16,6 +20,7 @@
 //! family | id (4) | bucket end ms (8) → cell. Cells are kept under the spans' retention.
 
 pub mod cell;
+mod pairing;
 mod peers;
 mod prepare;
 mod purge;
@@ -27,7 +32,7 @@ pub mod source;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use foldhash::fast::RandomState;
 use meshtrace_model::Span;
@@ -37,6 +42,7 @@ use crate::damage::{Damage, DamageKind};
 use crate::group::{GroupWriter, Ticket};
 use crate::kv::{Kv, Op, Table};
 use cell::{Cell, IstioCell, ServiceCell};
+use pairing::{Release, Waiting};
 use peers::Peers;
 pub use prepare::{Ends, Prepared};
 use series::{Family, Registry, decode_entry, parse_entry_key};
@@ -53,11 +59,20 @@ pub struct MetricsOptions {
     pub max_label_values: usize,
     /// Label sets per family before the all-`__overflow__` series (`--metrics-max-series`).
     pub max_series: usize,
+    /// How long a client span whose callee is not known yet waits for its server span
+    /// (`--metrics-pair-wait`); zero counts it at once, with `unknown`.
+    pub pair_wait: Duration,
+    /// Client spans that may wait at once; past it they are counted at once, with `unknown`.
+    pub max_waiting: usize,
 }
 
 pub const DEFAULT_STEP: Duration = Duration::from_secs(15);
 pub const DEFAULT_MAX_LABEL_VALUES: usize = 1000;
 pub const DEFAULT_MAX_SERIES: usize = 20_000;
+/// Two export intervals of 5 s (Envoy's and the OpenTelemetry SDK's batch delay), one on each
+/// side of a request, with room for a collector between.
+pub const DEFAULT_PAIR_WAIT: Duration = Duration::from_secs(10);
+pub const DEFAULT_MAX_WAITING: usize = 131_072;
 
 impl Default for MetricsOptions {
     fn default() -> Self {
@@ -65,6 +80,8 @@ impl Default for MetricsOptions {
             step: DEFAULT_STEP,
             max_label_values: DEFAULT_MAX_LABEL_VALUES,
             max_series: DEFAULT_MAX_SERIES,
+            pair_wait: DEFAULT_PAIR_WAIT,
+            max_waiting: DEFAULT_MAX_WAITING,
         }
     }
 }
@@ -90,6 +107,9 @@ pub struct Derivation {
     /// Label hashes: batches are prepared with the registry's hasher.
     hasher: RandomState,
     peers: Mutex<Peers>,
+    /// Client spans waiting for their server span (locked after `peers` when both are).
+    waiting: Mutex<Waiting>,
+    pair_wait: Duration,
     state: Mutex<State>,
     /// Every write numbered up to here has finished (committed, or failed and taken back).
     resolved: AtomicU64,
@@ -105,6 +125,14 @@ pub struct DerivationStats {
     pub resident_cells: usize,
     /// Spans not counted: they ended before the retention window.
     pub too_old: u64,
+    /// Client spans waiting for their server span.
+    pub waiting: usize,
+    /// Waiting client spans whose server span came.
+    pub paired_late: u64,
+    /// Waiting client spans counted with `unknown`: no server span came in time.
+    pub unpaired: u64,
+    /// Client spans counted at once with `unknown`: the wait was full.
+    pub wait_overflow: u64,
 }
 
 /// What one write added, to take back if it fails.
@@ -203,6 +231,8 @@ impl Derivation {
             step_ms,
             hasher,
             peers: Mutex::new(Peers::default()),
+            waiting: Mutex::new(Waiting::new(options.max_waiting)),
+            pair_wait: options.pair_wait,
             state: Mutex::new(State {
                 registry,
                 resident: HashMap::new(),
@@ -223,9 +253,44 @@ impl Derivation {
     }
 
     /// What each span says and where the other end of its request is (first half of the
-    /// work done without the state lock).
-    pub fn find_ends<'a>(&self, spans: &'a [Span]) -> Ends<'a> {
-        prepare::find_ends(spans, &self.peers)
+    /// work done without the state lock); client spans without a callee start waiting, and
+    /// the requests answered by the batch or done waiting are taken to be counted with it.
+    pub fn find_ends<'a>(&self, spans: &'a [Span], now_ms: u64, oldest_ms: u64) -> Ends<'a> {
+        let deadline = Instant::now()
+            .checked_add(self.pair_wait)
+            .filter(|_| !self.pair_wait.is_zero());
+        let hold = deadline.map(|deadline| prepare::Hold {
+            waiting: &self.waiting,
+            deadline,
+            step_ms: self.step_ms,
+            now_ms,
+            oldest_ms,
+        });
+        prepare::find_ends(spans, &self.peers, hold)
+    }
+
+    /// The requests whose wait is over (`everything`: all, at a clean close), to be counted in
+    /// a write of their own.
+    pub fn released(&self, everything: bool) -> Ends<'static> {
+        let which = if everything {
+            Release::All
+        } else {
+            Release::Due
+        };
+        Ends::released(&self.waiting, which)
+    }
+
+    /// Whether a waiting request's wait is over.
+    pub fn any_due(&self) -> bool {
+        self.waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .any_due(Instant::now())
+    }
+
+    /// After a failed write: see [`Ends::undo`].
+    pub fn undo(&self, spans: &[Span], ends: Ends<'_>) {
+        ends.undo(spans, &self.waiting);
     }
 
     /// The batch's deltas (second half).
@@ -394,8 +459,16 @@ impl Derivation {
 
     /// What `/metrics` shows of the derivation.
     pub fn stats(&self) -> DerivationStats {
+        let (waiting, paired_late, unpaired, wait_overflow) = {
+            let w = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            (w.len(), w.paired, w.unpaired, w.overflow)
+        };
         let state = self.lock();
         DerivationStats {
+            waiting,
+            paired_late,
+            unpaired,
+            wait_overflow,
             series: Family::ALL
                 .iter()
                 .map(|f| (*f, state.registry.len(*f)))

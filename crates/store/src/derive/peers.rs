@@ -5,7 +5,7 @@
 //!   same batch; else the pod whose address is the server span's `peer.address` (Envoy's
 //!   downstream address), known from the `node_id` of that pod's own spans;
 //! - the callee of a client span: the server span that is its child, in the same batch or in
-//!   an earlier one.
+//!   an earlier one (a later one: the client span waits for it, `pairing.rs`).
 //!
 //! A client span's `peer.address` is not used: Envoy writes the downstream there (the app
 //! itself, or a gateway's caller), not the upstream. What is not found stays `unknown`.
@@ -98,7 +98,8 @@ impl Peers {
         shared
     }
 
-    fn intern(&mut self, workload: &Workload<'_>) -> Arc<OwnedWorkload> {
+    /// The shared copy of `workload`.
+    pub fn intern(&mut self, workload: &Workload<'_>) -> Arc<OwnedWorkload> {
         let hash = self.hasher.hash_one(workload);
         if let Some(known) = self
             .workloads

@@ -8,11 +8,16 @@
 //! [`MAX_FUTURE_MS`] after the store received it counts at its arrival instead (a skewed or
 //! hostile clock cannot make buckets far ahead), and a span that ended before the retention
 //! window counts nowhere (it is about to be removed).
+//!
+//! A client span whose callee is not known yet waits for its server span (`pairing.rs`): its
+//! per-service key counts at once, its Istio request when the callee is found or the wait is
+//! over — with a later batch, in the bucket fixed at its arrival.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use foldhash::fast::RandomState;
 use meshtrace_mesh::telemetry::{
@@ -21,6 +26,7 @@ use meshtrace_mesh::telemetry::{
 use meshtrace_model::{Span, SpanId, TraceId};
 
 use super::cell::{Cell, IstioCell, ServiceCell};
+use super::pairing::{Late, Release, Waiting, may_be_answered};
 use super::peers::{OwnedWorkload, Peers};
 use super::series::Family;
 
@@ -66,13 +72,63 @@ enum Remote {
     /// The reporting proxy of another span of the batch.
     Span(usize),
     Known(Arc<OwnedWorkload>),
+    /// Not known yet: the request waits for its server span (`pairing.rs`).
+    Held,
 }
 
-/// What each span of a batch says, and where the other end of its request is.
+/// What each span of a batch says, and where the other end of its request is; and the
+/// requests of earlier client spans counted with this batch (answered, or done waiting).
 pub struct Ends<'a> {
     tags: Vec<SpanTags<'a>>,
     reports: Vec<Option<(Reporter, Proxy<'a>)>>,
     remotes: Vec<Remote>,
+    late: Vec<Late>,
+}
+
+/// Where client spans without a callee wait, and until when.
+pub struct Hold<'w> {
+    pub waiting: &'w Mutex<Waiting>,
+    pub deadline: Instant,
+    pub step_ms: u64,
+    pub now_ms: u64,
+    pub oldest_ms: u64,
+}
+
+impl Ends<'static> {
+    /// No batch: only requests let go from the wait (their wait is over, or the store closes).
+    pub fn released(waiting: &Mutex<Waiting>, which: Release) -> Ends<'static> {
+        let mut late = Vec::new();
+        waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .release(Instant::now(), which, &mut late);
+        Ends {
+            tags: Vec::new(),
+            reports: Vec::new(),
+            remotes: Vec::new(),
+            late,
+        }
+    }
+}
+
+impl Ends<'_> {
+    /// Requests of earlier client spans counted with this batch.
+    pub fn late_count(&self) -> usize {
+        self.late.len()
+    }
+
+    /// After a failed write of `spans`: the requests it took from the wait wait again, and
+    /// those of its own client spans (not stored) are let go.
+    pub fn undo(self, spans: &[Span], waiting: &Mutex<Waiting>) {
+        let mut waiting = waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        let held = spans
+            .iter()
+            .zip(&self.remotes)
+            .filter(|(_, r)| matches!(r, Remote::Held))
+            .map(|(span, _)| (span.trace_id, span.span_id));
+        waiting.forget(held);
+        waiting.put_back(self.late);
+    }
 }
 
 /// The bucket end (ms) a span counts in, or None when it ended before `oldest_ms`.
@@ -88,8 +144,10 @@ pub fn bucket_of(span: &Span, step_ms: u64, now_ms: u64, oldest_ms: u64) -> Opti
     end_ms.checked_div(step)?.checked_add(1)?.checked_mul(step)
 }
 
-/// Reads every span's tags, learns the proxies' addresses, and finds the other ends.
-pub fn find_ends<'a>(spans: &'a [Span], peers: &Mutex<Peers>) -> Ends<'a> {
+/// Reads every span's tags, learns the proxies' addresses, and finds the other ends; with
+/// `hold`, client spans whose callee is not known wait for it, and the batch's server spans
+/// answer those that wait.
+pub fn find_ends<'a>(spans: &'a [Span], peers: &Mutex<Peers>, hold: Option<Hold<'_>>) -> Ends<'a> {
     let tags: Vec<SpanTags<'a>> = spans.iter().map(SpanTags::of).collect();
     let reports: Vec<_> = tags.iter().map(reporter_of).collect();
     // In-batch pairs: a destination's span is the child of its source's span.
@@ -122,7 +180,7 @@ pub fn find_ends<'a>(spans: &'a [Span], peers: &Mutex<Peers>) -> Ends<'a> {
             }
         }
     }
-    let remotes = spans
+    let mut remotes: Vec<Remote> = spans
         .iter()
         .zip(&reports)
         .zip(&tags)
@@ -147,10 +205,54 @@ pub fn find_ends<'a>(spans: &'a [Span], peers: &Mutex<Peers>) -> Ends<'a> {
             _ => Remote::Unknown,
         })
         .collect();
+    let mut late = Vec::new();
+    if let Some(hold) = hold {
+        let mut waiting = hold.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        if !waiting.is_empty() {
+            answer_waiting(spans, &reports, &mut peers, &mut waiting, &mut late);
+            waiting.release(Instant::now(), Release::Due, &mut late);
+        }
+        drop(peers);
+        let batch = spans.iter().zip(&tags).zip(&reports).zip(&mut remotes);
+        for (((span, tags), report), remote) in batch {
+            if let (Remote::Unknown, Some(report @ (Reporter::Source, _))) = (&remote, report)
+                && may_be_answered(tags)
+                && let Some(bucket) = bucket_of(span, hold.step_ms, hold.now_ms, hold.oldest_ms)
+            {
+                let request = istio_request_with(span, tags, *report, None);
+                let key = (span.trace_id, span.span_id);
+                let held = Late::new(key, hold.deadline, bucket, &request)
+                    .is_some_and(|l| waiting.hold_or_count(l));
+                if held {
+                    *remote = Remote::Held;
+                }
+            }
+        }
+    }
     Ends {
         tags,
         reports,
         remotes,
+        late,
+    }
+}
+
+/// Takes the requests the batch's server spans answer out of the wait, with their callee.
+fn answer_waiting(
+    spans: &[Span],
+    reports: &[Option<(Reporter, Proxy<'_>)>],
+    peers: &mut Peers,
+    waiting: &mut Waiting,
+    late: &mut Vec<Late>,
+) {
+    for (span, report) in spans.iter().zip(reports) {
+        if let Some((Reporter::Destination, proxy)) = report
+            && let Some(parent) = span.parent_span_id()
+            && let Some(mut answered) = waiting.answered(span.trace_id, parent)
+        {
+            answered.callee = Some(peers.intern(&proxy.workload));
+            late.push(answered);
+        }
     }
 }
 
@@ -200,10 +302,23 @@ pub fn aggregate<'a>(
                 .and_then(|r| r.as_ref())
                 .map(|(_, proxy)| proxy.workload),
             Remote::Known(owned) => Some(owned.view()),
+            Remote::Held => continue,
         };
         let request = istio_request_with(span, tags, *report, remote);
         istio
             .entry((bucket, request.labels.clone()))
+            .or_default()
+            .observe(&request);
+    }
+    for late in &ends.late {
+        // Its bucket ended before the retention window while it waited.
+        if late.bucket <= oldest_ms {
+            prepared.too_old = prepared.too_old.saturating_add(1);
+            continue;
+        }
+        let request = late.request();
+        istio
+            .entry((late.bucket, request.labels.clone()))
             .or_default()
             .observe(&request);
     }

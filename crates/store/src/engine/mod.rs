@@ -21,7 +21,7 @@ use meshtrace_model::{Process, Span, Trace, TraceId};
 use crate::StoreError;
 use crate::codec;
 use crate::damage::{Damage, DamageKind};
-use crate::derive::{Derivation, MetricsOptions};
+use crate::derive::{Derivation, MetricsOptions, Prepared};
 use crate::dict::{Dictionary, DictionaryStats, Pending};
 use crate::group::GroupWriter;
 use crate::keys::{operation_key, parse_span_key, service_key, span_key};
@@ -181,8 +181,12 @@ impl Store {
         self.damage.count(kind)
     }
 
-    /// Finishes the writes queued, then makes everything durable.
+    /// Counts the requests of client spans still waiting for their server span (with what is
+    /// known of them), finishes the writes queued, then makes everything durable.
     pub fn flush(&self) -> Result<(), StoreError> {
+        if let Err(error) = self.derive_waiting(true) {
+            tracing::error!(%error, "the metrics of client spans waiting for their server span could not be written");
+        }
         self.writer.close();
         self.kv.flush()
     }
@@ -198,18 +202,69 @@ impl Store {
         result
     }
 
+    /// Counts the requests of client spans whose wait for their server span is over
+    /// (`everything`: every one, at a clean close), with `unknown` callees where none came, in
+    /// a write of their own. Returns how many were counted.
+    pub fn derive_waiting(&self, everything: bool) -> Result<usize, StoreError> {
+        let Some(derive) = &self.derive else {
+            return Ok(0);
+        };
+        let ends = derive.released(everything);
+        let count = ends.late_count();
+        if count == 0 {
+            return Ok(0);
+        }
+        let now_ms = now_micros() / 1000;
+        let oldest_ms = self.oldest_visible() / 1000;
+        let prepared = derive.prepare(&[], &ends, now_ms, oldest_ms);
+        let result = self.write_derived(derive, prepared, Vec::new());
+        if result.is_err() {
+            derive.undo(&[], ends);
+        }
+        result.map(|()| count)
+    }
+
+    /// Whether a client span's wait for its server span is over.
+    pub(crate) fn waiting_due(&self) -> bool {
+        self.derive.as_ref().is_some_and(Derivation::any_due)
+    }
+
+    /// Writes `ops` with the derived cells `prepared` changes; on failure the derivation is
+    /// taken back (the caller puts the requests it took from the wait back).
+    fn write_derived(
+        &self,
+        derive: &Derivation,
+        prepared: Prepared<'_>,
+        ops: Vec<Op>,
+    ) -> Result<(), StoreError> {
+        derive
+            .apply(&*self.kv, &self.damage, prepared, ops, &self.writer)
+            .and_then(|(ticket, applied)| {
+                let result = ticket.wait();
+                derive.finish(
+                    applied,
+                    result.is_ok(),
+                    &*self.kv,
+                    &self.damage,
+                    &self.writer,
+                );
+                result
+            })
+    }
+
     fn write_batch(&self, spans: &[Span]) -> Result<(), StoreError> {
         // The metrics' share is worked out before anything is locked.
-        let ends = self.derive.as_ref().map(|derive| derive.find_ends(spans));
+        let now_ms = now_micros() / 1000;
+        let oldest_ms = self.oldest_visible() / 1000;
+        let ends = self
+            .derive
+            .as_ref()
+            .map(|derive| derive.find_ends(spans, now_ms, oldest_ms));
         let derived = self
             .derive
             .as_ref()
             .zip(ends.as_ref())
-            .map(|(derive, ends)| {
-                let now_ms = now_micros() / 1000;
-                let oldest_ms = self.oldest_visible() / 1000;
-                (derive, derive.prepare(spans, ends, now_ms, oldest_ms))
-            });
+            .map(|(derive, ends)| (derive, derive.prepare(spans, ends, now_ms, oldest_ms)));
         let mut ops = Vec::with_capacity(spans.len().saturating_mul(3).saturating_add(8));
         let mut new_processes: Vec<u64> = Vec::new();
         let mut process_hashes: HashMap<*const Process, u64> = HashMap::new();
@@ -293,16 +348,12 @@ impl Store {
         }
         match derived {
             Some((derive, prepared)) => {
-                let (ticket, applied) =
-                    derive.apply(&*self.kv, &self.damage, prepared, ops, &self.writer)?;
-                let result = ticket.wait();
-                derive.finish(
-                    applied,
-                    result.is_ok(),
-                    &*self.kv,
-                    &self.damage,
-                    &self.writer,
-                );
+                let result = self.write_derived(derive, prepared, ops);
+                if result.is_err()
+                    && let Some(ends) = ends
+                {
+                    derive.undo(spans, ends);
+                }
                 result?;
             }
             None => self.writer.write(ops)?,

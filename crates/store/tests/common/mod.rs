@@ -117,6 +117,18 @@ impl TestStore {
         (status, json)
     }
 
+    /// The body of an instant query of the store's Prometheus API at `at_s` (s), answered 200.
+    pub async fn prometheus_query(&self, query: &str, at_s: u64) -> serde_json::Value {
+        let query: String = form_urlencoded::byte_serialize(query.as_bytes()).collect();
+        let (status, body) = self
+            .get_json(&format!(
+                "/prometheus/api/v1/query?time={at_s}&query={query}"
+            ))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
     pub async fn stop(self) {
         self.server.stop().await.unwrap();
     }
