@@ -21,10 +21,10 @@ use crate::page::{
 };
 use crate::{console, driver};
 
-const GHOST_TRACE: u128 = 0x0c0a_0000_0000_0000_0000_0000_0000_0007;
+pub(crate) const GHOST_TRACE: u128 = 0x0c0a_0000_0000_0000_0000_0000_0000_0007;
 const GHOST_WORKLOAD: &str = "<img src=x onerror=window.pwned=3>-v1";
 
-fn simulated() -> Vec<Span> {
+pub(crate) fn simulated() -> Vec<Span> {
     let mut generator =
         Generator::new(Mesh::new(Topology::bookinfo(), 7, 1), 7, Options::default());
     let now = now();
@@ -35,7 +35,7 @@ fn simulated() -> Vec<Span> {
 
 /// A trace with a reviews-v1 server span (it has metrics) and a server span of a workload
 /// the metrics never saw.
-fn ghost_trace() -> Vec<Span> {
+pub(crate) fn ghost_trace() -> Vec<Span> {
     let span = |id: u64, pod: &str, duration: u64| Span {
         trace_id: TraceId(GHOST_TRACE),
         span_id: SpanId(id),
@@ -66,7 +66,7 @@ fn ghost_trace() -> Vec<Span> {
     ]
 }
 
-async fn store_of(spans: &[Span]) -> LoopbackServer {
+pub(crate) async fn store_of(spans: &[Span]) -> LoopbackServer {
     let store = Arc::new(Store::in_memory(Duration::from_secs(3600)));
     for chunk in spans.chunks(2000) {
         store.write(chunk).unwrap();
@@ -76,14 +76,14 @@ async fn store_of(spans: &[Span]) -> LoopbackServer {
 
 /// Traces from `traces`, metrics from `prometheus`; no metrics cache, so each page's stats
 /// are those of the second it asked.
-fn yaml(traces: &LoopbackServer, prometheus: &str) -> String {
+pub(crate) fn yaml(traces: &LoopbackServer, prometheus: &str) -> String {
     format!(
         "external_services:\n  tracing:\n    enabled: true\n    internal_url: http://{}\n    use_grpc: false\n  prometheus:\n    url: {prometheus}\n    cache_enabled: false\n",
         traces.addresses.query_http
     )
 }
 
-async fn post_stats(console: SocketAddr, queries: Vec<Value>) -> Value {
+pub(crate) async fn post_stats(console: SocketAddr, queries: Vec<Value>) -> Value {
     let response = reqwest::Client::new()
         .post(format!("http://{console}/api/stats/metrics"))
         .json(&json!({ "queries": queries }))
@@ -94,13 +94,13 @@ async fn post_stats(console: SocketAddr, queries: Vec<Value>) -> Value {
     response.json().await.unwrap()
 }
 
-fn tag<'a>(span: &'a Value, key: &str) -> Option<&'a str> {
+pub(crate) fn tag<'a>(span: &'a Value, key: &str) -> Option<&'a str> {
     span["tags"].as_array()?.iter().find(|t| t["key"] == key)?["value"].as_str()
 }
 
 /// The (namespace, workload, direction) of an Envoy span of the API's JSON, read from its
 /// `node_id` (`sidecar~ip~<workload>-<hash>-<suffix>.<ns>~…`) and `upstream_cluster`.
-fn envoy_target(span: &Value) -> Option<(String, String, &'static str)> {
+pub(crate) fn envoy_target(span: &Value) -> Option<(String, String, &'static str)> {
     if tag(span, "component") != Some("proxy") {
         return None;
     }
@@ -118,7 +118,7 @@ fn envoy_target(span: &Value) -> Option<(String, String, &'static str)> {
 }
 
 /// The stat `name` of `key` in a stats answer.
-fn stat(answer: &Value, key: &str, name: &str) -> Option<f64> {
+pub(crate) fn stat(answer: &Value, key: &str, name: &str) -> Option<f64> {
     answer["stats"][key]["responseTimes"]
         .as_array()?
         .iter()
@@ -135,7 +135,10 @@ const STATS: [(&str, &str); 4] = [
 ];
 
 /// The cells of the heatmap `css`: (interval, stat label) → data-value.
-async fn cells(client: &fantoccini::Client, css: &str) -> BTreeMap<(String, String), String> {
+pub(crate) async fn cells(
+    client: &fantoccini::Client,
+    css: &str,
+) -> BTreeMap<(String, String), String> {
     let mut out = BTreeMap::new();
     for row in all(client, &format!("{css} tbody tr")).await {
         let interval = row.attr("data-interval").await.unwrap().unwrap();
@@ -163,7 +166,7 @@ fn stats_queries(targets: &[(String, String, &str)], time: u64) -> Vec<Value> {
     queries
 }
 
-fn close(shown: &str, expected: f64) -> bool {
+pub(crate) fn close(shown: &str, expected: f64) -> bool {
     shown
         .parse::<f64>()
         .is_ok_and(|v| (v - expected).abs() < 1e-6)
@@ -396,4 +399,31 @@ async fn a_metrics_source_down_keeps_the_traces_and_the_filter() {
     assert!(source.starts_with("Metrics unavailable ("), "{source}");
     assert!(source.contains("127.0.0.1:9"), "{source}");
     assert!(present(client, "#span-table a.load-stats").await);
+    // The scatter's tooltip (keyboard focus): duration and spans, and why there are no stats.
+    let point = find(client, "#scatter circle").await;
+    let shown = point.attr("data-trace-id").await.unwrap().unwrap();
+    client
+        .execute(
+            "arguments[0].closest('a').focus();",
+            vec![serde_json::to_value(&point).unwrap()],
+        )
+        .await
+        .unwrap();
+    let tip = format!("#trace-tooltip .trace-tooltip[data-trace-id='{shown}']");
+    wait_for(client, &tip).await;
+    let unavailable = text(client, &format!("{tip} .tt-unavailable")).await;
+    assert!(
+        unavailable.starts_with("Statistics unavailable: ") && unavailable.contains("127.0.0.1:9"),
+        "{unavailable}"
+    );
+    assert!(!present(client, &format!("{tip} .metrics-heatmap")).await);
+    assert!(
+        !text(client, &format!("{tip} .tt-duration"))
+            .await
+            .is_empty()
+    );
+    let trace = get_json(&format!("http://{c}/api/traces/{shown}")).await;
+    let spans = trace["data"]["spans"].as_array().unwrap().len();
+    let line = text(client, &format!("{tip} .tt-spans")).await;
+    assert!(line.starts_with(&format!("{spans} spans, avg=")), "{line}");
 }
