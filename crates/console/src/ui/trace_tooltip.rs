@@ -18,17 +18,17 @@ use std::sync::Arc;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use meshtrace_mesh::stats::TraceSummary;
 use meshtrace_model::Trace;
 
 use super::heatmap::{self, Heatmap};
 use super::metrics_stats::{self, COMPACT_INTERVALS, COMPACT_STATS};
 use super::spans;
+use super::trace_page::read_trace;
 use super::view::format_duration;
+use crate::Console;
 use crate::error::page;
-use crate::tracing_api::parse_trace_id;
-use crate::{ApiError, Console};
 
 /// What the tooltip's left side shows.
 enum Compact {
@@ -57,17 +57,9 @@ pub(super) async fn tooltip(
     State(console): State<Arc<Console>>,
     Path(trace_id): Path<String>,
 ) -> Response {
-    let id = match parse_trace_id(&trace_id) {
-        Ok(id) => id,
-        Err(error) => return error.into_response(),
-    };
-    let trace = match console.trace(id).await {
-        Ok(Some(trace)) => trace,
-        Ok(None) => {
-            return ApiError::not_found(format!("Trace {} not found", id.to_hex32()))
-                .into_response();
-        }
-        Err(error) => return error.into_response(),
+    let trace = match read_trace(&console, &trace_id).await {
+        Ok(trace) => trace,
+        Err(response) => return response,
     };
     let compact = compact(&console, &trace).await;
     let mut response = page(None, fragment(&trace, compact));

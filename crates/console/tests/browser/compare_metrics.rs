@@ -21,10 +21,10 @@ use crate::page::{
 };
 use crate::{console, driver};
 
-pub(crate) const GHOST_TRACE: u128 = 0x0c0a_0000_0000_0000_0000_0000_0000_0007;
+const GHOST_TRACE: u128 = 0x0c0a_0000_0000_0000_0000_0000_0000_0007;
 const GHOST_WORKLOAD: &str = "<img src=x onerror=window.pwned=3>-v1";
 
-pub(crate) fn simulated() -> Vec<Span> {
+fn simulated() -> Vec<Span> {
     let mut generator =
         Generator::new(Mesh::new(Topology::bookinfo(), 7, 1), 7, Options::default());
     let now = now();
@@ -35,7 +35,7 @@ pub(crate) fn simulated() -> Vec<Span> {
 
 /// A trace with a reviews-v1 server span (it has metrics) and a server span of a workload
 /// the metrics never saw.
-pub(crate) fn ghost_trace() -> Vec<Span> {
+fn ghost_trace() -> Vec<Span> {
     let span = |id: u64, pod: &str, duration: u64| Span {
         trace_id: TraceId(GHOST_TRACE),
         span_id: SpanId(id),
@@ -66,7 +66,7 @@ pub(crate) fn ghost_trace() -> Vec<Span> {
     ]
 }
 
-pub(crate) async fn store_of(spans: &[Span]) -> LoopbackServer {
+async fn store_of(spans: &[Span]) -> LoopbackServer {
     let store = Arc::new(Store::in_memory(Duration::from_secs(3600)));
     for chunk in spans.chunks(2000) {
         store.write(chunk).unwrap();
@@ -74,9 +74,36 @@ pub(crate) async fn store_of(spans: &[Span]) -> LoopbackServer {
     LoopbackServer::start(store, 16 << 20).await.unwrap()
 }
 
+/// A console whose traces store holds the simulated requests and `extra`, whose metrics store
+/// holds the simulated requests; and a browser.
+pub(crate) struct Setup {
+    pub(crate) console: SocketAddr,
+    pub(crate) browser: driver::Browser,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _stores: [LoopbackServer; 2],
+}
+
+impl Setup {
+    pub(crate) async fn start(extra: Vec<Span>) -> Setup {
+        let spans = simulated();
+        let metrics = store_of(&spans).await;
+        let mut traced = spans;
+        traced.extend(extra);
+        let traces = store_of(&traced).await;
+        let prometheus = format!("http://{}/prometheus", metrics.addresses.query_http);
+        let (console, stop) = console(&yaml(&traces, &prometheus)).await;
+        Setup {
+            console,
+            browser: driver::browser().await,
+            _stop: stop,
+            _stores: [metrics, traces],
+        }
+    }
+}
+
 /// Traces from `traces`, metrics from `prometheus`; no metrics cache, so each page's stats
 /// are those of the second it asked.
-pub(crate) fn yaml(traces: &LoopbackServer, prometheus: &str) -> String {
+fn yaml(traces: &LoopbackServer, prometheus: &str) -> String {
     format!(
         "external_services:\n  tracing:\n    enabled: true\n    internal_url: http://{}\n    use_grpc: false\n  prometheus:\n    url: {prometheus}\n    cache_enabled: false\n",
         traces.addresses.query_http
@@ -94,13 +121,13 @@ pub(crate) async fn post_stats(console: SocketAddr, queries: Vec<Value>) -> Valu
     response.json().await.unwrap()
 }
 
-pub(crate) fn tag<'a>(span: &'a Value, key: &str) -> Option<&'a str> {
+fn tag<'a>(span: &'a Value, key: &str) -> Option<&'a str> {
     span["tags"].as_array()?.iter().find(|t| t["key"] == key)?["value"].as_str()
 }
 
 /// The (namespace, workload, direction) of an Envoy span of the API's JSON, read from its
 /// `node_id` (`sidecar~ip~<workload>-<hash>-<suffix>.<ns>~…`) and `upstream_cluster`.
-pub(crate) fn envoy_target(span: &Value) -> Option<(String, String, &'static str)> {
+fn envoy_target(span: &Value) -> Option<(String, String, &'static str)> {
     if tag(span, "component") != Some("proxy") {
         return None;
     }
@@ -117,8 +144,48 @@ pub(crate) fn envoy_target(span: &Value) -> Option<(String, String, &'static str
     Some((ns.to_string(), workload, direction))
 }
 
+/// The Envoy spans of a trace of the API's JSON (at least two), with their targets.
+pub(crate) fn envoy_spans(trace: &Value) -> Vec<(&Value, (String, String, &'static str))> {
+    let envoy: Vec<_> = trace["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| envoy_target(s).map(|t| (s, t)))
+        .collect();
+    assert!(envoy.len() >= 2, "{trace}");
+    envoy
+}
+
+/// Kiali's stats key of a target's (default reporter) answer over `interval`.
+fn key((ns, workload, direction): &(String, String, &str), interval: &str) -> String {
+    let reporter = if *direction == "inbound" {
+        "destination"
+    } else {
+        "source"
+    };
+    format!("{ns}:workload:{workload}::{direction}:{interval}:{reporter}")
+}
+
+/// The trace's expected cell: the mean over its Envoy spans with the stat of (ms − stat).
+pub(crate) fn mean_difference(
+    envoy: &[(&Value, (String, String, &str))],
+    answer: &Value,
+    interval: &str,
+    name: &str,
+) -> f64 {
+    let diffs: Vec<f64> = envoy
+        .iter()
+        .filter_map(|(span, target)| {
+            let s = stat(answer, &key(target, interval), name)?;
+            Some(span["duration"].as_f64().unwrap() / 1000.0 - s)
+        })
+        .collect();
+    assert!(!diffs.is_empty(), "no stats for {interval} {name}");
+    diffs.iter().sum::<f64>() / diffs.len() as f64
+}
+
 /// The stat `name` of `key` in a stats answer.
-pub(crate) fn stat(answer: &Value, key: &str, name: &str) -> Option<f64> {
+fn stat(answer: &Value, key: &str, name: &str) -> Option<f64> {
     answer["stats"][key]["responseTimes"]
         .as_array()?
         .iter()
@@ -174,15 +241,8 @@ pub(crate) fn close(shown: &str, expected: f64) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn heatmaps_and_percentiles_are_the_stats_routes_numbers() {
-    let spans = simulated();
-    let metrics = store_of(&spans).await;
-    let mut with_ghost = spans.clone();
-    with_ghost.extend(ghost_trace());
-    let traces = store_of(&with_ghost).await;
-    let prometheus = format!("http://{}/prometheus", metrics.addresses.query_http);
-    let (c, _stop) = console(&yaml(&traces, &prometheus)).await;
-    let browser = driver::browser().await;
-    let client = &browser.client;
+    let setup = Setup::start(ghost_trace()).await;
+    let (c, client) = (setup.console, &setup.browser.client);
     let page = format!("http://{c}/console/namespaces/bookinfo/workloads/reviews-v1");
 
     // ---- the percentile filter: Kiali's query, the mean of inbound and outbound ----
@@ -264,22 +324,8 @@ async fn heatmaps_and_percentiles_are_the_stats_routes_numbers() {
         .find(|t| crate::page::trace_id(t) != ghost)
         .unwrap();
     let id = crate::page::trace_id(trace);
-    let envoy: Vec<(&Value, (String, String, &str))> = trace["spans"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|s| envoy_target(s).map(|t| (s, t)))
-        .collect();
-    assert!(envoy.len() >= 2, "{trace}");
+    let envoy = envoy_spans(trace);
     let targets: Vec<(String, String, &str)> = envoy.iter().map(|(_, t)| t.clone()).collect();
-    let key = |(ns, workload, direction): &(String, String, &str), interval: &str| {
-        let reporter = if *direction == "inbound" {
-            "destination"
-        } else {
-            "source"
-        };
-        format!("{ns}:workload:{workload}::{direction}:{interval}:{reporter}")
-    };
     // The page asked at some second while it loaded: the 10m window moves with it, so the
     // cells are compared with the route's answer for each second in between.
     let before = now() / 1_000_000;
@@ -287,16 +333,6 @@ async fn heatmaps_and_percentiles_are_the_stats_routes_numbers() {
     let after = now() / 1_000_000;
     let shown = cells(client, "#metrics-heatmap").await;
     assert_eq!(shown.len(), 12);
-    let expected = |answer: &Value, interval: &str, name: &str| {
-        let diffs: Vec<f64> = envoy
-            .iter()
-            .filter_map(|(span, target)| {
-                let s = stat(answer, &key(target, interval), name)?;
-                Some(span["duration"].as_f64().unwrap() / 1000.0 - s)
-            })
-            .collect();
-        diffs.iter().sum::<f64>() / diffs.len() as f64
-    };
     let mut matched = None;
     for time in before..=after {
         let answer = post_stats(c, stats_queries(&targets, time)).await;
@@ -304,7 +340,7 @@ async fn heatmaps_and_percentiles_are_the_stats_routes_numbers() {
             STATS.iter().all(|(name, label)| {
                 close(
                     &shown[&(interval.to_string(), label.to_string())],
-                    expected(&answer, interval, name),
+                    mean_difference(&envoy, &answer, interval, name),
                 )
             })
         });

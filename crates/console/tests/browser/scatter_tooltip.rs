@@ -13,11 +13,8 @@ use meshtrace_model::{KeyValue, Process, Span, SpanId, TraceId};
 use meshtrace_testkit::now;
 use serde_json::{Value, json};
 
-use crate::compare_metrics::{
-    cells, close, envoy_target, post_stats, simulated, stat, store_of, yaml,
-};
+use crate::compare_metrics::{Setup, cells, close, envoy_spans, mean_difference, post_stats};
 use crate::page::{assert_no_script_ran, attr, get_json, goto, present, text, wait_for};
-use crate::{console, driver};
 
 const MARKUP_TRACE: u128 = 0x0c0a_0000_0000_0000_0000_0000_0000_0011;
 const MARKUP_NAME: &str = "<img src=x onerror=window.pwned=5>GET /tip";
@@ -78,15 +75,6 @@ fn compact_queries(targets: &[(String, String, &str)], time: u64) -> Vec<Value> 
         }
     }
     queries
-}
-
-fn key((ns, workload, direction): &(String, String, &str), interval: &str) -> String {
-    let reporter = if *direction == "inbound" {
-        "destination"
-    } else {
-        "source"
-    };
-    format!("{ns}:workload:{workload}::{direction}:{interval}:{reporter}")
 }
 
 /// µs from a duration as the console writes it (`850µs`, `12.3ms`, `1.25s`), and the
@@ -160,15 +148,8 @@ async fn hover(client: &Client, css: &str, stay: Option<Duration>) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hovering_a_point_shows_the_compact_map_of_the_stats_route() {
-    let spans = simulated();
-    let metrics = store_of(&spans).await;
-    let mut traced = spans.clone();
-    traced.extend(extra_traces());
-    let traces = store_of(&traced).await;
-    let prometheus = format!("http://{}/prometheus", metrics.addresses.query_http);
-    let (c, _stop) = console(&yaml(&traces, &prometheus)).await;
-    let browser = driver::browser().await;
-    let client = &browser.client;
+    let setup = Setup::start(extra_traces()).await;
+    let (c, client) = (setup.console, &setup.browser.client);
     let page = format!("http://{c}/console/namespaces/bookinfo/workloads/reviews-v1");
 
     let body = get_json(&format!(
@@ -208,25 +189,8 @@ async fn hovering_a_point_shows_the_compact_map_of_the_stats_route() {
         .flat_map(|i| ["avg", "p50", "p90"].map(|s| (i.to_string(), s.to_string())))
         .collect();
     assert_eq!(labels, expected_labels);
-    let envoy: Vec<(&Value, (String, String, &str))> = trace["spans"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|s| envoy_target(s).map(|t| (s, t)))
-        .collect();
-    assert!(envoy.len() >= 2, "{trace}");
+    let envoy = envoy_spans(&trace);
     let targets: Vec<(String, String, &str)> = envoy.iter().map(|(_, t)| t.clone()).collect();
-    let expected = |answer: &Value, interval: &str, name: &str| {
-        let diffs: Vec<f64> = envoy
-            .iter()
-            .filter_map(|(span, target)| {
-                let s = stat(answer, &key(target, interval), name)?;
-                Some(span["duration"].as_f64().unwrap() / 1000.0 - s)
-            })
-            .collect();
-        assert!(!diffs.is_empty(), "no stats for {interval} {name}");
-        diffs.iter().sum::<f64>() / diffs.len() as f64
-    };
     let mut matched = false;
     for time in before..=after {
         let answer = post_stats(c, compact_queries(&targets, time)).await;
@@ -236,7 +200,7 @@ async fn hovering_a_point_shows_the_compact_map_of_the_stats_route() {
                 .all(|(name, label)| {
                     close(
                         &shown[&(interval.to_string(), label.to_string())],
-                        expected(&answer, interval, name),
+                        mean_difference(&envoy, &answer, interval, name),
                     )
                 })
         });
