@@ -182,7 +182,12 @@ async fn header_trusts_only_the_proxy_behind_a_real_nginx() {
     // headers say, and whatever cookie comes along.
     let cookie_pair = cookie.split(';').next().unwrap().to_string();
     let bearer = format!("Bearer {token}");
-    for path in ["/api/status", "/console", "/api/authenticate"] {
+    for path in [
+        "/api/status",
+        "/console",
+        "/console/traces/0b/tooltip",
+        "/api/authenticate",
+    ] {
         let forged = [
             ("authorization", bearer.as_str()),
             ("impersonate-user", "admin"),

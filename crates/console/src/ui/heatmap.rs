@@ -1,5 +1,5 @@
 //! The "Compared with metrics" heatmaps: rows of intervals, columns of stats (avg, p50, p90,
-//! p99), each cell how many ms a span was longer (+) or shorter (−) than the stat of its
+//! p99; avg, p50, p90 in the scatter's compact tooltip map), each cell how many ms a span was longer (+) or shorter (−) than the stat of its
 //! workload — for one span (the span table) or the mean over a trace's Envoy spans (Kiali's
 //! `reduceMetricsStats`, the trace details). Cells are coloured on Kiali's −10…+10 ms scale
 //! by a class a millisecond (`hm0`…`hm20`, in meshtrace.css: the CSP allows no inline style).
@@ -13,7 +13,7 @@
 
 use meshtrace_model::{Span, Trace};
 
-use super::metrics_stats::{STATS, Stats, StatsTarget};
+use super::metrics_stats::{Stats, StatsTarget};
 
 pub(super) struct Cell {
     /// The column's label (`avg`, `p50`…).
@@ -165,8 +165,9 @@ pub(super) fn trace_heatmap(
     trace: &Trace,
     stats: &Stats,
     intervals: &[&'static str],
+    columns: &[(&'static str, &'static str)],
 ) -> TraceComparison {
-    let mut sums = vec![vec![(0.0f64, 0u32); STATS.len()]; intervals.len()];
+    let mut sums = vec![vec![(0.0f64, 0u32); columns.len()]; intervals.len()];
     let (mut envoy, mut compared) = (0usize, 0usize);
     for span in &trace.spans {
         // Kiali counts the Envoy spans; a span whose workload is unknown counts as missing.
@@ -183,7 +184,7 @@ pub(super) fn trace_heatmap(
             let Some(times) = stats.get(&target, interval) else {
                 continue;
             };
-            for ((name, _), slot) in STATS.iter().zip(row.iter_mut()) {
+            for ((name, _), slot) in columns.iter().zip(row.iter_mut()) {
                 if let Some(s) = stat(times, name) {
                     slot.0 += ms - s;
                     slot.1 = slot.1.saturating_add(1);
@@ -197,9 +198,9 @@ pub(super) fn trace_heatmap(
     }
     let heatmap = grid(
         intervals,
-        &STATS,
+        columns,
         |row, name| {
-            let column = STATS.iter().position(|(n, _)| *n == name)?;
+            let column = columns.iter().position(|(n, _)| *n == name)?;
             let (sum, n) = *sums.get(row)?.get(column)?;
             (n > 0).then(|| sum / f64::from(n))
         },

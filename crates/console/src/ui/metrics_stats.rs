@@ -20,8 +20,13 @@ use serde_json::{Value, json};
 
 use crate::Console;
 
-/// The intervals of the trace and span heatmaps (rows), and of the compact tooltip map.
+/// The intervals of the trace and span heatmaps (rows).
 pub(super) const INTERVALS: [&str; 3] = ["10m", "60m", "3h"];
+/// The compact map of the scatter's tooltip: Kiali's `compactStatsIntervals` (rows) and
+/// `compactStatsQuantilesWithAvg` (columns).
+pub(super) const COMPACT_INTERVALS: [&str; 2] = ["60m", "3h"];
+pub(super) const COMPACT_STATS: [(&str, &str); 3] =
+    [("avg", "avg"), ("0.5", "p50"), ("0.9", "p90")];
 /// The stats compared with (columns): Kiali's names and labels.
 pub(super) const STATS: [(&str, &str); 4] = [
     ("avg", "avg"),
@@ -100,7 +105,7 @@ impl StatsTarget {
         )
     }
 
-    fn query(&self, interval: &str, query_time: i64) -> Value {
+    fn query(&self, interval: &str, query_time: i64, quantiles: &[&str]) -> Value {
         json!({
             "target": {"namespace": self.namespace, "name": self.workload, "kind": "workload"},
             "reporters": self.reporters(),
@@ -108,7 +113,7 @@ impl StatsTarget {
             "interval": interval,
             "direction": self.direction,
             "avg": true,
-            "quantiles": ["0.5", "0.9", "0.99"],
+            "quantiles": quantiles,
         })
     }
 }
@@ -165,13 +170,31 @@ pub(super) async fn fetch(
     console: &Console,
     targets: &BTreeSet<StatsTarget>,
 ) -> Result<Stats, String> {
+    fetch_over(console, targets, &INTERVALS, &["0.5", "0.9", "0.99"]).await
+}
+
+/// The stats of `targets` over the compact map's intervals, with its quantiles (Kiali's
+/// `buildQueriesFromSpans(…, isCompact = true)`): at most [`MAX_TARGETS`] × 2 queries.
+pub(super) async fn fetch_compact(
+    console: &Console,
+    targets: &BTreeSet<StatsTarget>,
+) -> Result<Stats, String> {
+    fetch_over(console, targets, &COMPACT_INTERVALS, &["0.5", "0.9"]).await
+}
+
+async fn fetch_over(
+    console: &Console,
+    targets: &BTreeSet<StatsTarget>,
+    intervals: &[&str],
+    quantiles: &[&str],
+) -> Result<Stats, String> {
     if targets.is_empty() {
         return Ok(Stats::default());
     }
     let time = now_seconds();
     let queries: Vec<Value> = targets
         .iter()
-        .flat_map(|t| INTERVALS.iter().map(move |i| t.query(i, time)))
+        .flat_map(|t| intervals.iter().map(move |i| t.query(i, time, quantiles)))
         .collect();
     let answer = crate::metrics_api::stats_answer(console, &queries)
         .await

@@ -27,6 +27,7 @@ mod tester;
 mod timeline;
 pub(crate) mod trace_cache;
 mod trace_page;
+mod trace_tooltip;
 mod traces_tab;
 mod view;
 
@@ -57,6 +58,10 @@ pub fn routes() -> Router<Arc<Console>> {
         .route(
             "/console/traces/{trace_id}/timeline.json",
             get(trace_page::timeline_data),
+        )
+        .route(
+            "/console/traces/{trace_id}/tooltip",
+            get(trace_tooltip::tooltip),
         )
         .route(
             "/console/traces/{trace_id}/spans/{span_id}",

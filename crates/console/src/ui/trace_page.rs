@@ -131,24 +131,33 @@ fn missing_trace(shell: Shell, id: TraceId) -> TracePage {
     }
 }
 
+/// The trace `trace_id` names, through the cache; else the answer to give: 400 for an ID that
+/// is not 1 to 32 hex digits, 404 for a trace the backend does not know, the backend's error.
+pub(super) async fn read_trace(
+    console: &Console,
+    trace_id: &str,
+) -> Result<Arc<meshtrace_model::Trace>, Response> {
+    let id = parse_trace_id(trace_id).map_err(IntoResponse::into_response)?;
+    match console.trace(id).await {
+        Ok(Some(trace)) => Ok(trace),
+        Ok(None) => {
+            Err(crate::ApiError::not_found(format!("Trace {trace_id} not found")).into_response())
+        }
+        Err(error) => Err(error.into_response()),
+    }
+}
+
 pub(super) async fn timeline_data(
     State(console): State<Arc<Console>>,
     Path(trace_id): Path<String>,
 ) -> Response {
-    let id = match parse_trace_id(&trace_id) {
-        Ok(id) => id,
-        Err(error) => return error.into_response(),
-    };
-    match console.trace(id).await {
-        Ok(Some(trace)) => (
+    match read_trace(&console, &trace_id).await {
+        Ok(trace) => (
             [(header::CONTENT_TYPE, "application/json")],
             timeline::data(&trace),
         )
             .into_response(),
-        Ok(None) => {
-            crate::ApiError::not_found(format!("Trace {trace_id} not found")).into_response()
-        }
-        Err(error) => error.into_response(),
+        Err(response) => response,
     }
 }
 
@@ -156,28 +165,21 @@ pub(super) async fn span_data(
     State(console): State<Arc<Console>>,
     Path((trace_id, span_id)): Path<(String, String)>,
 ) -> Response {
-    let id = match parse_trace_id(&trace_id) {
-        Ok(id) => id,
-        Err(error) => return error.into_response(),
-    };
+    if let Err(error) = parse_trace_id(&trace_id) {
+        return error.into_response();
+    }
     let Ok(span_id) = meshtrace_model::SpanId::from_hex(&span_id) else {
         return crate::ApiError::bad_request("the span ID is not 1 to 16 hex digits")
             .into_response();
     };
-    match console.trace(id).await {
-        Ok(Some(trace)) => {
-            let (start, _) = trace.bounds();
-            match trace.spans.iter().find(|s| s.span_id == span_id) {
-                Some(span) => axum::Json(timeline::span_json(span, start)).into_response(),
-                None => {
-                    crate::ApiError::not_found(format!("span {span_id} is not in trace {trace_id}"))
-                        .into_response()
-                }
-            }
-        }
-        Ok(None) => {
-            crate::ApiError::not_found(format!("Trace {trace_id} not found")).into_response()
-        }
-        Err(error) => error.into_response(),
+    let trace = match read_trace(&console, &trace_id).await {
+        Ok(trace) => trace,
+        Err(response) => return response,
+    };
+    let (start, _) = trace.bounds();
+    match trace.spans.iter().find(|s| s.span_id == span_id) {
+        Some(span) => axum::Json(timeline::span_json(span, start)).into_response(),
+        None => crate::ApiError::not_found(format!("span {span_id} is not in trace {trace_id}"))
+            .into_response(),
     }
 }

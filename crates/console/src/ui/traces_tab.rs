@@ -49,6 +49,8 @@ pub(super) struct TracesTab {
     partial: Option<String>,
     traces_error: Option<String>,
     chart: scatter::Chart,
+    /// Where the scatter's script asks a point's tooltip: `<this>/<traceID>/tooltip`.
+    tooltip_base: String,
     details: Option<Details>,
     missing_trace: Option<String>,
 }
@@ -68,6 +70,7 @@ impl TracesTab {
             partial: None,
             traces_error: None,
             chart: scatter::chart(&[], (0, 1), false, "", |_| String::new()),
+            tooltip_base: String::new(),
             details: None,
             missing_trace: None,
         }
@@ -150,6 +153,7 @@ pub(super) async fn traces_tab(request: TabRequest<'_>) -> TracesTab {
         links,
     } = request;
     let mut tab = TracesTab::empty(view);
+    tab.tooltip_base = format!("{}/console/traces/", root(console));
     let limit = view
         .limit
         .unwrap_or((console.config.ui_tracing_limit as usize).clamp(1, 1000));
@@ -302,7 +306,7 @@ fn load_href(base: &str, view: &View, span_id: &str) -> String {
 fn compared(trace: &Trace, stats: &Result<Stats, String>) -> Compared {
     match stats {
         Ok(stats) => {
-            let c = heatmap::trace_heatmap(trace, stats, &INTERVALS);
+            let c = heatmap::trace_heatmap(trace, stats, &INTERVALS, &STATS);
             Compared {
                 heatmap: (c.envoy > 0).then_some(c.heatmap),
                 incomplete: c.incomplete,

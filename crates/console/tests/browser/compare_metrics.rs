@@ -74,6 +74,33 @@ async fn store_of(spans: &[Span]) -> LoopbackServer {
     LoopbackServer::start(store, 16 << 20).await.unwrap()
 }
 
+/// A console whose traces store holds the simulated requests and `extra`, whose metrics store
+/// holds the simulated requests; and a browser.
+pub(crate) struct Setup {
+    pub(crate) console: SocketAddr,
+    pub(crate) browser: driver::Browser,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _stores: [LoopbackServer; 2],
+}
+
+impl Setup {
+    pub(crate) async fn start(extra: Vec<Span>) -> Setup {
+        let spans = simulated();
+        let metrics = store_of(&spans).await;
+        let mut traced = spans;
+        traced.extend(extra);
+        let traces = store_of(&traced).await;
+        let prometheus = format!("http://{}/prometheus", metrics.addresses.query_http);
+        let (console, stop) = console(&yaml(&traces, &prometheus)).await;
+        Setup {
+            console,
+            browser: driver::browser().await,
+            _stop: stop,
+            _stores: [metrics, traces],
+        }
+    }
+}
+
 /// Traces from `traces`, metrics from `prometheus`; no metrics cache, so each page's stats
 /// are those of the second it asked.
 fn yaml(traces: &LoopbackServer, prometheus: &str) -> String {
@@ -83,7 +110,7 @@ fn yaml(traces: &LoopbackServer, prometheus: &str) -> String {
     )
 }
 
-async fn post_stats(console: SocketAddr, queries: Vec<Value>) -> Value {
+pub(crate) async fn post_stats(console: SocketAddr, queries: Vec<Value>) -> Value {
     let response = reqwest::Client::new()
         .post(format!("http://{console}/api/stats/metrics"))
         .json(&json!({ "queries": queries }))
@@ -117,6 +144,46 @@ fn envoy_target(span: &Value) -> Option<(String, String, &'static str)> {
     Some((ns.to_string(), workload, direction))
 }
 
+/// The Envoy spans of a trace of the API's JSON (at least two), with their targets.
+pub(crate) fn envoy_spans(trace: &Value) -> Vec<(&Value, (String, String, &'static str))> {
+    let envoy: Vec<_> = trace["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| envoy_target(s).map(|t| (s, t)))
+        .collect();
+    assert!(envoy.len() >= 2, "{trace}");
+    envoy
+}
+
+/// Kiali's stats key of a target's (default reporter) answer over `interval`.
+fn key((ns, workload, direction): &(String, String, &str), interval: &str) -> String {
+    let reporter = if *direction == "inbound" {
+        "destination"
+    } else {
+        "source"
+    };
+    format!("{ns}:workload:{workload}::{direction}:{interval}:{reporter}")
+}
+
+/// The trace's expected cell: the mean over its Envoy spans with the stat of (ms − stat).
+pub(crate) fn mean_difference(
+    envoy: &[(&Value, (String, String, &str))],
+    answer: &Value,
+    interval: &str,
+    name: &str,
+) -> f64 {
+    let diffs: Vec<f64> = envoy
+        .iter()
+        .filter_map(|(span, target)| {
+            let s = stat(answer, &key(target, interval), name)?;
+            Some(span["duration"].as_f64().unwrap() / 1000.0 - s)
+        })
+        .collect();
+    assert!(!diffs.is_empty(), "no stats for {interval} {name}");
+    diffs.iter().sum::<f64>() / diffs.len() as f64
+}
+
 /// The stat `name` of `key` in a stats answer.
 fn stat(answer: &Value, key: &str, name: &str) -> Option<f64> {
     answer["stats"][key]["responseTimes"]
@@ -135,7 +202,10 @@ const STATS: [(&str, &str); 4] = [
 ];
 
 /// The cells of the heatmap `css`: (interval, stat label) → data-value.
-async fn cells(client: &fantoccini::Client, css: &str) -> BTreeMap<(String, String), String> {
+pub(crate) async fn cells(
+    client: &fantoccini::Client,
+    css: &str,
+) -> BTreeMap<(String, String), String> {
     let mut out = BTreeMap::new();
     for row in all(client, &format!("{css} tbody tr")).await {
         let interval = row.attr("data-interval").await.unwrap().unwrap();
@@ -163,7 +233,7 @@ fn stats_queries(targets: &[(String, String, &str)], time: u64) -> Vec<Value> {
     queries
 }
 
-fn close(shown: &str, expected: f64) -> bool {
+pub(crate) fn close(shown: &str, expected: f64) -> bool {
     shown
         .parse::<f64>()
         .is_ok_and(|v| (v - expected).abs() < 1e-6)
@@ -171,15 +241,8 @@ fn close(shown: &str, expected: f64) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn heatmaps_and_percentiles_are_the_stats_routes_numbers() {
-    let spans = simulated();
-    let metrics = store_of(&spans).await;
-    let mut with_ghost = spans.clone();
-    with_ghost.extend(ghost_trace());
-    let traces = store_of(&with_ghost).await;
-    let prometheus = format!("http://{}/prometheus", metrics.addresses.query_http);
-    let (c, _stop) = console(&yaml(&traces, &prometheus)).await;
-    let browser = driver::browser().await;
-    let client = &browser.client;
+    let setup = Setup::start(ghost_trace()).await;
+    let (c, client) = (setup.console, &setup.browser.client);
     let page = format!("http://{c}/console/namespaces/bookinfo/workloads/reviews-v1");
 
     // ---- the percentile filter: Kiali's query, the mean of inbound and outbound ----
@@ -255,22 +318,8 @@ async fn heatmaps_and_percentiles_are_the_stats_routes_numbers() {
         .find(|t| crate::page::trace_id(t) != ghost)
         .unwrap();
     let id = crate::page::trace_id(trace);
-    let envoy: Vec<(&Value, (String, String, &str))> = trace["spans"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|s| envoy_target(s).map(|t| (s, t)))
-        .collect();
-    assert!(envoy.len() >= 2, "{trace}");
+    let envoy = envoy_spans(trace);
     let targets: Vec<(String, String, &str)> = envoy.iter().map(|(_, t)| t.clone()).collect();
-    let key = |(ns, workload, direction): &(String, String, &str), interval: &str| {
-        let reporter = if *direction == "inbound" {
-            "destination"
-        } else {
-            "source"
-        };
-        format!("{ns}:workload:{workload}::{direction}:{interval}:{reporter}")
-    };
     // The page asked at some second while it loaded: the 10m window moves with it, so the
     // cells are compared with the route's answer for each second in between.
     let before = now() / 1_000_000;
@@ -278,16 +327,6 @@ async fn heatmaps_and_percentiles_are_the_stats_routes_numbers() {
     let after = now() / 1_000_000;
     let shown = cells(client, "#metrics-heatmap").await;
     assert_eq!(shown.len(), 12);
-    let expected = |answer: &Value, interval: &str, name: &str| {
-        let diffs: Vec<f64> = envoy
-            .iter()
-            .filter_map(|(span, target)| {
-                let s = stat(answer, &key(target, interval), name)?;
-                Some(span["duration"].as_f64().unwrap() / 1000.0 - s)
-            })
-            .collect();
-        diffs.iter().sum::<f64>() / diffs.len() as f64
-    };
     let mut matched = None;
     for time in before..=after {
         let answer = post_stats(c, stats_queries(&targets, time)).await;
@@ -295,7 +334,7 @@ async fn heatmaps_and_percentiles_are_the_stats_routes_numbers() {
             STATS.iter().all(|(name, label)| {
                 close(
                     &shown[&(interval.to_string(), label.to_string())],
-                    expected(&answer, interval, name),
+                    mean_difference(&envoy, &answer, interval, name),
                 )
             })
         });
@@ -390,4 +429,31 @@ async fn a_metrics_source_down_keeps_the_traces_and_the_filter() {
     assert!(source.starts_with("Metrics unavailable ("), "{source}");
     assert!(source.contains("127.0.0.1:9"), "{source}");
     assert!(present(client, "#span-table a.load-stats").await);
+    // The scatter's tooltip (keyboard focus): duration and spans, and why there are no stats.
+    let point = find(client, "#scatter circle").await;
+    let shown = point.attr("data-trace-id").await.unwrap().unwrap();
+    client
+        .execute(
+            "arguments[0].closest('a').focus();",
+            vec![serde_json::to_value(&point).unwrap()],
+        )
+        .await
+        .unwrap();
+    let tip = format!("#trace-tooltip .trace-tooltip[data-trace-id='{shown}']");
+    wait_for(client, &tip).await;
+    let unavailable = text(client, &format!("{tip} .tt-unavailable")).await;
+    assert!(
+        unavailable.starts_with("Statistics unavailable: ") && unavailable.contains("127.0.0.1:9"),
+        "{unavailable}"
+    );
+    assert!(!present(client, &format!("{tip} .metrics-heatmap")).await);
+    assert!(
+        !text(client, &format!("{tip} .tt-duration"))
+            .await
+            .is_empty()
+    );
+    let trace = get_json(&format!("http://{c}/api/traces/{shown}")).await;
+    let spans = trace["data"]["spans"].as_array().unwrap().len();
+    let line = text(client, &format!("{tip} .tt-spans")).await;
+    assert!(line.starts_with(&format!("{spans} spans, avg=")), "{line}");
 }

@@ -6,7 +6,8 @@
 //! [`modes`]: the pages and the Traces tab in each tracing mode; [`trace_views`]: the span
 //! table, the timeline, the Jaeger UI's link routes and the configuration tester. [`driver`]
 //! starts the browser, [`page`] holds what the tests ask of a page; [`metrics_tab`]: the
-//! metrics tabs and their Spans overlay.
+//! metrics tabs and their Spans overlay; [`compare_metrics`] and [`scatter_tooltip`]: the
+//! trace against its workloads' metrics, in the details and in the scatter's tooltip.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ mod driver;
 mod metrics_tab;
 mod modes;
 mod page;
+mod scatter_tooltip;
 mod trace_views;
 
 use meshtrace_console::ConsoleOptions;
