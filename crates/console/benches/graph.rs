@@ -213,9 +213,10 @@ fn main() {
                     let mut pairs = edge_labels(i, reporter, code);
                     pairs.push(("__name__".into(), "istio_requests_total".into()));
                     let labels = meshtrace_metrics::Labels::new(pairs);
-                    // Two samples inside the 10-minute window (its start is exclusive).
-                    source.push(&labels, now - 590_000, 0.0);
-                    source.push(&labels, now - 1_000, per_second * 589.0);
+                    // Two samples inside the 10-minute window (its start is exclusive),
+                    // the first 5 minutes back: the window moves with the rounds.
+                    source.push(&labels, now - 300_000, 0.0);
+                    source.push(&labels, now - 1_000, per_second * 299.0);
                 }
             }
         }
@@ -274,7 +275,9 @@ async fn page(client: &reqwest::Client, console: SocketAddr, rounds: usize) {
         let response = client.get(&url).send().await.unwrap();
         assert_eq!(response.status(), 200);
         let timing = server_timing(&response);
-        bytes = response.bytes().await.unwrap().len();
+        let body = response.text().await.unwrap();
+        assert!(body.contains("g class=\"node"), "no node drawn: {body}");
+        bytes = body.len();
         // Two warm-up rounds.
         if round >= 2 {
             served.push(started.elapsed());
@@ -312,7 +315,8 @@ async fn page(client: &reqwest::Client, console: SocketAddr, rounds: usize) {
         interactive.push(Duration::from_secs_f64(load[1].as_f64().unwrap() / 1e3));
         nodes = load[2].as_u64().unwrap() as usize;
     }
-    assert_eq!(nodes, NODES, "every node drawn");
+    // The page injects a service node in front of each workload.
+    assert_eq!(nodes, 2 * NODES, "every node drawn");
     println!(
         "  interactive in Chromium (navigation to the load event, {nodes} nodes drawn) {}",
         ms(median(interactive))
