@@ -14,7 +14,7 @@ use meshtrace_console::graph::options::GraphOptions;
 use meshtrace_console::graph::{Samples, build, queries_of};
 use serde_json::Value;
 
-fn fixture(name: &str) -> Value {
+pub(crate) fn fixture(name: &str) -> Value {
     let path = format!(
         "{}/tests/fixtures/kiali_graph/{name}",
         env!("CARGO_MANIFEST_DIR")
@@ -22,7 +22,7 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn normalized(query: &str) -> String {
+pub(crate) fn normalized(query: &str) -> String {
     promql_parser::parser::parse(query)
         .unwrap_or_else(|e| panic!("{query}: {e}"))
         .to_string()
