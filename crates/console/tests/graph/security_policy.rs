@@ -9,12 +9,18 @@
 //! - A real Prometheus scraping the simulator's Istio metrics (`mutual_tls` on the destination
 //!   side): every Bookinfo edge has `isMTLS` 100.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use meshtrace_backend::prometheus::Labels;
+use meshtrace_console::ConsoleOptions;
 use meshtrace_console::graph::options::GraphOptions;
 use meshtrace_console::graph::queries::{Purpose, REQUESTS};
 use meshtrace_console::graph::{Samples, build, queries_of};
+use meshtrace_sim::metrics::IstioMetrics;
+use meshtrace_sim::{Generator, Mesh, Options, Topology};
+use meshtrace_testkit::prometheus::RealPrometheus;
 use serde_json::Value;
 
 use crate::kiali_golden::{fixture, normalized};
@@ -202,4 +208,171 @@ fn without_the_appender_edges_carry_no_security() {
         .filter(|q| q.purpose == Purpose::SecurityPolicy)
         .collect();
     assert_eq!(security.len(), 2);
+}
+
+/// The workload graph's edges as [`crate::bookinfo::describe`] names their ends.
+fn workload_edges(graph: &Value) -> BTreeMap<String, Value> {
+    edges(graph, |n| crate::bookinfo::describe(&n["data"], "workload"))
+}
+
+/// The edges the simulator's requests made, as [`workload_edges`] names them.
+fn expected_edges(hops: &[crate::bookinfo::Hop]) -> BTreeSet<String> {
+    let roots = crate::bookinfo::roots(&Topology::bookinfo());
+    hops.iter()
+        .map(|h| {
+            let (from, to) = crate::bookinfo::hop_edge(h, "workload", &roots);
+            format!("{from} -> {to}")
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_the_store_edges_carry_no_mtls_share() {
+    let (store, hops, query_time) = crate::bookinfo::filled(300).await;
+    let url = format!("http://{}/prometheus", store.addresses.query_http);
+    let (console, _stop) = crate::common::start_console(ConsoleOptions::default(), |_| {
+        crate::bookinfo::console_yaml(&store, &url)
+    })
+    .await;
+    // No `appenders` parameter: Kiali's default, every appender.
+    let (status, graph) = crate::bookinfo::get(
+        console,
+        &format!(
+            "/api/namespaces/graph?namespaces={}&duration=120s&queryTime={query_time}",
+            crate::bookinfo::NAMESPACES
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{graph}");
+    let edges = workload_edges(&graph);
+    assert_eq!(
+        edges.keys().cloned().collect::<BTreeSet<_>>(),
+        expected_edges(&hops)
+    );
+    for (name, data) in &edges {
+        assert!(data.get("isMTLS").is_none(), "{name}: {data}");
+        if name.contains("-> svc:") {
+            // Requests no workload received: no destination reported them.
+            assert!(data.get("sourcePrincipal").is_none(), "{name}: {data}");
+        } else {
+            // The store's principals: no span carries the peer's certificate.
+            assert_eq!(data["sourcePrincipal"], "unknown", "{name}: {data}");
+            assert_eq!(data["destPrincipal"], "unknown", "{name}: {data}");
+        }
+    }
+}
+
+/// The newest scrape of the job `sim`, in Unix seconds.
+async fn last_scrape(prometheus: &RealPrometheus) -> f64 {
+    let body: Value = reqwest::Client::new()
+        .get(prometheus.url("/api/v1/query"))
+        .query(&[("query", "max(timestamp(up{job=\"sim\"}))")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["data"]["result"][0]["value"][1]
+        .as_str()
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+/// Waits until Prometheus has scraped after now.
+async fn scraped(prometheus: &RealPrometheus) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    for _ in 0..600 {
+        if last_scrape(prometheus).await > now {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "Prometheus did not scrape the simulator: {}",
+        prometheus.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_a_real_prometheus_scraping_the_simulator_every_edge_is_mutual_tls() {
+    let mut generator = Generator::new(
+        Mesh::new(Topology::bookinfo(), 5, 1),
+        7,
+        Options {
+            error_rate: 0.3,
+            slow_rate: 0.0,
+            ambient: false,
+        },
+    );
+    // The simulator's metrics endpoint, as `meshtrace sim --metrics-listen` serves it.
+    let metrics = Arc::new(IstioMetrics::new(generator.mesh()).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    tokio::spawn(meshtrace_sim::metrics::serve(
+        listener,
+        metrics.clone(),
+        std::future::pending(),
+    ));
+    let prometheus = RealPrometheus::scraping("sim", &[&target], 1).await;
+
+    let now_us = crate::bookinfo::now_secs() * 1_000_000;
+    let requests: Vec<_> = (0..300).map(|i| generator.request(now_us + i)).collect();
+    let spans: Vec<_> = requests.iter().flat_map(|r| r.spans.clone()).collect();
+    let hops = crate::bookinfo::hops(&spans, &crate::bookinfo::pods(generator.mesh()));
+    // Every series must be scraped before it grows for `rate` to see it grow: the same
+    // requests are counted twice, a scrape between.
+    for _ in 0..2 {
+        for r in &requests {
+            metrics.record(&r.reports);
+        }
+        scraped(&prometheus).await;
+    }
+    let query_time = crate::bookinfo::now_secs() + 1;
+    while crate::bookinfo::now_secs() <= query_time {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let yaml = format!(
+        "external_services:\n  tracing:\n    enabled: true\n    internal_url: http://127.0.0.1:9\n    use_grpc: false\n  prometheus:\n    url: http://{}\n",
+        prometheus.addr
+    );
+    let (console, _stop) = crate::common::start_console(ConsoleOptions::default(), |_| yaml).await;
+    let (status, graph) = crate::bookinfo::get(
+        console,
+        &format!(
+            "/api/namespaces/graph?namespaces={}&duration=60s&queryTime={query_time}&appenders=securityPolicy",
+            crate::bookinfo::NAMESPACES
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{graph}");
+    let edges = workload_edges(&graph);
+    assert_eq!(
+        edges.keys().cloned().collect::<BTreeSet<_>>(),
+        expected_edges(&hops),
+        "{graph}"
+    );
+    let to_services = hops.iter().filter(|h| h.callee_workload.is_none()).count();
+    assert!(
+        to_services > 0,
+        "no request failed before reaching a workload"
+    );
+    for (name, data) in &edges {
+        if name.contains("-> svc:") {
+            // Requests no workload received: only their source reported them, and a source
+            // does not know the connection's policy.
+            assert!(data.get("isMTLS").is_none(), "{name}: {data}");
+        } else {
+            assert_eq!(data["isMTLS"], "100", "{name}: {data}");
+            let principal = |k: &str| data[k].as_str().unwrap_or_default().to_string();
+            assert!(
+                principal("sourcePrincipal").starts_with("spiffe://")
+                    && principal("destPrincipal").starts_with("spiffe://"),
+                "{name}: {data}"
+            );
+        }
+    }
 }
