@@ -296,10 +296,12 @@ async fn scraped(prometheus: &RealPrometheus) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn from_a_real_prometheus_scraping_the_simulator_every_edge_is_mutual_tls() {
+/// A real Prometheus scraping the simulator's Istio metrics for Bookinfo over `clusters`
+/// clusters (300 requests, 30 % failing); the hops of those requests and a query time after
+/// Prometheus saw them.
+pub(crate) async fn simulated(clusters: usize) -> (RealPrometheus, Vec<crate::bookinfo::Hop>, u64) {
     let mut generator = Generator::new(
-        Mesh::new(Topology::bookinfo(), 5, 1),
+        Mesh::new(Topology::bookinfo(), 5, clusters),
         7,
         Options {
             error_rate: 0.3,
@@ -334,12 +336,24 @@ async fn from_a_real_prometheus_scraping_the_simulator_every_edge_is_mutual_tls(
     while crate::bookinfo::now_secs() <= query_time {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    (prometheus, hops, query_time)
+}
 
+/// A console whose metrics source is `prometheus` (and no tracing backend).
+pub(crate) async fn console_of(
+    prometheus: &RealPrometheus,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
     let yaml = format!(
         "external_services:\n  tracing:\n    enabled: true\n    internal_url: http://127.0.0.1:9\n    use_grpc: false\n  prometheus:\n    url: http://{}\n",
         prometheus.addr
     );
-    let (console, _stop) = crate::common::start_console(ConsoleOptions::default(), |_| yaml).await;
+    crate::common::start_console(ConsoleOptions::default(), |_| yaml).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_a_real_prometheus_scraping_the_simulator_every_edge_is_mutual_tls() {
+    let (prometheus, hops, query_time) = simulated(1).await;
+    let (console, _stop) = console_of(&prometheus).await;
     let (status, graph) = crate::bookinfo::get(
         console,
         &format!(
