@@ -215,15 +215,7 @@ impl Policies {
             let policy = get("connection_security_policy").unwrap_or(UNKNOWN);
             let source_cluster = get("source_cluster").unwrap_or(UNKNOWN);
             let dest_cluster = get("destination_cluster").unwrap_or(UNKNOWN);
-            let source = Ends {
-                cluster: source_cluster,
-                service_ns: source_ns,
-                service: "",
-                workload_ns: source_ns,
-                workload: source_wl,
-                app: source_app,
-                version: source_ver,
-            };
+            let source = Ends::source(source_cluster, source_ns, source_wl, source_app, source_ver);
             let dest = Ends {
                 cluster: dest_cluster,
                 service_ns: dest_svc_ns,

@@ -28,24 +28,29 @@ pub(crate) fn normalized(query: &str) -> String {
         .to_string()
 }
 
+/// A mocked answer (`[{metric: {…}, value}]`) as the builder takes it.
+pub(crate) fn samples(result: &Value) -> Samples {
+    result
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let labels: Labels = s["metric"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect();
+            (labels, s["value"].as_f64().unwrap())
+        })
+        .collect()
+}
+
 /// Kiali's mocked answers, by normalized query.
 fn mocks() -> HashMap<String, Samples> {
     let mut out = HashMap::new();
     for mock in fixture("namespace_mocks.json").as_array().unwrap() {
-        let samples = mock["result"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                let labels: Labels = s["metric"]
-                    .as_object()
-                    .unwrap()
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-                    .collect();
-                (labels, s["value"].as_f64().unwrap())
-            })
-            .collect();
+        let samples = samples(&mock["result"]);
         out.insert(normalized(mock["query"].as_str().unwrap()), samples);
     }
     out

@@ -23,7 +23,7 @@ use meshtrace_sim::{Generator, Mesh, Options, Topology};
 use meshtrace_testkit::prometheus::RealPrometheus;
 use serde_json::Value;
 
-use crate::kiali_golden::{fixture, normalized};
+use crate::kiali_golden::{fixture, normalized, samples};
 
 /// A query as compared: normalized by promql-parser, without the `query_scope` matcher
 /// Kiali's tests add first (the console's client adds `query_scope` to every selector, last),
@@ -33,23 +33,6 @@ fn comparable(query: &str) -> String {
     normalized(&query.replace("mesh_id=\"mesh1\",", ""))
         .replace(['(', ')'], "")
         .to_lowercase()
-}
-
-fn samples(result: &Value) -> Samples {
-    result
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            let labels: Labels = s["metric"]
-                .as_object()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-                .collect();
-            (labels, s["value"].as_f64().unwrap())
-        })
-        .collect()
 }
 
 /// The request Kiali's tests draw: the ingress gateway calling productpage-v1 (10 requests
@@ -226,6 +209,31 @@ fn expected_edges(hops: &[crate::bookinfo::Hop]) -> BTreeSet<String> {
         .collect()
 }
 
+/// The Bookinfo namespaces' workload graph (`params` added): its edges, which must be those
+/// of the simulator's `hops`.
+async fn bookinfo_edges(
+    console: std::net::SocketAddr,
+    params: &str,
+    hops: &[crate::bookinfo::Hop],
+) -> BTreeMap<String, Value> {
+    let (status, graph) = crate::bookinfo::get(
+        console,
+        &format!(
+            "/api/namespaces/graph?namespaces={}&{params}",
+            crate::bookinfo::NAMESPACES
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{graph}");
+    let edges = workload_edges(&graph);
+    assert_eq!(
+        edges.keys().cloned().collect::<BTreeSet<_>>(),
+        expected_edges(hops),
+        "{graph}"
+    );
+    edges
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn from_the_store_edges_carry_no_mtls_share() {
     let (store, hops, query_time) = crate::bookinfo::filled(300).await;
@@ -235,20 +243,12 @@ async fn from_the_store_edges_carry_no_mtls_share() {
     })
     .await;
     // No `appenders` parameter: Kiali's default, every appender.
-    let (status, graph) = crate::bookinfo::get(
+    let edges = bookinfo_edges(
         console,
-        &format!(
-            "/api/namespaces/graph?namespaces={}&duration=120s&queryTime={query_time}",
-            crate::bookinfo::NAMESPACES
-        ),
+        &format!("duration=120s&queryTime={query_time}"),
+        &hops,
     )
     .await;
-    assert_eq!(status, 200, "{graph}");
-    let edges = workload_edges(&graph);
-    assert_eq!(
-        edges.keys().cloned().collect::<BTreeSet<_>>(),
-        expected_edges(&hops)
-    );
     for (name, data) in &edges {
         assert!(data.get("isMTLS").is_none(), "{name}: {data}");
         if name.contains("-> svc:") {
@@ -264,15 +264,11 @@ async fn from_the_store_edges_carry_no_mtls_share() {
 
 /// The newest scrape of the job `sim`, in Unix seconds.
 async fn last_scrape(prometheus: &RealPrometheus) -> f64 {
-    let body: Value = reqwest::Client::new()
-        .get(prometheus.url("/api/v1/query"))
-        .query(&[("query", "max(timestamp(up{job=\"sim\"}))")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("query", "max(timestamp(up{job=\"sim\"}))")
+        .finish();
+    let url = format!("{}?{query}", prometheus.url("/api/v1/query"));
+    let body: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
     body["data"]["result"][0]["value"][1]
         .as_str()
         .map_or(0.0, |v| v.parse().unwrap())
@@ -354,21 +350,12 @@ pub(crate) async fn console_of(
 async fn from_a_real_prometheus_scraping_the_simulator_every_edge_is_mutual_tls() {
     let (prometheus, hops, query_time) = simulated(1).await;
     let (console, _stop) = console_of(&prometheus).await;
-    let (status, graph) = crate::bookinfo::get(
+    let edges = bookinfo_edges(
         console,
-        &format!(
-            "/api/namespaces/graph?namespaces={}&duration=60s&queryTime={query_time}&appenders=securityPolicy",
-            crate::bookinfo::NAMESPACES
-        ),
+        &format!("duration=60s&queryTime={query_time}&appenders=securityPolicy"),
+        &hops,
     )
     .await;
-    assert_eq!(status, 200, "{graph}");
-    let edges = workload_edges(&graph);
-    assert_eq!(
-        edges.keys().cloned().collect::<BTreeSet<_>>(),
-        expected_edges(&hops),
-        "{graph}"
-    );
     let to_services = hops.iter().filter(|h| h.callee_workload.is_none()).count();
     assert!(
         to_services > 0,
