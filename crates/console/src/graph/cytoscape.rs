@@ -105,7 +105,14 @@ pub struct EdgeData {
     pub source: String,
     pub target: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub dest_principal: Option<String>,
+    /// Kiali's `IsMTLS`, a string despite the capital letters.
+    #[serde(rename = "isMTLS", skip_serializing_if = "Option::is_none")]
+    pub is_mtls: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub response_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_principal: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub throughput: Option<String>,
     pub traffic: ProtocolTraffic,
@@ -317,7 +324,11 @@ pub fn config(
                 id: hash(&format!("{source_id}.{target}.{}", e.protocol)),
                 source: source_id.clone(),
                 target,
+                // Kiali writes an empty principal as none (`omitempty`).
+                dest_principal: e.dest_principal.clone().filter(|p| !p.is_empty()),
+                is_mtls: e.is_mtls.map(|v| format!("{v:.0}")),
                 response_time: e.response_time.map(|v| format!("{v:.0}")),
+                source_principal: e.source_principal.clone().filter(|p| !p.is_empty()),
                 throughput: e.throughput.map(|v| format!("{v:.0}")),
                 traffic: edge_traffic(e, n),
             });

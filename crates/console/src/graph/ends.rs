@@ -51,6 +51,27 @@ pub struct Ends<'a> {
     pub version: &'a str,
 }
 
+impl<'a> Ends<'a> {
+    /// A request's source: a workload, never a service.
+    pub fn source(
+        cluster: &'a str,
+        namespace: &'a str,
+        workload: &'a str,
+        app: &'a str,
+        version: &'a str,
+    ) -> Ends<'a> {
+        Ends {
+            cluster,
+            service_ns: namespace,
+            service: "",
+            workload_ns: namespace,
+            workload,
+            app,
+            version,
+        }
+    }
+}
+
 /// Kiali's `graph.Id`: the node's key and type, or `None` when nothing names it.
 pub fn node_id(e: &Ends<'_>, graph_type: GraphType) -> Option<(String, NodeType)> {
     let Ends {
@@ -198,15 +219,7 @@ pub fn read_ends(labels: &Labels) -> Option<Read<'_>> {
     if is_ok(dest.service_ns) && dest_cluster_label.is_some() && !is_ok(dest.cluster) {
         return None;
     }
-    let source = Ends {
-        cluster: source_cluster,
-        service_ns: source_ns,
-        service: "",
-        workload_ns: source_ns,
-        workload: source_wl,
-        app: source_app,
-        version: source_ver,
-    };
+    let source = Ends::source(source_cluster, source_ns, source_wl, source_app, source_ver);
     Some(Read { source, dest, host })
 }
 

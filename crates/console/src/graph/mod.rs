@@ -20,6 +20,7 @@ pub mod finalize;
 pub mod options;
 pub mod queries;
 pub mod rates;
+pub mod security;
 pub mod traffic;
 
 use std::collections::BTreeSet;
@@ -90,14 +91,17 @@ pub fn build(
         let mut map = TrafficMap::default();
         let mut response_times = EdgeValues::default();
         let mut throughputs = EdgeValues::default();
+        let mut policies = security::Policies::default();
         for (query, samples) in answers.iter().filter(|(q, _)| &q.namespace == ns) {
             match query.purpose {
                 Purpose::Traffic(metric) => map.populate(samples, metric, o)?,
                 Purpose::ResponseTime => response_times.add_response_times(samples, o),
                 Purpose::Throughput => throughputs.add_throughput(samples, o),
+                Purpose::SecurityPolicy => policies.add_samples(samples, o),
             }
         }
         finalize::apply(&mut map, &response_times, &throughputs);
+        policies.apply(&mut map);
         merged.merge(map, ns)?;
     }
     finalize::finalize(&mut merged, &o.namespaces, known);

@@ -1,6 +1,7 @@
 //! Kiali's graph queries as typed PromQL ([`Expr`]): the traffic of a namespace
 //! (`buildNamespaceTrafficMap`) or around one node (`buildNodeTrafficMap`), and the queries of
-//! the `responseTime` and `throughput` appenders. Namespaces and names from the request are
+//! the `responseTime` and `throughput` appenders (the `securityPolicy` appender's are in
+//! [`super::security`]). Namespaces and names from the request are
 //! only ever label values (regular expressions quote them), never query text.
 //!
 //! Each query is an instant query at `queryTime`, wrapped as Kiali sends it:
@@ -41,6 +42,8 @@ pub enum Purpose {
     Traffic(&'static str),
     ResponseTime,
     Throughput,
+    /// The `securityPolicy` appender's answer ([`super::security`]).
+    SecurityPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -52,13 +55,13 @@ pub struct Query {
 }
 
 /// `(name, op, value)`: a matcher to be.
-type M<'a> = (&'a str, MatchOp, String);
+pub(super) type M<'a> = (&'a str, MatchOp, String);
 
-fn eq(name: &str, value: impl Into<String>) -> M<'_> {
+pub(super) fn eq(name: &str, value: impl Into<String>) -> M<'_> {
     (name, MatchOp::Equal, value.into())
 }
 
-fn ne(name: &str, value: impl Into<String>) -> M<'_> {
+pub(super) fn ne(name: &str, value: impl Into<String>) -> M<'_> {
     (name, MatchOp::NotEqual, value.into())
 }
 
@@ -68,7 +71,7 @@ fn re(name: &str, value: impl Into<String>) -> M<'_> {
 
 /// `reporter="x"`, or `reporter=~"waypoint|x"` when waypoints' reports count (Kiali's
 /// `GetReporter`).
-fn reporter(side: &str, ambient: Ambient) -> M<'static> {
+pub(super) fn reporter(side: &str, ambient: Ambient) -> M<'static> {
     match ambient {
         Ambient::Waypoint | Ambient::Total => {
             ("reporter", MatchOp::Regex, format!("waypoint|{side}"))
@@ -78,7 +81,7 @@ fn reporter(side: &str, ambient: Ambient) -> M<'static> {
 }
 
 /// `app!="ztunnel"`, first in TCP selectors when ztunnel's reports do not count.
-fn tcp_app(ambient: Ambient) -> Option<M<'static>> {
+pub(super) fn tcp_app(ambient: Ambient) -> Option<M<'static>> {
     matches!(ambient, Ambient::Waypoint | Ambient::None)
         .then(|| ("app", MatchOp::NotEqual, "ztunnel".to_string()))
 }
@@ -96,7 +99,7 @@ fn selector(metric: &str, matchers: Vec<M<'_>>) -> Result<Selector, PromqlError>
 }
 
 /// `sum(rate(metric{matchers}[W])) by (group)`.
-fn sum_rate(
+pub(super) fn sum_rate(
     metric: &str,
     matchers: Vec<M<'_>>,
     window: Duration,
@@ -110,16 +113,16 @@ fn sum_rate(
     ))
 }
 
-fn positive(expr: Expr) -> Expr {
+pub(super) fn positive(expr: Expr) -> Expr {
     Expr::binary(BinaryOp::Gt, expr, Expr::Number(0.0))
 }
 
-fn rounded(expr: Expr) -> Expr {
+pub(super) fn rounded(expr: Expr) -> Expr {
     Expr::call(Function::Round, vec![expr, Expr::Number(0.001)])
 }
 
 /// The window in whole seconds, as Kiali writes `[<n>s]`.
-fn window(o: &GraphOptions) -> Duration {
+pub(super) fn window(o: &GraphOptions) -> Duration {
     Duration::from_secs(o.duration.as_secs().max(1))
 }
 
@@ -392,6 +395,7 @@ fn appender_queries(o: &GraphOptions, ns: &str) -> Result<Vec<Query>, PromqlErro
             });
         }
     }
+    out.extend(super::security::queries(o, ns)?);
     if o.wants("throughput") && o.rates.http == Rate::Requests {
         let (metric, side) = if o.throughput_request {
             ("istio_request_bytes_sum", "source")

@@ -44,6 +44,10 @@ pub struct Edge {
     pub responses: Responses,
     pub response_time: Option<f64>,
     pub throughput: Option<f64>,
+    /// The share of the traffic over mutual TLS, in % (the `securityPolicy` appender).
+    pub is_mtls: Option<f64>,
+    pub source_principal: Option<String>,
+    pub dest_principal: Option<String>,
     /// The series already counted on this edge (the other proxy's report of the same
     /// requests is ignored).
     seen: HashSet<u64>,
@@ -58,6 +62,9 @@ impl Edge {
             responses: Responses::default(),
             response_time: None,
             throughput: None,
+            is_mtls: None,
+            source_principal: None,
+            dest_principal: None,
             seen: HashSet::new(),
         }
     }

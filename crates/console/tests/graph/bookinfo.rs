@@ -24,7 +24,7 @@ use meshtrace_store::{MetricsOptions, Store, StoreOptions};
 use serde_json::Value;
 
 const WINDOW_SECS: f64 = 120.0;
-const NAMESPACES: &str = "bookinfo,travel,istio-system";
+pub(crate) const NAMESPACES: &str = "bookinfo,travel,istio-system";
 
 /// One request between two workloads, as the simulator generated it.
 #[derive(Debug, Clone)]
@@ -33,7 +33,7 @@ pub(crate) struct Hop {
     caller_workload: String,
     callee_service: String,
     /// `None` when the request never reached a workload (no healthy upstream).
-    callee_workload: Option<String>,
+    pub(crate) callee_workload: Option<String>,
     error: bool,
 }
 
@@ -48,7 +48,7 @@ fn tag(span: &Span, key: &str) -> String {
 /// Pod name → workload name, as the simulator laid its mesh out.
 type Pods = HashMap<String, String>;
 
-fn pods(mesh: &Mesh) -> Pods {
+pub(crate) fn pods(mesh: &Mesh) -> Pods {
     let mut out = HashMap::new();
     for (service, workloads) in mesh.topology.services.iter().zip(&mesh.workloads) {
         for w in workloads {
@@ -71,7 +71,7 @@ fn node_workload(pods: &Pods, node_id: &str) -> String {
     pods[pod_dot_ns.rsplit_once('.').unwrap().0].clone()
 }
 
-fn hops(spans: &[Span], pods: &Pods) -> Vec<Hop> {
+pub(crate) fn hops(spans: &[Span], pods: &Pods) -> Vec<Hop> {
     let mut servers: HashMap<u64, &Span> = HashMap::new();
     for s in spans.iter().filter(|s| tag(s, "span.kind") == "server") {
         servers.insert(s.references.first().unwrap().span_id.0, s);
@@ -96,7 +96,7 @@ fn hops(spans: &[Span], pods: &Pods) -> Vec<Hop> {
 }
 
 /// The services nobody calls in the topology (the traffic's roots).
-fn roots(topology: &Topology) -> BTreeSet<String> {
+pub(crate) fn roots(topology: &Topology) -> BTreeSet<String> {
     let called: BTreeSet<&str> = topology
         .services
         .iter()
@@ -156,7 +156,7 @@ fn allowed_edges(topology: &Topology, graph_type: &str) -> BTreeSet<(String, Str
 }
 
 /// A hop's edge in a graph of `graph_type`.
-fn hop_edge(hop: &Hop, graph_type: &str, roots: &BTreeSet<String>) -> (String, String) {
+pub(crate) fn hop_edge(hop: &Hop, graph_type: &str, roots: &BTreeSet<String>) -> (String, String) {
     (
         node_name(
             graph_type,
@@ -174,7 +174,7 @@ fn hop_edge(hop: &Hop, graph_type: &str, roots: &BTreeSet<String>) -> (String, S
 }
 
 /// A node of the console's answer, named as [`allowed_edges`] names them.
-fn describe(node: &Value, graph_type: &str) -> String {
+pub(crate) fn describe(node: &Value, graph_type: &str) -> String {
     let f = |k: &str| node[k].as_str().unwrap_or("").to_string();
     match node["nodeType"].as_str().unwrap() {
         "workload" => format!("wl:{}", f("workload")),
@@ -276,7 +276,7 @@ fn check_edges(graph: &Value, graph_type: &str, hops: &[&Hop], topology: &Topolo
     }
 }
 
-fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()

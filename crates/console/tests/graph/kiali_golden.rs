@@ -14,7 +14,7 @@ use meshtrace_console::graph::options::GraphOptions;
 use meshtrace_console::graph::{Samples, build, queries_of};
 use serde_json::Value;
 
-fn fixture(name: &str) -> Value {
+pub(crate) fn fixture(name: &str) -> Value {
     let path = format!(
         "{}/tests/fixtures/kiali_graph/{name}",
         env!("CARGO_MANIFEST_DIR")
@@ -22,30 +22,35 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn normalized(query: &str) -> String {
+pub(crate) fn normalized(query: &str) -> String {
     promql_parser::parser::parse(query)
         .unwrap_or_else(|e| panic!("{query}: {e}"))
         .to_string()
+}
+
+/// A mocked answer (`[{metric: {…}, value}]`) as the builder takes it.
+pub(crate) fn samples(result: &Value) -> Samples {
+    result
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let labels: Labels = s["metric"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect();
+            (labels, s["value"].as_f64().unwrap())
+        })
+        .collect()
 }
 
 /// Kiali's mocked answers, by normalized query.
 fn mocks() -> HashMap<String, Samples> {
     let mut out = HashMap::new();
     for mock in fixture("namespace_mocks.json").as_array().unwrap() {
-        let samples = mock["result"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                let labels: Labels = s["metric"]
-                    .as_object()
-                    .unwrap()
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-                    .collect();
-                (labels, s["value"].as_f64().unwrap())
-            })
-            .collect();
+        let samples = samples(&mock["result"]);
         out.insert(normalized(mock["query"].as_str().unwrap()), samples);
     }
     out

@@ -240,3 +240,93 @@ async fn the_page_draws_the_graph_marks_a_trace_and_lists_a_nodes_traces() {
     );
     browser.client.clone().close().await.unwrap();
 }
+
+/// The `data-id`s of the edges with a lock badge.
+async fn locked(client: &Client) -> BTreeSet<String> {
+    drawn(client, "svg#graph g.edge:has(.badge.mtls)")
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_security_option_draws_lock_badges_and_two_clusters_get_boxes() {
+    // The simulator over two clusters, scraped by a real Prometheus: destinations report
+    // mutual TLS.
+    let (prometheus, _, _) = crate::security_policy::simulated(2).await;
+    let (console, _stop) = crate::security_policy::console_of(&prometheus).await;
+    let (status, graph) = get(
+        console,
+        "/api/namespaces/graph?namespaces=bookinfo&graphType=workload&duration=300s&injectServiceNodes=true&appenders=securityPolicy",
+    )
+    .await;
+    assert_eq!(status, 200, "{graph}");
+    let with_mtls: BTreeSet<String> = graph["elements"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["data"]["isMTLS"].as_str().is_some_and(|p| p != "0"))
+        .map(|e| e["data"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!with_mtls.is_empty(), "{graph}");
+
+    let browser = driver::browser().await;
+    let client = &browser.client;
+    let page = format!(
+        "http://{console}/console/graph/namespaces?namespaces=bookinfo&graphType=workload&duration=300"
+    );
+    client.goto(&page).await.unwrap();
+    wait_for(client, "svg#graph g.edge").await;
+    assert_eq!(
+        locked(client).await,
+        BTreeSet::new(),
+        "badges without the option"
+    );
+    // Two clusters: a box for each.
+    let clusters = client
+        .execute(
+            "return [...document.querySelectorAll('svg#graph g.box-cluster text')].map(t => t.textContent).sort();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(clusters, serde_json::json!(["cluster-1", "cluster-2"]));
+
+    // The option, ticked in the form, is in the URL and draws a lock on every mTLS edge.
+    client
+        .find(Locator::Css("#badge-security"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#graph-options button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(client, "svg#graph g.edge .badge.mtls").await;
+    let url = client.current_url().await.unwrap();
+    assert!(url.as_str().contains("badgeSecurity=true"), "{url}");
+    assert_eq!(locked(client).await, with_mtls);
+
+    // An mTLS edge's side panel says so and names the principals.
+    let edge = with_mtls.iter().next().unwrap();
+    client
+        .goto(&format!("{page}&badgeSecurity=true&focus={edge}"))
+        .await
+        .unwrap();
+    wait_for(client, "#panel-rates").await;
+    let rates = client
+        .find(Locator::Css("#panel-rates"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(rates.contains("mTLS enabled"), "{rates}");
+    assert!(rates.contains("spiffe://cluster.local/ns/"), "{rates}");
+}

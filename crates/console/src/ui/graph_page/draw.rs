@@ -79,6 +79,9 @@ pub struct DrawnEdge {
     pub health: Health,
     pub protocol: String,
     pub in_trace: bool,
+    /// The share of the edge's traffic over mutual TLS (`isMTLS`, %), when the Security
+    /// display option is on and it is above 0: the edge gets a lock badge.
+    pub mtls: Option<String>,
 }
 
 pub struct DrawnBox {
@@ -263,10 +266,19 @@ fn node_labels(data: &Value) -> (String, String) {
     (name.to_string(), sub)
 }
 
-/// The boxes a node sits in: its namespace (when more than one namespace shows, or when asked
-/// with `boxBy=namespace`) and, for app boxes (`parent` pointing to a box node), its app.
-fn boxes_of(data: &Value, by_namespace: bool, app_boxes: &HashMap<&str, String>) -> Vec<String> {
+/// The boxes a node sits in: its cluster (when the graph has cluster boxes: two clusters or
+/// more), its namespace (when more than one namespace shows, or when asked with
+/// `boxBy=namespace`) and, for app boxes (`parent` pointing to a box node), its app.
+fn boxes_of(
+    data: &Value,
+    by_cluster: bool,
+    by_namespace: bool,
+    app_boxes: &HashMap<&str, String>,
+) -> Vec<String> {
     let mut path = Vec::new();
+    if by_cluster {
+        path.push(text(data, "cluster").to_string());
+    }
     if by_namespace {
         path.push(text(data, "namespace").to_string());
     }
@@ -276,10 +288,22 @@ fn boxes_of(data: &Value, by_namespace: bool, app_boxes: &HashMap<&str, String>)
     path
 }
 
+/// An edge's `isMTLS` when it is above 0.
+fn mtls_share(edge: &Value) -> Option<String> {
+    let share = rate(edge, "isMTLS");
+    (share > 0.0).then(|| text(edge, "isMTLS").to_string())
+}
+
 /// Draws `graph` (Kiali's JSON). `trace` holds the ids of the nodes and edges a trace passed
-/// through.
-pub fn draw(graph: &Value, labels: &[EdgeLabel], trace: &BTreeSet<String>) -> Drawing {
+/// through; `security`: lock badges on the edges with mutual TLS traffic.
+pub fn draw(
+    graph: &Value,
+    labels: &[EdgeLabel],
+    trace: &BTreeSet<String>,
+    security: bool,
+) -> Drawing {
     let all_nodes: Vec<&Value> = elements(graph, "nodes").collect();
+    let cluster_boxes = all_nodes.iter().any(|d| text(d, "isBox") == "cluster");
     let namespace_boxes = all_nodes.iter().any(|d| text(d, "isBox") == "namespace")
         || all_nodes
             .iter()
@@ -315,7 +339,7 @@ pub fn draw(graph: &Value, labels: &[EdgeLabel], trace: &BTreeSet<String>) -> Dr
     let items: Vec<Item> = nodes
         .iter()
         .map(|d| Item {
-            boxes: boxes_of(d, namespace_boxes, &app_boxes),
+            boxes: boxes_of(d, cluster_boxes, namespace_boxes, &app_boxes),
         })
         .collect();
     let layout_started = std::time::Instant::now();
@@ -368,18 +392,28 @@ pub fn draw(graph: &Value, labels: &[EdgeLabel], trace: &BTreeSet<String>) -> Dr
                 label_y,
                 health: health(&protocol, total, responses, rates),
                 protocol,
+                mtls: if security { mtls_share(e) } else { None },
             })
         })
         .collect();
+    // The levels of a box path, outermost first; app boxes are innermost.
+    let levels: Vec<&'static str> = [
+        cluster_boxes.then_some("cluster"),
+        namespace_boxes.then_some("namespace"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let boxes = placed
         .boxes
         .into_iter()
         .map(|area| DrawnBox {
-            kind: if area.path.len() == 1 && namespace_boxes {
-                "namespace"
-            } else {
-                "app"
-            },
+            kind: area
+                .path
+                .len()
+                .checked_sub(1)
+                .and_then(|level| levels.get(level).copied())
+                .unwrap_or("app"),
             label: area.path.last().cloned().unwrap_or_default(),
             area,
         })

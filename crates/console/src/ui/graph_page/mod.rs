@@ -50,6 +50,8 @@ struct GraphView {
     label_names: Vec<String>,
     idle_edges: bool,
     inject_services: bool,
+    /// Kiali's Display option "Security" (`badgeSecurity`): lock badges on mTLS edges.
+    security: bool,
     focus: String,
     traces_limit: usize,
 }
@@ -62,6 +64,7 @@ impl GraphView {
             label_names: Vec::new(),
             idle_edges: false,
             inject_services: true,
+            security: false,
             focus: String::new(),
             traces_limit: panel::DEFAULT_TRACES,
         };
@@ -82,6 +85,7 @@ impl GraphView {
                 }
                 "idleEdges" => view.idle_edges = value == "true",
                 "injectServiceNodes" => view.inject_services = value != "false",
+                "badgeSecurity" => view.security = value == "true",
                 // Element ids are hex digests: anything else selects nothing.
                 "focus" if value.len() <= 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) => {
                     view.focus = value.into_owned();
@@ -116,6 +120,9 @@ impl GraphView {
         if self.idle_edges {
             pairs.push(("idleEdges".into(), "true".into()));
         }
+        if self.security {
+            pairs.push(("badgeSecurity".into(), "true".into()));
+        }
         if self.traces_limit != panel::DEFAULT_TRACES {
             pairs.push(("tracesLimit".into(), self.traces_limit.to_string()));
         }
@@ -137,6 +144,7 @@ struct GraphPage {
     label_choices: Vec<LabelChoice>,
     idle_edges: bool,
     inject_services: bool,
+    security: bool,
     /// The page's URL without the focus, for the elements' links.
     here: String,
     drawing: Option<Drawing>,
@@ -209,6 +217,7 @@ pub(super) async fn graph_page(
             .collect(),
         idle_edges: options.idle_edges,
         inject_services: options.inject_services,
+        security: options.security,
         here,
         drawing: None,
         focus: options.focus.clone(),
@@ -230,7 +239,18 @@ pub(super) async fn graph_page(
         .append_pair("duration", &format!("{}s", view.duration))
         .append_pair("injectServiceNodes", &options.inject_services.to_string())
         .append_pair("includeIdleEdges", &options.idle_edges.to_string())
-        .append_pair("boxBy", "app,namespace")
+        // Kiali's UI boxes by cluster and namespace (the API draws a cluster box only when the
+        // graph spans two clusters or more) and by app.
+        .append_pair("boxBy", "cluster,namespace,app")
+        // As Kiali's UI: the security policy is asked only when it is shown.
+        .append_pair(
+            "appenders",
+            if options.security {
+                "responseTime,throughput,securityPolicy"
+            } else {
+                "responseTime,throughput"
+            },
+        )
         .finish();
     let started = Instant::now();
     let graph = match crate::graph::graph_of(&console, Some(&query), None).await {
@@ -253,7 +273,7 @@ pub(super) async fn graph_page(
     let json = serde_json::to_value(&graph).unwrap_or_default();
     let marks = overlay_marks(&console, &view.trace_id, &json, &mut graph_page).await;
     let started = Instant::now();
-    let drawing = draw::draw(&json, &options.labels, &marks);
+    let drawing = draw::draw(&json, &options.labels, &marks, options.security);
     let draw_time = started.elapsed();
     let layout_time = drawing.layout_time;
     graph_page.empty = drawing.nodes.is_empty();

@@ -92,6 +92,31 @@ fn rate_rows(traffic: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// An edge's security, as Kiali's edge summary shows it: "mTLS enabled" (with the share of
+/// the traffic when it is not all of it) and the principals of its ends.
+fn security_rows(edge: &Value) -> Vec<(String, String)> {
+    let mut rows = Vec::new();
+    let share = text(edge, "isMTLS");
+    if let Some(percent) = share.parse::<f64>().ok().filter(|p| *p > 0.0) {
+        let shown = if percent < 100.0 {
+            format!("mTLS enabled [{share}% of request traffic]")
+        } else {
+            "mTLS enabled".to_string()
+        };
+        rows.push(("security".to_string(), shown));
+    }
+    for (key, label) in [
+        ("sourcePrincipal", "source principal"),
+        ("destPrincipal", "destination principal"),
+    ] {
+        let principal = text(edge, key);
+        if !principal.is_empty() {
+            rows.push((label.to_string(), principal.to_string()));
+        }
+    }
+    rows
+}
+
 /// The panel of the element `focus`, if the graph has it.
 pub async fn panel(
     console: &Console,
@@ -118,6 +143,7 @@ pub async fn panel(
                 rows.push((label.to_string(), format!("{value} {unit}")));
             }
         }
+        rows.extend(security_rows(edge));
         let responses = traffic
             .get("responses")
             .and_then(Value::as_object)
