@@ -395,22 +395,15 @@ impl Generator {
         }
         let process_name = format!("{}.{}", service.name, ns);
         let process = self.process(&process_name);
-        Span {
-            trace_id: out.trace_id,
-            span_id: id,
-            operation_name: operation,
-            references: parent
-                .map(|p| child_of(out.trace_id, p))
-                .into_iter()
-                .collect(),
-            flags: 1,
-            start_time: start,
-            duration: end - start,
+        proxy_span(
+            out.trace_id,
+            id,
+            parent,
+            operation,
+            (start, end),
             tags,
-            logs: Vec::new(),
             process,
-            warnings: Vec::new(),
-        }
+        )
     }
 
     /// The response body size in bytes: Envoy's own `no healthy upstream` text for a 503, an
@@ -505,11 +498,36 @@ fn report(
     }
 }
 
-fn child_of(trace_id: TraceId, parent: SpanId) -> SpanRef {
-    SpanRef {
-        ref_type: RefType::ChildOf,
+/// A proxy's span of trace `trace_id` over `(start, end)`: sampled, a child of `parent` when it
+/// has one, without logs.
+fn proxy_span(
+    trace_id: TraceId,
+    id: SpanId,
+    parent: Option<SpanId>,
+    operation: String,
+    (start, end): (u64, u64),
+    tags: Vec<KeyValue>,
+    process: Arc<Process>,
+) -> Span {
+    Span {
         trace_id,
-        span_id: parent,
+        span_id: id,
+        operation_name: operation,
+        references: parent
+            .map(|p| SpanRef {
+                ref_type: RefType::ChildOf,
+                trace_id,
+                span_id: p,
+            })
+            .into_iter()
+            .collect(),
+        flags: 1,
+        start_time: start,
+        duration: end - start,
+        tags,
+        logs: Vec::new(),
+        process,
+        warnings: Vec::new(),
     }
 }
 

@@ -2,9 +2,9 @@
 //! names both ends in `istio.source_*` and `istio.destination_*` tags; the waypoint is the only
 //! proxy that counts the request (`reporter="waypoint"`).
 
-use meshtrace_model::{KeyValue, Span, SpanId};
+use meshtrace_model::{KeyValue, SpanId};
 
-use super::{Fault, Generator, Hop, Render, USER_AGENT, child_of};
+use super::{Fault, Generator, Hop, Render, USER_AGENT, proxy_span};
 use crate::report::{Protocol, Proxy, Report, Reporter};
 use crate::topology::Pod;
 
@@ -98,22 +98,16 @@ impl Generator {
         if status >= 500 {
             tags.push(KeyValue::string("error", "true"));
         }
-        let span = Span {
-            trace_id: out.trace_id,
-            span_id: id,
-            operation_name: format!("{fqdn}:{port}/*"),
-            references: parent
-                .map(|p| child_of(out.trace_id, p))
-                .into_iter()
-                .collect(),
-            flags: 1,
-            start_time: start,
-            duration: end - start,
+        let process = self.process(&format!("waypoint.{callee_ns}"));
+        let span = proxy_span(
+            out.trace_id,
+            id,
+            parent,
+            format!("{fqdn}:{port}/*"),
+            (start, end),
             tags,
-            logs: Vec::new(),
-            process: self.process(&format!("waypoint.{callee_ns}")),
-            warnings: Vec::new(),
-        };
+            process,
+        );
         out.spans.push(span);
         out.reports.push(Report {
             protocol: Protocol::Http,
