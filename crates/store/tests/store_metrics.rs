@@ -394,14 +394,7 @@ async fn tables_and_retention_passes_are_shown() {
     let metrics = format!("http://{}/metrics", server.addresses.query_http);
     let started = Instant::now();
     let text = loop {
-        let text = http
-            .get(&metrics)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = meshtrace_testkit::http::text(http.get(&metrics)).await;
         if sample(&text, "meshtrace_store_retention_removed_spans_total") >= 7.0 {
             break text;
         }
@@ -420,14 +413,7 @@ async fn tables_and_retention_passes_are_shown() {
     assert!(sample(&text, "meshtrace_store_retention_last_duration_seconds") > 0.0);
     // Every table is listed; once written out, the ones written hold bytes.
     store.compact().unwrap();
-    let text = http
-        .get(&metrics)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = meshtrace_testkit::http::text(http.get(&metrics)).await;
     for table in [
         "spans",
         "processes",
