@@ -379,20 +379,11 @@ impl Generator {
             KeyValue::string("downstream_cluster", "-"),
             KeyValue::string("http.method", "GET"),
             KeyValue::string("http.url", url),
-            KeyValue::string("http.protocol", "HTTP/1.1"),
-            KeyValue::string("http.status_code", status.to_string()),
-            KeyValue::string("response_flags", flags),
-            KeyValue::string("response_size", response_size.to_string()),
-            KeyValue::string("request_size", "0"),
-            KeyValue::string("peer.address", peer),
-            KeyValue::string("net.host.ip", pod.ip.clone()),
-            KeyValue::string("user_agent", USER_AGENT),
-            KeyValue::string("guid:x-request-id", out.request_id.clone()),
-            KeyValue::string("span.kind", side.kind()),
         ];
-        if status >= 500 {
-            tags.push(KeyValue::string("error", "true"));
-        }
+        tags.extend(answer_tags(status, flags, response_size));
+        tags.push(KeyValue::string("peer.address", peer));
+        tags.push(KeyValue::string("net.host.ip", pod.ip.clone()));
+        push_closing_tags(&mut tags, &out.request_id, side.kind(), status);
         let process_name = format!("{}.{}", service.name, ns);
         let process = self.process(&process_name);
         proxy_span(
@@ -495,6 +486,29 @@ fn report(
         // The simulated requests are GETs without a body, as the spans' `request_size` says.
         request_bytes: 0,
         response_bytes,
+    }
+}
+
+/// The tags Envoy sets on a span for the answer: `(status, flags, response body size)` of a
+/// request without a body.
+fn answer_tags(status: u16, flags: &str, response_size: u64) -> [KeyValue; 5] {
+    [
+        KeyValue::string("http.protocol", "HTTP/1.1"),
+        KeyValue::string("http.status_code", status.to_string()),
+        KeyValue::string("response_flags", flags),
+        KeyValue::string("response_size", response_size.to_string()),
+        KeyValue::string("request_size", "0"),
+    ]
+}
+
+/// The last tags of every proxy span: the user agent, the request id, the span kind and, on a
+/// 5xx answer, `error=true`.
+fn push_closing_tags(tags: &mut Vec<KeyValue>, request_id: &str, kind: &str, status: u16) {
+    tags.push(KeyValue::string("user_agent", USER_AGENT));
+    tags.push(KeyValue::string("guid:x-request-id", request_id));
+    tags.push(KeyValue::string("span.kind", kind));
+    if status >= 500 {
+        tags.push(KeyValue::string("error", "true"));
     }
 }
 

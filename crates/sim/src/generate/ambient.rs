@@ -4,7 +4,7 @@
 
 use meshtrace_model::{KeyValue, SpanId};
 
-use super::{Fault, Generator, Hop, Render, USER_AGENT, proxy_span};
+use super::{Fault, Generator, Hop, Render, answer_tags, proxy_span, push_closing_tags};
 use crate::report::{Protocol, Proxy, Report, Reporter};
 use crate::topology::Pod;
 
@@ -86,18 +86,9 @@ impl Generator {
                 "http.url",
                 format!("http://{callee_name}:{port}{}", hop.path),
             ),
-            KeyValue::string("http.protocol", "HTTP/1.1"),
-            KeyValue::string("http.status_code", status.to_string()),
-            KeyValue::string("response_flags", flags),
-            KeyValue::string("response_size", response_size.to_string()),
-            KeyValue::string("request_size", "0"),
-            KeyValue::string("user_agent", USER_AGENT),
-            KeyValue::string("guid:x-request-id", out.request_id.clone()),
-            KeyValue::string("span.kind", "server"),
         ];
-        if status >= 500 {
-            tags.push(KeyValue::string("error", "true"));
-        }
+        tags.extend(answer_tags(status, flags, response_size));
+        push_closing_tags(&mut tags, &out.request_id, "server", status);
         let process = self.process(&format!("waypoint.{callee_ns}"));
         let span = proxy_span(
             out.trace_id,
