@@ -120,13 +120,23 @@ fn target_url(target: &str) -> Result<(url::Url, String), String> {
     Ok((url, host))
 }
 
-/// Whether `host:port` accepts a connection within [`CONNECT_TIMEOUT`].
-async fn port_open(host: &str, port: u16) -> bool {
+/// Whether `host:port` accepts a connection within [`CONNECT_TIMEOUT`], reported as the probe
+/// `tcp host:port` in `probes` (`closed` says what to do when it does not).
+async fn probe_port(probes: &mut Vec<Probe>, host: &str, port: u16, closed: &str) -> bool {
     let open = tokio::time::timeout(
         CONNECT_TIMEOUT,
         tokio::net::TcpStream::connect((host, port)),
     );
-    matches!(open.await, Ok(Ok(_)))
+    let open = matches!(open.await, Ok(Ok(_)));
+    probes.push(Probe {
+        test: format!("tcp {host}:{port}"),
+        result: if open {
+            Ok("open".into())
+        } else {
+            Err(closed.into())
+        },
+    });
+    open
 }
 
 #[derive(Debug, Default)]
@@ -170,16 +180,7 @@ pub async fn diagnose_ports(
     let settings = settings_yaml(&base.auth, &base.custom_headers);
     let mut diagnosis = Diagnosis::default();
     for port in ports {
-        let open = port_open(&host, port).await;
-        diagnosis.probes.push(Probe {
-            test: format!("tcp {host}:{port}"),
-            result: if open {
-                Ok("open".into())
-            } else {
-                Err("closed or filtered".into())
-            },
-        });
-        if !open {
+        if !probe_port(&mut diagnosis.probes, &host, port, "closed or filtered").await {
             continue;
         }
         let tls = speaks_tls(&host, port).await;

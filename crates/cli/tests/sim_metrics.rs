@@ -331,15 +331,8 @@ async fn a_real_prometheus_scraping_the_simulator_sees_the_configured_rates() {
         let client = client.clone();
         let url = prometheus.url("/api/v1/query");
         async move {
-            let body: Value = client
-                .get(url)
-                .query(&[("query", promql)])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let body: Value =
+                meshtrace_testkit::http::json(client.get(url).query(&[("query", promql)])).await;
             assert_eq!(body["status"], "success", "{body}");
             body["data"]["result"].as_array().unwrap().clone()
         }

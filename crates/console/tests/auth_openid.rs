@@ -91,14 +91,7 @@ async fn without_a_session_pages_redirect_to_the_login_and_the_api_answers_401()
         let response = client.get(s.url(open)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{open}");
     }
-    let info: Value = client
-        .get(s.url("/api/auth/info"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: Value = meshtrace_testkit::http::json(client.get(s.url("/api/auth/info"))).await;
     assert_eq!(
         info,
         serde_json::json!({
@@ -108,14 +101,9 @@ async fn without_a_session_pages_redirect_to_the_login_and_the_api_answers_401()
         })
     );
     // The login page links to the provider's login, going back where the user was headed.
-    let login = client
-        .get(s.url("/login?return_to=%2Fconsole%2Fservices"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let login =
+        meshtrace_testkit::http::text(client.get(s.url("/login?return_to=%2Fconsole%2Fservices")))
+            .await;
     assert!(
         login.contains("href=\"/api/auth/openid_redirect?return_to=%2Fconsole%2Fservices\""),
         "{login}"

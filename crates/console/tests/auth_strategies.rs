@@ -120,14 +120,10 @@ async fn header_trusts_only_the_proxy_behind_a_real_nginx() {
     let (_, info) = get_json(&format!("http://127.0.0.1:{alice}/api/auth/info"), &[]).await;
     assert_eq!(info["sessionInfo"]["username"], "alice");
     // The masthead names the user; the proxy owns the session, so no logout link.
-    let page = client
-        .get(format!("http://127.0.0.1:{alice}/console/services"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = meshtrace_testkit::http::text(
+        client.get(format!("http://127.0.0.1:{alice}/console/services")),
+    )
+    .await;
     assert!(
         page.contains(r#"id="masthead-user" title="signed in as">alice</span>"#),
         "{page}"

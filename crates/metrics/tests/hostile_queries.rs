@@ -237,15 +237,12 @@ fn the_largest_allowed_queries_evaluate() {
         .unwrap();
         let s = server();
         let body: serde_json::Value = s.runtime.block_on(async {
-            s.client
-                .get(format!("http://{}/api/v1/query", s.addr))
-                .query(&[("query", query.as_str()), ("time", "2000")])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap()
+            meshtrace_testkit::http::json(
+                s.client
+                    .get(format!("http://{}/api/v1/query", s.addr))
+                    .query(&[("query", query.as_str()), ("time", "2000")]),
+            )
+            .await
         });
         assert_eq!(body["status"], "success", "{} chars: {body}", query.len());
     }

@@ -379,38 +379,22 @@ impl Generator {
             KeyValue::string("downstream_cluster", "-"),
             KeyValue::string("http.method", "GET"),
             KeyValue::string("http.url", url),
-            KeyValue::string("http.protocol", "HTTP/1.1"),
-            KeyValue::string("http.status_code", status.to_string()),
-            KeyValue::string("response_flags", flags),
-            KeyValue::string("response_size", response_size.to_string()),
-            KeyValue::string("request_size", "0"),
-            KeyValue::string("peer.address", peer),
-            KeyValue::string("net.host.ip", pod.ip.clone()),
-            KeyValue::string("user_agent", USER_AGENT),
-            KeyValue::string("guid:x-request-id", out.request_id.clone()),
-            KeyValue::string("span.kind", side.kind()),
         ];
-        if status >= 500 {
-            tags.push(KeyValue::string("error", "true"));
-        }
+        tags.extend(answer_tags(status, flags, response_size));
+        tags.push(KeyValue::string("peer.address", peer));
+        tags.push(KeyValue::string("net.host.ip", pod.ip.clone()));
+        push_closing_tags(&mut tags, &out.request_id, side.kind(), status);
         let process_name = format!("{}.{}", service.name, ns);
         let process = self.process(&process_name);
-        Span {
-            trace_id: out.trace_id,
-            span_id: id,
-            operation_name: operation,
-            references: parent
-                .map(|p| child_of(out.trace_id, p))
-                .into_iter()
-                .collect(),
-            flags: 1,
-            start_time: start,
-            duration: end - start,
+        proxy_span(
+            out.trace_id,
+            id,
+            parent,
+            operation,
+            (start, end),
             tags,
-            logs: Vec::new(),
             process,
-            warnings: Vec::new(),
-        }
+        )
     }
 
     /// The response body size in bytes: Envoy's own `no healthy upstream` text for a 503, an
@@ -505,11 +489,59 @@ fn report(
     }
 }
 
-fn child_of(trace_id: TraceId, parent: SpanId) -> SpanRef {
-    SpanRef {
-        ref_type: RefType::ChildOf,
+/// The tags Envoy sets on a span for the answer: `(status, flags, response body size)` of a
+/// request without a body.
+fn answer_tags(status: u16, flags: &str, response_size: u64) -> [KeyValue; 5] {
+    [
+        KeyValue::string("http.protocol", "HTTP/1.1"),
+        KeyValue::string("http.status_code", status.to_string()),
+        KeyValue::string("response_flags", flags),
+        KeyValue::string("response_size", response_size.to_string()),
+        KeyValue::string("request_size", "0"),
+    ]
+}
+
+/// The last tags of every proxy span: the user agent, the request id, the span kind and, on a
+/// 5xx answer, `error=true`.
+fn push_closing_tags(tags: &mut Vec<KeyValue>, request_id: &str, kind: &str, status: u16) {
+    tags.push(KeyValue::string("user_agent", USER_AGENT));
+    tags.push(KeyValue::string("guid:x-request-id", request_id));
+    tags.push(KeyValue::string("span.kind", kind));
+    if status >= 500 {
+        tags.push(KeyValue::string("error", "true"));
+    }
+}
+
+/// A proxy's span of trace `trace_id` over `(start, end)`: sampled, a child of `parent` when it
+/// has one, without logs.
+fn proxy_span(
+    trace_id: TraceId,
+    id: SpanId,
+    parent: Option<SpanId>,
+    operation: String,
+    (start, end): (u64, u64),
+    tags: Vec<KeyValue>,
+    process: Arc<Process>,
+) -> Span {
+    Span {
         trace_id,
-        span_id: parent,
+        span_id: id,
+        operation_name: operation,
+        references: parent
+            .map(|p| SpanRef {
+                ref_type: RefType::ChildOf,
+                trace_id,
+                span_id: p,
+            })
+            .into_iter()
+            .collect(),
+        flags: 1,
+        start_time: start,
+        duration: end - start,
+        tags,
+        logs: Vec::new(),
+        process,
+        warnings: Vec::new(),
     }
 }
 

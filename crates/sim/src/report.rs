@@ -3,6 +3,10 @@
 //! metrics count. They are recorded while the spans are rendered, from the same numbers, and
 //! never read back from the spans.
 
+/// Which proxy reports (Istio's `reporter` label): the mesh crate's, the same three a span
+/// tells.
+pub use meshtrace_mesh::telemetry::Reporter;
+
 pub use crate::topology::Protocol;
 
 /// One pod of one workload of one service, by index into the [`crate::Mesh`].
@@ -11,27 +15,6 @@ pub struct Endpoint {
     pub service: usize,
     pub workload: usize,
     pub pod: usize,
-}
-
-/// Which proxy reports (Istio's `reporter` label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Reporter {
-    /// The caller's sidecar (or a gateway, which reports what it forwards as a source).
-    Source,
-    /// The callee's sidecar.
-    Destination,
-    /// The ambient waypoint of the callee's namespace.
-    Waypoint,
-}
-
-impl Reporter {
-    pub fn label(self) -> &'static str {
-        match self {
-            Reporter::Source => "source",
-            Reporter::Destination => "destination",
-            Reporter::Waypoint => "waypoint",
-        }
-    }
 }
 
 /// The proxy whose counters a report goes to.

@@ -4,18 +4,11 @@
 //! series (their totals are read back from the stored buckets).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use meshtrace_metrics::{Matcher, SeriesSource};
 use meshtrace_model::{KeyValue, Process, RefType, Span, SpanId, SpanRef, TraceId};
 use meshtrace_store::{Store, StoreOptions};
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64
-}
 
 /// A client span of productpage calling `callee` (answered by `callee-v1`), and the server
 /// span that answered, ending at `end_us`.
@@ -77,7 +70,7 @@ fn request(n: u64, callee: &str, end_us: u64) -> Vec<Span> {
 
 /// Requests counted per destination workload (both reporters), at the latest sample.
 fn counts(store: &Store) -> Vec<(String, f64)> {
-    let now = (now_us() / 1000) as i64;
+    let now = (meshtrace_testkit::now() / 1000) as i64;
     let mut out: Vec<(String, f64)> = store
         .select(
             &[
@@ -103,7 +96,7 @@ fn counts(store: &Store) -> Vec<(String, f64)> {
 #[test]
 fn retention_removes_old_buckets_and_the_series_left_empty() {
     let store = Store::in_memory_with(&StoreOptions::new(Duration::from_secs(2 * 3600)));
-    let now = now_us();
+    let now = meshtrace_testkit::now();
     let old = now - 90 * 60 * 1_000_000;
     let recent = now - 10 * 60 * 1_000_000;
     for n in 0..5 {
@@ -129,7 +122,7 @@ fn retention_removes_old_buckets_and_the_series_left_empty() {
 fn a_reopened_store_serves_the_same_series() {
     let dir = tempfile::tempdir().unwrap();
     let options = StoreOptions::new(Duration::from_secs(24 * 3600));
-    let now = now_us();
+    let now = meshtrace_testkit::now();
     let before = {
         let store = Store::open_with(dir.path(), &options).unwrap();
         for n in 0..20 {

@@ -151,7 +151,16 @@ fn v2_traces(chunks: Vec<api_v2::SpansResponseChunk>) -> Vec<Trace> {
     group_by_trace(spans)
 }
 
-async fn collect<T>(mut stream: tonic::Streaming<T>) -> Vec<T> {
+/// The answer of a unary call that must succeed.
+async fn unary<T>(call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>) -> T {
+    call.await.unwrap().into_inner()
+}
+
+/// Every message of a server-streaming call that must succeed.
+async fn stream<T>(
+    call: impl Future<Output = Result<tonic::Response<tonic::Streaming<T>>, tonic::Status>>,
+) -> Vec<T> {
+    let mut stream = call.await.unwrap().into_inner();
     let mut items = Vec::new();
     while let Some(item) = stream.message().await.unwrap() {
         items.push(item);
@@ -163,22 +172,15 @@ async fn collect<T>(mut stream: tonic::Streaming<T>) -> Vec<T> {
 async fn api_v2_answers_as_the_http_routes_do() {
     let (store, mut v2, _, base) = setup().await;
 
-    let services = v2
-        .get_services(api_v2::GetServicesRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let services = unary(v2.get_services(api_v2::GetServicesRequest {})).await;
     let (_, http) = store.get_json("/api/services").await;
     assert_eq!(json!(services.services), http["data"]);
 
-    let operations = v2
-        .get_operations(api_v2::GetOperationsRequest {
-            service: "productpage.bookinfo".into(),
-            span_kind: "server".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let operations = unary(v2.get_operations(api_v2::GetOperationsRequest {
+        service: "productpage.bookinfo".into(),
+        span_kind: "server".into(),
+    }))
+    .await;
     let (_, http) = store
         .get_json("/api/operations?service=productpage.bookinfo&spanKind=server")
         .await;
@@ -195,15 +197,10 @@ async fn api_v2_answers_as_the_http_routes_do() {
 
     // GetTrace: the same trace as /api/traces/{id}, once converted back.
     let id = TraceId((3u128 << 64) | 0xabc);
-    let chunks = collect(
-        v2.get_trace(api_v2::GetTraceRequest {
-            trace_id: id.to_bytes().to_vec(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner(),
-    )
+    let chunks = stream(v2.get_trace(api_v2::GetTraceRequest {
+        trace_id: id.to_bytes().to_vec(),
+        ..Default::default()
+    }))
     .await;
     let traces = v2_traces(chunks);
     assert_eq!(traces.len(), 1);
@@ -223,13 +220,7 @@ async fn api_v2_answers_as_the_http_routes_do() {
         search_depth: 5,
         ..Default::default()
     };
-    let chunks = collect(
-        v2.find_traces(api_v2::FindTracesRequest { query: Some(query) })
-            .await
-            .unwrap()
-            .into_inner(),
-    )
-    .await;
+    let chunks = stream(v2.find_traces(api_v2::FindTracesRequest { query: Some(query) })).await;
     let grpc: Vec<Json> = v2_traces(chunks)
         .iter()
         .map(|t| serde_json::to_value(trace_to_json(t)).unwrap())
@@ -243,14 +234,11 @@ async fn api_v2_answers_as_the_http_routes_do() {
     assert_eq!(grpc.len(), 5);
     assert_eq!(json!(grpc), http["data"]);
 
-    let deps = v2
-        .get_dependencies(api_v2::GetDependenciesRequest {
-            start_time: Some(timestamp(base)),
-            end_time: Some(timestamp(now())),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let deps = unary(v2.get_dependencies(api_v2::GetDependenciesRequest {
+        start_time: Some(timestamp(base)),
+        end_time: Some(timestamp(now())),
+    }))
+    .await;
     let (_, http) = store.get_json("/api/dependencies?lookback=3600000").await;
     let grpc: Vec<Json> = deps
         .dependencies
@@ -325,22 +313,15 @@ async fn api_v2_status_codes_are_jaegers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn api_v3_answers_as_the_http_gateway_does() {
     let (store, _, mut v3, base) = setup().await;
-    let services = v3
-        .get_services(api_v3::GetServicesRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let services = unary(v3.get_services(api_v3::GetServicesRequest {})).await;
     let (_, http) = store.get_json("/api/v3/services").await;
     assert_eq!(json!({"services": services.services}), http);
 
-    let operations = v3
-        .get_operations(api_v3::GetOperationsRequest {
-            service: "reviews.bookinfo".into(),
-            span_kind: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let operations = unary(v3.get_operations(api_v3::GetOperationsRequest {
+        service: "reviews.bookinfo".into(),
+        span_kind: String::new(),
+    }))
+    .await;
     let (_, http) = store
         .get_json("/api/v3/operations?service=reviews.bookinfo")
         .await;
@@ -352,15 +333,10 @@ async fn api_v3_answers_as_the_http_gateway_does() {
     assert_eq!(json!({"operations": grpc}), http);
 
     let id = TraceId((6u128 << 64) | 0xabc);
-    let data = collect(
-        v3.get_trace(api_v3::GetTraceRequest {
-            trace_id: id.to_hex32(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner(),
-    )
+    let data = stream(v3.get_trace(api_v3::GetTraceRequest {
+        trace_id: id.to_hex32(),
+        ..Default::default()
+    }))
     .await;
     let (_, http) = store
         .get_json(&format!("/api/v3/traces/{}", id.to_hex32()))
@@ -380,14 +356,9 @@ async fn api_v3_answers_as_the_http_gateway_does() {
         search_depth: 4,
         ..Default::default()
     };
-    let traces = collect(
-        v3.find_traces(api_v3::FindTracesRequest {
-            query: Some(query()),
-        })
-        .await
-        .unwrap()
-        .into_inner(),
-    )
+    let traces = stream(v3.find_traces(api_v3::FindTracesRequest {
+        query: Some(query()),
+    }))
     .await;
     assert_eq!(traces.len(), 4);
     let (_, http) = store
@@ -404,14 +375,9 @@ async fn api_v3_answers_as_the_http_gateway_does() {
     );
     assert_eq!(span_ids(&http["result"]["resourceSpans"]).len(), 16);
 
-    let summaries = collect(
-        v3.find_trace_summaries(api_v3::FindTraceSummariesRequest {
-            query: Some(query()),
-        })
-        .await
-        .unwrap()
-        .into_inner(),
-    )
+    let summaries = stream(v3.find_trace_summaries(api_v3::FindTraceSummariesRequest {
+        query: Some(query()),
+    }))
     .await;
     let (_, http) = store
         .get_json(&format!("/api/v3/trace-summaries?query.serviceName=productpage.bookinfo&query.startTimeMin={start}&query.startTimeMax={end}&query.searchDepth=4"))
@@ -463,13 +429,10 @@ async fn the_health_service_reports_serving() {
         "jaeger.api_v2.QueryService",
         "jaeger.api_v3.QueryService",
     ] {
-        let reply = health
-            .check(HealthCheckRequest {
-                service: service.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let reply = unary(health.check(HealthCheckRequest {
+            service: service.into(),
+        }))
+        .await;
         assert_eq!(reply.status, ServingStatus::Serving as i32, "{service}");
     }
     store.stop().await;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::*;
 use meshtrace_metrics::{Matcher, SeriesSource};
@@ -14,13 +14,6 @@ use prost::Message;
 
 const WORKLOADS: u64 = 10_000;
 const BATCH: u64 = 500;
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64
-}
 
 /// A sidecar's server span of workload `i`: its own pod, app and operation.
 fn span(i: u64, start_us: u64) -> opentelemetry_proto::tonic::trace::v1::Span {
@@ -44,7 +37,7 @@ fn span(i: u64, start_us: u64) -> opentelemetry_proto::tonic::trace::v1::Span {
 }
 
 async fn send_all(store: &TestStore) {
-    let start = now_us() - 60_000_000;
+    let start = meshtrace_testkit::now() - 60_000_000;
     for first in (0..WORKLOADS).step_by(BATCH as usize) {
         let spans = (first..first + BATCH).map(|i| span(i, start + i)).collect();
         let body = request(vec![resource_spans("hostile", vec![], spans)]).encode_to_vec();
@@ -56,7 +49,7 @@ async fn send_all(store: &TestStore) {
 }
 
 fn overflow_requests(store: &Store, label: &str) -> f64 {
-    let now = (now_us() / 1000) as i64;
+    let now = (meshtrace_testkit::now() / 1000) as i64;
     store
         .select(
             &[

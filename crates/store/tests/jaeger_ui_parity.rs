@@ -6,7 +6,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use common::TestStore;
 use meshtrace_store::Store;
@@ -19,13 +19,6 @@ fn fixture(name: &str) -> String {
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64
 }
 
 async fn post(
@@ -113,7 +106,7 @@ fn exporter_file(start_ns: u64) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn transform_matches_the_same_spans_stored_and_read_back() {
     let store = TestStore::memory().await;
-    let file = exporter_file(now_micros() * 1000);
+    let file = exporter_file(meshtrace_testkit::now() * 1000);
     let (status, _, body) = post(&store, "/api/transform", file.clone()).await;
     assert_eq!(status, 200, "{body}");
     let transformed: Value = serde_json::from_str(&body).unwrap();
@@ -266,7 +259,7 @@ async fn an_archived_trace_outlives_retention_and_a_restart() {
     let response = http
         .post(&otlp)
         .header("content-type", "application/json")
-        .body(exporter_file(now_micros() * 1000))
+        .body(exporter_file(meshtrace_testkit::now() * 1000))
         .send()
         .await
         .unwrap();

@@ -11,7 +11,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::{SpanSpec, TestStore, kv, request, resource_spans, s};
 use meshtrace_store::{MetricsOptions, Store, StoreOptions};
@@ -20,13 +20,6 @@ use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 
 const CLIENT: i32 = 3;
 const SERVER: i32 = 2;
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64
-}
 
 fn options(pair_wait: Duration, max_waiting: usize) -> StoreOptions {
     StoreOptions {
@@ -89,7 +82,7 @@ fn sidecar_span(
     } else {
         "inbound|9080||".to_string()
     };
-    let start_us = now_us().saturating_sub(2_000_000);
+    let start_us = meshtrace_testkit::now().saturating_sub(2_000_000);
     SpanSpec {
         trace,
         span,
@@ -192,7 +185,7 @@ async fn source_counts(store: &TestStore) -> BTreeMap<String, u64> {
     let query = "sum by (destination_workload, destination_version, destination_canonical_service) (istio_requests_total{reporter=\"source\"})";
     // A minute ahead: the sample of the bucket still open is seen (as a later scrape would).
     let body = store
-        .prometheus_query(query, now_us() / 1_000_000 + 60)
+        .prometheus_query(query, meshtrace_testkit::now() / 1_000_000 + 60)
         .await;
     body["data"]["result"]
         .as_array()

@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
@@ -21,13 +21,6 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use prost::Message;
 use serde_json::{Value, json};
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64
-}
 
 /// Ends `count` spans through a provider exporting one span per call (the simple exporter).
 fn emit(exporter: opentelemetry_otlp::SpanExporter, count: usize) {
@@ -63,7 +56,7 @@ fn sample(text: &str, series: &str) -> f64 {
 }
 
 fn span_json(trace: u128, span: u64) -> Value {
-    let start = now_us() * 1000;
+    let start = meshtrace_testkit::now() * 1000;
     json!({
         "traceId": format!("{trace:032x}"),
         "spanId": format!("{span:016x}"),
@@ -116,7 +109,7 @@ async fn every_protocol_and_refusal_is_counted_exactly() {
     assert_eq!(status, 200, "{reply:?}");
 
     // Zipkin v2 JSON: two spans.
-    let ts = now_us();
+    let ts = meshtrace_testkit::now();
     let zipkin = json!([
         {"traceId": "00000000000000000000000000000aaa", "id": "0000000000000001", "name": "get",
          "timestamp": ts, "duration": 1500, "localEndpoint": {"serviceName": "ratings"}},
@@ -143,7 +136,7 @@ async fn every_protocol_and_refusal_is_counted_exactly() {
                     parent: 0,
                     name: "reserve",
                     kind: 2,
-                    start_us: now_us(),
+                    start_us: meshtrace_testkit::now(),
                     duration_us: 10,
                     attributes: vec![],
                     error: false,
@@ -365,7 +358,7 @@ async fn tables_and_retention_passes_are_shown() {
         .unwrap();
     let http = reqwest::Client::new();
     // Seven spans started two hours ago: the next pass removes them.
-    let old = now_us() - 2 * 3600 * 1_000_000;
+    let old = meshtrace_testkit::now() - 2 * 3600 * 1_000_000;
     let spans: Vec<_> = (1..=7)
         .map(|i| {
             SpanSpec {
@@ -394,14 +387,7 @@ async fn tables_and_retention_passes_are_shown() {
     let metrics = format!("http://{}/metrics", server.addresses.query_http);
     let started = Instant::now();
     let text = loop {
-        let text = http
-            .get(&metrics)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = meshtrace_testkit::http::text(http.get(&metrics)).await;
         if sample(&text, "meshtrace_store_retention_removed_spans_total") >= 7.0 {
             break text;
         }
@@ -420,14 +406,7 @@ async fn tables_and_retention_passes_are_shown() {
     assert!(sample(&text, "meshtrace_store_retention_last_duration_seconds") > 0.0);
     // Every table is listed; once written out, the ones written hold bytes.
     store.compact().unwrap();
-    let text = http
-        .get(&metrics)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = meshtrace_testkit::http::text(http.get(&metrics)).await;
     for table in [
         "spans",
         "processes",

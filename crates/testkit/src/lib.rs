@@ -3,9 +3,11 @@
 //! built field by field ([`SpanBuilder`]) and reading a socket until the server closes it
 //! ([`read_until_closed`]), and a real Prometheus ([`prometheus`]) started over TSDB blocks made
 //! with promtool — the reference both the PromQL evaluator and the Prometheus client are tested
-//! against; Tempo search answers per mesh ([`tempo`]). Only ever a dev-dependency; it may panic, as tests do: a test that cannot reach its
-//! reference must fail, never skip.
+//! against; Tempo search answers per mesh ([`tempo`]); a request's body in one call ([`http`]).
+//! Only ever a dev-dependency; it may panic, as tests do: a test that cannot reach its reference
+//! must fail, never skip.
 
+pub mod http;
 pub mod prometheus;
 pub mod tempo;
 

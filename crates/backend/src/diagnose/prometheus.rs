@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use meshtrace_config::PrometheusConfig;
 
-use super::{Probe, port_open, settings_yaml, speaks_tls, target_url};
+use super::{Probe, probe_port, settings_yaml, speaks_tls, target_url};
 use crate::prometheus::{PrometheusClient, PrometheusOptions};
 
 /// Prometheus's usual port: used when the target names a host only.
@@ -55,20 +55,9 @@ pub async fn diagnose_prometheus(
     }
     let port = url.port_or_known_default().unwrap_or(PROMETHEUS_PORT);
     let mut diagnosis = PrometheusDiagnosis::default();
-    let open = port_open(&host, port).await;
-    diagnosis.probes.push(Probe {
-        test: format!("tcp {host}:{port}"),
-        result: if open {
-            Ok("open".into())
-        } else {
-            Err(
-                "closed or filtered: check the host and port of the url, and that Prometheus \
-                 is running"
-                    .into(),
-            )
-        },
-    });
-    if !open {
+    let closed = "closed or filtered: check the host and port of the url, and that Prometheus is \
+                  running";
+    if !probe_port(&mut diagnosis.probes, &host, port, closed).await {
         return Ok(diagnosis);
     }
     let tls = speaks_tls(&host, port).await;

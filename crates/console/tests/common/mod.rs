@@ -68,21 +68,15 @@ pub async fn filled_store(
 async fn traces_held(server: &LoopbackServer) -> usize {
     let client = reqwest::Client::new();
     let base = format!("http://{}/api", server.addresses.query_http);
-    let services: Value = client
-        .get(format!("{base}/services"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let services: Value =
+        meshtrace_testkit::http::json(client.get(format!("{base}/services"))).await;
     let mut ids = BTreeSet::new();
     for service in services["data"].as_array().into_iter().flatten() {
         let url = format!(
             "{base}/traces?service={}&limit=100000&lookback=1h",
             service.as_str().unwrap()
         );
-        let body: Value = client.get(url).send().await.unwrap().json().await.unwrap();
+        let body: Value = meshtrace_testkit::http::json(client.get(url)).await;
         for trace in body["data"].as_array().into_iter().flatten() {
             ids.insert(trace["traceID"].as_str().unwrap().to_string());
         }

@@ -4,7 +4,7 @@
 //! here from the spans the simulator made, not from the store.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use meshtrace_console::ConsoleOptions;
 use meshtrace_model::Span;
@@ -14,13 +14,6 @@ use meshtrace_store::server::LoopbackServer;
 use serde_json::{Value, json};
 
 use crate::{common, config, get, post_stats, values};
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64
-}
 
 /// A store holding 1,260 simulated requests, one a second, the last a minute ago; and the
 /// spans.
@@ -34,7 +27,7 @@ async fn store_with_traffic() -> (LoopbackServer, Vec<Span>) {
             ..Options::default()
         },
     );
-    let now = now_us();
+    let now = meshtrace_testkit::now();
     let mut spans = Vec::new();
     for i in 0..1260u64 {
         let start = now - (1320 - i) * 1_000_000;
@@ -105,7 +98,7 @@ fn within(actual: f64, expected: f64, tolerance: f64) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_route_answers_kialis_shape_with_the_bookinfo_series() {
     let (_store, spans, console, _stop) = console_on_store().await;
-    let now_s = now_us() / 1_000_000;
+    let now_s = meshtrace_testkit::now() / 1_000_000;
 
     // The namespace: every metric by name, each series a Kiali Metric.
     let (status, body) = get(console, "/api/namespaces/bookinfo/metrics").await;
@@ -220,7 +213,7 @@ async fn every_route_answers_kialis_shape_with_the_bookinfo_series() {
 #[tokio::test(flavor = "multi_thread")]
 async fn heatmap_stats_are_the_spans_response_times() {
     let (_store, spans, console, _stop) = console_on_store().await;
-    let now_s = now_us() / 1_000_000;
+    let now_s = meshtrace_testkit::now() / 1_000_000;
 
     // What the trace heatmap asks for a Bookinfo trace's workloads: avg, p50, p90, p99 over
     // 10m, 60m and 3h; inbound (reporter destination) and outbound (reporter source).

@@ -63,7 +63,7 @@ pub const ISTIO_LABELS: [&str; 25] = [
 ];
 
 /// Who reports a request's metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reporter {
     /// The caller's proxy (a sidecar's client span, and every gateway span).
     Source,

@@ -2,9 +2,9 @@
 //! names both ends in `istio.source_*` and `istio.destination_*` tags; the waypoint is the only
 //! proxy that counts the request (`reporter="waypoint"`).
 
-use meshtrace_model::{KeyValue, Span, SpanId};
+use meshtrace_model::{KeyValue, SpanId};
 
-use super::{Fault, Generator, Hop, Render, USER_AGENT, child_of};
+use super::{Fault, Generator, Hop, Render, answer_tags, proxy_span, push_closing_tags};
 use crate::report::{Protocol, Proxy, Report, Reporter};
 use crate::topology::Pod;
 
@@ -86,34 +86,19 @@ impl Generator {
                 "http.url",
                 format!("http://{callee_name}:{port}{}", hop.path),
             ),
-            KeyValue::string("http.protocol", "HTTP/1.1"),
-            KeyValue::string("http.status_code", status.to_string()),
-            KeyValue::string("response_flags", flags),
-            KeyValue::string("response_size", response_size.to_string()),
-            KeyValue::string("request_size", "0"),
-            KeyValue::string("user_agent", USER_AGENT),
-            KeyValue::string("guid:x-request-id", out.request_id.clone()),
-            KeyValue::string("span.kind", "server"),
         ];
-        if status >= 500 {
-            tags.push(KeyValue::string("error", "true"));
-        }
-        let span = Span {
-            trace_id: out.trace_id,
-            span_id: id,
-            operation_name: format!("{fqdn}:{port}/*"),
-            references: parent
-                .map(|p| child_of(out.trace_id, p))
-                .into_iter()
-                .collect(),
-            flags: 1,
-            start_time: start,
-            duration: end - start,
+        tags.extend(answer_tags(status, flags, response_size));
+        push_closing_tags(&mut tags, &out.request_id, "server", status);
+        let process = self.process(&format!("waypoint.{callee_ns}"));
+        let span = proxy_span(
+            out.trace_id,
+            id,
+            parent,
+            format!("{fqdn}:{port}/*"),
+            (start, end),
             tags,
-            logs: Vec::new(),
-            process: self.process(&format!("waypoint.{callee_ns}")),
-            warnings: Vec::new(),
-        };
+            process,
+        );
         out.spans.push(span);
         out.reports.push(Report {
             protocol: Protocol::Http,

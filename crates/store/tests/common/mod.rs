@@ -87,15 +87,7 @@ impl TestStore {
     /// The value of one series on the store's `/metrics`, named with its labels
     /// (`meshtrace_store_damaged_entries_total{kind="undecodable_key"}`).
     pub async fn metric(&self, series: &str) -> u64 {
-        let text = self
-            .http
-            .get(self.query("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = meshtrace_testkit::http::text(self.http.get(self.query("/metrics"))).await;
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
             .unwrap_or_else(|| panic!("no {series} in {text}"))
