@@ -3,7 +3,7 @@
 //! [`SeriesSource`] contract (inclusive time ranges, samples in time order, limits enforced
 //! while selecting rather than after).
 
-use std::collections::HashMap;
+use crate::FastMap;
 
 use crate::series::{Labels, Matcher, Sample, Series};
 use crate::source::{MetricMetadata, SelectLimits, SeriesSource, SourceError};
@@ -36,7 +36,7 @@ impl MemorySource {
 /// Collects samples and metadata for a [`MemorySource`].
 #[derive(Debug, Default)]
 pub struct MemorySourceBuilder {
-    series: HashMap<Labels, Vec<Sample>>,
+    series: FastMap<Labels, Vec<Sample>>,
     metadata: Vec<MetricMetadata>,
 }
 

@@ -1,7 +1,7 @@
 //! The aggregations `sum`, `avg`, `min`, `max` and `count`, with `by` (keep only those labels)
 //! or `without` (drop those labels and the metric name), at every step.
 
-use std::collections::HashMap;
+use crate::FastMap;
 
 use super::QueryError;
 use super::eval::{Ctx, step_index};
@@ -30,7 +30,7 @@ pub(crate) fn eval(
     let input = ctx.eval_vector(expr)?;
     let compat = ctx.options.compat;
     // The group of every input series, found once for all steps.
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut index: FastMap<Labels, usize> = FastMap::default();
     let mut collector = Collector::default();
     let mut slots: Vec<usize> = Vec::new();
     let mut group_of: Vec<usize> = Vec::with_capacity(input.len());

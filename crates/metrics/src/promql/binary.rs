@@ -3,7 +3,7 @@
 //! with `on`/`ignoring` and `group_left`/`group_right`, with Prometheus's errors when a match
 //! is ambiguous and its rules for which labels the result keeps.
 
-use std::collections::{HashMap, HashSet};
+use crate::{FastMap, FastSet};
 
 use super::BinaryOp;
 use super::QueryError;
@@ -118,7 +118,7 @@ fn signature(b: &Binary, labels: &Labels) -> Labels {
 }
 
 /// Numbers every distinct signature of `series` into `ids`.
-fn signatures(b: &Binary, series: &[StepSeries], ids: &mut HashMap<Labels, usize>) -> Vec<usize> {
+fn signatures(b: &Binary, series: &[StepSeries], ids: &mut FastMap<Labels, usize>) -> Vec<usize> {
     series
         .iter()
         .map(|s| {
@@ -134,7 +134,7 @@ fn set_op(
     lhs: &[StepSeries],
     rhs: &[StepSeries],
 ) -> Result<Vec<StepSeries>, QueryError> {
-    let mut ids = HashMap::new();
+    let mut ids = FastMap::default();
     let lsig = signatures(b, lhs, &mut ids);
     let rsig = signatures(b, rhs, &mut ids);
     let mut collector = Collector::default();
@@ -219,7 +219,7 @@ fn vector_vector(
         _ => &[],
     };
     let one_to_one = matches!(b.card, Card::OneToOne);
-    let mut ids = HashMap::new();
+    let mut ids = FastMap::default();
     let many_sig = signatures(b, many, &mut ids);
     let one_sig = signatures(b, one, &mut ids);
     let (many_steps, one_steps) = (
@@ -227,11 +227,11 @@ fn vector_vector(
         Transposed::new(one, ctx.steps),
     );
     let mut collector = Collector::default();
-    let mut result_slot: HashMap<(u32, u32), usize> = HashMap::new();
+    let mut result_slot: FastMap<(u32, u32), usize> = FastMap::default();
     // Per signature at the current step: the "one" side's series and value.
     let mut one_at: Vec<Option<(u32, f64)>> = vec![None; ids.len()];
     let mut touched: Vec<usize> = Vec::new();
-    let mut matched: HashSet<(usize, usize)> = HashSet::new();
+    let mut matched: FastSet<(usize, usize)> = FastSet::default();
     let sig = |sigs: &[usize], i: u32| sigs.get(i as usize).copied().unwrap_or(usize::MAX);
     for i in 0..ctx.steps {
         ctx.tick()?;

@@ -3,7 +3,7 @@
 //! the edge cases (counter resets, too few samples, missing `+Inf` bucket, non-monotonic
 //! buckets, NaN and out-of-range quantiles).
 
-use std::collections::HashMap;
+use crate::FastMap;
 
 use super::eval::{Ctx, step_index, window};
 use super::plan::{Node, RangeFunc, Selector};
@@ -209,7 +209,7 @@ pub(crate) fn histogram_quantile(
     let input = ctx.eval_vector(expr)?;
     let le: Vec<String> = vec!["le".to_string()];
     // Per input series: its group (None when `le` is missing or not a number) and bound.
-    let mut groups: HashMap<Labels, usize> = HashMap::new();
+    let mut groups: FastMap<Labels, usize> = FastMap::default();
     let mut collector = Collector::default();
     let mut group_slot: Vec<usize> = Vec::new();
     let mut member: Vec<Option<(usize, f64)>> = Vec::with_capacity(input.len());

@@ -4,7 +4,7 @@
 //! for operators that combine series) and [`Collector`] (output series by label set, refusing
 //! two points of the same label set at one step as Prometheus does).
 
-use std::collections::HashMap;
+use crate::{FastMap, FastSet};
 
 use super::QueryError;
 use crate::series::{Labels, Series};
@@ -82,7 +82,7 @@ impl Transposed {
 /// Output series, one per label set.
 #[derive(Default)]
 pub(crate) struct Collector {
-    index: HashMap<Labels, usize>,
+    index: FastMap<Labels, usize>,
     series: Vec<StepSeries>,
 }
 
@@ -136,7 +136,7 @@ pub(crate) fn same_labelset() -> QueryError {
 
 /// Prometheus's check on a whole result: two non-empty series with the same labels.
 pub(crate) fn check_distinct(series: &[StepSeries]) -> Result<(), QueryError> {
-    let mut seen = std::collections::HashSet::with_capacity(series.len());
+    let mut seen = FastSet::with_capacity_and_hasher(series.len(), Default::default());
     for s in series {
         if !s.points.is_empty() && !seen.insert(&s.labels) {
             return Err(same_labelset());
