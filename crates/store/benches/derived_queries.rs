@@ -105,6 +105,22 @@ fn call(store: &Store, queries: &[String], time_ms: i64) -> usize {
     answered.into_inner().unwrap()
 }
 
+/// The CPU time this process has used (user + system, every thread), from /proc, in ms; 0
+/// where there is no /proc. Less sensitive than wall time to what else the machine runs.
+fn cpu_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces), from the third: utime is the 14th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) * 10.0
+}
+
 fn percentile(times: &mut [f64], p: f64) -> f64 {
     times.sort_by(f64::total_cmp);
     times[((times.len() as f64 * p) as usize).min(times.len() - 1)]
@@ -118,7 +134,8 @@ fn main() {
         .unwrap()
         .as_secs();
     let start_us = (now - 3 * 3600) * 1_000_000;
-    let mut generator = Generator::new(Mesh::new(Topology::bookinfo(), 5, 1), 5, Options::default());
+    let mut generator =
+        Generator::new(Mesh::new(Topology::bookinfo(), 5, 1), 5, Options::default());
     let requests = spans_wanted / 8;
     let every_us = (3 * 3600 * 1_000_000) / requests.max(1) as u64;
     let store = Store::in_memory(Duration::from_secs(4 * 3600));
@@ -161,17 +178,22 @@ fn main() {
     let time_ms = now as i64 * 1000;
     let mut times = Vec::new();
     let mut answered = 0;
+    let mut cpu_started = 0.0;
     for round in 0..rounds + 3 {
+        if round == 3 {
+            cpu_started = cpu_ms();
+        }
         let started = Instant::now();
         answered = call(&store, &queries, time_ms);
         if round >= 3 {
             times.push(started.elapsed().as_secs_f64() * 1000.0);
         }
     }
+    let cpu = (cpu_ms() - cpu_started) / rounds as f64;
     let p50 = percentile(&mut times, 0.5);
     let p90 = percentile(&mut times, 0.9);
     println!(
-        "{} queries ({answered} answered), {IN_FLIGHT} in flight, store at {written} spans: p50 {p50:.1} ms, p90 {p90:.1} ms ({rounds} rounds)",
+        "{} queries ({answered} answered), {IN_FLIGHT} in flight, store at {written} spans: p50 {p50:.1} ms, p90 {p90:.1} ms, CPU {cpu:.0} ms a call ({rounds} rounds)",
         queries.len()
     );
     // One query of each shape alone, over 3h (the largest): where a call's time goes.
@@ -184,9 +206,6 @@ fn main() {
             instant_query(&store, query, time_ms, &options, deadline).unwrap();
             alone.push(started.elapsed().as_secs_f64() * 1000.0);
         }
-        println!(
-            "  {name} alone: p50 {:.2} ms",
-            percentile(&mut alone, 0.5)
-        );
+        println!("  {name} alone: p50 {:.2} ms", percentile(&mut alone, 0.5));
     }
 }
