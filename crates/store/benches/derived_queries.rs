@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use meshtrace_metrics::promql::{EngineOptions, QueryValue, instant_query};
+use meshtrace_sim::spread::spread;
 use meshtrace_sim::{Generator, Mesh, Options, Topology};
 use meshtrace_store::Store;
 
@@ -136,34 +137,14 @@ fn main() {
     let start_us = (now - 3 * 3600) * 1_000_000;
     let mut generator =
         Generator::new(Mesh::new(Topology::bookinfo(), 5, 1), 5, Options::default());
-    let requests = spans_wanted / 8;
-    let every_us = (3 * 3600 * 1_000_000) / requests.max(1) as u64;
     let store = Store::in_memory(Duration::from_secs(4 * 3600));
-    let mut trace = Vec::new();
-    let (mut written, mut batch) = (0usize, Vec::new());
     let started = Instant::now();
-    let mut i = 0u64;
-    while written + batch.len() < spans_wanted {
-        let request = generator.request(start_us + i * every_us);
-        i += 1;
-        let proxies: Vec<_> = request
-            .spans
-            .iter()
-            .filter(|s| s.tag("component").is_some_and(|v| v.as_text() == "proxy"))
-            .cloned()
-            .collect();
-        if trace.len() < 8 && proxies.len() > trace.len() && !request.failed {
-            trace = proxies;
-        }
-        batch.extend(request.spans);
-        if batch.len() >= 10_000 {
-            store.write(&batch).unwrap();
-            written += batch.len();
-            batch.clear();
-        }
-    }
-    store.write(&batch).unwrap();
-    written += batch.len();
+    let mut written = 0;
+    let window_us = 3 * 3600 * 1_000_000;
+    let trace = spread(&mut generator, spans_wanted, start_us, window_us, |batch| {
+        store.write(batch).unwrap();
+        written += batch.len();
+    });
     println!(
         "store: {written} spans written in {:.1}s",
         started.elapsed().as_secs_f64()
