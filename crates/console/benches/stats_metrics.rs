@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use meshtrace_console::{Console, ConsoleOptions};
 use meshtrace_model::Span;
+use meshtrace_sim::spread::spread;
 use meshtrace_sim::{Generator, Mesh, Options, Topology};
 use meshtrace_store::Store;
 use meshtrace_store::server::LoopbackServer;
@@ -179,36 +180,15 @@ fn main() {
         let now = now_s();
         let start_us = (now - 3 * 3600) * 1_000_000;
         let mut generator = Generator::new(Mesh::new(Topology::bookinfo(), 5, 1), 5, Options::default());
-        // ~8 spans a request: spread the requests evenly over the 3 hours.
-        let requests = spans_wanted / 8;
-        let every_us = (3 * 3600 * 1_000_000) / requests.max(1) as u64;
         let store = Arc::new(Store::in_memory(Duration::from_secs(4 * 3600)));
-        let mut trace: Vec<Span> = Vec::new();
-        let (mut written, mut batch) = (0usize, Vec::new());
         let started = Instant::now();
-        let mut i = 0u64;
-        while written + batch.len() < spans_wanted {
-            let request = generator.request(start_us + i * every_us);
-            i += 1;
-            // Kiali compares the Envoy spans: the sidecars' and the gateway's.
-            let proxies: Vec<Span> = request
-                .spans
-                .iter()
-                .filter(|s| s.tag("component").is_some_and(|v| v.as_text() == "proxy"))
-                .cloned()
-                .collect();
-            if trace.len() < 8 && proxies.len() > trace.len() && !request.failed {
-                trace = proxies;
-            }
-            batch.extend(request.spans);
-            if batch.len() >= 10_000 {
-                store.write(&batch).unwrap();
-                written += batch.len();
-                batch.clear();
-            }
-        }
-        store.write(&batch).unwrap();
-        written += batch.len();
+        let mut written = 0;
+        // Kiali compares the Envoy spans: the sidecars' and the gateway's.
+        let window_us = 3 * 3600 * 1_000_000;
+        let trace = spread(&mut generator, spans_wanted, start_us, window_us, |batch| {
+            store.write(batch).unwrap();
+            written += batch.len();
+        });
         println!("store: {written} spans written in {:.1}s", started.elapsed().as_secs_f64());
         let server = LoopbackServer::start(store, 16 << 20).await.unwrap();
         let query_http = server.addresses.query_http;

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod report;
 pub mod rng;
 pub mod run;
+pub mod spread;
 pub mod topology;
 
 pub use generate::{Generator, Options, Request};

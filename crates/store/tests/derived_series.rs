@@ -293,6 +293,29 @@ async fn bookinfo_sidecar_traffic_gives_istios_request_series() {
         "{total_ms} vs {spans_ms}"
     );
 
+    // One workload over the last minutes: a read that looks its few buckets up among the
+    // cells in memory rather than walking them all, with the same counts.
+    let now = now_ms() as i64;
+    let narrow = store
+        .store
+        .select(
+            &[
+                Matcher::equal("__name__", "istio_requests_total"),
+                Matcher::equal("reporter", "destination"),
+                Matcher::equal("destination_workload", "reviews-v2"),
+            ],
+            now - 120_000,
+            now + 60_000,
+        )
+        .unwrap();
+    let reviews: BTreeMap<_, _> = expected
+        .iter()
+        .filter(|(k, _)| k.0 == "destination" && k.2 == "reviews-v2")
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    assert!(!reviews.is_empty());
+    assert_eq!(observed(&narrow), reviews);
+
     // Counters never decrease, and the buckets are cumulative in `le`.
     for s in &requests {
         assert!(s.samples.windows(2).all(|w| w[0].value <= w[1].value));

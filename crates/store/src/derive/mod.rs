@@ -97,6 +97,11 @@ struct Resident {
 struct State {
     registry: Registry,
     resident: HashMap<CellKey, Resident>,
+    /// The newest bucket end ever resident and whether every one was a multiple of the step:
+    /// a read looks its few buckets up instead of walking every resident cell.
+    resident_newest: u64,
+    resident_aligned: bool,
+    step_ms: u64,
     /// Every Istio series' sum over the buckets kept.
     totals: HashMap<u32, IstioCell>,
     next_seq: u64,
@@ -236,6 +241,9 @@ impl Derivation {
             state: Mutex::new(State {
                 registry,
                 resident: HashMap::new(),
+                resident_newest: 0,
+                resident_aligned: true,
+                step_ms,
                 totals,
                 next_seq: 1,
             }),
@@ -489,6 +497,11 @@ impl State {
         key: CellKey,
     ) -> Result<&mut Resident, StoreError> {
         let (family, id, bucket) = key;
+        // Every cell made resident passes here (a new bucket is inserted just before).
+        self.resident_newest = self.resident_newest.max(bucket);
+        if bucket.checked_rem(self.step_ms) != Some(0) {
+            self.resident_aligned = false;
+        }
         match self.resident.entry(key) {
             std::collections::hash_map::Entry::Occupied(entry) => Ok(entry.into_mut()),
             std::collections::hash_map::Entry::Vacant(entry) => {

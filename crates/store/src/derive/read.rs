@@ -58,14 +58,48 @@ impl Derivation {
                 })
                 .collect();
             found.sort_unstable_by_key(|s| s.id);
-            for (key, resident) in &state.resident {
-                if key.0 != family || key.2 <= after_ms || key.2 > until_ms {
-                    continue;
+            // The resident cells in range: looked up bucket by bucket when that is fewer
+            // lookups than walking them all (a short range, few series).
+            let step = state.step_ms.max(1);
+            let first = after_ms
+                .checked_div(step)
+                .and_then(|n| n.checked_add(1))
+                .and_then(|n| n.checked_mul(step));
+            let last = until_ms.min(state.resident_newest);
+            let lookups = match first {
+                Some(first) if first <= last => {
+                    (last.saturating_sub(first).checked_div(step).unwrap_or(0))
+                        .saturating_add(1)
+                        .saturating_mul(found.len() as u64)
                 }
-                if let Ok(at) = found.binary_search_by_key(&key.1, |s| s.id)
-                    && let Some(series) = found.get_mut(at)
-                {
-                    series.cells.insert(key.2, resident.cell.clone());
+                _ => 0,
+            };
+            if state.resident_aligned && lookups < state.resident.len() as u64 {
+                if let Some(first) = first {
+                    for series in &mut found {
+                        let mut bucket = first;
+                        while bucket <= last {
+                            if let Some(resident) = state.resident.get(&(family, series.id, bucket))
+                            {
+                                series.cells.insert(bucket, resident.cell.clone());
+                            }
+                            match bucket.checked_add(step) {
+                                Some(next) => bucket = next,
+                                None => break,
+                            }
+                        }
+                    }
+                }
+            } else {
+                for (key, resident) in &state.resident {
+                    if key.0 != family || key.2 <= after_ms || key.2 > until_ms {
+                        continue;
+                    }
+                    if let Ok(at) = found.binary_search_by_key(&key.1, |s| s.id)
+                        && let Some(series) = found.get_mut(at)
+                    {
+                        series.cells.insert(key.2, resident.cell.clone());
+                    }
                 }
             }
             found

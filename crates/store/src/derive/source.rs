@@ -16,7 +16,7 @@ use meshtrace_metrics::{
     SourceError,
 };
 
-use super::cell::{Cell, Hist, IstioCell};
+use super::cell::{BUCKETS, Cell, Hist, IstioCell};
 use super::read::ReadError;
 use super::series::Family;
 use crate::Store;
@@ -45,6 +45,14 @@ impl Histogram {
             Histogram::Duration => ISTIO_REQUEST_DURATION,
             Histogram::RequestBytes => ISTIO_REQUEST_BYTES,
             Histogram::ResponseBytes => ISTIO_RESPONSE_BYTES,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Histogram::Duration => 0,
+            Histogram::RequestBytes => 1,
+            Histogram::ResponseBytes => 2,
         }
     }
 
@@ -169,7 +177,20 @@ impl SeriesSource for Store {
             )));
         }
         let le_matchers: Vec<&Matcher> = matchers.iter().filter(|m| m.name == "le").collect();
+        let columns = columns(&wanted, &le_matchers);
+        if columns.is_empty() {
+            return Ok(Vec::new());
+        }
+        let needs_buckets = Histogram::ALL.map(|h| {
+            columns
+                .iter()
+                .any(|c| matches!(c.value, Value::Bucket(b, _) if b == h))
+        });
         let mut out = Vec::new();
+        // One row of values per sample time, reused: the row at the last time before the
+        // series' first request, and the row being built.
+        let mut zero_row = vec![0.0; columns.len()];
+        let mut row = vec![0.0; columns.len()];
         for series in data {
             let Some(mut running) = series.total else {
                 continue;
@@ -180,10 +201,14 @@ impl SeriesSource for Store {
                     running.subtract(cell);
                 }
             }
-            let mut values: Vec<(i64, IstioCell)> = Vec::with_capacity(times.len());
+            let mut samples: Vec<Vec<Sample>> = columns
+                .iter()
+                .map(|_| Vec::with_capacity(times.len()))
+                .collect();
             // The last sample time before the series' first request: its counters were 0 then,
             // as a proxy's would read before its first request, so a rate sees that request.
-            let mut zero: Option<(i64, IstioCell)> = None;
+            let mut zero: Option<i64> = None;
+            let mut started = false;
             let mut cells = series.cells.iter().peekable();
             for (at, upto) in &times {
                 while let Some((bucket, cell)) = cells.peek() {
@@ -197,14 +222,17 @@ impl SeriesSource for Store {
                 }
                 if running.requests() > 0 {
                     if let Some(zero) = zero.take() {
-                        values.push(zero);
+                        push_row(&mut samples, zero, &zero_row);
                     }
-                    values.push((*at, running.clone()));
-                } else if values.is_empty() {
-                    zero = Some((*at, running.clone()));
+                    fill_row(&mut row, &columns, &running, needs_buckets);
+                    push_row(&mut samples, *at, &row);
+                    started = true;
+                } else if !started {
+                    fill_row(&mut zero_row, &columns, &running, needs_buckets);
+                    zero = Some(*at);
                 }
             }
-            if values.is_empty() {
+            if !started {
                 continue;
             }
             let base: Vec<(String, String)> = ISTIO_LABELS
@@ -212,8 +240,17 @@ impl SeriesSource for Store {
                 .zip(series.labels.iter())
                 .map(|(name, value)| (name.to_string(), value.to_string()))
                 .collect();
-            for (name, member) in &wanted {
-                emit(&mut out, name, *member, &base, &values, &le_matchers);
+            for (column, samples) in columns.iter().zip(samples) {
+                let mut pairs = Vec::with_capacity(base.len().saturating_add(2));
+                pairs.extend(base.iter().cloned());
+                pairs.push((METRIC_NAME.to_string(), column.name.clone()));
+                if let Some(le) = &column.le {
+                    pairs.push(("le".to_string(), le.clone()));
+                }
+                out.push(Series {
+                    labels: Labels::new(pairs),
+                    samples,
+                });
             }
         }
         Ok(out)
@@ -287,52 +324,96 @@ fn sample_times(start: u64, end: u64, step: u64, now: u64) -> Vec<(i64, u64)> {
     times
 }
 
-fn emit(
-    out: &mut Vec<Series>,
-    name: &str,
-    member: Member,
-    base: &[(String, String)],
-    values: &[(i64, IstioCell)],
-    le_matchers: &[&Matcher],
-) {
-    let series = |le: Option<String>, value: &dyn Fn(&IstioCell) -> f64| {
-        let le_value = le.clone().unwrap_or_default();
-        if !le_matchers.iter().all(|m| m.matches(&le_value)) {
-            return None;
+/// What one returned series holds at each sample time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Value {
+    Requests,
+    Sum(Histogram),
+    Count(Histogram),
+    /// The cumulative count of the buckets up to this one (its index in `ISTIO_BUCKETS`, or
+    /// past them for `+Inf`).
+    Bucket(Histogram, usize),
+}
+
+/// One series returned for each label set: its metric name, `le` and value.
+struct Column {
+    name: String,
+    le: Option<String>,
+    value: Value,
+}
+
+/// The series each label set returns for the members asked, in the order they are returned:
+/// per member, and for a `_bucket` member per bound that the `le` matchers keep.
+fn columns(wanted: &[(String, Member)], le_matchers: &[&Matcher]) -> Vec<Column> {
+    let keeps = |le: &str| le_matchers.iter().all(|m| m.matches(le));
+    let mut out = Vec::new();
+    for (name, member) in wanted {
+        let single = match member {
+            Member::Requests => Some(Value::Requests),
+            Member::Sum(h) => Some(Value::Sum(*h)),
+            Member::Count(h) => Some(Value::Count(*h)),
+            Member::Bucket(_) => None,
+        };
+        if let Some(value) = single {
+            if keeps("") {
+                out.push(Column {
+                    name: name.clone(),
+                    le: None,
+                    value,
+                });
+            }
+            continue;
         }
-        let mut pairs = base.to_vec();
-        pairs.push((METRIC_NAME.to_string(), name.to_string()));
-        if let Some(le) = le {
-            pairs.push(("le".to_string(), le));
-        }
-        Some(Series {
-            labels: Labels::new(pairs),
-            samples: values
-                .iter()
-                .map(|(at, cell)| Sample {
-                    timestamp_ms: *at,
-                    value: value(cell),
-                })
-                .collect(),
-        })
-    };
-    match member {
-        Member::Requests => out.extend(series(None, &|c| c.requests() as f64)),
-        Member::Sum(h) => out.extend(series(None, &|c| h.of(c).sum)),
-        Member::Count(h) => out.extend(series(None, &|c| h.of(c).count() as f64)),
-        Member::Bucket(h) => {
-            for at in 0..=ISTIO_BUCKETS.len() {
-                let bound = ISTIO_BUCKETS.get(at).map_or("+Inf".to_string(), |b| le(*b));
-                let cumulative = move |c: &IstioCell| {
-                    h.of(c)
-                        .buckets
-                        .iter()
-                        .take(at.saturating_add(1))
-                        .fold(0u64, |n, b| n.saturating_add(*b)) as f64
-                };
-                out.extend(series(Some(bound), &cumulative));
+        let Member::Bucket(h) = member else {
+            continue;
+        };
+        for at in 0..=ISTIO_BUCKETS.len() {
+            let bound = ISTIO_BUCKETS.get(at).map_or("+Inf".to_string(), |b| le(*b));
+            if keeps(&bound) {
+                out.push(Column {
+                    name: name.clone(),
+                    le: Some(bound),
+                    value: Value::Bucket(*h, at),
+                });
             }
         }
+    }
+    out
+}
+
+/// Every column's value for the counters `cell`.
+fn fill_row(row: &mut [f64], columns: &[Column], cell: &IstioCell, buckets: [bool; 3]) {
+    // Cumulative bucket counts of each histogram a column asks, summed once for the row.
+    let mut cumulative = [[0u64; BUCKETS]; 3];
+    for ((h, wanted), sums) in Histogram::ALL.iter().zip(buckets).zip(&mut cumulative) {
+        if wanted {
+            let mut n = 0u64;
+            for (sum, count) in sums.iter_mut().zip(&h.of(cell).buckets) {
+                n = n.saturating_add(*count);
+                *sum = n;
+            }
+        }
+    }
+    for (slot, column) in row.iter_mut().zip(columns) {
+        *slot = match column.value {
+            Value::Requests => cell.requests() as f64,
+            Value::Sum(h) => h.of(cell).sum,
+            Value::Count(h) => h.of(cell).count() as f64,
+            Value::Bucket(h, at) => cumulative
+                .get(h.index())
+                .and_then(|sums| sums.get(at))
+                .copied()
+                .unwrap_or(0) as f64,
+        };
+    }
+}
+
+fn push_row(samples: &mut [Vec<Sample>], timestamp_ms: i64, row: &[f64]) {
+    for (column, value) in samples.iter_mut().zip(row) {
+        column.push(Sample {
+            timestamp_ms,
+            value: *value,
+        });
     }
 }
 
