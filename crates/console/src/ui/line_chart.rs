@@ -11,12 +11,12 @@
     clippy::arithmetic_side_effects
 )]
 
+use super::plot::{Frame, nice_ceiling};
+
 pub const WIDTH: f64 = 620.0;
 pub const HEIGHT: f64 = 260.0;
-const LEFT: f64 = 72.0;
-const RIGHT: f64 = 12.0;
-const TOP: f64 = 12.0;
-const BOTTOM: f64 = 34.0;
+/// The margins: left, right, top, bottom.
+const MARGINS: [f64; 4] = [72.0, 12.0, 12.0, 34.0];
 /// Series drawn on one chart; the rest are counted, not drawn.
 pub const MAX_SERIES: usize = 12;
 /// Span points drawn on the duration chart.
@@ -135,12 +135,7 @@ pub struct Chart {
     pub id: &'static str,
     pub title: &'static str,
     pub unit: &'static str,
-    pub width: f64,
-    pub height: f64,
-    pub left: f64,
-    pub right: f64,
-    pub top: f64,
-    pub bottom: f64,
+    pub frame: Frame,
     pub x_ticks: Vec<Tick>,
     pub y_ticks: Vec<Tick>,
     pub series: Vec<Drawn>,
@@ -151,25 +146,6 @@ pub struct Chart {
     pub empty: bool,
 }
 
-/// A round step near `range / 4` (1, 2 or 5 times a power of ten).
-fn nice_step(range: f64) -> f64 {
-    if range.is_nan() || range <= 0.0 {
-        return 1.0;
-    }
-    let raw = range / 4.0;
-    let power = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
-        .into_iter()
-        .map(|m| m * power)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * power);
-    if step.is_finite() && step > 0.0 {
-        step
-    } else {
-        1.0
-    }
-}
-
 /// Lays out one chart over `[start, end]` (unix seconds).
 pub fn chart(
     (id, title, unit): (&'static str, &'static str, Unit),
@@ -178,7 +154,8 @@ pub fn chart(
     spans: &[SpanInput],
 ) -> Chart {
     let (start, end) = (window.0, window.1.max(window.0 + 1.0));
-    let (plot_w, plot_h) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
+    let frame = Frame::new(WIDTH, HEIGHT, MARGINS);
+    let (plot_w, plot_h) = (frame.plot_width(), frame.plot_height());
     let hidden = inputs.len().saturating_sub(MAX_SERIES);
     let drawn_inputs: Vec<Input> = inputs.into_iter().take(MAX_SERIES).collect();
     let span_list = spans.get(..MAX_SPAN_POINTS.min(spans.len())).unwrap_or(&[]);
@@ -188,14 +165,15 @@ pub fn chart(
         .chain(span_list.iter().map(|s| s.duration))
         .filter(|v| v.is_finite())
         .fold(0.0f64, f64::max);
-    let step = nice_step(max);
+    // A round step near a quarter of the range.
+    let step = nice_ceiling(max / 4.0);
     let top_value = if max <= 0.0 {
         step * 4.0
     } else {
         (max / step).ceil() * step
     };
-    let x = |t: f64| LEFT + (t - start) / (end - start) * plot_w;
-    let y = |v: f64| TOP + plot_h - v / top_value * plot_h;
+    let x = |t: f64| frame.left + (t - start) / (end - start) * plot_w;
+    let y = |v: f64| frame.bottom - v / top_value * plot_h;
     let mut y_ticks = Vec::new();
     let mut v = 0.0;
     while v <= top_value * 1.000_001 {
@@ -273,12 +251,7 @@ pub fn chart(
         id,
         title,
         unit: unit.label(),
-        width: WIDTH,
-        height: HEIGHT,
-        left: LEFT,
-        right: WIDTH - RIGHT,
-        top: TOP,
-        bottom: TOP + plot_h,
+        frame,
         x_ticks,
         y_ticks,
         series,

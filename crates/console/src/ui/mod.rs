@@ -20,6 +20,7 @@ mod links;
 mod lists;
 mod metrics_stats;
 mod metrics_tab;
+mod plot;
 mod scatter;
 mod shell;
 mod spans;

@@ -6,12 +6,12 @@ use meshtrace_mesh::stats::TraceSummary;
 
 use meshtrace_model::time::{format_duration, format_time};
 
+use super::plot::{Frame, nice_ceiling};
+
 pub const WIDTH: f64 = 960.0;
 pub const HEIGHT: f64 = 320.0;
-const LEFT: f64 = 70.0;
-const RIGHT: f64 = 20.0;
-const TOP: f64 = 16.0;
-const BOTTOM: f64 = 40.0;
+/// The margins: left, right, top, bottom.
+const MARGINS: [f64; 4] = [70.0, 20.0, 16.0, 40.0];
 
 #[derive(Debug, Clone)]
 pub struct Point {
@@ -37,12 +37,7 @@ pub struct Tick {
 
 #[derive(Debug, Clone)]
 pub struct Chart {
-    pub width: f64,
-    pub height: f64,
-    pub left: f64,
-    pub right: f64,
-    pub top: f64,
-    pub bottom: f64,
+    pub frame: Frame,
     pub points: Vec<Point>,
     pub x_ticks: Vec<Tick>,
     pub y_ticks: Vec<Tick>,
@@ -67,12 +62,14 @@ pub fn chart(
     };
     let top_value = traces.iter().map(value).max().unwrap_or(0).max(1000);
     let y_max = nice_ceiling(top_value as f64 * 1.1);
-    let (plot_w, plot_h) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
+    let frame = Frame::new(WIDTH, HEIGHT, MARGINS);
+    let (plot_w, plot_h) = (frame.plot_width(), frame.plot_height());
     let x = |t: u64| {
-        LEFT + t.clamp(start, end).saturating_sub(start) as f64 / end.saturating_sub(start) as f64
-            * plot_w
+        frame.left
+            + t.clamp(start, end).saturating_sub(start) as f64 / end.saturating_sub(start) as f64
+                * plot_w
     };
-    let y = |v: u64| TOP + plot_h - (v as f64 / y_max) * plot_h;
+    let y = |v: u64| frame.bottom - (v as f64 / y_max) * plot_h;
 
     let mut points: Vec<Point> = traces
         .iter()
@@ -143,12 +140,7 @@ pub fn chart(
         })
         .collect();
     Chart {
-        width: WIDTH,
-        height: HEIGHT,
-        left: LEFT,
-        right: WIDTH - RIGHT,
-        top: TOP,
-        bottom: HEIGHT - BOTTOM,
+        frame,
         points,
         x_ticks,
         y_ticks,
@@ -158,16 +150,6 @@ pub fn chart(
             "trace duration"
         },
     }
-}
-
-/// The smallest 1, 2 or 5 × 10ⁿ at or above `v`.
-fn nice_ceiling(v: f64) -> f64 {
-    let magnitude = 10f64.powf(v.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * magnitude)
-        .find(|c| *c >= v)
-        .unwrap_or(10.0 * magnitude)
 }
 
 #[cfg(test)]
