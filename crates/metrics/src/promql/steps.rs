@@ -4,6 +4,8 @@
 //! for operators that combine series) and [`Collector`] (output series by label set, refusing
 //! two points of the same label set at one step as Prometheus does).
 
+use std::collections::hash_map::Entry;
+
 use crate::{FastMap, FastSet};
 
 use super::QueryError;
@@ -89,16 +91,19 @@ pub(crate) struct Collector {
 impl Collector {
     /// The slot of `labels`, created on first use.
     pub fn slot(&mut self, labels: Labels) -> usize {
-        if let Some(&slot) = self.index.get(&labels) {
-            return slot;
+        // One hash a call: the entry serves both the lookup and the insert.
+        let next = self.series.len();
+        match self.index.entry(labels) {
+            Entry::Occupied(entry) => *entry.get(),
+            Entry::Vacant(entry) => {
+                self.series.push(StepSeries {
+                    labels: entry.key().clone(),
+                    points: Vec::new(),
+                });
+                entry.insert(next);
+                next
+            }
         }
-        let slot = self.series.len();
-        self.index.insert(labels.clone(), slot);
-        self.series.push(StepSeries {
-            labels,
-            points: Vec::new(),
-        });
-        slot
     }
 
     pub fn push(&mut self, slot: usize, step: u32, value: f64) {
