@@ -42,22 +42,10 @@ fn now_s() -> u64 {
 fn heatmap_queries(trace: &[Span], query_time: u64) -> Value {
     let mut queries = Vec::new();
     for span in trace.iter().take(8) {
-        let text = |k: &str| {
-            span.tag(k)
-                .map(|v| v.as_text().to_string())
-                .unwrap_or_default()
-        };
-        let node = text("node_id");
-        // sidecar~IP~<pod>.<ns>~...: the pod less its ReplicaSet hash and suffix.
-        let pod_ns = node.split('~').nth(2).unwrap_or_default();
-        let (pod, ns) = pod_ns.split_once('.').unwrap_or((pod_ns, ""));
-        let parts: Vec<&str> = pod.split('-').collect();
-        let workload = parts[..parts.len().saturating_sub(2).max(1)].join("-");
-        let direction = if text("upstream_cluster").starts_with("inbound") {
-            "inbound"
-        } else {
-            "outbound"
-        };
+        // The workload of the pod in `node_id` and the direction of `upstream_cluster`, as the
+        // console's span enrichment reads them.
+        let info = meshtrace_mesh::span_info(span);
+        let (ns, workload, direction) = (info.namespace, info.workload, info.direction);
         for interval in ["10m", "60m", "3h"] {
             queries.push(json!({
                 "target": {"namespace": ns, "name": workload, "kind": "workload"},
@@ -183,7 +171,6 @@ fn main() {
         let store = Arc::new(Store::in_memory(Duration::from_secs(4 * 3600)));
         let started = Instant::now();
         let mut written = 0;
-        // Kiali compares the Envoy spans: the sidecars' and the gateway's.
         let window_us = 3 * 3600 * 1_000_000;
         let trace = spread(&mut generator, spans_wanted, start_us, window_us, |batch| {
             store.write(batch).unwrap();
