@@ -96,14 +96,14 @@ struct Resident {
 
 struct State {
     registry: Registry,
-    resident: HashMap<CellKey, Resident>,
+    resident: HashMap<CellKey, Resident, RandomState>,
     /// The newest bucket end ever resident and whether every one was a multiple of the step:
     /// a read looks its few buckets up instead of walking every resident cell.
     resident_newest: u64,
     resident_aligned: bool,
     step_ms: u64,
     /// Every Istio series' sum over the buckets kept.
-    totals: HashMap<u32, IstioCell>,
+    totals: HashMap<u32, IstioCell, RandomState>,
     next_seq: u64,
 }
 
@@ -203,7 +203,7 @@ impl Derivation {
             }
             Ok(true)
         })?;
-        let mut totals: HashMap<u32, IstioCell> = HashMap::new();
+        let mut totals: HashMap<u32, IstioCell, RandomState> = HashMap::default();
         kv.scan(Table::MetricCells, &[], &[0xff], false, &mut |k, v| {
             let Some((family, id, bucket)) = parse_cell_key(k) else {
                 damage.record(
@@ -240,7 +240,7 @@ impl Derivation {
             pair_wait: options.pair_wait,
             state: Mutex::new(State {
                 registry,
-                resident: HashMap::new(),
+                resident: HashMap::default(),
                 resident_newest: 0,
                 resident_aligned: true,
                 step_ms,
