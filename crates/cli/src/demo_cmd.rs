@@ -35,6 +35,8 @@ pub struct DemoArgs {
     pub metrics_listen: std::net::SocketAddr,
     #[command(flatten)]
     pub metrics: crate::metrics_args::MetricsArgs,
+    #[command(flatten)]
+    pub jaeger_ui: crate::jaeger_ui_args::JaegerUiArgs,
 }
 
 impl DemoArgs {
@@ -45,6 +47,7 @@ impl DemoArgs {
 
     async fn serve(self) -> anyhow::Result<()> {
         let generator = self.traffic.generator()?;
+        let jaeger_ui = self.jaeger_ui.load()?;
         let temporary;
         let dir = match &self.data_dir {
             Some(dir) => {
@@ -73,6 +76,7 @@ impl DemoArgs {
             max_body: 16 << 20,
             retention_interval: Duration::from_secs(60),
             limits: meshtrace_listen::Limits::default(),
+            jaeger_ui,
         };
         let server = tokio::spawn(serve(store, listeners, options, async {
             let _ = store_stopped.await;
@@ -131,7 +135,9 @@ impl DemoArgs {
             "  Jaeger query API  http://{}/api/services",
             bound.query_http
         );
-
+        if self.jaeger_ui.jaeger_ui.is_some() {
+            println!("  Jaeger UI         http://{}/search", bound.query_http);
+        }
         println!("  OTLP/gRPC ingest  {}", bound.otlp_grpc);
         println!("  OTLP/HTTP ingest  http://{}/v1/traces", bound.otlp_http);
         println!("  Zipkin ingest     http://{}/api/v2/spans", bound.zipkin);

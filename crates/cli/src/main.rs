@@ -7,6 +7,7 @@ mod address_args;
 mod config_cmd;
 mod demo_cmd;
 mod diagnose_cmd;
+mod jaeger_ui_args;
 mod listen_args;
 mod metrics_args;
 mod serve_cmd;

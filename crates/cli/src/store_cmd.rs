@@ -44,6 +44,8 @@ pub struct StoreArgs {
     pub limits: crate::listen_args::ListenArgs,
     #[command(flatten)]
     pub metrics: crate::metrics_args::MetricsArgs,
+    #[command(flatten)]
+    pub jaeger_ui: crate::jaeger_ui_args::JaegerUiArgs,
 }
 
 fn parse_retention(text: &str) -> Result<Duration, String> {
@@ -83,6 +85,7 @@ impl StoreArgs {
     }
 
     async fn serve(self) -> anyhow::Result<()> {
+        let jaeger_ui = self.jaeger_ui.load()?;
         let options = StoreOptions {
             retention: self.retention,
             dictionary_max_entries: self.dictionary_max_entries,
@@ -108,6 +111,7 @@ impl StoreArgs {
             max_body: self.max_body,
             retention_interval: Duration::from_secs(60),
             limits: self.limits.limits(),
+            jaeger_ui,
         };
         serve(
             Arc::new(store),

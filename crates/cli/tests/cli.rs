@@ -112,3 +112,41 @@ fn show_prints_prometheus_secrets_as_xxx() {
         "{yaml}"
     );
 }
+
+#[test]
+fn a_jaeger_ui_that_cannot_be_served_stops_the_start_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-build");
+    let output = meshtrace(&[
+        "store",
+        "--memory",
+        "--otlp-grpc",
+        "127.0.0.1:0",
+        "--otlp-http",
+        "127.0.0.1:0",
+        "--zipkin",
+        "127.0.0.1:0",
+        "--query-http",
+        "127.0.0.1:0",
+        "--query-grpc",
+        "127.0.0.1:0",
+        "--jaeger-ui",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "cannot serve the Jaeger UI in {}",
+            missing.display()
+        )) && stderr.contains(&format!(
+            "cannot read {}",
+            missing.join("index.html").display()
+        )),
+        "{stderr}"
+    );
+    // A config without the UI it configures is refused by the parser.
+    let output = meshtrace(&["store", "--memory", "--jaeger-ui-config", "ui.json"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("--jaeger-ui <DIR>"));
+}

@@ -72,6 +72,11 @@ impl ErrorCode {
 
 /// A query that failed: its kind and the message the reader sees. The query surfaces (HTTP v1,
 /// HTTP v3, gRPC) each write it in their own body ([`HttpError`], `tonic::Status`).
+/// What the query port answers for a path it has no route for: Go's mux's words, as Jaeger's.
+pub fn unknown_route() -> Response {
+    (ErrorCode::NotFound.http_status(), "404 page not found\n").into_response()
+}
+
 #[derive(Debug)]
 pub struct QueryError {
     pub code: ErrorCode,

@@ -26,6 +26,7 @@ mod error;
 mod group;
 mod grpc_query;
 pub mod ingest;
+pub mod jaeger_ui;
 mod keys;
 mod kv;
 mod layout;

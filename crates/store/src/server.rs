@@ -17,9 +17,10 @@ use meshtrace_model::time::now_micros;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::error::ErrorCode;
+use crate::error::unknown_route;
 use crate::grpc_query::{QueryV2, QueryV3};
 use crate::ingest::{Ingest, OtlpGrpc, otlp_http_routes, zipkin_routes};
+use crate::jaeger_ui::JaegerUi;
 use crate::{Store, api_v1, api_v3, archive, metrics, monitor, transform};
 
 /// Where each listener binds.
@@ -89,12 +90,15 @@ pub struct ServeOptions {
     pub retention_interval: Duration,
     /// What every listener holds its clients to.
     pub limits: Limits,
+    /// A Jaeger UI build served on the query HTTP port (`--jaeger-ui`).
+    pub jaeger_ui: Option<JaegerUi>,
 }
 
 /// The Jaeger query HTTP API: v1 and v3 routes, `/api/transform` (bodies up to `max_body`), the
 /// archive, Jaeger's metrics API (`/api/metrics/*`), the store's own `/metrics`, and the
-/// Prometheus-compatible query API over the derived series under `/prometheus`.
-pub fn query_router(store: Arc<Store>, max_body: usize) -> Router {
+/// Prometheus-compatible query API over the derived series under `/prometheus`; with a Jaeger UI,
+/// its pages on the other paths.
+pub fn query_router(store: Arc<Store>, max_body: usize, jaeger_ui: Option<&JaegerUi>) -> Router {
     let source: Arc<dyn SeriesSource> = store.clone();
     // Kiali reads the scrape interval to choose its steps: the derivation's step plays that part.
     let options = ApiOptions {
@@ -105,17 +109,17 @@ pub fn query_router(store: Arc<Store>, max_body: usize) -> Router {
         ..ApiOptions::default()
     };
     let prometheus = prometheus_router(source, options);
-    api_v1::routes()
+    let api = api_v1::routes()
         .merge(api_v3::routes())
         .merge(transform::routes(max_body))
         .merge(archive::routes())
         .merge(monitor::routes())
-        .merge(metrics::routes())
-        .fallback(|| async {
-            // Go's mux writes this for a route it does not know.
-            (ErrorCode::NotFound.http_status(), "404 page not found\n")
-        })
-        .with_state(store.clone())
+        .merge(metrics::routes());
+    let api = match jaeger_ui {
+        Some(ui) => api.merge(ui.routes(store.derivation().is_some())),
+        None => api.fallback(|| async { unknown_route() }),
+    };
+    api.with_state(store.clone())
         .nest("/prometheus", prometheus)
         // Every route, the fallback and the nested API timed under their templates.
         .layer(axum::middleware::from_fn_with_state(
@@ -178,7 +182,7 @@ pub async fn serve(
     );
     let query = http(
         listeners.query_http,
-        query_router(store.clone(), options.max_body),
+        query_router(store.clone(), options.max_body, options.jaeger_ui.as_ref()),
         stop_rx.clone(),
     );
     let pairing = pairing_task(store.clone(), stop_rx.clone());
@@ -299,6 +303,7 @@ impl LoopbackServer {
             max_body,
             retention_interval: Duration::from_secs(3600),
             limits: Limits::default(),
+            jaeger_ui: None,
         };
         Self::start_with(store, options).await
     }

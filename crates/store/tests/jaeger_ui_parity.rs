@@ -228,6 +228,7 @@ async fn archiving_an_unknown_or_malformed_trace_answers_as_jaeger() {
 
 async fn start(store: Arc<Store>) -> (LoopbackServer, String) {
     let options = ServeOptions {
+        jaeger_ui: None,
         max_body: 16 << 20,
         retention_interval: Duration::from_millis(200),
         limits: Limits::default(),

@@ -22,6 +22,7 @@ const NOW_US: u64 = 1_900_000_000_000_000;
 async fn start(max_connections: usize) -> (LoopbackServer, reqwest::Client) {
     let store = Arc::new(Store::in_memory(Duration::from_secs(1 << 40)));
     let options = ServeOptions {
+        jaeger_ui: None,
         max_body: 1 << 20,
         retention_interval: Duration::from_secs(3600),
         limits: Limits {

@@ -349,6 +349,7 @@ async fn tables_and_retention_passes_are_shown() {
         Store::open_with(dir.path(), &StoreOptions::new(Duration::from_secs(3600))).unwrap(),
     );
     let options = ServeOptions {
+        jaeger_ui: None,
         max_body: 16 << 20,
         retention_interval: Duration::from_millis(200),
         limits: Default::default(),

@@ -28,6 +28,7 @@ pub fn server_role() {
             .unwrap();
         println!("ready {}", listeners.addresses().unwrap().otlp_grpc);
         let options = ServeOptions {
+            jaeger_ui: None,
             max_body: 64 << 20,
             retention_interval: Duration::from_secs(3600),
             limits: meshtrace_store::server::Limits::default(),
