@@ -1,11 +1,16 @@
 //! Behaviour of `load_str` that the corpus does not show line by line: the values Kiali
 //! would end up with.
 
-use meshtrace_config::{AuthType, InputShape, Location, Provider, load_str};
+use meshtrace_config::{AuthType, InputShape, Loaded, Location, Provider, load_str};
 
 fn tracing_yaml(body: &str) -> String {
     let indented: String = body.lines().map(|l| format!("    {l}\n")).collect();
     format!("external_services:\n  tracing:\n{indented}")
+}
+
+/// The configuration with `body` as its tracing section (which the test means to be valid).
+fn load_tracing(body: &str) -> Loaded {
+    load_str(&tracing_yaml(body)).unwrap()
 }
 
 #[test]
@@ -34,10 +39,9 @@ fn defaults_are_kialis() {
 
 #[test]
 fn deprecated_keys_map_onto_new_ones_and_win_like_in_kiali() {
-    let loaded = load_str(&tracing_yaml(
+    let loaded = load_tracing(
         "enabled: true\ninternal_url: http://new:16685\nin_cluster_url: http://old:16685\nurl: http://browser",
-    ))
-    .unwrap();
+    );
     assert_eq!(loaded.config.tracing.internal_url, "http://old:16685");
     assert_eq!(loaded.config.tracing.external_url, "http://browser");
     let messages: Vec<&str> = loaded.warnings.iter().map(|w| w.message.as_str()).collect();
@@ -47,10 +51,7 @@ fn deprecated_keys_map_onto_new_ones_and_win_like_in_kiali() {
 
 #[test]
 fn an_empty_deprecated_key_changes_nothing() {
-    let loaded = load_str(&tracing_yaml(
-        "internal_url: http://new:16685\nin_cluster_url: \"\"",
-    ))
-    .unwrap();
+    let loaded = load_tracing("internal_url: http://new:16685\nin_cluster_url: \"\"");
     assert_eq!(loaded.config.tracing.internal_url, "http://new:16685");
     assert!(loaded.warnings.is_empty());
 }
@@ -153,7 +154,7 @@ fn a_near_miss_of_a_section_gets_a_warning() {
 
 #[test]
 fn custom_header_names_keep_their_case() {
-    let loaded = load_str(&tracing_yaml("custom_headers:\n  X-Scope-OrgID: tenant-a")).unwrap();
+    let loaded = load_tracing("custom_headers:\n  X-Scope-OrgID: tenant-a");
     let headers = &loaded.config.tracing.custom_headers;
     assert_eq!(
         headers.get("X-Scope-OrgID").map(String::as_str),
@@ -166,11 +167,10 @@ fn credentials_are_read_from_files_when_used() {
     let dir = tempfile::tempdir().unwrap();
     let password = dir.path().join("password");
     std::fs::write(&password, "first\n").unwrap();
-    let loaded = load_str(&tracing_yaml(&format!(
+    let loaded = load_tracing(&format!(
         "auth:\n  type: basic\n  username: admin\n  password: {}",
         password.display()
-    )))
-    .unwrap();
+    ));
     let auth = &loaded.config.tracing.auth;
     assert_eq!(auth.username.resolve().unwrap(), "admin");
     assert_eq!(auth.password.resolve().unwrap(), "first");
@@ -180,10 +180,9 @@ fn credentials_are_read_from_files_when_used() {
 
 #[test]
 fn no_secret_reaches_debug_output_or_the_effective_view() {
-    let loaded = load_str(&tracing_yaml(
+    let loaded = load_tracing(
         "enabled: true\ninternal_url: http://user:pw-SECRET@jaeger:16686\nuse_grpc: false\ncustom_headers:\n  Authorization: Bearer tok-SECRET\nauth:\n  type: bearer\n  token: tok-SECRET",
-    ))
-    .unwrap();
+    );
     let debug = format!("{:?}", loaded.config.tracing.auth);
     assert!(!debug.contains("SECRET"), "{debug}");
     let view = meshtrace_config::effective(&loaded.config).to_string();
