@@ -38,3 +38,12 @@ pub async fn serve(app: axum::Router) -> std::net::SocketAddr {
     });
     address
 }
+
+/// A client that reports redirects instead of following them, as the tests of where a server
+/// sends the browser need.
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a reqwest client")
+}
