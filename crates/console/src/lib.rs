@@ -37,6 +37,8 @@ mod ui;
 
 mod metrics;
 mod same_origin;
+#[cfg(test)]
+mod test_support;
 
 use std::future::Future;
 use std::sync::Arc;
