@@ -58,13 +58,14 @@ fn an_empty_deprecated_key_changes_nothing() {
 
 #[test]
 fn operator_defaults_follow_use_grpc_and_the_deployment_namespace() {
+    // A Kiali CR in the namespace `cr-ns` with `spec`, loaded.
     let cr = |spec: &str| {
-        format!("kind: Kiali\nmetadata:\n  name: k\n  namespace: cr-ns\nspec:\n{spec}")
+        load_str(&format!(
+            "kind: Kiali\nmetadata:\n  name: k\n  namespace: cr-ns\nspec:\n{spec}"
+        ))
+        .unwrap()
     };
-    let grpc = load_str(&cr(
-        "  external_services:\n    tracing:\n      enabled: true\n",
-    ))
-    .unwrap();
+    let grpc = cr("  external_services:\n    tracing:\n      enabled: true\n");
     assert_eq!(
         grpc.config.tracing.internal_url,
         "http://tracing.cr-ns:16685/jaeger"
@@ -72,10 +73,9 @@ fn operator_defaults_follow_use_grpc_and_the_deployment_namespace() {
     assert_eq!(grpc.config.server.web_root, "/kiali");
     assert_eq!(grpc.config.shape, InputShape::KialiCr { name: "k".into() });
 
-    let http = load_str(&cr(
+    let http = cr(
         "  deployment:\n    namespace: kiali\n  external_services:\n    tracing:\n      use_grpc: false\n",
-    ))
-    .unwrap();
+    );
     assert_eq!(
         http.config.tracing.internal_url,
         "http://tracing.kiali/jaeger"
@@ -87,10 +87,7 @@ fn operator_defaults_follow_use_grpc_and_the_deployment_namespace() {
         "http://tracing.istio-system:16685/jaeger"
     );
 
-    let explicit = load_str(&cr(
-        "  external_services:\n    tracing:\n      internal_url: http://j:16685\n",
-    ))
-    .unwrap();
+    let explicit = cr("  external_services:\n    tracing:\n      internal_url: http://j:16685\n");
     assert_eq!(explicit.config.tracing.internal_url, "http://j:16685");
 }
 
