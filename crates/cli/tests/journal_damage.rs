@@ -27,7 +27,7 @@ fn write_and_kill(dir: &Path, http: &reqwest::blocking::Client) {
     let now_ns = now_ns();
     let mut store = start(dir);
     for trace in 1..=TRACES {
-        post_batch(&http, &store.otlp_http, &batch(trace, now_ns));
+        post_batch(http, &store.otlp_http, &batch(trace, now_ns));
     }
     store.child.kill().unwrap(); // SIGKILL
     store.child.wait().unwrap();

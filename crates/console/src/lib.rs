@@ -37,8 +37,6 @@ mod ui;
 
 mod metrics;
 mod same_origin;
-#[cfg(test)]
-mod test_support;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -238,3 +236,6 @@ fn backend_for(
         .map(Arc::from)
         .map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod test_support;

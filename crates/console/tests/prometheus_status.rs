@@ -51,8 +51,7 @@ async fn prometheus(istio: usize) -> SocketAddr {
         }),
     );
     let app: axum::Router = axum::Router::new().nest("/prometheus", api);
-    let addr = meshtrace_testkit::http::serve(app).await;
-    addr
+    meshtrace_testkit::http::serve(app).await
 }
 
 async fn status(prometheus_yaml: &str) -> Value {

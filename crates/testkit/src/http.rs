@@ -34,7 +34,7 @@ pub async fn serve(app: axum::Router) -> std::net::SocketAddr {
     tokio::spawn(async move {
         axum::serve(listener, app)
             .await
-            .expect("the test server runs")
+            .expect("the test server runs");
     });
     address
 }
