@@ -1,11 +1,13 @@
 //! The Jaeger clients against a real `meshtrace store` over the wire, HTTP and gRPC, built from
 //! Kiali configurations as a user writes them.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use meshtrace_backend::{BackendError, Options, TraceQuery, TracingBackend, connect};
+use meshtrace_backend::{BackendError, TraceQuery, TracingBackend};
 use meshtrace_model::{KeyValue, Span, TraceId, Value};
 use meshtrace_store::Store;
 use meshtrace_store::server::{Addresses, LoopbackServer};
@@ -72,8 +74,7 @@ fn backend(internal_url: &str, use_grpc: bool, extra: &str) -> Box<dyn TracingBa
     let yaml = format!(
         "external_services:\n  tracing:\n    enabled: true\n    internal_url: {internal_url}\n    use_grpc: {use_grpc}\n    query_timeout: 2\n{extra}"
     );
-    let loaded = meshtrace_config::load_str(&yaml).unwrap();
-    connect(&loaded.config.tracing, &Options::default()).unwrap()
+    common::backend_from_yaml(&yaml)
 }
 
 fn query(base: u64, limit: usize) -> TraceQuery {

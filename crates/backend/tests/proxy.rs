@@ -387,9 +387,7 @@ async fn token_endpoint(lifetime: u64) -> (String, Arc<TokenLog>) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let address = meshtrace_testkit::http::serve(app).await;
     (format!("http://{address}/token"), log)
 }
 

@@ -3,6 +3,8 @@
 //! credentials into the errors the clients build — those are shown on the console's API, its
 //! pages and its logs. Echo servers on loopback answer 500/502 in text, JSON, HTML and gRPC.
 
+mod common;
+
 use std::convert::Infallible;
 use std::task::{Context, Poll};
 
@@ -11,7 +13,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use base64::Engine as _;
-use meshtrace_backend::{BackendError, Options, TraceQuery, TracingBackend, connect};
+use meshtrace_backend::{BackendError, TraceQuery, TracingBackend};
 
 const USER: &str = "kiali";
 /// Every secret holds `S3cr3t`, so no plain, JSON-, HTML- or form-encoded copy goes unseen;
@@ -115,9 +117,7 @@ async fn echo(
 
 async fn echo_server(mode: Echo) -> String {
     let app = axum::Router::new().fallback(echo).with_state(mode);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let address = meshtrace_testkit::http::serve(app).await;
     format!("http://{address}")
 }
 
@@ -130,8 +130,7 @@ fn backend(
     let yaml = format!(
         "external_services:\n  tracing:\n    enabled: true\n    provider: {provider}\n    use_grpc: {use_grpc}\n    internal_url: {internal_url}\n    query_timeout: 3\n    custom_headers:\n      X-Api-Key: {HEADER_VALUE}\n{extra}"
     );
-    let loaded = meshtrace_config::load_str(&yaml).unwrap_or_else(|e| panic!("{e:?}: {yaml}"));
-    connect(&loaded.config.tracing, &Options::default()).unwrap()
+    common::backend_from_yaml(&yaml)
 }
 
 fn basic() -> String {
@@ -242,9 +241,7 @@ async fn an_echoing_token_url_shows_neither_the_client_secret_nor_the_token() {
             )
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let address = meshtrace_testkit::http::serve(app).await;
     let oauth2 = format!(
         "    auth:\n      type: oauth2\n      insecure_skip_verify: true\n      oauth2:\n        token_url: http://{address}/token\n        client_id: {USER}\n        client_secret: {CLIENT_SECRET:?}\n"
     );

@@ -2,11 +2,13 @@
 //! the console elsewhere must not take the configured credentials and custom headers with it.
 //! Redirects within the backend's own origin are still followed.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Redirect};
-use meshtrace_backend::{Options, TracingBackend, connect};
+use meshtrace_backend::TracingBackend;
 
 const SECRET: &str = "hdr-S3cr3t";
 
@@ -25,9 +27,7 @@ async fn recorder() -> (String, Arc<Mutex<Vec<String>>>) {
             axum::Json(serde_json::json!({"data": [], "total": 0, "limit": 0, "offset": 0, "errors": null}))
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let address = meshtrace_testkit::http::serve(app).await;
     (format!("http://{address}"), seen)
 }
 
@@ -51,9 +51,7 @@ async fn redirector(target: Option<String>) -> (String, Arc<Mutex<Vec<String>>>)
             Redirect::temporary(&format!("{base}/moved{}", uri.path())).into_response()
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let address = meshtrace_testkit::http::serve(app).await;
     (format!("http://{address}"), seen)
 }
 
@@ -61,8 +59,7 @@ fn backend(internal_url: &str) -> Box<dyn TracingBackend> {
     let yaml = format!(
         "external_services:\n  tracing:\n    enabled: true\n    provider: jaeger\n    use_grpc: false\n    internal_url: {internal_url}\n    query_timeout: 3\n    custom_headers:\n      X-Api-Key: {SECRET}\n    auth:\n      type: basic\n      username: kiali\n      password: pw-{SECRET}\n"
     );
-    let loaded = meshtrace_config::load_str(&yaml).unwrap();
-    connect(&loaded.config.tracing, &Options::default()).unwrap()
+    common::backend_from_yaml(&yaml)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,6 +1,8 @@
 //! The Tempo client against a local server that replays real Tempo responses (the shared
 //! fixtures captured by Kiali from a Bookinfo mesh): Tempo itself cannot run here.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -8,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
-use meshtrace_backend::{Options, TraceQuery, TracingBackend, connect};
+use meshtrace_backend::{TraceQuery, TracingBackend};
 use meshtrace_model::{RefType, TraceId, Value};
 use opentelemetry_proto::tonic::trace::v1::TracesData;
 use prost::Message;
@@ -92,9 +94,7 @@ async fn tempo() -> (String, Seen, TraceId) {
         axum::Router::new()
             .fallback(replay)
             .with_state((seen.clone(), trace_id, Arc::new(trace)));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let address = meshtrace_testkit::http::serve(app).await;
     (format!("http://{address}"), seen, trace_id)
 }
 
@@ -102,8 +102,7 @@ fn client(internal_url: &str, extra: &str) -> Box<dyn TracingBackend> {
     let yaml = format!(
         "external_services:\n  tracing:\n    enabled: true\n    provider: tempo\n    use_grpc: false\n    internal_url: {internal_url}\n{extra}"
     );
-    let loaded = meshtrace_config::load_str(&yaml).unwrap();
-    connect(&loaded.config.tracing, &Options::default()).unwrap()
+    common::backend_from_yaml(&yaml)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,6 +4,8 @@
 //! server records the TraceQL it is sent and answers with the real search responses captured
 //! by Kiali (tests/fixtures/tempo), and `syntax` reads the query as Tempo's lexer would.
 
+mod common;
+
 #[path = "tempo_scope/syntax.rs"]
 mod syntax;
 
@@ -12,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use meshtrace_backend::{BackendError, Options, TraceQuery, TracingBackend, connect, traceql};
+use meshtrace_backend::{BackendError, TraceQuery, TracingBackend, traceql};
 use proptest::prelude::*;
 use serde_json::Value;
 use syntax::{Condition, parse};
@@ -53,9 +55,7 @@ async fn fake_tempo(answer: Value) -> (String, FakeTempo) {
     let app = axum::Router::new()
         .route("/api/search", axum::routing::get(search))
         .with_state(tempo.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let address = meshtrace_testkit::http::serve(app).await;
     (format!("http://{address}"), tempo)
 }
 
@@ -63,8 +63,7 @@ fn client(internal_url: &str) -> Box<dyn TracingBackend> {
     let yaml = format!(
         "external_services:\n  tracing:\n    enabled: true\n    provider: tempo\n    use_grpc: false\n    internal_url: {internal_url}\n"
     );
-    let loaded = meshtrace_config::load_str(&yaml).unwrap();
-    connect(&loaded.config.tracing, &Options::default()).unwrap()
+    common::backend_from_yaml(&yaml)
 }
 
 fn query(tags: &[(&str, &str)]) -> TraceQuery {

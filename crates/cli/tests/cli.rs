@@ -1,5 +1,7 @@
 //! The binary's command-line surface: help texts, exit codes, output streams.
 
+mod common;
+
 use std::process::{Command, Output};
 
 fn meshtrace(args: &[&str]) -> Output {
@@ -45,13 +47,10 @@ fn an_unreadable_file_fails_with_its_name() {
 
 #[test]
 fn show_json_keeps_stdout_pure_json() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("config.yaml");
-    std::fs::write(
-        &file,
+    let (_dir, file) = common::temp_file(
+        "config.yaml",
         "external_services:\n  tracing:\n    enabled: true\n    external_url: https://jaeger.example.com\n",
-    )
-    .unwrap();
+    );
     let output = meshtrace(&["config", "show", "--format", "json", file.to_str().unwrap()]);
     assert!(output.status.success());
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -77,13 +76,10 @@ fn a_bad_format_is_a_usage_error() {
 
 #[test]
 fn show_prints_prometheus_secrets_as_xxx() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("kiali-cr.yaml");
-    std::fs::write(
-        &file,
+    let (_dir, file) = common::temp_file(
+        "kiali-cr.yaml",
         "apiVersion: kiali.io/v1alpha1\nkind: Kiali\nmetadata:\n  name: kiali\nspec:\n  external_services:\n    prometheus:\n      url: https://kiali:url-SECRET@prometheus.monitoring:9090\n      auth:\n        type: basic\n        username: user-SECRET\n        password: pw-SECRET\n      custom_headers:\n        Authorization: Bearer hdr-SECRET\n",
-    )
-    .unwrap();
+    );
     let path = file.to_str().unwrap();
 
     let output = meshtrace(&["config", "show", "--format", "json", path]);

@@ -7,6 +7,8 @@
 //! build), and far below what the unbounded loader took (gigabytes for the bomb; a quadratic
 //! duplicate-key check that spent over ten minutes on the 200,000 keys).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -73,15 +75,13 @@ fn billion_laughs_exits_1_with_the_alias_error_within_bounded_memory() {
 
 #[test]
 fn nesting_thousands_deep_exits_1_instead_of_overflowing_the_stack() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("deep.yaml");
     // 2,800 levels of block mappings (3.9 MB): the recursive builder overflowed its stack.
     let mut text = String::from("a:\n");
     for level in 1..2800 {
         text.push_str(&" ".repeat(level));
         text.push_str("b:\n");
     }
-    std::fs::write(&file, text).unwrap();
+    let (_dir, file) = common::temp_file("deep.yaml", text);
     let outcome = check_limited(&file);
     assert_eq!(outcome.code, Some(1), "{}", outcome.stderr);
     assert!(
@@ -95,14 +95,12 @@ fn nesting_thousands_deep_exits_1_instead_of_overflowing_the_stack() {
 
 #[test]
 fn two_hundred_thousand_keys_are_checked_and_every_duplicate_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("keys.yaml");
     let mut text = String::with_capacity(2_200_000);
     for i in 0..200_000 {
         text.push_str(&format!("k{i}: {i}\n"));
     }
     text.push_str("k7: again\nk199999: again\n");
-    std::fs::write(&file, text).unwrap();
+    let (_dir, file) = common::temp_file("keys.yaml", text);
     let outcome = check_limited(&file);
     assert_eq!(
         outcome.code,
@@ -120,9 +118,7 @@ fn two_hundred_thousand_keys_are_checked_and_every_duplicate_reported() {
 
 #[test]
 fn a_file_past_the_size_bound_is_refused_unread() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("large.yaml");
-    std::fs::write(&file, "#".repeat(5 << 20)).unwrap();
+    let (_dir, file) = common::temp_file("large.yaml", "#".repeat(5 << 20));
     let outcome = check_limited(&file);
     assert_eq!(outcome.code, Some(1), "{}", outcome.stderr);
     assert_eq!(

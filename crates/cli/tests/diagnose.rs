@@ -137,13 +137,10 @@ fn diagnose_probes_a_prometheus_with_the_auth_of_the_config() {
     let prometheus = runtime.block_on(meshtrace_testkit::prometheus::RealPrometheus::start(
         samples,
     ));
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("kiali.yaml");
-    std::fs::write(
-        &config,
+    let (_dir, config) = common::temp_file(
+        "kiali.yaml",
         "external_services:\n  prometheus:\n    auth:\n      type: bearer\n      token: tok-SECRET\n",
-    )
-    .unwrap();
+    );
     let (code, out) = diagnose(&[
         "--prometheus",
         &prometheus.addr.to_string(),

@@ -7,9 +7,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{start_store_at as start, three_span_batch};
+use common::{now_ns, post_batch, start_store_at as start, three_span_batch};
 use serde_json::{Value, json};
 
 const TRACES: u64 = 40;
@@ -25,18 +24,10 @@ fn batch(trace: u64, now_ns: u64) -> Value {
 
 /// Writes TRACES acknowledged traces, one batch each, then kills the store with SIGKILL.
 fn write_and_kill(dir: &Path, http: &reqwest::blocking::Client) {
-    let now_ns = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let now_ns = now_ns();
     let mut store = start(dir);
     for trace in 1..=TRACES {
-        let response = http
-            .post(format!("http://{}/v1/traces", store.otlp_http))
-            .json(&batch(trace, now_ns))
-            .send()
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 200);
+        post_batch(http, &store.otlp_http, &batch(trace, now_ns));
     }
     store.child.kill().unwrap(); // SIGKILL
     store.child.wait().unwrap();
@@ -199,16 +190,7 @@ fn an_emptied_journal_is_reported() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 200);
     // New writes go on.
-    let now_ns = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    let response = http
-        .post(format!("http://{}/v1/traces", store.otlp_http))
-        .json(&batch(99, now_ns))
-        .send()
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
+    post_batch(&http, &store.otlp_http, &batch(99, now_ns()));
 }
 
 #[test]

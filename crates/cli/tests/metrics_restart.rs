@@ -6,17 +6,10 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::{RunningStore, start_store_with, three_span_batch};
+use common::{RunningStore, now_ns, start_store_with, three_span_batch};
 use serde_json::{Value, json};
-
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
 
 fn start(dir: &std::path::Path) -> RunningStore {
     start_store_with(

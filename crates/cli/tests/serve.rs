@@ -9,13 +9,10 @@ use serde_json::Value;
 
 #[test]
 fn serve_answers_and_stops_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("kiali.yaml");
-    std::fs::write(
-        &config,
+    let (_dir, config) = common::temp_file(
+        "kiali.yaml",
         "server:\n  web_root: /kiali\nexternal_services:\n  tracing:\n    enabled: true\n    external_url: http://jaeger.example.com\n",
-    )
-    .unwrap();
+    );
     let (mut child, mut lines) = common::spawn_serve(&config);
     let first = lines.next().unwrap().unwrap();
     let url = first
@@ -44,13 +41,10 @@ fn serve_answers_and_stops_cleanly() {
 
 #[test]
 fn serve_refuses_a_broken_configuration() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("kiali.yaml");
-    std::fs::write(
-        &config,
+    let (_dir, config) = common::temp_file(
+        "kiali.yaml",
         "external_services:\n  tracing:\n    in_clster_url: http://x\n",
-    )
-    .unwrap();
+    );
     let output = Command::new(env!("CARGO_BIN_EXE_meshtrace"))
         .args(["serve", "--config"])
         .arg(&config)

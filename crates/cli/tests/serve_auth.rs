@@ -1,12 +1,12 @@
 //! `meshtrace serve` with Kiali's `auth`: a strategy that cannot work here is refused before
 //! anything is served, with what to change; `--auth-trusted-proxy` takes addresses and CIDRs.
 
+mod common;
+
 use std::process::Command;
 
 fn serve(yaml: &str, args: &[&str]) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("kiali.yaml");
-    std::fs::write(&config, yaml).unwrap();
+    let (_dir, config) = common::temp_file("kiali.yaml", yaml);
     let output = Command::new(env!("CARGO_BIN_EXE_meshtrace"))
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&config)

@@ -5,9 +5,9 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::{start_store_at as start, three_span_batch};
+use common::{now_ns, post_batch, start_store_at as start, three_span_batch};
 use serde_json::{Value, json};
 
 fn batch(trace: u64, now_ns: u64) -> Value {
@@ -23,20 +23,12 @@ fn batch(trace: u64, now_ns: u64) -> Value {
 fn acknowledged_spans_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::blocking::Client::new();
-    let now_ns = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let now_ns = now_ns();
 
     let mut first = start(dir.path());
     let mut acknowledged = Vec::new();
     for trace in 1..=50u64 {
-        let response = http
-            .post(format!("http://{}/v1/traces", first.otlp_http))
-            .json(&batch(trace, now_ns))
-            .send()
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 200);
+        post_batch(&http, &first.otlp_http, &batch(trace, now_ns));
         acknowledged.push(trace);
     }
     first.child.kill().unwrap(); // SIGKILL
@@ -83,10 +75,7 @@ fn acknowledged_spans_survive_sigkill() {
 #[test]
 fn acknowledged_spans_survive_sigkill_mid_ingest() {
     let dir = tempfile::tempdir().unwrap();
-    let now_ns = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let now_ns = now_ns();
     let mut first = start(dir.path());
     let url = format!("http://{}/v1/traces", first.otlp_http);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -1,11 +1,16 @@
 //! Behaviour of `load_str` that the corpus does not show line by line: the values Kiali
 //! would end up with.
 
-use meshtrace_config::{AuthType, InputShape, Location, Provider, load_str};
+use meshtrace_config::{AuthType, InputShape, Loaded, Location, Provider, load_str};
 
 fn tracing_yaml(body: &str) -> String {
     let indented: String = body.lines().map(|l| format!("    {l}\n")).collect();
     format!("external_services:\n  tracing:\n{indented}")
+}
+
+/// The configuration with `body` as its tracing section (which the test means to be valid).
+fn load_tracing(body: &str) -> Loaded {
+    load_str(&tracing_yaml(body)).unwrap()
 }
 
 #[test]
@@ -34,10 +39,9 @@ fn defaults_are_kialis() {
 
 #[test]
 fn deprecated_keys_map_onto_new_ones_and_win_like_in_kiali() {
-    let loaded = load_str(&tracing_yaml(
+    let loaded = load_tracing(
         "enabled: true\ninternal_url: http://new:16685\nin_cluster_url: http://old:16685\nurl: http://browser",
-    ))
-    .unwrap();
+    );
     assert_eq!(loaded.config.tracing.internal_url, "http://old:16685");
     assert_eq!(loaded.config.tracing.external_url, "http://browser");
     let messages: Vec<&str> = loaded.warnings.iter().map(|w| w.message.as_str()).collect();
@@ -47,23 +51,21 @@ fn deprecated_keys_map_onto_new_ones_and_win_like_in_kiali() {
 
 #[test]
 fn an_empty_deprecated_key_changes_nothing() {
-    let loaded = load_str(&tracing_yaml(
-        "internal_url: http://new:16685\nin_cluster_url: \"\"",
-    ))
-    .unwrap();
+    let loaded = load_tracing("internal_url: http://new:16685\nin_cluster_url: \"\"");
     assert_eq!(loaded.config.tracing.internal_url, "http://new:16685");
     assert!(loaded.warnings.is_empty());
 }
 
 #[test]
 fn operator_defaults_follow_use_grpc_and_the_deployment_namespace() {
+    // A Kiali CR in the namespace `cr-ns` with `spec`, loaded.
     let cr = |spec: &str| {
-        format!("kind: Kiali\nmetadata:\n  name: k\n  namespace: cr-ns\nspec:\n{spec}")
+        load_str(&format!(
+            "kind: Kiali\nmetadata:\n  name: k\n  namespace: cr-ns\nspec:\n{spec}"
+        ))
+        .unwrap()
     };
-    let grpc = load_str(&cr(
-        "  external_services:\n    tracing:\n      enabled: true\n",
-    ))
-    .unwrap();
+    let grpc = cr("  external_services:\n    tracing:\n      enabled: true\n");
     assert_eq!(
         grpc.config.tracing.internal_url,
         "http://tracing.cr-ns:16685/jaeger"
@@ -71,10 +73,9 @@ fn operator_defaults_follow_use_grpc_and_the_deployment_namespace() {
     assert_eq!(grpc.config.server.web_root, "/kiali");
     assert_eq!(grpc.config.shape, InputShape::KialiCr { name: "k".into() });
 
-    let http = load_str(&cr(
+    let http = cr(
         "  deployment:\n    namespace: kiali\n  external_services:\n    tracing:\n      use_grpc: false\n",
-    ))
-    .unwrap();
+    );
     assert_eq!(
         http.config.tracing.internal_url,
         "http://tracing.kiali/jaeger"
@@ -86,10 +87,7 @@ fn operator_defaults_follow_use_grpc_and_the_deployment_namespace() {
         "http://tracing.istio-system:16685/jaeger"
     );
 
-    let explicit = load_str(&cr(
-        "  external_services:\n    tracing:\n      internal_url: http://j:16685\n",
-    ))
-    .unwrap();
+    let explicit = cr("  external_services:\n    tracing:\n      internal_url: http://j:16685\n");
     assert_eq!(explicit.config.tracing.internal_url, "http://j:16685");
 }
 
@@ -153,7 +151,7 @@ fn a_near_miss_of_a_section_gets_a_warning() {
 
 #[test]
 fn custom_header_names_keep_their_case() {
-    let loaded = load_str(&tracing_yaml("custom_headers:\n  X-Scope-OrgID: tenant-a")).unwrap();
+    let loaded = load_tracing("custom_headers:\n  X-Scope-OrgID: tenant-a");
     let headers = &loaded.config.tracing.custom_headers;
     assert_eq!(
         headers.get("X-Scope-OrgID").map(String::as_str),
@@ -166,11 +164,10 @@ fn credentials_are_read_from_files_when_used() {
     let dir = tempfile::tempdir().unwrap();
     let password = dir.path().join("password");
     std::fs::write(&password, "first\n").unwrap();
-    let loaded = load_str(&tracing_yaml(&format!(
+    let loaded = load_tracing(&format!(
         "auth:\n  type: basic\n  username: admin\n  password: {}",
         password.display()
-    )))
-    .unwrap();
+    ));
     let auth = &loaded.config.tracing.auth;
     assert_eq!(auth.username.resolve().unwrap(), "admin");
     assert_eq!(auth.password.resolve().unwrap(), "first");
@@ -180,10 +177,9 @@ fn credentials_are_read_from_files_when_used() {
 
 #[test]
 fn no_secret_reaches_debug_output_or_the_effective_view() {
-    let loaded = load_str(&tracing_yaml(
+    let loaded = load_tracing(
         "enabled: true\ninternal_url: http://user:pw-SECRET@jaeger:16686\nuse_grpc: false\ncustom_headers:\n  Authorization: Bearer tok-SECRET\nauth:\n  type: bearer\n  token: tok-SECRET",
-    ))
-    .unwrap();
+    );
     let debug = format!("{:?}", loaded.config.tracing.auth);
     assert!(!debug.contains("SECRET"), "{debug}");
     let view = meshtrace_config::effective(&loaded.config).to_string();

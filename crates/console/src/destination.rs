@@ -259,24 +259,19 @@ mod tests {
     #[test]
     fn server_files_and_the_service_account_token_stay_home() {
         let live = tracing("    internal_url: http://jaeger:16686\n    use_grpc: false\n");
-        let mut file = tracing(
-            "    internal_url: http://jaeger:16686\n    use_grpc: false\n    auth:\n      type: bearer\n      token: /etc/shadow\n",
-        );
-        let error = prepare(&mut file, &live, true).unwrap_err();
-        assert!(
-            error.error.starts_with("auth.token would send"),
-            "{}",
-            error.error
-        );
-        let mut sa = tracing(
-            "    internal_url: http://elsewhere:16686\n    use_grpc: false\n    auth:\n      type: bearer\n      use_kiali_token: true\n",
-        );
-        let error = prepare(&mut sa, &live, true).unwrap_err();
-        assert!(
-            error.error.starts_with("auth.useKialiToken would send"),
-            "{}",
-            error.error
-        );
+        for (posted, refusal) in [
+            (
+                "    internal_url: http://jaeger:16686\n    use_grpc: false\n    auth:\n      type: bearer\n      token: /etc/shadow\n",
+                "auth.token would send",
+            ),
+            (
+                "    internal_url: http://elsewhere:16686\n    use_grpc: false\n    auth:\n      type: bearer\n      use_kiali_token: true\n",
+                "auth.useKialiToken would send",
+            ),
+        ] {
+            let error = prepare(&mut tracing(posted), &live, true).unwrap_err();
+            assert!(error.error.starts_with(refusal), "{}", error.error);
+        }
     }
 
     #[test]

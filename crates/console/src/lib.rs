@@ -236,3 +236,6 @@ fn backend_for(
         .map(Arc::from)
         .map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod test_support;

@@ -80,14 +80,7 @@ fn same_origin(headers: &HeaderMap, authority: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.insert(*name, value.parse().unwrap());
-        }
-        map
-    }
+    use crate::test_support::headers;
 
     #[test]
     fn the_browser_headers_decide() {

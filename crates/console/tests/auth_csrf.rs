@@ -37,15 +37,9 @@ async fn post(
     body: &str,
 ) -> (StatusCode, String) {
     let port = reqwest::Url::parse(url).unwrap().port().unwrap();
-    let cookies: Vec<String> = browser
-        .jar
-        .iter()
-        .filter(|((p, _), _)| *p == port)
-        .map(|((_, name), value)| format!("{name}={value}"))
-        .collect();
     let mut request = reqwest::Client::new()
         .post(url)
-        .header("cookie", cookies.join("; "))
+        .header("cookie", browser.cookies_for(port))
         .body(body.to_string());
     for (name, value) in headers {
         request = request.header(*name, *value);
@@ -140,10 +134,7 @@ async fn logging_out_needs_the_token_and_a_link_elsewhere_cannot_do_it() {
 
     // A link followed from another site carries no SameSite=Strict cookie: nothing happens,
     // and no cookie is deleted.
-    let bare = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let bare = meshtrace_testkit::http::no_redirects();
     for path in ["/api/logout", "/logout"] {
         let response = bare.get(s.url(path)).send().await.unwrap();
         assert!(response.headers().get("set-cookie").is_none(), "{path}");

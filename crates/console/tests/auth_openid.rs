@@ -63,10 +63,7 @@ async fn refusal(browser: &mut Browser, s: &Setup, callback: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_session_pages_redirect_to_the_login_and_the_api_answers_401() {
     let s = setup("", 3600, None).await;
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = meshtrace_testkit::http::no_redirects();
     let page = client
         .get(s.url("/console/services?x=1"))
         .send()
@@ -498,10 +495,7 @@ async fn an_id_token_for_another_nonce_is_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn under_a_web_root_the_login_returns_there_and_the_cookie_is_scoped_to_it() {
     let s = setup_at("/kiali", "", 3600, None).await;
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = meshtrace_testkit::http::no_redirects();
     let page = client
         .get(s.url("/kiali/console/services"))
         .send()

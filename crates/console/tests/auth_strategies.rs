@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use base64::Engine as _;
 use meshtrace_console::auth::AuthOptions;
 use meshtrace_console::{Console, ConsoleOptions};
+use meshtrace_testkit::http::no_redirects;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -39,13 +40,6 @@ async fn get_json(url: &str, headers: &[(&str, &str)]) -> (StatusCode, Value) {
     }
     let response = request.send().await.unwrap();
     (response.status(), response.json().await.unwrap_or_default())
-}
-
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -50,9 +50,7 @@ impl Recorder {
                 axum::Json(json).into_response()
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let address = meshtrace_testkit::http::serve(app).await;
         Recorder { address, seen }
     }
 

@@ -77,9 +77,7 @@ async fn fake_tempo() -> (String, Arc<Mutex<Vec<String>>>) {
             }),
         )
         .with_state((queries.clone(), answer));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let address = meshtrace_testkit::http::serve(app).await;
     (format!("http://{address}"), queries)
 }
 
@@ -192,9 +190,7 @@ async fn echoing_gateway() -> String {
             (StatusCode::BAD_GATEWAY, page).into_response()
         },
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let address = meshtrace_testkit::http::serve(app).await;
     format!("http://{address}")
 }
 

@@ -51,10 +51,7 @@ async fn prometheus(istio: usize) -> SocketAddr {
         }),
     );
     let app: axum::Router = axum::Router::new().nest("/prometheus", api);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
+    meshtrace_testkit::http::serve(app).await
 }
 
 async fn status(prometheus_yaml: &str) -> Value {

@@ -49,34 +49,34 @@ async fn read_until_closed(stream: &mut TcpStream) -> String {
     answer
 }
 
+/// Connects to `addr`, sends `bytes` and reads until the server closes the connection.
+async fn exchange(addr: SocketAddr, bytes: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    read_until_closed(&mut stream).await
+}
+
 #[tokio::test]
 async fn a_client_that_sends_half_a_head_and_stalls_is_disconnected() {
     let (addr, _stop) = start(limits(16)).await;
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nhost: test\r\nx-slow: ")
-        .await
-        .unwrap();
-    let answer = read_until_closed(&mut stream).await;
+    let answer = exchange(addr, b"GET / HTTP/1.1\r\nhost: test\r\nx-slow: ").await;
     assert!(!answer.contains("hello"), "{answer}");
 }
 
 #[tokio::test]
 async fn a_client_that_connects_and_sends_nothing_is_disconnected() {
     let (addr, _stop) = start(limits(16)).await;
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    read_until_closed(&mut stream).await;
+    exchange(addr, b"").await;
 }
 
 #[tokio::test]
 async fn a_client_that_stalls_mid_body_gets_408_and_is_disconnected() {
     let (addr, _stop) = start(limits(16)).await;
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"POST /echo HTTP/1.1\r\nhost: test\r\ncontent-length: 100\r\n\r\nonly ten b")
-        .await
-        .unwrap();
-    let answer = read_until_closed(&mut stream).await;
+    let answer = exchange(
+        addr,
+        b"POST /echo HTTP/1.1\r\nhost: test\r\ncontent-length: 100\r\n\r\nonly ten b",
+    )
+    .await;
     assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
     assert!(
         answer.ends_with("the request body did not arrive within 0.4 s\n"),
@@ -100,12 +100,7 @@ async fn a_slow_handler_with_the_whole_body_is_not_cut_short() {
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
     let (addr, _stop) = start(limits(16)).await;
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nhost: test\r\n\r\n")
-        .await
-        .unwrap();
-    let answer = read_until_closed(&mut stream).await;
+    let answer = exchange(addr, b"GET / HTTP/1.1\r\nhost: test\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
     assert!(answer.ends_with("hello\n"), "{answer}");
 }
@@ -135,14 +130,11 @@ async fn idle_connections_past_the_cap_do_not_keep_a_request_from_being_served()
 async fn silent_http2_clients_are_disconnected_too() {
     let (addr, _stop) = start(limits(16)).await;
     // Half of the HTTP/2 preface, then nothing.
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
-    read_until_closed(&mut stream).await;
+    exchange(addr, b"PRI * HTTP/2.0\r\n").await;
     // The whole preface and an empty SETTINGS frame, then no request.
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
-        .await
-        .unwrap();
-    read_until_closed(&mut stream).await;
+    exchange(
+        addr,
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00",
+    )
+    .await;
 }

@@ -8,30 +8,39 @@ use meshtrace_model::{
 
 use crate::api_v2;
 
+/// µs as the whole seconds and the nanoseconds past them that protobuf's Timestamp and
+/// Duration both hold.
+fn seconds_nanos(micros: u64) -> (i64, i32) {
+    (
+        (micros / 1_000_000) as i64,
+        (micros % 1_000_000) as i32 * 1000,
+    )
+}
+
+/// Protobuf's seconds and nanoseconds as µs (negative times clamp to 0).
+fn micros(seconds: i64, nanos: i32) -> u64 {
+    let total = seconds as i128 * 1_000_000 + nanos as i128 / 1000;
+    total.clamp(0, u64::MAX as i128) as u64
+}
+
 /// Microseconds since the epoch as a protobuf Timestamp.
 pub fn timestamp(micros: u64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: (micros / 1_000_000) as i64,
-        nanos: (micros % 1_000_000) as i32 * 1000,
-    }
+    let (seconds, nanos) = seconds_nanos(micros);
+    prost_types::Timestamp { seconds, nanos }
 }
 
 /// A protobuf Timestamp as microseconds since the epoch (negative times clamp to 0).
 pub fn timestamp_micros(ts: &prost_types::Timestamp) -> u64 {
-    let micros = ts.seconds as i128 * 1_000_000 + ts.nanos as i128 / 1000;
-    micros.clamp(0, u64::MAX as i128) as u64
+    micros(ts.seconds, ts.nanos)
 }
 
 pub fn duration(micros: u64) -> prost_types::Duration {
-    prost_types::Duration {
-        seconds: (micros / 1_000_000) as i64,
-        nanos: (micros % 1_000_000) as i32 * 1000,
-    }
+    let (seconds, nanos) = seconds_nanos(micros);
+    prost_types::Duration { seconds, nanos }
 }
 
 pub fn duration_micros(d: &prost_types::Duration) -> u64 {
-    let micros = d.seconds as i128 * 1_000_000 + d.nanos as i128 / 1000;
-    micros.clamp(0, u64::MAX as i128) as u64
+    micros(d.seconds, d.nanos)
 }
 
 pub fn span_to_proto(span: &Span) -> api_v2::Span {

@@ -225,25 +225,17 @@ impl Generator {
         let client_id = self.span_id();
         if hop.fault == Fault::Unhealthy {
             let end = start + 200 + self.rng.below(800) as u64;
-            let size = self.response_size(503);
-            let client = self.sidecar_span(
+            // No upstream was reached: only the caller's proxy counts the request.
+            self.sidecar(
                 hop,
                 Side::Client,
                 client_id,
                 parent,
                 (start, end),
-                (503, "UH", size),
+                (503, "UH"),
+                false,
                 out,
             );
-            out.spans.push(client);
-            // No upstream was reached: only the caller's proxy counts the request.
-            out.reports.push(report(
-                hop,
-                Reporter::Source,
-                false,
-                end - start,
-                (503, "UH", size),
-            ));
             return (end, 503);
         }
         let server_id = self.span_id();
@@ -260,42 +252,26 @@ impl Generator {
         }
         let server_end = cursor + half;
         let client_end = server_end + network;
-        let client_size = self.response_size(status);
-        let client = self.sidecar_span(
+        self.sidecar(
             hop,
             Side::Client,
             client_id,
             parent,
             (start, client_end),
-            (status, "-", client_size),
+            (status, "-"),
+            true,
             out,
         );
-        let server_size = self.response_size(status);
-        let server = self.sidecar_span(
+        self.sidecar(
             hop,
             Side::Server,
             server_id,
             Some(client_id),
             (server_start, server_end),
-            (status, "-", server_size),
+            (status, "-"),
+            true,
             out,
         );
-        out.spans.push(client);
-        out.spans.push(server);
-        out.reports.push(report(
-            hop,
-            Reporter::Source,
-            true,
-            client_end - start,
-            (status, "-", client_size),
-        ));
-        out.reports.push(report(
-            hop,
-            Reporter::Destination,
-            true,
-            server_end - server_start,
-            (status, "-", server_size),
-        ));
         (client_end, status)
     }
 
@@ -317,19 +293,22 @@ impl Generator {
         failed
     }
 
-    /// One sidecar's span of a hop, over `(start, end)`, answering `(status, flags, response
-    /// body size)`.
+    /// One sidecar's view of a hop, added to `out`: its span over `(start, end)` answering
+    /// `(status, flags)` with a body of [`Self::response_size`], and what its proxy counted
+    /// (`reached`: whether the callee's pod served the request).
     #[allow(clippy::too_many_arguments)]
-    fn sidecar_span(
+    fn sidecar(
         &mut self,
         hop: &Hop,
         side: Side,
         id: SpanId,
         parent: Option<SpanId>,
         (start, end): (u64, u64),
-        (status, flags, response_size): (u16, &str, u64),
-        out: &Render,
-    ) -> Span {
+        (status, flags): (u16, &'static str),
+        reached: bool,
+        out: &mut Render,
+    ) {
+        let response_size = self.response_size(status);
         let topology = &self.mesh.topology;
         let callee = &topology.services[hop.callee.service];
         let caller_is_gateway = topology.services[hop.caller.service].gateway;
@@ -386,7 +365,7 @@ impl Generator {
         push_closing_tags(&mut tags, &out.request_id, side.kind(), status);
         let process_name = format!("{}.{}", service.name, ns);
         let process = self.process(&process_name);
-        proxy_span(
+        let span = proxy_span(
             out.trace_id,
             id,
             parent,
@@ -394,7 +373,19 @@ impl Generator {
             (start, end),
             tags,
             process,
-        )
+        );
+        out.spans.push(span);
+        let reporter = match side {
+            Side::Client => Reporter::Source,
+            Side::Server => Reporter::Destination,
+        };
+        out.reports.push(report(
+            hop,
+            reporter,
+            reached,
+            end - start,
+            (status, flags, response_size),
+        ));
     }
 
     /// The response body size in bytes: Envoy's own `no healthy upstream` text for a 503, an

@@ -1,5 +1,6 @@
 //! One HTTP request sent and its body read, for the tests that only care about the body: a
-//! request that cannot be sent or a body that cannot be read fails the test where it is made.
+//! request that cannot be sent or a body that cannot be read fails the test where it is made;
+//! and a stand-in server (an axum `Router`) served on a loopback port.
 
 /// The body of the answer to `request`, as text, whatever the status.
 pub async fn text(request: reqwest::RequestBuilder) -> String {
@@ -21,4 +22,28 @@ pub async fn json(request: reqwest::RequestBuilder) -> serde_json::Value {
         .json()
         .await
         .expect("the body is JSON")
+}
+
+/// Serves `app` on a loopback port the kernel picks, for as long as the test's runtime lives:
+/// the address to send requests to.
+pub async fn serve(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let address = listener.local_addr().expect("the bound address");
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .await
+            .expect("the test server runs");
+    });
+    address
+}
+
+/// A client that reports redirects instead of following them, as the tests of where a server
+/// sends the browser need.
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a reqwest client")
 }

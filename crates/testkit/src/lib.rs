@@ -3,7 +3,8 @@
 //! built field by field ([`SpanBuilder`]) and reading a socket until the server closes it
 //! ([`read_until_closed`]), and a real Prometheus ([`prometheus`]) started over TSDB blocks made
 //! with promtool — the reference both the PromQL evaluator and the Prometheus client are tested
-//! against; Tempo search answers per mesh ([`tempo`]); a request's body in one call ([`http`]).
+//! against; Tempo search answers per mesh ([`tempo`]); a request's body in one call and a stand-in
+//! server on a loopback port ([`http`]).
 //! Only ever a dev-dependency; it may panic, as tests do: a test that cannot reach its reference
 //! must fail, never skip.
 

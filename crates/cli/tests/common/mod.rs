@@ -128,6 +128,31 @@ pub fn start_store_with(
     }
 }
 
+/// ns since the Unix epoch, from the test clock (µs precision is all the store keeps).
+pub fn now_ns() -> u64 {
+    meshtrace_testkit::now() * 1000
+}
+
+/// `text` written to the file `name` of a fresh temporary directory, which lives as long as the
+/// returned guard.
+pub fn temp_file(name: &str, text: impl AsRef<[u8]>) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(name);
+    std::fs::write(&file, text).unwrap();
+    (dir, file)
+}
+
+/// POSTs the OTLP/JSON `batch` to the store's OTLP/HTTP listener `otlp_http`; the store must
+/// acknowledge it (200).
+pub fn post_batch(http: &reqwest::blocking::Client, otlp_http: &str, batch: &Value) {
+    let response = http
+        .post(format!("http://{otlp_http}/v1/traces"))
+        .json(batch)
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+}
+
 /// A durable store on `data_dir`, on ephemeral loopback ports.
 pub fn start_store_at(data_dir: &std::path::Path) -> RunningStore {
     start_store(&["--data-dir".as_ref(), data_dir.as_os_str()])

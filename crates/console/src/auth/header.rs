@@ -112,14 +112,7 @@ fn subject(token: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.insert(*name, value.parse().unwrap());
-        }
-        map
-    }
+    use crate::test_support::headers;
 
     #[test]
     fn only_trusted_peers_with_a_bearer_token_pass() {

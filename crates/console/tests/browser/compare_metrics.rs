@@ -306,19 +306,10 @@ async fn heatmaps_and_percentiles_are_the_stats_routes_numbers() {
     assert_eq!(shown, filtered);
 
     // ---- a Bookinfo trace: its heatmap is the mean of (span ms − stat) ----
-    let body = get_json(&format!(
-        "http://{c}/api/namespaces/bookinfo/workloads/reviews-v1/traces?limit=5"
-    ))
-    .await;
+    let trace = crate::page::reviews_trace(c, 5, GHOST_TRACE).await;
     let ghost = format!("{GHOST_TRACE:032x}");
-    let trace = body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| crate::page::trace_id(t) != ghost)
-        .unwrap();
-    let id = crate::page::trace_id(trace);
-    let envoy = envoy_spans(trace);
+    let id = crate::page::trace_id(&trace);
+    let envoy = envoy_spans(&trace);
     let targets: Vec<(String, String, &str)> = envoy.iter().map(|(_, t)| t.clone()).collect();
     // The page asked at some second while it loaded: the 10m window moves with it, so the
     // cells are compared with the route's answer for each second in between.

@@ -18,8 +18,8 @@ use meshtrace_testkit::now;
 use serde_json::Value;
 
 use crate::page::{
-    all, assert_attr, assert_no_script_ran, get_json, goto, marked, parsed, present, text,
-    timeline_ready, try_attr, url,
+    all, assert_attr, assert_no_script_ran, get_json, goto, marked, parsed, present,
+    span_panel_shown, text, timeline_ready, try_attr, url,
 };
 use crate::{XSS_OPERATION, common, driver, hostile_span};
 
@@ -199,15 +199,7 @@ async fn metrics_tabs_draw_the_api_series_and_the_spans_overlay() {
             .await
             .contains(&format!("/console/traces/{trace}"))
     );
-    for _ in 0..200 {
-        if try_attr(client, "#span-panel", "data-span-id")
-            .await
-            .is_some()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    span_panel_shown(client).await;
     assert_attr(client, "#span-panel", "data-span-id", Some(span.as_str())).await;
 
     // ---- outbound, both reporters: grouped by reporter as Kiali does ----

@@ -114,6 +114,20 @@ pub async fn wait_for(client: &Client, css: &str) {
         .unwrap_or_else(|e| panic!("{css} never appeared: {e}"));
 }
 
+/// Waits until the span panel shows a span (the one the URL's `uiFind` or a click picked);
+/// the caller asserts which.
+pub async fn span_panel_shown(client: &Client) {
+    for _ in 0..200 {
+        if try_attr(client, "#span-panel", "data-span-id")
+            .await
+            .is_some()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// Waits until the timeline's script has drawn the trace.
 pub async fn timeline_ready(client: &Client) {
     // Generous: CI machines are slow and other tests share them.
@@ -163,6 +177,23 @@ pub async fn get_json(url: &str) -> Value {
 /// A trace's ID as the pages write it: 32 hex digits (the API drops leading zeros).
 pub fn trace_id(trace: &Value) -> String {
     format!("{:0>32}", trace["traceID"].as_str().unwrap())
+}
+
+/// A trace of the reviews-v1 workload as the traces route answers it (the first of `limit`),
+/// other than the trace `except` a test planted.
+pub async fn reviews_trace(console: SocketAddr, limit: usize, except: u128) -> Value {
+    let body = get_json(&format!(
+        "http://{console}/api/namespaces/bookinfo/workloads/reviews-v1/traces?limit={limit}"
+    ))
+    .await;
+    let except = format!("{except:032x}");
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| trace_id(t) != except)
+        .unwrap_or_else(|| panic!("{body}"))
+        .clone()
 }
 
 /// The IDs of productpage's traces, as the traces route answers `query`.

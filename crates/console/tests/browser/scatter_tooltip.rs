@@ -14,7 +14,7 @@ use meshtrace_testkit::now;
 use serde_json::{Value, json};
 
 use crate::compare_metrics::{Setup, cells, close, envoy_spans, mean_difference, post_stats};
-use crate::page::{assert_no_script_ran, attr, get_json, goto, present, text, wait_for};
+use crate::page::{assert_no_script_ran, attr, goto, present, text, wait_for};
 
 const MARKUP_TRACE: u128 = 0x0c0a_0000_0000_0000_0000_0000_0000_0011;
 const MARKUP_NAME: &str = "<img src=x onerror=window.pwned=5>GET /tip";
@@ -152,18 +152,8 @@ async fn hovering_a_point_shows_the_compact_map_of_the_stats_route() {
     let (c, client) = (setup.console, &setup.browser.client);
     let page = format!("http://{c}/console/namespaces/bookinfo/workloads/reviews-v1");
 
-    let body = get_json(&format!(
-        "http://{c}/api/namespaces/bookinfo/workloads/reviews-v1/traces?limit=100"
-    ))
-    .await;
+    let trace = crate::page::reviews_trace(c, 100, MARKUP_TRACE).await;
     let markup = format!("{MARKUP_TRACE:032x}");
-    let trace = body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| crate::page::trace_id(t) != markup)
-        .unwrap_or_else(|| panic!("{body}"))
-        .clone();
     let id = crate::page::trace_id(&trace);
     // The selected trace's point is drawn last: nothing covers it.
     goto(client, &format!("{page}?tab=traces&limit=100&traceId={id}")).await;

@@ -2,11 +2,9 @@
 //! (bars where the spans are, search), meshtrace's own Jaeger UI routes behind the tracing
 //! links, and the configuration tester.
 
-use std::time::Duration;
-
 use crate::page::{
-    all, assert_attr, assert_no_script_ran, attr, click, find, get_json, goto, present, text,
-    timeline_ready, trace_id, try_attr, url, wait_for, wait_for_url,
+    all, assert_attr, assert_no_script_ran, attr, click, find, get_json, goto, present,
+    span_panel_shown, text, timeline_ready, trace_id, url, wait_for, wait_for_url,
 };
 use crate::{XSS_TAG, XSS_TRACE, console_at, store_and_browser, tracing_yaml};
 
@@ -89,15 +87,7 @@ async fn spans_timeline_tester_and_links_in_chromium() {
     );
     goto(client, &more_link).await;
     timeline_ready(client).await;
-    for _ in 0..100 {
-        if try_attr(client, "#span-panel", "data-span-id")
-            .await
-            .is_some()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    span_panel_shown(client).await;
     assert_attr(
         client,
         "#span-panel",

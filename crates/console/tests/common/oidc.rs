@@ -90,10 +90,7 @@ pub struct Browser {
 impl Default for Browser {
     fn default() -> Self {
         Browser {
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
+            client: meshtrace_testkit::http::no_redirects(),
             jar: BTreeMap::new(),
             set_by: BTreeMap::new(),
         }
@@ -101,6 +98,18 @@ impl Default for Browser {
 }
 
 impl Browser {
+    /// The `Cookie` header the browser sends to the server on `port` (empty when it holds
+    /// none of its cookies).
+    pub fn cookies_for(&self, port: u16) -> String {
+        let cookies: Vec<String> = self
+            .jar
+            .iter()
+            .filter(|((p, _), _)| *p == port)
+            .map(|((_, name), value)| format!("{name}={value}"))
+            .collect();
+        cookies.join("; ")
+    }
+
     pub async fn request(
         &mut self,
         method: Method,
@@ -109,15 +118,10 @@ impl Browser {
     ) -> Response {
         let parsed = reqwest::Url::parse(url).unwrap();
         let port = parsed.port_or_known_default().unwrap();
-        let cookies: Vec<String> = self
-            .jar
-            .iter()
-            .filter(|((p, _), _)| *p == port)
-            .map(|((_, name), value)| format!("{name}={value}"))
-            .collect();
+        let cookies = self.cookies_for(port);
         let mut request = self.client.request(method, url);
         if !cookies.is_empty() {
-            request = request.header(COOKIE, cookies.join("; "));
+            request = request.header(COOKIE, cookies);
         }
         if let Some(form) = form {
             let body: String = form_urlencoded::Serializer::new(String::new())
