@@ -172,7 +172,7 @@ impl Derivation {
     ) -> Result<Vec<IstioData>, ReadError> {
         let family = Family::Istio;
         // Resident cells (newer than the engine's copy) by series, then bucket.
-        let (mut found, mut resident) = {
+        let (mut found, resident) = {
             let state = self.lock();
             let ids = state.registry.matching(family, matchers);
             if ids.len() > max_series {
@@ -196,8 +196,20 @@ impl Derivation {
                 })
                 .collect();
             found.sort_unstable_by_key(|s| s.id);
-            let mut resident: Vec<Vec<(u64, &IstioCell)>> =
-                found.iter().map(|_| Vec::new()).collect();
+            // The resident cells in range (newer than the engine's copy), copied straight into
+            // the histograms asked; their buckets by series, for the engine's scan to pass over.
+            let mut resident: Vec<Vec<u64>> = found.iter().map(|_| Vec::new()).collect();
+            let keep =
+                |series: &mut IstioData, buckets: &mut Vec<u64>, bucket: u64, cell: &Cell| {
+                    if let Cell::Istio(cell) = cell {
+                        buckets.push(bucket);
+                        for (h, slot) in series.hists.iter_mut().enumerate() {
+                            if let Some(slot) = slot {
+                                slot.cells.push((bucket, cell.hist(h).clone()));
+                            }
+                        }
+                    }
+                };
             let step = state.step_ms.max(1);
             let first = after_ms
                 .checked_div(step)
@@ -214,13 +226,11 @@ impl Derivation {
             };
             if state.resident_aligned && lookups < state.resident.len() as u64 {
                 if let Some(first) = first {
-                    for (series, cells) in found.iter().zip(&mut resident) {
+                    for (series, buckets) in found.iter_mut().zip(&mut resident) {
                         let mut bucket = first;
                         while bucket <= last {
-                            if let Some(r) = state.resident.get(&(family, series.id, bucket))
-                                && let Cell::Istio(cell) = &r.cell
-                            {
-                                cells.push((bucket, &**cell));
+                            if let Some(r) = state.resident.get(&(family, series.id, bucket)) {
+                                keep(series, buckets, bucket, &r.cell);
                             }
                             match bucket.checked_add(step) {
                                 Some(next) => bucket = next,
@@ -235,72 +245,35 @@ impl Derivation {
                         continue;
                     }
                     if let Ok(at) = found.binary_search_by_key(&key.1, |s| s.id)
-                        && let Some(cells) = resident.get_mut(at)
-                        && let Cell::Istio(cell) = &r.cell
+                        && let (Some(series), Some(buckets)) =
+                            (found.get_mut(at), resident.get_mut(at))
                     {
-                        cells.push((key.2, &**cell));
+                        keep(series, buckets, key.2, &r.cell);
                     }
-                }
-                for cells in &mut resident {
-                    cells.sort_unstable_by_key(|(bucket, _)| *bucket);
                 }
             }
-            // Copied out under the lock: only the histograms asked.
-            let resident: Vec<Vec<(u64, [Option<Hist>; 3])>> = resident
-                .into_iter()
-                .map(|cells| {
-                    cells
-                        .into_iter()
-                        .map(|(bucket, cell)| {
-                            let parts = std::array::from_fn(|h| {
-                                which
-                                    .get(h)
-                                    .copied()
-                                    .unwrap_or(false)
-                                    .then(|| cell.hist(h).clone())
-                            });
-                            (bucket, parts)
-                        })
-                        .collect()
-                })
-                .collect();
             (found, resident)
         };
-        for (series, resident) in found.iter_mut().zip(&mut resident) {
-            // The engine's cells, the resident ones merged in by bucket (the copy in memory
-            // is at least as new).
-            let mut memory = std::mem::take(resident).into_iter().peekable();
+        for (series, mut resident) in found.iter_mut().zip(resident) {
+            resident.sort_unstable();
+            // The engine's cells of the buckets not in memory, then merged with those by bucket.
+            let mut disk: [Vec<(u64, Hist)>; 3] = Default::default();
             let from = cell_key(family, series.id, after_ms.saturating_add(1));
             let to = prefix_end(&entry_key(family, series.id)).unwrap_or_else(|| vec![0xff; 14]);
-            let hists = &mut series.hists;
-            let take_memory =
-                |hists: &mut [Option<HistData>; 3], bucket: u64, parts: [Option<Hist>; 3]| {
-                    for (slot, part) in hists.iter_mut().zip(parts) {
-                        if let (Some(slot), Some(part)) = (slot, part) {
-                            slot.cells.push((bucket, part));
-                        }
-                    }
-                };
+            let wanted = series.hists.each_ref().map(Option::is_some);
             kv.scan(Table::MetricCells, &from, &to, false, &mut |k, v| {
                 let Some((_, _, bucket)) = parse_cell_key(k) else {
                     return Ok(true);
                 };
-                while let Some((at, _)) = memory.peek() {
-                    if *at > bucket {
-                        break;
-                    }
-                    if let Some((at, parts)) = memory.next() {
-                        let same = at == bucket;
-                        take_memory(hists, at, parts);
-                        if same {
-                            return Ok(true);
-                        }
-                    }
+                if resident.binary_search(&bucket).is_ok() {
+                    return Ok(true); // the copy in memory is at least as new
                 }
-                for (h, slot) in hists.iter_mut().enumerate() {
-                    let Some(slot) = slot else { continue };
+                for ((h, cells), wanted) in disk.iter_mut().enumerate().zip(wanted) {
+                    if !wanted {
+                        continue;
+                    }
                     match IstioCell::decode_hist(v, h) {
-                        Ok(hist) => slot.cells.push((bucket, hist)),
+                        Ok(hist) => cells.push((bucket, hist)),
                         Err(error) => {
                             // Every histogram of a cell fails alike (the whole cell is checked),
                             // so this is the first one asked: the cell is left out, as `read`
@@ -312,8 +285,17 @@ impl Derivation {
                 }
                 Ok(true)
             })?;
-            for (at, parts) in memory {
-                take_memory(hists, at, parts);
+            for (slot, mut cells) in series.hists.iter_mut().zip(disk) {
+                let Some(slot) = slot else { continue };
+                if cells.is_empty() {
+                    slot.cells.sort_unstable_by_key(|(bucket, _)| *bucket);
+                    continue;
+                }
+                cells.append(&mut slot.cells);
+                // Two sorted runs when the resident cells are the newest (the usual case): a
+                // stable sort finds them and merges once.
+                cells.sort_by_key(|(bucket, _)| *bucket);
+                slot.cells = cells;
             }
         }
         Ok(found)
