@@ -45,14 +45,14 @@ impl Hist {
         self.buckets.iter().fold(0u64, |n, b| n.saturating_add(*b))
     }
 
-    fn add(&mut self, other: &Hist) {
+    pub fn add(&mut self, other: &Hist) {
         self.sum += other.sum;
         for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
             *mine = mine.saturating_add(*theirs);
         }
     }
 
-    fn subtract(&mut self, other: &Hist) {
+    pub fn subtract(&mut self, other: &Hist) {
         self.sum -= other.sum;
         for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
             *mine = mine.saturating_sub(*theirs);
@@ -76,23 +76,36 @@ impl Hist {
     }
 
     fn decode(reader: &mut Reader<'_>) -> Result<Hist, CorruptError> {
-        let mut hist = Hist {
-            sum: reader.f64()?,
-            ..Hist::default()
-        };
+        let mut hist = Hist::default();
+        Hist::decode_into(reader, Some(&mut hist))?;
+        Ok(hist)
+    }
+
+    /// Reads one stored histogram, into `hist` when given (else checked and passed over, so a
+    /// reader that wants one histogram of a cell fails on exactly the cells `decode` fails on).
+    fn decode_into(
+        reader: &mut Reader<'_>,
+        mut hist: Option<&mut Hist>,
+    ) -> Result<(), CorruptError> {
+        let sum = reader.f64()?;
+        if let Some(hist) = hist.as_deref_mut() {
+            hist.sum = sum;
+        }
         let used = reader.varint()?;
         if used > BUCKETS as u64 {
             return Err(CorruptError("too many histogram buckets"));
         }
         for _ in 0..used {
             let at = usize::try_from(reader.varint()?).unwrap_or(usize::MAX);
-            let bucket = hist
-                .buckets
-                .get_mut(at)
-                .ok_or(CorruptError("a histogram bucket is out of range"))?;
-            *bucket = reader.varint()?;
+            if at >= BUCKETS {
+                return Err(CorruptError("a histogram bucket is out of range"));
+            }
+            let count = reader.varint()?;
+            if let Some(bucket) = hist.as_deref_mut().and_then(|h| h.buckets.get_mut(at)) {
+                *bucket = count;
+            }
         }
-        Ok(hist)
+        Ok(())
     }
 }
 
@@ -135,6 +148,32 @@ impl IstioCell {
         self.request_bytes.encode(&mut out);
         self.response_bytes.encode(&mut out);
         out
+    }
+
+    /// Histogram `which` (0 duration, 1 request bytes, 2 response bytes) of a stored cell,
+    /// without building the other two; fails where [`IstioCell::decode`] fails.
+    pub fn decode_hist(value: &[u8], which: usize) -> Result<Hist, CorruptError> {
+        let mut reader = Reader::new(value);
+        if reader.byte()? != ISTIO_V1 {
+            return Err(CorruptError("unknown Istio cell version"));
+        }
+        let mut hist = Hist::default();
+        for at in 0..3 {
+            Hist::decode_into(&mut reader, (at == which).then_some(&mut hist))?;
+        }
+        if !reader.is_empty() {
+            return Err(CorruptError("trailing bytes after an Istio cell"));
+        }
+        Ok(hist)
+    }
+
+    /// Histogram `which` (as in [`IstioCell::decode_hist`]); the duration past 2.
+    pub fn hist(&self, which: usize) -> &Hist {
+        match which {
+            1 => &self.request_bytes,
+            2 => &self.response_bytes,
+            _ => &self.duration,
+        }
     }
 
     pub fn decode(value: &[u8]) -> Result<IstioCell, CorruptError> {

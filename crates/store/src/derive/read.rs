@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use meshtrace_metrics::Matcher;
 
-use super::cell::{Cell, IstioCell};
+use super::cell::{Cell, Hist, IstioCell};
 use super::series::{Family, entry_key};
 use super::{Derivation, cell_key, decode_cell, parse_cell_key};
 use crate::StoreError;
@@ -138,4 +138,166 @@ pub enum ReadError {
     TooLarge(usize),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// One histogram of an Istio series read back: its sum over every bucket kept, and its cells
+/// of the buckets asked in bucket order.
+pub struct HistData {
+    pub total: Hist,
+    /// (bucket end ms, the histogram of that bucket), ascending.
+    pub cells: Vec<(u64, Hist)>,
+}
+
+/// An Istio series read back for a Prometheus selection: only the histograms it asked.
+pub struct IstioData {
+    pub id: u32,
+    pub labels: Box<[Arc<str>]>,
+    /// Per histogram (0 duration, 1 request bytes, 2 response bytes); `None` when not asked.
+    pub hists: [Option<HistData>; 3],
+}
+
+impl Derivation {
+    /// The Istio series whose labels satisfy `matchers`, with histograms `which` (indexes as in
+    /// [`IstioCell::decode_hist`]) of their total and of their cells after `after_ms`: what a
+    /// Prometheus selection needs, without decoding or copying the histograms it does not ask.
+    /// Fails with `TooLarge` past `max_series` series.
+    pub fn read_istio(
+        &self,
+        kv: &dyn Kv,
+        damage: &Damage,
+        matchers: &[(Option<usize>, &Matcher)],
+        after_ms: u64,
+        which: [bool; 3],
+        max_series: usize,
+    ) -> Result<Vec<IstioData>, ReadError> {
+        let family = Family::Istio;
+        // Resident cells (newer than the engine's copy) by series, then bucket.
+        let (mut found, resident) = {
+            let state = self.lock();
+            let ids = state.registry.matching(family, matchers);
+            if ids.len() > max_series {
+                return Err(ReadError::TooLarge(ids.len()));
+            }
+            let mut found: Vec<IstioData> = ids
+                .iter()
+                .filter_map(|id| {
+                    let entry = state.registry.get(family, *id)?;
+                    let total = state.totals.get(id);
+                    Some(IstioData {
+                        id: *id,
+                        labels: entry.labels.clone(),
+                        hists: std::array::from_fn(|h| {
+                            which.get(h).copied().unwrap_or(false).then(|| HistData {
+                                total: total.map(|t| t.hist(h).clone()).unwrap_or_default(),
+                                cells: Vec::new(),
+                            })
+                        }),
+                    })
+                })
+                .collect();
+            found.sort_unstable_by_key(|s| s.id);
+            // The resident cells in range (newer than the engine's copy), copied straight into
+            // the histograms asked; their buckets by series, for the engine's scan to pass over.
+            let mut resident: Vec<Vec<u64>> = found.iter().map(|_| Vec::new()).collect();
+            let keep =
+                |series: &mut IstioData, buckets: &mut Vec<u64>, bucket: u64, cell: &Cell| {
+                    if let Cell::Istio(cell) = cell {
+                        buckets.push(bucket);
+                        for (h, slot) in series.hists.iter_mut().enumerate() {
+                            if let Some(slot) = slot {
+                                slot.cells.push((bucket, cell.hist(h).clone()));
+                            }
+                        }
+                    }
+                };
+            let step = state.step_ms.max(1);
+            let first = after_ms
+                .checked_div(step)
+                .and_then(|n| n.checked_add(1))
+                .and_then(|n| n.checked_mul(step));
+            let last = state.resident_newest;
+            let lookups = match first {
+                Some(first) if first <= last => {
+                    (last.saturating_sub(first).checked_div(step).unwrap_or(0))
+                        .saturating_add(1)
+                        .saturating_mul(found.len() as u64)
+                }
+                _ => 0,
+            };
+            if state.resident_aligned && lookups < state.resident.len() as u64 {
+                if let Some(first) = first {
+                    for (series, buckets) in found.iter_mut().zip(&mut resident) {
+                        let mut bucket = first;
+                        while bucket <= last {
+                            if let Some(r) = state.resident.get(&(family, series.id, bucket)) {
+                                keep(series, buckets, bucket, &r.cell);
+                            }
+                            match bucket.checked_add(step) {
+                                Some(next) => bucket = next,
+                                None => break,
+                            }
+                        }
+                    }
+                }
+            } else {
+                for (key, r) in &state.resident {
+                    if key.0 != family || key.2 <= after_ms {
+                        continue;
+                    }
+                    if let Ok(at) = found.binary_search_by_key(&key.1, |s| s.id)
+                        && let (Some(series), Some(buckets)) =
+                            (found.get_mut(at), resident.get_mut(at))
+                    {
+                        keep(series, buckets, key.2, &r.cell);
+                    }
+                }
+            }
+            (found, resident)
+        };
+        for (series, mut resident) in found.iter_mut().zip(resident) {
+            resident.sort_unstable();
+            // The engine's cells of the buckets not in memory, then merged with those by bucket.
+            let mut disk: [Vec<(u64, Hist)>; 3] = Default::default();
+            let from = cell_key(family, series.id, after_ms.saturating_add(1));
+            let to = prefix_end(&entry_key(family, series.id)).unwrap_or_else(|| vec![0xff; 14]);
+            let wanted = series.hists.each_ref().map(Option::is_some);
+            kv.scan(Table::MetricCells, &from, &to, false, &mut |k, v| {
+                let Some((_, _, bucket)) = parse_cell_key(k) else {
+                    return Ok(true);
+                };
+                if resident.binary_search(&bucket).is_ok() {
+                    return Ok(true); // the copy in memory is at least as new
+                }
+                for ((h, cells), wanted) in disk.iter_mut().enumerate().zip(wanted) {
+                    if !wanted {
+                        continue;
+                    }
+                    match IstioCell::decode_hist(v, h) {
+                        Ok(hist) => cells.push((bucket, hist)),
+                        Err(error) => {
+                            // Every histogram of a cell fails alike (the whole cell is checked),
+                            // so this is the first one asked: the cell is left out, as `read`
+                            // leaves it.
+                            damage.record(DamageKind::UndecodableValue, "metric_cells", &error);
+                            break;
+                        }
+                    }
+                }
+                Ok(true)
+            })?;
+            for (slot, mut cells) in series.hists.iter_mut().zip(disk) {
+                let Some(slot) = slot else { continue };
+                if cells.is_empty() {
+                    slot.cells.sort_unstable_by_key(|(bucket, _)| *bucket);
+                    continue;
+                }
+                cells.append(&mut slot.cells);
+                // Two sorted runs when the resident cells are the newest (the usual case): a
+                // stable sort finds them and merges once.
+                cells.sort_by_key(|(bucket, _)| *bucket);
+                slot.cells = cells;
+            }
+        }
+        Ok(found)
+    }
 }

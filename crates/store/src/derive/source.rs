@@ -16,8 +16,8 @@ use meshtrace_metrics::{
     SourceError,
 };
 
-use super::cell::{BUCKETS, Cell, Hist, IstioCell};
-use super::read::ReadError;
+use super::cell::{BUCKETS, Hist};
+use super::read::{HistData, ReadError};
 use super::series::Family;
 use crate::Store;
 
@@ -53,14 +53,6 @@ impl Histogram {
             Histogram::Duration => 0,
             Histogram::RequestBytes => 1,
             Histogram::ResponseBytes => 2,
-        }
-    }
-
-    fn of(self, cell: &IstioCell) -> &Hist {
-        match self {
-            Histogram::Duration => &cell.duration,
-            Histogram::RequestBytes => &cell.request_bytes,
-            Histogram::ResponseBytes => &cell.response_bytes,
         }
     }
 }
@@ -147,13 +139,23 @@ impl SeriesSource for Store {
         if times.is_empty() {
             return Ok(Vec::new());
         }
+        let le_matchers: Vec<&Matcher> = matchers.iter().filter(|m| m.name == "le").collect();
+        let columns = columns(&wanted, &le_matchers);
+        // The histograms the columns read; the duration always, as whether a series has
+        // started (had a request) is its count.
+        let mut which = [true, false, false];
+        for column in &columns {
+            if let Some(slot) = which.get_mut(column.value.histogram().index()) {
+                *slot = true;
+            }
+        }
         let data = derive
-            .read(
+            .read_istio(
                 self.kv(),
                 self.damage(),
-                Family::Istio,
                 &label_matchers,
-                (start, u64::MAX),
+                start,
+                which,
                 MAX_SERIES,
             )
             .map_err(|e| match e {
@@ -176,64 +178,46 @@ impl SeriesSource for Store {
                 "the selection would return {samples} samples (at most {MAX_SAMPLES}): narrow the time range or the label matchers"
             )));
         }
-        let le_matchers: Vec<&Matcher> = matchers.iter().filter(|m| m.name == "le").collect();
-        let columns = columns(&wanted, &le_matchers);
         if columns.is_empty() {
             return Ok(Vec::new());
         }
-        let needs_buckets = Histogram::ALL.map(|h| {
-            columns
-                .iter()
-                .any(|c| matches!(c.value, Value::Bucket(b, _) if b == h))
-        });
-        let mut out = Vec::new();
-        // One row of values per sample time, reused: the row at the last time before the
-        // series' first request, and the row being built.
-        let mut zero_row = vec![0.0; columns.len()];
-        let mut row = vec![0.0; columns.len()];
+        let mut out = Vec::with_capacity(data.len().saturating_mul(columns.len()));
         for series in data {
-            let Some(mut running) = series.total else {
+            let [Some(duration), ..] = &series.hists else {
                 continue;
             };
-            // The counters at the start of the range: the total less every later bucket.
-            for cell in series.cells.values() {
-                if let Cell::Istio(cell) = cell {
-                    running.subtract(cell);
+            // The series has samples from the first time it had a request on, and one at the
+            // time before (its counters were 0 then, as a proxy's would read before its first
+            // request, so a rate sees that request). Counters never decrease, so every later
+            // time has one too.
+            let mut first = None;
+            walk(duration, &times, |i, running| {
+                if first.is_none() && running.count() > 0 {
+                    first = Some(i);
                 }
-            }
+            });
+            let Some(first) = first else {
+                continue;
+            };
+            let from = first.saturating_sub(1);
             let mut samples: Vec<Vec<Sample>> = columns
                 .iter()
-                .map(|_| Vec::with_capacity(times.len()))
+                .map(|_| Vec::with_capacity(times.len().saturating_sub(from)))
                 .collect();
-            // The last sample time before the series' first request: its counters were 0 then,
-            // as a proxy's would read before its first request, so a rate sees that request.
-            let mut zero: Option<i64> = None;
-            let mut started = false;
-            let mut cells = series.cells.iter().peekable();
-            for (at, upto) in &times {
-                while let Some((bucket, cell)) = cells.peek() {
-                    if **bucket > *upto {
-                        break;
-                    }
-                    if let Cell::Istio(cell) = cell {
-                        running.add(cell);
-                    }
-                    cells.next();
+            for (h, data) in Histogram::ALL.iter().zip(&series.hists) {
+                let Some(data) = data else { continue };
+                if !columns.iter().any(|c| c.value.histogram() == *h) {
+                    continue;
                 }
-                if running.requests() > 0 {
-                    if let Some(zero) = zero.take() {
-                        push_row(&mut samples, zero, &zero_row);
-                    }
-                    fill_row(&mut row, &columns, &running, needs_buckets);
-                    push_row(&mut samples, *at, &row);
-                    started = true;
-                } else if !started {
-                    fill_row(&mut zero_row, &columns, &running, needs_buckets);
-                    zero = Some(*at);
-                }
-            }
-            if !started {
-                continue;
+                let buckets = columns
+                    .iter()
+                    .any(|c| matches!(c.value, Value::Bucket(b, _) if b == *h));
+                walk(data, &times, |i, running| {
+                    let Some((at, _)) = times.get(i).filter(|_| i >= from) else {
+                        return;
+                    };
+                    push_values(&mut samples, &columns, *h, *at, running, buckets);
+                });
             }
             let base: Vec<(String, String)> = ISTIO_LABELS
                 .iter()
@@ -335,6 +319,16 @@ enum Value {
     Bucket(Histogram, usize),
 }
 
+impl Value {
+    /// The histogram the value is read from (`istio_requests_total`: the duration's count).
+    fn histogram(self) -> Histogram {
+        match self {
+            Value::Requests => Histogram::Duration,
+            Value::Sum(h) | Value::Count(h) | Value::Bucket(h, _) => h,
+        }
+    }
+}
+
 /// One series returned for each label set: its metric name, `le` and value.
 struct Column {
     name: String,
@@ -381,38 +375,57 @@ fn columns(wanted: &[(String, Member)], le_matchers: &[&Matcher]) -> Vec<Column>
     out
 }
 
-/// Every column's value for the counters `cell`.
-fn fill_row(row: &mut [f64], columns: &[Column], cell: &IstioCell, buckets: [bool; 3]) {
-    // Cumulative bucket counts of each histogram a column asks, summed once for the row.
-    let mut cumulative = [[0u64; BUCKETS]; 3];
-    for ((h, wanted), sums) in Histogram::ALL.iter().zip(buckets).zip(&mut cumulative) {
-        if wanted {
-            let mut n = 0u64;
-            for (sum, count) in sums.iter_mut().zip(&h.of(cell).buckets) {
-                n = n.saturating_add(*count);
-                *sum = n;
-            }
-        }
+/// Visits the counters of histogram `data` at every sample time (by index in `times`): its
+/// total less every cell read, then the cells added up to each time's last bucket. The same
+/// additions in the same order at every read, so the values are the same at every read.
+fn walk(data: &HistData, times: &[(i64, u64)], mut visit: impl FnMut(usize, &Hist)) {
+    let mut running = data.total.clone();
+    for (_, cell) in &data.cells {
+        running.subtract(cell);
     }
-    for (slot, column) in row.iter_mut().zip(columns) {
-        *slot = match column.value {
-            Value::Requests => cell.requests() as f64,
-            Value::Sum(h) => h.of(cell).sum,
-            Value::Count(h) => h.of(cell).count() as f64,
-            Value::Bucket(h, at) => cumulative
-                .get(h.index())
-                .and_then(|sums| sums.get(at))
-                .copied()
-                .unwrap_or(0) as f64,
-        };
+    let mut cells = data.cells.iter().peekable();
+    for (i, (_, upto)) in times.iter().enumerate() {
+        while let Some((bucket, cell)) = cells.peek() {
+            if *bucket > *upto {
+                break;
+            }
+            running.add(cell);
+            cells.next();
+        }
+        visit(i, &running);
     }
 }
 
-fn push_row(samples: &mut [Vec<Sample>], timestamp_ms: i64, row: &[f64]) {
-    for (column, value) in samples.iter_mut().zip(row) {
-        column.push(Sample {
+/// Appends, at `timestamp_ms`, the value of every column of histogram `h` given its
+/// counters `running` (`buckets`: whether a column asks its cumulative buckets).
+fn push_values(
+    samples: &mut [Vec<Sample>],
+    columns: &[Column],
+    h: Histogram,
+    timestamp_ms: i64,
+    running: &Hist,
+    buckets: bool,
+) {
+    let mut cumulative = [0u64; BUCKETS];
+    if buckets {
+        let mut n = 0u64;
+        for (sum, count) in cumulative.iter_mut().zip(&running.buckets) {
+            n = n.saturating_add(*count);
+            *sum = n;
+        }
+    }
+    for (out, column) in samples.iter_mut().zip(columns) {
+        if column.value.histogram() != h {
+            continue;
+        }
+        let value = match column.value {
+            Value::Requests | Value::Count(_) => running.count() as f64,
+            Value::Sum(_) => running.sum,
+            Value::Bucket(_, at) => cumulative.get(at).copied().unwrap_or(0) as f64,
+        };
+        out.push(Sample {
             timestamp_ms,
-            value: *value,
+            value,
         });
     }
 }
