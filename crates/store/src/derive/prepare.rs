@@ -26,7 +26,7 @@ use meshtrace_mesh::telemetry::{
 use meshtrace_model::{Span, SpanId, TraceId};
 
 use super::cell::{Cell, IstioCell, ServiceCell};
-use super::pairing::{Late, Release, Waiting, may_be_answered};
+use super::pairing::{Dictionary, Late, Release, Waiting, may_be_answered};
 use super::peers::{OwnedWorkload, Peers};
 use super::series::Family;
 
@@ -262,6 +262,7 @@ fn waiting_candidates(
     hold: &Hold<'_>,
 ) -> Vec<(usize, Late)> {
     let mut out = Vec::new();
+    let mut dictionary = Dictionary::default();
     for (at, ((span, tags), report)) in spans.iter().zip(tags).zip(reports).enumerate() {
         if let Some(report @ (Reporter::Source, _)) = report
             && !answered_by.contains_key(&(span.trace_id, span.span_id))
@@ -271,8 +272,8 @@ fn waiting_candidates(
             let request = istio_request_with(span, tags, *report, None);
             let key = (span.trace_id, span.span_id);
             // Labels too long to hold: counted at once.
-            if let Some(late) = Late::new(key, hold.deadline, bucket, &request) {
-                out.push((at, late));
+            if let Some(text) = dictionary.intern(&request) {
+                out.push((at, Late::new(key, hold.deadline, bucket, text, &request)));
             }
         }
     }
@@ -358,17 +359,28 @@ pub fn aggregate<'a>(
             .or_default()
             .observe(&request);
     }
+    // Requests that waited with one shared label text and callee, in one bucket, are summed
+    // first: their labels are hashed once.
+    let mut late_groups: HashMap<(u64, (usize, usize)), (&Late, IstioCell), RandomState> =
+        HashMap::default();
     for late in &ends.late {
         // Its bucket ended before the retention window while it waited.
         if late.bucket <= oldest_ms {
             prepared.too_old = prepared.too_old.saturating_add(1);
             continue;
         }
+        late_groups
+            .entry((late.bucket, late.label_identity()))
+            .or_insert_with(|| (late, IstioCell::default()))
+            .1
+            .observe(&late.numbers());
+    }
+    for ((bucket, _), (late, cell)) in late_groups {
         let request = late.request();
         istio
-            .entry((late.bucket, request.labels.clone()))
+            .entry((bucket, request.labels))
             .or_default()
-            .observe(&request);
+            .add(&cell);
     }
     prepared
         .items
