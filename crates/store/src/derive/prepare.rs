@@ -361,8 +361,8 @@ pub fn aggregate<'a>(
     }
     // Requests that waited with one shared label text and callee, in one bucket, are summed
     // first: their labels are hashed once.
-    let mut late_groups: HashMap<(u64, (usize, usize)), (&Late, IstioCell), RandomState> =
-        HashMap::default();
+    type LateGroups<'l> = HashMap<(u64, (usize, usize)), (&'l Late, IstioCell), RandomState>;
+    let mut late_groups: LateGroups<'a> = HashMap::default();
     for late in &ends.late {
         // Its bucket ended before the retention window while it waited.
         if late.bucket <= oldest_ms {
