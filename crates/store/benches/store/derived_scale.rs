@@ -10,7 +10,6 @@ use meshtrace_metrics::{Matcher, SeriesSource};
 use meshtrace_store::Store;
 use meshtrace_store::server::LoopbackServer;
 use meshtrace_testkit::prometheus::RealPrometheus;
-use serde_json::Value;
 
 use crate::measure::percentile;
 
@@ -99,15 +98,10 @@ async fn graph(
 ) -> (usize, f64) {
     let mut found = (0, 0.0);
     for query in queries {
-        let answer: Value = client
+        let request = client
             .get(format!("{base}/api/v1/query"))
-            .query(&[("query", query.as_str()), ("time", &time_s.to_string())])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .query(&[("query", query.as_str()), ("time", &time_s.to_string())]);
+        let answer = meshtrace_testkit::http::json(request).await;
         assert_eq!(answer["status"], "success", "{query}: {answer}");
         for series in answer["data"]["result"].as_array().unwrap() {
             found.0 += 1;
@@ -154,12 +148,9 @@ pub fn report(store: Arc<Store>, spans: usize) {
     runtime.block_on(async {
         let server = LoopbackServer::start(Arc::clone(&store), 16 << 20).await.unwrap();
         let base = format!("http://{}", server.addresses.query_http);
-        let exposition = reqwest::get(format!("{base}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let exposition =
+            meshtrace_testkit::http::text(reqwest::Client::new().get(format!("{base}/metrics")))
+                .await;
         let (rss, peak) = rss_kb();
         println!("at {spans} spans: process RSS {} MB (peak {} MB)", rss / 1024, peak / 1024);
         for line in exposition.lines().filter(|l| {
