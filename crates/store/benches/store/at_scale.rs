@@ -18,7 +18,13 @@ use crate::workload::workload_of;
 pub fn at_scale(total: usize) {
     const TRACE_SIZE: usize = 50;
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(dir.path(), Duration::from_secs(72 * 3600)).unwrap());
+    // SCALE_MEMORY=1: the engine in memory (when the disk cannot hold the run).
+    let retention = Duration::from_secs(72 * 3600);
+    let store = Arc::new(if std::env::var("SCALE_MEMORY").as_deref() == Ok("1") {
+        Store::in_memory(retention)
+    } else {
+        Store::open(dir.path(), retention).unwrap()
+    });
     let chunk = 200_000;
     let started = Instant::now();
     let mut trace_ids: Vec<TraceId> = Vec::new();
