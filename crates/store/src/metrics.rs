@@ -244,6 +244,17 @@ fn register_derivation(registry: &mut Registry, stats: &crate::derive::Derivatio
         "Label values counted as __overflow__ because a label had --metrics-max-label-values distinct values (or the value was too long); label=\"series\": label sets folded because a family held --metrics-max-series",
         folded,
     );
+    let memory = Family::<[(&'static str, &'static str); 1], Gauge>::default();
+    for (part, bytes) in &stats.memory {
+        memory
+            .get_or_create(&[("part", part)])
+            .set(i64::try_from(*bytes).unwrap_or(i64::MAX));
+    }
+    registry.register(
+        "meshtrace_store_metrics_memory_bytes",
+        "About how many bytes the metrics derived from spans hold in memory, by part (series: label sets; cells: recent buckets; totals: Istio series' totals; waiting: client spans waiting for their server span)",
+        memory,
+    );
     registry.register(
         "meshtrace_store_metrics_resident_cells",
         "Recent metric buckets held in memory",

@@ -1,6 +1,9 @@
-//! The run at scale: a durable store filled through the engine with millions of spans, then
-//! trace-by-ID and search latency; and the search report every run prints.
+//! The run at scale: a durable store filled through the engine with millions of spans (metrics
+//! derived), then trace-by-ID and search latency, and the derived series' memory and Kiali's
+//! namespace graph beside a real Prometheus (`derived_scale.rs`); and the search report every
+//! run prints.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use meshtrace_model::TraceId;
@@ -15,7 +18,13 @@ use crate::workload::workload_of;
 pub fn at_scale(total: usize) {
     const TRACE_SIZE: usize = 50;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), Duration::from_secs(72 * 3600)).unwrap();
+    // SCALE_MEMORY=1: the engine in memory (when the disk cannot hold the run).
+    let retention = Duration::from_secs(72 * 3600);
+    let store = Arc::new(if std::env::var("SCALE_MEMORY").as_deref() == Ok("1") {
+        Store::in_memory(retention)
+    } else {
+        Store::open(dir.path(), retention).unwrap()
+    });
     let chunk = 200_000;
     let started = Instant::now();
     let mut trace_ids: Vec<TraceId> = Vec::new();
@@ -51,6 +60,7 @@ pub fn at_scale(total: usize) {
         percentile(&times, 0.99).as_secs_f64() * 1e3
     );
     report_search(&store, &format!("at {written} spans: "), 200);
+    crate::derived_scale::report(store, written);
 }
 
 /// Runs the benchmark's search — reviews spans with a 503 and at least 5 ms, limit 20, over the

@@ -9,11 +9,12 @@
 //! spans of a Bookinfo request.
 //!
 //! Three runs, one module each: [`quick`] (always), [`sustained`] (SUSTAIN_SECS > 0) and
-//! [`at_scale`] (QUERY_SPANS > 0); [`workload`] makes the spans, [`measure`] holds what they
+//! [`at_scale`] (QUERY_SPANS > 0, with [`derived_scale`]); [`workload`] makes the spans, [`measure`] holds what they
 //! share.
 
 mod at_scale;
 mod derivation;
+mod derived_scale;
 mod measure;
 mod quick;
 mod sustained;

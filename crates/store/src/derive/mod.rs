@@ -138,6 +138,10 @@ pub struct DerivationStats {
     pub unpaired: u64,
     /// Client spans counted at once with `unknown`: the wait was full.
     pub wait_overflow: u64,
+    /// About how many bytes the derivation holds in memory, by part: `series` (the label
+    /// sets), `cells` (the resident cells), `totals` (the Istio series' totals), `waiting` (the
+    /// client spans waiting, their label text and entries).
+    pub memory: [(&'static str, usize); 4],
 }
 
 /// What one write added, to take back if it fails.
@@ -467,12 +471,22 @@ impl Derivation {
 
     /// What `/metrics` shows of the derivation.
     pub fn stats(&self) -> DerivationStats {
-        let (waiting, paired_late, unpaired, wait_overflow) = {
+        let (waiting, paired_late, unpaired, wait_overflow, waiting_bytes) = {
             let w = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-            (w.len(), w.paired, w.unpaired, w.overflow)
+            (w.len(), w.paired, w.unpaired, w.overflow, w.bytes())
         };
         let state = self.lock();
+        let memory = [
+            ("series", state.registry.approx_bytes()),
+            ("cells", state.resident_bytes()),
+            (
+                "totals",
+                slot_bytes::<u32, IstioCell>(state.totals.capacity()),
+            ),
+            ("waiting", waiting_bytes),
+        ];
         DerivationStats {
+            memory,
             waiting,
             paired_late,
             unpaired,
@@ -488,7 +502,23 @@ impl Derivation {
     }
 }
 
+/// Bytes of a hash table's slots: the pair and one control byte each.
+fn slot_bytes<K, V>(capacity: usize) -> usize {
+    capacity.saturating_mul(std::mem::size_of::<(K, V)>().saturating_add(1))
+}
+
 impl State {
+    /// About how many bytes the resident cells take: their slots and what they point to.
+    fn resident_bytes(&self) -> usize {
+        let heap = self.resident.values().fold(0usize, |bytes, r| {
+            bytes.saturating_add(match &r.cell {
+                Cell::Istio(_) => std::mem::size_of::<IstioCell>(),
+                Cell::Service(cell) => cell.latency.heap_bytes(),
+            })
+        });
+        slot_bytes::<CellKey, Resident>(self.resident.capacity()).saturating_add(heap)
+    }
+
     /// The cell in memory, read from the engine first when it is not.
     fn resident_mut(
         &mut self,

@@ -11,6 +11,7 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -52,31 +53,18 @@ pub fn may_be_answered(tags: &SpanTags<'_>) -> bool {
 
 type Key = (TraceId, SpanId);
 
-/// A client span's request, waiting for its callee: the labels it knows, packed in one string.
-pub struct Late {
-    key: Key,
-    deadline: Instant,
-    /// The bucket end (ms) its span counts in, fixed at its arrival.
-    pub bucket: u64,
+/// The labels a waiting request knows, packed in one string; one copy is shared by the
+/// requests of a batch that have the same labels ([`Dictionary`]), and they are counted
+/// together when they are let go.
+pub struct LabelText {
     text: Box<str>,
     /// Where each label's value ends in `text`.
     ends: [u32; 25],
-    duration_ms: f64,
-    request_bytes: u64,
-    response_bytes: u64,
-    /// The workload that answered it, once its server span came.
-    pub callee: Option<Arc<OwnedWorkload>>,
 }
 
-impl Late {
-    /// The request of `key` (labels with the callee unknown) to wait until `deadline`; None
-    /// when its labels are too long to hold.
-    pub fn new(
-        key: Key,
-        deadline: Instant,
-        bucket: u64,
-        request: &IstioRequest<'_>,
-    ) -> Option<Late> {
+impl LabelText {
+    /// The labels of `request`; None when they are too long to hold.
+    fn of(request: &IstioRequest<'_>) -> Option<LabelText> {
         let length = request
             .labels
             .iter()
@@ -90,31 +78,120 @@ impl Late {
             text.push_str(label);
             *end = u32::try_from(text.len()).ok()?;
         }
-        Some(Late {
+        Some(LabelText {
+            text: text.into_boxed_str(),
+            ends,
+        })
+    }
+
+    /// The label values, in [`ISTIO_LABELS`]' order.
+    fn values(&self) -> impl Iterator<Item = &str> {
+        let mut start = 0usize;
+        self.ends.iter().map(move |end| {
+            let end = *end as usize;
+            let value = self.text.get(start..end).unwrap_or("");
+            start = end;
+            value
+        })
+    }
+
+    fn is(&self, request: &IstioRequest<'_>) -> bool {
+        self.values()
+            .zip(request.labels.iter())
+            .all(|(own, label)| own == label.as_ref())
+    }
+}
+
+/// The label texts of one batch's waiting requests, one per distinct label set. It lives only
+/// while a batch is prepared, outside every lock, so it needs no bound of its own (at most one
+/// text per span of the batch).
+#[derive(Default)]
+pub struct Dictionary {
+    by_hash: HashMap<u64, Vec<Arc<LabelText>>, RandomState>,
+    hasher: RandomState,
+}
+
+impl Dictionary {
+    /// The shared text of `request`'s labels; None when they are too long to hold.
+    pub fn intern(&mut self, request: &IstioRequest<'_>) -> Option<Arc<LabelText>> {
+        let hash = self.hasher.hash_one(&request.labels);
+        let same = self.by_hash.entry(hash).or_default();
+        if let Some(known) = same.iter().find(|t| t.is(request)) {
+            return Some(Arc::clone(known));
+        }
+        let text = Arc::new(LabelText::of(request)?);
+        same.push(Arc::clone(&text));
+        Some(text)
+    }
+}
+
+/// A client span's request, waiting for its callee: the labels it knows (shared), its numbers.
+pub struct Late {
+    key: Key,
+    deadline: Instant,
+    /// The bucket end (ms) its span counts in, fixed at its arrival.
+    pub bucket: u64,
+    labels: Arc<LabelText>,
+    duration_ms: f64,
+    request_bytes: u64,
+    response_bytes: u64,
+    /// The workload that answered it, once its server span came.
+    pub callee: Option<Arc<OwnedWorkload>>,
+}
+
+impl Late {
+    /// The request of `key` (labels with the callee unknown, `labels` its text from the
+    /// batch's [`Dictionary`]) to wait until `deadline`.
+    pub fn new(
+        key: Key,
+        deadline: Instant,
+        bucket: u64,
+        labels: Arc<LabelText>,
+        request: &IstioRequest<'_>,
+    ) -> Late {
+        Late {
             key,
             deadline,
             bucket,
-            text: text.into_boxed_str(),
-            ends,
+            labels,
             duration_ms: request.duration_ms,
             request_bytes: request.request_bytes,
             response_bytes: request.response_bytes,
             callee: None,
-        })
+        }
     }
 
+    /// What it is counted against the wait's bounds: its labels' text (as if it were its own)
+    /// and its entry.
     fn weight(&self) -> usize {
-        self.text.len().saturating_add(ENTRY_OVERHEAD)
+        self.labels.text.len().saturating_add(ENTRY_OVERHEAD)
+    }
+
+    /// Which requests are counted with the same labels (in one bucket): the same shared text
+    /// and the same callee.
+    pub fn label_identity(&self) -> (usize, usize) {
+        (
+            Arc::as_ptr(&self.labels).addr(),
+            self.callee.as_ref().map_or(0, |c| Arc::as_ptr(c).addr()),
+        )
+    }
+
+    /// Its numbers, without labels (to add it to a cell of its label set).
+    pub fn numbers(&self) -> IstioRequest<'static> {
+        IstioRequest {
+            labels: std::array::from_fn(|_| Cow::Borrowed("")),
+            duration_ms: self.duration_ms,
+            request_bytes: self.request_bytes,
+            response_bytes: self.response_bytes,
+        }
     }
 
     /// The request as it is counted: its own labels, the callee's where it is known.
     pub fn request(&self) -> IstioRequest<'_> {
         let callee = self.callee.as_deref().map(OwnedWorkload::view);
-        let mut start = 0usize;
+        let mut own = self.labels.values();
         let labels: [Cow<'_, str>; 25] = std::array::from_fn(|at| {
-            let end = self.ends.get(at).map_or(0, |e| *e as usize);
-            let own = self.text.get(start..end).unwrap_or("");
-            start = end;
+            let own = own.next().unwrap_or("");
             let name = ISTIO_LABELS.get(at).copied().unwrap_or("");
             Cow::Borrowed(callee.and_then(|w| callee_label(&w, name)).unwrap_or(own))
         });
@@ -182,6 +259,11 @@ impl Waiting {
 
     pub fn is_empty(&self) -> bool {
         self.by_span.is_empty()
+    }
+
+    /// The bytes counted against [`MAX_BYTES`]: the waiting requests' label text and entries.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Holds `late`; false when the wait is full (or its span already waits: a span sent
@@ -300,13 +382,9 @@ mod tests {
     #[test]
     fn a_held_request_keeps_its_labels_and_takes_the_callees() {
         let now = Instant::now();
-        let mut late = Late::new(
-            (TraceId(1), SpanId(2)),
-            now,
-            15_000,
-            &request("productpage-v1"),
-        )
-        .unwrap();
+        let request = request("productpage-v1");
+        let text = Dictionary::default().intern(&request).unwrap();
+        let mut late = Late::new((TraceId(1), SpanId(2)), now, 15_000, text, &request);
         let labels = late.request().labels;
         assert_eq!(labels[1], "productpage-v1");
         assert_eq!(labels[9], "unknown");
@@ -330,14 +408,17 @@ mod tests {
     fn waits_end_in_order_and_the_cap_holds() {
         let start = Instant::now();
         let mut waiting = Waiting::new(2);
+        let mut dictionary = Dictionary::default();
         for (id, after) in [(1u64, 1u64), (2, 2), (3, 3)] {
+            let request = request("a");
+            let text = dictionary.intern(&request).unwrap();
             let late = Late::new(
                 (TraceId(1), SpanId(id)),
                 start + Duration::from_secs(after),
                 0,
-                &request("a"),
-            )
-            .unwrap();
+                text,
+                &request,
+            );
             let held = waiting.hold_or_count(late);
             assert_eq!(held, id < 3);
         }
@@ -355,6 +436,20 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!((waiting.paired, waiting.unpaired, waiting.len()), (1, 1, 0));
         assert_eq!(waiting.bytes, 0);
+    }
+
+    #[test]
+    fn a_batch_shares_one_text_per_label_set() {
+        let mut dictionary = Dictionary::default();
+        let a = dictionary.intern(&request("productpage-v1")).unwrap();
+        let b = dictionary.intern(&request("productpage-v1")).unwrap();
+        let c = dictionary.intern(&request("reviews-v2")).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(c.values().nth(1), Some("reviews-v2"));
+        let mut long = request("x");
+        long.labels[2] = Cow::Owned("v".repeat(MAX_TEXT));
+        assert!(dictionary.intern(&long).is_none(), "too long to hold");
     }
 
     #[test]

@@ -26,7 +26,7 @@ use meshtrace_mesh::telemetry::{
 use meshtrace_model::{Span, SpanId, TraceId};
 
 use super::cell::{Cell, IstioCell, ServiceCell};
-use super::pairing::{Late, Release, Waiting, may_be_answered};
+use super::pairing::{Dictionary, Late, Release, Waiting, may_be_answered};
 use super::peers::{OwnedWorkload, Peers};
 use super::series::Family;
 
@@ -166,8 +166,18 @@ pub fn find_ends<'a>(spans: &'a [Span], peers: &Mutex<Peers>, hold: Option<Hold<
             _ => {}
         }
     }
+    // The requests of client spans that may have to wait, built before any lock is taken (the
+    // label work is most of a wait's cost); those whose callee turns out to be known are
+    // dropped unused.
+    let candidates: Vec<(usize, Late)> = match &hold {
+        Some(hold) => waiting_candidates(spans, &tags, &reports, &answered_by, hold),
+        None => Vec::new(),
+    };
     let mut peers = peers.lock().unwrap_or_else(PoisonError::into_inner);
-    for (span, report) in spans.iter().zip(&reports) {
+    // The workload each server span's proxy was learned as (shared), to name a waiting
+    // request's callee.
+    let mut learned: Vec<Option<Arc<OwnedWorkload>>> = Vec::new();
+    for (at, (span, report)) in spans.iter().zip(&reports).enumerate() {
         if let Some((reporter, proxy)) = report
             && proxy.kind != ProxyKind::Waypoint
             && !proxy.ip.is_empty()
@@ -176,7 +186,11 @@ pub fn find_ends<'a>(spans: &'a [Span], peers: &Mutex<Peers>, hold: Option<Hold<
             if *reporter == Reporter::Destination
                 && let Some(parent) = span.parent_span_id()
             {
-                peers.remember_callee(span.trace_id, parent, owned);
+                peers.remember_callee(span.trace_id, parent, Arc::clone(&owned));
+                if hold.is_some() {
+                    learned.resize(at, None);
+                    learned.push(Some(owned));
+                }
             }
         }
     }
@@ -206,26 +220,28 @@ pub fn find_ends<'a>(spans: &'a [Span], peers: &Mutex<Peers>, hold: Option<Hold<
         })
         .collect();
     let mut late = Vec::new();
-    if let Some(hold) = hold {
+    if let Some(hold) = &hold {
+        // Taken before `peers` is let go: a server span remembered after this batch looked
+        // for its client spans' callees then finds them waiting.
         let mut waiting = hold.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         if !waiting.is_empty() {
-            answer_waiting(spans, &reports, &mut peers, &mut waiting, &mut late);
+            answer_waiting(
+                spans,
+                &reports,
+                &learned,
+                &mut peers,
+                &mut waiting,
+                &mut late,
+            );
             waiting.release(Instant::now(), Release::Due, &mut late);
         }
         drop(peers);
-        let batch = spans.iter().zip(&tags).zip(&reports).zip(&mut remotes);
-        for (((span, tags), report), remote) in batch {
-            if let (Remote::Unknown, Some(report @ (Reporter::Source, _))) = (&remote, report)
-                && may_be_answered(tags)
-                && let Some(bucket) = bucket_of(span, hold.step_ms, hold.now_ms, hold.oldest_ms)
+        for (at, candidate) in candidates {
+            if let Some(remote) = remotes.get_mut(at)
+                && matches!(remote, Remote::Unknown)
+                && waiting.hold_or_count(candidate)
             {
-                let request = istio_request_with(span, tags, *report, None);
-                let key = (span.trace_id, span.span_id);
-                let held = Late::new(key, hold.deadline, bucket, &request)
-                    .is_some_and(|l| waiting.hold_or_count(l));
-                if held {
-                    *remote = Remote::Held;
-                }
+                *remote = Remote::Held;
             }
         }
     }
@@ -237,20 +253,53 @@ pub fn find_ends<'a>(spans: &'a [Span], peers: &Mutex<Peers>, hold: Option<Hold<
     }
 }
 
-/// Takes the requests the batch's server spans answer out of the wait, with their callee.
+/// The waiting requests of the batch's client spans not answered in it, with their indexes.
+fn waiting_candidates(
+    spans: &[Span],
+    tags: &[SpanTags<'_>],
+    reports: &[Option<(Reporter, Proxy<'_>)>],
+    answered_by: &HashMap<(TraceId, SpanId), usize, RandomState>,
+    hold: &Hold<'_>,
+) -> Vec<(usize, Late)> {
+    let mut out = Vec::new();
+    let mut dictionary = Dictionary::default();
+    for (at, ((span, tags), report)) in spans.iter().zip(tags).zip(reports).enumerate() {
+        if let Some(report @ (Reporter::Source, _)) = report
+            && !answered_by.contains_key(&(span.trace_id, span.span_id))
+            && may_be_answered(tags)
+            && let Some(bucket) = bucket_of(span, hold.step_ms, hold.now_ms, hold.oldest_ms)
+        {
+            let request = istio_request_with(span, tags, *report, None);
+            let key = (span.trace_id, span.span_id);
+            // Labels too long to hold: counted at once.
+            if let Some(text) = dictionary.intern(&request) {
+                out.push((at, Late::new(key, hold.deadline, bucket, text, &request)));
+            }
+        }
+    }
+    out
+}
+
+/// Takes the requests the batch's server spans answer out of the wait, with their callee
+/// (`learned`: the workload each server span's proxy was learned as, by span).
 fn answer_waiting(
     spans: &[Span],
     reports: &[Option<(Reporter, Proxy<'_>)>],
+    learned: &[Option<Arc<OwnedWorkload>>],
     peers: &mut Peers,
     waiting: &mut Waiting,
     late: &mut Vec<Late>,
 ) {
-    for (span, report) in spans.iter().zip(reports) {
+    for (at, (span, report)) in spans.iter().zip(reports).enumerate() {
         if let Some((Reporter::Destination, proxy)) = report
             && let Some(parent) = span.parent_span_id()
             && let Some(mut answered) = waiting.answered(span.trace_id, parent)
         {
-            answered.callee = Some(peers.intern(&proxy.workload));
+            let callee = match learned.get(at) {
+                Some(Some(owned)) => Arc::clone(owned),
+                _ => peers.intern(&proxy.workload),
+            };
+            answered.callee = Some(callee);
             late.push(answered);
         }
     }
@@ -310,17 +359,28 @@ pub fn aggregate<'a>(
             .or_default()
             .observe(&request);
     }
+    // Requests that waited with one shared label text and callee, in one bucket, are summed
+    // first: their labels are hashed once.
+    type LateGroups<'l> = HashMap<(u64, (usize, usize)), (&'l Late, IstioCell), RandomState>;
+    let mut late_groups: LateGroups<'a> = HashMap::default();
     for late in &ends.late {
         // Its bucket ended before the retention window while it waited.
         if late.bucket <= oldest_ms {
             prepared.too_old = prepared.too_old.saturating_add(1);
             continue;
         }
+        late_groups
+            .entry((late.bucket, late.label_identity()))
+            .or_insert_with(|| (late, IstioCell::default()))
+            .1
+            .observe(&late.numbers());
+    }
+    for ((bucket, _), (late, cell)) in late_groups {
         let request = late.request();
         istio
-            .entry((late.bucket, request.labels.clone()))
+            .entry((bucket, request.labels))
             .or_default()
-            .observe(&request);
+            .add(&cell);
     }
     prepared
         .items

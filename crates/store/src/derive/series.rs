@@ -456,6 +456,37 @@ impl Registry {
         removed
     }
 
+    /// About how many bytes the label sets hold in memory: the maps' slots as allocated, each
+    /// entry's label references, and each distinct value's text once (entries share it).
+    pub fn approx_bytes(&self) -> usize {
+        use std::mem::size_of;
+        // A hash table slot: the pair and one control byte.
+        fn slots<K, V>(capacity: usize) -> usize {
+            capacity.saturating_mul(size_of::<(K, V)>().saturating_add(1))
+        }
+        let mut bytes = 0usize;
+        for sets in &self.families {
+            bytes = bytes
+                .saturating_add(slots::<u32, Entry>(sets.entries.capacity()))
+                .saturating_add(slots::<u64, Vec<u32>>(sets.by_hash.capacity()));
+            for entry in sets.entries.values() {
+                bytes =
+                    bytes.saturating_add(entry.labels.len().saturating_mul(size_of::<Arc<str>>()));
+            }
+            for ids in sets.by_hash.values() {
+                bytes = bytes.saturating_add(ids.capacity().saturating_mul(size_of::<u32>()));
+            }
+            for set in &sets.values {
+                bytes = bytes.saturating_add(slots::<Arc<str>, ()>(set.capacity()));
+                for value in set {
+                    // The Arc's two counts and the text.
+                    bytes = bytes.saturating_add(value.len().saturating_add(16));
+                }
+            }
+        }
+        bytes
+    }
+
     /// Values folded into `__overflow__` so far, per family and label; and label sets folded by
     /// the series bound, per family (label `series`).
     pub fn folded(&self) -> Vec<(Family, &'static str, u64)> {

@@ -41,6 +41,13 @@ pub struct Sketch {
 }
 
 impl Sketch {
+    /// Bytes its bins take on the heap.
+    pub fn heap_bytes(&self) -> usize {
+        self.bins
+            .capacity()
+            .saturating_mul(std::mem::size_of::<u64>())
+    }
+
     pub fn add(&mut self, micros: u64) {
         self.add_count(micros, 1);
     }
