@@ -107,28 +107,37 @@ fn dataset() -> Vec<Span> {
     ]
 }
 
-fn found(store: &Store, tags: &[(&str, &str)]) -> Vec<u128> {
-    let query = TraceQuery {
-        service: Some("svc".into()),
+/// A search of `service` over the hour from `start` for `tags`.
+fn query(service: &str, start: u64, tags: &[(&str, &str)]) -> TraceQuery {
+    TraceQuery {
+        service: Some(service.into()),
         operation: None,
         tags: tags
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
-        start_min: BASE,
-        start_max: BASE + 1_000_000,
+        start_min: start,
+        start_max: start + 3_600_000_000,
         duration_min: None,
         duration_max: None,
         limit: 20,
-    };
+    }
+}
+
+/// The trace IDs a search finds, in order.
+fn sorted_ids(store: &Store, query: &TraceQuery) -> Vec<u128> {
     let mut ids: Vec<u128> = store
-        .find_trace_ids(&query)
+        .find_trace_ids(query)
         .unwrap()
         .into_iter()
         .map(|id| id.0)
         .collect();
     ids.sort_unstable();
     ids
+}
+
+fn found(store: &Store, tags: &[(&str, &str)]) -> Vec<u128> {
+    sorted_ids(store, &query("svc", BASE, tags))
 }
 
 fn check(store: &Store) {
@@ -191,32 +200,8 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// The fixture: 2026-01-01, six traces of two spans (productpage → reviews), every third
 /// reviews span a 503 with error=true, trace 0xa004's reviews span with a log.
-fn layout_2_query(tags: &[(&str, &str)]) -> TraceQuery {
-    let base = 1_767_225_600_000_000;
-    TraceQuery {
-        service: Some("reviews".into()),
-        operation: None,
-        tags: tags
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        start_min: base,
-        start_max: base + 3_600_000_000,
-        duration_min: None,
-        duration_max: None,
-        limit: 20,
-    }
-}
-
 fn ids(store: &Store, tags: &[(&str, &str)]) -> Vec<u128> {
-    let mut ids: Vec<u128> = store
-        .find_trace_ids(&layout_2_query(tags))
-        .unwrap()
-        .into_iter()
-        .map(|id| id.0)
-        .collect();
-    ids.sort_unstable();
-    ids
+    sorted_ids(store, &query("reviews", 1_767_225_600_000_000, tags))
 }
 
 #[test]
