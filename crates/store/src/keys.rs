@@ -1,4 +1,5 @@
-//! The layout of the index keys (store layout 2). Every part taken from input (service, span
+//! The layout of the keys (store layouts 2 and 3: layout 3 changed only the values of
+//! `by_service`, see `codec/summary.rs`). Every part taken from input (service, span
 //! kind, operation) is written as a length (LEB128 varint) followed by its bytes, so any byte,
 //! NUL included, can be in a name, and no key of one service can fall in the range of another:
 //! a varint is prefix-free, so `part(a)` is a prefix of `part(b)` only when `a == b`.

@@ -23,7 +23,8 @@ pub enum Table {
     Spans,
     /// process hash (8) → process
     Processes,
-    /// service | 0 | start µs (8) | trace ID (16) | span ID (8) → operation, duration
+    /// part(service) | start µs (8) | trace ID (16) | span ID (8) → operation, duration, indexed
+    /// tags (`codec/summary.rs`)
     ByService,
     /// service → last seen µs
     Services,

@@ -2,7 +2,10 @@
 //!
 //! - `meshtrace-layout`: which layout of keys and values the directory holds. A directory
 //!   without it that holds an engine was written by a meshtrace before layout 2 (whose index
-//!   keys could be misread, issue 13): it is refused with what to do, never misread.
+//!   keys could be misread, issue 13): it is refused with what to do, never misread. Layout 3
+//!   added the indexed tags to the `by_service` entries (`codec/summary.rs`); an entry of
+//!   layout 2 is one without them, which layout 3 reads as such (its span is read for the
+//!   tags), so a layout-2 directory is migrated by rewriting this marker, nothing else.
 //! - `meshtrace-acknowledged`: the number of the last write batch the engine acknowledged and
 //!   the next dictionary ID at that point, rewritten in place after every batch. It lives
 //!   outside the engine's journal on purpose: when the journal is truncated or emptied, the
@@ -20,20 +23,32 @@ use crate::StoreError;
 pub const LAYOUT_FILE: &str = "meshtrace-layout";
 pub const ACK_FILE: &str = "meshtrace-acknowledged";
 /// The layout this build writes and reads.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
+/// The earlier layout this build migrates (in place: see the module's documentation).
+const MIGRATED_LAYOUT: u32 = 2;
 /// The engine's own marker file (fjall), present in every directory it has opened.
 const ENGINE_MARKER: &str = "version";
 
-/// Checks that `dir` holds layout 2, or nothing yet (then marks it). Creates `dir` if needed.
+/// Checks that `dir` holds layout 3, migrates layout 2, or marks a new directory. Creates
+/// `dir` if needed.
 pub fn check_or_mark(dir: &Path) -> Result<(), StoreError> {
     let marker = dir.join(LAYOUT_FILE);
-    match std::fs::read_to_string(&marker) {
+    // A marker is one short line: read no more of whatever file is there.
+    match read_limited(&marker) {
         Ok(text) => {
             let version = text
                 .strip_prefix("meshtrace store layout ")
                 .and_then(|v| v.trim().parse::<u32>().ok());
             match version {
                 Some(LAYOUT_VERSION) => Ok(()),
+                Some(MIGRATED_LAYOUT) => {
+                    write_marker(dir, &marker)?;
+                    tracing::info!(
+                        dir = %dir.display(),
+                        "migrated the data directory from store layout {MIGRATED_LAYOUT} to {LAYOUT_VERSION}: its older index entries are searched by reading their spans until they expire"
+                    );
+                    Ok(())
+                }
                 Some(other) => Err(StoreError::Layout(format!(
                     "the data directory {} holds store layout {other}, and this meshtrace reads layout {LAYOUT_VERSION}: run the meshtrace that wrote it, or start this one with another --data-dir",
                     dir.display()
@@ -52,18 +67,32 @@ pub fn check_or_mark(dir: &Path) -> Result<(), StoreError> {
                 )));
             }
             std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
-            let mut file = File::create(&marker).map_err(|e| io_error(&marker, e))?;
-            file.write_all(format!("meshtrace store layout {LAYOUT_VERSION}\n").as_bytes())
-                .and_then(|()| file.sync_all())
-                .map_err(|e| io_error(&marker, e))?;
-            // Make the new entry durable in the directory too.
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
-            Ok(())
+            write_marker(dir, &marker)
         }
         Err(e) => Err(io_error(&marker, e)),
     }
+}
+
+/// The marker's text, at most 256 bytes of it.
+fn read_limited(marker: &Path) -> std::io::Result<String> {
+    let mut text = String::new();
+    File::open(marker)?.take(256).read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// Writes the marker of this layout: to a new file renamed over the old one (a crash leaves
+/// one marker or the other, never half of one), synced, and the directory synced too.
+fn write_marker(dir: &Path, marker: &Path) -> Result<(), StoreError> {
+    let fresh = dir.join(format!("{LAYOUT_FILE}.new"));
+    let mut file = File::create(&fresh).map_err(|e| io_error(&fresh, e))?;
+    file.write_all(format!("meshtrace store layout {LAYOUT_VERSION}\n").as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io_error(&fresh, e))?;
+    std::fs::rename(&fresh, marker).map_err(|e| io_error(marker, e))?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 fn io_error(path: &Path, error: std::io::Error) -> StoreError {
@@ -226,8 +255,14 @@ mod tests {
             error.contains("earlier meshtrace (store layout 1)"),
             "{error}"
         );
-        std::fs::write(old.join(LAYOUT_FILE), "meshtrace store layout 3\n").unwrap();
+        std::fs::write(old.join(LAYOUT_FILE), "meshtrace store layout 4\n").unwrap();
         let error = check_or_mark(&old).unwrap_err().to_string();
-        assert!(error.contains("holds store layout 3"), "{error}");
+        assert!(error.contains("holds store layout 4"), "{error}");
+        std::fs::write(old.join(LAYOUT_FILE), "meshtrace store layout 2\n").unwrap();
+        check_or_mark(&old).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(old.join(LAYOUT_FILE)).unwrap(),
+            "meshtrace store layout 3\n"
+        );
     }
 }

@@ -12,6 +12,7 @@
 mod proptests;
 pub(crate) mod reader;
 mod search;
+mod summary;
 
 use std::sync::Arc;
 
@@ -19,13 +20,13 @@ use meshtrace_model::{KeyValue, Log, Process, RefType, Span, SpanId, SpanRef, Tr
 
 use crate::dict::{Dictionary, Pending};
 use reader::{
-    DICT_STRING, Reader, put_dict_key, put_dict_str, put_kvs, put_str, put_value, put_varint,
-    unzigzag, zigzag,
+    Reader, put_dict_key, put_dict_str, put_kvs, put_str, put_value, put_varint, unzigzag, zigzag,
 };
 pub use search::{WantedTag, span_has_tags};
+pub use summary::{INDEXED_TAG_KEYS, decode_summary, encode_summary};
 
 /// The pseudo tag key under which operation names are interned.
-const OPERATION_KEY: &str = "\u{0}operation";
+pub(crate) const OPERATION_KEY: &str = "\u{0}operation";
 
 #[derive(Debug, thiserror::Error)]
 #[error("stored data is corrupt: {0}")]
@@ -185,55 +186,6 @@ pub fn process_hash(encoded: &[u8]) -> u64 {
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     hash
-}
-
-/// The few fields an index entry keeps so that a search can filter without reading the span:
-/// its operation (a dictionary ID when it has one) and duration; the service is in the key.
-pub fn encode_summary(
-    operation: &str,
-    duration: u64,
-    dict: &Dictionary,
-    pending: &mut Pending,
-    out: &mut Vec<u8>,
-) {
-    let op_key = dict.key_id(OPERATION_KEY, pending);
-    put_dict_str(out, dict.value_id(op_key, operation, pending), operation);
-    put_varint(out, duration);
-}
-
-/// An operation as an index entry holds it.
-#[derive(Debug, PartialEq, Eq)]
-pub enum SummaryOperation<'a> {
-    Id(u32),
-    Inline(&'a str),
-}
-
-pub struct Summary<'a> {
-    pub operation: SummaryOperation<'a>,
-    pub duration: u64,
-}
-
-impl Summary<'_> {
-    /// Whether the entry's operation is `name`, whose dictionary ID (if any) is `id`.
-    pub fn operation_is(&self, name: &str, id: Option<u32>) -> bool {
-        match self.operation {
-            SummaryOperation::Id(entry) => Some(entry) == id,
-            SummaryOperation::Inline(text) => text == name,
-        }
-    }
-}
-
-pub fn decode_summary(value: &[u8]) -> Result<Summary<'_>, CorruptError> {
-    let mut r = Reader::new(value);
-    let operation = match r.byte()? {
-        DICT_STRING => SummaryOperation::Id(r.varint32()?),
-        0 => SummaryOperation::Inline(r.str()?),
-        _ => return Err(CorruptError("bad operation in an index entry")),
-    };
-    Ok(Summary {
-        operation,
-        duration: r.varint()?,
-    })
 }
 
 /// The dictionary ID of an operation name, if it has one (never adds one).

@@ -122,6 +122,11 @@ impl<'a> Reader<'a> {
         self.data.is_empty()
     }
 
+    /// What is left to read.
+    pub fn rest(&self) -> &'a [u8] {
+        self.data
+    }
+
     /// An f64 written by [`put_f64`].
     pub fn f64(&mut self) -> Result<f64, CorruptError> {
         self.array::<8>().map(f64::from_le_bytes)

@@ -13,6 +13,8 @@ pub struct WantedTag {
     pub value: String,
     key_id: Option<u32>,
     value_id: Option<u32>,
+    /// Whether index entries carry this key's values (`summary.rs`).
+    indexed: bool,
 }
 
 impl WantedTag {
@@ -22,11 +24,17 @@ impl WantedTag {
             value: value.to_string(),
             key_id: dict.lookup(key),
             value_id: dict.lookup(value),
+            indexed: super::INDEXED_TAG_KEYS.contains(&key),
         }
     }
 
+    /// Whether an index entry's tag section can say if a span has this tag.
+    pub fn is_indexed(&self) -> bool {
+        self.indexed
+    }
+
     /// Whether a stored key is this tag's key: by ID, or as text when it was stored inline.
-    fn key_matches(&self, key: &StoredKey<'_>) -> bool {
+    pub(super) fn key_matches(&self, key: &StoredKey<'_>) -> bool {
         match key {
             StoredKey::Id(id) => self.key_id == Some(*id),
             StoredKey::Inline(text) => *text == self.key,
@@ -34,7 +42,7 @@ impl WantedTag {
     }
 
     /// Whether a stored value equals the wanted one, compared as text (Jaeger's rule).
-    fn value_matches(&self, r: &mut Reader<'_>, kind: u8) -> Result<bool, CorruptError> {
+    pub(super) fn value_matches(&self, r: &mut Reader<'_>, kind: u8) -> Result<bool, CorruptError> {
         Ok(match kind {
             DICT_STRING => Some(r.varint32()?) == self.value_id,
             0 => r.str()? == self.value,

@@ -305,13 +305,7 @@ impl Store {
                 value,
             ));
             let mut summary = Vec::with_capacity(48);
-            codec::encode_summary(
-                &span.operation_name,
-                span.duration,
-                &self.dict,
-                &mut pending,
-                &mut summary,
-            );
+            codec::encode_summary(span, &self.dict, &mut pending, &mut summary);
             ops.push(Op::Put(
                 Table::ByService,
                 service_key(service, span.start_time, span.trace_id, span.span_id),

@@ -82,7 +82,8 @@ impl Store {
             .collect();
         loop {
             // Read a chunk of index entries that pass the cheap filters, newest first...
-            let mut candidates: Vec<(u64, TraceId, SpanId)> = Vec::new();
+            // (start, trace, span, whether its tags are known to match)
+            let mut candidates: Vec<(u64, TraceId, SpanId, bool)> = Vec::new();
             let mut last_key: Option<Vec<u8>> = None;
             let mut entries: usize = 0;
             self.kv
@@ -115,20 +116,36 @@ impl Store {
                     let duration_ok = query.duration_min.is_none_or(|min| summary.duration >= min)
                         && query.duration_max.is_none_or(|max| summary.duration <= max);
                     if operation_ok && duration_ok {
-                        candidates.push((start, trace_id, span_id));
+                        // The entry's tag section decides when it can (no read of the span).
+                        let decided = if wanted.is_empty() {
+                            Some(true)
+                        } else {
+                            summary.has_tags(&wanted).unwrap_or_else(|error| {
+                                self.damage.record(
+                                    DamageKind::UndecodableValue,
+                                    "by_service",
+                                    &error,
+                                );
+                                None
+                            })
+                        };
+                        match decided {
+                            Some(false) => {}
+                            Some(true) => candidates.push((start, trace_id, span_id, true)),
+                            None => candidates.push((start, trace_id, span_id, false)),
+                        }
                     }
                     Ok(entries < CHUNK)
                 })?;
-            // ...then check tags on the spans themselves, outside the scan. (Checking a whole
+            // ...then check tags on the spans themselves where the entry could not, outside the
+            // scan. (Checking a whole
             // trace with one range read instead was measured slower at 10 M spans: range reads
             // merge every table of the tree, point reads are filtered by the bloom filters.)
-            for (start, trace_id, span_id) in candidates {
+            for (start, trace_id, span_id, matched) in candidates {
                 if seen.contains(&trace_id) {
                     continue;
                 }
-                if !query.tags.is_empty()
-                    && !self.span_has_tags(trace_id, start, span_id, &wanted)?
-                {
+                if !matched && !self.span_has_tags(trace_id, start, span_id, &wanted)? {
                     continue;
                 }
                 seen.insert(trace_id);
