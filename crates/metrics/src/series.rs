@@ -228,3 +228,42 @@ impl Matcher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        Labels::new(pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn grouping_keeps_by_labels_or_drops_without_labels_and_the_name() {
+        let series = labels(&[
+            ("__name__", "req"),
+            ("app", "a"),
+            ("code", "200"),
+            ("ns", "x"),
+        ]);
+        let names = vec!["code".to_string(), "missing".to_string()];
+        assert_eq!(series.grouping(&names, false), labels(&[("code", "200")]));
+        assert_eq!(series.grouping_key(&names, false), vec![("code", "200")]);
+        assert_eq!(
+            series.grouping(&names, true),
+            labels(&[("app", "a"), ("ns", "x")])
+        );
+        assert_eq!(
+            series.grouping_key(&names, true),
+            vec![("app", "a"), ("ns", "x")]
+        );
+    }
+
+    #[test]
+    fn shared_label_sets_compare_by_content() {
+        let a = labels(&[("b", "2"), ("a", "1"), ("c", "")]);
+        let b = a.clone().with("c", "3").with("c", "");
+        assert_eq!(a, b);
+        assert!(labels(&[("a", "1")]) < labels(&[("a", "2")]));
+        assert_eq!(a.iter().collect::<Vec<_>>(), vec![("a", "1"), ("b", "2")]);
+    }
+}
