@@ -1,14 +1,24 @@
 //! Label sets, samples and label matchers with Prometheus's semantics: a missing label equals the
 //! empty string, and regular expressions are anchored at both ends.
 
+use std::sync::Arc;
+
 use regex::Regex;
 
 /// The label that holds a series' metric name.
 pub const METRIC_NAME: &str = "__name__";
 
+/// One label: its name and value, shared between the label sets that hold it.
+type Pair = (Arc<str>, Arc<str>);
+
 /// A series' labels, sorted by name, names unique, no empty values (as Prometheus keeps them).
+///
+/// The set and its strings are shared: cloning a label set (a source handing its series to the
+/// evaluator, the evaluator keeping an input's labels in its output) copies no string, and a
+/// set derived from another (`keep`, `remove`, `without_name`) shares the strings it keeps.
+/// Equality, order and hash are those of the pairs, as before the sharing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Labels(Vec<(String, String)>);
+pub struct Labels(Arc<[Pair]>);
 
 impl Labels {
     /// Labels from pairs in any order; a later pair wins over an earlier one of the same name,
@@ -26,16 +36,21 @@ impl Labels {
             }
         }
         labels.retain(|(_, value)| !value.is_empty());
-        Labels(labels)
+        Labels(
+            labels
+                .into_iter()
+                .map(|(name, value)| (Arc::from(name), Arc::from(value)))
+                .collect(),
+        )
     }
 
     /// The value of `name`, if the series has it.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
-            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .binary_search_by(|(n, _)| n.as_ref().cmp(name))
             .ok()
             .and_then(|at| self.0.get(at))
-            .map(|(_, value)| value.as_str())
+            .map(|(_, value)| value.as_ref())
     }
 
     /// The metric name (`__name__`), if any.
@@ -44,7 +59,7 @@ impl Labels {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.0.iter().map(|(n, v)| (n.as_ref(), v.as_ref()))
     }
 
     pub fn len(&self) -> usize {
@@ -71,15 +86,33 @@ impl Labels {
         self.filtered(|name| !(names.iter().any(|n| n == name) || drop_name && name == METRIC_NAME))
     }
 
+    /// An aggregation's group of these labels: only those named in `names` (`by`), or all but
+    /// those and the metric name (`without`).
+    pub(crate) fn grouping(&self, names: &[String], without: bool) -> Labels {
+        self.filtered(|name| in_group(name, names, without))
+    }
+
+    /// The pairs of [`Labels::grouping`], borrowed: a key to find a series' group by, so that a
+    /// group's label set is built once rather than once per series in it.
+    pub(crate) fn grouping_key<'a>(
+        &'a self,
+        names: &[String],
+        without: bool,
+    ) -> Vec<(&'a str, &'a str)> {
+        self.iter()
+            .filter(|(name, _)| in_group(name, names, without))
+            .collect()
+    }
+
     /// These labels with `name` set to `value`, or removed when `value` is empty.
     pub fn with(&self, name: &str, value: &str) -> Labels {
-        let mut pairs = self.0.clone();
-        pairs.retain(|(n, _)| n != name);
+        let mut pairs = self.0.to_vec();
+        pairs.retain(|(n, _)| n.as_ref() != name);
         if !value.is_empty() {
-            let at = pairs.partition_point(|(n, _)| n.as_str() < name);
-            pairs.insert(at, (name.to_string(), value.to_string()));
+            let at = pairs.partition_point(|(n, _)| n.as_ref() < name);
+            pairs.insert(at, (Arc::from(name), Arc::from(value)));
         }
-        Labels(pairs)
+        Labels(pairs.into())
     }
 
     fn filtered(&self, keep: impl Fn(&str) -> bool) -> Labels {
@@ -112,6 +145,16 @@ impl Labels {
         matchers
             .iter()
             .all(|m| m.matches(self.get(&m.name).unwrap_or("")))
+    }
+}
+
+/// Whether an aggregation grouping `by` (or `without`) `names` keeps the label `name`.
+fn in_group(name: &str, names: &[String], without: bool) -> bool {
+    let named = names.iter().any(|n| n == name);
+    if without {
+        !(named || name == METRIC_NAME)
+    } else {
+        named
     }
 }
 
@@ -183,5 +226,44 @@ impl Matcher {
             MatchOp::Equal(v) if !v.is_empty() => Some(v),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        Labels::new(pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn grouping_keeps_by_labels_or_drops_without_labels_and_the_name() {
+        let series = labels(&[
+            ("__name__", "req"),
+            ("app", "a"),
+            ("code", "200"),
+            ("ns", "x"),
+        ]);
+        let names = vec!["code".to_string(), "missing".to_string()];
+        assert_eq!(series.grouping(&names, false), labels(&[("code", "200")]));
+        assert_eq!(series.grouping_key(&names, false), vec![("code", "200")]);
+        assert_eq!(
+            series.grouping(&names, true),
+            labels(&[("app", "a"), ("ns", "x")])
+        );
+        assert_eq!(
+            series.grouping_key(&names, true),
+            vec![("app", "a"), ("ns", "x")]
+        );
+    }
+
+    #[test]
+    fn shared_label_sets_compare_by_content() {
+        let a = labels(&[("b", "2"), ("a", "1"), ("c", "")]);
+        let b = a.clone().with("c", "3").with("c", "");
+        assert_eq!(a, b);
+        assert!(labels(&[("a", "1")]) < labels(&[("a", "2")]));
+        assert_eq!(a.iter().collect::<Vec<_>>(), vec![("a", "1"), ("b", "2")]);
     }
 }

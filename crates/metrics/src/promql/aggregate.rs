@@ -1,13 +1,14 @@
 //! The aggregations `sum`, `avg`, `min`, `max` and `count`, with `by` (keep only those labels)
 //! or `without` (drop those labels and the metric name), at every step.
 
+use std::collections::hash_map::Entry;
+
 use crate::FastMap;
 
 use super::QueryError;
 use super::eval::{Ctx, step_index};
 use super::plan::{AggOp, Node};
 use super::steps::{Collector, Transposed, Val};
-use crate::series::Labels;
 
 /// One group's running state at one step.
 #[derive(Debug, Clone, Copy, Default)]
@@ -29,23 +30,22 @@ pub(crate) fn eval(
 ) -> Result<Val, QueryError> {
     let input = ctx.eval_vector(expr)?;
     let compat = ctx.options.compat;
-    // The group of every input series, found once for all steps.
-    let mut index: FastMap<Labels, usize> = FastMap::default();
+    // The group of every input series, found once for all steps, by its kept pairs borrowed
+    // from the input; a group's label set is built once, for its first series.
+    let mut index: FastMap<Vec<(&str, &str)>, usize> = FastMap::default();
     let mut collector = Collector::default();
     let mut slots: Vec<usize> = Vec::new();
     let mut group_of: Vec<usize> = Vec::with_capacity(input.len());
     for s in &input {
-        let key = if without {
-            s.labels.remove(grouping, true)
-        } else {
-            s.labels.keep(grouping)
-        };
         let next = index.len();
-        let group = *index.entry(key.clone()).or_insert(next);
-        if group == slots.len() {
-            slots.push(collector.slot(key));
+        match index.entry(s.labels.grouping_key(grouping, without)) {
+            Entry::Occupied(entry) => group_of.push(*entry.get()),
+            Entry::Vacant(entry) => {
+                entry.insert(next);
+                slots.push(collector.slot(s.labels.grouping(grouping, without)));
+                group_of.push(next);
+            }
         }
-        group_of.push(group);
     }
     let by_step = Transposed::new(&input, ctx.steps);
     let mut groups = vec![Group::default(); slots.len()];
