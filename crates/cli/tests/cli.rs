@@ -113,22 +113,14 @@ fn show_prints_prometheus_secrets_as_xxx() {
 fn a_jaeger_ui_that_cannot_be_served_stops_the_start_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-build");
-    let output = meshtrace(&[
+    let mut args = vec![
         "store",
         "--memory",
-        "--otlp-grpc",
-        "127.0.0.1:0",
-        "--otlp-http",
-        "127.0.0.1:0",
-        "--zipkin",
-        "127.0.0.1:0",
-        "--query-http",
-        "127.0.0.1:0",
-        "--query-grpc",
-        "127.0.0.1:0",
         "--jaeger-ui",
         missing.to_str().unwrap(),
-    ]);
+    ];
+    args.extend(common::STORE_LISTENERS);
+    let output = meshtrace(&args);
     assert_eq!(output.status.code(), Some(1));
     let stderr = text(&output.stderr);
     assert!(

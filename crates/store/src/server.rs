@@ -94,6 +94,18 @@ pub struct ServeOptions {
     pub jaeger_ui: Option<JaegerUi>,
 }
 
+impl ServeOptions {
+    /// Bodies up to `max_body`, retention checked hourly, the default limits, no Jaeger UI.
+    pub fn new(max_body: usize) -> ServeOptions {
+        ServeOptions {
+            max_body,
+            retention_interval: Duration::from_secs(3600),
+            limits: Limits::default(),
+            jaeger_ui: None,
+        }
+    }
+}
+
 /// The Jaeger query HTTP API: v1 and v3 routes, `/api/transform` (bodies up to `max_body`), the
 /// archive, Jaeger's metrics API (`/api/metrics/*`), the store's own `/metrics`, and the
 /// Prometheus-compatible query API over the derived series under `/prometheus`; with a Jaeger UI,
@@ -299,13 +311,7 @@ pub struct LoopbackServer {
 
 impl LoopbackServer {
     pub async fn start(store: Arc<Store>, max_body: usize) -> std::io::Result<LoopbackServer> {
-        let options = ServeOptions {
-            max_body,
-            retention_interval: Duration::from_secs(3600),
-            limits: Limits::default(),
-            jaeger_ui: None,
-        };
-        Self::start_with(store, options).await
+        Self::start_with(store, ServeOptions::new(max_body)).await
     }
 
     pub async fn start_with(

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meshtrace_store::jaeger_ui::JaegerUi;
-use meshtrace_store::server::{Limits, LoopbackServer, ServeOptions};
+use meshtrace_store::server::{LoopbackServer, ServeOptions};
 use meshtrace_store::{Store, StoreOptions};
 
 /// The lines of Jaeger UI v2.20's `index.html` that its query service rewrites (v2.19 and
@@ -61,9 +61,7 @@ async fn serve(metrics: bool, ui: JaegerUi) -> (LoopbackServer, String) {
     let store = Arc::new(Store::in_memory_with(&options));
     let options = ServeOptions {
         jaeger_ui: Some(ui),
-        max_body: 1 << 20,
-        retention_interval: Duration::from_secs(3600),
-        limits: Limits::default(),
+        ..ServeOptions::new(1 << 20)
     };
     let server = LoopbackServer::start_with(store, options).await.unwrap();
     let base = format!("http://{}", server.addresses.query_http);

@@ -61,19 +61,8 @@ impl Derivation {
             // The resident cells in range: looked up bucket by bucket when that is fewer
             // lookups than walking them all (a short range, few series).
             let step = state.step_ms.max(1);
-            let first = after_ms
-                .checked_div(step)
-                .and_then(|n| n.checked_add(1))
-                .and_then(|n| n.checked_mul(step));
             let last = until_ms.min(state.resident_newest);
-            let lookups = match first {
-                Some(first) if first <= last => {
-                    (last.saturating_sub(first).checked_div(step).unwrap_or(0))
-                        .saturating_add(1)
-                        .saturating_mul(found.len() as u64)
-                }
-                _ => 0,
-            };
+            let (first, lookups) = bucket_lookups(after_ms, last, step, found.len());
             if state.resident_aligned && lookups < state.resident.len() as u64 {
                 if let Some(first) = first {
                     for series in &mut found {
@@ -211,19 +200,8 @@ impl Derivation {
                     }
                 };
             let step = state.step_ms.max(1);
-            let first = after_ms
-                .checked_div(step)
-                .and_then(|n| n.checked_add(1))
-                .and_then(|n| n.checked_mul(step));
             let last = state.resident_newest;
-            let lookups = match first {
-                Some(first) if first <= last => {
-                    (last.saturating_sub(first).checked_div(step).unwrap_or(0))
-                        .saturating_add(1)
-                        .saturating_mul(found.len() as u64)
-                }
-                _ => 0,
-            };
+            let (first, lookups) = bucket_lookups(after_ms, last, step, found.len());
             if state.resident_aligned && lookups < state.resident.len() as u64 {
                 if let Some(first) = first {
                     for (series, buckets) in found.iter_mut().zip(&mut resident) {
@@ -300,4 +278,21 @@ impl Derivation {
         }
         Ok(found)
     }
+}
+
+/// The first bucket end after `after_ms`, and how many map lookups reading buckets from it to
+/// `last` for `series` series takes (0 when the range holds no bucket): the readers compare it
+/// with the resident map's size to choose between lookups and one walk of the map.
+fn bucket_lookups(after_ms: u64, last: u64, step: u64, series: usize) -> (Option<u64>, u64) {
+    let first = after_ms
+        .checked_div(step)
+        .and_then(|n| n.checked_add(1))
+        .and_then(|n| n.checked_mul(step));
+    let lookups = match first {
+        Some(first) if first <= last => (last.saturating_sub(first).checked_div(step).unwrap_or(0))
+            .saturating_add(1)
+            .saturating_mul(series as u64),
+        _ => 0,
+    };
+    (first, lookups)
 }
