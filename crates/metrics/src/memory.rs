@@ -155,10 +155,7 @@ impl SeriesSource for MemorySource {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        Labels::new(pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())))
-    }
+    use crate::series::tests::labels;
 
     #[test]
     fn ranges_are_inclusive_and_later_duplicates_win() {

@@ -230,10 +230,11 @@ impl Matcher {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
+    /// A label set from literal pairs (the other modules' tests use it too).
+    pub(crate) fn labels(pairs: &[(&str, &str)]) -> Labels {
         Labels::new(pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())))
     }
 

@@ -78,7 +78,8 @@ impl JaegerUi {
     /// The UI's routes, merged under the query API's: `/static/*` from the directory, and
     /// `index.html` for the other GET paths outside `/api/` (those keep the API's 404).
     pub fn routes<S: Clone + Send + Sync + 'static>(&self, metrics_storage: bool) -> Router<S> {
-        let index = backend_facts(&self.index, metrics_storage);
+        // Shared, not copied, by every request's answer.
+        let index = axum::body::Bytes::from(backend_facts(&self.index, metrics_storage));
         Router::new()
             .nest_service("/static", ServeDir::new(&self.static_dir))
             .fallback(move |method: Method, uri: Uri| async move {

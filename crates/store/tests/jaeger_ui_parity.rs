@@ -26,21 +26,12 @@ async fn post(
     path: &str,
     body: impl Into<reqwest::Body>,
 ) -> (u16, String, String) {
-    let response = store
+    let request = store
         .http
         .post(store.query(path))
         .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    (status, content_type, response.text().await.unwrap())
+        .body(body);
+    meshtrace_testkit::http::parts(request).await
 }
 
 /// Jaeger's error envelope, written out here as Jaeger's `http.Error` writes it.

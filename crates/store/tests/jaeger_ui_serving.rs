@@ -69,14 +69,7 @@ async fn serve(metrics: bool, ui: JaegerUi) -> (LoopbackServer, String) {
 }
 
 async fn get(url: &str) -> (u16, String, String) {
-    let response = reqwest::get(url).await.unwrap();
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    (status, content_type, response.text().await.unwrap())
+    meshtrace_testkit::http::parts(reqwest::Client::new().get(url)).await
 }
 
 /// A request written as given, path and all (clients normalise `..` away).

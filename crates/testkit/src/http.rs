@@ -13,6 +13,21 @@ pub async fn text(request: reqwest::RequestBuilder) -> String {
         .expect("the body is read")
 }
 
+/// The answer to `request`: its status, its `Content-Type` (empty when it has none) and its
+/// body as text.
+pub async fn parts(request: reqwest::RequestBuilder) -> (u16, String, String) {
+    let response = request.send().await.expect("the request is sent");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let body = response.text().await.expect("the body is read");
+    (status, content_type, body)
+}
+
 /// The body of the answer to `request`, as JSON, whatever the status.
 pub async fn json(request: reqwest::RequestBuilder) -> serde_json::Value {
     request
