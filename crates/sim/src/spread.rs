@@ -48,3 +48,17 @@ pub fn spread(
     }
     trace
 }
+
+/// The benchmarks' store filling: requests of the built-in Bookinfo mesh (the same mesh and
+/// seed in every benchmark, so their figures compare) [`spread`] over the 3 hours before
+/// `now_s` (seconds since the epoch).
+pub fn bookinfo_last_3h(spans: usize, now_s: u64, write: impl FnMut(&[Span])) -> Vec<Span> {
+    const WINDOW_S: u64 = 3 * 3600;
+    let mut generator = Generator::new(
+        crate::Mesh::new(crate::Topology::bookinfo(), 5, 1),
+        5,
+        crate::Options::default(),
+    );
+    let start_us = now_s.saturating_sub(WINDOW_S).saturating_mul(1_000_000);
+    spread(&mut generator, spans, start_us, WINDOW_S * 1_000_000, write)
+}

@@ -13,8 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use meshtrace_metrics::promql::{EngineOptions, QueryValue, instant_query};
-use meshtrace_sim::spread::spread;
-use meshtrace_sim::{Generator, Mesh, Options, Topology};
+use meshtrace_sim::spread::bookinfo_last_3h;
 use meshtrace_store::Store;
 
 #[global_allocator]
@@ -134,14 +133,10 @@ fn main() {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let start_us = (now - 3 * 3600) * 1_000_000;
-    let mut generator =
-        Generator::new(Mesh::new(Topology::bookinfo(), 5, 1), 5, Options::default());
     let store = Store::in_memory(Duration::from_secs(4 * 3600));
     let started = Instant::now();
     let mut written = 0;
-    let window_us = 3 * 3600 * 1_000_000;
-    let trace = spread(&mut generator, spans_wanted, start_us, window_us, |batch| {
+    let trace = bookinfo_last_3h(spans_wanted, now, |batch| {
         store.write(batch).unwrap();
         written += batch.len();
     });
