@@ -1,0 +1,279 @@
+//! Store layout 4: the service index holds one entry per (service, trace) of a write batch
+//! instead of one per span. These tests pin that a search still wants one span to satisfy
+//! operation, tags and duration together (two spans of the same entry, one with the operation
+//! and one with the tag, do not make a match), that the time range and the order are those of
+//! the spans, that retention removes a whole entry with its spans, and that a data directory
+//! written by layout 3 opens, is migrated, and is searched right. (tests/fixtures/layout3 was
+//! written by [`write_layout3_fixture`] with the meshtrace before layout 4, commit b22fdb14; its
+//! journal is cut to the bytes written, without the zeros the engine preallocates.)
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use meshtrace_model::{KeyValue, Process, RefType, Span, SpanId, SpanRef, TraceId, Value};
+use meshtrace_store::{Store, TraceQuery};
+
+const LONG_TIME: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+/// 2026-01-01 00:00:00 UTC, the fixture's first start.
+const DAY: u64 = 1_767_225_600_000_000;
+
+fn process(name: &str) -> Arc<Process> {
+    Arc::new(Process {
+        service_name: name.into(),
+        tags: vec![],
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn span(
+    trace: u128,
+    id: u64,
+    parent: Option<u64>,
+    process: &Arc<Process>,
+    op: &str,
+    start: u64,
+    duration: u64,
+    status: i64,
+) -> Span {
+    Span {
+        trace_id: TraceId(trace),
+        span_id: SpanId(id),
+        operation_name: op.into(),
+        references: parent
+            .map(|p| SpanRef {
+                ref_type: RefType::ChildOf,
+                trace_id: TraceId(trace),
+                span_id: SpanId(p),
+            })
+            .into_iter()
+            .collect(),
+        flags: 1,
+        start_time: start,
+        duration,
+        tags: vec![
+            KeyValue::new("http.status_code", Value::I64(status)),
+            KeyValue::string("component", "proxy"),
+        ],
+        logs: Vec::new(),
+        process: process.clone(),
+        warnings: Vec::new(),
+    }
+}
+
+/// Six Bookinfo-like traces a minute apart, each: productpage's server span and its client
+/// span to reviews (two spans of one service in one trace), reviews' server span. In traces
+/// 0xc001 and 0xc004 the client span (`call`, 30 ms) has the 503 and the server span (`page`,
+/// 50 ms) a 200.
+fn fixture_traces() -> Vec<Span> {
+    let productpage = process("productpage");
+    let reviews = process("reviews");
+    let mut spans = Vec::new();
+    for t in 0..6u64 {
+        let trace = 0xc000 + u128::from(t);
+        let start = DAY + t * 60_000_000;
+        let failed = t % 3 == 1;
+        let base = t * 10;
+        spans.push(span(
+            trace,
+            base + 1,
+            None,
+            &productpage,
+            "page",
+            start,
+            50_000,
+            200,
+        ));
+        spans.push(span(
+            trace,
+            base + 2,
+            Some(base + 1),
+            &productpage,
+            "call",
+            start + 1_000,
+            30_000,
+            if failed { 503 } else { 200 },
+        ));
+        spans.push(span(
+            trace,
+            base + 3,
+            Some(base + 2),
+            &reviews,
+            "reviews",
+            start + 2_000,
+            20_000,
+            if failed { 503 } else { 200 },
+        ));
+    }
+    spans
+}
+
+fn query(service: &str, start: u64) -> TraceQuery {
+    TraceQuery {
+        service: Some(service.into()),
+        start_min: start,
+        start_max: start + 3_600_000_000,
+        limit: 20,
+        ..Default::default()
+    }
+}
+
+fn with_tag(query: TraceQuery, key: &str, value: &str) -> TraceQuery {
+    TraceQuery {
+        tags: vec![(key.to_string(), value.to_string())],
+        ..query
+    }
+}
+
+fn ids(store: &Store, query: &TraceQuery) -> Vec<u128> {
+    store
+        .find_trace_ids(query)
+        .unwrap()
+        .into_iter()
+        .map(|id| id.0)
+        .collect()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Writes the layout-3 fixture into `$LAYOUT3_FIXTURE_DIR` (run by hand, on the commit before
+/// layout 4: `LAYOUT3_FIXTURE_DIR=... cargo test -p meshtrace-store --test layout4 -- --ignored`).
+#[test]
+#[ignore]
+fn write_layout3_fixture() {
+    let dir = std::env::var("LAYOUT3_FIXTURE_DIR").unwrap();
+    let store = Store::open(Path::new(&dir), LONG_TIME).unwrap();
+    store.write(&fixture_traces()).unwrap();
+    store.flush().unwrap();
+}
+
+/// What every layout must answer for the fixture's traces (written once, however they are
+/// stored).
+fn check_fixture_searches(store: &Store) {
+    let pp = query("productpage", DAY);
+    assert_eq!(
+        ids(store, &pp),
+        vec![0xc005, 0xc004, 0xc003, 0xc002, 0xc001, 0xc000]
+    );
+    // The 503 is on `call`, never on `page`: one span must hold operation and tag together.
+    let page_503 = TraceQuery {
+        operation: Some("page".into()),
+        ..with_tag(pp.clone(), "http.status_code", "503")
+    };
+    assert_eq!(ids(store, &page_503), Vec::<u128>::new());
+    let call_503 = TraceQuery {
+        operation: Some("call".into()),
+        ..with_tag(pp.clone(), "http.status_code", "503")
+    };
+    assert_eq!(ids(store, &call_503), vec![0xc004, 0xc001]);
+    // The 503 span lasts 30 ms, the 50 ms one is a 200: tag and duration on one span too.
+    let slow_503 = TraceQuery {
+        duration_min: Some(40_000),
+        ..with_tag(pp.clone(), "http.status_code", "503")
+    };
+    assert_eq!(ids(store, &slow_503), Vec::<u128>::new());
+    // The same with a tag no entry carries (decided on the spans themselves).
+    let slow_proxy = TraceQuery {
+        duration_min: Some(40_000),
+        operation: Some("call".into()),
+        ..with_tag(pp.clone(), "component", "proxy")
+    };
+    assert_eq!(ids(store, &slow_proxy), Vec::<u128>::new());
+    let call_proxy = TraceQuery {
+        operation: Some("call".into()),
+        ..with_tag(pp.clone(), "component", "proxy")
+    };
+    assert_eq!(ids(store, &call_proxy).len(), 6);
+    // A range that starts between the server span (+0) and the client span (+1 ms) of trace
+    // 0xc002 finds it by its client span.
+    let from_call = TraceQuery {
+        start_max: DAY + 2 * 60_000_000 + 1_500,
+        ..query("productpage", DAY + 2 * 60_000_000 + 500)
+    };
+    assert_eq!(ids(store, &from_call), vec![0xc002]);
+    let reviews_503 = with_tag(query("reviews", DAY), "http.status_code", "503");
+    assert_eq!(ids(store, &reviews_503), vec![0xc004, 0xc001]);
+    let trace = store.get_trace(TraceId(0xc004)).unwrap().unwrap();
+    assert_eq!(trace.spans.len(), 3);
+    assert!(trace.warnings.is_empty(), "{:?}", trace.warnings);
+    let client = trace
+        .spans
+        .iter()
+        .find(|s| s.span_id == SpanId(42))
+        .unwrap();
+    assert_eq!(client.parent_span_id(), Some(SpanId(41)));
+    assert_eq!(
+        store
+            .dependencies(DAY + 3_600_000_000, 3_600_000_000)
+            .unwrap()[0]
+            .call_count,
+        6
+    );
+}
+
+#[test]
+fn a_search_wants_one_span_to_match_everything() {
+    let store = Store::in_memory(LONG_TIME);
+    store.write(&fixture_traces()).unwrap();
+    check_fixture_searches(&store);
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), LONG_TIME).unwrap();
+        store.write(&fixture_traces()).unwrap();
+        check_fixture_searches(&store);
+    }
+    check_fixture_searches(&Store::open(dir.path(), LONG_TIME).unwrap());
+}
+
+#[test]
+fn a_layout_3_directory_is_migrated_and_searched_right() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/layout3");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    copy_dir(&fixture, &dir);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("meshtrace-layout")).unwrap(),
+        "meshtrace store layout 3\n"
+    );
+    {
+        let store = Store::open(&dir, LONG_TIME).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("meshtrace-layout")).unwrap(),
+            "meshtrace store layout 4\n"
+        );
+        check_fixture_searches(&store);
+        // New entries (one per service and trace) beside the old ones (one per span).
+        let mut later = fixture_traces();
+        for span in &mut later {
+            span.trace_id = TraceId(span.trace_id.0 + 0x100);
+            span.start_time += 10 * 60_000_000;
+        }
+        store.write(&later).unwrap();
+        let call_503 = TraceQuery {
+            operation: Some("call".into()),
+            ..with_tag(query("productpage", DAY), "http.status_code", "503")
+        };
+        assert_eq!(ids(&store, &call_503), vec![0xc104, 0xc101, 0xc004, 0xc001]);
+    }
+    // Opened again: layout 4 now, nothing lost.
+    let store = Store::open(&dir, LONG_TIME).unwrap();
+    assert_eq!(ids(&store, &query("productpage", DAY)).len(), 12);
+    let removed = store.purge_before(DAY + 5 * 60_000_000).unwrap();
+    assert_eq!(removed, 15);
+    assert_eq!(
+        ids(&store, &query("productpage", DAY)),
+        vec![0xc105, 0xc104, 0xc103, 0xc102, 0xc101, 0xc100, 0xc005]
+    );
+    assert!(store.get_trace(TraceId(0xc004)).unwrap().is_none());
+}
