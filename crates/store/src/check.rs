@@ -10,8 +10,6 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use meshtrace_model::SpanId;
-
 use crate::codec;
 use crate::dict::Dictionary;
 use crate::keys::{parse_any_service_key, parse_operation_key, parse_span_key, service_key};
@@ -91,8 +89,8 @@ pub fn check(dir: &Path) -> Result<CheckReport, StoreError> {
     check_journal(&mut report);
     let dict = check_dictionary(&kv, &mut report)?;
     let services = check_processes(&kv, &mut report)?;
-    let not_alone = check_spans(&kv, &dict, &services, &mut report)?;
-    check_index(&kv, not_alone, &mut report)?;
+    check_spans(&kv, &dict, &services, &mut report)?;
+    check_index(&kv, &mut report)?;
     check_lists(&kv, &mut report)?;
     Ok(report)
 }
@@ -186,10 +184,8 @@ fn check_spans(
     dict: &Dictionary,
     processes: &HashMap<u64, Arc<meshtrace_model::Process>>,
     report: &mut CheckReport,
-) -> Result<u64, StoreError> {
+) -> Result<(), StoreError> {
     let placeholder = Arc::new(meshtrace_model::Process::default());
-    // Spans without an entry of their own: they must be in a group entry (counted there).
-    let mut not_alone: u64 = 0;
     check_table(kv, Table::Spans, &[0xff; 33], report, |k, v, report| {
         let Some((trace, start, span)) = parse_span_key(k) else {
             report.problem("spans: key does not decode", || format!("{k:02x?}"));
@@ -218,59 +214,41 @@ fn check_spans(
             Err(e) => report.problem("spans: value does not decode", || format!("{}: {e}", at())),
         }
         if let Some(process) = process {
-            let own = kv.get(
-                Table::ByService,
-                &service_key(&process.service_name, start, trace, span),
-            )?;
-            if own.as_deref().is_none_or(codec::is_group) {
-                not_alone = not_alone.saturating_add(1);
+            if kv
+                .get(
+                    Table::ByService,
+                    &service_key(&process.service_name, start, trace, span),
+                )?
+                .is_none()
+            {
+                report.problem("spans: not in the service index (not searchable)", at);
             }
         }
         Ok(())
-    })?;
-    Ok(not_alone)
+    })
 }
 
-/// Checks every index entry, and that the spans without an entry of their own (`not_alone`)
-/// are no more than the spans group entries list (a span is not listed twice in one group).
-fn check_index(kv: &FjallKv, not_alone: u64, report: &mut CheckReport) -> Result<(), StoreError> {
-    let mut grouped: u64 = 0;
+fn check_index(kv: &FjallKv, report: &mut CheckReport) -> Result<(), StoreError> {
     check_table(kv, Table::ByService, &[0xff; 9], report, |k, v, report| {
-        let Some((service, start, trace, id)) = parse_any_service_key(k) else {
+        let Some((service, start, trace, span)) = parse_any_service_key(k) else {
             report.problem("by_service: key does not decode", || format!("{k:02x?}"));
             return Ok(());
         };
-        let at = |span: SpanId| {
+        let at = || {
             format!(
                 "{} trace {trace} span {span}",
                 String::from_utf8_lossy(service)
             )
         };
-        let members = match codec::decode_entry(start, id, v) {
-            Ok(members) => members,
-            Err(_) => {
-                report.problem("by_service: value does not decode", || at(id));
-                return Ok(());
-            }
-        };
-        let group = codec::is_group(v);
-        for m in members {
-            let span_key = crate::keys::span_key(trace, m.start, m.span_id);
-            if kv.get(Table::Spans, &span_key)?.is_none() {
-                report.problem("by_service: entry without its span", || at(m.span_id));
-            } else if group {
-                grouped = grouped.saturating_add(1);
-            }
+        if codec::decode_summary(v).is_err() {
+            report.problem("by_service: value does not decode", at);
+        }
+        let span_key = crate::keys::span_key(trace, start, span);
+        if kv.get(Table::Spans, &span_key)?.is_none() {
+            report.problem("by_service: entry without its span", at);
         }
         Ok(())
-    })?;
-    if not_alone > grouped {
-        let missing = not_alone.saturating_sub(grouped);
-        report.problem("spans: not in the service index (not searchable)", || {
-            format!("{missing} span(s) without an entry of their own are not in any group entry")
-        });
-    }
-    Ok(())
+    })
 }
 
 fn check_lists(kv: &FjallKv, report: &mut CheckReport) -> Result<(), StoreError> {

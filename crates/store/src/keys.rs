@@ -1,6 +1,5 @@
-//! The layout of the keys (store layouts 2 to 4: layout 3 changed only the values of
-//! `by_service`, see `codec/summary.rs`; layout 4 made a `by_service` entry cover several
-//! spans, its last 8 bytes then a group ID instead of a span ID, see `codec/group.rs`). Every part taken from input (service, span
+//! The layout of the keys (store layouts 2 and 3: layout 3 changed only the values of
+//! `by_service`, see `codec/summary.rs`). Every part taken from input (service, span
 //! kind, operation) is written as a length (LEB128 varint) followed by its bytes, so any byte,
 //! NUL included, can be in a name, and no key of one service can fall in the range of another:
 //! a varint is prefix-free, so `part(a)` is a prefix of `part(b)` only when `a == b`.
@@ -78,7 +77,7 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// `by_service`: part(service) | start µs (8) | trace ID (16) | span ID or group ID (8)
+/// `by_service`: part(service) | start µs (8) | trace ID (16) | span ID (8)
 pub fn service_key(service: &str, start: u64, trace_id: TraceId, span_id: SpanId) -> Vec<u8> {
     let mut key = service_prefix(service);
     key.extend_from_slice(&start.to_be_bytes());

@@ -6,10 +6,6 @@
 //!   added the indexed tags to the `by_service` entries (`codec/summary.rs`); an entry of
 //!   layout 2 is one without them, which layout 3 reads as such (its span is read for the
 //!   tags), so a layout-2 directory is migrated by rewriting this marker, nothing else.
-//!   Layout 4 made an entry cover the spans of one service in one trace of a write batch
-//!   (`codec/group.rs`); an entry of one span is written as layout 3 wrote it, so every older
-//!   entry reads as an entry of one span, and layouts 2 and 3 are migrated the same way. A
-//!   layout-3 meshtrace refuses a layout-4 directory (it would misread its group entries).
 //! - `meshtrace-acknowledged`: the number of the last write batch the engine acknowledged and
 //!   the next dictionary ID at that point, rewritten in place after every batch. It lives
 //!   outside the engine's journal on purpose: when the journal is truncated or emptied, the
@@ -27,13 +23,13 @@ use crate::StoreError;
 pub const LAYOUT_FILE: &str = "meshtrace-layout";
 pub const ACK_FILE: &str = "meshtrace-acknowledged";
 /// The layout this build writes and reads.
-pub const LAYOUT_VERSION: u32 = 4;
-/// The earlier layouts this build migrates (in place: see the module's documentation).
-const MIGRATED_LAYOUTS: [u32; 2] = [2, 3];
+pub const LAYOUT_VERSION: u32 = 3;
+/// The earlier layout this build migrates (in place: see the module's documentation).
+const MIGRATED_LAYOUT: u32 = 2;
 /// The engine's own marker file (fjall), present in every directory it has opened.
 const ENGINE_MARKER: &str = "version";
 
-/// Checks that `dir` holds layout 4, migrates layouts 2 and 3, or marks a new directory. Creates
+/// Checks that `dir` holds layout 3, migrates layout 2, or marks a new directory. Creates
 /// `dir` if needed.
 pub fn check_or_mark(dir: &Path) -> Result<(), StoreError> {
     let marker = dir.join(LAYOUT_FILE);
@@ -45,11 +41,11 @@ pub fn check_or_mark(dir: &Path) -> Result<(), StoreError> {
                 .and_then(|v| v.trim().parse::<u32>().ok());
             match version {
                 Some(LAYOUT_VERSION) => Ok(()),
-                Some(old) if MIGRATED_LAYOUTS.contains(&old) => {
+                Some(MIGRATED_LAYOUT) => {
                     write_marker(dir, &marker)?;
                     tracing::info!(
                         dir = %dir.display(),
-                        "migrated the data directory from store layout {old} to {LAYOUT_VERSION}: its older index entries (one per span) are read as they are until they expire"
+                        "migrated the data directory from store layout {MIGRATED_LAYOUT} to {LAYOUT_VERSION}: its older index entries are searched by reading their spans until they expire"
                     );
                     Ok(())
                 }
@@ -259,17 +255,14 @@ mod tests {
             error.contains("earlier meshtrace (store layout 1)"),
             "{error}"
         );
-        std::fs::write(old.join(LAYOUT_FILE), "meshtrace store layout 5\n").unwrap();
+        std::fs::write(old.join(LAYOUT_FILE), "meshtrace store layout 4\n").unwrap();
         let error = check_or_mark(&old).unwrap_err().to_string();
-        assert!(error.contains("holds store layout 5"), "{error}");
-        for migrated in ["2", "3"] {
-            let text = format!("meshtrace store layout {migrated}\n");
-            std::fs::write(old.join(LAYOUT_FILE), text).unwrap();
-            check_or_mark(&old).unwrap();
-            assert_eq!(
-                std::fs::read_to_string(old.join(LAYOUT_FILE)).unwrap(),
-                "meshtrace store layout 4\n"
-            );
-        }
+        assert!(error.contains("holds store layout 4"), "{error}");
+        std::fs::write(old.join(LAYOUT_FILE), "meshtrace store layout 2\n").unwrap();
+        check_or_mark(&old).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(old.join(LAYOUT_FILE)).unwrap(),
+            "meshtrace store layout 3\n"
+        );
     }
 }

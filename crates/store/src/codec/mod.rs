@@ -8,7 +8,6 @@
 //! Decoding never trusts the bytes (they may be damaged on disk): it returns an error, or a
 //! placeholder for a dictionary entry that is missing, never panics.
 
-mod group;
 #[cfg(test)]
 mod proptests;
 pub(crate) mod reader;
@@ -20,15 +19,11 @@ use std::sync::Arc;
 use meshtrace_model::{KeyValue, Log, Process, RefType, Span, SpanId, SpanRef, TraceId, Value};
 
 use crate::dict::{Dictionary, Pending};
-pub use group::{
-    GROUP_MAX_SPANS, GROUP_WIDTH, GroupMember, Member, decode_entry, encode_group, group_id,
-    is_group,
-};
 use reader::{
     Reader, put_dict_key, put_dict_str, put_kvs, put_str, put_value, put_varint, unzigzag, zigzag,
 };
 pub use search::{WantedTag, span_has_tags};
-pub use summary::{INDEXED_TAG_KEYS, encode_summary};
+pub use summary::{INDEXED_TAG_KEYS, decode_summary, encode_summary};
 
 /// The pseudo tag key under which operation names are interned.
 pub(crate) const OPERATION_KEY: &str = "\u{0}operation";

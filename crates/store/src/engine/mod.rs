@@ -292,8 +292,6 @@ impl Store {
             }
         }
         let mut pending = Pending::default();
-        // The service index's entries: one per service and trace of the batch (layout 4).
-        let mut groups: HashMap<(&str, TraceId), Vec<codec::GroupMember>> = HashMap::new();
         for span in spans {
             let Some(&hash) = process_hashes.get(&Arc::as_ptr(&span.process)) else {
                 continue; // every span's process was hashed above
@@ -308,23 +306,17 @@ impl Store {
             ));
             let mut summary = Vec::with_capacity(48);
             codec::encode_summary(span, &self.dict, &mut pending, &mut summary);
-            groups
-                .entry((service, span.trace_id))
-                .or_default()
-                .push(codec::GroupMember {
-                    start: span.start_time,
-                    span_id: span.span_id,
-                    summary,
-                });
+            ops.push(Op::Put(
+                Table::ByService,
+                service_key(service, span.start_time, span.trace_id, span.span_id),
+                summary,
+            ));
             let seen = services.entry(service).or_default();
             *seen = (*seen).max(span.start_time);
             let seen = operations
                 .entry((service, span.kind(), &span.operation_name))
                 .or_default();
             *seen = (*seen).max(span.start_time);
-        }
-        for ((service, trace_id), members) in groups {
-            index_entries(service, trace_id, members, &mut ops);
         }
         for (service, seen) in services {
             ops.push(Op::Put(
@@ -482,48 +474,6 @@ fn placeholder_process(hash: u64) -> Process {
     Process {
         service_name: format!("<lost process {hash:016x}>"),
         tags: Vec::new(),
-    }
-}
-
-/// The `by_service` entries of one service's spans of one trace (`codec/group.rs`): runs of
-/// at most `GROUP_MAX_SPANS` spans starting within `GROUP_WIDTH` of the run's first, each one
-/// entry keyed by that first start.
-fn index_entries(
-    service: &str,
-    trace_id: TraceId,
-    mut members: Vec<codec::GroupMember>,
-    ops: &mut Vec<Op>,
-) {
-    members.sort_by_key(|m| (m.start, m.span_id.0));
-    // The same span twice in a batch is stored once (same key): list it once.
-    members.dedup_by_key(|m| (m.start, m.span_id.0));
-    let mut rest = members.as_slice();
-    while let Some(first) = rest.first() {
-        let limit = first.start.saturating_add(codec::GROUP_WIDTH);
-        let len = rest
-            .iter()
-            .take(codec::GROUP_MAX_SPANS)
-            .take_while(|m| m.start <= limit)
-            .count()
-            .max(1);
-        let (run, tail) = rest.split_at(len.min(rest.len()));
-        rest = tail;
-        match run {
-            [one] => ops.push(Op::Put(
-                Table::ByService,
-                service_key(service, one.start, trace_id, one.span_id),
-                one.summary.clone(),
-            )),
-            _ => {
-                let mut value = Vec::with_capacity(run.len().saturating_mul(32));
-                codec::encode_group(first.start, run, &mut value);
-                ops.push(Op::Put(
-                    Table::ByService,
-                    service_key(service, first.start, trace_id, codec::group_id(run)),
-                    value,
-                ));
-            }
-        }
     }
 }
 

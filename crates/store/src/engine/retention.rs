@@ -5,7 +5,6 @@
 
 use super::{Store, last_seen};
 use crate::StoreError;
-use crate::codec;
 use crate::damage::DamageKind;
 use crate::keys::{parse_service_key, prefix_end, service_prefix, span_key};
 use crate::kv::{Op, Table};
@@ -62,83 +61,35 @@ impl Store {
         Ok(removed)
     }
 
-    /// Removes the spans of `service` that started before `cutoff` with their index entries. An
-    /// entry whose spans straddle the cutoff (`codec/group.rs`) loses only the older ones: it is
-    /// written again with the rest.
     fn purge_service(&self, service: &str, cutoff: u64) -> Result<usize, StoreError> {
         let prefix = service_prefix(service);
-        let mut from = prefix.clone();
         let mut to = prefix.clone();
         to.extend_from_slice(&cutoff.to_be_bytes());
         let mut removed: usize = 0;
         loop {
             let mut ops = Vec::new();
             let mut spans: usize = 0;
-            let mut last_key: Option<Vec<u8>> = None;
             self.kv
-                .scan(Table::ByService, &from, &to, false, &mut |key, value| {
-                    last_key = Some(key.to_vec());
-                    let Some((start, trace_id, key_id)) = parse_service_key(&prefix, key) else {
-                        self.damage.record(
+                .scan(Table::ByService, &prefix, &to, false, &mut |key, _| {
+                    match parse_service_key(&prefix, key) {
+                        Some((start, trace_id, span_id)) => {
+                            ops.push(Op::Delete(Table::Spans, span_key(trace_id, start, span_id)));
+                            spans = spans.saturating_add(1);
+                        }
+                        None => self.damage.record(
                             DamageKind::UndecodableKey,
                             "by_service",
                             &"an index key of the wrong shape (removed)",
-                        );
-                        ops.push(Op::Delete(Table::ByService, key.to_vec()));
-                        return Ok(ops.len() < CHUNK.saturating_mul(2));
-                    };
-                    let members = match codec::decode_entry(start, key_id, value) {
-                        Ok(members) => members,
-                        Err(error) => {
-                            // Its spans cannot be told: the one its key names (if any) goes.
-                            self.damage
-                                .record(DamageKind::UndecodableValue, "by_service", &error);
-                            if !codec::is_group(value) {
-                                ops.push(Op::Delete(
-                                    Table::Spans,
-                                    span_key(trace_id, start, key_id),
-                                ));
-                            }
-                            ops.push(Op::Delete(Table::ByService, key.to_vec()));
-                            return Ok(ops.len() < CHUNK.saturating_mul(2));
-                        }
-                    };
-                    let (old, kept): (Vec<_>, Vec<_>) =
-                        members.into_iter().partition(|m| m.start < cutoff);
-                    for m in &old {
-                        ops.push(Op::Delete(
-                            Table::Spans,
-                            span_key(trace_id, m.start, m.span_id),
-                        ));
-                        spans = spans.saturating_add(1);
+                        ),
                     }
-                    if kept.is_empty() {
-                        ops.push(Op::Delete(Table::ByService, key.to_vec()));
-                    } else if !old.is_empty() {
-                        let rest: Vec<codec::GroupMember> = kept
-                            .iter()
-                            .map(|m| codec::GroupMember {
-                                start: m.start,
-                                span_id: m.span_id,
-                                summary: m.raw.to_vec(),
-                            })
-                            .collect();
-                        let mut value = Vec::new();
-                        codec::encode_group(start, &rest, &mut value);
-                        ops.push(Op::Put(Table::ByService, key.to_vec(), value));
-                    }
+                    ops.push(Op::Delete(Table::ByService, key.to_vec()));
                     Ok(ops.len() < CHUNK.saturating_mul(2))
                 })?;
-            let Some(mut next) = last_key else {
+            if ops.is_empty() {
                 return Ok(removed);
-            };
-            removed = removed.saturating_add(spans);
-            if !ops.is_empty() {
-                self.kv.write(ops)?;
             }
-            // The next pass starts just after the last entry read (one kept in part stays).
-            next.push(0);
-            from = next;
+            removed = removed.saturating_add(spans);
+            self.kv.write(ops)?;
         }
     }
 

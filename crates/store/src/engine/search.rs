@@ -7,7 +7,7 @@ use meshtrace_model::{SpanId, Trace, TraceId};
 
 use super::{Store, last_seen};
 use crate::StoreError;
-use crate::codec;
+use crate::codec::{self, decode_summary};
 use crate::damage::DamageKind;
 use crate::keys::{parse_operation_key, parse_service_key, prefix_end, service_prefix, span_key};
 use crate::kv::Table;
@@ -59,8 +59,7 @@ impl Store {
     }
 
     /// Up to `limit` traces with a matching span of `service`, newest first, with the start
-    /// time of that span. One span must match everything asked (operation, duration, tags):
-    /// an entry covers several spans (`codec/group.rs`), each is checked on its own.
+    /// time of that span.
     fn find_in_service(
         &self,
         service: &str,
@@ -68,15 +67,10 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(u64, TraceId)>, StoreError> {
         let prefix = service_prefix(service);
-        // An entry's spans start up to GROUP_WIDTH after its key: read from that much earlier.
-        let earliest = query.start_min.saturating_sub(codec::GROUP_WIDTH);
-        let (from, mut to) = time_range(&prefix, earliest, query.start_max);
+        let (from, mut to) = time_range(&prefix, query.start_min, query.start_max);
 
         let mut found: Vec<(u64, TraceId)> = Vec::new();
         let mut seen: HashSet<TraceId> = HashSet::new();
-        // Once `limit` traces are found: the start of the oldest of the newest `limit`. An
-        // entry keyed more than GROUP_WIDTH before it cannot hold a span that would displace it.
-        let mut nth: Option<u64> = None;
         let operation_id = query
             .operation
             .as_deref()
@@ -87,19 +81,16 @@ impl Store {
             .map(|(k, v)| codec::WantedTag::new(k, v, &self.dict))
             .collect();
         loop {
-            // Read a chunk of index entries, keeping their spans that pass the cheap filters,
-            // newest first... (start, trace, span, whether its tags are known to match)
+            // Read a chunk of index entries that pass the cheap filters, newest first...
+            // (start, trace, span, whether its tags are known to match)
             let mut candidates: Vec<(u64, TraceId, SpanId, bool)> = Vec::new();
             let mut last_key: Option<Vec<u8>> = None;
             let mut entries: usize = 0;
-            let mut past = false;
-            let stop_below = nth.map(|n| n.saturating_sub(codec::GROUP_WIDTH));
             self.kv
                 .scan(Table::ByService, &from, &to, true, &mut |key, value| {
                     entries = entries.saturating_add(1);
                     last_key = Some(key.to_vec());
-                    let Some((key_start, trace_id, key_id)) = parse_service_key(&prefix, key)
-                    else {
+                    let Some((start, trace_id, span_id)) = parse_service_key(&prefix, key) else {
                         self.damage.record(
                             DamageKind::UndecodableKey,
                             "by_service",
@@ -107,26 +98,41 @@ impl Store {
                         );
                         return Ok(entries < CHUNK);
                     };
-                    if stop_below.is_some_and(|stop| key_start < stop) {
-                        past = true;
-                        return Ok(false);
-                    }
                     if seen.contains(&trace_id) {
                         return Ok(entries < CHUNK);
                     }
-                    let members = match codec::decode_entry(key_start, key_id, value) {
-                        Ok(members) => members,
+                    let summary = match decode_summary(value) {
+                        Ok(summary) => summary,
                         Err(error) => {
                             self.damage
                                 .record(DamageKind::UndecodableValue, "by_service", &error);
                             return Ok(entries < CHUNK);
                         }
                     };
-                    for member in members.iter().rev() {
-                        if let Some(matched) =
-                            self.member_matches(member, query, operation_id, &wanted)
-                        {
-                            candidates.push((member.start, trace_id, member.span_id, matched));
+                    let operation_ok = query
+                        .operation
+                        .as_ref()
+                        .is_none_or(|op| summary.operation_is(op, operation_id));
+                    let duration_ok = query.duration_min.is_none_or(|min| summary.duration >= min)
+                        && query.duration_max.is_none_or(|max| summary.duration <= max);
+                    if operation_ok && duration_ok {
+                        // The entry's tag section decides when it can (no read of the span).
+                        let decided = if wanted.is_empty() {
+                            Some(true)
+                        } else {
+                            summary.has_tags(&wanted).unwrap_or_else(|error| {
+                                self.damage.record(
+                                    DamageKind::UndecodableValue,
+                                    "by_service",
+                                    &error,
+                                );
+                                None
+                            })
+                        };
+                        match decided {
+                            Some(false) => {}
+                            Some(true) => candidates.push((start, trace_id, span_id, true)),
+                            None => candidates.push((start, trace_id, span_id, false)),
                         }
                     }
                     Ok(entries < CHUNK)
@@ -136,7 +142,7 @@ impl Store {
             // trace with one range read instead was measured slower at 10 M spans: range reads
             // merge every table of the tree, point reads are filtered by the bloom filters.)
             for (start, trace_id, span_id, matched) in candidates {
-                if seen.contains(&trace_id) || nth.is_some_and(|n| start <= n) {
+                if seen.contains(&trace_id) {
                     continue;
                 }
                 if !matched && !self.span_has_tags(trace_id, start, span_id, &wanted)? {
@@ -145,54 +151,12 @@ impl Store {
                 seen.insert(trace_id);
                 found.push((start, trace_id));
                 if found.len() >= limit {
-                    // Newest first; equal starts keep the order they were found in.
-                    found.sort_by_key(|f| std::cmp::Reverse(f.0));
-                    found.truncate(limit);
-                    nth = found.last().map(|f| f.0);
-                }
-            }
-            match last_key {
-                Some(key) if entries >= CHUNK && !past => to = key,
-                _ => {
-                    found.sort_by_key(|f| std::cmp::Reverse(f.0));
                     return Ok(found);
                 }
             }
-        }
-    }
-
-    /// Whether one span of an entry passes the search's filters: None when it does not,
-    /// Some(true) when it does, Some(false) when its tags must be checked on the span itself.
-    fn member_matches(
-        &self,
-        member: &codec::Member<'_>,
-        query: &TraceQuery,
-        operation_id: Option<u32>,
-        wanted: &[codec::WantedTag],
-    ) -> Option<bool> {
-        let summary = &member.summary;
-        let in_range = member.start >= query.start_min && member.start <= query.start_max;
-        let operation_ok = query
-            .operation
-            .as_ref()
-            .is_none_or(|op| summary.operation_is(op, operation_id));
-        let duration_ok = query.duration_min.is_none_or(|min| summary.duration >= min)
-            && query.duration_max.is_none_or(|max| summary.duration <= max);
-        if !(in_range && operation_ok && duration_ok) {
-            return None;
-        }
-        if wanted.is_empty() {
-            return Some(true);
-        }
-        // The entry's tag section decides when it can (no read of the span).
-        match summary.has_tags(wanted) {
-            Ok(Some(true)) => Some(true),
-            Ok(Some(false)) => None,
-            Ok(None) => Some(false),
-            Err(error) => {
-                self.damage
-                    .record(DamageKind::UndecodableValue, "by_service", &error);
-                Some(false)
+            match last_key {
+                Some(key) if entries >= CHUNK => to = key,
+                _ => return Ok(found),
             }
         }
     }
@@ -318,11 +282,7 @@ impl Store {
         let mut seen = HashSet::new();
         for service in self.all_services()? {
             let prefix = service_prefix(&service);
-            // An entry's spans start up to GROUP_WIDTH after its key (`codec/group.rs`).
-            let earliest = end
-                .saturating_sub(lookback)
-                .saturating_sub(codec::GROUP_WIDTH);
-            let (from, to) = time_range(&prefix, earliest, end);
+            let (from, to) = time_range(&prefix, end.saturating_sub(lookback), end);
             self.kv
                 .scan(Table::ByService, &from, &to, true, &mut |key, _| {
                     match parse_service_key(&prefix, key) {

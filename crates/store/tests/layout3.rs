@@ -1,11 +1,12 @@
-//! Store layout 4: the service index holds one entry per (service, trace) of a write batch
-//! instead of one per span. These tests pin that a search still wants one span to satisfy
-//! operation, tags and duration together (two spans of the same entry, one with the operation
-//! and one with the tag, do not make a match), that the time range and the order are those of
-//! the spans, that retention removes a whole entry with its spans, and that a data directory
-//! written by layout 3 opens, is migrated, and is searched right. (tests/fixtures/layout3 was
-//! written by [`write_layout3_fixture`] with the meshtrace before layout 4, commit b22fdb14; its
-//! journal is cut to the bytes written, without the zeros the engine preallocates.)
+//! Searches over traces with several spans of one service (Bookinfo's productpage: its server
+//! span and its client span to reviews), and a data directory written by an earlier build.
+//! These pin that a search wants one span to satisfy operation, tags and duration together
+//! (two spans of one trace and service, one with the operation and one with the tag, do not
+//! make a match), that a range starting between two spans of a trace finds it by the later
+//! one, and that retention removes whole traces; and that `tests/fixtures/layout3` — written by
+//! [`write_layout3_fixture`] through `Store::write` at commit b22fdb14, its journal cut to the
+//! bytes written, without the zeros the engine preallocates — opens and answers the same, so a
+//! later layout has a directory of this one to migrate or refuse.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -147,8 +148,8 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Writes the layout-3 fixture into `$LAYOUT3_FIXTURE_DIR` (run by hand, on the commit before
-/// layout 4: `LAYOUT3_FIXTURE_DIR=... cargo test -p meshtrace-store --test layout4 -- --ignored`).
+/// Writes the layout-3 fixture into `$LAYOUT3_FIXTURE_DIR` (run by hand:
+/// `LAYOUT3_FIXTURE_DIR=... cargo test -p meshtrace-store --test layout3 -- --ignored`).
 #[test]
 #[ignore]
 fn write_layout3_fixture() {
@@ -237,23 +238,19 @@ fn a_search_wants_one_span_to_match_everything() {
 }
 
 #[test]
-fn a_layout_3_directory_is_migrated_and_searched_right() {
+fn a_layout_3_directory_of_an_earlier_build_opens_and_is_searched_right() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/layout3");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     copy_dir(&fixture, &dir);
-    assert_eq!(
-        std::fs::read_to_string(dir.join("meshtrace-layout")).unwrap(),
-        "meshtrace store layout 3\n"
-    );
     {
         let store = Store::open(&dir, LONG_TIME).unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.join("meshtrace-layout")).unwrap(),
-            "meshtrace store layout 4\n"
+            "meshtrace store layout 3\n"
         );
         check_fixture_searches(&store);
-        // New entries (one per service and trace) beside the old ones (one per span).
+        // New traces beside the fixture's.
         let mut later = fixture_traces();
         for span in &mut later {
             span.trace_id = TraceId(span.trace_id.0 + 0x100);
@@ -266,7 +263,7 @@ fn a_layout_3_directory_is_migrated_and_searched_right() {
         };
         assert_eq!(ids(&store, &call_503), vec![0xc104, 0xc101, 0xc004, 0xc001]);
     }
-    // Opened again: layout 4 now, nothing lost.
+    // Opened again: nothing lost; retention removes the five oldest traces, three spans each.
     let store = Store::open(&dir, LONG_TIME).unwrap();
     assert_eq!(ids(&store, &query("productpage", DAY)).len(), 12);
     let removed = store.purge_before(DAY + 5 * 60_000_000).unwrap();
@@ -276,4 +273,11 @@ fn a_layout_3_directory_is_migrated_and_searched_right() {
         vec![0xc105, 0xc104, 0xc103, 0xc102, 0xc101, 0xc100, 0xc005]
     );
     assert!(store.get_trace(TraceId(0xc004)).unwrap().is_none());
+    store.flush().unwrap();
+    drop(store);
+    // The data check finds every span in the index and every entry with its span.
+    let report = meshtrace_store::check::check(&dir).unwrap();
+    assert!(!report.is_damaged(), "{report}");
+    assert_eq!(report.checked.get("spans"), Some(&21));
+    assert_eq!(report.checked.get("by_service"), Some(&21));
 }
