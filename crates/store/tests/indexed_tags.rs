@@ -7,12 +7,15 @@
 //! through `Store::write` by the meshtrace before layout 3, commit e053b2f6; its journal is cut
 //! to the bytes written, without the zeros the engine preallocates.)
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use meshtrace_model::{KeyValue, Log, Process, Span, SpanId, TraceId, Value};
 use meshtrace_store::{Store, TraceQuery};
+
+#[path = "common/dirs.rs"]
+mod dirs;
+use dirs::fixture_copy;
 
 const BASE: u64 = 1_700_000_000_000_000;
 const LONG_TIME: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -185,19 +188,6 @@ fn indexed_tags_find_what_the_spans_hold_on_disk() {
     check(&store);
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// The fixture: 2026-01-01, six traces of two spans (productpage → reviews), every third
 /// reviews span a 503 with error=true, trace 0xa004's reviews span with a log.
 fn ids(store: &Store, tags: &[(&str, &str)]) -> Vec<u128> {
@@ -206,10 +196,7 @@ fn ids(store: &Store, tags: &[(&str, &str)]) -> Vec<u128> {
 
 #[test]
 fn a_layout_2_directory_is_migrated_and_searched_right() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/layout2");
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    copy_dir(&fixture, &dir);
+    let (_tmp, dir) = fixture_copy("layout2");
     assert_eq!(
         std::fs::read_to_string(dir.join("meshtrace-layout")).unwrap(),
         "meshtrace store layout 2\n"

@@ -15,6 +15,10 @@ use std::time::Duration;
 use meshtrace_model::{KeyValue, Process, RefType, Span, SpanId, SpanRef, TraceId, Value};
 use meshtrace_store::{Store, TraceQuery};
 
+#[path = "common/dirs.rs"]
+mod dirs;
+use dirs::fixture_copy;
+
 const LONG_TIME: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// 2026-01-01 00:00:00 UTC, the fixture's first start.
 const DAY: u64 = 1_767_225_600_000_000;
@@ -37,18 +41,16 @@ fn span(
     duration: u64,
     status: i64,
 ) -> Span {
+    let child_of = |p: u64| SpanRef {
+        ref_type: RefType::ChildOf,
+        trace_id: TraceId(trace),
+        span_id: SpanId(p),
+    };
     Span {
         trace_id: TraceId(trace),
         span_id: SpanId(id),
         operation_name: op.into(),
-        references: parent
-            .map(|p| SpanRef {
-                ref_type: RefType::ChildOf,
-                trace_id: TraceId(trace),
-                span_id: SpanId(p),
-            })
-            .into_iter()
-            .collect(),
+        references: parent.into_iter().map(child_of).collect(),
         flags: 1,
         start_time: start,
         duration,
@@ -135,19 +137,6 @@ fn ids(store: &Store, query: &TraceQuery) -> Vec<u128> {
         .collect()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// Writes the layout-3 fixture into `$LAYOUT3_FIXTURE_DIR` (run by hand:
 /// `LAYOUT3_FIXTURE_DIR=... cargo test -p meshtrace-store --test layout3 -- --ignored`).
 #[test]
@@ -168,34 +157,26 @@ fn check_fixture_searches(store: &Store) {
         vec![0xc005, 0xc004, 0xc003, 0xc002, 0xc001, 0xc000]
     );
     // The 503 is on `call`, never on `page`: one span must hold operation and tag together.
-    let page_503 = TraceQuery {
-        operation: Some("page".into()),
-        ..with_tag(pp.clone(), "http.status_code", "503")
+    let search = |op: Option<&str>, tag: (&str, &str), min: Option<u64>| {
+        let query = TraceQuery {
+            operation: op.map(str::to_string),
+            duration_min: min,
+            ..with_tag(pp.clone(), tag.0, tag.1)
+        };
+        ids(store, &query)
     };
-    assert_eq!(ids(store, &page_503), Vec::<u128>::new());
-    let call_503 = TraceQuery {
-        operation: Some("call".into()),
-        ..with_tag(pp.clone(), "http.status_code", "503")
-    };
-    assert_eq!(ids(store, &call_503), vec![0xc004, 0xc001]);
+    let status_503 = ("http.status_code", "503");
+    assert_eq!(search(Some("page"), status_503, None), Vec::<u128>::new());
+    assert_eq!(search(Some("call"), status_503, None), vec![0xc004, 0xc001]);
     // The 503 span lasts 30 ms, the 50 ms one is a 200: tag and duration on one span too.
-    let slow_503 = TraceQuery {
-        duration_min: Some(40_000),
-        ..with_tag(pp.clone(), "http.status_code", "503")
-    };
-    assert_eq!(ids(store, &slow_503), Vec::<u128>::new());
-    // The same with a tag no entry carries (decided on the spans themselves).
-    let slow_proxy = TraceQuery {
-        duration_min: Some(40_000),
-        operation: Some("call".into()),
-        ..with_tag(pp.clone(), "component", "proxy")
-    };
-    assert_eq!(ids(store, &slow_proxy), Vec::<u128>::new());
-    let call_proxy = TraceQuery {
-        operation: Some("call".into()),
-        ..with_tag(pp.clone(), "component", "proxy")
-    };
-    assert_eq!(ids(store, &call_proxy).len(), 6);
+    assert_eq!(search(None, status_503, Some(40_000)), Vec::<u128>::new());
+    // The same with a tag no index entry carries (decided on the spans themselves).
+    let proxy = ("component", "proxy");
+    assert_eq!(
+        search(Some("call"), proxy, Some(40_000)),
+        Vec::<u128>::new()
+    );
+    assert_eq!(search(Some("call"), proxy, None).len(), 6);
     // A range that starts between the server span (+0) and the client span (+1 ms) of trace
     // 0xc002 finds it by its client span.
     let from_call = TraceQuery {
@@ -239,10 +220,7 @@ fn a_search_wants_one_span_to_match_everything() {
 
 #[test]
 fn a_layout_3_directory_of_an_earlier_build_opens_and_is_searched_right() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/layout3");
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("data");
-    copy_dir(&fixture, &dir);
+    let (_tmp, dir) = fixture_copy("layout3");
     {
         let store = Store::open(&dir, LONG_TIME).unwrap();
         assert_eq!(
