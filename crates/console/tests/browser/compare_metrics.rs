@@ -13,6 +13,7 @@ use meshtrace_model::{KeyValue, Process, Span, SpanId, TraceId};
 use meshtrace_sim::{Generator, Mesh, Options, Topology};
 use meshtrace_store::Store;
 use meshtrace_store::server::LoopbackServer;
+use meshtrace_testkit::jaeger_json::tag;
 use meshtrace_testkit::now;
 use serde_json::{Value, json};
 
@@ -119,10 +120,6 @@ pub(crate) async fn post_stats(console: SocketAddr, queries: Vec<Value>) -> Valu
         .unwrap();
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
-}
-
-fn tag<'a>(span: &'a Value, key: &str) -> Option<&'a str> {
-    span["tags"].as_array()?.iter().find(|t| t["key"] == key)?["value"].as_str()
 }
 
 /// The (namespace, workload, direction) of an Envoy span of the API's JSON, read from its

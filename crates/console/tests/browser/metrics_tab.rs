@@ -14,6 +14,7 @@ use meshtrace_console::ConsoleOptions;
 use meshtrace_sim::{Generator, Mesh, Options, Topology};
 use meshtrace_store::Store;
 use meshtrace_store::server::LoopbackServer;
+use meshtrace_testkit::jaeger_json::has_error;
 use meshtrace_testkit::now;
 use serde_json::Value;
 
@@ -165,12 +166,7 @@ async fn metrics_tabs_draw_the_api_series_and_the_spans_overlay() {
             format!("{:0>32}", s["traceID"].as_str().unwrap()),
             format!("{:0>16}", s["spanID"].as_str().unwrap()),
         ];
-        let error = s["tags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["key"] == "error" && (t["value"] == true || t["value"] == "true"));
-        if error {
+        if has_error(s) {
             expected_errors.insert(id.clone());
         }
         expected.insert(id);
