@@ -11,6 +11,7 @@ use meshtrace_model::Span;
 use meshtrace_sim::{Generator, Mesh, Options, Topology};
 use meshtrace_store::Store;
 use meshtrace_store::server::LoopbackServer;
+use meshtrace_testkit::prometheus::istio_bucket;
 use serde_json::{Value, json};
 
 use crate::{common, config, get, post_stats, values};
@@ -71,24 +72,6 @@ fn served_by<'a>(spans: &'a [Span], workload: &str, from_us: u64, to_us: u64) ->
         })
         .filter(|s| s.start_time > from_us && s.start_time <= to_us)
         .collect()
-}
-
-/// Istio's (Envoy's) default buckets, in ms.
-const BUCKETS: [f64; 19] = [
-    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
-    60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
-];
-
-/// The bucket `(lower, upper]` that holds `ms`.
-fn bucket(ms: f64) -> (f64, f64) {
-    let mut lower = 0.0;
-    for upper in BUCKETS {
-        if ms <= upper {
-            return (lower, upper);
-        }
-        lower = upper;
-    }
-    (lower, f64::INFINITY)
 }
 
 fn within(actual: f64, expected: f64, tolerance: f64) -> bool {
@@ -275,7 +258,7 @@ async fn heatmap_stats_are_the_spans_response_times() {
     // A quantile of a histogram is only known to its bucket.
     let median = ms[ms.len() / 2];
     let p50 = stat("0.5");
-    let (lower, upper) = bucket(median);
+    let (lower, upper) = istio_bucket(median);
     assert!(
         p50 > lower && p50 <= upper,
         "p50 {p50} is not in the bucket ({lower}, {upper}] of the spans' median {median}"
