@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 
+#[allow(dead_code)]
 #[path = "../common/mod.rs"]
 mod common;
 mod ops;

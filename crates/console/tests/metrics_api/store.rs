@@ -3,13 +3,9 @@
 //! answers Kiali's shape with the Bookinfo series, and the numbers are the spans' own: counted
 //! here from the spans the simulator made, not from the store.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use meshtrace_console::ConsoleOptions;
 use meshtrace_model::Span;
-use meshtrace_sim::{Generator, Mesh, Options, Topology};
-use meshtrace_store::Store;
+use meshtrace_sim::Options;
 use meshtrace_store::server::LoopbackServer;
 use meshtrace_testkit::prometheus::istio_bucket;
 use serde_json::{Value, json};
@@ -19,26 +15,12 @@ use crate::{common, config, get, post_stats, values};
 /// A store holding 1,260 simulated requests, one a second, the last a minute ago; and the
 /// spans.
 async fn store_with_traffic() -> (LoopbackServer, Vec<Span>) {
-    let store = Arc::new(Store::in_memory(Duration::from_secs(3600)));
-    let mut generator = Generator::new(
-        Mesh::new(Topology::bookinfo(), 7, 1),
-        7,
-        Options {
-            error_rate: 0.1,
-            ..Options::default()
-        },
-    );
-    let now = meshtrace_testkit::now();
-    let mut spans = Vec::new();
-    for i in 0..1260u64 {
-        let start = now - (1320 - i) * 1_000_000;
-        spans.extend(generator.request(start).spans);
-    }
-    for chunk in spans.chunks(2000) {
-        store.write(chunk).unwrap();
-    }
-    let server = LoopbackServer::start(store, 16 << 20).await.unwrap();
-    (server, spans)
+    let options = Options {
+        error_rate: 0.1,
+        ..Options::default()
+    };
+    let spans = common::bookinfo_each_second(7, options, 1260);
+    (common::store_of(&spans).await, spans)
 }
 
 /// A console whose traces and metrics both come from the store (its `/prometheus`), the
