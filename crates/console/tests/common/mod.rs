@@ -107,14 +107,11 @@ async fn traces_held(server: &LoopbackServer) -> usize {
 
 /// `POST /api/tracing/check` with `body`: the status and the JSON answer.
 pub async fn post_check(console: SocketAddr, body: &Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
+    let request = reqwest::Client::new()
         .post(format!("http://{console}/api/tracing/check"))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
+        .json(body);
+    let (status, _, text) = meshtrace_testkit::http::parts(request).await;
+    (status, serde_json::from_str(&text).unwrap())
 }
 
 /// A console on a loopback port whose configuration may name its own address (an
