@@ -1,6 +1,6 @@
 //! A real Prometheus (Debian's `prometheus` package) started on a loopback port over TSDB
 //! blocks made from OpenMetrics text with `promtool tsdb create-blocks-from openmetrics`, or
-//! scraping targets on this machine.
+//! scraping targets on this machine; Istio's default histogram bounds, as the tests' reference.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
