@@ -71,10 +71,8 @@ async fn store() -> (Running, u64) {
 }
 
 fn backend(internal_url: &str, use_grpc: bool, extra: &str) -> Box<dyn TracingBackend> {
-    let yaml = format!(
-        "external_services:\n  tracing:\n    enabled: true\n    internal_url: {internal_url}\n    use_grpc: {use_grpc}\n    query_timeout: 2\n{extra}"
-    );
-    common::backend_from_yaml(&yaml)
+    let extra = format!("    query_timeout: 2\n{extra}");
+    common::tracing_backend("jaeger", use_grpc, internal_url, &extra)
 }
 
 fn query(base: u64, limit: usize) -> TraceQuery {

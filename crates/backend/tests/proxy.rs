@@ -79,6 +79,16 @@ fn backend_with_timeout(
     connect(&loaded.config.tracing, &Options::default())
 }
 
+/// The error a client connected with `extra` gives when asked for the services: the
+/// configuration must be accepted, the call must fail.
+async fn services_error(internal_url: &str, use_grpc: bool, extra: &str) -> BackendError {
+    backend(internal_url, use_grpc, extra)
+        .unwrap()
+        .services()
+        .await
+        .unwrap_err()
+}
+
 fn query(limit: usize) -> TraceQuery {
     TraceQuery {
         service: "reviews.bookinfo".into(),
@@ -190,11 +200,7 @@ async fn through_nginx_with_tls_basic_auth_bearer_mtls_and_custom_headers() {
 
     // What goes wrong, said precisely and without secrets.
     let wrong_password = basic_auth.replace(PASSWORD, "wrong-SECRET");
-    let error = backend(&url, false, &wrong_password)
-        .unwrap()
-        .services()
-        .await
-        .unwrap_err();
+    let error = services_error(&url, false, &wrong_password).await;
     assert!(
         matches!(error, BackendError::Unauthorized { status: 401, .. }),
         "{error}"
@@ -202,42 +208,25 @@ async fn through_nginx_with_tls_basic_auth_bearer_mtls_and_custom_headers() {
     assert_no_secret(&error.to_string());
 
     let no_tenant = basic_auth.replace(tenant, "");
-    let error = backend(&url, false, &no_tenant)
-        .unwrap()
-        .services()
-        .await
-        .unwrap_err();
+    let error = services_error(&url, false, &no_tenant).await;
     assert!(
         matches!(error, BackendError::Unauthorized { status: 403, .. }),
         "{error}"
     );
 
     let unknown_ca = basic_auth.replace(&ca, "");
-    let message = backend(&url, false, &unknown_ca)
-        .unwrap()
-        .services()
-        .await
-        .unwrap_err()
-        .to_string();
+    let message = services_error(&url, false, &unknown_ca).await.to_string();
     assert!(message.contains("certificate"), "{message}");
     assert!(message.contains("ca_file"), "{message}");
 
     let wrong_token = bearer_auth.replace(TOKEN, "bad-SECRET");
-    let error = backend(&grpc_url, true, &wrong_token)
-        .unwrap()
-        .services()
-        .await
-        .unwrap_err();
+    let error = services_error(&grpc_url, true, &wrong_token).await;
     let message = error.to_string();
     assert!(message.contains("credentials were refused"), "{message}");
     assert_no_secret(&message);
 
     let no_client_cert = ca.clone();
-    let error = backend(&mtls_url, false, &format!("    auth:\n{no_client_cert}"))
-        .unwrap()
-        .services()
-        .await
-        .unwrap_err();
+    let error = services_error(&mtls_url, false, &format!("    auth:\n{no_client_cert}")).await;
     assert!(
         matches!(error, BackendError::Status { status: 400, .. }),
         "{error}"
@@ -454,12 +443,7 @@ async fn oauth2_tokens_are_fetched_cached_and_refreshed() {
 
     // A refused client: the token endpoint's answer is told, the secret is not.
     let refused = params.replace("cs-SECRET", "other-SECRET");
-    let message = backend(&url, false, &refused)
-        .unwrap()
-        .services()
-        .await
-        .unwrap_err()
-        .to_string();
+    let message = services_error(&url, false, &refused).await.to_string();
     assert!(
         message.contains(&format!(
             "the OAuth2 token URL {token_url} answered HTTP 401: {{\"error\":\"invalid_client\"}}"

@@ -127,10 +127,10 @@ fn backend(
     internal_url: &str,
     extra: &str,
 ) -> Box<dyn TracingBackend> {
-    let yaml = format!(
-        "external_services:\n  tracing:\n    enabled: true\n    provider: {provider}\n    use_grpc: {use_grpc}\n    internal_url: {internal_url}\n    query_timeout: 3\n    custom_headers:\n      X-Api-Key: {HEADER_VALUE}\n{extra}"
+    let extra = format!(
+        "    query_timeout: 3\n    custom_headers:\n      X-Api-Key: {HEADER_VALUE}\n{extra}"
     );
-    common::backend_from_yaml(&yaml)
+    common::tracing_backend(provider, use_grpc, internal_url, &extra)
 }
 
 fn basic() -> String {

@@ -56,10 +56,10 @@ async fn redirector(target: Option<String>) -> (String, Arc<Mutex<Vec<String>>>)
 }
 
 fn backend(internal_url: &str) -> Box<dyn TracingBackend> {
-    let yaml = format!(
-        "external_services:\n  tracing:\n    enabled: true\n    provider: jaeger\n    use_grpc: false\n    internal_url: {internal_url}\n    query_timeout: 3\n    custom_headers:\n      X-Api-Key: {SECRET}\n    auth:\n      type: basic\n      username: kiali\n      password: pw-{SECRET}\n"
+    let extra = format!(
+        "    query_timeout: 3\n    custom_headers:\n      X-Api-Key: {SECRET}\n    auth:\n      type: basic\n      username: kiali\n      password: pw-{SECRET}\n"
     );
-    common::backend_from_yaml(&yaml)
+    common::tracing_backend("jaeger", false, internal_url, &extra)
 }
 
 #[tokio::test(flavor = "multi_thread")]

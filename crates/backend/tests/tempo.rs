@@ -99,10 +99,7 @@ async fn tempo() -> (String, Seen, TraceId) {
 }
 
 fn client(internal_url: &str, extra: &str) -> Box<dyn TracingBackend> {
-    let yaml = format!(
-        "external_services:\n  tracing:\n    enabled: true\n    provider: tempo\n    use_grpc: false\n    internal_url: {internal_url}\n{extra}"
-    );
-    common::backend_from_yaml(&yaml)
+    common::tracing_backend("tempo", false, internal_url, extra)
 }
 
 #[tokio::test(flavor = "multi_thread")]

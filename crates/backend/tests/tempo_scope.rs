@@ -60,10 +60,7 @@ async fn fake_tempo(answer: Value) -> (String, FakeTempo) {
 }
 
 fn client(internal_url: &str) -> Box<dyn TracingBackend> {
-    let yaml = format!(
-        "external_services:\n  tracing:\n    enabled: true\n    provider: tempo\n    use_grpc: false\n    internal_url: {internal_url}\n"
-    );
-    common::backend_from_yaml(&yaml)
+    common::tracing_backend("tempo", false, internal_url, "")
 }
 
 fn query(tags: &[(&str, &str)]) -> TraceQuery {

@@ -14,14 +14,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{start_console, start_sim, start_store_with};
-use meshtrace_testkit::prometheus::RealPrometheus;
+use meshtrace_testkit::prometheus::{RealPrometheus, istio_bucket};
 use serde_json::{Value, json};
-
-/// Envoy's default histogram bounds, which Istio keeps for durations (ms) and sizes (bytes).
-const BOUNDS: [f64; 19] = [
-    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
-    60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
-];
 
 /// Seconds between Prometheus's scrapes, and between the store's samples (`--metrics-step`).
 const SAMPLE_INTERVAL: f64 = 5.0;
@@ -44,18 +38,6 @@ fn now_s() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-/// The bucket `[lower, upper]` of the bounds that holds `v`.
-fn bucket(v: f64) -> (f64, f64) {
-    let mut lower = 0.0;
-    for upper in BOUNDS {
-        if v <= upper {
-            return (lower, upper);
-        }
-        lower = upper;
-    }
-    (lower, f64::INFINITY)
 }
 
 /// Each quantile compared, with the two asked beside it (`q ∓ δ`).
@@ -90,8 +72,8 @@ fn quantile_params(asked: &[&str]) -> String {
 /// they agree when one of them is at the shared bound (within 1 %), or when they are closer
 /// than the narrower bucket is wide.
 fn quantile_agrees(value: f64, other: f64, other_below: f64, other_above: f64) -> bool {
-    let between = value >= bucket(other_below).0 && value <= bucket(other_above).1;
-    let (mine, theirs) = (bucket(value), bucket(other));
+    let between = value >= istio_bucket(other_below).0 && value <= istio_bucket(other_above).1;
+    let (mine, theirs) = (istio_bucket(value), istio_bucket(other));
     let shared = if mine.1 == theirs.0 {
         Some(mine.1)
     } else if theirs.1 == mine.0 {

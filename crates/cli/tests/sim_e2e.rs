@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::process::Command;
 
 use common::start_store;
+use meshtrace_testkit::jaeger_json::{has_error, tag};
 use serde_json::Value;
 
 const ERROR_RATE: f64 = 0.2;
@@ -28,19 +29,6 @@ fn sim(args: &[&str]) -> String {
 
 fn get(url: &str) -> Value {
     reqwest::blocking::get(url).unwrap().json().unwrap()
-}
-
-fn tag<'a>(span: &'a Value, key: &str) -> Option<&'a str> {
-    span["tags"].as_array()?.iter().find(|t| t["key"] == key)?["value"].as_str()
-}
-
-/// `error=true`, as a bool (OTLP's ERROR status, converted by the store) or as Envoy's string.
-fn has_error(span: &Value) -> bool {
-    span["tags"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|t| t["key"] == "error" && (t["value"] == true || t["value"] == "true"))
 }
 
 #[test]

@@ -69,12 +69,9 @@ fn from_metrics(text: &str) -> BTreeMap<Edge, Totals> {
     totals
 }
 
+/// A string tag of `span`; empty when it has none.
 fn tag<'a>(span: &'a Value, key: &str) -> &'a str {
-    span["tags"]
-        .as_array()
-        .and_then(|tags| tags.iter().find(|t| t["key"] == key))
-        .and_then(|t| t["value"].as_str())
-        .unwrap_or("")
+    meshtrace_testkit::jaeger_json::tag(span, key).unwrap_or("")
 }
 
 /// The reporting pod of an Envoy span, from its `node_id` (`sidecar~ip~pod.ns~...`).

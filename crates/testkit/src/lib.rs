@@ -4,11 +4,13 @@
 //! ([`read_until_closed`]), and a real Prometheus ([`prometheus`]) started over TSDB blocks made
 //! with promtool — the reference both the PromQL evaluator and the Prometheus client are tested
 //! against; Tempo search answers per mesh ([`tempo`]); a request's body in one call and a stand-in
-//! server on a loopback port ([`http`]).
+//! server on a loopback port ([`http`]); the tags of spans in the Jaeger UI's JSON
+//! ([`jaeger_json`]).
 //! Only ever a dev-dependency; it may panic, as tests do: a test that cannot reach its reference
 //! must fail, never skip.
 
 pub mod http;
+pub mod jaeger_json;
 pub mod prometheus;
 pub mod tempo;
 

@@ -1,6 +1,6 @@
 //! A real Prometheus (Debian's `prometheus` package) started on a loopback port over TSDB
 //! blocks made from OpenMetrics text with `promtool tsdb create-blocks-from openmetrics`, or
-//! scraping targets on this machine.
+//! scraping targets on this machine; Istio's default histogram bounds, as the tests' reference.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -184,4 +184,24 @@ impl Drop for RealPrometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Envoy's default histogram bounds, which Istio keeps for durations (ms) and sizes (bytes):
+/// written out here as the tests' reference, apart from the code under test.
+pub const ISTIO_BUCKETS: [f64; 19] = [
+    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
+    60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
+];
+
+/// The bucket `(lower, upper]` of [`ISTIO_BUCKETS`] that holds `v` (`upper` infinite past the
+/// last bound).
+pub fn istio_bucket(v: f64) -> (f64, f64) {
+    let mut lower = 0.0;
+    for upper in ISTIO_BUCKETS {
+        if v <= upper {
+            return (lower, upper);
+        }
+        lower = upper;
+    }
+    (lower, f64::INFINITY)
 }

@@ -131,11 +131,7 @@ async fn search(
         min_duration: get("minDuration"),
         lookbacks: LOOKBACKS
             .iter()
-            .map(|(value, label, secs)| Choice {
-                value: value.to_string(),
-                label: label.to_string(),
-                selected: *secs == lookback,
-            })
+            .map(|(value, label, secs)| Choice::new(value, label, *secs == lookback))
             .collect(),
         limit,
         searched: false,

@@ -275,19 +275,19 @@ pub(super) async fn metrics_tab(r: MetricsRequest<'_>) -> MetricsTab {
     };
     tab.reporters = ["source", "destination", "both"]
         .iter()
-        .map(|v| choice(v, &capital(v), s.reporter == *v))
+        .map(|v| Choice::new(v, &capital(v), s.reporter == *v))
         .collect();
     tab.quantiles = QUANTILES
         .iter()
-        .map(|q| choice(q, &quantile_label(q), s.quantiles.contains(q)))
+        .map(|q| Choice::new(q, &quantile_label(q), s.quantiles.contains(q)))
         .collect();
     tab.limits = LIMITS
         .iter()
-        .map(|l| choice(&l.to_string(), &format!("{l} traces"), *l == s.limit))
+        .map(|l| Choice::new(&l.to_string(), &format!("{l} traces"), *l == s.limit))
         .collect();
     tab.labels = grouping(r.inbound)
         .iter()
-        .map(|(text, l)| choice(l, text, s.by_labels.iter().any(|(b, _)| b == l)))
+        .map(|(text, l)| Choice::new(l, text, s.by_labels.iter().any(|(b, _)| b == l)))
         .collect();
     tab.avg = s.avg;
     tab.spans = s.spans;
@@ -376,14 +376,6 @@ fn metrics_query(s: &Settings, direction: &str, duration: u64, end: u64) -> Stri
         query.append_pair("byLabels[]", "reporter");
     }
     query.finish()
-}
-
-fn choice(value: &str, label: &str, selected: bool) -> Choice {
-    Choice {
-        value: value.to_string(),
-        label: label.to_string(),
-        selected,
-    }
 }
 
 fn capital(text: &str) -> String {

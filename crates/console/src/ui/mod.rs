@@ -87,6 +87,16 @@ struct Choice {
     selected: bool,
 }
 
+impl Choice {
+    fn new(value: &str, label: &str, selected: bool) -> Self {
+        Self {
+            value: value.to_string(),
+            label: label.to_string(),
+            selected,
+        }
+    }
+}
+
 /// A query string (`?a=1&b=2`) as hidden form fields.
 fn form_fields(query: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(query.trim_start_matches('?').as_bytes())

@@ -137,18 +137,18 @@ impl Shell {
                 .collect(),
             ranges: RANGES
                 .iter()
-                .map(|(value, label)| Choice {
-                    value: value.to_string(),
-                    label: label.to_string(),
-                    selected: !view.custom() && *value == view.duration,
+                .map(|(value, label)| {
+                    Choice::new(
+                        &value.to_string(),
+                        label,
+                        !view.custom() && *value == view.duration,
+                    )
                 })
                 .collect(),
             refreshes: REFRESH
                 .iter()
-                .map(|(value, label)| Choice {
-                    value: value.to_string(),
-                    label: label.to_string(),
-                    selected: *value == view.refresh,
+                .map(|(value, label)| {
+                    Choice::new(&value.to_string(), label, *value == view.refresh)
                 })
                 .collect(),
             from: view.from.clone(),

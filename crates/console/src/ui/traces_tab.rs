@@ -165,11 +165,7 @@ pub(super) async fn traces_tab(request: TabRequest<'_>) -> TracesTab {
     tab.keep = form_fields(&view.navigation().query(&[("tab", Some("traces".into()))]));
     tab.limits = LIMITS
         .iter()
-        .map(|l| Choice {
-            value: l.to_string(),
-            label: l.to_string(),
-            selected: *l == limit,
-        })
+        .map(|l| Choice::new(&l.to_string(), &l.to_string(), *l == limit))
         .collect();
 
     // Kiali's percentile filter: values from the metrics, the chosen one the search's

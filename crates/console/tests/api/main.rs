@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 
+#[allow(dead_code)]
 #[path = "../common/mod.rs"]
 mod common;
 mod ops;
@@ -16,6 +17,7 @@ mod traces;
 
 use meshtrace_console::ConsoleOptions;
 use meshtrace_store::server::LoopbackServer;
+use meshtrace_testkit::jaeger_json::{has_error, tag};
 use serde_json::Value;
 
 struct Setup {
@@ -91,21 +93,6 @@ fn spans(trace: &Value) -> &Vec<Value> {
 /// The message of an error answer (`error`).
 fn error(body: &Value) -> &str {
     body["error"].as_str().unwrap()
-}
-
-fn tag<'a>(span: &'a Value, key: &str) -> Option<&'a str> {
-    span["tags"]
-        .as_array()?
-        .iter()
-        .find(|t| t["key"] == key)
-        .and_then(|t| t["value"].as_str())
-}
-
-fn has_error(span: &Value) -> bool {
-    span["tags"].as_array().is_some_and(|tags| {
-        tags.iter()
-            .any(|t| t["key"] == "error" && (t["value"] == true || t["value"] == "true"))
-    })
 }
 
 /// The pod in a span's node_id.

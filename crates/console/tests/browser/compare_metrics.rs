@@ -7,15 +7,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use meshtrace_model::{KeyValue, Process, Span, SpanId, TraceId};
-use meshtrace_sim::{Generator, Mesh, Options, Topology};
-use meshtrace_store::Store;
+use meshtrace_sim::Options;
 use meshtrace_store::server::LoopbackServer;
+use meshtrace_testkit::jaeger_json::tag;
 use meshtrace_testkit::now;
 use serde_json::{Value, json};
 
+use crate::common::{bookinfo_each_second, store_of};
 use crate::page::{
     all, assert_no_script_ran, click, find, get_json, goto, parsed, present, text, wait_for,
 };
@@ -25,12 +25,7 @@ const GHOST_TRACE: u128 = 0x0c0a_0000_0000_0000_0000_0000_0000_0007;
 const GHOST_WORKLOAD: &str = "<img src=x onerror=window.pwned=3>-v1";
 
 fn simulated() -> Vec<Span> {
-    let mut generator =
-        Generator::new(Mesh::new(Topology::bookinfo(), 7, 1), 7, Options::default());
-    let now = now();
-    (0..1260u64)
-        .flat_map(|i| generator.request(now - (1320 - i) * 1_000_000).spans)
-        .collect()
+    bookinfo_each_second(7, Options::default(), 1260)
 }
 
 /// A trace with a reviews-v1 server span (it has metrics) and a server span of a workload
@@ -64,14 +59,6 @@ fn ghost_trace() -> Vec<Span> {
         span(1, "reviews-v1-5d9b4c9849-lq7m2", 12_000),
         span(2, &format!("{GHOST_WORKLOAD}-5d9b4c9849-lq7m2"), 3_000),
     ]
-}
-
-async fn store_of(spans: &[Span]) -> LoopbackServer {
-    let store = Arc::new(Store::in_memory(Duration::from_secs(3600)));
-    for chunk in spans.chunks(2000) {
-        store.write(chunk).unwrap();
-    }
-    LoopbackServer::start(store, 16 << 20).await.unwrap()
 }
 
 /// A console whose traces store holds the simulated requests and `extra`, whose metrics store
@@ -119,10 +106,6 @@ pub(crate) async fn post_stats(console: SocketAddr, queries: Vec<Value>) -> Valu
         .unwrap();
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
-}
-
-fn tag<'a>(span: &'a Value, key: &str) -> Option<&'a str> {
-    span["tags"].as_array()?.iter().find(|t| t["key"] == key)?["value"].as_str()
 }
 
 /// The (namespace, workload, direction) of an Envoy span of the API's JSON, read from its

@@ -6,15 +6,12 @@
 //! name their parameter and a metrics source that is down is named on the tab.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::time::Duration;
 
 use fantoccini::Client;
 use meshtrace_console::ConsoleOptions;
-use meshtrace_sim::{Generator, Mesh, Options, Topology};
-use meshtrace_store::Store;
+use meshtrace_sim::Options;
 use meshtrace_store::server::LoopbackServer;
-use meshtrace_testkit::now;
+use meshtrace_testkit::jaeger_json::has_error;
 use serde_json::Value;
 
 use crate::page::{
@@ -29,22 +26,13 @@ const SPAN_POINTS: &str = "#chart-request_duration_millis circle.span-point";
 /// 540 simulated requests, one each second from ten minutes ago to a minute ago, and the
 /// hostile span.
 async fn store_with_traffic() -> LoopbackServer {
-    let store = Arc::new(Store::in_memory(Duration::from_secs(3600)));
-    let mut generator = Generator::new(
-        Mesh::new(Topology::bookinfo(), 5, 1),
-        5,
-        Options {
-            error_rate: 0.2,
-            ..Options::default()
-        },
-    );
-    let end = now();
+    let options = Options {
+        error_rate: 0.2,
+        ..Options::default()
+    };
     let mut spans = vec![hostile_span()];
-    for i in 0..540u64 {
-        spans.extend(generator.request(end - (600 - i) * 1_000_000).spans);
-    }
-    store.write(&spans).unwrap();
-    LoopbackServer::start(store, 16 << 20).await.unwrap()
+    spans.extend(common::bookinfo_each_second(5, options, 540));
+    common::store_of(&spans).await
 }
 
 fn yaml(tracing: &str, prometheus: &str) -> String {
@@ -165,12 +153,7 @@ async fn metrics_tabs_draw_the_api_series_and_the_spans_overlay() {
             format!("{:0>32}", s["traceID"].as_str().unwrap()),
             format!("{:0>16}", s["spanID"].as_str().unwrap()),
         ];
-        let error = s["tags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t["key"] == "error" && (t["value"] == true || t["value"] == "true"));
-        if error {
+        if has_error(s) {
             expected_errors.insert(id.clone());
         }
         expected.insert(id);

@@ -24,10 +24,8 @@ pub async fn filled_store(
     seed: u64,
     extra: &[Span],
 ) -> LoopbackServer {
-    let store = Arc::new(Store::in_memory(Duration::from_secs(3600)));
-    store.write(extra).unwrap();
     let extra_traces: BTreeSet<_> = extra.iter().map(|s| s.trace_id).collect();
-    let server = LoopbackServer::start(store, 16 << 20).await.unwrap();
+    let server = store_of(extra).await;
     let generator = Generator::new(
         Mesh::new(Topology::bookinfo(), seed, clusters),
         seed,
@@ -64,6 +62,29 @@ pub async fn filled_store(
     panic!("the store holds {held} of the {expected} traces written");
 }
 
+/// An in-memory store on loopback ports holding `spans`.
+pub async fn store_of(spans: &[Span]) -> LoopbackServer {
+    let store = Arc::new(Store::in_memory(Duration::from_secs(3600)));
+    for chunk in spans.chunks(2000) {
+        store.write(chunk).unwrap();
+    }
+    LoopbackServer::start(store, 16 << 20).await.unwrap()
+}
+
+/// The spans of `requests` simulated Bookinfo requests in one cluster, one a second, the last
+/// starting 61 s ago (inside every rate window the pages ask, yet complete).
+pub fn bookinfo_each_second(seed: u64, options: Options, requests: u64) -> Vec<Span> {
+    let mut generator = Generator::new(Mesh::new(Topology::bookinfo(), seed, 1), seed, options);
+    let now = meshtrace_testkit::now();
+    (0..requests)
+        .flat_map(|i| {
+            generator
+                .request(now - (requests + 60 - i) * 1_000_000)
+                .spans
+        })
+        .collect()
+}
+
 /// Distinct traces in the store, over all its services (Jaeger HTTP API).
 async fn traces_held(server: &LoopbackServer) -> usize {
     let client = reqwest::Client::new();
@@ -86,14 +107,11 @@ async fn traces_held(server: &LoopbackServer) -> usize {
 
 /// `POST /api/tracing/check` with `body`: the status and the JSON answer.
 pub async fn post_check(console: SocketAddr, body: &Value) -> (u16, Value) {
-    let response = reqwest::Client::new()
+    let request = reqwest::Client::new()
         .post(format!("http://{console}/api/tracing/check"))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
+        .json(body);
+    let (status, _, text) = meshtrace_testkit::http::parts(request).await;
+    (status, serde_json::from_str(&text).unwrap())
 }
 
 /// A console on a loopback port whose configuration may name its own address (an

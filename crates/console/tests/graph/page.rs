@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use fantoccini::{Client, Locator};
 use meshtrace_console::ConsoleOptions;
-use serde_json::Value;
+use meshtrace_testkit::jaeger_json::tag;
 
 use super::bookinfo::{console_yaml, filled, get};
 use crate::driver;
@@ -120,15 +120,6 @@ async fn the_page_draws_the_graph_marks_a_trace_and_lists_a_nodes_traces() {
         .max_by_key(|t| t["spans"].as_array().unwrap().len())
         .unwrap()
         .clone();
-    let tag = |span: &Value, key: &str| {
-        span["tags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["key"] == key)
-            .and_then(|t| t["value"].as_str())
-            .map(str::to_string)
-    };
     let touched: BTreeSet<String> = trace["spans"]
         .as_array()
         .unwrap()
@@ -137,7 +128,7 @@ async fn the_page_draws_the_graph_marks_a_trace_and_lists_a_nodes_traces() {
             let service = tag(s, "istio.canonical_service")?;
             let revision = tag(s, "istio.canonical_revision")?;
             BOOKINFO
-                .contains(&service.as_str())
+                .contains(&service)
                 .then(|| format!("{service}-{revision}"))
         })
         .collect();

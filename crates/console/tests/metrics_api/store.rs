@@ -3,14 +3,11 @@
 //! answers Kiali's shape with the Bookinfo series, and the numbers are the spans' own: counted
 //! here from the spans the simulator made, not from the store.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use meshtrace_console::ConsoleOptions;
 use meshtrace_model::Span;
-use meshtrace_sim::{Generator, Mesh, Options, Topology};
-use meshtrace_store::Store;
+use meshtrace_sim::Options;
 use meshtrace_store::server::LoopbackServer;
+use meshtrace_testkit::prometheus::istio_bucket;
 use serde_json::{Value, json};
 
 use crate::{common, config, get, post_stats, values};
@@ -18,26 +15,12 @@ use crate::{common, config, get, post_stats, values};
 /// A store holding 1,260 simulated requests, one a second, the last a minute ago; and the
 /// spans.
 async fn store_with_traffic() -> (LoopbackServer, Vec<Span>) {
-    let store = Arc::new(Store::in_memory(Duration::from_secs(3600)));
-    let mut generator = Generator::new(
-        Mesh::new(Topology::bookinfo(), 7, 1),
-        7,
-        Options {
-            error_rate: 0.1,
-            ..Options::default()
-        },
-    );
-    let now = meshtrace_testkit::now();
-    let mut spans = Vec::new();
-    for i in 0..1260u64 {
-        let start = now - (1320 - i) * 1_000_000;
-        spans.extend(generator.request(start).spans);
-    }
-    for chunk in spans.chunks(2000) {
-        store.write(chunk).unwrap();
-    }
-    let server = LoopbackServer::start(store, 16 << 20).await.unwrap();
-    (server, spans)
+    let options = Options {
+        error_rate: 0.1,
+        ..Options::default()
+    };
+    let spans = common::bookinfo_each_second(7, options, 1260);
+    (common::store_of(&spans).await, spans)
 }
 
 /// A console whose traces and metrics both come from the store (its `/prometheus`), the
@@ -71,24 +54,6 @@ fn served_by<'a>(spans: &'a [Span], workload: &str, from_us: u64, to_us: u64) ->
         })
         .filter(|s| s.start_time > from_us && s.start_time <= to_us)
         .collect()
-}
-
-/// Istio's (Envoy's) default buckets, in ms.
-const BUCKETS: [f64; 19] = [
-    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
-    60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
-];
-
-/// The bucket `(lower, upper]` that holds `ms`.
-fn bucket(ms: f64) -> (f64, f64) {
-    let mut lower = 0.0;
-    for upper in BUCKETS {
-        if ms <= upper {
-            return (lower, upper);
-        }
-        lower = upper;
-    }
-    (lower, f64::INFINITY)
 }
 
 fn within(actual: f64, expected: f64, tolerance: f64) -> bool {
@@ -275,7 +240,7 @@ async fn heatmap_stats_are_the_spans_response_times() {
     // A quantile of a histogram is only known to its bucket.
     let median = ms[ms.len() / 2];
     let p50 = stat("0.5");
-    let (lower, upper) = bucket(median);
+    let (lower, upper) = istio_bucket(median);
     assert!(
         p50 > lower && p50 <= upper,
         "p50 {p50} is not in the bucket ({lower}, {upper}] of the spans' median {median}"
