@@ -71,9 +71,8 @@ pub fn quick() {
     let rounds = rounds();
     // `ONLY` (memory, durable, engine, ingest) runs one part, e.g. under a profiler.
     let only = std::env::var("ONLY").unwrap_or_default();
-    let runs_part = |part: &str| {
-        only.is_empty() || only == part || (only == "engine" && part != "ingest")
-    };
+    let runs_part =
+        |part: &str| only.is_empty() || only == part || (only == "engine" && part != "ingest");
     let engines: Vec<&str> = ["memory", "durable"]
         .into_iter()
         .filter(|e| runs_part(e))
