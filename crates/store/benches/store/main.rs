@@ -1,7 +1,8 @@
 //! Store benchmark: ingest over OTLP/gRPC into a durable store, disk per span, trace-by-ID and
 //! search latency, each next to its limit measured in the same run.
 //!
-//! `cargo bench -p meshtrace-store --bench store` (env: SPANS, default 300000; CLIENTS, 4;
+//! `cargo bench -p meshtrace-store --bench store` (env: SPANS, default 300000; CLIENTS, 4; ONLY,
+//! one part of the quick run: memory, durable, engine or ingest;
 //! METRICS, `both` (default: every ingest figure with the metrics derivation off and on, in the
 //! same run, alternating, ROUNDS times each — default 3, at most 2 for gRPC ingest — and the
 //! best of each kept, as the machines are noisy), `on` or `off`).

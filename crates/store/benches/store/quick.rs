@@ -69,9 +69,17 @@ pub fn quick() {
         .collect();
     let modes = metrics_modes();
     let rounds = rounds();
+    // `ONLY` (memory, durable, engine, ingest) runs one part, e.g. under a profiler.
+    let only = std::env::var("ONLY").unwrap_or_default();
+    let runs_part =
+        |part: &str| only.is_empty() || only == part || (only == "engine" && part != "ingest");
+    let engines: Vec<&str> = ["memory", "durable"]
+        .into_iter()
+        .filter(|e| runs_part(e))
+        .collect();
     let mut engine_rates: Vec<(&str, bool, f64)> = Vec::new();
     let mut runs: Vec<(&str, bool)> = Vec::new();
-    for label in ["memory", "durable"] {
+    for label in engines.iter().copied() {
         for _ in 0..rounds {
             runs.extend(modes.iter().map(|m| (label, *m)));
         }
@@ -98,7 +106,7 @@ pub fn quick() {
         let rate = spans as f64 / started.elapsed().as_secs_f64();
         engine_rates.push((label, metrics, rate));
     }
-    for label in ["memory", "durable"] {
+    for label in engines.iter().copied() {
         for metrics in &modes {
             println!(
                 "engine write only ({label}, metrics {}): {:>12.0} spans/s (best of {rounds})",
@@ -107,7 +115,7 @@ pub fn quick() {
             );
         }
     }
-    for label in ["memory", "durable"] {
+    for label in engines.iter().copied() {
         report_cost(
             &format!("engine write only ({label})"),
             &engine_rates,
@@ -115,6 +123,9 @@ pub fn quick() {
         );
     }
     drop(converted);
+    if !runs_part("ingest") {
+        return;
+    }
 
     let mut ingest_rates: Vec<(&str, bool, f64)> = Vec::new();
     let ingest_rounds = rounds.min(2);

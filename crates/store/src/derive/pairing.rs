@@ -266,6 +266,26 @@ impl Waiting {
         self.bytes
     }
 
+    /// Whether no request can be held now: a batch then builds none and counts its client
+    /// spans at once ([`Waiting::count_overflow`]).
+    pub fn is_full(&self) -> bool {
+        self.by_span.len() >= self.max || self.bytes.saturating_add(ENTRY_OVERHEAD) > MAX_BYTES
+    }
+
+    /// Counts `spans` client spans derived at once because the wait was full.
+    pub fn count_overflow(&mut self, spans: usize) {
+        self.overflow = self
+            .overflow
+            .saturating_add(u64::try_from(spans).unwrap_or(u64::MAX));
+    }
+
+    /// Makes room for `more` requests in one step (at most up to the cap).
+    pub fn reserve(&mut self, more: usize) {
+        let room = self.max.saturating_sub(self.by_span.len()).min(more);
+        self.by_span.reserve(room);
+        self.queue.reserve(room);
+    }
+
     /// Holds `late`; false when the wait is full (or its span already waits: a span sent
     /// twice is counted twice, as it is when nothing waits).
     fn hold(&mut self, late: Late) -> bool {
@@ -423,6 +443,13 @@ mod tests {
             assert_eq!(held, id < 3);
         }
         assert_eq!(waiting.overflow, 1);
+        assert!(
+            waiting.is_full(),
+            "a batch builds no request while the cap is reached"
+        );
+        waiting.count_overflow(3);
+        assert_eq!(waiting.overflow, 4);
+        waiting.overflow = 1;
         assert!(waiting.answered(TraceId(1), SpanId(1)).is_some());
         assert!(!waiting.any_due(start + Duration::from_millis(500)));
         let mut out = Vec::new();
@@ -435,6 +462,7 @@ mod tests {
         waiting.release(start + Duration::from_secs(2), Release::Due, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!((waiting.paired, waiting.unpaired, waiting.len()), (1, 1, 0));
+        assert!(!waiting.is_full());
         assert_eq!(waiting.bytes, 0);
     }
 

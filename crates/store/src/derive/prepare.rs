@@ -169,9 +169,29 @@ pub fn find_ends<'a>(spans: &'a [Span], peers: &Mutex<Peers>, hold: Option<Hold<
     // The requests of client spans that may have to wait, built before any lock is taken (the
     // label work is most of a wait's cost); those whose callee turns out to be known are
     // dropped unused.
+    // When the wait is already full, none is built: its client spans are counted at once
+    // (as `hold_or_count` would have decided after building them).
+    let full = hold.as_ref().is_some_and(|hold| {
+        hold.waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_full()
+    });
     let candidates: Vec<(usize, Late)> = match &hold {
-        Some(hold) => waiting_candidates(spans, &tags, &reports, &answered_by, hold),
-        None => Vec::new(),
+        Some(hold) if !full => waiting_candidates(spans, &tags, &reports, &answered_by, hold),
+        _ => Vec::new(),
+    };
+    let overflowed = match &hold {
+        Some(hold) if full => spans
+            .iter()
+            .zip(&tags)
+            .zip(&reports)
+            .filter(|((span, tags), report)| {
+                matches!(report, Some((Reporter::Source, _)))
+                    && may_wait(span, tags, &answered_by, hold).is_some()
+            })
+            .count(),
+        _ => 0,
     };
     let mut peers = peers.lock().unwrap_or_else(PoisonError::into_inner);
     // The workload each server span's proxy was learned as (shared), to name a waiting
@@ -236,6 +256,8 @@ pub fn find_ends<'a>(spans: &'a [Span], peers: &Mutex<Peers>, hold: Option<Hold<
             waiting.release(Instant::now(), Release::Due, &mut late);
         }
         drop(peers);
+        waiting.count_overflow(overflowed);
+        waiting.reserve(candidates.len());
         for (at, candidate) in candidates {
             if let Some(remote) = remotes.get_mut(at)
                 && matches!(remote, Remote::Unknown)
@@ -265,9 +287,7 @@ fn waiting_candidates(
     let mut dictionary = Dictionary::default();
     for (at, ((span, tags), report)) in spans.iter().zip(tags).zip(reports).enumerate() {
         if let Some(report @ (Reporter::Source, _)) = report
-            && !answered_by.contains_key(&(span.trace_id, span.span_id))
-            && may_be_answered(tags)
-            && let Some(bucket) = bucket_of(span, hold.step_ms, hold.now_ms, hold.oldest_ms)
+            && let Some(bucket) = may_wait(span, tags, answered_by, hold)
         {
             let request = istio_request_with(span, tags, *report, None);
             let key = (span.trace_id, span.span_id);
@@ -278,6 +298,20 @@ fn waiting_candidates(
         }
     }
     out
+}
+
+/// The bucket a client span (a source report) would wait to be counted in: None when it is
+/// answered in its own batch, cannot be answered, or ended before the retention window.
+fn may_wait(
+    span: &Span,
+    tags: &SpanTags<'_>,
+    answered_by: &HashMap<(TraceId, SpanId), usize, RandomState>,
+    hold: &Hold<'_>,
+) -> Option<u64> {
+    if answered_by.contains_key(&(span.trace_id, span.span_id)) || !may_be_answered(tags) {
+        return None;
+    }
+    bucket_of(span, hold.step_ms, hold.now_ms, hold.oldest_ms)
 }
 
 /// Takes the requests the batch's server spans answer out of the wait, with their callee
