@@ -206,6 +206,48 @@ mod tests {
     }
 
     #[test]
+    fn a_named_metric_selects_its_series_only_in_label_order() {
+        let mut builder = MemorySource::builder();
+        // Two metrics whose series interleave by the other labels, and one without a name.
+        for job in ["c", "a", "b"] {
+            builder.push(&labels(&[("__name__", "up"), ("job", job)]), 10, 1.0);
+            builder.push(&labels(&[("__name__", "down"), ("job", job)]), 10, 2.0);
+        }
+        builder.push(&labels(&[("job", "a")]), 10, 3.0);
+        let source = builder.build();
+        let jobs = |matchers: &[Matcher]| -> Vec<(String, String)> {
+            source
+                .select(matchers, 0, 20)
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    let name = s.labels.metric_name().unwrap_or("").to_string();
+                    (name, s.labels.get("job").unwrap().to_string())
+                })
+                .collect()
+        };
+        let up = |job: &str| ("up".to_string(), job.to_string());
+        assert_eq!(
+            jobs(&[Matcher::equal("__name__", "up")]),
+            vec![up("a"), up("b"), up("c")]
+        );
+        assert_eq!(
+            jobs(&[
+                Matcher::regex("job", "a|c", false).unwrap(),
+                Matcher::equal("__name__", "up")
+            ]),
+            vec![up("a"), up("c")]
+        );
+        assert!(jobs(&[Matcher::equal("__name__", "sideways")]).is_empty());
+        // Without a name matcher every series is looked at, the nameless one too.
+        assert_eq!(jobs(&[Matcher::equal("job", "a")]).len(), 3);
+        assert_eq!(
+            jobs(&[Matcher::regex("__name__", "up|down", false).unwrap()]).len(),
+            6
+        );
+    }
+
+    #[test]
     fn limits_stop_the_selection() {
         let mut builder = MemorySource::builder();
         for i in 0..10 {
