@@ -5,13 +5,17 @@
 
 use crate::FastMap;
 
-use crate::series::{Labels, Matcher, Sample, Series};
+use crate::series::{Labels, METRIC_NAME, Matcher, Sample, Series};
 use crate::source::{MetricMetadata, SelectLimits, SeriesSource, SourceError};
 
 /// Series in memory, sorted by labels, each with its samples in time order.
 #[derive(Debug, Clone, Default)]
 pub struct MemorySource {
     series: Vec<Series>,
+    /// Metric name → the indexes of its series in `series`, ascending: a selector naming its
+    /// metric (every query of Kiali's graph) looks at that metric's series only, as
+    /// Prometheus's postings do, instead of matching every series held.
+    by_name: FastMap<String, Vec<usize>>,
     metadata: Vec<MetricMetadata>,
 }
 
@@ -97,9 +101,19 @@ impl MemorySourceBuilder {
             })
             .collect();
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        let mut by_name: FastMap<String, Vec<usize>> = FastMap::default();
+        for (index, s) in series.iter().enumerate() {
+            if let Some(name) = s.labels.metric_name() {
+                by_name.entry(name.to_string()).or_default().push(index);
+            }
+        }
         let mut metadata = self.metadata;
         metadata.sort_by(|a, b| a.name.cmp(&b.name));
-        MemorySource { series, metadata }
+        MemorySource {
+            series,
+            by_name,
+            metadata,
+        }
     }
 }
 
@@ -130,7 +144,24 @@ impl SeriesSource for MemorySource {
     ) -> Result<Vec<Series>, SourceError> {
         let mut out = Vec::new();
         let mut samples_out = 0usize;
-        for series in &self.series {
+        // Only the named metric's series can match a selector that names one (in the same
+        // order as the whole list).
+        let named = matchers
+            .iter()
+            .find(|m| m.name == METRIC_NAME)
+            .and_then(Matcher::required_value);
+        let candidates: Box<dyn Iterator<Item = &Series>> = match named {
+            Some(name) => Box::new(
+                self.by_name
+                    .get(name)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|&i| self.series.get(i)),
+            ),
+            None => Box::new(self.series.iter()),
+        };
+        for series in candidates {
             if !series.labels.matches(matchers) {
                 continue;
             }
@@ -172,6 +203,48 @@ mod tests {
         assert_eq!(got.len(), 1);
         let values: Vec<f64> = got[0].samples.iter().map(|s| s.value).collect();
         assert_eq!(values, vec![1.0, 2.5]);
+    }
+
+    #[test]
+    fn a_named_metric_selects_its_series_only_in_label_order() {
+        let mut builder = MemorySource::builder();
+        // Two metrics whose series interleave by the other labels, and one without a name.
+        for job in ["c", "a", "b"] {
+            builder.push(&labels(&[("__name__", "up"), ("job", job)]), 10, 1.0);
+            builder.push(&labels(&[("__name__", "down"), ("job", job)]), 10, 2.0);
+        }
+        builder.push(&labels(&[("job", "a")]), 10, 3.0);
+        let source = builder.build();
+        let jobs = |matchers: &[Matcher]| -> Vec<(String, String)> {
+            source
+                .select(matchers, 0, 20)
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    let name = s.labels.metric_name().unwrap_or("").to_string();
+                    (name, s.labels.get("job").unwrap().to_string())
+                })
+                .collect()
+        };
+        let up = |job: &str| ("up".to_string(), job.to_string());
+        assert_eq!(
+            jobs(&[Matcher::equal("__name__", "up")]),
+            vec![up("a"), up("b"), up("c")]
+        );
+        assert_eq!(
+            jobs(&[
+                Matcher::regex("job", "a|c", false).unwrap(),
+                Matcher::equal("__name__", "up")
+            ]),
+            vec![up("a"), up("c")]
+        );
+        assert!(jobs(&[Matcher::equal("__name__", "sideways")]).is_empty());
+        // Without a name matcher every series is looked at, the nameless one too.
+        assert_eq!(jobs(&[Matcher::equal("job", "a")]).len(), 3);
+        assert_eq!(
+            jobs(&[Matcher::regex("__name__", "up|down", false).unwrap()]).len(),
+            6
+        );
     }
 
     #[test]

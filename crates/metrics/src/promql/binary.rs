@@ -81,7 +81,7 @@ fn vector_scalar(
     scalar: &[f64],
     swap: bool,
 ) -> Result<Vec<StepSeries>, QueryError> {
-    let mut collector = Collector::default();
+    let mut collector = Collector::with_capacity(series.len());
     for s in series {
         ctx.tick()?;
         let labels = if drops_name(b) {

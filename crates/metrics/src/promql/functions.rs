@@ -186,7 +186,7 @@ pub(crate) fn round(
         Some(node) => ctx.eval_scalar(node)?,
         None => vec![1.0; ctx.steps],
     };
-    let mut collector = Collector::default();
+    let mut collector = Collector::with_capacity(series.len());
     for s in series {
         ctx.tick()?;
         let slot = collector.slot(s.labels.without_name());

@@ -89,6 +89,16 @@ pub(crate) struct Collector {
 }
 
 impl Collector {
+    /// A collector sized for `series` label sets: an operator that keeps one output series
+    /// per input series (`round`, a comparison with a scalar) hashes each label set once,
+    /// without the rehashing of a growing map.
+    pub fn with_capacity(series: usize) -> Collector {
+        Collector {
+            index: FastMap::with_capacity_and_hasher(series, Default::default()),
+            series: Vec::with_capacity(series),
+        }
+    }
+
     /// The slot of `labels`, created on first use.
     pub fn slot(&mut self, labels: Labels) -> usize {
         // One hash a call: the entry serves both the lookup and the insert.
