@@ -35,6 +35,11 @@ impl Labels {
     /// `Arc<str>` builds a set without copying a string.
     pub fn from_shared(pairs: impl IntoIterator<Item = (Arc<str>, Arc<str>)>) -> Labels {
         let mut pairs: Vec<Pair> = pairs.into_iter().collect();
+        // Already sorted with unique names (a source that builds them in order): kept as is.
+        if pairs.windows(2).all(|w| matches!(w, [a, b] if a.0 < b.0)) {
+            pairs.retain(|(_, value)| !value.is_empty());
+            return Labels(pairs.into());
+        }
         // A stable sort keeps equal names in input order, so keeping the last one of each run
         // makes the later pair win.
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
@@ -279,5 +284,10 @@ pub(crate) mod tests {
             shared("c", ""),
         ]);
         assert_eq!(c, a, "the later `c` (empty) wins and is dropped");
+        let sorted = Labels::from_shared([shared("a", "1"), shared("b", "2"), shared("c", "")]);
+        assert_eq!(
+            sorted, a,
+            "pairs in order: the empty value is still dropped"
+        );
     }
 }

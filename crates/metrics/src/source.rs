@@ -181,6 +181,7 @@ impl WindowSamples {
     }
 
     /// Adds the next sample in time order.
+    #[inline]
     pub fn push(&mut self, sample: Sample) {
         match self.last {
             None => self.first = Some(sample),

@@ -173,32 +173,45 @@ pub(super) fn columns(wanted: &[(String, Member)], le_matchers: &[&Matcher]) -> 
 }
 
 /// Builds the label sets of the returned series from the registry's shared values: the label
-/// names once per selection, no string copied per series.
+/// names once per selection, in the order a label set keeps them, so no string is copied and
+/// no pair sorted per series.
 pub(super) struct LabelMaker {
-    names: Vec<Arc<str>>,
-    metric_name: Arc<str>,
-    le: Arc<str>,
+    /// Every name a series may have, sorted, with where its value comes from.
+    order: Vec<(Arc<str>, Slot)>,
+}
+
+/// Where a label's value comes from.
+#[derive(Clone, Copy)]
+enum Slot {
+    /// The label set's value at this position of [`ISTIO_LABELS`].
+    Istio(usize),
+    MetricName,
+    Le,
 }
 
 impl LabelMaker {
     pub(super) fn new() -> LabelMaker {
-        LabelMaker {
-            names: ISTIO_LABELS.iter().map(|n| Arc::from(*n)).collect(),
-            metric_name: Arc::from(METRIC_NAME),
-            le: Arc::from("le"),
-        }
+        let mut order: Vec<(Arc<str>, Slot)> = ISTIO_LABELS
+            .iter()
+            .enumerate()
+            .map(|(at, name)| (Arc::from(*name), Slot::Istio(at)))
+            .collect();
+        order.push((Arc::from(METRIC_NAME), Slot::MetricName));
+        order.push((Arc::from("le"), Slot::Le));
+        order.sort_by(|a, b| a.0.cmp(&b.0));
+        LabelMaker { order }
     }
 
     /// The labels of `column` of the label set `values` (in [`ISTIO_LABELS`] order).
     pub(super) fn labels(&self, values: &[Arc<str>], column: &Column) -> Labels {
-        let mut pairs: Vec<(Arc<str>, Arc<str>)> =
-            Vec::with_capacity(values.len().saturating_add(2));
-        pairs.extend(self.names.iter().cloned().zip(values.iter().cloned()));
-        pairs.push((self.metric_name.clone(), column.name.clone()));
-        if let Some(le) = &column.le {
-            pairs.push((self.le.clone(), le.clone()));
-        }
-        Labels::from_shared(pairs)
+        Labels::from_shared(self.order.iter().filter_map(|(name, slot)| {
+            let value = match slot {
+                Slot::Istio(at) => values.get(*at)?,
+                Slot::MetricName => &column.name,
+                Slot::Le => column.le.as_ref()?,
+            };
+            Some((name.clone(), value.clone()))
+        }))
     }
 }
 
