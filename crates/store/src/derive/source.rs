@@ -32,6 +32,14 @@ struct Selection {
     times: Vec<(i64, u64)>,
     columns: Vec<Column>,
     data: Vec<IstioData>,
+    labels: LabelMaker,
+}
+
+impl Selection {
+    /// How many series (or windows) the selection returns at most.
+    fn returned(&self) -> usize {
+        self.data.len().saturating_mul(self.columns.len())
+    }
 }
 
 impl Store {
@@ -142,6 +150,7 @@ impl Store {
             times,
             columns,
             data,
+            labels: LabelMaker::new(),
         }))
     }
 }
@@ -153,23 +162,18 @@ impl SeriesSource for Store {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<Series>, SourceError> {
-        let Some(Selection {
-            times,
-            columns,
-            data,
-        }) = self.prepare(matchers, start_ms, end_ms)?
-        else {
+        let Some(selection) = self.prepare(matchers, start_ms, end_ms)? else {
             return Ok(Vec::new());
         };
-        let labels = LabelMaker::new();
-        let mut out = Vec::with_capacity(data.len().saturating_mul(columns.len()));
-        for series in &data {
+        let (times, columns, labels) = (&selection.times, &selection.columns, &selection.labels);
+        let mut out = Vec::with_capacity(selection.returned());
+        for series in &selection.data {
             let capacity = times.len();
             let mut samples: Vec<Vec<Sample>> = columns
                 .iter()
                 .map(|_| Vec::with_capacity(capacity))
                 .collect();
-            let visited = visit_series(series, &times, &columns, |at, sample| {
+            let visited = visit_series(series, times, columns, |at, sample| {
                 if let Some(samples) = samples.get_mut(at) {
                     samples.push(sample);
                 }
@@ -195,21 +199,16 @@ impl SeriesSource for Store {
         left_open: bool,
         limits: SelectLimits,
     ) -> Result<Vec<Window>, SourceError> {
-        let Some(Selection {
-            times,
-            columns,
-            data,
-        }) = self.prepare(matchers, start_ms, end_ms)?
-        else {
+        let Some(selection) = self.prepare(matchers, start_ms, end_ms)? else {
             return Ok(Vec::new());
         };
-        let labels = LabelMaker::new();
-        let mut out = Vec::with_capacity(data.len().saturating_mul(columns.len()));
+        let (times, columns, labels) = (&selection.times, &selection.columns, &selection.labels);
+        let mut out = Vec::with_capacity(selection.returned());
         let mut selected_total = 0usize;
-        for series in &data {
+        for series in &selection.data {
             let mut windows: Vec<WindowSamples> =
                 columns.iter().map(|_| WindowSamples::default()).collect();
-            let visited = visit_series(series, &times, &columns, |at, sample| {
+            let visited = visit_series(series, times, columns, |at, sample| {
                 // The selection's samples are in `[start_ms, end_ms]`; the window may leave
                 // out its start.
                 if (!left_open || sample.timestamp_ms > start_ms)
