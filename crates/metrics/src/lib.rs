@@ -27,4 +27,6 @@ type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 pub use memory::{MemorySource, MemorySourceBuilder};
 pub use openmetrics::OpenMetricsError;
 pub use series::{Labels, METRIC_NAME, MatchOp, Matcher, Sample, Series};
-pub use source::{MetricMetadata, MetricType, SelectLimits, SeriesSource, SourceError};
+pub use source::{
+    MetricMetadata, MetricType, SelectLimits, SeriesSource, SourceError, Window, WindowSamples,
+};

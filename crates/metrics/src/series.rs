@@ -24,11 +24,26 @@ impl Labels {
     /// Labels from pairs in any order; a later pair wins over an earlier one of the same name,
     /// and pairs with an empty value are dropped.
     pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Labels {
-        let mut pairs: Vec<(String, String)> = pairs.into_iter().collect();
+        Labels::from_shared(
+            pairs
+                .into_iter()
+                .map(|(name, value)| (Arc::from(name), Arc::from(value))),
+        )
+    }
+
+    /// [`Labels::new`] from strings already shared: a source that holds its label values as
+    /// `Arc<str>` builds a set without copying a string.
+    pub fn from_shared(pairs: impl IntoIterator<Item = (Arc<str>, Arc<str>)>) -> Labels {
+        let mut pairs: Vec<Pair> = pairs.into_iter().collect();
+        // Already sorted with unique names (a source that builds them in order): kept as is.
+        if pairs.windows(2).all(|w| matches!(w, [a, b] if a.0 < b.0)) {
+            pairs.retain(|(_, value)| !value.is_empty());
+            return Labels(pairs.into());
+        }
         // A stable sort keeps equal names in input order, so keeping the last one of each run
         // makes the later pair win.
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut labels: Vec<(String, String)> = Vec::with_capacity(pairs.len());
+        let mut labels: Vec<Pair> = Vec::with_capacity(pairs.len());
         for (name, value) in pairs {
             match labels.last_mut() {
                 Some(last) if last.0 == name => last.1 = value,
@@ -36,12 +51,7 @@ impl Labels {
             }
         }
         labels.retain(|(_, value)| !value.is_empty());
-        Labels(
-            labels
-                .into_iter()
-                .map(|(name, value)| (Arc::from(name), Arc::from(value)))
-                .collect(),
-        )
+        Labels(labels.into())
     }
 
     /// The value of `name`, if the series has it.
@@ -266,5 +276,18 @@ pub(crate) mod tests {
         assert_eq!(a, b);
         assert!(labels(&[("a", "1")]) < labels(&[("a", "2")]));
         assert_eq!(a.iter().collect::<Vec<_>>(), vec![("a", "1"), ("b", "2")]);
+        let shared = |n: &str, v: &str| (Arc::from(n), Arc::from(v));
+        let c = Labels::from_shared([
+            shared("c", "x"),
+            shared("b", "2"),
+            shared("a", "1"),
+            shared("c", ""),
+        ]);
+        assert_eq!(c, a, "the later `c` (empty) wins and is dropped");
+        let sorted = Labels::from_shared([shared("a", "1"), shared("b", "2"), shared("c", "")]);
+        assert_eq!(
+            sorted, a,
+            "pairs in order: the empty value is still dropped"
+        );
     }
 }

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use super::plan::{At, Node, Plan, Selector};
 use super::steps::{StepSeries, Val, check_distinct};
 use super::{EngineOptions, InstantSample, QueryError, QueryValue, RangeSeries};
+use crate::series::Labels;
 use crate::series::{Sample, Series};
-use crate::source::{SelectLimits, SeriesSource, SourceError};
+use crate::source::{SelectLimits, SeriesSource, SourceError, Window};
 
 /// The state of one query's evaluation.
 pub(crate) struct Ctx<'a> {
@@ -20,6 +21,9 @@ pub(crate) struct Ctx<'a> {
     pub steps: usize,
     deadline: Instant,
     data: Vec<Vec<Series>>,
+    /// Per selector, the windows the source reduced in place of its samples (see
+    /// [`Ctx::take_windows`]).
+    windows: Vec<Option<Vec<Window>>>,
     points: usize,
     ticks: u32,
 }
@@ -49,6 +53,7 @@ pub(crate) fn run(
         steps,
         deadline,
         data: Vec::with_capacity(plan.selectors.len()),
+        windows: Vec::with_capacity(plan.selectors.len()),
         points: 0,
         ticks: 0,
     };
@@ -116,20 +121,45 @@ impl Ctx<'_> {
                 max_series: series_left,
                 max_samples: samples_left,
             };
+            let too_large = |e| match e {
+                SourceError::TooLarge(detail) => QueryError::Execution(format!(
+                    "query processing would load too many samples into memory in query execution: {detail}"
+                )),
+                SourceError::Failed(detail) => QueryError::Internal(detail),
+            };
+            // One window to read (an instant query), and only `rate`,
+            // `increase` or `delta` reading it: the source reduces it without building its
+            // samples. The same selection, so the same limits.
+            let reference = self.reference_time(selector, 0);
+            let one_window = self.steps == 1
+                && selector.range_ms > 0
+                && from == reference.saturating_sub(selector.range_ms)
+                && to == reference;
+            if selector.reducible && one_window {
+                let left_open = self.options.compat.left_open_windows;
+                let windows = source
+                    .select_windows(&selector.matchers, from, to, left_open, bounds)
+                    .map_err(too_large)?;
+                let samples = windows
+                    .iter()
+                    .fold(0usize, |n, w| n.saturating_add(w.selected));
+                series_left = series_left.saturating_sub(windows.len());
+                samples_left = samples_left.saturating_sub(samples);
+                self.data.push(Vec::new());
+                self.windows.push(Some(windows));
+                self.tick()?;
+                continue;
+            }
             let series = source
                 .select_bounded(&selector.matchers, from, to, bounds)
-                .map_err(|e| match e {
-                    SourceError::TooLarge(detail) => QueryError::Execution(format!(
-                        "query processing would load too many samples into memory in query execution: {detail}"
-                    )),
-                    SourceError::Failed(detail) => QueryError::Internal(detail),
-                })?;
+                .map_err(too_large)?;
             let samples = series
                 .iter()
                 .fold(0usize, |n, s| n.saturating_add(s.samples.len()));
             series_left = series_left.saturating_sub(series.len());
             samples_left = samples_left.saturating_sub(samples);
             self.data.push(series);
+            self.windows.push(None);
             self.tick()?;
         }
         Ok(())
@@ -174,22 +204,38 @@ impl Ctx<'_> {
         points: Vec<(u32, f64)>,
         drop_name: bool,
     ) -> Result<Option<StepSeries>, QueryError> {
+        let labels = self
+            .data(selector)
+            .get(index)
+            .map(|s| s.labels.clone())
+            .unwrap_or_default();
+        self.output_labeled(&labels, points, drop_name)
+    }
+
+    /// A result series of `labels` (without the metric name when `drop_name`) made of
+    /// `points` (none when there are no points); its points count as held.
+    pub fn output_labeled(
+        &mut self,
+        labels: &Labels,
+        points: Vec<(u32, f64)>,
+        drop_name: bool,
+    ) -> Result<Option<StepSeries>, QueryError> {
         self.charge(points.len())?;
         if points.is_empty() {
             return Ok(None);
         }
-        let labels = self
-            .data(selector)
-            .get(index)
-            .map(|s| {
-                if drop_name {
-                    s.labels.without_name()
-                } else {
-                    s.labels.clone()
-                }
-            })
-            .unwrap_or_default();
+        let labels = if drop_name {
+            labels.without_name()
+        } else {
+            labels.clone()
+        };
         Ok(Some(StepSeries { labels, points }))
+    }
+
+    /// The windows the source reduced for `selector`, when it read them so (a selector is
+    /// read once, by its one range function).
+    pub fn take_windows(&mut self, selector: &Selector) -> Option<Vec<Window>> {
+        self.windows.get_mut(selector.id).and_then(Option::take)
     }
 
     /// The series a selector loaded.

@@ -10,6 +10,7 @@ use super::plan::{Node, RangeFunc, Selector};
 use super::steps::{Collector, StepSeries, Transposed, Val, check_distinct};
 use super::{Compat, QueryError};
 use crate::series::{Labels, Sample};
+use crate::source::{Window, WindowSamples};
 
 /// `rate`, `irate`, `increase` or `delta` of a range selector, at every step.
 pub(crate) fn range_function(
@@ -17,6 +18,9 @@ pub(crate) fn range_function(
     func: RangeFunc,
     selector: &Selector,
 ) -> Result<Vec<StepSeries>, QueryError> {
+    if let Some(windows) = ctx.take_windows(selector) {
+        return from_windows(ctx, func, selector, windows);
+    }
     let compat = ctx.options.compat;
     let mut out = Vec::new();
     for index in 0..ctx.data(selector).len() {
@@ -34,36 +38,15 @@ pub(crate) fn range_function(
                 selector.range_ms,
                 compat.left_open_windows,
             );
-            let range_start = reference.saturating_sub(selector.range_ms);
             let value = match func {
-                RangeFunc::Rate => extrapolated_rate(
-                    samples,
-                    range_start,
-                    reference,
-                    selector.range_ms,
-                    true,
-                    true,
-                    compat,
-                ),
-                RangeFunc::Increase => extrapolated_rate(
-                    samples,
-                    range_start,
-                    reference,
-                    selector.range_ms,
-                    true,
-                    false,
-                    compat,
-                ),
-                RangeFunc::Delta => extrapolated_rate(
-                    samples,
-                    range_start,
-                    reference,
-                    selector.range_ms,
-                    false,
-                    false,
-                    compat,
-                ),
                 RangeFunc::Irate => irate(samples),
+                _ => extrapolated(
+                    func,
+                    &WindowSamples::of(samples),
+                    reference,
+                    selector.range_ms,
+                    compat,
+                ),
             };
             if let Some(value) = value {
                 points.push((step_index(i), value));
@@ -75,11 +58,59 @@ pub(crate) fn range_function(
     Ok(out)
 }
 
+/// A range function of one step over the windows the source reduced (see
+/// [`Ctx::take_windows`]): the same values as over their samples.
+fn from_windows(
+    ctx: &mut Ctx<'_>,
+    func: RangeFunc,
+    selector: &Selector,
+    windows: Vec<Window>,
+) -> Result<Vec<StepSeries>, QueryError> {
+    let compat = ctx.options.compat;
+    let reference = ctx.reference_time(selector, 0);
+    let mut out = Vec::new();
+    for window in windows {
+        ctx.tick()?;
+        let value = extrapolated(func, &window.samples, reference, selector.range_ms, compat);
+        let points = value.map(|v| vec![(step_index(0), v)]).unwrap_or_default();
+        out.extend(ctx.output_labeled(&window.labels, points, true)?);
+    }
+    check_distinct(&out)?;
+    Ok(out)
+}
+
+/// `rate`, `increase` or `delta` of a window ending at `reference` (`irate` has none: it
+/// reads the last two samples, which a reduced window does not keep).
+fn extrapolated(
+    func: RangeFunc,
+    samples: &WindowSamples,
+    reference: i64,
+    range_ms: i64,
+    compat: Compat,
+) -> Option<f64> {
+    let (is_counter, is_rate) = match func {
+        RangeFunc::Rate => (true, true),
+        RangeFunc::Increase => (true, false),
+        RangeFunc::Delta => (false, false),
+        RangeFunc::Irate => return None,
+    };
+    let range_start = reference.saturating_sub(range_ms);
+    extrapolated_rate(
+        samples,
+        range_start,
+        reference,
+        range_ms,
+        is_counter,
+        is_rate,
+        compat,
+    )
+}
+
 /// Prometheus's `extrapolatedRate`: the increase over the samples in the window (resets
 /// counted for counters), extrapolated towards the window's ends when the first and last
 /// samples are near them, never below a counter's zero point; per second for `rate`.
 pub(crate) fn extrapolated_rate(
-    samples: &[Sample],
+    samples: &WindowSamples,
     range_start: i64,
     range_end: i64,
     range_ms: i64,
@@ -87,24 +118,19 @@ pub(crate) fn extrapolated_rate(
     is_rate: bool,
     compat: Compat,
 ) -> Option<f64> {
-    let [first, .., last] = samples else {
-        return None;
-    };
+    let (first, last) = samples.ends()?;
     let mut result = last.value - first.value;
     if is_counter {
-        let mut previous = first.value;
-        for s in samples.iter().skip(1) {
-            if s.value < previous {
-                result += previous;
-            }
-            previous = s.value;
+        // In time order, as Prometheus adds them while walking the samples.
+        for previous in samples.resets() {
+            result += previous;
         }
     }
     let seconds = |ms: i64| ms as f64 / 1000.0;
     let mut to_start = seconds(first.timestamp_ms.saturating_sub(range_start));
     let mut to_end = seconds(range_end.saturating_sub(last.timestamp_ms));
     let sampled = seconds(last.timestamp_ms.saturating_sub(first.timestamp_ms));
-    let average = sampled / samples.len().saturating_sub(1) as f64;
+    let average = sampled / samples.count().saturating_sub(1) as f64;
     let threshold = average * 1.1;
     let zero_point = |result: f64| -> Option<f64> {
         (is_counter && result > 0.0 && first.value >= 0.0).then(|| sampled * (first.value / result))

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use crate::series::{Labels, Sample};
 use crate::source::SeriesSource;
 
+pub(crate) use eval::window;
 pub use functions::quantile_out_of_range;
 pub use op::BinaryOp;
 

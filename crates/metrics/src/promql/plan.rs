@@ -28,6 +28,9 @@ pub(crate) struct Selector {
     pub at: At,
     /// The range of a range selector (`[5m]`), 0 for an instant selector.
     pub range_ms: i64,
+    /// Read only by `rate`, `increase` or `delta`, which need of a window's samples only what
+    /// [`crate::WindowSamples`] keeps.
+    pub reducible: bool,
 }
 
 /// The `@` modifier.
@@ -266,10 +269,14 @@ fn convert(expr: &Expr, selectors: &mut Planner) -> Result<Node, QueryError> {
                             call.func.name
                         )));
                     };
-                    Node::RangeFunction {
-                        func,
-                        selector: selector(&ms.vs, range_ms(&ms.range)?, selectors)?,
+                    let mut selector = selector(&ms.vs, range_ms(&ms.range)?, selectors)?;
+                    if func != RangeFunc::Irate {
+                        selector.reducible = true;
+                        if let Some(planned) = selectors.selectors.get_mut(selector.id) {
+                            planned.reducible = true;
+                        }
                     }
+                    Node::RangeFunction { func, selector }
                 }
                 ("histogram_quantile", [q, v]) => Node::HistogramQuantile {
                     q: Box::new(convert(q, selectors)?),
@@ -408,6 +415,7 @@ fn selector(
         offset_ms,
         at,
         range_ms,
+        reducible: false,
     };
     selectors.selectors.push(selector.clone());
     Ok(selector)

@@ -121,6 +121,9 @@ impl Derivation {
     }
 }
 
+/// The most cells a series' vector is sized for ahead (a day of 15 s buckets); more grow it.
+const MAX_ROOM: usize = 5_760;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("the selection matches {0} series, more than a query may read")]
@@ -161,7 +164,7 @@ impl Derivation {
     ) -> Result<Vec<IstioData>, ReadError> {
         let family = Family::Istio;
         // Resident cells (newer than the engine's copy) by series, then bucket.
-        let (mut found, resident) = {
+        let (mut found, resident, room) = {
             let state = self.lock();
             let ids = state.registry.matching(family, matchers);
             if ids.len() > max_series {
@@ -188,6 +191,24 @@ impl Derivation {
             // The resident cells in range (newer than the engine's copy), copied straight into
             // the histograms asked; their buckets by series, for the engine's scan to pass over.
             let mut resident: Vec<Vec<u64>> = found.iter().map(|_| Vec::new()).collect();
+            // How many cells each series may have in range (its buckets after `after_ms` up to
+            // its last), to size the vectors the engine's cells go in once: growing them cell
+            // by cell moved and zeroed large blocks.
+            let step = state.step_ms.max(1);
+            let room: Vec<usize> = found
+                .iter()
+                .map(|series| {
+                    let last = state
+                        .registry
+                        .get(family, series.id)
+                        .map_or(0, |e| e.last_bucket);
+                    let buckets = last.saturating_sub(after_ms).checked_div(step).unwrap_or(0);
+                    usize::try_from(buckets)
+                        .unwrap_or(usize::MAX)
+                        .saturating_add(1)
+                        .min(MAX_ROOM)
+                })
+                .collect();
             let keep =
                 |series: &mut IstioData, buckets: &mut Vec<u64>, bucket: u64, cell: &Cell| {
                     if let Cell::Istio(cell) = cell {
@@ -199,7 +220,6 @@ impl Derivation {
                         }
                     }
                 };
-            let step = state.step_ms.max(1);
             let last = state.resident_newest;
             let (first, lookups) = bucket_lookups(after_ms, last, step, found.len());
             if state.resident_aligned && lookups < state.resident.len() as u64 {
@@ -230,12 +250,16 @@ impl Derivation {
                     }
                 }
             }
-            (found, resident)
+            (found, resident, room)
         };
-        for (series, mut resident) in found.iter_mut().zip(resident) {
+        for ((series, mut resident), room) in found.iter_mut().zip(resident).zip(room) {
             resident.sort_unstable();
             // The engine's cells of the buckets not in memory, then merged with those by bucket.
-            let mut disk: [Vec<(u64, Hist)>; 3] = Default::default();
+            let room = room.saturating_sub(resident.len());
+            let mut disk: [Vec<(u64, Hist)>; 3] = std::array::from_fn(|h| {
+                let wanted = series.hists.get(h).is_some_and(Option::is_some);
+                Vec::with_capacity(if wanted { room } else { 0 })
+            });
             let from = cell_key(family, series.id, after_ms.saturating_add(1));
             let to = prefix_end(&entry_key(family, series.id)).unwrap_or_else(|| vec![0xff; 14]);
             let wanted = series.hists.each_ref().map(Option::is_some);
@@ -269,10 +293,17 @@ impl Derivation {
                     slot.cells.sort_unstable_by_key(|(bucket, _)| *bucket);
                     continue;
                 }
+                slot.cells.sort_unstable_by_key(|(bucket, _)| *bucket);
+                // The resident cells are usually all newer than the engine's: then the two
+                // runs join as they are; else a stable sort finds the runs and merges them.
+                let joined = match (cells.last(), slot.cells.first()) {
+                    (Some((disk, _)), Some((memory, _))) => disk < memory,
+                    _ => true,
+                };
                 cells.append(&mut slot.cells);
-                // Two sorted runs when the resident cells are the newest (the usual case): a
-                // stable sort finds them and merges once.
-                cells.sort_by_key(|(bucket, _)| *bucket);
+                if !joined {
+                    cells.sort_by_key(|(bucket, _)| *bucket);
+                }
                 slot.cells = cells;
             }
         }
