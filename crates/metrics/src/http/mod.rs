@@ -183,7 +183,14 @@ fn engine_options(api: &Api, form: &Form) -> Result<EngineOptions, QueryError> {
     Ok(options)
 }
 
-/// Runs `work` on a blocking thread once a slot is free, all within `deadline`.
+/// The stack of the thread a query is planned and evaluated on. Both recurse once per level of
+/// the query, up to the parser's nesting and operator limits; at those limits a debug build
+/// needs about 2 MiB (the runtime's blocking threads have exactly that), a release build far
+/// less. Only reserved address space until used; one thread per slot at most.
+const EVALUATION_STACK: usize = 8 << 20;
+
+/// Runs `work` on a thread of its own (with [`EVALUATION_STACK`]) once a slot is free, all
+/// within `deadline`.
 async fn evaluate<T: Send + 'static>(
     api: &Api,
     deadline: Instant,
@@ -194,12 +201,20 @@ async fn evaluate<T: Send + 'static>(
         .await
         .map_err(|_| timed_out())?
         .map_err(|_| QueryError::Internal("the query engine is shutting down".to_string()))?;
-    tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        work()
-    })
-    .await
-    .map_err(|_| QueryError::Internal("the query evaluation failed".to_string()))?
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("promql-eval".to_string())
+        .stack_size(EVALUATION_STACK)
+        .spawn(move || {
+            let _permit = permit;
+            // The receiver is gone only when the request was dropped: nobody waits for this.
+            let _ = answer.send(work());
+        })
+        .map_err(|e| QueryError::Internal(format!("no thread to evaluate the query on: {e}")))?;
+    // A panic in `work` drops the sender.
+    answered
+        .await
+        .map_err(|_| QueryError::Internal("the query evaluation failed".to_string()))?
 }
 
 /// What a handler computes: the JSON of `data`, and warnings.

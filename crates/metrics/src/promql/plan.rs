@@ -257,26 +257,7 @@ fn convert(expr: &Expr, selectors: &mut Planner) -> Result<Node, QueryError> {
                 .collect();
             match (call.func.name, args.as_slice()) {
                 ("rate" | "irate" | "increase" | "delta", [arg]) => {
-                    let func = match call.func.name {
-                        "rate" => RangeFunc::Rate,
-                        "irate" => RangeFunc::Irate,
-                        "increase" => RangeFunc::Increase,
-                        _ => RangeFunc::Delta,
-                    };
-                    let Expr::MatrixSelector(ms) = unparen(arg) else {
-                        return Err(unsupported(&format!(
-                            "{}() over anything but a range selector (subqueries)",
-                            call.func.name
-                        )));
-                    };
-                    let mut selector = selector(&ms.vs, range_ms(&ms.range)?, selectors)?;
-                    if func != RangeFunc::Irate {
-                        selector.reducible = true;
-                        if let Some(planned) = selectors.selectors.get_mut(selector.id) {
-                            planned.reducible = true;
-                        }
-                    }
-                    Node::RangeFunction { func, selector }
+                    range_function(call.func.name, arg, selectors)?
                 }
                 ("histogram_quantile", [q, v]) => Node::HistogramQuantile {
                     q: Box::new(convert(q, selectors)?),
@@ -340,6 +321,32 @@ fn binary(b: &parser::BinaryExpr, selectors: &mut Planner) -> Result<Node, Query
         matching,
         return_bool,
     }))
+}
+
+/// `rate`, `irate`, `increase` or `delta` (`name`) of `arg`, which must be a range selector.
+/// Its own function, never inlined: `convert` recurses once per level of a query, and in a
+/// debug build each local of each arm takes room in every one of its frames.
+#[inline(never)]
+fn range_function(name: &str, arg: &Expr, selectors: &mut Planner) -> Result<Node, QueryError> {
+    let func = match name {
+        "rate" => RangeFunc::Rate,
+        "irate" => RangeFunc::Irate,
+        "increase" => RangeFunc::Increase,
+        _ => RangeFunc::Delta,
+    };
+    let Expr::MatrixSelector(ms) = unparen(arg) else {
+        return Err(unsupported(&format!(
+            "{name}() over anything but a range selector (subqueries)"
+        )));
+    };
+    let mut selector = selector(&ms.vs, range_ms(&ms.range)?, selectors)?;
+    if func != RangeFunc::Irate {
+        selector.reducible = true;
+        if let Some(planned) = selectors.selectors.get_mut(selector.id) {
+            planned.reducible = true;
+        }
+    }
+    Ok(Node::RangeFunction { func, selector })
 }
 
 fn bin_op(op: TokenType) -> Result<BinaryOp, QueryError> {
