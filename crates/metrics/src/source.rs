@@ -47,7 +47,7 @@ pub struct MetricMetadata {
 /// Anything that holds series: the store's derived metrics, or samples loaded by a test.
 ///
 /// Times are milliseconds since the Unix epoch, both ends inclusive. Sources are synchronous:
-/// the HTTP layer calls them on a blocking thread.
+/// the HTTP layer calls them on a thread of their own, off the async runtime.
 pub trait SeriesSource: Send + Sync {
     /// Every series whose labels satisfy all `matchers`, with its samples in `[start_ms, end_ms]`
     /// in time order. Series without a sample in the range may be left out.

@@ -1,7 +1,7 @@
 //! Prometheus's HTTP query API over any [`SeriesSource`]: `/api/v1/query`, `/query_range`,
 //! `/series`, `/labels`, `/label/{name}/values`, `/metadata`, `/status/buildinfo` (and
 //! `/status/config`, `/status/runtimeinfo`, `/-/healthy`, `/-/ready`, which Kiali reads), with
-//! Prometheus's parameters, JSON and errors. Queries are evaluated on blocking threads, a
+//! Prometheus's parameters, JSON and errors. Queries are evaluated on threads of their own, a
 //! bounded number at a time, each under a deadline.
 
 mod gofloat;
@@ -316,7 +316,7 @@ fn limit_param(form: &Form) -> Result<Option<usize>, QueryError> {
 }
 
 /// The label sets of every series matching any selector of `match[]` (all series when there
-/// is none), sorted and without repeats. The selectors are parsed on the blocking thread too:
+/// is none), sorted and without repeats. The selectors are parsed on the evaluation thread too:
 /// compiling their regular expressions can take a while.
 async fn matching_series(
     api: &Arc<Api>,
