@@ -323,10 +323,8 @@ fn binary(b: &parser::BinaryExpr, selectors: &mut Planner) -> Result<Node, Query
     }))
 }
 
-/// `rate`, `irate`, `increase` or `delta` (`name`) of `arg`, which must be a range selector.
-/// Its own function, never inlined: `convert` recurses once per level of a query, and in a
-/// debug build each local of each arm takes room in every one of its frames.
-#[inline(never)]
+/// `rate`, `irate`, `increase` or `delta` (`name`) of `arg`, which must be a range selector;
+/// marks the selector reducible for all but `irate` (see [`Selector::reducible`]).
 fn range_function(name: &str, arg: &Expr, selectors: &mut Planner) -> Result<Node, QueryError> {
     let func = match name {
         "rate" => RangeFunc::Rate,
