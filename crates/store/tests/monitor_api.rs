@@ -14,7 +14,7 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::TestStore;
-use meshtrace_store::{Store, StoreOptions};
+use meshtrace_store::StoreOptions;
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer, TracerProvider as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -206,11 +206,7 @@ fn exact_quantile(durations_us: &mut [u64], q: f64) -> f64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn calls_errors_and_latencies_agree_with_the_spans_read_back() {
-    let store = TestStore::start(
-        Store::in_memory_with(&StoreOptions::new(Duration::from_secs(24 * 3600))),
-        16 << 20,
-    )
-    .await;
+    let store = TestStore::in_memory_with(&StoreOptions::new(Duration::from_secs(24 * 3600))).await;
     let now = SystemTime::now();
     let endpoint = store.otlp_http();
     std::thread::spawn(move || emit(endpoint, now))
