@@ -9,7 +9,6 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::routing::{get, post};
 use meshtrace_listen::Limits;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// Far longer than any configured timeout below.
@@ -51,8 +50,7 @@ async fn read_until_closed(stream: &mut TcpStream) -> String {
 
 /// Connects to `addr`, sends `bytes` and reads until the server closes the connection.
 async fn exchange(addr: SocketAddr, bytes: &[u8]) -> String {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(bytes).await.unwrap();
+    let mut stream = meshtrace_testkit::connect_and_send(addr, bytes).await;
     read_until_closed(&mut stream).await
 }
 
@@ -111,9 +109,7 @@ async fn idle_connections_past_the_cap_do_not_keep_a_request_from_being_served()
     // Ten times the cap: four are accepted and time out, the rest wait their turn and do too.
     let mut idle = Vec::new();
     for _ in 0..40 {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
-        idle.push(stream);
+        idle.push(meshtrace_testkit::connect_and_send(addr, b"GET / HTTP/1.1\r\n").await);
     }
     let response = tokio::time::timeout(
         PATIENCE,

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use meshtrace_model::time::civil_from_days;
 use meshtrace_model::{KeyValue, Process, RefType, Span, SpanId, SpanRef, TraceId};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 /// µs since the Unix epoch, from the model's one clock.
 pub fn now() -> u64 {
@@ -39,6 +39,16 @@ pub fn rfc3339(micros: u64) -> String {
         rem % 60,
         micros % 1_000_000
     )
+}
+
+/// Connects to `addr` and writes `bytes`: the open connection, for the tests of what a server
+/// does with a client that stops there.
+pub async fn connect_and_send(addr: std::net::SocketAddr, bytes: &[u8]) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("the server accepts connections");
+    stream.write_all(bytes).await.expect("the bytes are sent");
+    stream
 }
 
 /// Everything read from `stream` until the peer closes it or `patience` runs out, and whether it
