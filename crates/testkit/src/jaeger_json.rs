@@ -1,5 +1,5 @@
-//! Reading spans of the Jaeger UI's JSON (`/api/traces`, the console's trace answers): a
-//! span's tags are a list of `{key, type, value}` objects.
+//! Reading traces and spans of the Jaeger UI's JSON (`/api/traces`, the console's trace
+//! answers): a span's tags are a list of `{key, type, value}` objects.
 
 use serde_json::Value;
 
@@ -16,4 +16,15 @@ pub fn has_error(span: &Value) -> bool {
         tags.iter()
             .any(|t| t["key"] == "error" && (t["value"] == true || t["value"] == "true"))
     })
+}
+
+/// The trace with the most spans in a `{"data": [trace, ...]}` answer (the last of the longest
+/// on a tie); the test fails when there is none.
+pub fn longest_trace(body: &Value) -> &Value {
+    body["data"]
+        .as_array()
+        .expect("a list of traces in `data`")
+        .iter()
+        .max_by_key(|t| t["spans"].as_array().expect("a trace's spans").len())
+        .expect("at least one trace")
 }
