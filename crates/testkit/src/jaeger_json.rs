@@ -6,7 +6,16 @@ use serde_json::Value;
 /// The string value of `span`'s tag `key`; `None` when the span has no such tag or its value
 /// is not a string.
 pub fn tag<'a>(span: &'a Value, key: &str) -> Option<&'a str> {
-    span["tags"].as_array()?.iter().find(|t| t["key"] == key)?["value"].as_str()
+    tag_value(span, key)?.as_str()
+}
+
+/// The value of `span`'s tag `key`, whatever its type; `None` when the span has no such tag.
+pub fn tag_value<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {
+    span["tags"]
+        .as_array()?
+        .iter()
+        .find(|t| t["key"] == key)
+        .map(|t| &t["value"])
 }
 
 /// Whether `span` is marked `error=true`: as a bool (OTLP's ERROR status, converted by the
