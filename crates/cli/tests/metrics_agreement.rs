@@ -296,16 +296,10 @@ async fn first_scrape(client: &reqwest::Client, prometheus: &RealPrometheus) -> 
 async fn a_real_prometheus_and_the_store_give_the_console_the_same_metrics() {
     // The store's samples every 5 s, as often as Prometheus scrapes.
     let store = start_store_with(&["--memory".as_ref()], &["--metrics-step", "5s"], None);
-    let sim = start_sim(&[
-        "--otlp-grpc",
-        &format!("http://{}", store.otlp_grpc),
-        "--rate",
-        "100",
-        "--error-rate",
-        "0.1",
-        "--seed",
-        "16",
-    ]);
+    let sim = start_sim(
+        &store,
+        &["--rate", "100", "--error-rate", "0.1", "--seed", "16"],
+    );
     let prometheus = RealPrometheus::scraping("meshtrace-sim", &[&sim.metrics], 5).await;
     let real = start_console(&kiali_yaml(&store.query_http, &prometheus.url("")));
     let ours = start_console(&kiali_yaml(

@@ -177,16 +177,10 @@ fn all_traces(query: &str) -> Vec<Value> {
 #[test]
 fn the_istio_metrics_count_exactly_the_spans_the_store_received() {
     let store = start_store(&["--memory".as_ref()]);
-    let sim = start_sim(&[
-        "--otlp-grpc",
-        &format!("http://{}", store.otlp_grpc),
-        "--burst",
-        "400",
-        "--error-rate",
-        "0.25",
-        "--seed",
-        "11",
-    ]);
+    let sim = start_sim(
+        &store,
+        &["--burst", "400", "--error-rate", "0.25", "--seed", "11"],
+    );
     let summary = sim
         .stdout
         .recv_timeout(Duration::from_secs(120))
@@ -309,16 +303,10 @@ async fn a_real_prometheus_scraping_the_simulator_sees_the_configured_rates() {
     const RATE: f64 = 100.0;
     let store = start_store(&["--memory".as_ref()]);
     let rate = RATE.to_string();
-    let sim = start_sim(&[
-        "--otlp-grpc",
-        &format!("http://{}", store.otlp_grpc),
-        "--rate",
-        &rate,
-        "--error-rate",
-        "0",
-        "--seed",
-        "5",
-    ]);
+    let sim = start_sim(
+        &store,
+        &["--rate", &rate, "--error-rate", "0", "--seed", "5"],
+    );
     let started = Instant::now();
     // Every 5 s, with as long to answer: a scrape is a few MB of text (Istio's labels are long),
     // and the machine is shared with the store and the other tests.

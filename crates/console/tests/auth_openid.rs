@@ -146,11 +146,7 @@ async fn a_login_through_the_provider_opens_pages_and_api_with_kialis_cookie() {
         "plain http: {session:?}"
     );
     assert!(!session.value.contains("alice"), "the session is encrypted");
-    assert!(
-        !browser
-            .jar
-            .contains_key(&(s.console.port(), "kiali-token-nonce-Kubernetes".into()))
-    );
+    assert!(!browser.holds(s.console.port(), "kiali-token-nonce-Kubernetes"));
 
     let status = browser.get(&s.url("/api/status")).await;
     assert_eq!(status.status(), StatusCode::OK);
@@ -290,11 +286,7 @@ async fn allowed_domains_refuses_users_of_other_domains() {
         page.contains("The login failed: domain example.com not allowed to login"),
         "{page}"
     );
-    assert!(
-        !browser
-            .jar
-            .contains_key(&(s.console.port(), "kiali-token-Kubernetes".to_string()))
-    );
+    assert!(!browser.holds(s.console.port(), "kiali-token-Kubernetes"));
     // Another browser: the provider still holds mallory's session in the first.
     let mut browser = Browser::default();
     let (_, page) = log_in(&s, &mut browser, "olivia@example.org", "/").await;
@@ -322,11 +314,7 @@ async fn logout_clears_the_session_and_goes_to_the_providers_end_session() {
         q["id_token_hint"].clone()
     };
     assert_eq!(id_token_hint.split('.').count(), 3);
-    assert!(
-        !browser
-            .jar
-            .contains_key(&(s.console.port(), "kiali-token-Kubernetes".to_string()))
-    );
+    assert!(!browser.holds(s.console.port(), "kiali-token-Kubernetes"));
     assert_eq!(
         browser.get(&s.url("/api/status")).await.status(),
         StatusCode::UNAUTHORIZED
@@ -375,11 +363,7 @@ async fn the_session_ends_when_the_id_token_expires() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(
-        !browser
-            .jar
-            .contains_key(&(s.console.port(), "kiali-token-Kubernetes".to_string()))
-    );
+    assert!(!browser.holds(s.console.port(), "kiali-token-Kubernetes"));
     let page = browser.get(&s.url("/console")).await;
     assert_eq!(page.status(), StatusCode::FOUND);
 }
@@ -485,11 +469,7 @@ async fn an_id_token_for_another_nonce_is_refused() {
         "{page}"
     );
     assert!(page.to_lowercase().contains("nonce"), "{page}");
-    assert!(
-        !browser
-            .jar
-            .contains_key(&(s.console.port(), "kiali-token-Kubernetes".to_string()))
-    );
+    assert!(!browser.holds(s.console.port(), "kiali-token-Kubernetes"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,7 +9,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::routing::{get, post};
 use meshtrace_listen::Limits;
-use tokio::io::AsyncWriteExt;
+use meshtrace_testkit::http::parts;
 use tokio::net::TcpStream;
 
 /// Far longer than any configured timeout below.
@@ -51,8 +51,7 @@ async fn read_until_closed(stream: &mut TcpStream) -> String {
 
 /// Connects to `addr`, sends `bytes` and reads until the server closes the connection.
 async fn exchange(addr: SocketAddr, bytes: &[u8]) -> String {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(bytes).await.unwrap();
+    let mut stream = meshtrace_testkit::connect_and_send(addr, bytes).await;
     read_until_closed(&mut stream).await
 }
 
@@ -87,14 +86,12 @@ async fn a_client_that_stalls_mid_body_gets_408_and_is_disconnected() {
 #[tokio::test]
 async fn a_slow_handler_with_the_whole_body_is_not_cut_short() {
     let (addr, _stop) = start(limits(16)).await;
-    let response = reqwest::Client::new()
+    let request = reqwest::Client::new()
         .post(format!("http://{addr}/echo"))
-        .body("the whole body")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.text().await.unwrap(), "the whole body");
+        .body("the whole body");
+    let (status, _, body) = parts(request).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, "the whole body");
 }
 
 #[tokio::test]
@@ -111,19 +108,14 @@ async fn idle_connections_past_the_cap_do_not_keep_a_request_from_being_served()
     // Ten times the cap: four are accepted and time out, the rest wait their turn and do too.
     let mut idle = Vec::new();
     for _ in 0..40 {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
-        idle.push(stream);
+        idle.push(meshtrace_testkit::connect_and_send(addr, b"GET / HTTP/1.1\r\n").await);
     }
-    let response = tokio::time::timeout(
-        PATIENCE,
-        reqwest::Client::new().get(format!("http://{addr}/")).send(),
-    )
-    .await
-    .expect("the request was never served")
-    .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.text().await.unwrap(), "hello\n");
+    let request = reqwest::Client::new().get(format!("http://{addr}/"));
+    let (status, _, body) = tokio::time::timeout(PATIENCE, parts(request))
+        .await
+        .expect("the request was never served");
+    assert_eq!(status, 200);
+    assert_eq!(body, "hello\n");
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ use meshtrace_metrics::promql::{EngineOptions, Limits};
 use meshtrace_metrics::{
     Labels, Matcher, MemorySource, MetricMetadata, Series, SeriesSource, SourceError,
 };
+use meshtrace_testkit::http::error_text;
 use serde_json::Value;
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
@@ -93,7 +94,7 @@ async fn what_the_engine_does_not_evaluate_is_refused_by_name() {
         assert_eq!(status, 422, "{query}: {body}");
         assert_eq!(body["status"], "error");
         assert_eq!(body["errorType"], "execution");
-        let error = body["error"].as_str().unwrap();
+        let error = error_text(&body);
         assert!(
             error.contains(named) && error.contains("not supported"),
             "{query}: {error}"
@@ -127,10 +128,7 @@ async fn limits_give_clear_errors() {
         (422, Some("execution")),
         "{body}"
     );
-    assert!(
-        body["error"].as_str().unwrap().contains("too many samples"),
-        "{body}"
-    );
+    assert!(error_text(&body).contains("too many samples"), "{body}");
     // Three series of 900 points each (600 s of samples, then 300 s of lookback).
     let range = [
         ("query", r#"up{job=~"j1|j2|j3"}"#),
@@ -141,29 +139,17 @@ async fn limits_give_clear_errors() {
     let (status, body) = get(&served, "/api/v1/query_range", &range).await;
     assert_eq!(status, 422, "{body}");
     assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("more than 2000 points"),
+        error_text(&body).contains("more than 2000 points"),
         "{body}"
     );
     let long = format!("up{{job=~\"{}\"}}", "a".repeat(20_000));
     let (status, body) = get(&served, "/api/v1/query", &[("query", &long)]).await;
     assert_eq!(status, 400, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("limit is 16384 bytes"),
-        "{body}"
-    );
+    assert!(error_text(&body).contains("limit is 16384 bytes"), "{body}");
     let deep = format!("{}up{}", "(".repeat(65), ")".repeat(65));
     let (status, body) = get(&served, "/api/v1/query", &[("query", &deep)]).await;
     assert_eq!(status, 400, "{body}");
-    assert!(
-        body["error"].as_str().unwrap().contains("nests 65 levels"),
-        "{body}"
-    );
+    assert!(error_text(&body).contains("nests 65 levels"), "{body}");
     let (status, body) = get(
         &served,
         "/api/v1/query",

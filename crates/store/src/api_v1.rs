@@ -56,6 +56,12 @@ struct EnvelopeError {
     trace_id: Option<String>,
 }
 
+/// A list in Jaeger's envelope, its length as the total.
+fn listed<T: Serialize>(items: Vec<T>) -> Response {
+    let total = items.len();
+    ok(items, total)
+}
+
 fn ok<T: Serialize>(data: T, total: usize) -> Response {
     ok_with_errors(data, total, None)
 }
@@ -108,8 +114,7 @@ impl ErrorBody for JaegerEnvelope {
 
 async fn services(State(store): State<Arc<Store>>) -> Result<Response, ApiError> {
     let services = blocking(&store, super::engine::Store::services).await?;
-    let total = services.len();
-    Ok(ok(services, total))
+    Ok(listed(services))
 }
 
 async fn service_operations(
@@ -120,8 +125,7 @@ async fn service_operations(
     let mut names: Vec<String> = operations.into_iter().map(|o| o.name).collect();
     names.sort();
     names.dedup();
-    let total = names.len();
-    Ok(ok(names, total))
+    Ok(listed(names))
 }
 
 async fn operations(
@@ -134,8 +138,7 @@ async fn operations(
         .to_string();
     let kind = first(&pairs, "spanKind").map(str::to_string);
     let operations = blocking(&store, move |s| s.operations(&service, kind.as_deref())).await?;
-    let total = operations.len();
-    Ok(ok(operations, total))
+    Ok(listed(operations))
 }
 
 async fn trace(

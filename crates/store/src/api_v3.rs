@@ -79,12 +79,18 @@ async fn get_trace(
     }
 }
 
+/// The traces the search in the query string `raw` finds: what `/api/v3/traces` and
+/// `/api/v3/trace-summaries` both answer from.
+async fn search(store: &Arc<Store>, raw: Option<&str>) -> Result<Vec<Trace>, V3Error> {
+    let query = parse_query(&query_pairs(raw))?;
+    Ok(blocking(store, move |s| s.find_traces(&query)).await?)
+}
+
 async fn find_traces(
     State(store): State<Arc<Store>>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, V3Error> {
-    let query = parse_query(&query_pairs(raw.as_deref()))?;
-    let traces = blocking(&store, move |s| s.find_traces(&query)).await?;
+    let traces = search(&store, raw.as_deref()).await?;
     if traces.is_empty() {
         return Err(no_traces());
     }
@@ -95,8 +101,7 @@ async fn find_trace_summaries(
     State(store): State<Arc<Store>>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, V3Error> {
-    let query = parse_query(&query_pairs(raw.as_deref()))?;
-    let traces = blocking(&store, move |s| s.find_traces(&query)).await?;
+    let traces = search(&store, raw.as_deref()).await?;
     let summaries: Vec<Value> = traces.iter().map(summary).collect();
     Ok(axum::Json(json!({ "summaries": summaries })).into_response())
 }

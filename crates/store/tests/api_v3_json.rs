@@ -21,16 +21,7 @@ fn fixture(name: &str) -> Value {
 }
 
 async fn post_otlp(store: &TestStore, request: Vec<u8>) {
-    let response = store
-        .http
-        .post(store.otlp_http())
-        .header("content-type", "application/x-protobuf")
-        .body(request)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body = response.bytes().await.unwrap();
+    let body = store.export("application/x-protobuf", request).await;
     let reply =
         opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::decode(body)
             .unwrap();

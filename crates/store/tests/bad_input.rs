@@ -9,6 +9,7 @@ use bytes::Bytes;
 use common::*;
 use meshtrace_store::Store;
 use meshtrace_store::raw_codec::ClientCodec;
+use meshtrace_testkit::http::parts;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prost::Message;
@@ -160,11 +161,7 @@ async fn otlp_grpc_bad_input() {
     assert!(stored(&store, "0000000000000002").await);
 
     // Garbage bytes: InvalidArgument, not Internal.
-    let channel = tonic::transport::Endpoint::from_shared(store.otlp_grpc())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = store.otlp_grpc_channel().await;
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
     let path = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -194,11 +191,7 @@ async fn otlp_grpc_bad_input() {
 #[tokio::test(flavor = "multi_thread")]
 async fn otlp_grpc_over_max_body_is_resource_exhausted() {
     let store = small_store().await;
-    let channel = tonic::transport::Endpoint::from_shared(store.otlp_grpc())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = store.otlp_grpc_channel().await;
     let path: tonic::codegen::http::uri::PathAndQuery =
         "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
             .parse()
@@ -375,13 +368,8 @@ async fn query_parameters_are_checked() {
             "{path}"
         );
     }
-    let response = store
-        .http
-        .get(store.query("/api/nothing"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 404);
-    assert_eq!(response.text().await.unwrap(), "404 page not found\n");
+    let (status, _, body) = parts(store.http.get(store.query("/api/nothing"))).await;
+    assert_eq!(status, 404);
+    assert_eq!(body, "404 page not found\n");
     store.stop().await;
 }

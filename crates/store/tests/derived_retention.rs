@@ -3,22 +3,16 @@
 //! then the series left without buckets; and a durable store opened again serves the same
 //! series (their totals are read back from the stored buckets).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use meshtrace_metrics::{Matcher, SeriesSource};
-use meshtrace_model::{KeyValue, Process, RefType, Span, SpanId, SpanRef, TraceId};
+use meshtrace_model::{KeyValue, RefType, Span, SpanId, SpanRef, TraceId};
 use meshtrace_store::{Store, StoreOptions};
 
 /// A client span of productpage calling `callee` (answered by `callee-v1`), and the server
 /// span that answered, ending at `end_us`.
 fn request(n: u64, callee: &str, end_us: u64) -> Vec<Span> {
-    let process = |name: &str| {
-        Arc::new(Process {
-            service_name: format!("{name}.bookinfo"),
-            tags: vec![],
-        })
-    };
+    let process = |name: &str| meshtrace_testkit::process(&format!("{name}.bookinfo"), vec![]);
     let span = |id: u64, parent: Option<u64>, app: &str, kind: &str, upstream: String| Span {
         trace_id: TraceId(u128::from(n) + 1),
         span_id: SpanId(id),

@@ -204,7 +204,7 @@ fn store_options() -> StoreOptions {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bookinfo_sidecar_traffic_gives_istios_request_series() {
-    let store = TestStore::start(Store::in_memory_with(&store_options()), 16 << 20).await;
+    let store = TestStore::in_memory_with(&store_options()).await;
     let spans = simulate(&store, false, 400).await;
     let expected = expected_sidecar_counts(&spans);
     let requests = select(&store.store, "istio_requests_total");
@@ -330,7 +330,7 @@ async fn bookinfo_sidecar_traffic_gives_istios_request_series() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ambient_traffic_is_reported_by_the_waypoint() {
-    let store = TestStore::start(Store::in_memory_with(&store_options()), 16 << 20).await;
+    let store = TestStore::in_memory_with(&store_options()).await;
     let spans = simulate(&store, true, 150).await;
     let mut expected = BTreeMap::new();
     for s in &spans {
@@ -381,7 +381,7 @@ fn a_workload_from_a_node_id() {
 /// graph's rate query (Kiali's namespace graph, reporter="source") finds every edge.
 #[tokio::test(flavor = "multi_thread")]
 async fn kiali_queries_over_the_prometheus_api_see_the_bookinfo_requests() {
-    let store = TestStore::start(Store::in_memory_with(&store_options()), 16 << 20).await;
+    let store = TestStore::in_memory_with(&store_options()).await;
     let spans = simulate(&store, false, 200).await;
     let expected = expected_sidecar_counts(&spans);
     // A bucket's sample is stamped with the bucket's end, as a scrape at that moment would be:
@@ -389,13 +389,7 @@ async fn kiali_queries_over_the_prometheus_api_see_the_bookinfo_requests() {
     let at = now_ms() / 1000 + 60;
 
     let query = "sum(istio_requests_total) by (reporter,source_workload,destination_workload,response_code)";
-    let (status, body) = store
-        .get_json(&format!(
-            "/prometheus/api/v1/query?time={at}&query={}",
-            encode(query)
-        ))
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let body = store.prometheus_query(query, at).await;
     assert_eq!(body["data"]["resultType"], "vector");
     let mut observed = BTreeMap::new();
     for sample in body["data"]["result"].as_array().unwrap() {
@@ -414,13 +408,7 @@ async fn kiali_queries_over_the_prometheus_api_see_the_bookinfo_requests() {
     assert_eq!(observed, expected);
 
     let graph = "sum(rate(istio_requests_total{reporter=\"source\"}[1h])) by (source_workload_namespace,source_workload,source_canonical_service,source_canonical_revision,destination_service_namespace,destination_service,destination_service_name,destination_workload_namespace,destination_workload,destination_canonical_service,destination_canonical_revision,request_protocol,response_code,grpc_response_status,response_flags) > 0";
-    let (status, body) = store
-        .get_json(&format!(
-            "/prometheus/api/v1/query?time={at}&query={}",
-            encode(graph)
-        ))
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let body = store.prometheus_query(graph, at).await;
     let edges: BTreeSet<(String, String)> = body["data"]["result"]
         .as_array()
         .unwrap()
@@ -436,8 +424,4 @@ async fn kiali_queries_over_the_prometheus_api_see_the_bookinfo_requests() {
         .map(|k| (k.1.clone(), k.2.clone()))
         .collect();
     assert_eq!(edges, expected_edges);
-}
-
-fn encode(query: &str) -> String {
-    form_urlencoded::byte_serialize(query.as_bytes()).collect()
 }

@@ -19,18 +19,12 @@ use serde_json::{Value as Json, json};
 
 /// Traces of a gateway calling productpage calling reviews, the last failing every third time.
 fn dataset(base: u64) -> Vec<Span> {
-    let gateway = Arc::new(Process {
-        service_name: "istio-ingressgateway.istio-system".into(),
-        tags: vec![KeyValue::string("ip", "10.0.0.1")],
-    });
-    let productpage = Arc::new(Process {
-        service_name: "productpage.bookinfo".into(),
-        tags: vec![],
-    });
-    let reviews = Arc::new(Process {
-        service_name: "reviews.bookinfo".into(),
-        tags: vec![],
-    });
+    let gateway = meshtrace_testkit::process(
+        "istio-ingressgateway.istio-system",
+        vec![KeyValue::string("ip", "10.0.0.1")],
+    );
+    let productpage = meshtrace_testkit::process("productpage.bookinfo", vec![]);
+    let reviews = meshtrace_testkit::process("reviews.bookinfo", vec![]);
     let mut spans = Vec::new();
     for t in 1..=25u64 {
         let trace_id = TraceId(((t as u128) << 64) | 0xabc);

@@ -41,10 +41,7 @@ async fn send_all(store: &TestStore) {
     for first in (0..WORKLOADS).step_by(BATCH as usize) {
         let spans = (first..first + BATCH).map(|i| span(i, start + i)).collect();
         let body = request(vec![resource_spans("hostile", vec![], spans)]).encode_to_vec();
-        let (status, text) = store
-            .post_bytes(&store.otlp_http(), "application/x-protobuf", None, body)
-            .await;
-        assert_eq!(status, 200, "{text:?}");
+        store.export("application/x-protobuf", body).await;
     }
 }
 
@@ -67,11 +64,7 @@ fn overflow_requests(store: &Store, label: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ten_thousand_workloads_fold_into_overflow() {
-    let store = TestStore::start(
-        Store::in_memory_with(&StoreOptions::new(Duration::from_secs(3600))),
-        16 << 20,
-    )
-    .await;
+    let store = TestStore::in_memory_with(&StoreOptions::new(Duration::from_secs(3600))).await;
     send_all(&store).await;
 
     // Every span is stored.
@@ -126,7 +119,7 @@ async fn label_sets_past_the_series_bound_go_to_one_series() {
         }),
         ..StoreOptions::new(Duration::from_secs(3600))
     };
-    let store = TestStore::start(Store::in_memory_with(&options), 16 << 20).await;
+    let store = TestStore::in_memory_with(&options).await;
     send_all(&store).await;
     assert!(
         store

@@ -41,14 +41,8 @@ fn int(key: &str, v: i64) -> KeyValue {
 }
 
 fn dataset() -> Vec<Span> {
-    let plain = Arc::new(Process {
-        service_name: "svc".into(),
-        tags: vec![],
-    });
-    let flagged = Arc::new(Process {
-        service_name: "svc".into(),
-        tags: vec![KeyValue::string("response_flags", "UH")],
-    });
+    let plain = meshtrace_testkit::process("svc", vec![]);
+    let flagged = meshtrace_testkit::process("svc", vec![KeyValue::string("response_flags", "UH")]);
     let long = "5".repeat(65);
     let many_logs: Vec<Log> = (0..9)
         .map(|i| Log {
@@ -219,10 +213,7 @@ fn a_layout_2_directory_is_migrated_and_searched_right() {
         assert!(trace.warnings.is_empty(), "{:?}", trace.warnings);
 
         // New entries (with tag sections) beside the old ones.
-        let reviews = Arc::new(Process {
-            service_name: "reviews".into(),
-            tags: vec![],
-        });
+        let reviews = meshtrace_testkit::process("reviews", vec![]);
         let mut new = span(0xb000, &reviews, vec![int("http.status_code", 503)], vec![]);
         new.start_time = 1_767_225_600_000_000 + 30_000_000;
         store.write(&[new]).unwrap();

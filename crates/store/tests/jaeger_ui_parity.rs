@@ -117,15 +117,7 @@ async fn transform_matches_the_same_spans_stored_and_read_back() {
     );
     assert_eq!(traces[0]["spans"].as_array().unwrap().len(), 3);
 
-    let (status, _) = store
-        .post_bytes(
-            &store.otlp_http(),
-            "application/json",
-            None,
-            file.into_bytes(),
-        )
-        .await;
-    assert_eq!(status, 200);
+    store.export("application/json", file.into_bytes()).await;
     for trace in traces {
         let id = trace["traceID"].as_str().unwrap();
         let (status, stored) = store.get_json(&format!("/api/traces/{id}")).await;

@@ -72,6 +72,18 @@ async fn get(url: &str) -> (u16, String, String) {
     meshtrace_testkit::http::parts(reqwest::Client::new().get(url)).await
 }
 
+/// The index page of a build served with the UI config file `name` holding `text`.
+async fn index_with_config(name: &str, text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    write_build(dir.path());
+    let config = dir.path().join(name);
+    std::fs::write(&config, text).unwrap();
+    let (server, base) = serve(true, JaegerUi::load(dir.path(), Some(&config)).unwrap()).await;
+    let (_, _, body) = get(&format!("{base}/")).await;
+    server.stop().await.unwrap();
+    body
+}
+
 /// A request written as given, path and all (clients normalise `..` away).
 fn raw_get(base: &str, path: &str) -> String {
     let addr = base.trim_start_matches("http://");
@@ -177,16 +189,11 @@ async fn paths_out_of_the_build_are_not_served() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_json_config_is_written_in_and_cannot_close_the_script() {
-    let dir = tempfile::tempdir().unwrap();
-    write_build(dir.path());
-    let config = dir.path().join("ui-config.json");
-    std::fs::write(
-        &config,
+    let body = index_with_config(
+        "ui-config.json",
         r#"{"monitor": {"menuEnabled": true}, "menu": [{"label": "</script><script>alert(1)</script>", "url": "https://example.com"}]}"#,
     )
-    .unwrap();
-    let (server, base) = serve(true, JaegerUi::load(dir.path(), Some(&config)).unwrap()).await;
-    let (_, _, body) = get(&format!("{base}/")).await;
+    .await;
     assert!(!body.contains("<script>alert"), "{body}");
     let start = body.find("const JAEGER_CONFIG = ").unwrap() + "const JAEGER_CONFIG = ".len();
     let end = start + body[start..].find(";\n").unwrap();
@@ -196,25 +203,18 @@ async fn a_json_config_is_written_in_and_cannot_close_the_script() {
         "</script><script>alert(1)</script>"
     );
     assert_eq!(written["monitor"]["menuEnabled"], true);
-    server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_js_config_replaces_the_marker_line_and_the_next() {
-    let dir = tempfile::tempdir().unwrap();
-    write_build(dir.path());
-    let config = dir.path().join("ui-config.js");
-    std::fs::write(
-        &config,
+    let body = index_with_config(
+        "ui-config.js",
         "function UIConfig() { return { archiveEnabled: true }; }",
     )
-    .unwrap();
-    let (server, base) = serve(true, JaegerUi::load(dir.path(), Some(&config)).unwrap()).await;
-    let (_, _, body) = get(&format!("{base}/")).await;
+    .await;
     assert!(!body.contains("JAEGER_CONFIG_JS"), "{body}");
     assert!(body.contains("function UIConfig() { return { archiveEnabled: true }; }\n"));
     assert!(body.contains("function getJaegerUiConfig()"));
-    server.stop().await.unwrap();
 }
 
 #[test]

@@ -24,10 +24,7 @@ const LONG_TIME: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 const DAY: u64 = 1_767_225_600_000_000;
 
 fn process(name: &str) -> Arc<Process> {
-    Arc::new(Process {
-        service_name: name.into(),
-        tags: vec![],
-    })
+    meshtrace_testkit::process(name, vec![])
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -14,7 +14,8 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::TestStore;
-use meshtrace_store::{Store, StoreOptions};
+use meshtrace_store::StoreOptions;
+use meshtrace_testkit::jaeger_json::{tag, tag_value};
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer, TracerProvider as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -103,24 +104,14 @@ async fn read_back(store: &TestStore) -> Vec<ReadSpan> {
         assert_eq!(status, 200, "{body}");
         for trace in body["data"].as_array().unwrap() {
             for span in trace["spans"].as_array().unwrap() {
-                let tag = |key: &str| {
-                    span["tags"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .find(|t| t["key"] == key)
-                        .map(|t| t["value"].clone())
-                };
                 let process = &trace["processes"][span["processID"].as_str().unwrap()];
                 let start = span["startTime"].as_u64().unwrap();
                 let duration = span["duration"].as_u64().unwrap();
                 spans.push(ReadSpan {
                     service: process["serviceName"].as_str().unwrap().to_string(),
                     operation: span["operationName"].as_str().unwrap().to_string(),
-                    kind: tag("span.kind")
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default(),
-                    error: tag("error") == Some(Value::Bool(true)),
+                    kind: tag(span, "span.kind").unwrap_or_default().to_string(),
+                    error: tag_value(span, "error") == Some(&Value::Bool(true)),
                     end_ms: (start + duration) / 1000,
                     duration_us: duration,
                 });
@@ -206,11 +197,7 @@ fn exact_quantile(durations_us: &mut [u64], q: f64) -> f64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn calls_errors_and_latencies_agree_with_the_spans_read_back() {
-    let store = TestStore::start(
-        Store::in_memory_with(&StoreOptions::new(Duration::from_secs(24 * 3600))),
-        16 << 20,
-    )
-    .await;
+    let store = TestStore::in_memory_with(&StoreOptions::new(Duration::from_secs(24 * 3600))).await;
     let now = SystemTime::now();
     let endpoint = store.otlp_http();
     std::thread::spawn(move || emit(endpoint, now))

@@ -70,19 +70,12 @@ async fn send_spans(store: &TestStore) {
         })
         .collect();
     let body = request(vec![resource_spans("checkoutservice", vec![], spans)]).encode_to_vec();
-    let (status, _) = store
-        .post_bytes(&store.otlp_http(), "application/x-protobuf", None, body)
-        .await;
-    assert_eq!(status, 200);
+    store.export("application/x-protobuf", body).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn answers_have_jaegers_shape() {
-    let store = TestStore::start(
-        Store::in_memory_with(&StoreOptions::new(Duration::from_secs(3600))),
-        16 << 20,
-    )
-    .await;
+    let store = TestStore::in_memory_with(&StoreOptions::new(Duration::from_secs(3600))).await;
     send_spans(&store).await;
     let range = format!(
         "endTs={}&lookback=600000&step=60000&ratePer=60000",

@@ -34,18 +34,9 @@ fn span(
 }
 
 fn dataset() -> Vec<Span> {
-    let a1 = Arc::new(Process {
-        service_name: "a".into(),
-        tags: vec![KeyValue::string("pod", "a-1")],
-    });
-    let a2 = Arc::new(Process {
-        service_name: "a".into(),
-        tags: vec![KeyValue::string("pod", "a-2")],
-    });
-    let b = Arc::new(Process {
-        service_name: "b".into(),
-        tags: vec![],
-    });
+    let a1 = meshtrace_testkit::process("a", vec![KeyValue::string("pod", "a-1")]);
+    let a2 = meshtrace_testkit::process("a", vec![KeyValue::string("pod", "a-2")]);
+    let b = meshtrace_testkit::process("b", vec![]);
     let mut t1b = span(
         1,
         12,
@@ -311,10 +302,7 @@ fn search_on_disk() {
 fn a_search_reads_past_many_non_matching_spans() {
     // More than one chunk of index entries that do not match, before the one that does.
     let store = Store::in_memory(FOREVER);
-    let p = Arc::new(Process {
-        service_name: "a".into(),
-        tags: vec![],
-    });
+    let p = meshtrace_testkit::process("a", vec![]);
     let mut spans = vec![span(1, 1, &p, "rare", 0, 10, vec![])];
     for i in 0..3000u64 {
         spans.push(span(

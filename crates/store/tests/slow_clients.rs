@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +12,6 @@ use common::*;
 use meshtrace_store::Store;
 use meshtrace_store::server::{Limits, LoopbackServer, ServeOptions};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -43,12 +41,6 @@ async fn read_until_closed(stream: &mut TcpStream) -> String {
     answer
 }
 
-async fn send(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(bytes).await.unwrap();
-    stream
-}
-
 fn export_request(
     trace: u128,
 ) -> opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
@@ -62,7 +54,11 @@ async fn slow_and_silent_clients_are_disconnected_on_every_port() {
     let a = server.addresses.clone();
     for addr in [a.otlp_http, a.zipkin, a.query_http] {
         // Half a request head, then nothing.
-        let mut stream = send(addr, b"POST /v1/traces HTTP/1.1\r\nhost: x\r\ncontent-le").await;
+        let mut stream = meshtrace_testkit::connect_and_send(
+            addr,
+            b"POST /v1/traces HTTP/1.1\r\nhost: x\r\ncontent-le",
+        )
+        .await;
         read_until_closed(&mut stream).await;
     }
     for (addr, path) in [(a.otlp_http, "/v1/traces"), (a.zipkin, "/api/v2/spans")] {
@@ -70,7 +66,7 @@ async fn slow_and_silent_clients_are_disconnected_on_every_port() {
         let head = format!(
             "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n[{{\"traceId\":"
         );
-        let mut stream = send(addr, head.as_bytes()).await;
+        let mut stream = meshtrace_testkit::connect_and_send(addr, head.as_bytes()).await;
         let answer = read_until_closed(&mut stream).await;
         assert!(answer.starts_with("HTTP/1.1 408 "), "{path}: {answer}");
     }
@@ -90,7 +86,9 @@ async fn idle_connections_past_the_cap_starve_no_port() {
     let mut idle = Vec::new();
     for addr in [a.otlp_http, a.zipkin, a.query_http] {
         for _ in 0..20 {
-            idle.push(send(addr, b"GET /api/services HTTP/1.1\r\n").await);
+            idle.push(
+                meshtrace_testkit::connect_and_send(addr, b"GET /api/services HTTP/1.1\r\n").await,
+            );
         }
     }
     for _ in 0..20 {

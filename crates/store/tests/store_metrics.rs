@@ -13,6 +13,7 @@ use common::*;
 use meshtrace_store::raw_codec::ClientCodec;
 use meshtrace_store::server::{LoopbackServer, ServeOptions};
 use meshtrace_store::{Store, StoreOptions};
+use meshtrace_testkit::http::parts;
 use meshtrace_testkit::prometheus::{RealPrometheus, promtool_check_metrics};
 use opentelemetry::trace::{Span as _, Tracer, TracerProvider as _};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
@@ -36,14 +37,9 @@ fn emit(exporter: opentelemetry_otlp::SpanExporter, count: usize) {
 }
 
 async fn scrape(store: &TestStore) -> String {
-    let response = store
-        .http
-        .get(store.query("/metrics"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.text().await.unwrap()
+    let (status, _, text) = parts(store.http.get(store.query("/metrics"))).await;
+    assert_eq!(status, 200);
+    text
 }
 
 /// The value of one sample, by its full name with labels as written.
@@ -103,10 +99,7 @@ async fn every_protocol_and_refusal_is_counted_exactly() {
     }]});
     let json_bytes = serde_json::to_vec(&body).unwrap();
     let json_len = json_bytes.len();
-    let (status, reply) = store
-        .post_bytes(&store.otlp_http(), "application/json", None, json_bytes)
-        .await;
-    assert_eq!(status, 200, "{reply:?}");
+    store.export("application/json", json_bytes).await;
 
     // Zipkin v2 JSON: two spans.
     let ts = meshtrace_testkit::now();
@@ -147,11 +140,7 @@ async fn every_protocol_and_refusal_is_counted_exactly() {
     )])
     .encode_to_vec();
     let raw_len = message.len();
-    let channel = tonic::transport::Endpoint::from_shared(store.otlp_grpc())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = store.otlp_grpc_channel().await;
     let mut client = tonic::client::Grpc::new(channel);
     let path: tonic::codegen::http::uri::PathAndQuery =
         "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -446,12 +435,7 @@ async fn promtool_accepts_and_prometheus_scrapes_the_text() {
     }]});
     let (status, _) = store.post_json(&store.otlp_http(), &body).await;
     assert_eq!(status, 200);
-    store
-        .http
-        .get(store.query("/api/services"))
-        .send()
-        .await
-        .unwrap();
+    parts(store.http.get(store.query("/api/services"))).await;
     let text = scrape(&store).await;
 
     let (code, lint) = promtool_check_metrics(&text);

@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use common::*;
+use meshtrace_testkit::http::parts;
 use meshtrace_testkit::rfc3339;
 use opentelemetry::KeyValue as OtelKv;
 use opentelemetry::trace::{
@@ -279,13 +280,13 @@ async fn check_every_route(store: &TestStore, trace_id: &str) {
     assert_eq!(summary["services"].as_array().unwrap().len(), 2);
 
     // The metrics API is served (tests/monitor_api.rs); without a quantile, Jaeger's 400.
-    let response = store
-        .http
-        .get(store.query("/api/metrics/latencies?service=x"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 400);
+    let (status, _, _) = parts(
+        store
+            .http
+            .get(store.query("/api/metrics/latencies?service=x")),
+    )
+    .await;
+    assert_eq!(status, 400);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -296,16 +297,8 @@ async fn the_jaeger_fixture_reads_back_exactly() {
         "/../../tests/fixtures/jaeger/otlp2jaeger-in.json"
     ))
     .unwrap();
-    let response = store
-        .http
-        .post(store.otlp_http())
-        .header("content-type", "application/json")
-        .body(fixture)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    assert_eq!(response.text().await.unwrap(), "{}");
+    let body = store.export("application/json", fixture.into_bytes()).await;
+    assert_eq!(body, "{}");
     let (_, body) = store
         .get_json("/api/traces/83a9efd15c1c98a977e0711cc93ee28b")
         .await;

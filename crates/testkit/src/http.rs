@@ -1,6 +1,7 @@
 //! One HTTP request sent and its body read, for the tests that only care about the body: a
 //! request that cannot be sent or a body that cannot be read fails the test where it is made;
-//! and a stand-in server (an axum `Router`) served on a loopback port.
+//! the `error` text of a JSON error answer; and a stand-in server (an axum `Router`) served on a
+//! loopback port.
 
 /// The body of the answer to `request`, as text, whatever the status.
 pub async fn text(request: reqwest::RequestBuilder) -> String {
@@ -61,4 +62,12 @@ pub fn no_redirects() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("a reqwest client")
+}
+
+/// The `error` text of a JSON error answer (Kiali's API and Prometheus' both carry the message
+/// there); the test fails when there is none.
+pub fn error_text(body: &serde_json::Value) -> &str {
+    body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error text in {body}"))
 }

@@ -1,11 +1,12 @@
 //! Test support shared by the workspace's test suites, so that each suite does not carry its
 //! own copy: the clock ([`now`]), RFC 3339 texts for query parameters ([`rfc3339`]), model spans
-//! built field by field ([`SpanBuilder`]) and reading a socket until the server closes it
+//! built field by field ([`SpanBuilder`]), connecting and sending a client's first bytes
+//! ([`connect_and_send`]) and reading a socket until the server closes it
 //! ([`read_until_closed`]), and a real Prometheus ([`prometheus`]) started over TSDB blocks made
 //! with promtool — the reference both the PromQL evaluator and the Prometheus client are tested
-//! against; Tempo search answers per mesh ([`tempo`]); a request's body in one call and a stand-in
-//! server on a loopback port ([`http`]); the tags of spans in the Jaeger UI's JSON
-//! ([`jaeger_json`]).
+//! against; Tempo search answers per mesh ([`tempo`]); a request's body in one call, the error
+//! text of a JSON error answer and a stand-in server on a loopback port ([`http`]); the tags of
+//! spans and the longest trace in the Jaeger UI's JSON ([`jaeger_json`]).
 //! Only ever a dev-dependency; it may panic, as tests do: a test that cannot reach its reference
 //! must fail, never skip.
 
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use meshtrace_model::time::civil_from_days;
 use meshtrace_model::{KeyValue, Process, RefType, Span, SpanId, SpanRef, TraceId};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 /// µs since the Unix epoch, from the model's one clock.
 pub fn now() -> u64 {
@@ -39,6 +40,16 @@ pub fn rfc3339(micros: u64) -> String {
         rem % 60,
         micros % 1_000_000
     )
+}
+
+/// Connects to `addr` and writes `bytes`: the open connection, for the tests of what a server
+/// does with a client that stops there.
+pub async fn connect_and_send(addr: std::net::SocketAddr, bytes: &[u8]) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("the server accepts connections");
+    stream.write_all(bytes).await.expect("the bytes are sent");
+    stream
 }
 
 /// Everything read from `stream` until the peer closes it or `patience` runs out, and whether it

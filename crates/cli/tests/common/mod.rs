@@ -194,11 +194,12 @@ impl Drop for Sim {
     }
 }
 
-/// Starts `meshtrace sim` with `args` and `--metrics-listen 127.0.0.1:0`, and reads the
-/// metrics address from its JSON log.
-pub fn start_sim(args: &[&str]) -> Sim {
+/// Starts `meshtrace sim` sending its spans to `store` over OTLP/gRPC, with `args` and
+/// `--metrics-listen 127.0.0.1:0`, and reads the metrics address from its JSON log.
+pub fn start_sim(store: &RunningStore, args: &[&str]) -> Sim {
     let mut child = Command::new(env!("CARGO_BIN_EXE_meshtrace"))
         .args(["--log-format", "json", "sim"])
+        .args(["--otlp-grpc", &format!("http://{}", store.otlp_grpc)])
         .args(args)
         .args(["--metrics-listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())

@@ -65,13 +65,7 @@ impl Links {
                 }),
                 None,
             ),
-            Ui::OpenShift => format!(
-                "{}/observe/traces?namespace={}&name={}&tenant={}",
-                self.base,
-                enc(&self.namespace),
-                enc(&self.name),
-                enc(&self.tenant)
-            ),
+            Ui::OpenShift => self.openshift(""),
         }
     }
 
@@ -131,13 +125,7 @@ impl Links {
         match self.ui {
             Ui::Jaeger => format!("{}/trace/{trace_id}", self.base),
             Ui::Grafana => self.grafana(&self.trace_query(trace_id), None),
-            Ui::OpenShift => format!(
-                "{}/observe/traces/{trace_id}?namespace={}&name={}&tenant={}",
-                self.base,
-                enc(&self.namespace),
-                enc(&self.name),
-                enc(&self.tenant)
-            ),
+            Ui::OpenShift => self.openshift(&format!("/{trace_id}")),
         }
     }
 
@@ -172,6 +160,18 @@ impl Links {
             "refId": "A", "queryType": "traceql", "query": trace_id,
             "datasource": {"uid": self.datasource, "type": "tempo"},
         })
+    }
+
+    /// The OpenShift console's traces page at `path` (`""` for the search, `/{trace_id}`),
+    /// with the Tempo instance's namespace, name and tenant.
+    fn openshift(&self, path: &str) -> String {
+        format!(
+            "{}/observe/traces{path}?namespace={}&name={}&tenant={}",
+            self.base,
+            enc(&self.namespace),
+            enc(&self.name),
+            enc(&self.tenant)
+        )
     }
 
     /// Grafana 10+ Explore with one pane.

@@ -6,9 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use meshtrace_model::{KeyValue, Process, Span, SpanId, TraceId};
+use meshtrace_model::{KeyValue, Span, SpanId, TraceId};
 use meshtrace_sim::Options;
 use meshtrace_store::server::LoopbackServer;
 use meshtrace_testkit::jaeger_json::tag;
@@ -17,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::common::{bookinfo_each_second, store_of};
 use crate::page::{
-    all, assert_no_script_ran, click, find, get_json, goto, parsed, present, text, wait_for,
+    all, assert_no_script_ran, click, find, get_json, goto, parsed, present, select, text, wait_for,
 };
 use crate::{console, driver};
 
@@ -49,10 +48,7 @@ fn ghost_trace() -> Vec<Span> {
             KeyValue::string("upstream_cluster", "inbound|9080||"),
         ],
         logs: vec![],
-        process: Arc::new(Process {
-            service_name: "reviews.bookinfo".into(),
-            tags: vec![],
-        }),
+        process: meshtrace_testkit::process("reviews.bookinfo", vec![]),
         warnings: vec![],
     };
     vec![
@@ -253,11 +249,7 @@ async fn heatmaps_and_percentiles_are_the_stats_routes_numbers() {
     .await;
     let label = text(client, "#percentile option[value=p90]").await;
     assert_eq!(label, format!("p90 ({expected_p90:.2}ms+)"));
-    find(client, "#percentile")
-        .await
-        .select_by_value("p90")
-        .await
-        .unwrap();
+    select(client, "#percentile", "p90").await;
     click(client, "#traces form.options button[type=submit]").await;
     wait_for(client, "#percentile option[value=p90][selected]").await;
     // The search asked the backend for minDuration = p90 (µs): the page shows what the traces

@@ -10,7 +10,6 @@
 //! trace against its workloads' metrics, in the details and in the scatter's tooltip.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 // The check's helper is not used here.
 #[allow(dead_code)]
@@ -25,7 +24,7 @@ mod scatter_tooltip;
 mod trace_views;
 
 use meshtrace_console::ConsoleOptions;
-use meshtrace_model::{KeyValue, Process, Span, SpanId, TraceId};
+use meshtrace_model::{KeyValue, Span, SpanId, TraceId};
 use meshtrace_store::server::LoopbackServer;
 use meshtrace_testkit::now;
 
@@ -54,10 +53,7 @@ fn hostile_span() -> Span {
                 KeyValue::string("message", XSS_TAG),
             ],
         }],
-        process: Arc::new(Process {
-            service_name: "productpage.bookinfo".into(),
-            tags: vec![],
-        }),
+        process: meshtrace_testkit::process("productpage.bookinfo", vec![]),
         warnings: vec![],
     }
 }

@@ -6,6 +6,7 @@
 //! name their parameter and a metrics source that is down is named on the tab.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 
 use fantoccini::Client;
 use meshtrace_console::ConsoleOptions;
@@ -35,10 +36,18 @@ async fn store_with_traffic() -> LoopbackServer {
     common::store_of(&spans).await
 }
 
-fn yaml(tracing: &str, prometheus: &str) -> String {
-    format!(
-        "external_services:\n  tracing:\n    enabled: true\n    internal_url: {tracing}\n    use_grpc: false\n  prometheus:\n    url: {prometheus}\n"
-    )
+/// A console over `store`'s Jaeger API, with `prometheus.url` at `prometheus`.
+async fn console_over(
+    store: &LoopbackServer,
+    prometheus: &str,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let tracing = format!("http://{}", store.addresses.query_http);
+    common::start_console(ConsoleOptions::default(), |_| {
+        format!(
+            "external_services:\n  tracing:\n    enabled: true\n    internal_url: {tracing}\n    use_grpc: false\n  prometheus:\n    url: {prometheus}\n"
+        )
+    })
+    .await
 }
 
 /// `(y, value)` of a chart's y ticks, as drawn.
@@ -102,14 +111,8 @@ async fn metrics_tabs_draw_the_api_series_and_the_spans_overlay() {
     let store = store_with_traffic().await;
     let browser = driver::browser().await;
     let client = &browser.client;
-    let http = store.addresses.query_http;
-    let (c, _stop) = common::start_console(ConsoleOptions::default(), |_| {
-        yaml(
-            &format!("http://{http}"),
-            &format!("http://{http}/prometheus"),
-        )
-    })
-    .await;
+    let prometheus = format!("http://{}/prometheus", store.addresses.query_http);
+    let (c, _stop) = console_over(&store, &prometheus).await;
     let base = format!("http://{c}");
 
     // ---- a workload's inbound metrics, with quantiles and spans ----
@@ -263,16 +266,12 @@ async fn a_metrics_source_that_is_down_is_named_on_the_tab() {
     let store = store_with_traffic().await;
     let browser = driver::browser().await;
     let client = &browser.client;
-    let http = store.addresses.query_http;
     // A port nothing listens on.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
-    let (c, _stop) = common::start_console(ConsoleOptions::default(), |_| {
-        yaml(&format!("http://{http}"), &format!("http://{closed}"))
-    })
-    .await;
+    let (c, _stop) = console_over(&store, &format!("http://{closed}")).await;
     let page = format!("http://{c}/console/namespaces/bookinfo/workloads/reviews-v2");
     goto(client, &format!("{page}?tab=in_metrics")).await;
     let message = text(client, "#metrics-error").await;

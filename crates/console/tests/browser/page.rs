@@ -66,6 +66,15 @@ pub async fn text(client: &Client, css: &str) -> String {
     find(client, css).await.text().await.unwrap()
 }
 
+/// Chooses `value` in the `<select>` matching `css`.
+pub async fn select(client: &Client, css: &str, value: &str) {
+    find(client, css)
+        .await
+        .select_by_value(value)
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {value}: {e}"));
+}
+
 pub async fn click(client: &Client, css: &str) {
     find(client, css)
         .await

@@ -4,12 +4,11 @@
 //! one store, metrics from another's `/prometheus`); the expected cells are computed here from
 //! `POST /api/stats/metrics` and the trace's spans as the traces route answers them.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use fantoccini::actions::{InputSource, MouseActions, PointerAction};
 use fantoccini::{Client, Locator};
-use meshtrace_model::{KeyValue, Process, Span, SpanId, TraceId};
+use meshtrace_model::{KeyValue, Span, SpanId, TraceId};
 use meshtrace_testkit::now;
 use serde_json::{Value, json};
 
@@ -32,10 +31,7 @@ fn span(trace: u128, operation: &str, tags: Vec<KeyValue>, duration: u64) -> Spa
         duration,
         tags,
         logs: vec![],
-        process: Arc::new(Process {
-            service_name: "reviews.bookinfo".into(),
-            tags: vec![],
-        }),
+        process: meshtrace_testkit::process("reviews.bookinfo", vec![]),
         warnings: vec![],
     }
 }

@@ -2,8 +2,10 @@
 //! (bars where the spans are, search), meshtrace's own Jaeger UI routes behind the tracing
 //! links, and the configuration tester.
 
+use meshtrace_testkit::jaeger_json::longest_trace;
+
 use crate::page::{
-    all, assert_attr, assert_no_script_ran, attr, click, find, get_json, goto, present,
+    all, assert_attr, assert_no_script_ran, attr, click, find, get_json, goto, present, select,
     span_panel_shown, text, timeline_ready, trace_id, url, wait_for, wait_for_url,
 };
 use crate::{XSS_TAG, XSS_TRACE, console_at, store_and_browser, tracing_yaml};
@@ -29,24 +31,14 @@ async fn spans_timeline_tester_and_links_in_chromium() {
         "{base}/api/namespaces/bookinfo/apps/productpage/traces?limit=500&tags=%7B%22error%22%3A%22true%22%7D"
     ))
     .await;
-    let id = body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .max_by_key(|t| t["spans"].as_array().unwrap().len())
-        .map(trace_id)
-        .unwrap();
+    let id = trace_id(longest_trace(&body));
     goto(client, &format!("{page}?tab=traces&limit=500&traceId={id}")).await;
     let rows = all(client, "#span-table tr.span-row").await.len();
     let count = text(client, "#span-count-filtered").await;
     assert_eq!(count, format!("{rows} / {rows} spans"));
     assert!(rows > 2);
     // Errors only (the select applies at once).
-    find(client, "select[name=spanError]")
-        .await
-        .select_by_value("with")
-        .await
-        .unwrap();
+    select(client, "select[name=spanError]", "with").await;
     wait_for_url(client, "spanError=with").await;
     let error_rows = all(client, "#span-table tr.span-row").await;
     assert!(!error_rows.is_empty() && error_rows.len() < rows);

@@ -196,6 +196,11 @@ impl Browser {
         panic!("the login did not come back to the console");
     }
 
+    /// Whether the browser holds the cookie `name` of the server on `port`.
+    pub fn holds(&self, port: u16, name: &str) -> bool {
+        self.jar.contains_key(&(port, name.to_string()))
+    }
+
     /// Removes the cookies of a port whose name starts with `prefix`.
     pub fn forget(&mut self, port: u16, prefix: &str) {
         self.jar

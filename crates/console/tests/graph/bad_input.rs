@@ -8,16 +8,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use meshtrace_console::ConsoleOptions;
 use meshtrace_metrics::http::{ApiOptions, router};
 use meshtrace_metrics::{Labels, MemorySource};
+use meshtrace_testkit::http::error_text;
 
-use crate::bookinfo::{console_yaml, get};
+use crate::bookinfo::{console_over, get, prometheus_url};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_named() {
     let store = crate::common::filled_store(40, 1, 3, &[]).await;
-    let url = format!("http://{}/prometheus", store.addresses.query_http);
-    let (console, _stop) =
-        crate::common::start_console(ConsoleOptions::default(), |_| console_yaml(&store, &url))
-            .await;
+    let (console, _stop) = console_over(&store, &prometheus_url(&store)).await;
     let cases = [
         (
             "/api/namespaces/graph?namespaces=bookinfo&graphType=mesh",
@@ -67,16 +65,13 @@ async fn bad_requests_are_named() {
     for (path, message) in cases {
         let (status, body) = get(console, path).await;
         assert_eq!(status, 400, "{path}: {body}");
-        let error = body["error"].as_str().unwrap();
+        let error = error_text(&body);
         assert!(error.starts_with(message), "{path}: {error}");
     }
     // The known namespaces are listed for the unknown one.
     let (_, body) = get(console, "/api/namespaces/graph?namespaces=nowhere").await;
     assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("bookinfo, istio-system, travel"),
+        error_text(&body).contains("bookinfo, istio-system, travel"),
         "{body}"
     );
 }
@@ -98,12 +93,10 @@ async fn metrics_source_failures_and_limits() {
         listener.local_addr().unwrap()
     };
     let url = format!("http://{closed}");
-    let (console, _stop) =
-        crate::common::start_console(ConsoleOptions::default(), |_| console_yaml(&store, &url))
-            .await;
+    let (console, _stop) = console_over(&store, &url).await;
     let (status, body) = get(console, "/api/namespaces/graph?namespaces=bookinfo").await;
     assert_eq!(status, 503, "{body}");
-    let error = body["error"].as_str().unwrap();
+    let error = error_text(&body);
     assert!(
         error.contains(&format!("Prometheus at http://{closed}")),
         "{error}"
@@ -124,10 +117,7 @@ async fn metrics_source_failures_and_limits() {
     let (status, body) = get(console, "/api/namespaces/graph?namespaces=bookinfo").await;
     assert_eq!(status, 503, "{body}");
     assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("Prometheus is disabled"),
+        error_text(&body).contains("Prometheus is disabled"),
         "{body}"
     );
 
@@ -168,20 +158,12 @@ async fn metrics_source_failures_and_limits() {
     let prometheus = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let url = format!("http://{prometheus}/prometheus");
-    let (console, _stop) =
-        crate::common::start_console(ConsoleOptions::default(), |_| console_yaml(&store, &url))
-            .await;
+    let (console, _stop) = console_over(&store, &url).await;
     let (status, body) = get(
         console,
         "/api/namespaces/graph?namespaces=bookinfo&duration=5m&appenders=",
     )
     .await;
     assert_eq!(status, 422, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("more than 5000 nodes"),
-        "{body}"
-    );
+    assert!(error_text(&body).contains("more than 5000 nodes"), "{body}");
 }

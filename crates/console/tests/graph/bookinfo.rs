@@ -369,6 +369,23 @@ pub fn console_yaml(store: &LoopbackServer, prometheus_url: &str) -> String {
     )
 }
 
+/// A console over `store`'s Jaeger API, with `prometheus.url` at `prometheus_url`; the
+/// console's address and what stops it.
+pub async fn console_over(
+    store: &LoopbackServer,
+    prometheus_url: &str,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    crate::common::start_console(ConsoleOptions::default(), |_| {
+        console_yaml(store, prometheus_url)
+    })
+    .await
+}
+
+/// The store's own Prometheus API, as a console's `prometheus.url`.
+pub fn prometheus_url(store: &LoopbackServer) -> String {
+    format!("http://{}/prometheus", store.addresses.query_http)
+}
+
 pub async fn get(console: SocketAddr, path: &str) -> (u16, Value) {
     let response = reqwest::get(format!("http://{console}{path}"))
         .await
@@ -385,10 +402,7 @@ pub async fn get(console: SocketAddr, path: &str) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bookinfo_topology_rates_and_errors_for_every_graph_type() {
     let (store, hops, query_time) = filled(1200).await;
-    let url = format!("http://{}/prometheus", store.addresses.query_http);
-    let (console, _stop) =
-        crate::common::start_console(ConsoleOptions::default(), |_| console_yaml(&store, &url))
-            .await;
+    let (console, _stop) = console_over(&store, &prometheus_url(&store)).await;
     let topology = Topology::bookinfo();
     let all: Vec<&Hop> = hops.iter().collect();
     for graph_type in ["workload", "app", "versionedApp", "service"] {

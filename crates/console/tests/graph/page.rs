@@ -8,10 +8,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use fantoccini::{Client, Locator};
-use meshtrace_console::ConsoleOptions;
-use meshtrace_testkit::jaeger_json::tag;
+use meshtrace_testkit::jaeger_json::{longest_trace, tag};
 
-use super::bookinfo::{console_yaml, filled, get};
+use super::bookinfo::{console_over, filled, get, prometheus_url};
 use crate::driver;
 
 const BOOKINFO: [&str; 4] = ["productpage", "details", "reviews", "ratings"];
@@ -56,10 +55,7 @@ async fn wait_for(client: &Client, css: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_draws_the_graph_marks_a_trace_and_lists_a_nodes_traces() {
     let (store, _, _) = filled(300).await;
-    let url = format!("http://{}/prometheus", store.addresses.query_http);
-    let (console, _stop) =
-        crate::common::start_console(ConsoleOptions::default(), |_| console_yaml(&store, &url))
-            .await;
+    let (console, _stop) = console_over(&store, &prometheus_url(&store)).await;
     let browser = driver::browser().await;
     let client = &browser.client;
     let page = format!(
@@ -113,13 +109,7 @@ async fn the_page_draws_the_graph_marks_a_trace_and_lists_a_nodes_traces() {
         "/api/namespaces/bookinfo/apps/reviews/traces?limit=20",
     )
     .await;
-    let trace = traces["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .max_by_key(|t| t["spans"].as_array().unwrap().len())
-        .unwrap()
-        .clone();
+    let trace = longest_trace(&traces).clone();
     let touched: BTreeSet<String> = trace["spans"]
         .as_array()
         .unwrap()

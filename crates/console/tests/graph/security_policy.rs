@@ -237,11 +237,8 @@ async fn bookinfo_edges(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn from_the_store_edges_carry_no_mtls_share() {
     let (store, hops, query_time) = crate::bookinfo::filled(300).await;
-    let url = format!("http://{}/prometheus", store.addresses.query_http);
-    let (console, _stop) = crate::common::start_console(ConsoleOptions::default(), |_| {
-        crate::bookinfo::console_yaml(&store, &url)
-    })
-    .await;
+    let (console, _stop) =
+        crate::bookinfo::console_over(&store, &crate::bookinfo::prometheus_url(&store)).await;
     // No `appenders` parameter: Kiali's default, every appender.
     let edges = bookinfo_edges(
         console,

@@ -59,6 +59,11 @@ async fn console_for(prometheus_yaml: &str, options: ConsoleOptions) -> SocketAd
     console
 }
 
+/// The error of a console with the Prometheus of `prometheus_yaml` (default options).
+async fn error_of(prometheus_yaml: &str) -> String {
+    unavailable(console_for(prometheus_yaml, ConsoleOptions::default()).await).await
+}
+
 /// The 503 of the workload metrics route, its message checked for the password.
 async fn unavailable(console: SocketAddr) -> String {
     let (status, body) = get(
@@ -109,12 +114,7 @@ async fn prometheus_failures_answer_503_with_the_url_and_the_reason() {
             .into_response()
     })
     .await;
-    let console = console_for(
-        &format!("    url: http://{html}\n"),
-        ConsoleOptions::default(),
-    )
-    .await;
-    let error = unavailable(console).await;
+    let error = error_of(&format!("    url: http://{html}\n")).await;
     assert!(
         error.contains(&format!("Prometheus at http://{html} answered HTTP 200")),
         "{error}"
@@ -131,12 +131,7 @@ async fn prometheus_failures_answer_503_with_the_url_and_the_reason() {
             (code, sent).into_response()
         })
         .await;
-        let console = console_for(
-            &format!("    url: http://{refusing}\n{}", basic_auth()),
-            ConsoleOptions::default(),
-        )
-        .await;
-        let error = unavailable(console).await;
+        let error = error_of(&format!("    url: http://{refusing}\n{}", basic_auth())).await;
         assert!(
             error.contains(&format!(
                 "Prometheus at http://{refusing} refused the credentials (HTTP {})",
@@ -156,12 +151,7 @@ async fn prometheus_failures_answer_503_with_the_url_and_the_reason() {
             .into_response()
     })
     .await;
-    let console = console_for(
-        &format!("    url: http://{refusing}\n"),
-        ConsoleOptions::default(),
-    )
-    .await;
-    let error = unavailable(console).await;
+    let error = error_of(&format!("    url: http://{refusing}\n")).await;
     assert!(
         error.contains("(HTTP 422, execution): query processing would load too many samples"),
         "{error}"
@@ -172,16 +162,14 @@ async fn prometheus_failures_answer_503_with_the_url_and_the_reason() {
     );
 
     // Down.
-    let console = console_for("    url: http://127.0.0.1:9\n", ConsoleOptions::default()).await;
-    let error = unavailable(console).await;
+    let error = error_of("    url: http://127.0.0.1:9\n").await;
     assert!(
         error.contains("Prometheus at http://127.0.0.1:9 is unreachable"),
         "{error}"
     );
 
     // Not configured.
-    let console = console_for("    enabled: false\n", ConsoleOptions::default()).await;
-    let error = unavailable(console).await;
+    let error = error_of("    enabled: false\n").await;
     assert!(
         error.contains("Prometheus is disabled (enabled: false)"),
         "{error}"

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use meshtrace_store::Store;
 use meshtrace_store::server::{Addresses, LoopbackServer};
+use meshtrace_store::{Store, StoreOptions};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -41,6 +41,11 @@ impl TestStore {
         .await
     }
 
+    /// A store in memory with `options` and a 16 MiB `--max-body`.
+    pub async fn in_memory_with(options: &StoreOptions) -> TestStore {
+        Self::start(Store::in_memory_with(options), 16 << 20).await
+    }
+
     pub fn query(&self, path_and_query: &str) -> String {
         format!("http://{}{}", self.addrs.query_http, path_and_query)
     }
@@ -55,6 +60,15 @@ impl TestStore {
 
     pub fn otlp_grpc(&self) -> String {
         format!("http://{}", self.addrs.otlp_grpc)
+    }
+
+    /// A channel connected to the OTLP/gRPC port, for clients that send raw bytes.
+    pub async fn otlp_grpc_channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(self.otlp_grpc())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
     }
 
     /// Posts raw bytes with a content type and, optionally, a content encoding; the status and
@@ -76,6 +90,16 @@ impl TestStore {
         }
         let response = request.send().await.unwrap();
         (response.status().as_u16(), response.bytes().await.unwrap())
+    }
+
+    /// Posts an uncompressed OTLP/HTTP export of `content_type` and asserts it is accepted
+    /// (200); the body of the answer.
+    pub async fn export(&self, content_type: &str, body: Vec<u8>) -> bytes::Bytes {
+        let (status, reply) = self
+            .post_bytes(&self.otlp_http(), content_type, None, body)
+            .await;
+        assert_eq!(status, 200, "{reply:?}");
+        reply
     }
 
     /// Posts `body` as JSON (uncompressed); the status and the body of the answer.
