@@ -4,9 +4,13 @@
 //! a meshtrace store holding 1 M spans spread over the last 3 hours (the console reading its
 //! `/prometheus`), and the same call against a real Prometheus (Debian's package) holding the
 //! store's `istio_request_duration_milliseconds` series. The console's cache is off, so every
-//! call asks every query.
+//! call asks every query. Before each call to the store's console a few spans are written
+//! (`WRITES=0`: none), as a live store takes them: the store reuses the windows it reduced
+//! only while nothing was written, so without them every call after the first would be
+//! answered from what the first reduced.
 //!
-//! Run: `cargo bench -p meshtrace-console --bench stats_metrics` (`SPANS=N`, `ROUNDS=N`).
+//! Run: `cargo bench -p meshtrace-console --bench stats_metrics` (`SPANS=N`, `ROUNDS=N`,
+//! `WRITES=0|1`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -81,10 +85,17 @@ fn distinct_keys(body: &Value) -> usize {
 
 /// p50 and p90 of `rounds` calls, after 3 to warm up; checks every answer has a stat for
 /// each key asked, each with its 4 values.
-async fn measure(console: std::net::SocketAddr, body: &Value, rounds: usize) -> (f64, f64) {
+/// `before` runs ahead of each call, untimed.
+async fn measure(
+    console: std::net::SocketAddr,
+    body: &Value,
+    rounds: usize,
+    mut before: impl FnMut(),
+) -> (f64, f64) {
     let client = reqwest::Client::new();
     let mut times = Vec::new();
     for round in 0..rounds + 3 {
+        before();
         let started = Instant::now();
         let response = client
             .post(format!("http://{console}/api/stats/metrics"))
@@ -162,6 +173,7 @@ async fn export(query_http: std::net::SocketAddr, end: u64) -> (String, usize) {
 fn main() {
     let spans_wanted = env("SPANS", 1_000_000);
     let rounds = env("ROUNDS", 30);
+    let writes = env("WRITES", 1) != 0;
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let now = now_s();
@@ -173,19 +185,25 @@ fn main() {
             written += batch.len();
         });
         println!("store: {written} spans written in {:.1}s", started.elapsed().as_secs_f64());
-        let server = LoopbackServer::start(store, 16 << 20).await.unwrap();
+        let server = LoopbackServer::start(store.clone(), 16 << 20).await.unwrap();
         let query_http = server.addresses.query_http;
         let body = heatmap_queries(&trace, now);
         let tracing = format!("http://{query_http}");
 
         let store_console = console(&format!("http://{query_http}/prometheus"), &tracing).await;
-        let (p50, p90) = measure(store_console, &body, rounds).await;
-        println!("stats/metrics, 8 spans x 3 intervals, store at {written} spans: p50 {p50:.1} ms, p90 {p90:.1} ms ({rounds} rounds)");
+        let write = || {
+            if writes {
+                bookinfo_last_3h(20, now, |batch| store.write(batch).unwrap());
+            }
+        };
+        let (p50, p90) = measure(store_console, &body, rounds, write).await;
+        let between = if writes { "spans written before each call" } else { "nothing written between calls" };
+        println!("stats/metrics, 8 spans x 3 intervals, store at {written} spans: p50 {p50:.1} ms, p90 {p90:.1} ms ({rounds} rounds, {between})");
 
         let (text, samples) = export(query_http, now).await;
         let prometheus = RealPrometheus::start(&text).await;
         let prom_console = console(&format!("http://{}", prometheus.addr), &tracing).await;
-        let (p50, p90) = measure(prom_console, &body, rounds).await;
+        let (p50, p90) = measure(prom_console, &body, rounds, || {}).await;
         println!("stats/metrics, same call, real Prometheus ({samples} samples imported): p50 {p50:.1} ms, p90 {p90:.1} ms ({rounds} rounds)");
     });
 }

@@ -6,8 +6,12 @@
 //! default 1 M). A call is the 96 instant queries of 8 Envoy workload/direction pairs × 10m, 60m
 //! and 3h × (avg, p50, p90, p99), 10 in flight (the console's limit); `ROUNDS` calls (default 20)
 //! after 3 to warm up, p50 and p90 printed, plus the time each query shape takes alone.
+//! Before each call a few spans are written (`WRITES=0`: none), as a live store takes them:
+//! the store reuses the windows it reduced only while nothing was written, so without them
+//! every call after the first would be answered from what the first reduced.
 //!
-//! Run: `cargo bench -p meshtrace-store --bench derived_queries` (`SPANS=N`, `ROUNDS=N`).
+//! Run: `cargo bench -p meshtrace-store --bench derived_queries` (`SPANS=N`, `ROUNDS=N`,
+//! `WRITES=0|1`).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -129,6 +133,7 @@ fn percentile(times: &mut [f64], p: f64) -> f64 {
 fn main() {
     let spans_wanted = env("SPANS", 1_000_000);
     let rounds = env("ROUNDS", 20).max(1);
+    let writes = env("WRITES", 1) != 0;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -156,6 +161,9 @@ fn main() {
     let mut answered = 0;
     let mut cpu_started = 0.0;
     for round in 0..rounds + 3 {
+        if writes {
+            bookinfo_last_3h(20, now, |batch| store.write(batch).unwrap());
+        }
         if round == 3 {
             cpu_started = cpu_ms();
         }
@@ -169,14 +177,22 @@ fn main() {
     let p50 = percentile(&mut times, 0.5);
     let p90 = percentile(&mut times, 0.9);
     println!(
-        "{} queries ({answered} answered), {IN_FLIGHT} in flight, store at {written} spans: p50 {p50:.1} ms, p90 {p90:.1} ms, CPU {cpu:.0} ms a call ({rounds} rounds)",
-        queries.len()
+        "{} queries ({answered} answered), {IN_FLIGHT} in flight, store at {written} spans: p50 {p50:.1} ms, p90 {p90:.1} ms, CPU {cpu:.0} ms a call ({rounds} rounds, {})",
+        queries.len(),
+        if writes {
+            "spans written before each call"
+        } else {
+            "nothing written between calls"
+        }
     );
     // One query of each shape alone, over 3h (the largest): where a call's time goes.
     let options = EngineOptions::default();
     for (name, query) in [("avg 3h", &queries[8]), ("p99 3h", &queries[11])] {
         let mut alone = Vec::new();
         for _ in 0..rounds {
+            if writes {
+                bookinfo_last_3h(20, now, |batch| store.write(batch).unwrap());
+            }
             let started = Instant::now();
             let deadline = started + Duration::from_secs(60);
             instant_query(&store, query, time_ms, &options, deadline).unwrap();

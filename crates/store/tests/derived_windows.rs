@@ -186,3 +186,67 @@ fn instant_rates_over_windows_equal_rates_over_samples() {
     }
     assert!(answered > 100, "only {answered} values compared");
 }
+
+/// The reduced windows a selection reuses (the `_sum`, `_count` and `_bucket` of one label set
+/// and window read once) answer what the samples say, again after a write changes them.
+#[test]
+fn reused_windows_follow_every_write() {
+    let (store, now_ms) = filled();
+    let name = |n: &str| Matcher::equal("__name__", n);
+    let labels = || {
+        vec![
+            Matcher::equal("reporter", "destination"),
+            Matcher::equal("destination_workload", "productpage-v1"),
+        ]
+    };
+    let selection = |metric: &str| {
+        let mut m = labels();
+        m.push(name(metric));
+        m
+    };
+    let (start, end) = (now_ms - 600_000, now_ms - 30_000);
+    let metrics = [
+        "istio_request_duration_milliseconds_sum",
+        "istio_request_duration_milliseconds_count",
+        "istio_request_duration_milliseconds_bucket",
+        "istio_request_duration_milliseconds_bucket",
+    ];
+    let answers = |store: &Store| {
+        metrics
+            .iter()
+            .map(|metric| {
+                let matchers = selection(metric);
+                let reduced = store
+                    .select_windows(&matchers, start, end, true, limits())
+                    .unwrap();
+                let expected = SamplesOnly(store)
+                    .select_windows(&matchers, start, end, true, limits())
+                    .unwrap();
+                assert_eq!(reduced, expected, "{metric}");
+                assert!(!reduced.is_empty(), "{metric}");
+                reduced
+            })
+            .collect::<Vec<_>>()
+    };
+    let before = answers(&store);
+    // One bound only: the columns asked, from the same reduction.
+    let mut one_le = selection("istio_request_duration_milliseconds_bucket");
+    one_le.push(Matcher::equal("le", "+Inf"));
+    let inf = store
+        .select_windows(&one_le, start, end, true, limits())
+        .unwrap();
+    assert_eq!(
+        inf,
+        SamplesOnly(&store)
+            .select_windows(&one_le, start, end, true, limits())
+            .unwrap()
+    );
+    assert_eq!(inf.len(), before[1].len());
+    // More requests in the window: every answer follows.
+    let now = (now_ms / 1000) as u64;
+    bookinfo_last_3h(20_000, now, |batch| store.write(batch).unwrap());
+    let after = answers(&store);
+    for (before, after) in before.iter().zip(&after) {
+        assert_ne!(before, after);
+    }
+}

@@ -119,6 +119,11 @@ pub struct Derivation {
     /// Every write numbered up to here has finished (committed, or failed and taken back).
     resolved: AtomicU64,
     too_old: AtomicU64,
+    /// Counts the changes to the series, cells and totals (raised under the state lock before
+    /// each one): a reduced read is reused only while it has not moved.
+    changes: AtomicU64,
+    /// Reduced windows reused by the selections that ask them again (see `source::cache`).
+    windows: source::cache::WindowCache,
 }
 
 /// What `/metrics` shows of the derivation.
@@ -253,6 +258,8 @@ impl Derivation {
             }),
             resolved: AtomicU64::new(0),
             too_old: AtomicU64::new(0),
+            changes: AtomicU64::new(0),
+            windows: source::cache::WindowCache::default(),
         })
     }
 
@@ -262,6 +269,23 @@ impl Derivation {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The state locked to change what a read returns: the change count is raised first.
+    fn changing(&self) -> MutexGuard<'_, State> {
+        let state = self.lock();
+        self.changes.fetch_add(1, Ordering::AcqRel);
+        state
+    }
+
+    /// How many changes were made so far (see `changing`).
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
+    }
+
+    /// The reduced windows kept for reuse.
+    pub(crate) fn windows(&self) -> &source::cache::WindowCache {
+        &self.windows
     }
 
     /// What each span says and where the other end of its request is (first half of the
@@ -331,7 +355,7 @@ impl Derivation {
         mut ops: Vec<Op>,
         writer: &GroupWriter,
     ) -> Result<(Ticket, Applied), StoreError> {
-        let mut state = self.lock();
+        let mut state = self.changing();
         let seq = state.next_seq;
         state.next_seq = seq.saturating_add(1);
         let mut applied = Applied {
@@ -393,7 +417,11 @@ impl Derivation {
         damage: &Damage,
         writer: &GroupWriter,
     ) {
-        let mut state = self.lock();
+        let mut state = if committed {
+            self.lock()
+        } else {
+            self.changing()
+        };
         if committed {
             for (family, id) in &applied.new_series {
                 state.registry.mark_committed(*family, *id);

@@ -31,7 +31,7 @@ impl Derivation {
         let candidates = self.lock().registry.starting_by(cutoff_ms);
         let mut removed: usize = 0;
         for chunk in candidates.chunks(CHUNK) {
-            let mut state = self.lock();
+            let mut state = self.changing();
             let mut ops = Vec::new();
             // The chunk's cells in memory, by series (one pass over them per chunk).
             let wanted: HashSet<(Family, u32)> = chunk.iter().copied().collect();
@@ -105,7 +105,7 @@ impl Derivation {
             drop(state);
             ticket.wait()?;
         }
-        let mut state = self.lock();
+        let mut state = self.changing();
         let gone = state.registry.remove_expired(cutoff_ms.saturating_add(1));
         if gone.is_empty() {
             return Ok(removed);

@@ -54,6 +54,26 @@ pub(super) enum Member {
     Count(Histogram),
 }
 
+impl Member {
+    /// The histogram the member is read from (`istio_requests_total`: the duration's count).
+    fn histogram(self) -> Histogram {
+        match self {
+            Member::Requests => Histogram::Duration,
+            Member::Bucket(h) | Member::Sum(h) | Member::Count(h) => h,
+        }
+    }
+}
+
+/// Every series a label set returns for histogram `h` (every name read from it, every
+/// bound): what a reused reduction holds.
+pub(super) fn all_columns(h: Histogram) -> Vec<Column> {
+    let wanted: Vec<(String, Member)> = members()
+        .into_iter()
+        .filter(|(_, m)| m.histogram() == h)
+        .collect();
+    columns(&wanted, &[])
+}
+
 pub(super) fn members() -> Vec<(String, Member)> {
     let mut all = vec![(ISTIO_REQUESTS_TOTAL.to_string(), Member::Requests)];
     for h in Histogram::ALL {
@@ -129,6 +149,11 @@ pub(super) struct Column {
 impl Column {
     pub(super) fn histogram(&self) -> Histogram {
         self.value.histogram()
+    }
+
+    /// Where `columns` has the series of the same value (name and bound) as this one.
+    pub(super) fn position_in(&self, columns: &[Column]) -> Option<usize> {
+        columns.iter().position(|c| c.value == self.value)
     }
 }
 
