@@ -10,9 +10,8 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{RawQuery, Request, State};
-use axum::http::header;
 use meshtrace_config::TracingConfig;
 use serde_json::{Map, Value};
 
@@ -26,30 +25,11 @@ pub const MAX_DRAFT: usize = 64 * 1024;
 /// The body of a check, refused with 413 past [`MAX_DRAFT`]: at once when `Content-Length`
 /// says so (nothing is read), else as soon as the bytes read pass it.
 pub(crate) async fn read_draft(request: Request) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::too_large(format!(
-            "the configuration is larger than {} KiB: post the tracing section only",
-            MAX_DRAFT / 1024
-        ))
-    };
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_DRAFT as u64) {
-        return Err(too_large());
-    }
-    let body: Body = request.into_body();
-    axum::body::to_bytes(body, MAX_DRAFT).await.map_err(|e| {
-        let limit = std::error::Error::source(&e)
-            .is_some_and(<dyn std::error::Error + 'static>::is::<http_body_util::LengthLimitError>);
-        if limit {
-            too_large()
-        } else {
-            ApiError::bad_request("the request body could not be read")
-        }
-    })
+    let too_large = format!(
+        "the configuration is larger than {} KiB: post the tracing section only",
+        MAX_DRAFT / 1024
+    );
+    crate::body::read_limited(request, MAX_DRAFT, &too_large).await
 }
 
 /// `GET /api/tracing/diagnose`: Kiali's `TracingDiagnose`.

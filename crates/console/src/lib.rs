@@ -23,6 +23,7 @@
 )]
 
 pub mod auth;
+mod body;
 mod cache;
 mod check;
 mod destination;

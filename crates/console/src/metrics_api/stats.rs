@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::header;
 use meshtrace_backend::prometheus::{PrometheusClient, Value as PromValue};
 use serde_json::{Map, Number, Value};
 
@@ -406,32 +405,11 @@ async fn response_times(
 }
 
 async fn read_body(request: Request) -> Result<axum::body::Bytes, ApiError> {
-    let too_large = || {
-        ApiError::too_large(format!(
-            "the stats request is larger than {} KiB: ask fewer queries at once",
-            MAX_BODY / 1024
-        ))
-    };
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return Err(too_large());
-    }
-    axum::body::to_bytes(request.into_body(), MAX_BODY)
-        .await
-        .map_err(|e| {
-            let limit = std::error::Error::source(&e).is_some_and(
-                <dyn std::error::Error + 'static>::is::<http_body_util::LengthLimitError>,
-            );
-            if limit {
-                too_large()
-            } else {
-                ApiError::bad_request("the request body could not be read")
-            }
-        })
+    let too_large = format!(
+        "the stats request is larger than {} KiB: ask fewer queries at once",
+        MAX_BODY / 1024
+    );
+    crate::body::read_limited(request, MAX_BODY, &too_large).await
 }
 
 /// `POST /api/stats/metrics`.
