@@ -23,7 +23,9 @@ use super::read::{IstioData, ReadError};
 use super::series::Family;
 use crate::Store;
 use cache::{Entry, Key, Reduced};
-use columns::{Column, Histogram, LabelMaker, Member, members, sample_times, visit_series};
+use columns::{
+    Column, Histogram, LabelMaker, Member, histograms_read, members, sample_times, visit_series,
+};
 
 /// Label sets one selection may read.
 const MAX_SERIES: usize = 50_000;
@@ -46,7 +48,7 @@ impl Selection {
 }
 
 /// What a selection asks, before anything is read: its sample times, the series returned per
-/// label set, the label matchers and the histograms they read.
+/// label set and the label matchers.
 struct Plan<'m> {
     start: u64,
     times: Vec<(i64, u64)>,
@@ -54,7 +56,6 @@ struct Plan<'m> {
     /// The series returned per label set before the `le` matchers (what the bound counts).
     per_series: usize,
     label_matchers: Vec<(Option<usize>, &'m Matcher)>,
-    which: [bool; 3],
 }
 
 impl Plan<'_> {
@@ -141,14 +142,6 @@ impl Store {
         }
         let le_matchers: Vec<&Matcher> = matchers.iter().filter(|m| m.name == "le").collect();
         let columns = columns::columns(&wanted, &le_matchers);
-        // The histograms the columns read; the duration always, as whether a series has
-        // started (had a request) is its count.
-        let mut which = [true, false, false];
-        for column in &columns {
-            if let Some(slot) = which.get_mut(column.histogram().index()) {
-                *slot = true;
-            }
-        }
         let per_series = wanted
             .iter()
             .map(|(_, m)| match m {
@@ -164,7 +157,6 @@ impl Store {
             columns,
             per_series,
             label_matchers,
-            which,
         }))
     }
 
@@ -204,7 +196,7 @@ impl Store {
         let Some(plan) = self.plan(derive, matchers, start_ms, end_ms)? else {
             return Ok(None);
         };
-        let data = self.read_plan(derive, &plan, plan.which)?;
+        let data = self.read_plan(derive, &plan, histograms_read(&plan.columns))?;
         plan.check_samples(data.len())?;
         if plan.columns.is_empty() {
             return Ok(None);
@@ -239,18 +231,14 @@ impl Store {
         let all = columns::all_columns(h);
         let changes = derive.changes();
         let entry = derive.windows().get_or_compute(key, changes, || {
-            let mut which = [true, false, false];
-            if let Some(slot) = which.get_mut(h.index()) {
-                *slot = true;
-            }
-            let data = self.read_plan(derive, &plan, which)?;
+            let data = self.read_plan(derive, &plan, histograms_read(all))?;
             Ok(Entry {
                 read: data.len(),
-                series: reduce(&data, &plan.times, &all, start_ms, left_open),
+                series: reduce(&data, &plan.times, all, start_ms, left_open),
             })
         })?;
         plan.check_samples(entry.read)?;
-        let at: Vec<Option<usize>> = plan.columns.iter().map(|c| c.position_in(&all)).collect();
+        let at: Vec<Option<usize>> = plan.columns.iter().map(|c| c.position_in(all)).collect();
         let labels = LabelMaker::new();
         windows(&entry.series, &plan.columns, &at, &labels, limits)
     }
@@ -371,7 +359,7 @@ impl SeriesSource for Store {
         if let Some(h) = plan.single_histogram() {
             return self.cached_windows(derive, plan, h, (start_ms, end_ms, left_open), limits);
         }
-        let data = self.read_plan(derive, &plan, plan.which)?;
+        let data = self.read_plan(derive, &plan, histograms_read(&plan.columns))?;
         plan.check_samples(data.len())?;
         let reduced = reduce(&data, &plan.times, &plan.columns, start_ms, left_open);
         let at: Vec<Option<usize>> = (0..plan.columns.len()).map(Some).collect();

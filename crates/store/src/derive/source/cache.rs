@@ -17,6 +17,7 @@
     clippy::arithmetic_side_effects
 )]
 
+use std::fmt::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use meshtrace_metrics::{MatchOp, Matcher, SourceError, WindowSamples};
@@ -53,13 +54,14 @@ impl Key {
                 MatchOp::NotRegex(re) => ("!~", re.as_str()),
             };
             // Lengths first: no name or value can make two lists read alike.
-            out.push_str(&format!(
+            let _ = write!(
+                out,
                 "{}:{}{op}{}:{};",
                 m.name.len(),
                 m.name,
                 value.len(),
                 value
-            ));
+            );
         }
         out
     }

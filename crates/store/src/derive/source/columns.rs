@@ -3,7 +3,7 @@
 //! label sets built from the registry's shared strings, the sample times of a range, and the
 //! values of every column at those times, walked once from the cells (see [`visit_series`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use meshtrace_mesh::telemetry::{
     ISTIO_BUCKETS, ISTIO_LABELS, ISTIO_REQUEST_BYTES, ISTIO_REQUEST_DURATION, ISTIO_REQUESTS_TOTAL,
@@ -65,13 +65,31 @@ impl Member {
 }
 
 /// Every series a label set returns for histogram `h` (every name read from it, every
-/// bound): what a reused reduction holds.
-pub(super) fn all_columns(h: Histogram) -> Vec<Column> {
-    let wanted: Vec<(String, Member)> = members()
-        .into_iter()
-        .filter(|(_, m)| m.histogram() == h)
-        .collect();
-    columns(&wanted, &[])
+/// bound): what a reused reduction holds. Built once per histogram.
+pub(super) fn all_columns(h: Histogram) -> &'static [Column] {
+    static ALL: OnceLock<[Vec<Column>; 3]> = OnceLock::new();
+    let all = ALL.get_or_init(|| {
+        Histogram::ALL.map(|h| {
+            let wanted: Vec<(String, Member)> = members()
+                .into_iter()
+                .filter(|(_, m)| m.histogram() == h)
+                .collect();
+            columns(&wanted, &[])
+        })
+    });
+    all.get(h.index()).map_or(&[], Vec::as_slice)
+}
+
+/// The histograms `columns` read, by index; the duration always, as whether a series has
+/// started (had a request) is its count.
+pub(super) fn histograms_read(columns: &[Column]) -> [bool; 3] {
+    let mut which = [true, false, false];
+    for column in columns {
+        if let Some(slot) = which.get_mut(column.histogram().index()) {
+            *slot = true;
+        }
+    }
+    which
 }
 
 pub(super) fn members() -> Vec<(String, Member)> {
