@@ -80,8 +80,11 @@ impl Labels {
         self.0.is_empty()
     }
 
-    /// These labels without the metric name.
+    /// These labels without the metric name (the same shared set when there is none).
     pub fn without_name(&self) -> Labels {
+        if self.metric_name().is_none() {
+            return self.clone();
+        }
         self.filtered(|name| name != METRIC_NAME)
     }
 
@@ -103,15 +106,39 @@ impl Labels {
     }
 
     /// The pairs of [`Labels::grouping`], borrowed: a key to find a series' group by, so that a
-    /// group's label set is built once rather than once per series in it.
-    pub(crate) fn grouping_key<'a>(
-        &'a self,
-        names: &[String],
-        without: bool,
-    ) -> Vec<(&'a str, &'a str)> {
-        self.iter()
-            .filter(|(name, _)| in_group(name, names, without))
-            .collect()
+    /// group's label set is built once rather than once per series in it. The labels and the
+    /// grouping's names are both sorted, so one pass over the two finds the kept pairs (rather
+    /// than comparing every label name with every grouping name).
+    pub(crate) fn grouping_key<'a>(&'a self, grouping: &GroupNames<'_>) -> Vec<(&'a str, &'a str)> {
+        let names = &grouping.names;
+        let mut out = Vec::with_capacity(if grouping.without {
+            self.len()
+        } else {
+            names.len()
+        });
+        let mut at = 0usize;
+        for (name, value) in self.iter() {
+            let mut named = false;
+            while let Some(&n) = names.get(at) {
+                match n.cmp(name) {
+                    std::cmp::Ordering::Less => at = at.saturating_add(1),
+                    std::cmp::Ordering::Equal => {
+                        named = true;
+                        break;
+                    }
+                    std::cmp::Ordering::Greater => break,
+                }
+            }
+            let keep = if grouping.without {
+                !(named || name == METRIC_NAME)
+            } else {
+                named
+            };
+            if keep {
+                out.push((name, value));
+            }
+        }
+        out
     }
 
     /// These labels with `name` set to `value`, or removed when `value` is empty.
@@ -159,6 +186,22 @@ impl Labels {
 }
 
 /// Whether an aggregation grouping `by` (or `without`) `names` keeps the label `name`.
+/// An aggregation's `by` or `without` names, sorted and without repeats, for
+/// [`Labels::grouping_key`].
+pub(crate) struct GroupNames<'a> {
+    names: Vec<&'a str>,
+    without: bool,
+}
+
+impl<'a> GroupNames<'a> {
+    pub fn new(names: &'a [String], without: bool) -> GroupNames<'a> {
+        let mut names: Vec<&str> = names.iter().map(String::as_str).collect();
+        names.sort_unstable();
+        names.dedup();
+        GroupNames { names, without }
+    }
+}
+
 fn in_group(name: &str, names: &[String], without: bool) -> bool {
     let named = names.iter().any(|n| n == name);
     if without {
@@ -258,14 +301,29 @@ pub(crate) mod tests {
         ]);
         let names = vec!["code".to_string(), "missing".to_string()];
         assert_eq!(series.grouping(&names, false), labels(&[("code", "200")]));
-        assert_eq!(series.grouping_key(&names, false), vec![("code", "200")]);
+        assert_eq!(
+            series.grouping_key(&GroupNames::new(&names, false)),
+            vec![("code", "200")]
+        );
         assert_eq!(
             series.grouping(&names, true),
             labels(&[("app", "a"), ("ns", "x")])
         );
         assert_eq!(
-            series.grouping_key(&names, true),
+            series.grouping_key(&GroupNames::new(&names, true)),
             vec![("app", "a"), ("ns", "x")]
+        );
+        // Names in any order and repeated, some after every label, some before.
+        let names: Vec<String> = ["zz", "ns", "code", "a", "code", "__name__"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            series.grouping_key(&GroupNames::new(&names, false)),
+            vec![("__name__", "req"), ("code", "200"), ("ns", "x")]
+        );
+        assert_eq!(
+            series.grouping_key(&GroupNames::new(&names, true)),
+            vec![("app", "a")]
         );
     }
 

@@ -131,11 +131,40 @@ pub(super) struct PointOf<T> {
 
 impl<'de> Deserialize<'de> for PointOf<f64> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (seconds, text): (f64, String) = Deserialize::deserialize(deserializer)?;
+        let (seconds, text): (f64, Text<'de>) = Deserialize::deserialize(deserializer)?;
         Ok(PointOf {
             timestamp_ms: timestamp_ms(seconds).map_err(de::Error::custom)?,
-            value: sample_value(&text).map_err(de::Error::custom)?,
+            value: sample_value(text.as_str()).map_err(de::Error::custom)?,
         })
+    }
+}
+
+/// A sample value's text, borrowed from the body when it can be (a value has no escapes, so
+/// it always can from a body in memory): no allocation per sample.
+struct Text<'de>(std::borrow::Cow<'de, str>);
+
+impl Text<'_> {
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> de::Visitor<'de> for Visit {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sample value as a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(std::borrow::Cow::Owned(v.to_string())))
+            }
+        }
+        deserializer.deserialize_str(Visit)
     }
 }
 
@@ -262,6 +291,16 @@ mod tests {
         .unwrap();
         let Value::Vector(samples) = v else { panic!() };
         assert_eq!(samples[0].metric["job"], "a");
+        // A value the body writes with an escape is read as well as one borrowed from it.
+        let escaped = parse(
+            r#"{"status":"success","data":{"resultType":"vector","result":[
+                {"metric":{},"value":[1,"\u0031.5"]}]}}"#,
+        )
+        .unwrap();
+        let Value::Vector(escaped) = escaped else {
+            panic!()
+        };
+        assert_eq!(escaped[0].point.value, 1.5);
         assert_eq!(samples[0].point.timestamp_ms, 1_700_000_000_781);
         assert!(samples[0].point.value.is_nan());
         assert_eq!(samples[1].point.value, f64::NEG_INFINITY);

@@ -10,6 +10,12 @@ use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::BuildHasher;
 
+/// The maps a graph is built in, keyed by node IDs and series hashes: foldhash, seeded per
+/// map (SipHash's resistance is not needed for keys of a bounded map, and it was a tenth of
+/// the build).
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
+
 use meshtrace_backend::prometheus::Labels;
 
 use super::ends::{
@@ -50,7 +56,7 @@ pub struct Edge {
     pub dest_principal: Option<String>,
     /// The series already counted on this edge (the other proxy's report of the same
     /// requests is ignored).
-    seen: HashSet<u64>,
+    seen: FastSet<u64>,
 }
 
 impl Edge {
@@ -65,7 +71,7 @@ impl Edge {
             is_mtls: None,
             source_principal: None,
             dest_principal: None,
-            seen: HashSet::new(),
+            seen: FastSet::default(),
         }
     }
 }
@@ -89,8 +95,9 @@ pub struct Node {
     pub is_inaccessible: bool,
     pub is_egress_cluster: bool,
     pub edges: Vec<Edge>,
-    /// (dest ID, protocol) → index in `edges`.
-    edge_index: HashMap<(String, &'static str), usize>,
+    /// dest ID → (protocol, index in `edges`) of the edges to it: looked up by the borrowed
+    /// ID, without building a key per lookup.
+    edge_index: FastMap<String, Vec<(&'static str, usize)>>,
 }
 
 impl Node {
@@ -146,7 +153,7 @@ impl Node {
             is_inaccessible: false,
             is_egress_cluster,
             edges: Vec::new(),
-            edge_index: HashMap::new(),
+            edge_index: FastMap::default(),
         }
     }
 
@@ -154,7 +161,7 @@ impl Node {
     pub(super) fn without_edges(&self) -> Node {
         Node {
             edges: Vec::new(),
-            edge_index: HashMap::new(),
+            edge_index: FastMap::default(),
             ..self.clone()
         }
     }
@@ -173,7 +180,7 @@ struct Traffic<'a> {
 
 #[derive(Debug, Clone)]
 pub struct TrafficMap {
-    pub nodes: HashMap<String, Node>,
+    pub nodes: FastMap<String, Node>,
     edges: usize,
     hasher: RandomState,
 }
@@ -181,7 +188,7 @@ pub struct TrafficMap {
 impl Default for TrafficMap {
     fn default() -> Self {
         TrafficMap {
-            nodes: HashMap::new(),
+            nodes: FastMap::default(),
             edges: 0,
             hasher: RandomState::new(),
         }
@@ -192,7 +199,7 @@ impl TrafficMap {
     /// An empty map (hashing as this one does).
     pub(super) fn empty_like(&self) -> TrafficMap {
         TrafficMap {
-            nodes: HashMap::new(),
+            nodes: FastMap::default(),
             edges: 0,
             hasher: self.hasher.clone(),
         }
@@ -218,7 +225,18 @@ impl TrafficMap {
         e: &Ends<'_>,
         graph_type: GraphType,
     ) -> Result<Option<String>, TooLarge> {
-        let Some((id, node_type)) = node_id(e, graph_type) else {
+        let id = node_id(e, graph_type);
+        self.add_node_of(e, id, graph_type)
+    }
+
+    /// [`TrafficMap::add_node`] with the node's key already found.
+    fn add_node_of(
+        &mut self,
+        e: &Ends<'_>,
+        id: Option<(String, NodeType)>,
+        graph_type: GraphType,
+    ) -> Result<Option<String>, TooLarge> {
+        let Some((id, node_type)) = id else {
             return Ok(None);
         };
         if !self.nodes.contains_key(&id) {
@@ -242,17 +260,15 @@ impl TrafficMap {
         let Some(node) = self.nodes.get_mut(source) else {
             return Ok(None);
         };
-        let key = (dest.to_string(), protocol);
-        let index = match node.edge_index.get(&key) {
-            Some(i) => *i,
+        let index = match node.edge_at(dest, protocol) {
+            Some(i) => i,
             None => {
                 if edges >= MAX_EDGES {
                     return Err(TooLarge);
                 }
                 self.edges = edges.saturating_add(1);
-                node.edges.push(Edge::new(dest.to_string(), protocol));
-                let i = node.edges.len().saturating_sub(1);
-                node.edge_index.insert(key, i);
+                let i = node.edges.len();
+                node.push_edge(Edge::new(dest.to_string(), protocol));
                 i
             }
         };
@@ -314,11 +330,13 @@ impl TrafficMap {
             };
             // Waypoints are not told apart here (that needs the Kubernetes workloads), so no
             // end is a waypoint and injection depends on the service alone.
+            // The destination's key, found once: it decides injection and names the node.
+            let dest_id = node_id(&dest, o.graph_type);
             let inject = o.inject_service_nodes
                 && is_ok(dest.service)
                 && dest.service != PASSTHROUGH
-                && match node_id(&dest, o.graph_type) {
-                    Some((_, t)) => t != NodeType::Service,
+                && match &dest_id {
+                    Some((_, t)) => *t != NodeType::Service,
                     None => continue,
                 };
             let t = Traffic {
@@ -330,7 +348,7 @@ impl TrafficMap {
                 flags,
                 host,
             };
-            self.add_traffic(&t, &source, &dest, o.graph_type)?;
+            self.add_traffic(&t, &source, &dest, dest_id, o.graph_type)?;
         }
         Ok(())
     }
@@ -341,12 +359,13 @@ impl TrafficMap {
         t: &Traffic<'_>,
         source: &Ends<'_>,
         dest: &Ends<'_>,
+        dest_id: Option<(String, NodeType)>,
         graph_type: GraphType,
     ) -> Result<(), TooLarge> {
         let Some(source_id) = self.add_node(source, graph_type)? else {
             return Ok(());
         };
-        let Some(dest_id) = self.add_node(dest, graph_type)? else {
+        let Some(dest_id) = self.add_node_of(dest, dest_id, graph_type)? else {
             return Ok(());
         };
         let hash = self.hasher.hash_one((
@@ -357,11 +376,7 @@ impl TrafficMap {
             t.flags,
             t.host,
         ));
-        let service = (
-            dest.cluster.to_string(),
-            dest.service_ns.to_string(),
-            dest.service.to_string(),
-        );
+        let service = (dest.cluster, dest.service_ns, dest.service);
         if t.inject {
             let injected = Ends {
                 cluster: dest.cluster,
@@ -386,12 +401,21 @@ impl TrafficMap {
         Ok(())
     }
 
-    fn add_dest_service(&mut self, id: &str, service: &(String, String, String)) {
-        if !is_ok(&service.2) {
+    fn add_dest_service(&mut self, id: &str, service: &(&str, &str, &str)) {
+        let (cluster, namespace, name) = *service;
+        if !is_ok(name) {
             return;
         }
         if let Some(n) = self.nodes.get_mut(id) {
-            n.dest_services.insert(service.clone());
+            // A node is asked for by a few services: the owned key is built only for a new one.
+            let known = |(c, ns, s): &(String, String, String)| {
+                c == cluster && ns == namespace && s == name
+            };
+            if n.dest_services.len() <= 8 && n.dest_services.iter().any(known) {
+                return;
+            }
+            n.dest_services
+                .insert((cluster.to_string(), namespace.to_string(), name.to_string()));
         }
     }
 
@@ -452,10 +476,7 @@ impl TrafficMap {
                 merged.push_edge(edge);
             }
             for edge in added.edges {
-                if !merged
-                    .edge_index
-                    .contains_key(&(edge.dest.clone(), edge.protocol))
-                {
+                if merged.edge_at(&edge.dest, edge.protocol).is_none() {
                     rates::add_outgoing_edge(&mut merged.rates, &edge);
                     merged.push_edge(edge);
                 }
@@ -471,14 +492,29 @@ impl TrafficMap {
 }
 
 impl Node {
+    /// Adds an edge; an edge to the same node over the same protocol is replaced in the
+    /// index by the new one.
     pub(super) fn push_edge(&mut self, edge: Edge) {
-        self.edge_index
-            .insert((edge.dest.clone(), edge.protocol), self.edges.len());
+        let at = self.edges.len();
+        let to = match self.edge_index.get_mut(edge.dest.as_str()) {
+            Some(to) => to,
+            None => self.edge_index.entry(edge.dest.clone()).or_default(),
+        };
+        match to.iter_mut().find(|(p, _)| *p == edge.protocol) {
+            Some(slot) => slot.1 = at,
+            None => to.push((edge.protocol, at)),
+        }
         self.edges.push(edge);
     }
 
+    /// The index of the edge to `dest` over `protocol`.
+    fn edge_at(&self, dest: &str, protocol: &str) -> Option<usize> {
+        let to = self.edge_index.get(dest)?;
+        to.iter().find(|(p, _)| *p == protocol).map(|(_, i)| *i)
+    }
+
     pub(super) fn edge_to(&mut self, dest: &str, protocol: &'static str) -> Option<&mut Edge> {
-        let i = *self.edge_index.get(&(dest.to_string(), protocol))?;
+        let i = self.edge_at(dest, protocol)?;
         self.edges.get_mut(i)
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::hash_map::Entry;
 
 use crate::FastMap;
+use crate::series::GroupNames;
 
 use super::QueryError;
 use super::eval::{Ctx, step_index};
@@ -36,9 +37,10 @@ pub(crate) fn eval(
     let mut collector = Collector::default();
     let mut slots: Vec<usize> = Vec::new();
     let mut group_of: Vec<usize> = Vec::with_capacity(input.len());
+    let names = GroupNames::new(grouping, without);
     for s in &input {
         let next = index.len();
-        match index.entry(s.labels.grouping_key(grouping, without)) {
+        match index.entry(s.labels.grouping_key(&names)) {
             Entry::Occupied(entry) => group_of.push(*entry.get()),
             Entry::Vacant(entry) => {
                 entry.insert(next);

@@ -9,7 +9,7 @@ use super::BinaryOp;
 use super::QueryError;
 use super::eval::{Ctx, step_index};
 use super::plan::{Binary, Card};
-use super::steps::{Collector, StepSeries, Transposed, Val};
+use super::steps::{Collector, OneToOne, StepSeries, Transposed, Val};
 use crate::series::Labels;
 
 pub(crate) fn eval(ctx: &mut Ctx<'_>, b: &Binary) -> Result<Val, QueryError> {
@@ -81,30 +81,34 @@ fn vector_scalar(
     scalar: &[f64],
     swap: bool,
 ) -> Result<Vec<StepSeries>, QueryError> {
-    let mut collector = Collector::with_capacity(series.len());
+    let drop_name = drops_name(b);
+    let mut out = OneToOne::new(&series, drop_name);
     for s in series {
         ctx.tick()?;
-        let labels = if drops_name(b) {
+        let labels = if drop_name {
             s.labels.without_name()
         } else {
             s.labels
         };
-        let slot = collector.slot(labels);
-        for (step, v) in s.points {
-            let k = scalar.get(step as usize).copied().unwrap_or(f64::NAN);
-            let (l, r) = if swap { (k, v) } else { (v, k) };
-            let (mut value, keep) = apply(b.op, l, r);
-            if b.op.is_comparison() {
-                value = v;
-            }
+        let mut points = s.points;
+        points.retain_mut(|(step, v)| {
+            let k = scalar.get(*step as usize).copied().unwrap_or(f64::NAN);
+            let (l, r) = if swap { (k, *v) } else { (*v, k) };
+            let (value, keep) = apply(b.op, l, r);
             if b.return_bool {
-                collector.push(slot, step, if keep { 1.0 } else { 0.0 });
-            } else if keep {
-                collector.push(slot, step, value);
+                *v = if keep { 1.0 } else { 0.0 };
+                true
+            } else {
+                // A comparison keeps the vector's value; arithmetic keeps every point.
+                if !b.op.is_comparison() {
+                    *v = value;
+                }
+                keep
             }
-        }
+        });
+        out.add(labels, points);
     }
-    collector.finish()
+    out.finish()
 }
 
 /// The signature a series is matched by: the `on` labels, or all but the `ignoring` labels

@@ -7,7 +7,7 @@ use crate::FastMap;
 
 use super::eval::{Ctx, step_index, window};
 use super::plan::{Node, RangeFunc, Selector};
-use super::steps::{Collector, StepSeries, Transposed, Val, check_distinct};
+use super::steps::{Collector, OneToOne, StepSeries, Transposed, Val, check_distinct};
 use super::{Compat, QueryError};
 use crate::series::{Labels, Sample};
 use crate::source::{Window, WindowSamples};
@@ -212,16 +212,17 @@ pub(crate) fn round(
         Some(node) => ctx.eval_scalar(node)?,
         None => vec![1.0; ctx.steps],
     };
-    let mut collector = Collector::with_capacity(series.len());
+    let mut out = OneToOne::new(&series, true);
     for s in series {
         ctx.tick()?;
-        let slot = collector.slot(s.labels.without_name());
-        for (step, v) in s.points {
-            let inverse = 1.0 / to_nearest.get(step as usize).copied().unwrap_or(f64::NAN);
-            collector.push(slot, step, (v * inverse + 0.5).floor() / inverse);
+        let mut points = s.points;
+        for (step, v) in &mut points {
+            let inverse = 1.0 / to_nearest.get(*step as usize).copied().unwrap_or(f64::NAN);
+            *v = (*v * inverse + 0.5).floor() / inverse;
         }
+        out.add(s.labels.without_name(), points);
     }
-    collector.finish().map(Val::Vector)
+    out.finish().map(Val::Vector)
 }
 
 /// `histogram_quantile(q, buckets)`: per step, the buckets grouped by their labels without

@@ -145,6 +145,55 @@ impl Collector {
     }
 }
 
+/// The output of an operator that makes one series of each input series and keeps its labels,
+/// or drops only their metric name (`round`, an operation with a scalar).
+///
+/// Every vector the evaluator passes on has distinct label sets (a source's series are distinct
+/// series; an operator's output went through a [`Collector`] or [`check_distinct`]), so when
+/// the labels are kept as they are — nothing dropped, or no input series has a metric name to
+/// drop — the outputs are distinct too and are passed on without hashing a label set. When
+/// names are dropped, two inputs may meet in one label set: the collector then merges them or
+/// refuses a step where both have a point, as Prometheus does.
+pub(crate) enum OneToOne {
+    Direct(Vec<StepSeries>),
+    Collect(Collector),
+}
+
+impl OneToOne {
+    pub fn new(input: &[StepSeries], drop_name: bool) -> OneToOne {
+        if !drop_name || input.iter().all(|s| s.labels.metric_name().is_none()) {
+            OneToOne::Direct(Vec::with_capacity(input.len()))
+        } else {
+            OneToOne::Collect(Collector::with_capacity(input.len()))
+        }
+    }
+
+    /// The output series of one input series: its labels (the name already dropped when the
+    /// operator drops it) and its points, in step order, one per step at most.
+    pub fn add(&mut self, labels: Labels, points: Vec<(u32, f64)>) {
+        match self {
+            OneToOne::Direct(out) => {
+                if !points.is_empty() {
+                    out.push(StepSeries { labels, points });
+                }
+            }
+            OneToOne::Collect(collector) => {
+                let slot = collector.slot(labels);
+                for (step, value) in points {
+                    collector.push(slot, step, value);
+                }
+            }
+        }
+    }
+
+    pub fn finish(self) -> Result<Vec<StepSeries>, QueryError> {
+        match self {
+            OneToOne::Direct(out) => Ok(out),
+            OneToOne::Collect(collector) => collector.finish(),
+        }
+    }
+}
+
 pub(crate) fn same_labelset() -> QueryError {
     QueryError::Execution("vector cannot contain metrics with the same labelset".to_string())
 }
@@ -158,4 +207,72 @@ pub(crate) fn check_distinct(series: &[StepSeries]) -> Result<(), QueryError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::series::tests::labels;
+
+    fn series(pairs: &[(&str, &str)], points: &[(u32, f64)]) -> StepSeries {
+        StepSeries {
+            labels: labels(pairs),
+            points: points.to_vec(),
+        }
+    }
+
+    fn run(input: Vec<StepSeries>, drop_name: bool) -> Result<Vec<StepSeries>, QueryError> {
+        let mut out = OneToOne::new(&input, drop_name);
+        for s in input {
+            let labels = if drop_name {
+                s.labels.without_name()
+            } else {
+                s.labels
+            };
+            out.add(labels, s.points);
+        }
+        out.finish()
+    }
+
+    #[test]
+    fn one_to_one_keeps_series_in_order_and_drops_empty_ones() {
+        let input = vec![
+            series(&[("j", "2")], &[(0, 1.0), (2, 3.0)]),
+            series(&[("j", "1")], &[]),
+            series(&[("j", "0")], &[(1, 5.0)]),
+        ];
+        for drop_name in [false, true] {
+            let out = run(input.clone(), drop_name).unwrap();
+            let got: Vec<_> = out
+                .iter()
+                .map(|s| (s.labels.get("j").unwrap(), s.points.clone()))
+                .collect();
+            assert_eq!(
+                got,
+                vec![("2", vec![(0, 1.0), (2, 3.0)]), ("0", vec![(1, 5.0)])]
+            );
+        }
+    }
+
+    #[test]
+    fn one_to_one_merges_or_refuses_series_that_lose_their_names() {
+        // Two metrics that meet in `{j="1"}` once their names are dropped: at other steps
+        // they make one series, as in Prometheus; at one step, its error.
+        let apart = vec![
+            series(&[("__name__", "a"), ("j", "1")], &[(1, 2.0)]),
+            series(&[("__name__", "b"), ("j", "1")], &[(0, 1.0)]),
+        ];
+        let out = run(apart.clone(), true).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].labels, labels(&[("j", "1")]));
+        assert_eq!(out[0].points, vec![(0, 1.0), (1, 2.0)]);
+        // Names kept: two series, as they came.
+        assert_eq!(run(apart, false).unwrap().len(), 2);
+        let together = vec![
+            series(&[("__name__", "a"), ("j", "1")], &[(0, 2.0)]),
+            series(&[("__name__", "b"), ("j", "1")], &[(0, 1.0)]),
+        ];
+        let e = run(together, true).unwrap_err();
+        assert!(e.to_string().contains("same labelset"), "{e}");
+    }
 }
