@@ -14,6 +14,7 @@ mod service;
 mod tags;
 
 use std::borrow::Cow;
+use std::hash::{Hash, Hasher};
 
 use meshtrace_model::{Span, Value};
 
@@ -89,9 +90,88 @@ pub struct IstioRequest<'a> {
     /// The values of [`ISTIO_LABELS`], in that order; `grpc_response_status` is empty for a
     /// request that is not gRPC (the label is then absent, as in Prometheus).
     pub labels: [Cow<'a, str>; 25],
+    pub numbers: RequestNumbers,
+}
+
+/// What one request adds to its label set's histograms.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RequestNumbers {
     pub duration_ms: f64,
     pub request_bytes: u64,
     pub response_bytes: u64,
+}
+
+impl RequestNumbers {
+    pub fn of(span: &Span, tags: &SpanTags<'_>) -> RequestNumbers {
+        RequestNumbers {
+            // µs to ms, keeping the fraction (Envoy rounds down to whole milliseconds).
+            duration_ms: span.duration as f64 / 1000.0,
+            request_bytes: size(tags.request_size),
+            response_bytes: size(tags.response_size),
+        }
+    }
+}
+
+/// Everything a request's label set is made from, borrowed from its span: equal inputs give
+/// equal labels, so whoever counts many spans can sum them per input and write the 25 labels
+/// once per distinct input ([`RequestInputs::labels`]) instead of once per span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestInputs<'a> {
+    reporter: Reporter,
+    source: Workload<'a>,
+    destination: Workload<'a>,
+    /// `destination_service`, `_name`, `_namespace`.
+    service: (&'a str, &'a str, &'a str),
+    /// None when the span has none, or one that is not a 1–3 digit code.
+    response_code: Option<Code<'a>>,
+    grpc_status: Option<Code<'a>>,
+    flags: &'a str,
+}
+
+/// Hashes the inputs that tell most requests apart, not all 20 strings: inputs that differ
+/// only elsewhere (a version, a cluster) share a hash and are told apart by `==`. A map of a
+/// batch's requests hashes each span once, so this is most of what keying by inputs costs.
+impl Hash for RequestInputs<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.reporter.hash(state);
+        self.source.name.hash(state);
+        self.destination.name.hash(state);
+        self.service.0.hash(state);
+        self.response_code.hash(state);
+        self.flags.hash(state);
+    }
+}
+
+/// A status code tag's value, as the span wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Code<'a> {
+    Text(&'a str),
+    Number(i64),
+}
+
+impl<'a> Code<'a> {
+    fn of(value: &'a Value) -> Option<Code<'a>> {
+        match value {
+            Value::Str(s) => Some(Code::Text(s.as_str())),
+            Value::I64(i) => Some(Code::Number(*i)),
+            _ => None,
+        }
+    }
+
+    fn text(self) -> Cow<'a, str> {
+        match self {
+            Code::Text(s) => Cow::Borrowed(s),
+            Code::Number(i) => Cow::Owned(i.to_string()),
+        }
+    }
+
+    /// An HTTP status as Istio writes it: one to three digits.
+    fn is_http_status(self) -> bool {
+        match self {
+            Code::Text(s) => (1..=3).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()),
+            Code::Number(i) => (0..=999).contains(&i),
+        }
+    }
 }
 
 /// Which end of the request the span's own proxy is, when it is an Istio proxy's span of a
@@ -138,60 +218,89 @@ pub fn istio_request<'a>(span: &'a Span, remote: Option<Workload<'a>>) -> Option
 pub fn istio_request_with<'a>(
     span: &'a Span,
     tags: &SpanTags<'a>,
-    (reporter, own): (Reporter, Proxy<'a>),
+    report: (Reporter, Proxy<'a>),
     remote: Option<Workload<'a>>,
 ) -> IstioRequest<'a> {
-    let other = remote.unwrap_or(Workload::UNKNOWN);
-    let (source, destination) = match reporter {
-        Reporter::Source => (own.workload, other),
-        Reporter::Destination => (other, own.workload),
-        Reporter::Waypoint => waypoint_ends(span),
-    };
-    let (service, service_name, service_namespace) = destination_service(span, tags);
-    let grpc = tags.grpc_status_code.and_then(as_text);
-    let protocol = if grpc.is_some() { "grpc" } else { "http" };
-    let response_code = tags
-        .http_status_code
-        .and_then(as_text)
-        .filter(|code| (1..=3).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit()))
-        .unwrap_or(Cow::Borrowed("0"));
-    let flags = tags.response_flags.filter(|f| !f.is_empty()).unwrap_or("-");
-    let labels = [
-        Cow::Borrowed(reporter.label()),
-        Cow::Borrowed(source.name),
-        Cow::Borrowed(source.namespace),
-        Cow::Borrowed(source.app),
-        Cow::Borrowed(source.version),
-        // Principals need the peer's certificate, which no span carries.
-        Cow::Borrowed(UNKNOWN),
-        Cow::Borrowed(source.cluster),
-        Cow::Borrowed(source.canonical_service),
-        Cow::Borrowed(source.canonical_revision),
-        Cow::Borrowed(destination.name),
-        Cow::Borrowed(destination.namespace),
-        Cow::Borrowed(destination.app),
-        Cow::Borrowed(destination.version),
-        Cow::Borrowed(UNKNOWN),
-        Cow::Borrowed(destination.cluster),
-        Cow::Borrowed(destination.canonical_service),
-        Cow::Borrowed(destination.canonical_revision),
-        service,
-        service_name,
-        service_namespace,
-        Cow::Borrowed(protocol),
-        response_code,
-        grpc.unwrap_or(Cow::Borrowed("")),
-        Cow::Borrowed(flags),
-        // Istio writes `unknown` for the source reporter; a destination's TLS mode is not in
-        // its span either.
-        Cow::Borrowed(UNKNOWN),
-    ];
     IstioRequest {
-        labels,
-        // µs to ms, keeping the fraction (Envoy rounds down to whole milliseconds).
-        duration_ms: span.duration as f64 / 1000.0,
-        request_bytes: size(tags.request_size),
-        response_bytes: size(tags.response_size),
+        labels: RequestInputs::of(span, tags, report, remote).labels(),
+        numbers: RequestNumbers::of(span, tags),
+    }
+}
+
+impl<'a> RequestInputs<'a> {
+    /// The inputs of the request an Istio proxy's span reports (see [`istio_request`]).
+    pub fn of(
+        span: &'a Span,
+        tags: &SpanTags<'a>,
+        (reporter, own): (Reporter, Proxy<'a>),
+        remote: Option<Workload<'a>>,
+    ) -> RequestInputs<'a> {
+        let other = remote.unwrap_or(Workload::UNKNOWN);
+        let (source, destination) = match reporter {
+            Reporter::Source => (own.workload, other),
+            Reporter::Destination => (other, own.workload),
+            Reporter::Waypoint => waypoint_ends(span),
+        };
+        RequestInputs {
+            reporter,
+            source,
+            destination,
+            service: destination_service(span, tags),
+            response_code: tags
+                .http_status_code
+                .and_then(Code::of)
+                .filter(|code| code.is_http_status()),
+            grpc_status: tags.grpc_status_code.and_then(Code::of),
+            flags: tags.response_flags.filter(|f| !f.is_empty()).unwrap_or("-"),
+        }
+    }
+
+    /// The values of [`ISTIO_LABELS`], in that order.
+    pub fn labels(&self) -> [Cow<'a, str>; 25] {
+        let RequestInputs {
+            reporter,
+            source,
+            destination,
+            service: (service, service_name, service_namespace),
+            response_code,
+            grpc_status,
+            flags,
+        } = *self;
+        let protocol = if grpc_status.is_some() {
+            "grpc"
+        } else {
+            "http"
+        };
+        [
+            Cow::Borrowed(reporter.label()),
+            Cow::Borrowed(source.name),
+            Cow::Borrowed(source.namespace),
+            Cow::Borrowed(source.app),
+            Cow::Borrowed(source.version),
+            // Principals need the peer's certificate, which no span carries.
+            Cow::Borrowed(UNKNOWN),
+            Cow::Borrowed(source.cluster),
+            Cow::Borrowed(source.canonical_service),
+            Cow::Borrowed(source.canonical_revision),
+            Cow::Borrowed(destination.name),
+            Cow::Borrowed(destination.namespace),
+            Cow::Borrowed(destination.app),
+            Cow::Borrowed(destination.version),
+            Cow::Borrowed(UNKNOWN),
+            Cow::Borrowed(destination.cluster),
+            Cow::Borrowed(destination.canonical_service),
+            Cow::Borrowed(destination.canonical_revision),
+            Cow::Borrowed(service),
+            Cow::Borrowed(service_name),
+            Cow::Borrowed(service_namespace),
+            Cow::Borrowed(protocol),
+            response_code.map_or(Cow::Borrowed("0"), Code::text),
+            grpc_status.map_or(Cow::Borrowed(""), Code::text),
+            Cow::Borrowed(flags),
+            // Istio writes `unknown` for the source reporter; a destination's TLS mode is not in
+            // its span either.
+            Cow::Borrowed(UNKNOWN),
+        ]
     }
 }
 
@@ -199,14 +308,11 @@ pub fn istio_request_with<'a>(
 /// from the upstream cluster (`outbound|9080||reviews.bookinfo.svc.cluster.local`, a waypoint's
 /// `inbound-vip|9080|http|…`), else the operation name Envoy gives the request
 /// (`reviews.bookinfo.svc.cluster.local:9080/*`), else the request's host, else `unknown`.
-fn destination_service<'a>(
-    span: &'a Span,
-    tags: &SpanTags<'a>,
-) -> (Cow<'a, str>, Cow<'a, str>, Cow<'a, str>) {
+fn destination_service<'a>(span: &'a Span, tags: &SpanTags<'a>) -> (&'a str, &'a str, &'a str) {
     let upstream = tags.upstream_cluster.unwrap_or("");
     if matches!(upstream, "PassthroughCluster" | "BlackHoleCluster") {
         let host = url_host(tags.http_url).unwrap_or(UNKNOWN);
-        return (host.into(), upstream.into(), UNKNOWN.into());
+        return (host, upstream, UNKNOWN);
     }
     let mut parts = upstream.split('|');
     let from_cluster = match (parts.next(), parts.next(), parts.next(), parts.next()) {
@@ -227,15 +333,15 @@ fn destination_service<'a>(
         .or_else(|| url_host(tags.http_url))
         .filter(|h| !h.is_empty());
     let Some(host) = host else {
-        return (UNKNOWN.into(), UNKNOWN.into(), UNKNOWN.into());
+        return (UNKNOWN, UNKNOWN, UNKNOWN);
     };
     // <name>.<namespace>.svc.<domain> names a Kubernetes service.
     let mut parts = host.split('.');
     match (parts.next(), parts.next(), parts.next()) {
         (Some(name), Some(namespace), Some("svc")) if !name.is_empty() && !namespace.is_empty() => {
-            (host.into(), name.into(), namespace.into())
+            (host, name, namespace)
         }
-        _ => (host.into(), host.into(), UNKNOWN.into()),
+        _ => (host, host, UNKNOWN),
     }
 }
 
@@ -247,15 +353,6 @@ fn url_host(url: Option<&str>) -> Option<&str> {
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let host = host.split(':').next()?;
     (!host.is_empty()).then_some(host)
-}
-
-/// A tag's value as text (strings as they are, integers written out).
-fn as_text(value: &Value) -> Option<Cow<'_, str>> {
-    match value {
-        Value::Str(s) => Some(Cow::Borrowed(s.as_str())),
-        Value::I64(i) => Some(Cow::Owned(i.to_string())),
-        _ => None,
-    }
 }
 
 /// A body size tag in bytes (0 when absent or not a number).

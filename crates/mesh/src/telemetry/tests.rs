@@ -91,9 +91,9 @@ fn a_sidecar_client_span_is_a_source_report() {
     let got = labels(&request);
     let got: Vec<(&str, &str)> = got.iter().map(|(n, v)| (*n, v.as_str())).collect();
     assert_eq!(got, expected);
-    assert_eq!(request.duration_ms, 12.345);
-    assert_eq!(request.response_bytes, 442);
-    assert_eq!(request.request_bytes, 0);
+    assert_eq!(request.numbers.duration_ms, 12.345);
+    assert_eq!(request.numbers.response_bytes, 442);
+    assert_eq!(request.numbers.request_bytes, 0);
 
     // Without the other end, the destination workload is unknown; the service is still known.
     let alone = istio_request(&client, None).unwrap();
@@ -237,4 +237,40 @@ fn grpc_passthrough_and_plain_spans() {
     let plain = span("GET /api", &[("span.kind", "server")]);
     assert!(istio_request(&plain, None).is_none());
     assert_eq!(ServiceKey::of(&plain).kind, SpanKind::Server);
+}
+
+fn with_status(code: Value) -> Span {
+    let mut span = productpage_client_to_reviews();
+    for kv in &mut span.tags {
+        if kv.key == "http.status_code" {
+            kv.value = code.clone();
+        }
+    }
+    span
+}
+
+fn inputs_of(span: &Span) -> RequestInputs<'_> {
+    let tags = SpanTags::of(span);
+    let report = reporter_of(&tags).unwrap();
+    RequestInputs::of(span, &tags, report, None)
+}
+
+#[test]
+fn a_status_code_as_a_number_is_written_as_istio_writes_it() {
+    // OpenTelemetry writes `http.status_code` as an integer, Zipkin as text: the same label.
+    let (number, text) = (
+        with_status(Value::I64(503)),
+        with_status(Value::Str("503".into())),
+    );
+    let labels_of_number = inputs_of(&number).labels();
+    assert_eq!(labels_of_number, inputs_of(&text).labels());
+    assert_eq!(labels_of_number[21], "503");
+    // Different inputs (a number, a text), so a caller summing per input merges by labels.
+    assert_ne!(inputs_of(&number), inputs_of(&text));
+    // Out of Istio's 1–3 digits: `0`, as for a hostile text.
+    for odd in [Value::I64(-1), Value::I64(1000), Value::I64(i64::MIN)] {
+        assert_eq!(inputs_of(&with_status(odd)).labels()[21], "0");
+    }
+    assert_eq!(inputs_of(&with_status(Value::I64(0))).labels()[21], "0");
+    assert_eq!(inputs_of(&with_status(Value::I64(7))).labels()[21], "7");
 }

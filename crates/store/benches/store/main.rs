@@ -4,8 +4,8 @@
 //! `cargo bench -p meshtrace-store --bench store` (env: SPANS, default 300000; CLIENTS, 4; ONLY,
 //! one part of the quick run: memory, durable, engine or ingest;
 //! METRICS, `both` (default: every ingest figure with the metrics derivation off and on, in the
-//! same run, alternating, ROUNDS times each — default 3, at most 2 for gRPC ingest — and the
-//! best of each kept, as the machines are noisy), `on` or `off`).
+//! same run, alternating, ROUNDS times each, default 3; the cost is reported from the best of
+//! each and as the median over the off/on pairs, as the machines are noisy), `on` or `off`).
 //! Spans are Istio-shaped: eight per trace, twenty string attributes each, like the sidecar
 //! spans of a Bookinfo request.
 //!

@@ -128,7 +128,7 @@ pub fn quick() {
     }
 
     let mut ingest_rates: Vec<(&str, bool, f64)> = Vec::new();
-    let ingest_rounds = rounds.min(2);
+    let ingest_rounds = rounds;
     for round in 0..ingest_rounds {
         for (i, metrics) in modes.iter().enumerate() {
             // The reads are measured once, on the last store written.

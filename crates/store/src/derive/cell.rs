@@ -8,7 +8,7 @@
 //! Cells add and subtract, so the same type holds a batch's delta, a bucket, and a series'
 //! total since the oldest bucket kept.
 
-use meshtrace_mesh::telemetry::{ISTIO_BUCKETS, IstioRequest};
+use meshtrace_mesh::telemetry::{ISTIO_BUCKETS, RequestNumbers};
 
 use super::sketch::Sketch;
 use crate::codec::CorruptError;
@@ -118,7 +118,7 @@ pub struct IstioCell {
 }
 
 impl IstioCell {
-    pub fn observe(&mut self, request: &IstioRequest<'_>) {
+    pub fn observe(&mut self, request: &RequestNumbers) {
         self.duration.observe(request.duration_ms);
         self.request_bytes.observe(request.request_bytes as f64);
         self.response_bytes.observe(request.response_bytes as f64);

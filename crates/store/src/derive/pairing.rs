@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use foldhash::fast::RandomState;
-use meshtrace_mesh::telemetry::{ISTIO_LABELS, IstioRequest, SpanTags, Workload};
+use meshtrace_mesh::telemetry::{ISTIO_LABELS, IstioRequest, RequestNumbers, SpanTags, Workload};
 use meshtrace_model::{SpanId, TraceId};
 
 use super::peers::OwnedWorkload;
@@ -132,9 +132,7 @@ pub struct Late {
     /// The bucket end (ms) its span counts in, fixed at its arrival.
     pub bucket: u64,
     labels: Arc<LabelText>,
-    duration_ms: f64,
-    request_bytes: u64,
-    response_bytes: u64,
+    numbers: RequestNumbers,
     /// The workload that answered it, once its server span came.
     pub callee: Option<Arc<OwnedWorkload>>,
 }
@@ -154,9 +152,7 @@ impl Late {
             deadline,
             bucket,
             labels,
-            duration_ms: request.duration_ms,
-            request_bytes: request.request_bytes,
-            response_bytes: request.response_bytes,
+            numbers: request.numbers,
             callee: None,
         }
     }
@@ -177,13 +173,8 @@ impl Late {
     }
 
     /// Its numbers, without labels (to add it to a cell of its label set).
-    pub fn numbers(&self) -> IstioRequest<'static> {
-        IstioRequest {
-            labels: std::array::from_fn(|_| Cow::Borrowed("")),
-            duration_ms: self.duration_ms,
-            request_bytes: self.request_bytes,
-            response_bytes: self.response_bytes,
-        }
+    pub fn numbers(&self) -> &RequestNumbers {
+        &self.numbers
     }
 
     /// The request as it is counted: its own labels, the callee's where it is known.
@@ -197,9 +188,7 @@ impl Late {
         });
         IstioRequest {
             labels,
-            duration_ms: self.duration_ms,
-            request_bytes: self.request_bytes,
-            response_bytes: self.response_bytes,
+            numbers: self.numbers,
         }
     }
 }
@@ -393,9 +382,11 @@ mod tests {
         labels[17] = Cow::Borrowed("reviews.bookinfo.svc.cluster.local");
         IstioRequest {
             labels,
-            duration_ms: 1.5,
-            request_bytes: 0,
-            response_bytes: 10,
+            numbers: RequestNumbers {
+                duration_ms: 1.5,
+                request_bytes: 0,
+                response_bytes: 10,
+            },
         }
     }
 

@@ -21,7 +21,8 @@ use std::time::Instant;
 
 use foldhash::fast::RandomState;
 use meshtrace_mesh::telemetry::{
-    Proxy, ProxyKind, Reporter, ServiceKey, SpanTags, Workload, istio_request_with, reporter_of,
+    Proxy, ProxyKind, Reporter, RequestInputs, RequestNumbers, ServiceKey, SpanTags, Workload,
+    istio_request_with, reporter_of,
 };
 use meshtrace_model::{Span, SpanId, TraceId};
 
@@ -197,14 +198,28 @@ pub fn find_ends<'a>(spans: &'a [Span], peers: &Mutex<Peers>, hold: Option<Hold<
     // The workload each server span's proxy was learned as (shared), to name a waiting
     // request's callee.
     let mut learned: Vec<Option<Arc<OwnedWorkload>>> = Vec::new();
+    // A batch mostly holds runs of spans of one proxy: its address is learned once per run.
+    let mut last: Option<(&str, Workload<'a>, Arc<OwnedWorkload>)> = None;
     for (at, (span, report)) in spans.iter().zip(&reports).enumerate() {
         if let Some((reporter, proxy)) = report
             && proxy.kind != ProxyKind::Waypoint
             && !proxy.ip.is_empty()
         {
-            let owned = peers.learn(proxy.ip, &proxy.workload);
+            let owned = match &last {
+                Some((ip, workload, owned)) if *ip == proxy.ip && *workload == proxy.workload => {
+                    Arc::clone(owned)
+                }
+                _ => {
+                    let owned = peers.learn(proxy.ip, &proxy.workload);
+                    last = Some((proxy.ip, proxy.workload, Arc::clone(&owned)));
+                    owned
+                }
+            };
+            // A client span of the batch finds its callee in the batch; one of a later batch
+            // finds it remembered.
             if *reporter == Reporter::Destination
                 && let Some(parent) = span.parent_span_id()
+                && !by_id.contains_key(&(span.trace_id, parent))
             {
                 peers.remember_callee(span.trace_id, parent, Arc::clone(&owned));
                 if hold.is_some() {
@@ -347,9 +362,14 @@ pub fn aggregate<'a>(
     step_ms: u64,
     (now_ms, oldest_ms): (u64, u64),
 ) -> Prepared<'a> {
-    type IstioKey<'k> = (u64, [Cow<'k, str>; 25]);
-    let mut istio: HashMap<IstioKey<'a>, IstioCell, RandomState> = HashMap::default();
-    let mut service: HashMap<(u64, [&'a str; 4]), ServiceCell, RandomState> = HashMap::default();
+    // Spans are summed per bucket and per what their labels are made of (a handful of
+    // borrowed strings); the 25 labels are written once per distinct key below, not per span.
+    let expected = spans.len().min(64);
+    let mut by_inputs: HashMap<(u64, RequestInputs<'a>), usize, RandomState> =
+        HashMap::with_capacity_and_hasher(expected, RandomState::default());
+    let mut cells: Vec<IstioCell> = Vec::with_capacity(expected);
+    let mut service: HashMap<(u64, [&'a str; 4]), ServiceCell, RandomState> =
+        HashMap::with_capacity_and_hasher(expected, RandomState::default());
     let mut prepared = Prepared::default();
     let spans_ends = spans
         .iter()
@@ -387,11 +407,27 @@ pub fn aggregate<'a>(
             Remote::Known(owned) => Some(owned.view()),
             Remote::Held => continue,
         };
-        let request = istio_request_with(span, tags, *report, remote);
-        istio
-            .entry((bucket, request.labels.clone()))
-            .or_default()
-            .observe(&request);
+        let inputs = RequestInputs::of(span, tags, *report, remote);
+        let at = *by_inputs.entry((bucket, inputs)).or_insert_with(|| {
+            cells.push(IstioCell::default());
+            cells.len().saturating_sub(1)
+        });
+        if let Some(cell) = cells.get_mut(at) {
+            cell.observe(&RequestNumbers::of(span, tags));
+        }
+    }
+    // Different inputs may still give the same labels (a status code written as text by one
+    // span and as a number by another): the label sets are merged.
+    type IstioKey<'k> = (u64, [Cow<'k, str>; 25]);
+    let mut istio: HashMap<IstioKey<'a>, IstioCell, RandomState> =
+        HashMap::with_capacity_and_hasher(by_inputs.len(), RandomState::default());
+    for ((bucket, inputs), at) in by_inputs {
+        if let Some(cell) = cells.get(at) {
+            istio
+                .entry((bucket, inputs.labels()))
+                .or_default()
+                .add(cell);
+        }
     }
     // Requests that waited with one shared label text and callee, in one bucket, are summed
     // first: their labels are hashed once.
@@ -407,7 +443,7 @@ pub fn aggregate<'a>(
             .entry((late.bucket, late.label_identity()))
             .or_insert_with(|| (late, IstioCell::default()))
             .1
-            .observe(&late.numbers());
+            .observe(late.numbers());
     }
     for ((bucket, _), (late, cell)) in late_groups {
         let request = late.request();
