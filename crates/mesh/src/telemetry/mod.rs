@@ -14,7 +14,6 @@ mod service;
 mod tags;
 
 use std::borrow::Cow;
-use std::hash::{Hash, Hasher};
 
 use meshtrace_model::{Span, Value};
 
@@ -115,7 +114,7 @@ impl RequestNumbers {
 /// Everything a request's label set is made from, borrowed from its span: equal inputs give
 /// equal labels, so whoever counts many spans can sum them per input and write the 25 labels
 /// once per distinct input ([`RequestInputs::labels`]) instead of once per span.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RequestInputs<'a> {
     reporter: Reporter,
     source: Workload<'a>,
@@ -126,20 +125,6 @@ pub struct RequestInputs<'a> {
     response_code: Option<Code<'a>>,
     grpc_status: Option<Code<'a>>,
     flags: &'a str,
-}
-
-/// Hashes the inputs that tell most requests apart, not all 20 strings: inputs that differ
-/// only elsewhere (a version, a cluster) share a hash and are told apart by `==`. A map of a
-/// batch's requests hashes each span once, so this is most of what keying by inputs costs.
-impl Hash for RequestInputs<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.reporter.hash(state);
-        self.source.name.hash(state);
-        self.destination.name.hash(state);
-        self.service.0.hash(state);
-        self.response_code.hash(state);
-        self.flags.hash(state);
-    }
 }
 
 /// A status code tag's value, as the span wrote it.
