@@ -99,46 +99,18 @@ impl Labels {
         self.filtered(|name| !(names.iter().any(|n| n == name) || drop_name && name == METRIC_NAME))
     }
 
-    /// An aggregation's group of these labels: only those named in `names` (`by`), or all but
-    /// those and the metric name (`without`).
-    pub(crate) fn grouping(&self, names: &[String], without: bool) -> Labels {
-        self.filtered(|name| in_group(name, names, without))
+    /// An aggregation's group of these labels: only those it names (`by`), or all but those and
+    /// the metric name (`without`).
+    pub(crate) fn grouping(&self, grouping: &GroupNames<'_>) -> Labels {
+        self.filtered(|name| grouping.keeps(name))
     }
 
     /// The pairs of [`Labels::grouping`], borrowed: a key to find a series' group by, so that a
-    /// group's label set is built once rather than once per series in it. The labels and the
-    /// grouping's names are both sorted, so one pass over the two finds the kept pairs (rather
-    /// than comparing every label name with every grouping name).
+    /// group's label set is built once rather than once per series in it.
     pub(crate) fn grouping_key<'a>(&'a self, grouping: &GroupNames<'_>) -> Vec<(&'a str, &'a str)> {
-        let names = &grouping.names;
-        let mut out = Vec::with_capacity(if grouping.without {
-            self.len()
-        } else {
-            names.len()
-        });
-        let mut at = 0usize;
-        for (name, value) in self.iter() {
-            let mut named = false;
-            while let Some(&n) = names.get(at) {
-                match n.cmp(name) {
-                    std::cmp::Ordering::Less => at = at.saturating_add(1),
-                    std::cmp::Ordering::Equal => {
-                        named = true;
-                        break;
-                    }
-                    std::cmp::Ordering::Greater => break,
-                }
-            }
-            let keep = if grouping.without {
-                !(named || name == METRIC_NAME)
-            } else {
-                named
-            };
-            if keep {
-                out.push((name, value));
-            }
-        }
-        out
+        self.iter()
+            .filter(|(name, _)| grouping.keeps(name))
+            .collect()
     }
 
     /// These labels with `name` set to `value`, or removed when `value` is empty.
@@ -185,9 +157,8 @@ impl Labels {
     }
 }
 
-/// Whether an aggregation grouping `by` (or `without`) `names` keeps the label `name`.
-/// An aggregation's `by` or `without` names, sorted and without repeats, for
-/// [`Labels::grouping_key`].
+/// An aggregation's `by` or `without` names, sorted and without repeats: a label is looked up
+/// by binary search rather than compared with every name.
 pub(crate) struct GroupNames<'a> {
     names: Vec<&'a str>,
     without: bool,
@@ -200,14 +171,15 @@ impl<'a> GroupNames<'a> {
         names.dedup();
         GroupNames { names, without }
     }
-}
 
-fn in_group(name: &str, names: &[String], without: bool) -> bool {
-    let named = names.iter().any(|n| n == name);
-    if without {
-        !(named || name == METRIC_NAME)
-    } else {
-        named
+    /// Whether the aggregation keeps the label `name` in a series' group.
+    pub fn keeps(&self, name: &str) -> bool {
+        let named = self.names.binary_search(&name).is_ok();
+        if self.without {
+            !(named || name == METRIC_NAME)
+        } else {
+            named
+        }
     }
 }
 
@@ -300,13 +272,16 @@ pub(crate) mod tests {
             ("ns", "x"),
         ]);
         let names = vec!["code".to_string(), "missing".to_string()];
-        assert_eq!(series.grouping(&names, false), labels(&[("code", "200")]));
+        assert_eq!(
+            series.grouping(&GroupNames::new(&names, false)),
+            labels(&[("code", "200")])
+        );
         assert_eq!(
             series.grouping_key(&GroupNames::new(&names, false)),
             vec![("code", "200")]
         );
         assert_eq!(
-            series.grouping(&names, true),
+            series.grouping(&GroupNames::new(&names, true)),
             labels(&[("app", "a"), ("ns", "x")])
         );
         assert_eq!(

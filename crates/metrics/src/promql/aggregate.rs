@@ -44,7 +44,7 @@ pub(crate) fn eval(
             Entry::Occupied(entry) => group_of.push(*entry.get()),
             Entry::Vacant(entry) => {
                 entry.insert(next);
-                slots.push(collector.slot(s.labels.grouping(grouping, without)));
+                slots.push(collector.slot(s.labels.grouping(&names)));
                 group_of.push(next);
             }
         }
