@@ -1,4 +1,5 @@
-//! Durability of the derived metrics: they are written in the same batch as their spans, so
+//! Durability of the derived metrics: what a batch adds to them is written in the same batch as
+//! its spans (a delta record, replayed at open when no checkpoint took it in yet), so
 //! after the store is killed hard (SIGKILL) and started again, the metrics count exactly the
 //! spans that are there — every acknowledged one, and none that was lost.
 

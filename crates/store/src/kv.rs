@@ -40,10 +40,13 @@ pub enum Table {
     MetricSeries,
     /// family (1) | series ID (4) | bucket end ms (8) → what the series gathered in the bucket
     MetricCells,
+    /// write number (8, big-endian) → what the write added to the cells it touched, until a
+    /// checkpoint writes them whole (`derive/deltas.rs`)
+    MetricDeltas,
 }
 
 impl Table {
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 11] = [
         Table::Spans,
         Table::Processes,
         Table::ByService,
@@ -54,6 +57,7 @@ impl Table {
         Table::Archive,
         Table::MetricSeries,
         Table::MetricCells,
+        Table::MetricDeltas,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +72,7 @@ impl Table {
             Table::Archive => "archive",
             Table::MetricSeries => "metric_series",
             Table::MetricCells => "metric_cells",
+            Table::MetricDeltas => "metric_deltas",
         }
     }
 

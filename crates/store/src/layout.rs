@@ -6,6 +6,9 @@
 //!   added the indexed tags to the `by_service` entries (`codec/summary.rs`); an entry of
 //!   layout 2 is one without them, which layout 3 reads as such (its span is read for the
 //!   tags), so a layout-2 directory is migrated by rewriting this marker, nothing else.
+//!   Layout 4 added the `metric_deltas` table (`derive/deltas.rs`): a directory of layout 2
+//!   or 3 has no record to replay, so it is migrated the same way. A meshtrace of layout 3
+//!   refuses a layout-4 directory (it would not replay the records: silently lower metrics).
 //! - `meshtrace-acknowledged`: the number of the last write batch the engine acknowledged and
 //!   the next dictionary ID at that point, rewritten in place after every batch. It lives
 //!   outside the engine's journal on purpose: when the journal is truncated or emptied, the
@@ -23,13 +26,13 @@ use crate::StoreError;
 pub const LAYOUT_FILE: &str = "meshtrace-layout";
 pub const ACK_FILE: &str = "meshtrace-acknowledged";
 /// The layout this build writes and reads.
-pub const LAYOUT_VERSION: u32 = 3;
-/// The earlier layout this build migrates (in place: see the module's documentation).
-const MIGRATED_LAYOUT: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 4;
+/// The earlier layouts this build migrates (in place: see the module's documentation).
+const MIGRATED_LAYOUTS: [u32; 2] = [2, 3];
 /// The engine's own marker file (fjall), present in every directory it has opened.
 const ENGINE_MARKER: &str = "version";
 
-/// Checks that `dir` holds layout 3, migrates layout 2, or marks a new directory. Creates
+/// Checks that `dir` holds this layout, migrates an earlier one, or marks a new directory. Creates
 /// `dir` if needed.
 pub fn check_or_mark(dir: &Path) -> Result<(), StoreError> {
     let marker = dir.join(LAYOUT_FILE);
@@ -41,11 +44,11 @@ pub fn check_or_mark(dir: &Path) -> Result<(), StoreError> {
                 .and_then(|v| v.trim().parse::<u32>().ok());
             match version {
                 Some(LAYOUT_VERSION) => Ok(()),
-                Some(MIGRATED_LAYOUT) => {
+                Some(old) if MIGRATED_LAYOUTS.contains(&old) => {
                     write_marker(dir, &marker)?;
                     tracing::info!(
                         dir = %dir.display(),
-                        "migrated the data directory from store layout {MIGRATED_LAYOUT} to {LAYOUT_VERSION}: its older index entries are searched by reading their spans until they expire"
+                        "migrated the data directory from store layout {old} to {LAYOUT_VERSION}"
                     );
                     Ok(())
                 }
@@ -255,14 +258,21 @@ mod tests {
             error.contains("earlier meshtrace (store layout 1)"),
             "{error}"
         );
-        std::fs::write(old.join(LAYOUT_FILE), "meshtrace store layout 4\n").unwrap();
+        // A later layout is refused; the earlier ones are migrated.
+        std::fs::write(old.join(LAYOUT_FILE), "meshtrace store layout 5\n").unwrap();
         let error = check_or_mark(&old).unwrap_err().to_string();
-        assert!(error.contains("holds store layout 4"), "{error}");
-        std::fs::write(old.join(LAYOUT_FILE), "meshtrace store layout 2\n").unwrap();
-        check_or_mark(&old).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(old.join(LAYOUT_FILE)).unwrap(),
-            "meshtrace store layout 3\n"
-        );
+        assert!(error.contains("holds store layout 5"), "{error}");
+        for earlier in ["2", "3"] {
+            std::fs::write(
+                old.join(LAYOUT_FILE),
+                format!("meshtrace store layout {earlier}\n"),
+            )
+            .unwrap();
+            check_or_mark(&old).unwrap();
+            assert_eq!(
+                std::fs::read_to_string(old.join(LAYOUT_FILE)).unwrap(),
+                "meshtrace store layout 4\n"
+            );
+        }
     }
 }

@@ -199,7 +199,7 @@ fn a_layout_2_directory_is_migrated_and_searched_right() {
         let store = Store::open(&dir, LONG_TIME).unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.join("meshtrace-layout")).unwrap(),
-            "meshtrace store layout 3\n"
+            "meshtrace store layout 4\n"
         );
         // The old entries have no tag section: their spans are read for the tags.
         assert_eq!(
@@ -222,7 +222,7 @@ fn a_layout_2_directory_is_migrated_and_searched_right() {
             vec![0xa000, 0xa003, 0xb000]
         );
     }
-    // Opened again: layout 3 now, nothing lost.
+    // Opened again: the current layout now, nothing lost.
     let store = Store::open(&dir, LONG_TIME).unwrap();
     assert_eq!(
         ids(&store, &[("http.status_code", "503")]),

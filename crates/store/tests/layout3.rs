@@ -222,7 +222,7 @@ fn a_layout_3_directory_of_an_earlier_build_opens_and_is_searched_right() {
         let store = Store::open(&dir, LONG_TIME).unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.join("meshtrace-layout")).unwrap(),
-            "meshtrace store layout 3\n"
+            "meshtrace store layout 4\n"
         );
         check_fixture_searches(&store);
         // New traces beside the fixture's.

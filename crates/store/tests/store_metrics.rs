@@ -408,6 +408,7 @@ async fn tables_and_retention_passes_are_shown() {
         "archive",
         "metric_series",
         "metric_cells",
+        "metric_deltas",
     ] {
         sample(
             &text,

@@ -2,11 +2,12 @@
 //! latency, and for an Istio proxy's span the request Istio's telemetry would have counted
 //! (`meshtrace_mesh::telemetry`), summed in time buckets of `step` per label set.
 //!
-//! Durability: the cells a batch changes are written, whole, in the same engine batch as its
-//! spans (one journal, one acknowledgement), so after an acknowledged write and a crash the
+//! Durability: what a batch adds to the cells is written as one delta record in the same
+//! engine batch as its spans (one journal, one acknowledgement), and a checkpoint now and then
+//! writes the changed cells whole (`deltas.rs`), so after an acknowledged write and a crash the
 //! metrics of those spans are there. The state lock is held from adding a batch's deltas to
-//! queueing its write, so a later value of a cell always lands after an earlier one. A write
-//! that fails is taken back out of the cells (and the corrected cells written again).
+//! queueing its write, so writes and checkpoints land in the order they changed the cells. A
+//! write that fails is taken back out of the cells (and the corrected cells written again).
 //!
 //! A client span whose callee is not known yet is counted later (`pairing.rs`): with the batch
 //! that brings its server span, when its wait is over, or at a clean close ([`crate::Store::flush`]);
@@ -20,6 +21,7 @@
 //! family | id (4) | bucket end ms (8) → cell. Cells are kept under the spans' retention.
 
 pub mod cell;
+mod deltas;
 mod pairing;
 mod peers;
 mod prepare;
@@ -33,6 +35,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
+
+use deltas::RecordWriter;
 
 use foldhash::fast::RandomState;
 use meshtrace_model::Span;
@@ -90,8 +94,21 @@ type CellKey = (Family, u32, u64);
 
 struct Resident {
     cell: Cell,
-    /// The write that last changed it.
-    seq: u64,
+    /// Changed since the checkpoint that last wrote it whole (or since it was read).
+    dirty: bool,
+    /// The checkpoint that last wrote it whole; 0 when its value is the engine's since it
+    /// was read or made.
+    saved: u64,
+}
+
+impl Resident {
+    fn new(cell: Cell) -> Resident {
+        Resident {
+            cell,
+            dirty: false,
+            saved: 0,
+        }
+    }
 }
 
 struct State {
@@ -105,6 +122,11 @@ struct State {
     /// Every Istio series' sum over the buckets kept.
     totals: HashMap<u32, IstioCell, RandomState>,
     next_seq: u64,
+    /// The delta records written since the last checkpoint, by write number.
+    records: Vec<u64>,
+    /// The last checkpoint's number, and when it was taken.
+    checkpoints: u64,
+    checkpointed_at: Instant,
 }
 
 pub struct Derivation {
@@ -116,8 +138,9 @@ pub struct Derivation {
     waiting: Mutex<Waiting>,
     pair_wait: Duration,
     state: Mutex<State>,
-    /// Every write numbered up to here has finished (committed, or failed and taken back).
-    resolved: AtomicU64,
+    /// Every checkpoint numbered up to here has finished (committed, or failed and its cells
+    /// marked changed again): a cell it wrote may be let go.
+    checkpoints_resolved: AtomicU64,
     too_old: AtomicU64,
     /// Counts the changes to the series, cells and totals (raised under the state lock before
     /// each one): a reduced read is reused only while it has not moved.
@@ -149,11 +172,18 @@ pub struct DerivationStats {
     pub memory: [(&'static str, usize); 4],
 }
 
-/// What one write added, to take back if it fails.
+/// What one write added, to take back if it fails, and the checkpoint queued after it.
 pub struct Applied {
-    seq: u64,
     deltas: Vec<(CellKey, Cell)>,
     new_series: Vec<(Family, u32)>,
+    checkpoint: Option<Checkpoint>,
+}
+
+/// A checkpoint queued: which records it deletes, to keep them if it fails.
+struct Checkpoint {
+    number: u64,
+    ticket: Ticket,
+    records: Vec<u64>,
 }
 
 /// family | id (4) | bucket end ms (8)
@@ -180,7 +210,7 @@ pub fn decode_cell(family: Family, value: &[u8]) -> Result<Cell, crate::codec::C
     }
 }
 
-fn empty(family: Family) -> Cell {
+pub(crate) fn empty(family: Family) -> Cell {
     match family {
         Family::Istio => Cell::Istio(Box::default()),
         Family::Service => Cell::Service(ServiceCell::default()),
@@ -241,6 +271,7 @@ impl Derivation {
             }
             Ok(true)
         })?;
+        deltas::recover(kv, &mut registry, &mut totals, damage)?;
         Ok(Derivation {
             step_ms,
             hasher,
@@ -255,8 +286,11 @@ impl Derivation {
                 step_ms,
                 totals,
                 next_seq: 1,
+                records: Vec::new(),
+                checkpoints: 0,
+                checkpointed_at: Instant::now(),
             }),
-            resolved: AtomicU64::new(0),
+            checkpoints_resolved: AtomicU64::new(0),
             too_old: AtomicU64::new(0),
             changes: AtomicU64::new(0),
             windows: source::cache::WindowCache::default(),
@@ -359,11 +393,11 @@ impl Derivation {
         let seq = state.next_seq;
         state.next_seq = seq.saturating_add(1);
         let mut applied = Applied {
-            seq,
             deltas: Vec::with_capacity(prepared.items.len()),
             new_series: Vec::new(),
+            checkpoint: None,
         };
-        let mut touched: Vec<CellKey> = Vec::with_capacity(prepared.items.len());
+        let mut record = RecordWriter::new();
         for item in prepared.items {
             let labels = item.labels.as_strs();
             let resolved = state
@@ -376,47 +410,82 @@ impl Derivation {
             let key = (item.family, resolved.id, item.bucket);
             // A bucket past what may be on disk alone: nothing to read first.
             if item.bucket > resolved.disk_max {
-                state.resident.entry(key).or_insert_with(|| Resident {
-                    cell: empty(item.family),
-                    seq: 0,
-                });
+                state
+                    .resident
+                    .entry(key)
+                    .or_insert_with(|| Resident::new(empty(item.family)));
             }
             let resident = state.resident_mut(kv, damage, key)?;
             resident.cell.add(&item.delta);
-            resident.seq = seq;
+            resident.dirty = true;
             if let Cell::Istio(delta) = &item.delta {
                 state.totals.entry(resolved.id).or_default().add(delta);
             }
-            touched.push(key);
+            record.push(key, &item.delta);
             applied.deltas.push((key, item.delta));
         }
-        touched.sort_unstable();
-        touched.dedup();
-        for key in &touched {
-            if let Some(resident) = state.resident.get(key) {
-                let (family, id, bucket) = *key;
-                ops.push(Op::Put(
-                    Table::MetricCells,
-                    cell_key(family, id, bucket),
-                    resident.cell.encode(),
-                ));
-            }
+        if !applied.deltas.is_empty() {
+            ops.push(Op::Put(
+                Table::MetricDeltas,
+                deltas::record_key(seq),
+                record.finish(),
+            ));
+            state.records.push(seq);
         }
         let ticket = writer.submit(ops)?;
+        if state.records.len() >= deltas::CHECKPOINT_RECORDS
+            || state.checkpointed_at.elapsed() >= deltas::CHECKPOINT_INTERVAL
+        {
+            applied.checkpoint = state.checkpoint(writer);
+        }
         self.evict(&mut state);
         Ok((ticket, applied))
+    }
+
+    /// Writes every changed cell whole now, and waits for it (before a retention pass, and
+    /// at a clean close).
+    pub fn checkpoint_now(&self, writer: &GroupWriter) {
+        let checkpoint = self.lock().checkpoint(writer);
+        if let Some(checkpoint) = checkpoint {
+            self.checkpoint_done(checkpoint);
+        }
+    }
+
+    /// Waits for a checkpoint; when it failed, its cells count as changed again and its
+    /// records are kept for the next one.
+    fn checkpoint_done(&self, checkpoint: Checkpoint) {
+        let Checkpoint {
+            number,
+            ticket,
+            records,
+        } = checkpoint;
+        if let Err(error) = ticket.wait() {
+            tracing::error!(%error, "a checkpoint of the derived metrics failed; it is retried with the next one");
+            let mut state = self.lock();
+            for resident in state.resident.values_mut() {
+                if resident.saved == number {
+                    resident.dirty = true;
+                }
+            }
+            state.records.extend(records);
+        }
+        self.checkpoints_resolved
+            .fetch_max(number, Ordering::AcqRel);
     }
 
     /// After the write: on success its series entries are known to be on disk; on failure its
     /// deltas are taken back out, and the corrected cells are written again.
     pub fn finish(
         &self,
-        applied: Applied,
+        mut applied: Applied,
         committed: bool,
         kv: &dyn Kv,
         damage: &Damage,
         writer: &GroupWriter,
     ) {
+        if let Some(checkpoint) = applied.checkpoint.take() {
+            self.checkpoint_done(checkpoint);
+        }
         let mut state = if committed {
             self.lock()
         } else {
@@ -437,6 +506,7 @@ impl Derivation {
                 match state.resident_mut(kv, damage, *key) {
                     Ok(resident) => {
                         resident.cell.subtract(delta);
+                        resident.dirty = true;
                         let (family, id, bucket) = *key;
                         ops.push(Op::Put(
                             Table::MetricCells,
@@ -455,19 +525,18 @@ impl Derivation {
                 tracing::error!(%error, "the derived metrics of a failed write could not be corrected on disk");
             }
         }
-        self.resolved.fetch_max(applied.seq, Ordering::AcqRel);
     }
 
-    /// Lets go of cells that are on disk, oldest buckets first, down to 3/4 of the bound.
+    /// Lets go of cells that are on disk whole, oldest buckets first, down to 3/4 of the bound.
     fn evict(&self, state: &mut State) {
         if state.resident.len() <= MAX_RESIDENT {
             return;
         }
-        let resolved = self.resolved.load(Ordering::Acquire);
+        let resolved = self.checkpoints_resolved.load(Ordering::Acquire);
         let mut evictable: Vec<(u64, CellKey)> = state
             .resident
             .iter()
-            .filter(|(_, r)| r.seq <= resolved)
+            .filter(|(_, r)| !r.dirty && r.saved <= resolved)
             .map(|(key, _)| (key.2, *key))
             .collect();
         let excess = state
@@ -536,6 +605,54 @@ fn slot_bytes<K, V>(capacity: usize) -> usize {
 }
 
 impl State {
+    /// Queues the write of every changed cell, whole, with the deletion of the records they
+    /// now include; None when nothing changed or the writer is gone (the cells stay changed).
+    fn checkpoint(&mut self, writer: &GroupWriter) -> Option<Checkpoint> {
+        self.checkpointed_at = Instant::now();
+        if self.records.is_empty() {
+            return None;
+        }
+        let number = self.checkpoints.saturating_add(1);
+        let records = std::mem::take(&mut self.records);
+        let mut ops: Vec<Op> = records
+            .iter()
+            .map(|seq| Op::Delete(Table::MetricDeltas, deltas::record_key(*seq)))
+            .collect();
+        let mut written = Vec::new();
+        for (&(family, id, bucket), resident) in &mut self.resident {
+            if resident.dirty {
+                ops.push(Op::Put(
+                    Table::MetricCells,
+                    cell_key(family, id, bucket),
+                    resident.cell.encode(),
+                ));
+                written.push((family, id, bucket));
+                resident.dirty = false;
+                resident.saved = number;
+            }
+        }
+        match writer.submit(ops) {
+            Ok(ticket) => {
+                self.checkpoints = number;
+                Some(Checkpoint {
+                    number,
+                    ticket,
+                    records,
+                })
+            }
+            Err(error) => {
+                tracing::error!(%error, "a checkpoint of the derived metrics could not be queued");
+                for key in written {
+                    if let Some(resident) = self.resident.get_mut(&key) {
+                        resident.dirty = true;
+                    }
+                }
+                self.records = records;
+                None
+            }
+        }
+    }
+
     /// About how many bytes the resident cells take: their slots and what they point to.
     fn resident_bytes(&self) -> usize {
         let heap = self.resident.values().fold(0usize, |bytes, r| {
@@ -572,7 +689,7 @@ impl State {
                     }
                     None => empty(family),
                 };
-                Ok(entry.insert(Resident { cell, seq: 0 }))
+                Ok(entry.insert(Resident::new(cell)))
             }
         }
     }

@@ -28,6 +28,9 @@ impl Derivation {
         writer: &GroupWriter,
         cutoff_ms: u64,
     ) -> Result<usize, StoreError> {
+        // The cells on disk whole first: no record written before the pass then names a cell
+        // or series it removes.
+        self.checkpoint_now(writer);
         let candidates = self.lock().registry.starting_by(cutoff_ms);
         let mut removed: usize = 0;
         for chunk in candidates.chunks(CHUNK) {

@@ -187,6 +187,9 @@ impl Store {
         if let Err(error) = self.derive_waiting(true) {
             tracing::error!(%error, "the metrics of client spans waiting for their server span could not be written");
         }
+        if let Some(derive) = &self.derive {
+            derive.checkpoint_now(&self.writer);
+        }
         self.writer.close();
         self.kv.flush()
     }
