@@ -7,7 +7,8 @@
 //! same run, alternating, ROUNDS times each, default 3; the cost is reported from the best of
 //! each and as the median over the off/on pairs, as the machines are noisy), `on` or `off`).
 //! Spans are Istio-shaped: eight per trace, twenty string attributes each, like the sidecar
-//! spans of a Bookinfo request.
+//! spans of a Bookinfo request through a mesh of 16 pods (WORKLOAD=random-pods: every span
+//! claims a pod, IPs and request ID of its own, the workload before 2026-12-01).
 //!
 //! Three runs, one module each: [`quick`] (always), [`sustained`] (SUSTAIN_SECS > 0) and
 //! [`at_scale`] (QUERY_SPANS > 0, with [`derived_scale`]); [`workload`] makes the spans, [`measure`] holds what they
