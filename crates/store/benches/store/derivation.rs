@@ -52,9 +52,14 @@ pub fn best(rates: &[(&str, bool, f64)], label: &str, metrics: bool) -> Option<f
 /// of each, and — the figure that stands on a shared machine, whose speed drifts between runs
 /// — the median of the costs of each off run and the on run right after it.
 pub fn report_cost(what: &str, rates: &[(&str, bool, f64)], label: &str) {
+    report_cost_of(what, "throughput", rates, label);
+}
+
+/// [`report_cost`] of any higher-is-better figure (`of`: what it is).
+pub fn report_cost_of(what: &str, of: &str, rates: &[(&str, bool, f64)], label: &str) {
     if let (Some(off), Some(on)) = (best(rates, label, false), best(rates, label, true)) {
         println!(
-            "{what}: the metrics derivation costs {:.1}% of throughput (best of each)",
+            "{what}: the metrics derivation costs {:.1}% of {of} (best of each)",
             100.0 * (off - on) / off
         );
     }
@@ -72,10 +77,15 @@ pub fn report_cost(what: &str, rates: &[(&str, bool, f64)], label: &str) {
         .collect();
     if costs.len() > 1 {
         costs.sort_by(f64::total_cmp);
-        let median = costs[costs.len() / 2];
+        let half = costs.len() / 2;
+        let median = if costs.len() % 2 == 0 {
+            (costs[half - 1] + costs[half]) / 2.0
+        } else {
+            costs[half]
+        };
         let listed: Vec<String> = costs.iter().map(|c| format!("{c:.1}")).collect();
         println!(
-            "{what}: the metrics derivation costs {median:.1}% of throughput (median of {} off/on pairs: {} %)",
+            "{what}: the metrics derivation costs {median:.1}% of {of} (median of {} off/on pairs: {} %)",
             costs.len(),
             listed.join(", ")
         );

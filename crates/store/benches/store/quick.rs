@@ -13,7 +13,7 @@ use prost::Message;
 
 use crate::at_scale::report_search;
 use crate::derivation::{
-    best, metrics_modes, on_off, report_cost, report_series, rounds, store_options,
+    best, metrics_modes, on_off, report_cost, report_cost_of, report_series, rounds, store_options,
 };
 use crate::measure::{Exporter, percentile, status_kib, trace_latencies};
 use crate::workload::{BATCH, SPANS_PER_TRACE, workload};
@@ -133,8 +133,9 @@ pub fn quick() {
         for (i, metrics) in modes.iter().enumerate() {
             // The reads are measured once, on the last store written.
             let report = round + 1 == ingest_rounds && i + 1 == modes.len();
-            let rate = ingest(&encoded, &trace_ids, clients, *metrics, report);
+            let (rate, per_cpu_second) = ingest(&encoded, &trace_ids, clients, *metrics, report);
             ingest_rates.push(("ingest", *metrics, rate));
+            ingest_rates.push(("ingest cpu", *metrics, per_cpu_second));
         }
     }
     for metrics in &modes {
@@ -147,17 +148,26 @@ pub fn quick() {
         );
     }
     report_cost("ingest, OTLP/gRPC", &ingest_rates, "ingest");
+    // The same runs' CPU (the whole process: server and clients): steadier than the rate on a
+    // machine whose speed drifts, since it does not count the time the process waited.
+    report_cost_of(
+        "ingest, OTLP/gRPC",
+        "spans per CPU second",
+        &ingest_rates,
+        "ingest cpu",
+    );
 }
 
 /// Ingest over OTLP/gRPC into a durable store served on loopback; then, with `report`, disk,
-/// trace-by-ID and search figures of that store. Returns spans per second.
+/// trace-by-ID and search figures of that store. Returns spans per second, and per second of
+/// the process's CPU time (user and system) over the same interval.
 fn ingest(
     encoded: &[Vec<u8>],
     trace_ids: &[TraceId],
     clients: usize,
     metrics: bool,
     report: bool,
-) -> f64 {
+) -> (f64, f64) {
     let spans = trace_ids.len() * SPANS_PER_TRACE;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open_with(dir.path(), &store_options(metrics)).unwrap());
@@ -178,6 +188,7 @@ fn ingest(
                 .collect(),
         );
         let started = Instant::now();
+        let cpu_before = cpu_seconds();
         let mut tasks = Vec::new();
         for client in 0..clients {
             let encoded = encoded.clone();
@@ -192,8 +203,9 @@ fn ingest(
             task.await.unwrap();
         }
         let rate = spans as f64 / started.elapsed().as_secs_f64();
+        let per_cpu_second = spans as f64 / (cpu_seconds() - cpu_before).max(1e-3);
         server.stop().await.unwrap();
-        rate
+        (rate, per_cpu_second)
     });
     store.flush().unwrap();
     if !report {
@@ -229,4 +241,23 @@ fn ingest(
         report_series(&store);
     }
     ingest_rate
+}
+
+/// The process's CPU time so far, user and system, in seconds (`/proc/self/stat`, in the
+/// kernel's 100 Hz ticks).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name (which may hold spaces) start at the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15 of the line; the first after the name is field 3.
+    let ticks = |at: usize| {
+        fields
+            .get(at)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
