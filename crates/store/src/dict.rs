@@ -35,9 +35,13 @@ struct Entry {
     committed: bool,
 }
 
+/// Keyed per process (the strings come from clients): fast, and not a hash a client can
+/// aim collisions at without knowing the key.
+type Hasher = foldhash::fast::RandomState;
+
 #[derive(Default)]
 struct Inner {
-    ids: HashMap<Arc<str>, u32>,
+    ids: HashMap<Arc<str>, u32, Hasher>,
     /// By ID; None for an ID whose entry was lost (or never written).
     strings: Vec<Option<Entry>>,
     /// The next ID to hand out (at least `strings.len()`).
@@ -45,7 +49,7 @@ struct Inner {
     /// Bytes of text held.
     bytes: u64,
     /// Distinct values interned so far, per key ID (reset at restart: a bound, not a census).
-    values_per_key: HashMap<u32, u32>,
+    values_per_key: HashMap<u32, u32, Hasher>,
 }
 
 pub struct Dictionary {
