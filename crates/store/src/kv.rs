@@ -107,6 +107,10 @@ pub trait Kv: Send + Sync {
     fn disk_bytes(&self) -> u64;
     /// Bytes used on disk by each table.
     fn table_bytes(&self) -> Vec<(&'static str, u64)>;
+    /// What the engine holds in memory and on its journal (all zero in memory).
+    fn engine_memory(&self) -> EngineMemory {
+        EngineMemory::default()
+    }
     /// Makes everything written durable (used at shutdown).
     fn flush(&self) -> Result<(), StoreError>;
     /// Writes memtables out and compacts, so that disk use is what it settles to (benchmarks).
@@ -115,6 +119,20 @@ pub trait Kv: Send + Sync {
     fn recovery(&self) -> Recovery {
         Recovery::default()
     }
+}
+
+/// The engine's own use of memory and journal, for the store's `/metrics`: what lets an operator
+/// tell the engine's share of the resident memory from the rest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineMemory {
+    /// Bytes in memtables (the active and the sealed ones waiting to be written out).
+    pub memtable_bytes: u64,
+    /// Bytes in the block cache.
+    pub cache_bytes: u64,
+    /// Bytes of journal on disk not yet superseded by written-out segments.
+    pub journal_bytes: u64,
+    /// Sealed memtables waiting to be written out.
+    pub pending_flushes: u64,
 }
 
 /// What opening a data directory found: whether the engine's journal still holds every batch
@@ -216,6 +234,9 @@ impl FjallKv {
         // compressed journal: it is written once per span and was the larger half of the I/O.
         let db = fjall::Database::builder(dir)
             .cache_size(32 << 20)
+            // The engine's default of one worker per core is kept: with one worker, a memtable
+            // is only sealed when that worker is between compactions, and the memtables grew to
+            // 1.1 GB in a sustained ingest (docs/PERFORMANCE.md, 2026-12-01).
             .journal_compression(fjall::CompressionType::Lz4)
             .open()?;
         // Compress every level (the engine's default leaves the first two uncompressed) in
@@ -301,6 +322,15 @@ impl Kv for FjallKv {
             .zip(&self.tables)
             .map(|(t, keyspace)| (t.name(), keyspace.disk_space()))
             .collect()
+    }
+
+    fn engine_memory(&self) -> EngineMemory {
+        EngineMemory {
+            memtable_bytes: self.db.write_buffer_size(),
+            cache_bytes: self.db.cache_size(),
+            journal_bytes: self.db.journal_disk_space().unwrap_or(0),
+            pending_flushes: self.db.outstanding_flushes() as u64,
+        }
     }
 
     fn flush(&self) -> Result<(), StoreError> {

@@ -46,7 +46,7 @@ pub use engine::{
     ARCHIVE_MAX_TRACE_BYTES, ARCHIVE_MAX_TRACES, ArchiveError, DEFAULT_DICTIONARY_MAX_ENTRIES,
     Store, StoreOptions,
 };
-pub use kv::{FjallKv, Kv, MemoryKv, Op, Recovery, Table};
+pub use kv::{EngineMemory, FjallKv, Kv, MemoryKv, Op, Recovery, Table};
 pub use query::{DependencyLink, Operation, TraceQuery, TraceSummary, summarize};
 
 #[derive(Debug, thiserror::Error)]

@@ -89,6 +89,31 @@ pub fn registry(store: &Store) -> Registry {
         "Bytes each table of the engine uses on disk (its written-out segments; none in memory)",
         tables,
     );
+    let engine = store.engine_memory();
+    let memory = Family::<[(&'static str, &'static str); 1], Gauge>::default();
+    for (part, bytes) in [
+        ("memtables", engine.memtable_bytes),
+        ("block_cache", engine.cache_bytes),
+    ] {
+        memory
+            .get_or_create(&[("part", part)])
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+    registry.register(
+        "meshtrace_store_engine_memory_bytes",
+        "Bytes the storage engine holds in memory, by part (memtables: written and not yet flushed to segments; block_cache: segment blocks kept for reads)",
+        memory,
+    );
+    registry.register(
+        "meshtrace_store_engine_journal_bytes",
+        "Bytes of the engine's journal on disk (replayed at the next open if the store stops now)",
+        gauge(engine.journal_bytes),
+    );
+    registry.register(
+        "meshtrace_store_engine_pending_flushes",
+        "Full memtables waiting to be written out as segments",
+        gauge(engine.pending_flushes),
+    );
     register_ingest(&mut registry, store);
     if let Some(derive) = store.derivation() {
         register_derivation(&mut registry, &derive.stats());

@@ -394,9 +394,20 @@ async fn tables_and_retention_passes_are_shown() {
         0.0
     );
     assert!(sample(&text, "meshtrace_store_retention_last_duration_seconds") > 0.0);
+    // What was written sits in memtables and the journal until written out.
+    let memtables = "meshtrace_store_engine_memory_bytes{part=\"memtables\"}";
+    let held = sample(&text, memtables);
+    assert!(held > 0.0, "{text}");
+    assert!(sample(&text, "meshtrace_store_engine_journal_bytes") > 0.0);
+    sample(
+        &text,
+        "meshtrace_store_engine_memory_bytes{part=\"block_cache\"}",
+    );
+    sample(&text, "meshtrace_store_engine_pending_flushes");
     // Every table is listed; once written out, the ones written hold bytes.
     store.compact().unwrap();
     let text = meshtrace_testkit::http::text(http.get(&metrics)).await;
+    assert!(sample(&text, memtables) < held, "{text}");
     for table in [
         "spans",
         "processes",

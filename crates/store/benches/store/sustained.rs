@@ -12,7 +12,7 @@ use crate::measure::{Exporter, status_kib};
 use crate::workload::workload;
 
 /// Runs a durable store server in this process (the child of `sustained`), on loopback ports,
-/// until its standard input closes; prints `ready <otlp-grpc address>`.
+/// until its standard input closes; prints `ready <otlp-grpc address> <query-http address>`.
 pub fn server_role() {
     let dir = std::env::var("MESHTRACE_BENCH_DIR").expect("MESHTRACE_BENCH_DIR");
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -26,7 +26,8 @@ pub fn server_role() {
         let listeners = Listeners::bind(&Addresses::ephemeral_loopback())
             .await
             .unwrap();
-        println!("ready {}", listeners.addresses().unwrap().otlp_grpc);
+        let addresses = listeners.addresses().unwrap();
+        println!("ready {} {}", addresses.otlp_grpc, addresses.query_http);
         let options = ServeOptions {
             jaeger_ui: None,
             max_body: 64 << 20,
@@ -98,22 +99,31 @@ pub fn sustained(seconds: u64) {
         &mut line,
     )
     .unwrap();
-    let addr = line
+    let (addr, query_http) = line
         .trim()
         .strip_prefix("ready ")
-        .expect("the server says where it listens")
-        .to_string();
+        .and_then(|rest| rest.split_once(' '))
+        .expect("the server says where it listens");
+    let (addr, query_http) = (addr.to_string(), query_http.to_string());
     let pid = child.id();
     let peak_rss = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let sampler = {
         let (peak_rss, sampling) = (peak_rss.clone(), sampling.clone());
         std::thread::spawn(move || {
+            // The peak, and the resident memory every 30 s: growth and plateau tell apart a
+            // bound being reached from memory that keeps growing.
+            let mut every_30s = Vec::new();
+            let started = Instant::now();
             while sampling.load(std::sync::atomic::Ordering::Relaxed) {
                 let kib = status_kib(&pid.to_string(), "VmRSS:");
                 peak_rss.fetch_max(kib, std::sync::atomic::Ordering::Relaxed);
+                if started.elapsed() >= Duration::from_secs(30 * (every_30s.len() as u64 + 1)) {
+                    every_30s.push(kib / 1024);
+                }
                 std::thread::sleep(Duration::from_millis(100));
             }
+            every_30s
         })
     };
     let pool = Arc::new(pool);
@@ -161,7 +171,8 @@ pub fn sustained(seconds: u64) {
     });
     let elapsed = started.elapsed().as_secs_f64();
     sampling.store(false, std::sync::atomic::Ordering::Relaxed);
-    sampler.join().unwrap();
+    let every_30s = sampler.join().unwrap();
+    let memory = runtime.block_on(server_memory(&query_http));
     drop(child.stdin.take());
     assert!(child.wait().unwrap().success());
     // Disk is not reported here: replayed batches differ only in their trace IDs and compress
@@ -171,4 +182,27 @@ pub fn sustained(seconds: u64) {
         sent as f64 / elapsed,
         peak_rss.load(std::sync::atomic::Ordering::Relaxed) / 1024,
     );
+    println!("  server RSS every 30 s (MiB): {every_30s:?}");
+    println!("  at the end, the server's /metrics on memory:\n{memory}");
+}
+
+/// The lines of the server's `/metrics` about memory and the engine's journal.
+async fn server_memory(query_http: &str) -> String {
+    let text = reqwest::get(format!("http://{query_http}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| {
+            !l.starts_with('#')
+                && (l.contains("memory_bytes")
+                    || l.contains("engine_")
+                    || l.contains("resident_cells")
+                    || l.contains("dictionary_bytes"))
+        })
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -25,7 +25,7 @@ use crate::derive::{Derivation, MetricsOptions, Prepared};
 use crate::dict::{Dictionary, DictionaryStats, Pending};
 use crate::group::GroupWriter;
 use crate::keys::{operation_key, parse_span_key, service_key, span_key};
-use crate::kv::{Kv, Op, Recovery, Table};
+use crate::kv::{EngineMemory, Kv, Op, Recovery, Table};
 use crate::stats::Stats;
 
 pub use crate::dict::DEFAULT_MAX_ENTRIES as DEFAULT_DICTIONARY_MAX_ENTRIES;
@@ -165,6 +165,11 @@ impl Store {
     /// Per-table disk use, for benchmarks.
     pub fn table_bytes(&self) -> Vec<(&'static str, u64)> {
         self.kv.table_bytes()
+    }
+
+    /// What the engine holds in memory and on its journal.
+    pub fn engine_memory(&self) -> EngineMemory {
+        self.kv.engine_memory()
     }
 
     /// What the open found of the journal.
