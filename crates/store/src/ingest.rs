@@ -253,9 +253,14 @@ fn encode_reply<M: Message + ToProtojson>(
     }
 }
 
+/// How far past the limit a body announced too large is still read, and dropped, before it is
+/// refused: a client still writing when the server closes the connection gets a broken pipe
+/// instead of the 413 and its message. A body announced larger still is refused unread.
+const DRAINED_PAST_LIMIT: u64 = 1 << 20;
+
 /// Reads the body, at most `max` bytes, and inflates it when it is gzip-encoded (again at
 /// most `max` bytes: a small bomb must not become a large allocation). A body announced larger
-/// than `max` is refused before any of it is read.
+/// than `max` is refused without being kept.
 pub(crate) async fn read_body(
     body: Body,
     headers: &HeaderMap,
@@ -263,7 +268,11 @@ pub(crate) async fn read_body(
 ) -> Result<Bytes, IngestError> {
     let max_u64 = u64::try_from(max).unwrap_or(u64::MAX);
     // The lower bound is the Content-Length when there is one.
-    if http_body::Body::size_hint(&body).lower() > max_u64 {
+    let announced = http_body::Body::size_hint(&body).lower();
+    if announced > max_u64 {
+        if announced <= max_u64.saturating_add(DRAINED_PAST_LIMIT) {
+            drain(body, announced).await;
+        }
         return Err(IngestError::TooLarge(max));
     }
     let raw = axum::body::to_bytes(body, max).await.map_err(|e| {
@@ -285,6 +294,21 @@ pub(crate) async fn read_body(
         other => Err(IngestError::UnsupportedMediaType(format!(
             "Content-Encoding `{other}` is not supported; send the body uncompressed or gzip-encoded"
         ))),
+    }
+}
+
+/// Reads and drops at most about `at_most` bytes of `body` (a read error ends it early).
+async fn drain(mut body: Body, at_most: u64) {
+    use http_body_util::BodyExt;
+    let mut read: u64 = 0;
+    while read < at_most {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                let len = frame.data_ref().map_or(0, Bytes::len);
+                read = read.saturating_add(u64::try_from(len).unwrap_or(u64::MAX));
+            }
+            _ => break,
+        }
     }
 }
 

@@ -124,16 +124,7 @@ pub fn recover(
             let cell = match merged.entry(*cell_at) {
                 std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
                 std::collections::hash_map::Entry::Vacant(entry) => {
-                    let stored = kv.get(Table::MetricCells, &cell_key(family, id, bucket))?;
-                    let cell = match stored.map(|v| decode_cell(family, &v)) {
-                        Some(Ok(cell)) => cell,
-                        Some(Err(error)) => {
-                            damage.record(DamageKind::UndecodableValue, "metric_cells", &error);
-                            super::empty(family)
-                        }
-                        None => super::empty(family),
-                    };
-                    entry.insert(cell)
+                    entry.insert(super::stored_cell(kv, damage, *cell_at)?)
                 }
             };
             cell.add(delta);

@@ -217,6 +217,21 @@ pub(crate) fn empty(family: Family) -> Cell {
     }
 }
 
+/// The cell stored at `key`; an empty one when none is stored or the stored one is damaged
+/// (counted, so that a damaged cell costs its counts, never the write).
+pub(crate) fn stored_cell(kv: &dyn Kv, damage: &Damage, key: CellKey) -> Result<Cell, StoreError> {
+    let (family, id, bucket) = key;
+    let stored = kv.get(Table::MetricCells, &cell_key(family, id, bucket))?;
+    Ok(match stored.map(|v| decode_cell(family, &v)) {
+        Some(Ok(cell)) => cell,
+        Some(Err(error)) => {
+            damage.record(DamageKind::UndecodableValue, "metric_cells", &error);
+            empty(family)
+        }
+        None => empty(family),
+    })
+}
+
 impl Derivation {
     /// Reads the label sets and the Istio totals back from `kv`.
     pub fn open(
@@ -671,7 +686,7 @@ impl State {
         damage: &Damage,
         key: CellKey,
     ) -> Result<&mut Resident, StoreError> {
-        let (family, id, bucket) = key;
+        let (_, _, bucket) = key;
         // Every cell made resident passes here (a new bucket is inserted just before).
         self.resident_newest = self.resident_newest.max(bucket);
         if bucket.checked_rem(self.step_ms) != Some(0) {
@@ -680,15 +695,7 @@ impl State {
         match self.resident.entry(key) {
             std::collections::hash_map::Entry::Occupied(entry) => Ok(entry.into_mut()),
             std::collections::hash_map::Entry::Vacant(entry) => {
-                let stored = kv.get(Table::MetricCells, &cell_key(family, id, bucket))?;
-                let cell = match stored.map(|v| decode_cell(family, &v)) {
-                    Some(Ok(cell)) => cell,
-                    Some(Err(error)) => {
-                        damage.record(DamageKind::UndecodableValue, "metric_cells", &error);
-                        empty(family)
-                    }
-                    None => empty(family),
-                };
+                let cell = stored_cell(kv, damage, key)?;
                 Ok(entry.insert(Resident::new(cell)))
             }
         }
