@@ -21,6 +21,7 @@
 //! family | id (4) | bucket end ms (8) → cell. Cells are kept under the spans' retention.
 
 pub mod cell;
+mod cells;
 mod deltas;
 mod pairing;
 mod peers;
@@ -36,6 +37,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use cells::{Checkpoint, Resident};
+pub use cells::{cell_key, decode_cell, parse_cell_key};
+pub(crate) use cells::{empty, stored_cell};
 use deltas::RecordWriter;
 
 use foldhash::fast::RandomState;
@@ -45,7 +49,7 @@ use crate::StoreError;
 use crate::damage::{Damage, DamageKind};
 use crate::group::{GroupWriter, Ticket};
 use crate::kv::{Kv, Op, Table};
-use cell::{Cell, IstioCell, ServiceCell};
+use cell::{Cell, IstioCell};
 use pairing::{Release, Waiting};
 use peers::Peers;
 pub use prepare::{Ends, Prepared};
@@ -91,25 +95,6 @@ impl Default for MetricsOptions {
 }
 
 type CellKey = (Family, u32, u64);
-
-struct Resident {
-    cell: Cell,
-    /// Changed since the checkpoint that last wrote it whole (or since it was read).
-    dirty: bool,
-    /// The checkpoint that last wrote it whole; 0 when its value is the engine's since it
-    /// was read or made.
-    saved: u64,
-}
-
-impl Resident {
-    fn new(cell: Cell) -> Resident {
-        Resident {
-            cell,
-            dirty: false,
-            saved: 0,
-        }
-    }
-}
 
 struct State {
     registry: Registry,
@@ -177,59 +162,6 @@ pub struct Applied {
     deltas: Vec<(CellKey, Cell)>,
     new_series: Vec<(Family, u32)>,
     checkpoint: Option<Checkpoint>,
-}
-
-/// A checkpoint queued: which records it deletes, to keep them if it fails.
-struct Checkpoint {
-    number: u64,
-    ticket: Ticket,
-    records: Vec<u64>,
-}
-
-/// family | id (4) | bucket end ms (8)
-pub fn cell_key(family: Family, id: u32, bucket: u64) -> Vec<u8> {
-    let mut key = series::entry_key(family, id);
-    key.extend_from_slice(&bucket.to_be_bytes());
-    key
-}
-
-pub fn parse_cell_key(key: &[u8]) -> Option<(Family, u32, u64)> {
-    let (head, bucket) = key.split_first_chunk::<5>()?;
-    let (family, id) = parse_entry_key(head)?;
-    Some((
-        family,
-        id,
-        u64::from_be_bytes(<[u8; 8]>::try_from(bucket).ok()?),
-    ))
-}
-
-pub fn decode_cell(family: Family, value: &[u8]) -> Result<Cell, crate::codec::CorruptError> {
-    match family {
-        Family::Istio => IstioCell::decode(value).map(|c| Cell::Istio(Box::new(c))),
-        Family::Service => ServiceCell::decode(value).map(Cell::Service),
-    }
-}
-
-pub(crate) fn empty(family: Family) -> Cell {
-    match family {
-        Family::Istio => Cell::Istio(Box::default()),
-        Family::Service => Cell::Service(ServiceCell::default()),
-    }
-}
-
-/// The cell stored at `key`; an empty one when none is stored or the stored one is damaged
-/// (counted, so that a damaged cell costs its counts, never the write).
-pub(crate) fn stored_cell(kv: &dyn Kv, damage: &Damage, key: CellKey) -> Result<Cell, StoreError> {
-    let (family, id, bucket) = key;
-    let stored = kv.get(Table::MetricCells, &cell_key(family, id, bucket))?;
-    Ok(match stored.map(|v| decode_cell(family, &v)) {
-        Some(Ok(cell)) => cell,
-        Some(Err(error)) => {
-            damage.record(DamageKind::UndecodableValue, "metric_cells", &error);
-            empty(family)
-        }
-        None => empty(family),
-    })
 }
 
 impl Derivation {
@@ -617,87 +549,4 @@ impl Derivation {
 /// Bytes of a hash table's slots: the pair and one control byte each.
 fn slot_bytes<K, V>(capacity: usize) -> usize {
     capacity.saturating_mul(std::mem::size_of::<(K, V)>().saturating_add(1))
-}
-
-impl State {
-    /// Queues the write of every changed cell, whole, with the deletion of the records they
-    /// now include; None when nothing changed or the writer is gone (the cells stay changed).
-    fn checkpoint(&mut self, writer: &GroupWriter) -> Option<Checkpoint> {
-        self.checkpointed_at = Instant::now();
-        if self.records.is_empty() {
-            return None;
-        }
-        let number = self.checkpoints.saturating_add(1);
-        let records = std::mem::take(&mut self.records);
-        let mut ops: Vec<Op> = records
-            .iter()
-            .map(|seq| Op::Delete(Table::MetricDeltas, deltas::record_key(*seq)))
-            .collect();
-        let mut written = Vec::new();
-        for (&(family, id, bucket), resident) in &mut self.resident {
-            if resident.dirty {
-                ops.push(Op::Put(
-                    Table::MetricCells,
-                    cell_key(family, id, bucket),
-                    resident.cell.encode(),
-                ));
-                written.push((family, id, bucket));
-                resident.dirty = false;
-                resident.saved = number;
-            }
-        }
-        match writer.submit(ops) {
-            Ok(ticket) => {
-                self.checkpoints = number;
-                Some(Checkpoint {
-                    number,
-                    ticket,
-                    records,
-                })
-            }
-            Err(error) => {
-                tracing::error!(%error, "a checkpoint of the derived metrics could not be queued");
-                for key in written {
-                    if let Some(resident) = self.resident.get_mut(&key) {
-                        resident.dirty = true;
-                    }
-                }
-                self.records = records;
-                None
-            }
-        }
-    }
-
-    /// About how many bytes the resident cells take: their slots and what they point to.
-    fn resident_bytes(&self) -> usize {
-        let heap = self.resident.values().fold(0usize, |bytes, r| {
-            bytes.saturating_add(match &r.cell {
-                Cell::Istio(_) => std::mem::size_of::<IstioCell>(),
-                Cell::Service(cell) => cell.latency.heap_bytes(),
-            })
-        });
-        slot_bytes::<CellKey, Resident>(self.resident.capacity()).saturating_add(heap)
-    }
-
-    /// The cell in memory, read from the engine first when it is not.
-    fn resident_mut(
-        &mut self,
-        kv: &dyn Kv,
-        damage: &Damage,
-        key: CellKey,
-    ) -> Result<&mut Resident, StoreError> {
-        let (_, _, bucket) = key;
-        // Every cell made resident passes here (a new bucket is inserted just before).
-        self.resident_newest = self.resident_newest.max(bucket);
-        if bucket.checked_rem(self.step_ms) != Some(0) {
-            self.resident_aligned = false;
-        }
-        match self.resident.entry(key) {
-            std::collections::hash_map::Entry::Occupied(entry) => Ok(entry.into_mut()),
-            std::collections::hash_map::Entry::Vacant(entry) => {
-                let cell = stored_cell(kv, damage, key)?;
-                Ok(entry.insert(Resident::new(cell)))
-            }
-        }
-    }
 }
