@@ -12,7 +12,10 @@ use std::sync::Arc;
 
 use crate::codec;
 use crate::dict::Dictionary;
-use crate::keys::{parse_any_service_key, parse_operation_key, parse_span_key, service_key};
+use crate::keys::{
+    SpanAt, parse_any_service_key, parse_arrival_span_key, parse_operation_key, parse_span_key,
+    parse_trace_arrival_key, service_key, stored_span_key, trace_arrival_key,
+};
 use crate::kv::{FjallKv, Kv, Recovery, Table};
 use crate::layout::AckRecord;
 use crate::{StoreError, dict};
@@ -25,7 +28,7 @@ pub struct CheckReport {
     /// Entries read, per table.
     pub checked: BTreeMap<&'static str, u64>,
     /// Problems by kind: how many, and the first few.
-    pub problems: BTreeMap<&'static str, (u64, Vec<String>)>,
+    pub problems: BTreeMap<String, (u64, Vec<String>)>,
     pub recovery: Recovery,
 }
 
@@ -34,8 +37,8 @@ impl CheckReport {
         !self.problems.is_empty()
     }
 
-    fn problem(&mut self, kind: &'static str, example: impl FnOnce() -> String) {
-        let entry = self.problems.entry(kind).or_default();
+    fn problem(&mut self, kind: impl Into<String>, example: impl FnOnce() -> String) {
+        let entry = self.problems.entry(kind.into()).or_default();
         entry.0 = entry.0.saturating_add(1);
         if entry.1.len() < EXAMPLES {
             entry.1.push(example());
@@ -89,8 +92,10 @@ pub fn check(dir: &Path) -> Result<CheckReport, StoreError> {
     check_journal(&mut report);
     let dict = check_dictionary(&kv, &mut report)?;
     let services = check_processes(&kv, &mut report)?;
-    check_spans(&kv, &dict, &services, &mut report)?;
+    check_spans(&kv, &dict, &services, Table::Spans, &mut report)?;
+    check_spans(&kv, &dict, &services, Table::SpansByArrival, &mut report)?;
     check_index(&kv, &mut report)?;
+    check_trace_arrivals(&kv, &mut report)?;
     check_lists(&kv, &mut report)?;
     Ok(report)
 }
@@ -179,24 +184,32 @@ fn check_processes(
     Ok(processes)
 }
 
+/// The spans of `table` (the trace-keyed one of layouts 2 to 4, or the arrival-ordered one).
 fn check_spans(
     kv: &FjallKv,
     dict: &Dictionary,
     processes: &HashMap<u64, Arc<meshtrace_model::Process>>,
+    table: Table,
     report: &mut CheckReport,
 ) -> Result<(), StoreError> {
     let placeholder = Arc::new(meshtrace_model::Process::default());
-    check_table(kv, Table::Spans, &[0xff; 33], report, |k, v, report| {
-        let Some((trace, start, span)) = parse_span_key(k) else {
-            report.problem("spans: key does not decode", || format!("{k:02x?}"));
+    let problem = |what: &str| format!("{}: {what}", table.name());
+    check_table(kv, table, &[0xff; 37], report, |k, v, report| {
+        let parsed = match table {
+            Table::Spans => parse_span_key(k).map(|(t, start, s)| (t, start, s, SpanAt::Keyed)),
+            _ => parse_arrival_span_key(k)
+                .map(|(second, t, start, s)| (t, start, s, SpanAt::Arrived(second))),
+        };
+        let Some((trace, start, span, at)) = parsed else {
+            report.problem(problem("key does not decode"), || format!("{k:02x?}"));
             return Ok(());
         };
-        let at = || format!("trace {trace} span {span}");
+        let at_text = || format!("trace {trace} span {span}");
         let process = codec::span_process_hash(v)
             .ok()
             .and_then(|hash| processes.get(&hash));
         if process.is_none() {
-            report.problem("spans: process missing", at);
+            report.problem(problem("process missing"), at_text);
         }
         let decoded = codec::decode_span(
             trace,
@@ -208,21 +221,31 @@ fn check_spans(
         );
         match decoded {
             Ok((_, 0)) => {}
-            Ok((_, lost)) => report.problem("spans: dictionary entries missing", || {
-                format!("{}: {lost} string(s)", at())
+            Ok((_, lost)) => report.problem(problem("dictionary entries missing"), || {
+                format!("{}: {lost} string(s)", at_text())
             }),
-            Err(e) => report.problem("spans: value does not decode", || format!("{}: {e}", at())),
+            Err(e) => report.problem(problem("value does not decode"), || {
+                format!("{}: {e}", at_text())
+            }),
         }
         if let Some(process) = process {
-            if kv
-                .get(
-                    Table::ByService,
-                    &service_key(&process.service_name, start, trace, span),
-                )?
-                .is_none()
-            {
-                report.problem("spans: not in the service index (not searchable)", at);
+            let indexed = service_key(&process.service_name, start, trace, span, at);
+            if kv.get(Table::ByService, &indexed)?.is_none() {
+                report.problem(
+                    problem("not in the service index (not searchable)"),
+                    at_text,
+                );
             }
+        }
+        if let SpanAt::Arrived(second) = at
+            && kv
+                .get(Table::TraceArrivals, &trace_arrival_key(trace, second))?
+                .is_none()
+        {
+            report.problem(
+                problem("not in trace_arrivals (not found by trace ID)"),
+                at_text,
+            );
         }
         Ok(())
     })
@@ -230,25 +253,42 @@ fn check_spans(
 
 fn check_index(kv: &FjallKv, report: &mut CheckReport) -> Result<(), StoreError> {
     check_table(kv, Table::ByService, &[0xff; 9], report, |k, v, report| {
-        let Some((service, start, trace, span)) = parse_any_service_key(k) else {
+        let Some((service, (start, trace, span, at))) = parse_any_service_key(k) else {
             report.problem("by_service: key does not decode", || format!("{k:02x?}"));
             return Ok(());
         };
-        let at = || {
+        let at_text = || {
             format!(
                 "{} trace {trace} span {span}",
                 String::from_utf8_lossy(service)
             )
         };
         if codec::decode_summary(v).is_err() {
-            report.problem("by_service: value does not decode", at);
+            report.problem("by_service: value does not decode", at_text);
         }
-        let span_key = crate::keys::span_key(trace, start, span);
-        if kv.get(Table::Spans, &span_key)?.is_none() {
-            report.problem("by_service: entry without its span", at);
+        let (table, span_key) = stored_span_key(at, trace, start, span);
+        if kv.get(table, &span_key)?.is_none() {
+            report.problem("by_service: entry without its span", at_text);
         }
         Ok(())
     })
+}
+
+fn check_trace_arrivals(kv: &FjallKv, report: &mut CheckReport) -> Result<(), StoreError> {
+    check_table(
+        kv,
+        Table::TraceArrivals,
+        &[0xff; 21],
+        report,
+        |k, _, report| {
+            if parse_trace_arrival_key(k).is_none() {
+                report.problem("trace_arrivals: key does not decode", || {
+                    format!("{k:02x?}")
+                });
+            }
+            Ok(())
+        },
+    )
 }
 
 fn check_lists(kv: &FjallKv, report: &mut CheckReport) -> Result<(), StoreError> {

@@ -1,16 +1,51 @@
-//! The layout of the keys (store layouts 2 and 3: layout 3 changed only the values of
+//! The layout of the keys (store layouts 2 to 5; layout 3 changed only the values of
 //! `by_service`, see `codec/summary.rs`). Every part taken from input (service, span
 //! kind, operation) is written as a length (LEB128 varint) followed by its bytes, so any byte,
 //! NUL included, can be in a name, and no key of one service can fall in the range of another:
 //! a varint is prefix-free, so `part(a)` is a prefix of `part(b)` only when `a == b`.
 //! (Layout 1 ended a service with a NUL byte, which a service name could contain; see issue 13.)
 //!
+//! Layout 5 stores spans in the order they arrive ([`arrival_span_key`]): a table written
+//! out from memory then holds keys later than every older table's, so the engine's compaction
+//! moves it down instead of merging it into the old data again and again (docs/STORE.md). A
+//! trace is found through [`trace_arrival_key`], one entry per second in which spans of it
+//! arrived, and a service-index entry ends with the arrival second of its span. Spans written
+//! by layouts 2 to 4 stay in the trace-keyed table ([`span_key`]) until they expire: an index
+//! entry without the arrival second points there ([`SpanAt::Keyed`]).
+//!
 //! Parsing is strict: a key that is not exactly what this module writes is reported as not
 //! decodable, never misread, and the caller skips it.
 
 use meshtrace_model::{SpanId, TraceId};
 
-/// trace ID (16) | start µs (8, big-endian) | span ID (8)
+use crate::kv::Table;
+
+/// Where a span is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanAt {
+    /// In the trace-keyed table of layouts 2 to 4.
+    Keyed,
+    /// In the arrival-ordered table of layout 5, under the second it arrived (Unix seconds).
+    Arrived(u32),
+}
+
+/// The table and key of a span stored at `at`.
+pub fn stored_span_key(
+    at: SpanAt,
+    trace_id: TraceId,
+    start: u64,
+    span_id: SpanId,
+) -> (Table, Vec<u8>) {
+    match at {
+        SpanAt::Keyed => (Table::Spans, span_key(trace_id, start, span_id)),
+        SpanAt::Arrived(second) => (
+            Table::SpansByArrival,
+            arrival_span_key(second, trace_id, start, span_id),
+        ),
+    }
+}
+
+/// Layouts 2 to 4: trace ID (16) | start µs (8, big-endian) | span ID (8)
 pub fn span_key(trace_id: TraceId, start: u64, span_id: SpanId) -> Vec<u8> {
     let mut key = Vec::with_capacity(32);
     key.extend_from_slice(&trace_id.to_bytes());
@@ -29,6 +64,60 @@ pub fn parse_span_key(key: &[u8]) -> Option<(TraceId, u64, SpanId)> {
         u64::from_be_bytes(*start),
         SpanId(u64::from_be_bytes(span)),
     ))
+}
+
+/// Layout 5: arrival second (4, big-endian) | trace ID (16) | start µs (8) | span ID (8)
+pub fn arrival_span_key(second: u32, trace_id: TraceId, start: u64, span_id: SpanId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(36);
+    key.extend_from_slice(&second.to_be_bytes());
+    key.extend_from_slice(&trace_id.to_bytes());
+    key.extend_from_slice(&start.to_be_bytes());
+    key.extend_from_slice(&span_id.to_bytes());
+    key
+}
+
+/// Reads a key written by [`arrival_span_key`]; None when it is not one.
+pub fn parse_arrival_span_key(key: &[u8]) -> Option<(u32, TraceId, u64, SpanId)> {
+    let (second, rest) = key.split_first_chunk::<4>()?;
+    let (trace, start, span) = parse_span_key(rest)?;
+    Some((u32::from_be_bytes(*second), trace, start, span))
+}
+
+/// The range of [`arrival_span_key`]s of one trace in one second: `[from, to)`.
+pub fn arrival_trace_range(second: u32, trace_id: TraceId) -> (Vec<u8>, Vec<u8>) {
+    let mut from = Vec::with_capacity(20);
+    from.extend_from_slice(&second.to_be_bytes());
+    from.extend_from_slice(&trace_id.to_bytes());
+    let to = prefix_end(&from).unwrap_or_else(|| vec![0xff; 21]);
+    (from, to)
+}
+
+/// `trace_arrivals`: trace ID (16) | arrival second (4, big-endian), with an empty value.
+pub fn trace_arrival_key(trace_id: TraceId, second: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(20);
+    key.extend_from_slice(&trace_id.to_bytes());
+    key.extend_from_slice(&second.to_be_bytes());
+    key
+}
+
+/// Reads a key written by [`trace_arrival_key`]; None when it is not one.
+pub fn parse_trace_arrival_key(key: &[u8]) -> Option<(TraceId, u32)> {
+    let (trace, rest) = key.split_first_chunk::<16>()?;
+    let second: [u8; 4] = rest.try_into().ok()?;
+    Some((
+        TraceId(u128::from_be_bytes(*trace)),
+        u32::from_be_bytes(second),
+    ))
+}
+
+/// The range of keys that start with the 16 bytes of `trace_id`: `[from, to)`.
+pub fn trace_range(trace_id: TraceId) -> (Vec<u8>, Vec<u8>) {
+    let from = trace_id.to_bytes().to_vec();
+    let to = match trace_id.0.checked_add(1) {
+        Some(next) => next.to_be_bytes().to_vec(),
+        None => vec![0xff; 17],
+    };
+    (from, to)
 }
 
 /// Appends one length-prefixed part.
@@ -77,41 +166,55 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// `by_service`: part(service) | start µs (8) | trace ID (16) | span ID (8)
-pub fn service_key(service: &str, start: u64, trace_id: TraceId, span_id: SpanId) -> Vec<u8> {
+/// `by_service`: part(service) | start µs (8) | trace ID (16) | span ID (8) | arrival second
+/// (4; layout 5 only: an entry without it is of a span in the trace-keyed table)
+pub fn service_key(
+    service: &str,
+    start: u64,
+    trace_id: TraceId,
+    span_id: SpanId,
+    at: SpanAt,
+) -> Vec<u8> {
     let mut key = service_prefix(service);
     key.extend_from_slice(&start.to_be_bytes());
     key.extend_from_slice(&trace_id.to_bytes());
     key.extend_from_slice(&span_id.to_bytes());
+    if let SpanAt::Arrived(second) = at {
+        key.extend_from_slice(&second.to_be_bytes());
+    }
     key
 }
 
-/// The (start, trace, span) of a `by_service` key that starts with `prefix`; None when the key
-/// is not one written by [`service_key`] for that prefix.
-pub fn parse_service_key(prefix: &[u8], key: &[u8]) -> Option<(u64, TraceId, SpanId)> {
-    let suffix = key.strip_prefix(prefix)?;
+/// What a `by_service` key says after its service: the span's start, trace, ID and where it is.
+pub type ServiceEntry = (u64, TraceId, SpanId, SpanAt);
+
+/// The entry of a `by_service` key that starts with `prefix`; None when the key is not one
+/// written by [`service_key`] for that prefix.
+pub fn parse_service_key(prefix: &[u8], key: &[u8]) -> Option<ServiceEntry> {
+    parse_service_suffix(key.strip_prefix(prefix)?)
+}
+
+fn parse_service_suffix(suffix: &[u8]) -> Option<ServiceEntry> {
     let (start, rest) = suffix.split_first_chunk::<8>()?;
     let (trace, rest) = rest.split_first_chunk::<16>()?;
-    let span: [u8; 8] = rest.try_into().ok()?;
+    let (span, rest) = rest.split_first_chunk::<8>()?;
+    let at = match rest.len() {
+        0 => SpanAt::Keyed,
+        4 => SpanAt::Arrived(u32::from_be_bytes(rest.try_into().ok()?)),
+        _ => return None,
+    };
     Some((
         u64::from_be_bytes(*start),
         TraceId(u128::from_be_bytes(*trace)),
-        SpanId(u64::from_be_bytes(span)),
+        SpanId(u64::from_be_bytes(*span)),
+        at,
     ))
 }
 
-/// The service, start, trace and span of any `by_service` key (for the data check).
-pub fn parse_any_service_key(key: &[u8]) -> Option<(&[u8], u64, TraceId, SpanId)> {
+/// The service and entry of any `by_service` key (for the data check).
+pub fn parse_any_service_key(key: &[u8]) -> Option<(&[u8], ServiceEntry)> {
     let (service, rest) = take_part(key)?;
-    let (start, rest) = rest.split_first_chunk::<8>()?;
-    let (trace, rest) = rest.split_first_chunk::<16>()?;
-    let span: [u8; 8] = rest.try_into().ok()?;
-    Some((
-        service,
-        u64::from_be_bytes(*start),
-        TraceId(u128::from_be_bytes(*trace)),
-        SpanId(u64::from_be_bytes(span)),
-    ))
+    Some((service, parse_service_suffix(rest)?))
 }
 
 /// `operations`: part(service) | part(span kind) | part(operation)
@@ -144,17 +247,26 @@ mod tests {
     #[test]
     fn a_service_never_shares_a_prefix_with_another() {
         let normal = service_prefix("normal");
-        let hostile = service_key("normal\0\0\0\0\0\0\0\0", 5, TraceId(1), SpanId(2));
+        let hostile = service_key(
+            "normal\0\0\0\0\0\0\0\0",
+            5,
+            TraceId(1),
+            SpanId(2),
+            SpanAt::Keyed,
+        );
         assert!(!hostile.starts_with(&normal));
         assert_eq!(parse_service_key(&normal, &hostile), None);
         let own = service_prefix("normal\0\0\0\0\0\0\0\0");
         assert_eq!(
             parse_service_key(&own, &hostile),
-            Some((5, TraceId(1), SpanId(2)))
+            Some((5, TraceId(1), SpanId(2), SpanAt::Keyed))
         );
         assert_eq!(
             parse_any_service_key(&hostile),
-            Some((&b"normal\0\0\0\0\0\0\0\0"[..], 5, TraceId(1), SpanId(2)))
+            Some((
+                &b"normal\0\0\0\0\0\0\0\0"[..],
+                (5, TraceId(1), SpanId(2), SpanAt::Keyed)
+            ))
         );
     }
 
@@ -175,6 +287,39 @@ mod tests {
         let span = span_key(TraceId(7), 8, SpanId(9));
         assert_eq!(parse_span_key(&span), Some((TraceId(7), 8, SpanId(9))));
         assert_eq!(parse_span_key(&span[1..]), None);
+    }
+
+    #[test]
+    fn arrival_keys_round_trip_and_order_by_arrival_first() {
+        let key = arrival_span_key(1_700_000_000, TraceId(7), 8, SpanId(9));
+        assert_eq!(
+            parse_arrival_span_key(&key),
+            Some((1_700_000_000, TraceId(7), 8, SpanId(9)))
+        );
+        assert_eq!(parse_arrival_span_key(&key[1..]), None);
+        // A later second sorts after every key of an earlier one, whatever the trace.
+        let later = arrival_span_key(1_700_000_001, TraceId(0), 0, SpanId(0));
+        let earlier = arrival_span_key(1_700_000_000, TraceId(u128::MAX), u64::MAX, SpanId(1));
+        assert!(earlier < later);
+        let (from, to) = arrival_trace_range(1_700_000_000, TraceId(7));
+        assert!(from.as_slice() <= key.as_slice() && key.as_slice() < to.as_slice());
+        let arrival = trace_arrival_key(TraceId(7), 12);
+        assert_eq!(parse_trace_arrival_key(&arrival), Some((TraceId(7), 12)));
+        assert_eq!(parse_trace_arrival_key(&arrival[..19]), None);
+        // An index entry says where its span is by its length; any other length is refused.
+        let prefix = service_prefix("s");
+        let arrived = service_key("s", 5, TraceId(1), SpanId(2), SpanAt::Arrived(12));
+        assert_eq!(
+            parse_service_key(&prefix, &arrived),
+            Some((5, TraceId(1), SpanId(2), SpanAt::Arrived(12)))
+        );
+        assert_eq!(
+            parse_service_key(&prefix, &arrived[..arrived.len() - 1]),
+            None
+        );
+        let mut longer = arrived.clone();
+        longer.push(0);
+        assert_eq!(parse_service_key(&prefix, &longer), None);
     }
 
     #[test]

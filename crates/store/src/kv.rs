@@ -19,12 +19,13 @@ const BATCH_KEY: &[u8] = b"batch";
 /// The tables; each is its own keyspace (an LSM tree) on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
-    /// trace ID (16) | start µs (8, big-endian) | span ID (8) → span
+    /// Layouts 2 to 4: trace ID (16) | start µs (8, big-endian) | span ID (8) → span; read until
+    /// its spans expire, never written by layout 5 (`keys.rs`)
     Spans,
     /// process hash (8) → process
     Processes,
-    /// part(service) | start µs (8) | trace ID (16) | span ID (8) → operation, duration, indexed
-    /// tags (`codec/summary.rs`)
+    /// part(service) | start µs (8) | trace ID (16) | span ID (8) | arrival second (4, layout 5)
+    /// → operation, duration, indexed tags (`codec/summary.rs`)
     ByService,
     /// service → last seen µs
     Services,
@@ -43,10 +44,15 @@ pub enum Table {
     /// write number (8, big-endian) → what the write added to the cells it touched, until a
     /// checkpoint writes them whole (`derive/deltas.rs`)
     MetricDeltas,
+    /// Layout 5: arrival second (4) | trace ID (16) | start µs (8) | span ID (8) → span
+    SpansByArrival,
+    /// Layout 5: trace ID (16) | arrival second (4) → nothing: the seconds a trace's spans
+    /// arrived in
+    TraceArrivals,
 }
 
 impl Table {
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 13] = [
         Table::Spans,
         Table::Processes,
         Table::ByService,
@@ -58,6 +64,8 @@ impl Table {
         Table::MetricSeries,
         Table::MetricCells,
         Table::MetricDeltas,
+        Table::SpansByArrival,
+        Table::TraceArrivals,
     ];
 
     pub fn name(self) -> &'static str {
@@ -73,6 +81,8 @@ impl Table {
             Table::MetricSeries => "metric_series",
             Table::MetricCells => "metric_cells",
             Table::MetricDeltas => "metric_deltas",
+            Table::SpansByArrival => "spans_by_arrival",
+            Table::TraceArrivals => "trace_arrivals",
         }
     }
 

@@ -9,6 +9,11 @@
 //!   Layout 4 added the `metric_deltas` table (`derive/deltas.rs`): a directory of layout 2
 //!   or 3 has no record to replay, so it is migrated the same way. A meshtrace of layout 3
 //!   refuses a layout-4 directory (it would not replay the records: silently lower metrics).
+//!   Layout 5 writes spans to the arrival-ordered `spans_by_arrival` table and notes each
+//!   trace's seconds in `trace_arrivals` (`keys.rs`); it still reads the trace-keyed `spans`
+//!   table of layouts 2 to 4, whose index entries it tells apart by their length, so those
+//!   are migrated by rewriting the marker too, and their spans expire as they would have. A
+//!   meshtrace of layout 4 refuses a layout-5 directory (it would not see the new spans).
 //! - `meshtrace-acknowledged`: the number of the last write batch the engine acknowledged and
 //!   the next dictionary ID at that point, rewritten in place after every batch. It lives
 //!   outside the engine's journal on purpose: when the journal is truncated or emptied, the
@@ -26,9 +31,9 @@ use crate::StoreError;
 pub const LAYOUT_FILE: &str = "meshtrace-layout";
 pub const ACK_FILE: &str = "meshtrace-acknowledged";
 /// The layout this build writes and reads.
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 /// The earlier layouts this build migrates (in place: see the module's documentation).
-const MIGRATED_LAYOUTS: [u32; 2] = [2, 3];
+const MIGRATED_LAYOUTS: [u32; 3] = [2, 3, 4];
 /// The engine's own marker file (fjall), present in every directory it has opened.
 const ENGINE_MARKER: &str = "version";
 
@@ -259,10 +264,10 @@ mod tests {
             "{error}"
         );
         // A later layout is refused; the earlier ones are migrated.
-        std::fs::write(old.join(LAYOUT_FILE), "meshtrace store layout 5\n").unwrap();
+        std::fs::write(old.join(LAYOUT_FILE), "meshtrace store layout 6\n").unwrap();
         let error = check_or_mark(&old).unwrap_err().to_string();
-        assert!(error.contains("holds store layout 5"), "{error}");
-        for earlier in ["2", "3"] {
+        assert!(error.contains("holds store layout 6"), "{error}");
+        for earlier in ["2", "3", "4"] {
             std::fs::write(
                 old.join(LAYOUT_FILE),
                 format!("meshtrace store layout {earlier}\n"),
@@ -271,7 +276,7 @@ mod tests {
             check_or_mark(&old).unwrap();
             assert_eq!(
                 std::fs::read_to_string(old.join(LAYOUT_FILE)).unwrap(),
-                "meshtrace store layout 4\n"
+                "meshtrace store layout 5\n"
             );
         }
     }

@@ -71,9 +71,12 @@ async fn spans_with_lost_processes_and_strings_are_served_and_reported() {
     let report = meshtrace_store::check::check(dir.path()).unwrap();
     assert!(report.is_damaged());
     let text = report.to_string();
-    assert!(text.contains("spans: process missing: 3"), "{text}");
     assert!(
-        text.contains("spans: dictionary entries missing: 3"),
+        text.contains("spans_by_arrival: process missing: 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("spans_by_arrival: dictionary entries missing: 3"),
         "{text}"
     );
 

@@ -222,9 +222,24 @@ fn a_layout_3_directory_of_an_earlier_build_opens_and_is_searched_right() {
         let store = Store::open(&dir, LONG_TIME).unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.join("meshtrace-layout")).unwrap(),
-            "meshtrace store layout 4\n"
+            "meshtrace store layout 5\n"
         );
         check_fixture_searches(&store);
+        // A span of a fixture trace written now: the trace is read from both tables.
+        let late = span(
+            0xc005,
+            54,
+            Some(51),
+            &process("productpage"),
+            "late",
+            DAY + 5 * 60_000_000 + 3_000,
+            1_000,
+            200,
+        );
+        store.write(&[late]).unwrap();
+        let trace = store.get_trace(TraceId(0xc005)).unwrap().unwrap();
+        let span_ids: Vec<u64> = trace.spans.iter().map(|s| s.span_id.0).collect();
+        assert_eq!(span_ids, vec![51, 52, 53, 54]);
         // New traces beside the fixture's.
         let mut later = fixture_traces();
         for span in &mut later {
@@ -248,11 +263,22 @@ fn a_layout_3_directory_of_an_earlier_build_opens_and_is_searched_right() {
         vec![0xc105, 0xc104, 0xc103, 0xc102, 0xc101, 0xc100, 0xc005]
     );
     assert!(store.get_trace(TraceId(0xc004)).unwrap().is_none());
+    assert_eq!(
+        store
+            .get_trace(TraceId(0xc005))
+            .unwrap()
+            .unwrap()
+            .spans
+            .len(),
+        4
+    );
     store.flush().unwrap();
     drop(store);
-    // The data check finds every span in the index and every entry with its span.
+    // The data check finds every span in the index and every entry with its span: the
+    // fixture's last trace in the trace-keyed table, the spans written since in the new one.
     let report = meshtrace_store::check::check(&dir).unwrap();
     assert!(!report.is_damaged(), "{report}");
-    assert_eq!(report.checked.get("spans"), Some(&21));
-    assert_eq!(report.checked.get("by_service"), Some(&21));
+    assert_eq!(report.checked.get("spans"), Some(&3));
+    assert_eq!(report.checked.get("spans_by_arrival"), Some(&19));
+    assert_eq!(report.checked.get("by_service"), Some(&22));
 }

@@ -8,6 +8,7 @@
 //! Every method blocks (the engine does file I/O); async callers use `spawn_blocking`.
 
 mod archive;
+mod read;
 mod retention;
 mod search;
 
@@ -16,7 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use meshtrace_model::time::now_micros;
-use meshtrace_model::{Process, Span, Trace, TraceId};
+use meshtrace_model::{Process, Span, TraceId};
 
 use crate::StoreError;
 use crate::codec;
@@ -24,7 +25,7 @@ use crate::damage::{Damage, DamageKind};
 use crate::derive::{Derivation, MetricsOptions, Prepared};
 use crate::dict::{Dictionary, DictionaryStats, Pending};
 use crate::group::GroupWriter;
-use crate::keys::{operation_key, parse_span_key, service_key, span_key};
+use crate::keys::{SpanAt, arrival_span_key, operation_key, service_key, trace_arrival_key};
 use crate::kv::{EngineMemory, Kv, Op, Recovery, Table};
 use crate::stats::Stats;
 
@@ -300,6 +301,12 @@ impl Store {
             }
         }
         let mut pending = Pending::default();
+        // Spans are filed under the second they arrive in (`keys.rs`, layout 5), or their
+        // start's when it is later (a client clock ahead: retention relies on no span starting
+        // after the second it is filed under), and each trace is noted under its seconds so
+        // that `get_trace` finds them.
+        let arrived = arrival_second(now_micros());
+        let mut noted: HashSet<(TraceId, u32)> = HashSet::new();
         for span in spans {
             let Some(&hash) = process_hashes.get(&Arc::as_ptr(&span.process)) else {
                 continue; // every span's process was hashed above
@@ -307,16 +314,30 @@ impl Store {
             let service = span.process.service_name.as_str();
             let mut value = Vec::with_capacity(256);
             codec::encode_span(span, hash, &self.dict, &mut pending, &mut value);
+            let filed = arrived.max(arrival_second(span.start_time));
             ops.push(Op::Put(
-                Table::Spans,
-                span_key(span.trace_id, span.start_time, span.span_id),
+                Table::SpansByArrival,
+                arrival_span_key(filed, span.trace_id, span.start_time, span.span_id),
                 value,
             ));
+            if noted.insert((span.trace_id, filed)) {
+                ops.push(Op::Put(
+                    Table::TraceArrivals,
+                    trace_arrival_key(span.trace_id, filed),
+                    Vec::new(),
+                ));
+            }
             let mut summary = Vec::with_capacity(48);
             codec::encode_summary(span, &self.dict, &mut pending, &mut summary);
             ops.push(Op::Put(
                 Table::ByService,
-                service_key(service, span.start_time, span.trace_id, span.span_id),
+                service_key(
+                    service,
+                    span.start_time,
+                    span.trace_id,
+                    span.span_id,
+                    SpanAt::Arrived(filed),
+                ),
                 summary,
             ));
             let seen = services.entry(service).or_default();
@@ -366,122 +387,9 @@ impl Store {
         Ok(())
     }
 
-    pub fn get_trace(&self, trace_id: TraceId) -> Result<Option<Trace>, StoreError> {
-        let from = trace_id.to_bytes();
-        let to = match trace_id.0.checked_add(1) {
-            Some(next) => next.to_be_bytes().to_vec(),
-            None => vec![0xff; 17],
-        };
-        let mut raw: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        self.kv.scan(Table::Spans, &from, &to, false, &mut |k, v| {
-            raw.push((k.to_vec(), v.to_vec()));
-            Ok(true)
-        })?;
-        if raw.is_empty() {
-            return Ok(None);
-        }
-        let mut spans = Vec::with_capacity(raw.len());
-        let mut unreadable = 0usize;
-        for (k, v) in &raw {
-            match self.decode_span_entry(k, v)? {
-                Some(span) => spans.push(span),
-                None => unreadable = unreadable.saturating_add(1),
-            }
-        }
-        let mut warnings = Vec::new();
-        if unreadable > 0 {
-            warnings.push(format!(
-                "meshtrace: {unreadable} span(s) of this trace are damaged in the store and left out"
-            ));
-        }
-        if spans.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(Trace { spans, warnings }))
-    }
-
-    /// A stored span, or None (counted) when its key or value is damaged.
-    fn decode_span_entry(&self, key: &[u8], value: &[u8]) -> Result<Option<Span>, StoreError> {
-        let Some((trace_id, start, span_id)) = parse_span_key(key) else {
-            self.damage.record(
-                DamageKind::UndecodableKey,
-                "spans",
-                &"a key is not 32 bytes",
-            );
-            return Ok(None);
-        };
-        let (process, process_lost) = match codec::span_process_hash(value) {
-            Ok(hash) => self.process(hash)?,
-            Err(error) => {
-                self.damage
-                    .record(DamageKind::UndecodableValue, "spans", &error);
-                return Ok(None);
-            }
-        };
-        match codec::decode_span(trace_id, start, span_id, value, process, &self.dict) {
-            Ok((mut span, lost)) => {
-                if lost > 0 {
-                    self.damage.record(
-                        DamageKind::MissingDictionaryEntry,
-                        "dictionary",
-                        &format_args!("trace {trace_id}: {lost} string(s) lost"),
-                    );
-                }
-                if process_lost {
-                    span.warnings.push(
-                        "meshtrace: the process of this span was lost from the store (damaged journal?)"
-                            .to_string(),
-                    );
-                }
-                Ok(Some(span))
-            }
-            Err(error) => {
-                self.damage
-                    .record(DamageKind::UndecodableValue, "spans", &error);
-                Ok(None)
-            }
-        }
-    }
-
-    /// The process stored under `hash`; or a placeholder (not cached, counted, and `true`)
-    /// when it is missing or damaged.
-    fn process(&self, hash: u64) -> Result<(Arc<Process>, bool), StoreError> {
-        if let Some(p) = lock(&self.process_cache).get(&hash) {
-            return Ok((p.clone(), false));
-        }
-        let decoded = match self.kv.get(Table::Processes, &hash.to_be_bytes())? {
-            Some(value) => codec::decode_process(&value).map_err(|e| {
-                self.damage
-                    .record(DamageKind::UndecodableValue, "processes", &e);
-            }),
-            None => {
-                self.damage.record(
-                    DamageKind::MissingProcess,
-                    "processes",
-                    &format_args!("process {hash:016x} is not stored"),
-                );
-                Err(())
-            }
-        };
-        let Ok(process) = decoded else {
-            return Ok((Arc::new(placeholder_process(hash)), true));
-        };
-        let process = Arc::new(process);
-        lock(&self.process_cache).insert(hash, process.clone());
-        Ok((process, false))
-    }
-
     fn oldest_visible(&self) -> u64 {
         let retention = u64::try_from(self.retention.as_micros()).unwrap_or(u64::MAX);
         now_micros().saturating_sub(retention)
-    }
-}
-
-/// The process a span whose process is lost is served with: named so it is obvious.
-fn placeholder_process(hash: u64) -> Process {
-    Process {
-        service_name: format!("<lost process {hash:016x}>"),
-        tags: Vec::new(),
     }
 }
 
@@ -504,6 +412,11 @@ fn report_recovery(recovery: &Recovery) {
             "the acknowledgement record is damaged: this start cannot tell whether the journal lost writes"
         );
     }
+}
+
+/// The second (Unix time) of `micros`, as spans are filed under it.
+fn arrival_second(micros: u64) -> u32 {
+    u32::try_from(micros / 1_000_000).unwrap_or(u32::MAX)
 }
 
 fn last_seen(value: &[u8]) -> u64 {

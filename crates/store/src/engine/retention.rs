@@ -2,11 +2,24 @@
 //! entries, and the services and operations last seen before it. An index entry that does not
 //! decode is removed too (it points nowhere) and counted; it never stops the pass, so expired
 //! data keeps being removed whatever one key holds.
+//!
+//! A span of layout 5 is filed under a second no earlier than its start (`engine/mod.rs`), so
+//! every span filed before the cutoff's second has expired: those are removed in arrival order
+//! with their trace's entries in `trace_arrivals`, which needs no check of what else the trace
+//! holds. The service index removes the rest: spans that arrived after they had expired, and
+//! those of the trace-keyed table of layouts 2 to 4.
 
-use super::{Store, last_seen};
+use std::collections::HashSet;
+
+use meshtrace_model::TraceId;
+
+use super::{Store, arrival_second, last_seen};
 use crate::StoreError;
 use crate::damage::DamageKind;
-use crate::keys::{parse_service_key, prefix_end, service_prefix, span_key};
+use crate::keys::{
+    SpanAt, arrival_trace_range, parse_arrival_span_key, parse_service_key, prefix_end,
+    service_prefix, stored_span_key, trace_arrival_key,
+};
 use crate::kv::{Op, Table};
 
 /// Index entries removed per write.
@@ -47,10 +60,14 @@ impl Store {
             self.purge_operations(service, cutoff)?;
             // A batch of this service written meanwhile puts its entry back with a later time;
             // if this delete lands after it, the service is listed again with its next span.
-            if seen < cutoff {
+            // The entry holds the latest start of the last batch, not of all: a service whose
+            // earlier span claims a later start (a clock ahead) keeps its entry until that
+            // span's index entry is gone, so that a later pass still visits it.
+            if seen < cutoff && !self.has_index_entries(service)? {
                 self.kv.write(vec![Op::Delete(Table::Services, name)])?;
             }
         }
+        self.purge_arrived_before(arrival_second(cutoff))?;
         if let Some(derive) = &self.derive {
             let cells =
                 derive.purge_before(&*self.kv, &self.damage, &self.writer, cutoff / 1000)?;
@@ -65,22 +82,41 @@ impl Store {
         let prefix = service_prefix(service);
         let mut to = prefix.clone();
         to.extend_from_slice(&cutoff.to_be_bytes());
+        let filed_before = arrival_second(cutoff);
         let mut removed: usize = 0;
         loop {
             let mut ops = Vec::new();
             let mut spans: usize = 0;
+            // The (trace, second) entries of spans that arrived after they had expired.
+            let mut late: HashSet<(TraceId, u32)> = HashSet::new();
             self.kv
                 .scan(Table::ByService, &prefix, &to, false, &mut |key, _| {
-                    match parse_service_key(&prefix, key) {
-                        Some((start, trace_id, span_id)) => {
-                            ops.push(Op::Delete(Table::Spans, span_key(trace_id, start, span_id)));
-                            spans = spans.saturating_add(1);
-                        }
-                        None => self.damage.record(
+                    let Some((start, trace_id, span_id, at)) = parse_service_key(&prefix, key)
+                    else {
+                        self.damage.record(
                             DamageKind::UndecodableKey,
                             "by_service",
                             &"an index key of the wrong shape (removed)",
-                        ),
+                        );
+                        ops.push(Op::Delete(Table::ByService, key.to_vec()));
+                        return Ok(ops.len() < CHUNK.saturating_mul(2));
+                    };
+                    spans = spans.saturating_add(1);
+                    match at {
+                        // Spans filed before the cutoff's second go in arrival order below.
+                        SpanAt::Arrived(second) if second < filed_before => {}
+                        _ => {
+                            let (table, span_key) = stored_span_key(at, trace_id, start, span_id);
+                            ops.push(Op::Delete(table, span_key));
+                            if let SpanAt::Arrived(second) = at
+                                && late.insert((trace_id, second))
+                            {
+                                ops.push(Op::Delete(
+                                    Table::TraceArrivals,
+                                    trace_arrival_key(trace_id, second),
+                                ));
+                            }
+                        }
                     }
                     ops.push(Op::Delete(Table::ByService, key.to_vec()));
                     Ok(ops.len() < CHUNK.saturating_mul(2))
@@ -90,6 +126,89 @@ impl Store {
             }
             removed = removed.saturating_add(spans);
             self.kv.write(ops)?;
+            self.keep_noted_if_used(late)?;
+        }
+    }
+
+    /// Whether the service index holds any entry of `service`.
+    fn has_index_entries(&self, service: &str) -> Result<bool, StoreError> {
+        let prefix = service_prefix(service);
+        let to = prefix_end(&prefix).unwrap_or_else(|| vec![0xff; prefix.len().saturating_add(1)]);
+        let mut any = false;
+        self.kv
+            .scan(Table::ByService, &prefix, &to, false, &mut |_, _| {
+                any = true;
+                Ok(false)
+            })?;
+        Ok(any)
+    }
+
+    /// Puts back the `trace_arrivals` entries just removed whose second still holds spans of
+    /// their trace (other spans that came with the late one, or a write that raced the
+    /// removal: it noted the entry before the removal, or sees the span after it).
+    fn keep_noted_if_used(&self, removed: HashSet<(TraceId, u32)>) -> Result<(), StoreError> {
+        let mut ops = Vec::new();
+        for (trace_id, second) in removed {
+            let (from, to) = arrival_trace_range(second, trace_id);
+            let mut used = false;
+            self.kv
+                .scan(Table::SpansByArrival, &from, &to, false, &mut |_, _| {
+                    used = true;
+                    Ok(false)
+                })?;
+            if used {
+                ops.push(Op::Put(
+                    Table::TraceArrivals,
+                    trace_arrival_key(trace_id, second),
+                    Vec::new(),
+                ));
+            }
+        }
+        if !ops.is_empty() {
+            self.kv.write(ops)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the spans filed before `second`, and their traces' entries of those seconds.
+    fn purge_arrived_before(&self, second: u32) -> Result<(), StoreError> {
+        let to = second.to_be_bytes();
+        // Each chunk goes on after the last key removed: starting over from the first key
+        // would step over every deletion made so far.
+        let mut from: Vec<u8> = Vec::new();
+        loop {
+            let mut ops = Vec::new();
+            let mut last_noted: Option<(TraceId, u32)> = None;
+            let mut last_key: Option<Vec<u8>> = None;
+            self.kv
+                .scan(Table::SpansByArrival, &from, &to, false, &mut |key, _| {
+                    match parse_arrival_span_key(key) {
+                        // Keys are in (second, trace) order: each pair is noted once in a row.
+                        Some((second, trace_id, _, _)) => {
+                            if last_noted != Some((trace_id, second)) {
+                                last_noted = Some((trace_id, second));
+                                ops.push(Op::Delete(
+                                    Table::TraceArrivals,
+                                    trace_arrival_key(trace_id, second),
+                                ));
+                            }
+                        }
+                        None => self.damage.record(
+                            DamageKind::UndecodableKey,
+                            "spans_by_arrival",
+                            &"a key of the wrong length (removed)",
+                        ),
+                    }
+                    ops.push(Op::Delete(Table::SpansByArrival, key.to_vec()));
+                    last_key = Some(key.to_vec());
+                    Ok(ops.len() < CHUNK.saturating_mul(2))
+                })?;
+            let Some(mut last_key) = last_key else {
+                return Ok(());
+            };
+            self.kv.write(ops)?;
+            last_key.push(0);
+            from = last_key;
         }
     }
 

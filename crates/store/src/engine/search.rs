@@ -9,7 +9,9 @@ use super::{Store, last_seen};
 use crate::StoreError;
 use crate::codec::{self, decode_summary};
 use crate::damage::DamageKind;
-use crate::keys::{parse_operation_key, parse_service_key, prefix_end, service_prefix, span_key};
+use crate::keys::{
+    SpanAt, parse_operation_key, parse_service_key, prefix_end, service_prefix, stored_span_key,
+};
 use crate::kv::Table;
 use crate::query::{DependencyLink, Operation, TraceQuery};
 
@@ -82,15 +84,16 @@ impl Store {
             .collect();
         loop {
             // Read a chunk of index entries that pass the cheap filters, newest first...
-            // (start, trace, span, whether its tags are known to match)
-            let mut candidates: Vec<(u64, TraceId, SpanId, bool)> = Vec::new();
+            // (start, trace, span, where it is, whether its tags are known to match)
+            let mut candidates: Vec<(u64, TraceId, SpanId, SpanAt, bool)> = Vec::new();
             let mut last_key: Option<Vec<u8>> = None;
             let mut entries: usize = 0;
             self.kv
                 .scan(Table::ByService, &from, &to, true, &mut |key, value| {
                     entries = entries.saturating_add(1);
                     last_key = Some(key.to_vec());
-                    let Some((start, trace_id, span_id)) = parse_service_key(&prefix, key) else {
+                    let Some((start, trace_id, span_id, at)) = parse_service_key(&prefix, key)
+                    else {
                         self.damage.record(
                             DamageKind::UndecodableKey,
                             "by_service",
@@ -131,8 +134,8 @@ impl Store {
                         };
                         match decided {
                             Some(false) => {}
-                            Some(true) => candidates.push((start, trace_id, span_id, true)),
-                            None => candidates.push((start, trace_id, span_id, false)),
+                            Some(true) => candidates.push((start, trace_id, span_id, at, true)),
+                            None => candidates.push((start, trace_id, span_id, at, false)),
                         }
                     }
                     Ok(entries < CHUNK)
@@ -141,11 +144,11 @@ impl Store {
             // scan. (Checking a whole
             // trace with one range read instead was measured slower at 10 M spans: range reads
             // merge every table of the tree, point reads are filtered by the bloom filters.)
-            for (start, trace_id, span_id, matched) in candidates {
+            for (start, trace_id, span_id, at, matched) in candidates {
                 if seen.contains(&trace_id) {
                     continue;
                 }
-                if !matched && !self.span_has_tags(trace_id, start, span_id, &wanted)? {
+                if !matched && !self.span_has_tags((trace_id, start, span_id, at), &wanted)? {
                     continue;
                 }
                 seen.insert(trace_id);
@@ -165,13 +168,11 @@ impl Store {
     /// does not decode.
     fn span_has_tags(
         &self,
-        trace_id: TraceId,
-        start: u64,
-        span_id: SpanId,
+        (trace_id, start, span_id, at): (TraceId, u64, SpanId, SpanAt),
         wanted: &[codec::WantedTag],
     ) -> Result<bool, StoreError> {
-        let key = span_key(trace_id, start, span_id);
-        let Some(value) = self.kv.get(Table::Spans, &key)? else {
+        let (table, key) = stored_span_key(at, trace_id, start, span_id);
+        let Some(value) = self.kv.get(table, &key)? else {
             self.damage.record(
                 DamageKind::DanglingIndexEntry,
                 "by_service",
@@ -286,7 +287,7 @@ impl Store {
             self.kv
                 .scan(Table::ByService, &from, &to, true, &mut |key, _| {
                     match parse_service_key(&prefix, key) {
-                        Some((_, trace_id, _)) => {
+                        Some((_, trace_id, _, _)) => {
                             if seen.insert(trace_id) {
                                 trace_ids.push(trace_id);
                             }

@@ -1,0 +1,152 @@
+//! Store layout 5 files spans under the second they arrive in (or their start's, when later),
+//! and notes each trace's seconds in `trace_arrivals`. These pin what that must not change: a
+//! trace is read whole and once, whatever seconds its spans came in; retention removes spans
+//! that arrived long after they expired and spans that claim to start in the future exactly
+//! when their start says, and leaves no `trace_arrivals` entry behind; and the data check
+//! reads the new tables.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use meshtrace_model::{KeyValue, Span, TraceId};
+use meshtrace_store::{Kv, MemoryKv, Store, Table, TraceQuery};
+use meshtrace_testkit::{SpanBuilder, now, process};
+
+const HOUR: u64 = 3_600_000_000;
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+fn span(trace: u128, id: u64, start: u64) -> Span {
+    SpanBuilder::new(trace, id, "GET /", &process("frontend", vec![]))
+        .at(start, 1_000)
+        .tag(KeyValue::string("http.status_code", "503"))
+        .build()
+}
+
+fn entries(kv: &MemoryKv, table: Table) -> usize {
+    let mut n = 0;
+    kv.scan(table, &[], &[0xff; 64], false, &mut |_, _| {
+        n += 1;
+        Ok(true)
+    })
+    .unwrap();
+    n
+}
+
+fn in_memory() -> (Arc<MemoryKv>, Store) {
+    let kv = Arc::new(MemoryKv::new());
+    let store = Store::new(kv.clone(), FOREVER).unwrap();
+    (kv, store)
+}
+
+fn span_ids(store: &Store, trace: u128) -> Vec<u64> {
+    store
+        .get_trace(TraceId(trace))
+        .unwrap()
+        .map(|t| t.spans.iter().map(|s| s.span_id.0).collect())
+        .unwrap_or_default()
+}
+
+fn search(store: &Store, from: u64, to: u64) -> Vec<u128> {
+    let query = TraceQuery {
+        service: Some("frontend".into()),
+        start_min: from,
+        start_max: to,
+        tags: vec![("http.status_code".into(), "503".into())],
+        limit: 20,
+        ..Default::default()
+    };
+    store
+        .find_trace_ids(&query)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.0)
+        .collect()
+}
+
+#[test]
+fn a_trace_whose_spans_arrive_in_several_seconds_is_read_whole_and_once() {
+    let (kv, store) = in_memory();
+    let start = now() - 60_000_000;
+    store
+        .write(&[span(7, 1, start), span(7, 2, start + 10)])
+        .unwrap();
+    // The next second: another span of the trace, and span 2 again (a client's retry).
+    let second = now() / 1_000_000;
+    while now() / 1_000_000 == second {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    store
+        .write(&[span(7, 3, start + 20), span(7, 2, start + 10)])
+        .unwrap();
+    assert_eq!(entries(&kv, Table::TraceArrivals), 2);
+    assert_eq!(span_ids(&store, 7), vec![1, 2, 3]);
+    assert_eq!(search(&store, start - HOUR, start + HOUR), vec![7]);
+    // Retention removes both copies of span 2 with the rest, and the trace's entries.
+    store.purge_before(now() + 10_000_000).unwrap();
+    assert_eq!(span_ids(&store, 7), Vec::<u64>::new());
+    for table in [
+        Table::SpansByArrival,
+        Table::TraceArrivals,
+        Table::ByService,
+    ] {
+        assert_eq!(entries(&kv, table), 0, "{table:?}");
+    }
+}
+
+#[test]
+fn retention_removes_late_and_future_spans_by_their_start() {
+    let (kv, store) = in_memory();
+    let now = now();
+    // Arrives now, started two hours ago: expired on arrival for a one-hour retention.
+    store.write(&[span(1, 1, now - 2 * HOUR)]).unwrap();
+    // Claims to start in an hour (a client clock ahead).
+    store.write(&[span(2, 1, now + HOUR)]).unwrap();
+    // An ordinary span.
+    store.write(&[span(3, 1, now - 1_000)]).unwrap();
+
+    let removed = store.purge_before(now - HOUR).unwrap();
+    assert_eq!(removed, 1);
+    assert_eq!(span_ids(&store, 1), Vec::<u64>::new());
+    assert_eq!(span_ids(&store, 2), vec![1]);
+    assert_eq!(span_ids(&store, 3), vec![1]);
+    // The late span's trace entry went with it; the other two traces' stay.
+    assert_eq!(entries(&kv, Table::TraceArrivals), 2);
+
+    // Half an hour from now: the future span is not due yet, though it arrived long before.
+    store.purge_before(now + HOUR / 2).unwrap();
+    assert_eq!(span_ids(&store, 2), vec![1]);
+    assert_eq!(span_ids(&store, 3), Vec::<u64>::new());
+    assert_eq!(search(&store, now, now + 2 * HOUR), vec![2]);
+    assert_eq!(entries(&kv, Table::TraceArrivals), 1);
+
+    store.purge_before(now + 2 * HOUR).unwrap();
+    assert_eq!(span_ids(&store, 2), Vec::<u64>::new());
+    for table in [
+        Table::SpansByArrival,
+        Table::TraceArrivals,
+        Table::ByService,
+        Table::Services,
+    ] {
+        assert_eq!(entries(&kv, table), 0, "{table:?}");
+    }
+}
+
+#[test]
+fn the_data_check_reads_the_arrival_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = now() - 60_000_000;
+    {
+        let store = Store::open(dir.path(), FOREVER).unwrap();
+        let spans: Vec<Span> = (0..20u64)
+            .map(|i| span(u128::from(i / 4) + 1, i, start + i))
+            .collect();
+        store.write(&spans).unwrap();
+        store.flush().unwrap();
+    }
+    let report = meshtrace_store::check::check(dir.path()).unwrap();
+    assert!(!report.is_damaged(), "{report}");
+    assert_eq!(report.checked.get("spans_by_arrival"), Some(&20));
+    assert_eq!(report.checked.get("trace_arrivals"), Some(&5));
+    assert_eq!(report.checked.get("by_service"), Some(&20));
+    assert_eq!(report.checked.get("spans"), Some(&0));
+}
