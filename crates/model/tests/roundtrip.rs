@@ -3,7 +3,7 @@
 //! arbitrary bytes.
 
 use meshtrace_model::jaeger_json::{JsonTrace, trace_from_json, trace_to_json};
-use meshtrace_model::otlp::{spans_from_otlp, spans_to_otlp};
+use meshtrace_model::otlp::{spans_from_otlp, spans_from_otlp_owned, spans_to_otlp};
 use meshtrace_model::strategy;
 use meshtrace_model::zipkin::{ZipkinSpan, spans_from_zipkin};
 use meshtrace_model::{Span, Trace};
@@ -56,7 +56,11 @@ proptest! {
         let decoded = ExportTraceServiceRequest::decode(bytes.as_slice()).unwrap();
         let converted = spans_from_otlp(&decoded.resource_spans);
         prop_assert!(converted.rejected.is_empty(), "{:?}", converted.rejected);
-        prop_assert_eq!(by_span_id(converted.spans), by_span_id(trace.spans));
+        prop_assert_eq!(by_span_id(converted.spans), by_span_id(trace.spans.clone()));
+        // Ingest's conversion, which moves the strings out of the decoded batch.
+        let owned = spans_from_otlp_owned(decoded.resource_spans);
+        prop_assert!(owned.rejected.is_empty(), "{:?}", owned.rejected);
+        prop_assert_eq!(by_span_id(owned.spans), by_span_id(trace.spans));
     }
 
     #[test]
@@ -71,7 +75,10 @@ proptest! {
     #[test]
     fn no_parser_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         if let Ok(request) = ExportTraceServiceRequest::decode(bytes.as_slice()) {
-            let _ = spans_from_otlp(&request.resource_spans);
+            let borrowed = spans_from_otlp(&request.resource_spans);
+            let owned = spans_from_otlp_owned(request.resource_spans);
+            prop_assert_eq!(borrowed.spans, owned.spans);
+            prop_assert_eq!(borrowed.rejected, owned.rejected);
         }
         if let Ok(request) = serde_json::from_slice::<ExportTraceServiceRequest>(&bytes) {
             let _ = spans_from_otlp(&request.resource_spans);

@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use meshtrace_model::Span;
-use meshtrace_model::otlp::{Rejection, spans_from_otlp};
+use meshtrace_model::otlp::{Rejection, spans_from_otlp_owned};
 use meshtrace_model::zipkin::{ZipkinSpan, spans_from_zipkin};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -124,7 +124,7 @@ impl Ingest {
         protocol: Protocol,
         request: ExportTraceServiceRequest,
     ) -> Result<Outcome, IngestError> {
-        let converted = spans_from_otlp(&request.resource_spans);
+        let converted = spans_from_otlp_owned(request.resource_spans);
         self.store_spans(protocol, converted.spans, converted.rejected)
             .await
     }
