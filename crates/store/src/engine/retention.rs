@@ -134,12 +134,16 @@ impl Store {
     fn has_index_entries(&self, service: &str) -> Result<bool, StoreError> {
         let prefix = service_prefix(service);
         let to = prefix_end(&prefix).unwrap_or_else(|| vec![0xff; prefix.len().saturating_add(1)]);
+        self.any_in(Table::ByService, &prefix, &to)
+    }
+
+    /// Whether `table` holds a key in `[from, to)` (reads at most one entry).
+    fn any_in(&self, table: Table, from: &[u8], to: &[u8]) -> Result<bool, StoreError> {
         let mut any = false;
-        self.kv
-            .scan(Table::ByService, &prefix, &to, false, &mut |_, _| {
-                any = true;
-                Ok(false)
-            })?;
+        self.kv.scan(table, from, to, false, &mut |_, _| {
+            any = true;
+            Ok(false)
+        })?;
         Ok(any)
     }
 
@@ -150,13 +154,7 @@ impl Store {
         let mut ops = Vec::new();
         for (trace_id, second) in removed {
             let (from, to) = arrival_trace_range(second, trace_id);
-            let mut used = false;
-            self.kv
-                .scan(Table::SpansByArrival, &from, &to, false, &mut |_, _| {
-                    used = true;
-                    Ok(false)
-                })?;
-            if used {
+            if self.any_in(Table::SpansByArrival, &from, &to)? {
                 ops.push(Op::Put(
                     Table::TraceArrivals,
                     trace_arrival_key(trace_id, second),
