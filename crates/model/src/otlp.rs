@@ -48,10 +48,7 @@ pub fn spans_from_otlp(resource_spans: &[ResourceSpans]) -> Converted {
         for (s, ss) in rs.scope_spans.iter().enumerate() {
             let scope_tags = scope_tags(ss.scope.as_ref());
             for (i, otlp) in ss.spans.iter().enumerate() {
-                let attributes = Attributes {
-                    len: otlp.attributes.len(),
-                    converted: otlp.attributes.iter().map(kv_from_otlp),
-                };
+                let attributes = otlp.attributes.iter().map(kv_from_otlp);
                 let converted =
                     span_from_otlp(otlp, otlp.name.clone(), attributes, &scope_tags, &process);
                 out.push(converted, r, s, i);
@@ -72,11 +69,9 @@ pub fn spans_from_otlp_owned(resource_spans: Vec<ResourceSpans>) -> Converted {
             let scope_tags = scope_tags(ss.scope.as_ref());
             for (i, mut otlp) in ss.spans.into_iter().enumerate() {
                 let name = std::mem::take(&mut otlp.name);
-                let taken = std::mem::take(&mut otlp.attributes);
-                let attributes = Attributes {
-                    len: taken.len(),
-                    converted: taken.into_iter().map(kv_from_otlp_owned),
-                };
+                let attributes = std::mem::take(&mut otlp.attributes)
+                    .into_iter()
+                    .map(kv_from_otlp_owned);
                 let converted = span_from_otlp(&otlp, name, attributes, &scope_tags, &process);
                 out.push(converted, r, s, i);
             }
@@ -95,12 +90,6 @@ impl Converted {
             }),
         }
     }
-}
-
-/// A span's attributes as model tags, and how many there are.
-struct Attributes<I> {
-    len: usize,
-    converted: I,
 }
 
 fn process_from_resource(resource: Option<&Resource>) -> Process {
@@ -143,7 +132,7 @@ fn scope_tags(scope: Option<&InstrumentationScope>) -> Vec<KeyValue> {
 fn span_from_otlp(
     otlp: &OtlpSpan,
     name: String,
-    attributes: Attributes<impl Iterator<Item = KeyValue>>,
+    attributes: impl ExactSizeIterator<Item = KeyValue>,
     scope_tags: &[KeyValue],
     process: &Arc<Process>,
 ) -> Result<Span, String> {
@@ -226,11 +215,11 @@ fn span_from_otlp(
     let mut tags = Vec::with_capacity(
         scope_tags
             .len()
-            .saturating_add(attributes.len)
+            .saturating_add(attributes.len())
             .saturating_add(4),
     );
     tags.extend_from_slice(scope_tags);
-    tags.extend(attributes.converted);
+    tags.extend(attributes);
     if let Some(kind) = kind_name(otlp.kind) {
         tags.push(KeyValue::string("span.kind", kind));
     }

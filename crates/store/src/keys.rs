@@ -113,10 +113,7 @@ pub fn parse_trace_arrival_key(key: &[u8]) -> Option<(TraceId, u32)> {
 /// The range of keys that start with the 16 bytes of `trace_id`: `[from, to)`.
 pub fn trace_range(trace_id: TraceId) -> (Vec<u8>, Vec<u8>) {
     let from = trace_id.to_bytes().to_vec();
-    let to = match trace_id.0.checked_add(1) {
-        Some(next) => next.to_be_bytes().to_vec(),
-        None => vec![0xff; 17],
-    };
+    let to = prefix_end(&from).unwrap_or_else(|| vec![0xff; 17]);
     (from, to)
 }
 

@@ -31,7 +31,10 @@ impl Store {
                 Some((_, start, span_id)) => {
                     found.insert((start, span_id), v.to_vec());
                 }
-                None => unreadable = unreadable.saturating_add(self.bad_span_key("spans")),
+                None => {
+                    self.bad_span_key("spans");
+                    unreadable = unreadable.saturating_add(1);
+                }
             }
             Ok(true)
         })?;
@@ -44,8 +47,8 @@ impl Store {
                             found.insert((start, span_id), v.to_vec());
                         }
                         None => {
-                            unreadable =
-                                unreadable.saturating_add(self.bad_span_key("spans_by_arrival"));
+                            self.bad_span_key("spans_by_arrival");
+                            unreadable = unreadable.saturating_add(1);
                         }
                     }
                     Ok(true)

@@ -10,7 +10,8 @@ use crate::StoreError;
 use crate::codec::{self, decode_summary};
 use crate::damage::DamageKind;
 use crate::keys::{
-    SpanAt, parse_operation_key, parse_service_key, prefix_end, service_prefix, stored_span_key,
+    ServiceEntry, parse_operation_key, parse_service_key, prefix_end, service_prefix,
+    stored_span_key,
 };
 use crate::kv::Table;
 use crate::query::{DependencyLink, Operation, TraceQuery};
@@ -84,16 +85,15 @@ impl Store {
             .collect();
         loop {
             // Read a chunk of index entries that pass the cheap filters, newest first...
-            // (start, trace, span, where it is, whether its tags are known to match)
-            let mut candidates: Vec<(u64, TraceId, SpanId, SpanAt, bool)> = Vec::new();
+            // (the entry, whether its tags are known to match)
+            let mut candidates: Vec<(ServiceEntry, bool)> = Vec::new();
             let mut last_key: Option<Vec<u8>> = None;
             let mut entries: usize = 0;
             self.kv
                 .scan(Table::ByService, &from, &to, true, &mut |key, value| {
                     entries = entries.saturating_add(1);
                     last_key = Some(key.to_vec());
-                    let Some((start, trace_id, span_id, at)) = parse_service_key(&prefix, key)
-                    else {
+                    let Some(entry) = parse_service_key(&prefix, key) else {
                         self.damage.record(
                             DamageKind::UndecodableKey,
                             "by_service",
@@ -101,6 +101,7 @@ impl Store {
                         );
                         return Ok(entries < CHUNK);
                     };
+                    let (_, trace_id, _, _) = entry;
                     if seen.contains(&trace_id) {
                         return Ok(entries < CHUNK);
                     }
@@ -134,8 +135,8 @@ impl Store {
                         };
                         match decided {
                             Some(false) => {}
-                            Some(true) => candidates.push((start, trace_id, span_id, at, true)),
-                            None => candidates.push((start, trace_id, span_id, at, false)),
+                            Some(true) => candidates.push((entry, true)),
+                            None => candidates.push((entry, false)),
                         }
                     }
                     Ok(entries < CHUNK)
@@ -144,11 +145,12 @@ impl Store {
             // scan. (Checking a whole
             // trace with one range read instead was measured slower at 10 M spans: range reads
             // merge every table of the tree, point reads are filtered by the bloom filters.)
-            for (start, trace_id, span_id, at, matched) in candidates {
+            for (entry, matched) in candidates {
+                let (start, trace_id, _, _) = entry;
                 if seen.contains(&trace_id) {
                     continue;
                 }
-                if !matched && !self.span_has_tags((trace_id, start, span_id, at), &wanted)? {
+                if !matched && !self.span_has_tags(entry, &wanted)? {
                     continue;
                 }
                 seen.insert(trace_id);
@@ -168,7 +170,7 @@ impl Store {
     /// does not decode.
     fn span_has_tags(
         &self,
-        (trace_id, start, span_id, at): (TraceId, u64, SpanId, SpanAt),
+        (start, trace_id, span_id, at): ServiceEntry,
         wanted: &[codec::WantedTag],
     ) -> Result<bool, StoreError> {
         let (table, key) = stored_span_key(at, trace_id, start, span_id);
