@@ -26,33 +26,25 @@ impl Store {
         let mut found = Found::new();
         let mut unreadable = 0usize;
         let (from, to) = trace_range(trace_id);
-        self.kv.scan(Table::Spans, &from, &to, false, &mut |k, v| {
-            match parse_span_key(k) {
-                Some((_, start, span_id)) => {
-                    found.insert((start, span_id), v.to_vec());
-                }
-                None => {
-                    self.bad_span_key("spans");
-                    unreadable = unreadable.saturating_add(1);
-                }
-            }
-            Ok(true)
-        })?;
+        let keyed = |k: &[u8]| parse_span_key(k).map(|(_, start, span)| (start, span));
+        self.collect_spans(
+            Table::Spans,
+            (&from, &to),
+            keyed,
+            &mut found,
+            &mut unreadable,
+        )?;
         for second in self.arrival_seconds(trace_id)? {
             let (from, to) = arrival_trace_range(second, trace_id);
-            self.kv
-                .scan(Table::SpansByArrival, &from, &to, false, &mut |k, v| {
-                    match parse_arrival_span_key(k) {
-                        Some((_, _, start, span_id)) => {
-                            found.insert((start, span_id), v.to_vec());
-                        }
-                        None => {
-                            self.bad_span_key("spans_by_arrival");
-                            unreadable = unreadable.saturating_add(1);
-                        }
-                    }
-                    Ok(true)
-                })?;
+            let arrived =
+                |k: &[u8]| parse_arrival_span_key(k).map(|(_, _, start, span)| (start, span));
+            self.collect_spans(
+                Table::SpansByArrival,
+                (&from, &to),
+                arrived,
+                &mut found,
+                &mut unreadable,
+            )?;
         }
         if found.is_empty() && unreadable == 0 {
             return Ok(None);
@@ -95,14 +87,32 @@ impl Store {
         Ok(seconds)
     }
 
-    /// Counts a span key that does not decode; returns 1 (one span left out).
-    fn bad_span_key(&self, table: &'static str) -> usize {
-        self.damage.record(
-            DamageKind::UndecodableKey,
-            table,
-            &"a key of the wrong length",
-        );
-        1
+    /// Adds the spans of `table` in `[from, to)` to `found` (a later one replaces an earlier
+    /// one of the same start and ID); a key `parse` cannot read is counted in `unreadable`.
+    fn collect_spans(
+        &self,
+        table: Table,
+        (from, to): (&[u8], &[u8]),
+        parse: impl Fn(&[u8]) -> Option<(u64, SpanId)>,
+        found: &mut Found,
+        unreadable: &mut usize,
+    ) -> Result<(), StoreError> {
+        self.kv.scan(table, from, to, false, &mut |k, v| {
+            match parse(k) {
+                Some(at) => {
+                    found.insert(at, v.to_vec());
+                }
+                None => {
+                    self.damage.record(
+                        DamageKind::UndecodableKey,
+                        table.name(),
+                        &"a key of the wrong length",
+                    );
+                    *unreadable = unreadable.saturating_add(1);
+                }
+            }
+            Ok(true)
+        })
     }
 
     /// A stored span, or None (counted) when its value is damaged.
