@@ -13,8 +13,9 @@ use std::sync::Arc;
 use crate::codec;
 use crate::dict::Dictionary;
 use crate::keys::{
-    SpanAt, parse_any_service_key, parse_arrival_span_key, parse_operation_key, parse_span_key,
-    parse_trace_arrival_key, service_key, stored_span_key, trace_arrival_key,
+    ServiceEntry, SpanAt, parse_any_service_key, parse_any_service_slice_key, parse_any_slice_key,
+    parse_arrival_span_key, parse_operation_key, parse_span_key, parse_trace_arrival_key,
+    service_key, service_slice_key, slice_key, stored_span_key, trace_arrival_key,
 };
 use crate::kv::{FjallKv, Kv, Recovery, Table};
 use crate::layout::AckRecord;
@@ -95,6 +96,7 @@ pub fn check(dir: &Path) -> Result<CheckReport, StoreError> {
     check_spans(&kv, &dict, &services, Table::Spans, &mut report)?;
     check_spans(&kv, &dict, &services, Table::SpansByArrival, &mut report)?;
     check_index(&kv, &mut report)?;
+    check_slice_index(&kv, &mut report)?;
     check_trace_arrivals(&kv, &mut report)?;
     check_lists(&kv, &mut report)?;
     Ok(report)
@@ -229,8 +231,19 @@ fn check_spans(
             }),
         }
         if let Some(process) = process {
-            let indexed = service_key(&process.service_name, start, trace, span, at);
-            if kv.get(Table::ByService, &indexed)?.is_none() {
+            // Layout 6 indexes a span in `by_slice`; layouts 2 to 5 in `by_service`.
+            let service = &process.service_name;
+            let in_slices = match at {
+                SpanAt::Arrived(second) => kv
+                    .get(
+                        Table::BySlice,
+                        &slice_key(service, start, trace, span, second),
+                    )?
+                    .is_some(),
+                SpanAt::Keyed => false,
+            };
+            let indexed = service_key(service, start, trace, span, at);
+            if !in_slices && kv.get(Table::ByService, &indexed)?.is_none() {
                 report.problem(
                     problem("not in the service index (not searchable)"),
                     at_text,
@@ -253,25 +266,76 @@ fn check_spans(
 
 fn check_index(kv: &FjallKv, report: &mut CheckReport) -> Result<(), StoreError> {
     check_table(kv, Table::ByService, &[0xff; 9], report, |k, v, report| {
-        let Some((service, (start, trace, span, at))) = parse_any_service_key(k) else {
+        let Some((service, entry)) = parse_any_service_key(k) else {
             report.problem("by_service: key does not decode", || format!("{k:02x?}"));
             return Ok(());
         };
-        let at_text = || {
-            format!(
-                "{} trace {trace} span {span}",
-                String::from_utf8_lossy(service)
-            )
+        check_index_entry(kv, Table::ByService, service, entry, v, report)
+    })
+}
+
+/// `by_slice` (layout 6): each entry as `by_service`'s, and its slice listed for its service.
+fn check_slice_index(kv: &FjallKv, report: &mut CheckReport) -> Result<(), StoreError> {
+    check_table(kv, Table::BySlice, &[0xff; 16], report, |k, v, report| {
+        let Some((slice, service, entry)) = parse_any_slice_key(k) else {
+            report.problem("by_slice: key does not decode", || format!("{k:02x?}"));
+            return Ok(());
         };
-        if codec::decode_summary(v).is_err() {
-            report.problem("by_service: value does not decode", at_text);
-        }
-        let (table, span_key) = stored_span_key(at, trace, start, span);
-        if kv.get(table, &span_key)?.is_none() {
-            report.problem("by_service: entry without its span", at_text);
+        check_index_entry(kv, Table::BySlice, service, entry, v, report)?;
+        let listed = match std::str::from_utf8(service) {
+            Ok(name) => kv
+                .get(Table::ServiceSlices, &service_slice_key(name, slice))?
+                .is_some(),
+            Err(_) => false, // no span names such a service
+        };
+        if !listed {
+            report.problem(
+                "by_slice: slice not listed in service_slices (not searchable)",
+                || format!("{} slice {slice}", String::from_utf8_lossy(service)),
+            );
         }
         Ok(())
-    })
+    })?;
+    check_table(
+        kv,
+        Table::ServiceSlices,
+        &[0xff; 9],
+        report,
+        |k, _, report| {
+            if parse_any_service_slice_key(k).is_none() {
+                report.problem("service_slices: key does not decode", || {
+                    format!("{k:02x?}")
+                });
+            }
+            Ok(())
+        },
+    )
+}
+
+/// One entry of a service index: its value decodes and its span is stored.
+fn check_index_entry(
+    kv: &FjallKv,
+    table: Table,
+    service: &[u8],
+    (start, trace, span, at): ServiceEntry,
+    value: &[u8],
+    report: &mut CheckReport,
+) -> Result<(), StoreError> {
+    let at_text = || {
+        format!(
+            "{} trace {trace} span {span}",
+            String::from_utf8_lossy(service)
+        )
+    };
+    let name = table.name();
+    if codec::decode_summary(value).is_err() {
+        report.problem(format!("{name}: value does not decode"), at_text);
+    }
+    let (span_table, span_key) = stored_span_key(at, trace, start, span);
+    if kv.get(span_table, &span_key)?.is_none() {
+        report.problem(format!("{name}: entry without its span"), at_text);
+    }
+    Ok(())
 }
 
 fn check_trace_arrivals(kv: &FjallKv, report: &mut CheckReport) -> Result<(), StoreError> {

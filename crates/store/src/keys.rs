@@ -13,6 +13,12 @@
 //! by layouts 2 to 4 stay in the trace-keyed table ([`span_key`]) until they expire: an index
 //! entry without the arrival second points there ([`SpanAt::Keyed`]).
 //!
+//! Layout 6 indexes spans by service in ten-second slices of their start time
+//! ([`slice_key`]): the slice comes first, so a table written out from memory holds the
+//! slices of the last seconds and overlaps no older table, and a search reads the slices of its
+//! window newest first. [`service_slice_key`] lists the slices each service has spans in.
+//! Entries of `by_service` (layouts 2 to 5) are still read until they expire.
+//!
 //! Parsing is strict: a key that is not exactly what this module writes is reported as not
 //! decodable, never misread, and the caller skips it.
 
@@ -214,6 +220,80 @@ pub fn parse_any_service_key(key: &[u8]) -> Option<(&[u8], ServiceEntry)> {
     Some((service, parse_service_suffix(rest)?))
 }
 
+/// The width of a slice of `by_slice`, in µs of start time.
+pub const SLICE_MICROS: u64 = 10_000_000;
+
+/// The slice a span starting at `start` (µs) is indexed in. A start past the last slice a
+/// u32 can name (year 3331) shares that one: the order of slices stays the order of starts.
+pub fn slice_of(start: u64) -> u32 {
+    u32::try_from(start / SLICE_MICROS).unwrap_or(u32::MAX)
+}
+
+/// The prefix of the `by_slice` keys of `service` in `slice`: slice (4) | part(service).
+pub fn slice_prefix(slice: u32, service: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(service.len().saturating_add(44));
+    key.extend_from_slice(&slice.to_be_bytes());
+    put_part(&mut key, service.as_bytes());
+    key
+}
+
+/// `by_slice` (layout 6): slice of the start (4) | part(service) | start µs (8) | trace ID
+/// (16) | span ID (8) | arrival second (4)
+pub fn slice_key(
+    service: &str,
+    start: u64,
+    trace_id: TraceId,
+    span_id: SpanId,
+    second: u32,
+) -> Vec<u8> {
+    let mut key = slice_prefix(slice_of(start), service);
+    key.extend_from_slice(&start.to_be_bytes());
+    key.extend_from_slice(&trace_id.to_bytes());
+    key.extend_from_slice(&span_id.to_bytes());
+    key.extend_from_slice(&second.to_be_bytes());
+    key
+}
+
+/// The entry of a `by_slice` key that starts with `prefix` (from [`slice_prefix`] of `slice`);
+/// None when the key is not one written by [`slice_key`] in that slice.
+pub fn parse_slice_key(slice: u32, prefix: &[u8], key: &[u8]) -> Option<ServiceEntry> {
+    let entry = parse_service_suffix(key.strip_prefix(prefix)?)?;
+    let (start, _, _, at) = entry;
+    (matches!(at, SpanAt::Arrived(_)) && slice_of(start) == slice).then_some(entry)
+}
+
+/// The slice, service and entry of any `by_slice` key (for the data check).
+pub fn parse_any_slice_key(key: &[u8]) -> Option<(u32, &[u8], ServiceEntry)> {
+    let (slice, rest) = key.split_first_chunk::<4>()?;
+    let slice = u32::from_be_bytes(*slice);
+    let (service, rest) = take_part(rest)?;
+    let entry = parse_service_suffix(rest)?;
+    let (start, _, _, at) = entry;
+    (matches!(at, SpanAt::Arrived(_)) && slice_of(start) == slice)
+        .then_some((slice, service, entry))
+}
+
+/// `service_slices` (layout 6): part(service) | slice (4), with an empty value: the slices of
+/// `by_slice` that hold entries of the service.
+pub fn service_slice_key(service: &str, slice: u32) -> Vec<u8> {
+    let mut key = service_prefix(service);
+    key.extend_from_slice(&slice.to_be_bytes());
+    key
+}
+
+/// The slice of a `service_slices` key that starts with `prefix` (a [`service_prefix`]).
+pub fn parse_service_slice_key(prefix: &[u8], key: &[u8]) -> Option<u32> {
+    let slice: [u8; 4] = key.strip_prefix(prefix)?.try_into().ok()?;
+    Some(u32::from_be_bytes(slice))
+}
+
+/// The service and slice of any `service_slices` key (for the data check).
+pub fn parse_any_service_slice_key(key: &[u8]) -> Option<(&[u8], u32)> {
+    let (service, rest) = take_part(key)?;
+    let slice: [u8; 4] = rest.try_into().ok()?;
+    Some((service, u32::from_be_bytes(slice)))
+}
+
 /// `operations`: part(service) | part(span kind) | part(operation)
 pub fn operation_key(service: &str, kind: &str, operation: &str) -> Vec<u8> {
     let mut key = service_prefix(service);
@@ -317,6 +397,38 @@ mod tests {
         let mut longer = arrived.clone();
         longer.push(0);
         assert_eq!(parse_service_key(&prefix, &longer), None);
+    }
+
+    #[test]
+    fn slice_keys_order_by_slice_first_and_hold_their_start() {
+        let start = 1_700_000_005_000_000;
+        let key = slice_key("s", start, TraceId(1), SpanId(2), 1_700_000_009);
+        let slice = slice_of(start);
+        assert_eq!(slice, 170_000_000);
+        let prefix = slice_prefix(slice, "s");
+        let entry = (start, TraceId(1), SpanId(2), SpanAt::Arrived(1_700_000_009));
+        assert_eq!(parse_slice_key(slice, &prefix, &key), Some(entry));
+        assert_eq!(parse_any_slice_key(&key), Some((slice, &b"s"[..], entry)));
+        // A key whose start is outside its slice, or without the second, is not one we write.
+        let mut moved = slice_prefix(slice + 1, "s");
+        moved.extend_from_slice(&key[prefix.len()..]);
+        assert_eq!(parse_any_slice_key(&moved), None);
+        assert_eq!(parse_slice_key(slice, &prefix, &key[..key.len() - 4]), None);
+        // Every key of a later slice sorts after every key of an earlier one.
+        let earlier = slice_key("zzz", start, TraceId(u128::MAX), SpanId(9), u32::MAX);
+        let later = slice_key("a", start + SLICE_MICROS, TraceId(0), SpanId(0), 0);
+        assert!(earlier < later);
+        assert_eq!(slice_of(u64::MAX), u32::MAX);
+        let listed = service_slice_key("s", slice);
+        assert_eq!(
+            parse_service_slice_key(&service_prefix("s"), &listed),
+            Some(slice)
+        );
+        assert_eq!(
+            parse_any_service_slice_key(&listed),
+            Some((&b"s"[..], slice))
+        );
+        assert_eq!(parse_any_service_slice_key(&listed[..5]), None);
     }
 
     #[test]

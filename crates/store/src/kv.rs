@@ -24,8 +24,9 @@ pub enum Table {
     Spans,
     /// process hash (8) → process
     Processes,
-    /// part(service) | start µs (8) | trace ID (16) | span ID (8) | arrival second (4, layout 5)
-    /// → operation, duration, indexed tags (`codec/summary.rs`)
+    /// Layouts 2 to 5: part(service) | start µs (8) | trace ID (16) | span ID (8) | arrival
+    /// second (4, layout 5) → operation, duration, indexed tags (`codec/summary.rs`); read until
+    /// its entries expire, never written by layout 6
     ByService,
     /// service → last seen µs
     Services,
@@ -49,10 +50,15 @@ pub enum Table {
     /// Layout 5: trace ID (16) | arrival second (4) → nothing: the seconds a trace's spans
     /// arrived in
     TraceArrivals,
+    /// Layout 6: slice of the start (4) | part(service) | start µs (8) | trace ID (16) | span
+    /// ID (8) | arrival second (4) → what `by_service` holds (`keys.rs`)
+    BySlice,
+    /// Layout 6: part(service) | slice (4) → nothing: the slices a service has entries in
+    ServiceSlices,
 }
 
 impl Table {
-    pub const ALL: [Table; 13] = [
+    pub const ALL: [Table; 15] = [
         Table::Spans,
         Table::Processes,
         Table::ByService,
@@ -66,6 +72,8 @@ impl Table {
         Table::MetricDeltas,
         Table::SpansByArrival,
         Table::TraceArrivals,
+        Table::BySlice,
+        Table::ServiceSlices,
     ];
 
     pub fn name(self) -> &'static str {
@@ -83,6 +91,8 @@ impl Table {
             Table::MetricDeltas => "metric_deltas",
             Table::SpansByArrival => "spans_by_arrival",
             Table::TraceArrivals => "trace_arrivals",
+            Table::BySlice => "by_slice",
+            Table::ServiceSlices => "service_slices",
         }
     }
 

@@ -14,6 +14,10 @@
 //!   table of layouts 2 to 4, whose index entries it tells apart by their length, so those
 //!   are migrated by rewriting the marker too, and their spans expire as they would have. A
 //!   meshtrace of layout 4 refuses a layout-5 directory (it would not see the new spans).
+//!   Layout 6 indexes spans by service in ten-second slices of their start (`by_slice`, with
+//!   `service_slices` listing each service's slices); it still reads and expires the
+//!   `by_service` entries of layouts 2 to 5, so those are migrated by rewriting the marker. A
+//!   meshtrace of layout 5 refuses a layout-6 directory (its searches would miss new spans).
 //! - `meshtrace-acknowledged`: the number of the last write batch the engine acknowledged and
 //!   the next dictionary ID at that point, rewritten in place after every batch. It lives
 //!   outside the engine's journal on purpose: when the journal is truncated or emptied, the
@@ -31,9 +35,9 @@ use crate::StoreError;
 pub const LAYOUT_FILE: &str = "meshtrace-layout";
 pub const ACK_FILE: &str = "meshtrace-acknowledged";
 /// The layout this build writes and reads.
-pub const LAYOUT_VERSION: u32 = 5;
+pub const LAYOUT_VERSION: u32 = 6;
 /// The earlier layouts this build migrates (in place: see the module's documentation).
-const MIGRATED_LAYOUTS: [u32; 3] = [2, 3, 4];
+const MIGRATED_LAYOUTS: [u32; 4] = [2, 3, 4, 5];
 /// The engine's own marker file (fjall), present in every directory it has opened.
 const ENGINE_MARKER: &str = "version";
 
@@ -264,10 +268,10 @@ mod tests {
             "{error}"
         );
         // A later layout is refused; the earlier ones are migrated.
-        std::fs::write(old.join(LAYOUT_FILE), "meshtrace store layout 6\n").unwrap();
+        std::fs::write(old.join(LAYOUT_FILE), "meshtrace store layout 7\n").unwrap();
         let error = check_or_mark(&old).unwrap_err().to_string();
-        assert!(error.contains("holds store layout 6"), "{error}");
-        for earlier in ["2", "3", "4"] {
+        assert!(error.contains("holds store layout 7"), "{error}");
+        for earlier in ["2", "3", "4", "5"] {
             std::fs::write(
                 old.join(LAYOUT_FILE),
                 format!("meshtrace store layout {earlier}\n"),
@@ -276,7 +280,7 @@ mod tests {
             check_or_mark(&old).unwrap();
             assert_eq!(
                 std::fs::read_to_string(old.join(LAYOUT_FILE)).unwrap(),
-                "meshtrace store layout 5\n"
+                "meshtrace store layout 6\n"
             );
         }
     }

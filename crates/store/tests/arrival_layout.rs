@@ -3,7 +3,8 @@
 //! trace is read whole and once, whatever seconds its spans came in; retention removes spans
 //! that arrived long after they expired and spans that claim to start in the future exactly
 //! when their start says, and leaves no `trace_arrivals` entry behind; and the data check
-//! reads the new tables.
+//! reads the new tables. Layout 6's service index in slices of time: searched newest first
+//! and stopped at the limit, late spans found in their slice, retention by slice.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,7 +88,9 @@ fn a_trace_whose_spans_arrive_in_several_seconds_is_read_whole_and_once() {
     for table in [
         Table::SpansByArrival,
         Table::TraceArrivals,
-        Table::ByService,
+        Table::BySlice,
+        Table::ServiceSlices,
+        Table::Services,
     ] {
         assert_eq!(entries(&kv, table), 0, "{table:?}");
     }
@@ -124,7 +127,8 @@ fn retention_removes_late_and_future_spans_by_their_start() {
     for table in [
         Table::SpansByArrival,
         Table::TraceArrivals,
-        Table::ByService,
+        Table::BySlice,
+        Table::ServiceSlices,
         Table::Services,
     ] {
         assert_eq!(entries(&kv, table), 0, "{table:?}");
@@ -134,7 +138,8 @@ fn retention_removes_late_and_future_spans_by_their_start() {
 #[test]
 fn the_data_check_reads_the_arrival_tables() {
     let dir = tempfile::tempdir().unwrap();
-    let start = now() - 60_000_000;
+    // A second into a ten-second slice of the service index, a minute ago.
+    let start = (now() - 60_000_000) / 10_000_000 * 10_000_000 + 1_000_000;
     {
         let store = Store::open(dir.path(), FOREVER).unwrap();
         let spans: Vec<Span> = (0..20u64)
@@ -147,6 +152,56 @@ fn the_data_check_reads_the_arrival_tables() {
     assert!(!report.is_damaged(), "{report}");
     assert_eq!(report.checked.get("spans_by_arrival"), Some(&20));
     assert_eq!(report.checked.get("trace_arrivals"), Some(&5));
-    assert_eq!(report.checked.get("by_service"), Some(&20));
+    assert_eq!(report.checked.get("by_slice"), Some(&20));
+    assert_eq!(report.checked.get("service_slices"), Some(&1));
+    assert_eq!(report.checked.get("by_service"), Some(&0));
     assert_eq!(report.checked.get("spans"), Some(&0));
+}
+
+/// A search over many slices of the service index: newest first, stopped at its limit, late
+/// spans found in their slice; retention by slice, the cutoff's slice kept listed.
+#[test]
+fn slices_are_searched_newest_first_and_expire_whole() {
+    const SLICE: u64 = 10_000_000;
+    let (kv, store) = in_memory();
+    // Traces 1 to 30, trace t starting 3t seconds after the start of a slice an hour ago: ten
+    // slices (0 holds traces 1 to 3, 1 holds 4 to 6, ..., 9 holds 30).
+    let base = (now() - HOUR) / SLICE * SLICE;
+    let start = |t: u64| base + t * 3_000_000;
+    // Written in order but for traces 21 to 25, which come last (late, into their slices).
+    for t in (1..=20).chain(26..=30).chain(21..=25) {
+        store.write(&[span(u128::from(t), 1, start(t))]).unwrap();
+    }
+    let limited = TraceQuery {
+        service: Some("frontend".into()),
+        start_min: base,
+        start_max: base + HOUR,
+        limit: 5,
+        ..Default::default()
+    };
+    let ids: Vec<u128> = store
+        .find_trace_ids(&limited)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.0)
+        .collect();
+    assert_eq!(ids, vec![30, 29, 28, 27, 26]);
+    // A window across slices, from 7 s and 1 µs to 37 s: traces 3 (9 s) to 12 (36 s).
+    let window = search(&store, start(2) + 1_000_001, start(12) + 1_000_000);
+    assert_eq!(window, (3..=12).rev().collect::<Vec<u128>>());
+    assert_eq!(
+        search(&store, start(21), start(25)),
+        vec![25, 24, 23, 22, 21]
+    );
+    assert_eq!(entries(&kv, Table::ServiceSlices), 10);
+
+    // Retention just after trace 17 (51 s, in slice 5 with traces 18 and 19): 1 to 17 go.
+    let removed = store.purge_before(start(17) + 1).unwrap();
+    assert_eq!(removed, 17);
+    assert_eq!(span_ids(&store, 17), Vec::<u64>::new());
+    assert_eq!(span_ids(&store, 18), vec![1]);
+    assert_eq!(search(&store, base, base + HOUR).last().copied(), Some(18));
+    // Slices 0 to 4 are unlisted; slice 5, the cutoff's, stays listed with traces 18 and 19.
+    assert_eq!(entries(&kv, Table::ServiceSlices), 5);
+    assert_eq!(entries(&kv, Table::BySlice), 13);
 }

@@ -6,7 +6,9 @@
 //! one, and that retention removes whole traces; and that `tests/fixtures/layout3` — written by
 //! [`write_layout3_fixture`] through `Store::write` at commit b22fdb14, its journal cut to the
 //! bytes written, without the zeros the engine preallocates — opens and answers the same, so a
-//! later layout has a directory of this one to migrate or refuse.
+//! later layout has a directory of this one to migrate or refuse. `tests/fixtures/layout5` was
+//! written the same way at commit 31d86f9f (layout 5, spans in arrival order, the service
+//! index keyed by service first).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -217,12 +219,28 @@ fn a_search_wants_one_span_to_match_everything() {
 
 #[test]
 fn a_layout_3_directory_of_an_earlier_build_opens_and_is_searched_right() {
-    let (_tmp, dir) = fixture_copy("layout3");
+    // The fixture's last trace stays in the trace-keyed table; the spans written since are in
+    // the arrival-ordered one.
+    migrates_and_answers("layout3", &[("spans", 3), ("spans_by_arrival", 19)]);
+}
+
+#[test]
+fn a_layout_5_directory_of_an_earlier_build_opens_and_is_searched_right() {
+    // Every span is in the arrival-ordered table: the fixture's were filed when it was written
+    // (2026-12-01), long after they started, so retention removes them through the index.
+    migrates_and_answers("layout5", &[("spans", 0), ("spans_by_arrival", 22)]);
+}
+
+/// Opens a copy of the fixture `name` (written by [`write_layout3_fixture`] at an earlier
+/// layout), which must be migrated to layout 6 and answer as it did, with new spans beside
+/// the old; then retention and the data check, whose span tables must count `spans`.
+fn migrates_and_answers(name: &str, spans: &[(&str, u64)]) {
+    let (_tmp, dir) = fixture_copy(name);
     {
         let store = Store::open(&dir, LONG_TIME).unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.join("meshtrace-layout")).unwrap(),
-            "meshtrace store layout 5\n"
+            "meshtrace store layout 6\n"
         );
         check_fixture_searches(&store);
         // A span of a fixture trace written now: the trace is read from both tables.
@@ -274,11 +292,13 @@ fn a_layout_3_directory_of_an_earlier_build_opens_and_is_searched_right() {
     );
     store.flush().unwrap();
     drop(store);
-    // The data check finds every span in the index and every entry with its span: the
-    // fixture's last trace in the trace-keyed table, the spans written since in the new one.
+    // The data check finds every span in an index and every entry with its span: the
+    // fixture's last trace in the old index, the spans written since in the slices.
     let report = meshtrace_store::check::check(&dir).unwrap();
     assert!(!report.is_damaged(), "{report}");
-    assert_eq!(report.checked.get("spans"), Some(&3));
-    assert_eq!(report.checked.get("spans_by_arrival"), Some(&19));
-    assert_eq!(report.checked.get("by_service"), Some(&22));
+    for &(table, count) in spans {
+        assert_eq!(report.checked.get(table), Some(&count), "{table}");
+    }
+    assert_eq!(report.checked.get("by_service"), Some(&3));
+    assert_eq!(report.checked.get("by_slice"), Some(&19));
 }

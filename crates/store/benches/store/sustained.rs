@@ -1,15 +1,34 @@
 //! The sustained run: ingest over OTLP/gRPC for a while into a server in its own process (this
 //! benchmark started again in the server role), whose resident memory is sampled from /proc.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use meshtrace_store::Store;
 use meshtrace_store::server::{Addresses, Listeners, ServeOptions, serve};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
 use crate::measure::{Exporter, status_kib};
 use crate::workload::workload;
+
+/// One batch of the replayed pool, encoded, with where its trace IDs and times are.
+struct Replayed {
+    bytes: Vec<u8>,
+    /// Where each trace ID is (changed on every pass).
+    offsets: Vec<usize>,
+    /// Where each start and end time is, with the time (empty with `TIMES=replayed`).
+    times: Vec<(usize, u64)>,
+    latest_end: u64,
+    spans: usize,
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
 
 /// Runs a durable store server in this process (the child of `sustained`), on loopback ports,
 /// until its standard input closes; prints `ready <otlp-grpc address> <query-http address>`.
@@ -50,7 +69,7 @@ pub fn server_role() {
 
 /// Offsets of the trace IDs in an encoded batch: the 16 bytes after an OTLP span's field-1
 /// header (0x0a 0x10) that are one of the batch's trace IDs.
-fn trace_id_offsets(bytes: &[u8], ids: &std::collections::HashSet<[u8; 16]>) -> Vec<usize> {
+fn trace_id_offsets(bytes: &[u8], ids: &HashSet<[u8; 16]>) -> Vec<usize> {
     (0..bytes.len().saturating_sub(18))
         .filter(|&i| {
             bytes[i] == 0x0a && bytes[i + 1] == 0x10 && ids.contains(&bytes[i + 2..i + 18])
@@ -59,29 +78,75 @@ fn trace_id_offsets(bytes: &[u8], ids: &std::collections::HashSet<[u8; 16]>) -> 
         .collect()
 }
 
+/// Offsets of the span start and end times in an encoded batch (the 8 bytes after an OTLP
+/// span's field-7 or field-8 header, 0x39 or 0x41, that hold one of the batch's times), with
+/// the time each holds; and the batch's latest end.
+fn time_offsets(bytes: &[u8], batch: &ExportTraceServiceRequest) -> (Vec<(usize, u64)>, u64) {
+    let spans = || {
+        batch
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+    };
+    let starts: HashSet<u64> = spans().map(|s| s.start_time_unix_nano).collect();
+    let ends: HashSet<u64> = spans().map(|s| s.end_time_unix_nano).collect();
+    let latest = ends.iter().copied().max().unwrap_or(0);
+    let offsets = (0..bytes.len().saturating_sub(9))
+        .filter_map(|i| {
+            let value = u64::from_le_bytes(bytes[i + 1..i + 9].try_into().unwrap());
+            let time = match bytes[i] {
+                0x39 => starts.contains(&value),
+                0x41 => ends.contains(&value),
+                _ => false,
+            };
+            time.then_some((i + 1, value))
+        })
+        .collect();
+    (offsets, latest)
+}
+
 /// Ingest over OTLP/gRPC into a server in its own process for `seconds`, from 4 clients that
 /// replay a pool of encoded batches with fresh trace IDs on every pass; the server's resident
 /// memory is sampled from /proc; disk is measured once the server has stopped.
+///
+/// Each batch is sent as a mesh sends it, its spans ending when it is sent: its times are moved
+/// so that its latest end is the moment of sending (its spans keep the ~9 s they cover between
+/// them). `TIMES=replayed` sends the times as generated, spread over the hour before the run
+/// started, on every pass (the workload before 2026-12-01 13:00, kept to compare with).
 pub fn sustained(seconds: u64) {
     let clients: usize = std::env::var("CLIENTS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(4);
     let (batches, trace_ids) = workload(200_000);
-    let ids: std::collections::HashSet<[u8; 16]> =
-        trace_ids.iter().map(|t| t.0.to_be_bytes()).collect();
-    let pool: Vec<(Vec<u8>, Vec<usize>, usize)> = batches
+    let ids: HashSet<[u8; 16]> = trace_ids.iter().map(|t| t.0.to_be_bytes()).collect();
+    let current_times = std::env::var("TIMES").as_deref() != Ok("replayed");
+    let pool: Vec<Replayed> = batches
         .iter()
         .map(|b| {
             let bytes = b.encode_to_vec();
             let offsets = trace_id_offsets(&bytes, &ids);
+            let (times, latest_end) = if current_times {
+                time_offsets(&bytes, b)
+            } else {
+                (Vec::new(), 0)
+            };
             let spans = b
                 .resource_spans
                 .iter()
                 .flat_map(|r| &r.scope_spans)
                 .map(|s| s.spans.len())
                 .sum();
-            (bytes, offsets, spans)
+            // Every span's start and end found, nothing else.
+            assert!(!current_times || times.len() == 2 * spans);
+            Replayed {
+                bytes,
+                offsets,
+                times,
+                latest_end,
+                spans,
+            }
         })
         .collect();
     drop(batches);
@@ -142,12 +207,16 @@ pub fn sustained(seconds: u64) {
                 let mut sent = 0;
                 let mut pass: u64 = 0;
                 'passes: loop {
-                    for (bytes, offsets, spans) in pool.iter().skip(client).step_by(clients) {
+                    for batch in pool.iter().skip(client).step_by(clients) {
                         if Instant::now() >= deadline {
                             break 'passes;
                         }
-                        let mut body = bytes.clone();
-                        for offset in offsets {
+                        let mut body = batch.bytes.clone();
+                        let shift = now_ns().saturating_sub(batch.latest_end);
+                        for &(offset, time) in &batch.times {
+                            body[offset..offset + 8].copy_from_slice(&(time + shift).to_le_bytes());
+                        }
+                        for offset in &batch.offsets {
                             for (b, x) in body[*offset..*offset + 8]
                                 .iter_mut()
                                 .zip(pass.to_be_bytes())
@@ -156,7 +225,7 @@ pub fn sustained(seconds: u64) {
                             }
                         }
                         exporter.export(bytes::Bytes::from(body)).await;
-                        sent += spans;
+                        sent += batch.spans;
                     }
                     pass += 1;
                 }

@@ -25,7 +25,9 @@ use crate::damage::{Damage, DamageKind};
 use crate::derive::{Derivation, MetricsOptions, Prepared};
 use crate::dict::{Dictionary, DictionaryStats, Pending};
 use crate::group::GroupWriter;
-use crate::keys::{SpanAt, arrival_span_key, operation_key, service_key, trace_arrival_key};
+use crate::keys::{
+    arrival_span_key, operation_key, service_slice_key, slice_key, slice_of, trace_arrival_key,
+};
 use crate::kv::{EngineMemory, Kv, Op, Recovery, Table};
 use crate::stats::Stats;
 
@@ -307,6 +309,8 @@ impl Store {
         // that `get_trace` finds them.
         let arrived = arrival_second(now_micros());
         let mut noted: HashSet<(TraceId, u32)> = HashSet::new();
+        // The slices of `by_slice` each service gets entries in (`keys.rs`, layout 6).
+        let mut slices: HashSet<(&str, u32)> = HashSet::new();
         for span in spans {
             let Some(&hash) = process_hashes.get(&Arc::as_ptr(&span.process)) else {
                 continue; // every span's process was hashed above
@@ -330,16 +334,17 @@ impl Store {
             let mut summary = Vec::with_capacity(48);
             codec::encode_summary(span, &self.dict, &mut pending, &mut summary);
             ops.push(Op::Put(
-                Table::ByService,
-                service_key(
-                    service,
-                    span.start_time,
-                    span.trace_id,
-                    span.span_id,
-                    SpanAt::Arrived(filed),
-                ),
+                Table::BySlice,
+                slice_key(service, span.start_time, span.trace_id, span.span_id, filed),
                 summary,
             ));
+            if slices.insert((service, slice_of(span.start_time))) {
+                ops.push(Op::Put(
+                    Table::ServiceSlices,
+                    service_slice_key(service, slice_of(span.start_time)),
+                    Vec::new(),
+                ));
+            }
             let seen = services.entry(service).or_default();
             *seen = (*seen).max(span.start_time);
             let seen = operations

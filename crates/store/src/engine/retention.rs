@@ -3,6 +3,10 @@
 //! decode is removed too (it points nowhere) and counted; it never stops the pass, so expired
 //! data keeps being removed whatever one key holds.
 //!
+//! The service index is read per service: its slices of `by_slice` that start before the
+//! cutoff (`service_slices` lists them; a slice emptied is unlisted), then its entries of
+//! `by_service` (layouts 2 to 5).
+//!
 //! A span of layout 5 is filed under a second no earlier than its start (`engine/mod.rs`), so
 //! every span filed before the cutoff's second has expired: those are removed in arrival order
 //! with their trace's entries in `trace_arrivals`, which needs no check of what else the trace
@@ -17,8 +21,9 @@ use super::{Store, arrival_second, last_seen};
 use crate::StoreError;
 use crate::damage::DamageKind;
 use crate::keys::{
-    SpanAt, arrival_trace_range, parse_arrival_span_key, parse_service_key, prefix_end,
-    service_prefix, stored_span_key, trace_arrival_key,
+    ServiceEntry, SpanAt, arrival_trace_range, parse_arrival_span_key, parse_service_key,
+    parse_service_slice_key, parse_slice_key, prefix_end, service_prefix, service_slice_key,
+    slice_of, slice_prefix, stored_span_key, trace_arrival_key,
 };
 use crate::kv::{Op, Table};
 
@@ -78,9 +83,72 @@ impl Store {
         Ok(removed)
     }
 
+    /// Removes the index entries of `service` that started before `cutoff`, in `by_slice` and
+    /// in `by_service`, with the spans that arrived after they had expired; returns how many.
     fn purge_service(&self, service: &str, cutoff: u64) -> Result<usize, StoreError> {
+        let mut removed: usize = 0;
         let prefix = service_prefix(service);
-        let mut to = prefix.clone();
+        let listed_to = match slice_of(cutoff).checked_add(1) {
+            Some(next) => service_slice_key(service, next),
+            None => {
+                prefix_end(&prefix).unwrap_or_else(|| vec![0xff; prefix.len().saturating_add(5)])
+            }
+        };
+        let mut slices = Vec::new();
+        let mut undecodable = Vec::new();
+        self.kv.scan(
+            Table::ServiceSlices,
+            &prefix,
+            &listed_to,
+            false,
+            &mut |key, _| {
+                match parse_service_slice_key(&prefix, key) {
+                    Some(slice) => slices.push(slice),
+                    None => {
+                        self.damage.record(
+                            DamageKind::UndecodableKey,
+                            "service_slices",
+                            &"a key of the wrong shape (removed)",
+                        );
+                        undecodable.push(Op::Delete(Table::ServiceSlices, key.to_vec()));
+                    }
+                }
+                Ok(true)
+            },
+        )?;
+        if !undecodable.is_empty() {
+            self.kv.write(undecodable)?;
+        }
+        for slice in slices {
+            let in_slice = slice_prefix(slice, service);
+            removed = removed.saturating_add(self.purge_index(
+                Table::BySlice,
+                &in_slice,
+                cutoff,
+                |key| parse_slice_key(slice, &in_slice, key),
+            )?);
+            // The slice of the cutoff keeps the spans that start after it.
+            if slice < slice_of(cutoff) {
+                self.unlist_slice_if_empty(service, slice)?;
+            }
+        }
+        let legacy = self.purge_index(Table::ByService, &prefix, cutoff, |key| {
+            parse_service_key(&prefix, key)
+        })?;
+        Ok(removed.saturating_add(legacy))
+    }
+
+    /// Removes the entries of `table` that start with `prefix` and started before `cutoff`,
+    /// with the spans that arrived after they had expired (and those of the trace-keyed table);
+    /// returns how many. An entry `parse` refuses is removed and counted.
+    fn purge_index(
+        &self,
+        table: Table,
+        prefix: &[u8],
+        cutoff: u64,
+        parse: impl Fn(&[u8]) -> Option<ServiceEntry>,
+    ) -> Result<usize, StoreError> {
+        let mut to = prefix.to_vec();
         to.extend_from_slice(&cutoff.to_be_bytes());
         let filed_before = arrival_second(cutoff);
         let mut removed: usize = 0;
@@ -89,38 +157,36 @@ impl Store {
             let mut spans: usize = 0;
             // The (trace, second) entries of spans that arrived after they had expired.
             let mut late: HashSet<(TraceId, u32)> = HashSet::new();
-            self.kv
-                .scan(Table::ByService, &prefix, &to, false, &mut |key, _| {
-                    let Some((start, trace_id, span_id, at)) = parse_service_key(&prefix, key)
-                    else {
-                        self.damage.record(
-                            DamageKind::UndecodableKey,
-                            "by_service",
-                            &"an index key of the wrong shape (removed)",
-                        );
-                        ops.push(Op::Delete(Table::ByService, key.to_vec()));
-                        return Ok(ops.len() < CHUNK.saturating_mul(2));
-                    };
-                    spans = spans.saturating_add(1);
-                    match at {
-                        // Spans filed before the cutoff's second go in arrival order below.
-                        SpanAt::Arrived(second) if second < filed_before => {}
-                        _ => {
-                            let (table, span_key) = stored_span_key(at, trace_id, start, span_id);
-                            ops.push(Op::Delete(table, span_key));
-                            if let SpanAt::Arrived(second) = at
-                                && late.insert((trace_id, second))
-                            {
-                                ops.push(Op::Delete(
-                                    Table::TraceArrivals,
-                                    trace_arrival_key(trace_id, second),
-                                ));
-                            }
+            self.kv.scan(table, prefix, &to, false, &mut |key, _| {
+                let Some((start, trace_id, span_id, at)) = parse(key) else {
+                    self.damage.record(
+                        DamageKind::UndecodableKey,
+                        table.name(),
+                        &"an index key of the wrong shape (removed)",
+                    );
+                    ops.push(Op::Delete(table, key.to_vec()));
+                    return Ok(ops.len() < CHUNK.saturating_mul(2));
+                };
+                spans = spans.saturating_add(1);
+                match at {
+                    // Spans filed before the cutoff's second go in arrival order below.
+                    SpanAt::Arrived(second) if second < filed_before => {}
+                    _ => {
+                        let (table, span_key) = stored_span_key(at, trace_id, start, span_id);
+                        ops.push(Op::Delete(table, span_key));
+                        if let SpanAt::Arrived(second) = at
+                            && late.insert((trace_id, second))
+                        {
+                            ops.push(Op::Delete(
+                                Table::TraceArrivals,
+                                trace_arrival_key(trace_id, second),
+                            ));
                         }
                     }
-                    ops.push(Op::Delete(Table::ByService, key.to_vec()));
-                    Ok(ops.len() < CHUNK.saturating_mul(2))
-                })?;
+                }
+                ops.push(Op::Delete(table, key.to_vec()));
+                Ok(ops.len() < CHUNK.saturating_mul(2))
+            })?;
             if ops.is_empty() {
                 return Ok(removed);
             }
@@ -130,11 +196,29 @@ impl Store {
         }
     }
 
-    /// Whether the service index holds any entry of `service`.
+    /// Removes `slice` from the slices listed for `service`, then puts it back if the slice
+    /// still holds entries of the service: a late span written meanwhile lists its slice before
+    /// or after the removal, and is seen by the check in the first case.
+    fn unlist_slice_if_empty(&self, service: &str, slice: u32) -> Result<(), StoreError> {
+        let listed = service_slice_key(service, slice);
+        self.kv
+            .write(vec![Op::Delete(Table::ServiceSlices, listed.clone())])?;
+        let in_slice = slice_prefix(slice, service);
+        let to =
+            prefix_end(&in_slice).unwrap_or_else(|| vec![0xff; in_slice.len().saturating_add(1)]);
+        if self.any_in(Table::BySlice, &in_slice, &to)? {
+            self.kv
+                .write(vec![Op::Put(Table::ServiceSlices, listed, Vec::new())])?;
+        }
+        Ok(())
+    }
+
+    /// Whether a service index lists any entry of `service`.
     fn has_index_entries(&self, service: &str) -> Result<bool, StoreError> {
         let prefix = service_prefix(service);
         let to = prefix_end(&prefix).unwrap_or_else(|| vec![0xff; prefix.len().saturating_add(1)]);
-        self.any_in(Table::ByService, &prefix, &to)
+        Ok(self.any_in(Table::ServiceSlices, &prefix, &to)?
+            || self.any_in(Table::ByService, &prefix, &to)?)
     }
 
     /// Whether `table` holds a key in `[from, to)` (reads at most one entry).

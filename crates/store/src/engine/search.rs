@@ -10,8 +10,8 @@ use crate::StoreError;
 use crate::codec::{self, decode_summary};
 use crate::damage::DamageKind;
 use crate::keys::{
-    ServiceEntry, parse_operation_key, parse_service_key, prefix_end, service_prefix,
-    stored_span_key,
+    ServiceEntry, parse_operation_key, parse_service_key, parse_service_slice_key, parse_slice_key,
+    prefix_end, service_prefix, service_slice_key, slice_of, slice_prefix, stored_span_key,
 };
 use crate::kv::Table;
 use crate::query::{DependencyLink, Operation, TraceQuery};
@@ -34,6 +34,59 @@ fn time_range(prefix: &[u8], min: u64, max: u64) -> (Vec<u8>, Vec<u8>) {
         None => prefix_end(prefix).unwrap_or_else(|| vec![0xff; prefix.len().saturating_add(9)]),
     };
     (from, to)
+}
+
+/// One run of index entries: `by_service`'s entries of a service (layouts 2 to 5), or those of
+/// one slice of `by_slice` (layout 6), in a window of start times.
+struct IndexRange {
+    table: Table,
+    /// The slice of `by_slice` the range is in (None: `by_service`).
+    slice: Option<u32>,
+    /// What every key of the range starts with: the service's part, after the slice if any.
+    prefix: Vec<u8>,
+    from: Vec<u8>,
+    to: Vec<u8>,
+}
+
+impl IndexRange {
+    fn by_service(service: &str, min: u64, max: u64) -> Self {
+        let prefix = service_prefix(service);
+        let (from, to) = time_range(&prefix, min, max);
+        IndexRange {
+            table: Table::ByService,
+            slice: None,
+            prefix,
+            from,
+            to,
+        }
+    }
+
+    fn in_slice(slice: u32, service: &str, min: u64, max: u64) -> Self {
+        let prefix = slice_prefix(slice, service);
+        let (from, to) = time_range(&prefix, min, max);
+        IndexRange {
+            table: Table::BySlice,
+            slice: Some(slice),
+            prefix,
+            from,
+            to,
+        }
+    }
+
+    /// The entry of one of the range's keys; None when the key is not of the range's shape.
+    fn parse(&self, key: &[u8]) -> Option<ServiceEntry> {
+        match self.slice {
+            None => parse_service_key(&self.prefix, key),
+            Some(slice) => parse_slice_key(slice, &self.prefix, key),
+        }
+    }
+}
+
+/// What a search asks of each index entry, worked out once per search.
+struct Filter<'q> {
+    query: &'q TraceQuery,
+    operation_id: Option<u32>,
+    wanted: Vec<codec::WantedTag>,
 }
 
 impl Store {
@@ -69,20 +122,86 @@ impl Store {
         query: &TraceQuery,
         limit: usize,
     ) -> Result<Vec<(u64, TraceId)>, StoreError> {
-        let prefix = service_prefix(service);
-        let (from, mut to) = time_range(&prefix, query.start_min, query.start_max);
+        let filter = Filter {
+            query,
+            operation_id: query
+                .operation
+                .as_deref()
+                .and_then(|op| codec::operation_id(&self.dict, op)),
+            wanted: query
+                .tags
+                .iter()
+                .map(|(k, v)| codec::WantedTag::new(k, v, &self.dict))
+                .collect(),
+        };
+        // The slices hold disjoint start times: read newest first, their matches come in order.
+        let mut found = Vec::new();
+        let mut seen = HashSet::new();
+        for range in self.slice_ranges(service, query.start_min, query.start_max)? {
+            self.collect_matches(&range, &filter, limit, &mut seen, &mut found)?;
+            if found.len() >= limit {
+                break;
+            }
+        }
+        // Entries of layouts 2 to 5 (none in a store created at layout 6: one empty seek).
+        let legacy = IndexRange::by_service(service, query.start_min, query.start_max);
+        let mut older = Vec::new();
+        self.collect_matches(&legacy, &filter, limit, &mut HashSet::new(), &mut older)?;
+        if !older.is_empty() {
+            found.extend(older);
+            found.sort_by_key(|m| std::cmp::Reverse(m.0));
+            let mut seen = HashSet::new();
+            found.retain(|(_, trace_id)| seen.insert(*trace_id));
+            found.truncate(limit);
+        }
+        Ok(found)
+    }
 
-        let mut found: Vec<(u64, TraceId)> = Vec::new();
-        let mut seen: HashSet<TraceId> = HashSet::new();
-        let operation_id = query
-            .operation
-            .as_deref()
-            .and_then(|op| codec::operation_id(&self.dict, op));
-        let wanted: Vec<codec::WantedTag> = query
-            .tags
-            .iter()
-            .map(|(k, v)| codec::WantedTag::new(k, v, &self.dict))
-            .collect();
+    /// The ranges of `by_slice` that hold entries of `service` starting in `[min, max]`, newest
+    /// first, as `service_slices` lists them.
+    fn slice_ranges(
+        &self,
+        service: &str,
+        min: u64,
+        max: u64,
+    ) -> Result<Vec<IndexRange>, StoreError> {
+        let prefix = service_prefix(service);
+        let from = service_slice_key(service, slice_of(min));
+        let to = match slice_of(max).checked_add(1) {
+            Some(next) => service_slice_key(service, next),
+            None => {
+                prefix_end(&prefix).unwrap_or_else(|| vec![0xff; prefix.len().saturating_add(5)])
+            }
+        };
+        let mut ranges = Vec::new();
+        self.kv
+            .scan(Table::ServiceSlices, &from, &to, true, &mut |key, _| {
+                match parse_service_slice_key(&prefix, key) {
+                    Some(slice) => ranges.push(IndexRange::in_slice(slice, service, min, max)),
+                    None => self.damage.record(
+                        DamageKind::UndecodableKey,
+                        "service_slices",
+                        &"a key of the wrong shape",
+                    ),
+                }
+                Ok(true)
+            })?;
+        Ok(ranges)
+    }
+
+    /// Adds to `found` the traces of `range` (newest first) that match `filter` and are not in
+    /// `seen`, until `found` holds `limit`.
+    fn collect_matches(
+        &self,
+        range: &IndexRange,
+        filter: &Filter<'_>,
+        limit: usize,
+        seen: &mut HashSet<TraceId>,
+        found: &mut Vec<(u64, TraceId)>,
+    ) -> Result<(), StoreError> {
+        let table = range.table.name();
+        let query = filter.query;
+        let mut to = range.to.clone();
         loop {
             // Read a chunk of index entries that pass the cheap filters, newest first...
             // (the entry, whether its tags are known to match)
@@ -90,13 +209,13 @@ impl Store {
             let mut last_key: Option<Vec<u8>> = None;
             let mut entries: usize = 0;
             self.kv
-                .scan(Table::ByService, &from, &to, true, &mut |key, value| {
+                .scan(range.table, &range.from, &to, true, &mut |key, value| {
                     entries = entries.saturating_add(1);
                     last_key = Some(key.to_vec());
-                    let Some(entry) = parse_service_key(&prefix, key) else {
+                    let Some(entry) = range.parse(key) else {
                         self.damage.record(
                             DamageKind::UndecodableKey,
-                            "by_service",
+                            table,
                             &"an index key of the wrong shape",
                         );
                         return Ok(entries < CHUNK);
@@ -109,27 +228,24 @@ impl Store {
                         Ok(summary) => summary,
                         Err(error) => {
                             self.damage
-                                .record(DamageKind::UndecodableValue, "by_service", &error);
+                                .record(DamageKind::UndecodableValue, table, &error);
                             return Ok(entries < CHUNK);
                         }
                     };
                     let operation_ok = query
                         .operation
                         .as_ref()
-                        .is_none_or(|op| summary.operation_is(op, operation_id));
+                        .is_none_or(|op| summary.operation_is(op, filter.operation_id));
                     let duration_ok = query.duration_min.is_none_or(|min| summary.duration >= min)
                         && query.duration_max.is_none_or(|max| summary.duration <= max);
                     if operation_ok && duration_ok {
                         // The entry's tag section decides when it can (no read of the span).
-                        let decided = if wanted.is_empty() {
+                        let decided = if filter.wanted.is_empty() {
                             Some(true)
                         } else {
-                            summary.has_tags(&wanted).unwrap_or_else(|error| {
-                                self.damage.record(
-                                    DamageKind::UndecodableValue,
-                                    "by_service",
-                                    &error,
-                                );
+                            summary.has_tags(&filter.wanted).unwrap_or_else(|error| {
+                                self.damage
+                                    .record(DamageKind::UndecodableValue, table, &error);
                                 None
                             })
                         };
@@ -150,18 +266,18 @@ impl Store {
                 if seen.contains(&trace_id) {
                     continue;
                 }
-                if !matched && !self.span_has_tags(entry, &wanted)? {
+                if !matched && !self.span_has_tags(entry, &filter.wanted)? {
                     continue;
                 }
                 seen.insert(trace_id);
                 found.push((start, trace_id));
                 if found.len() >= limit {
-                    return Ok(found);
+                    return Ok(());
                 }
             }
             match last_key {
                 Some(key) if entries >= CHUNK => to = key,
-                _ => return Ok(found),
+                _ => return Ok(()),
             }
         }
     }
@@ -283,25 +399,31 @@ impl Store {
     pub fn dependencies(&self, end: u64, lookback: u64) -> Result<Vec<DependencyLink>, StoreError> {
         let mut trace_ids: Vec<TraceId> = Vec::new();
         let mut seen = HashSet::new();
+        let (min, max) = (end.saturating_sub(lookback), end);
         for service in self.all_services()? {
-            let prefix = service_prefix(&service);
-            let (from, to) = time_range(&prefix, end.saturating_sub(lookback), end);
-            self.kv
-                .scan(Table::ByService, &from, &to, true, &mut |key, _| {
-                    match parse_service_key(&prefix, key) {
-                        Some((_, trace_id, _, _)) => {
-                            if seen.insert(trace_id) {
-                                trace_ids.push(trace_id);
+            let mut ranges = self.slice_ranges(&service, min, max)?;
+            ranges.push(IndexRange::by_service(&service, min, max));
+            for range in ranges {
+                if trace_ids.len() >= DEPENDENCY_TRACE_CAP {
+                    break;
+                }
+                self.kv
+                    .scan(range.table, &range.from, &range.to, true, &mut |key, _| {
+                        match range.parse(key) {
+                            Some((_, trace_id, _, _)) => {
+                                if seen.insert(trace_id) {
+                                    trace_ids.push(trace_id);
+                                }
                             }
+                            None => self.damage.record(
+                                DamageKind::UndecodableKey,
+                                range.table.name(),
+                                &"an index key of the wrong shape",
+                            ),
                         }
-                        None => self.damage.record(
-                            DamageKind::UndecodableKey,
-                            "by_service",
-                            &"an index key of the wrong shape",
-                        ),
-                    }
-                    Ok(trace_ids.len() < DEPENDENCY_TRACE_CAP)
-                })?;
+                        Ok(trace_ids.len() < DEPENDENCY_TRACE_CAP)
+                    })?;
+            }
         }
         let mut counts: HashMap<(String, String), u64> = HashMap::new();
         for id in trace_ids {
