@@ -205,3 +205,20 @@ fn slices_are_searched_newest_first_and_expire_whole() {
     assert_eq!(entries(&kv, Table::ServiceSlices), 5);
     assert_eq!(entries(&kv, Table::BySlice), 13);
 }
+
+/// A slice retention unlisted is listed again by the next span written into it, though the
+/// store remembers which slices it has listed (so as not to list them in every batch).
+#[test]
+fn a_span_written_into_an_unlisted_slice_lists_it_again() {
+    let (kv, store) = in_memory();
+    let start = now() - HOUR;
+    store.write(&[span(1, 1, start)]).unwrap();
+    store.write(&[span(2, 1, start + 1)]).unwrap();
+    assert_eq!(entries(&kv, Table::ServiceSlices), 1);
+    store.purge_before(start + 3_600_000_000).unwrap();
+    assert_eq!(entries(&kv, Table::ServiceSlices), 0);
+    // A late span of the same slice.
+    store.write(&[span(3, 1, start + 2)]).unwrap();
+    assert_eq!(entries(&kv, Table::ServiceSlices), 1);
+    assert_eq!(search(&store, start, start + 10), vec![3]);
+}

@@ -8,6 +8,7 @@
 //! Every method blocks (the engine does file I/O); async callers use `spawn_blocking`.
 
 mod archive;
+mod listed;
 mod read;
 mod retention;
 mod search;
@@ -60,6 +61,8 @@ pub struct Store {
     writer: GroupWriter,
     dict: Dictionary,
     retention: Duration,
+    /// The service index's slices already listed in `service_slices`.
+    listed: listed::ListedSlices,
     /// Processes already written (they are stored once, by hash).
     written_processes: Mutex<HashSet<u64>>,
     /// Processes already read.
@@ -127,6 +130,7 @@ impl Store {
             ),
             kv,
             retention: options.retention,
+            listed: listed::ListedSlices::default(),
             written_processes: Mutex::new(HashSet::new()),
             process_cache: Mutex::new(HashMap::new()),
             damage,
@@ -264,6 +268,8 @@ impl Store {
     }
 
     fn write_batch(&self, spans: &[Span]) -> Result<(), StoreError> {
+        // Until the batch is committed: the slices it skips listing stay listed.
+        let _writing = self.listed.writing();
         // The metrics' share is worked out before anything is locked.
         let now_ms = now_micros() / 1000;
         let oldest_ms = self.oldest_visible() / 1000;
@@ -309,8 +315,10 @@ impl Store {
         // that `get_trace` finds them.
         let arrived = arrival_second(now_micros());
         let mut noted: HashSet<(TraceId, u32)> = HashSet::new();
-        // The slices of `by_slice` each service gets entries in (`keys.rs`, layout 6).
+        // The slices of `by_slice` each service gets entries in (`keys.rs`, layout 6), and those
+        // of them this batch lists.
         let mut slices: HashSet<(&str, u32)> = HashSet::new();
+        let mut listing: Vec<(&str, u32)> = Vec::new();
         for span in spans {
             let Some(&hash) = process_hashes.get(&Arc::as_ptr(&span.process)) else {
                 continue; // every span's process was hashed above
@@ -338,10 +346,12 @@ impl Store {
                 slice_key(service, span.start_time, span.trace_id, span.span_id, filed),
                 summary,
             ));
-            if slices.insert((service, slice_of(span.start_time))) {
+            let slice = slice_of(span.start_time);
+            if slices.insert((service, slice)) && !self.listed.is_known(service, slice) {
+                listing.push((service, slice));
                 ops.push(Op::Put(
                     Table::ServiceSlices,
-                    service_slice_key(service, slice_of(span.start_time)),
+                    service_slice_key(service, slice),
                     Vec::new(),
                 ));
             }
@@ -389,6 +399,7 @@ impl Store {
         let written: Vec<u32> = entries.iter().map(|(id, _)| *id).collect();
         self.dict.mark_committed(&written);
         lock(&self.written_processes).extend(new_processes);
+        self.listed.remember(listing);
         Ok(())
     }
 

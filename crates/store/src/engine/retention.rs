@@ -119,7 +119,7 @@ impl Store {
         if !undecodable.is_empty() {
             self.kv.write(undecodable)?;
         }
-        for slice in slices {
+        for &slice in &slices {
             let in_slice = slice_prefix(slice, service);
             removed = removed.saturating_add(self.purge_index(
                 Table::BySlice,
@@ -127,11 +127,10 @@ impl Store {
                 cutoff,
                 |key| parse_slice_key(slice, &in_slice, key),
             )?);
-            // The slice of the cutoff keeps the spans that start after it.
-            if slice < slice_of(cutoff) {
-                self.unlist_slice_if_empty(service, slice)?;
-            }
         }
+        // The slice of the cutoff keeps the spans that start after it.
+        slices.retain(|&slice| slice < slice_of(cutoff));
+        self.unlist_if_empty(service, &slices)?;
         let legacy = self.purge_index(Table::ByService, &prefix, cutoff, |key| {
             parse_service_key(&prefix, key)
         })?;
@@ -196,19 +195,35 @@ impl Store {
         }
     }
 
-    /// Removes `slice` from the slices listed for `service`, then puts it back if the slice
-    /// still holds entries of the service: a late span written meanwhile lists its slice before
-    /// or after the removal, and is seen by the check in the first case.
-    fn unlist_slice_if_empty(&self, service: &str, slice: u32) -> Result<(), StoreError> {
-        let listed = service_slice_key(service, slice);
-        self.kv
-            .write(vec![Op::Delete(Table::ServiceSlices, listed.clone())])?;
-        let in_slice = slice_prefix(slice, service);
-        let to =
-            prefix_end(&in_slice).unwrap_or_else(|| vec![0xff; in_slice.len().saturating_add(1)]);
-        if self.any_in(Table::BySlice, &in_slice, &to)? {
-            self.kv
-                .write(vec![Op::Put(Table::ServiceSlices, listed, Vec::new())])?;
+    /// Removes `slices` from those listed for `service`, then lists again each that still
+    /// holds entries of the service (a late span written meanwhile). Writes wait meanwhile: one
+    /// that skipped listing a slice it knew listed has committed its entries before the check.
+    fn unlist_if_empty(&self, service: &str, slices: &[u32]) -> Result<(), StoreError> {
+        if slices.is_empty() {
+            return Ok(());
+        }
+        let _unlisting = self.listed.unlisting();
+        self.listed.forget(service, slices);
+        let unlisted = slices
+            .iter()
+            .map(|&slice| Op::Delete(Table::ServiceSlices, service_slice_key(service, slice)))
+            .collect();
+        self.kv.write(unlisted)?;
+        let mut relisted = Vec::new();
+        for &slice in slices {
+            let in_slice = slice_prefix(slice, service);
+            let to = prefix_end(&in_slice)
+                .unwrap_or_else(|| vec![0xff; in_slice.len().saturating_add(1)]);
+            if self.any_in(Table::BySlice, &in_slice, &to)? {
+                relisted.push(Op::Put(
+                    Table::ServiceSlices,
+                    service_slice_key(service, slice),
+                    Vec::new(),
+                ));
+            }
+        }
+        if !relisted.is_empty() {
+            self.kv.write(relisted)?;
         }
         Ok(())
     }
