@@ -296,20 +296,9 @@ fn check_slice_index(kv: &FjallKv, report: &mut CheckReport) -> Result<(), Store
         }
         Ok(())
     })?;
-    check_table(
-        kv,
-        Table::ServiceSlices,
-        &[0xff; 9],
-        report,
-        |k, _, report| {
-            if parse_any_service_slice_key(k).is_none() {
-                report.problem("service_slices: key does not decode", || {
-                    format!("{k:02x?}")
-                });
-            }
-            Ok(())
-        },
-    )
+    check_keys(kv, Table::ServiceSlices, &[0xff; 9], report, |k| {
+        parse_any_service_slice_key(k).is_some()
+    })
 }
 
 /// One entry of a service index: its value decodes and its span is stored.
@@ -339,20 +328,27 @@ fn check_index_entry(
 }
 
 fn check_trace_arrivals(kv: &FjallKv, report: &mut CheckReport) -> Result<(), StoreError> {
-    check_table(
-        kv,
-        Table::TraceArrivals,
-        &[0xff; 21],
-        report,
-        |k, _, report| {
-            if parse_trace_arrival_key(k).is_none() {
-                report.problem("trace_arrivals: key does not decode", || {
-                    format!("{k:02x?}")
-                });
-            }
-            Ok(())
-        },
-    )
+    check_keys(kv, Table::TraceArrivals, &[0xff; 21], report, |k| {
+        parse_trace_arrival_key(k).is_some()
+    })
+}
+
+/// A table of keys alone (below `to`), each of which must be one `decodes` accepts.
+fn check_keys(
+    kv: &FjallKv,
+    table: Table,
+    to: &[u8],
+    report: &mut CheckReport,
+    decodes: impl Fn(&[u8]) -> bool,
+) -> Result<(), StoreError> {
+    check_table(kv, table, to, report, |k, _, report| {
+        if !decodes(k) {
+            report.problem(format!("{}: key does not decode", table.name()), || {
+                format!("{k:02x?}")
+            });
+        }
+        Ok(())
+    })
 }
 
 fn check_lists(kv: &FjallKv, report: &mut CheckReport) -> Result<(), StoreError> {

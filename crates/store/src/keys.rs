@@ -281,6 +281,19 @@ pub fn service_slice_key(service: &str, slice: u32) -> Vec<u8> {
     key
 }
 
+/// The range of `service_slices` keys of `service` listing slices `first` to `last`:
+/// `[from, to)`.
+pub fn service_slices_range(service: &str, first: u32, last: u32) -> (Vec<u8>, Vec<u8>) {
+    let to = match last.checked_add(1) {
+        Some(next) => service_slice_key(service, next),
+        None => {
+            let prefix = service_prefix(service);
+            prefix_end(&prefix).unwrap_or_else(|| vec![0xff; prefix.len().saturating_add(5)])
+        }
+    };
+    (service_slice_key(service, first), to)
+}
+
 /// The slice of a `service_slices` key that starts with `prefix` (a [`service_prefix`]).
 pub fn parse_service_slice_key(prefix: &[u8], key: &[u8]) -> Option<u32> {
     let slice: [u8; 4] = key.strip_prefix(prefix)?.try_into().ok()?;

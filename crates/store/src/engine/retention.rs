@@ -23,7 +23,7 @@ use crate::damage::DamageKind;
 use crate::keys::{
     ServiceEntry, SpanAt, arrival_trace_range, parse_arrival_span_key, parse_service_key,
     parse_service_slice_key, parse_slice_key, prefix_end, service_prefix, service_slice_key,
-    slice_of, slice_prefix, stored_span_key, trace_arrival_key,
+    service_slices_range, slice_of, slice_prefix, stored_span_key, trace_arrival_key,
 };
 use crate::kv::{Op, Table};
 
@@ -88,12 +88,8 @@ impl Store {
     fn purge_service(&self, service: &str, cutoff: u64) -> Result<usize, StoreError> {
         let mut removed: usize = 0;
         let prefix = service_prefix(service);
-        let listed_to = match slice_of(cutoff).checked_add(1) {
-            Some(next) => service_slice_key(service, next),
-            None => {
-                prefix_end(&prefix).unwrap_or_else(|| vec![0xff; prefix.len().saturating_add(5)])
-            }
-        };
+        // From the service's prefix: a damaged key shorter than a slice is found and removed.
+        let (_, listed_to) = service_slices_range(service, 0, slice_of(cutoff));
         let mut slices = Vec::new();
         let mut undecodable = Vec::new();
         self.kv.scan(
@@ -209,23 +205,16 @@ impl Store {
             .map(|&slice| Op::Delete(Table::ServiceSlices, service_slice_key(service, slice)))
             .collect();
         self.kv.write(unlisted)?;
-        let mut relisted = Vec::new();
-        for &slice in slices {
-            let in_slice = slice_prefix(slice, service);
-            let to = prefix_end(&in_slice)
-                .unwrap_or_else(|| vec![0xff; in_slice.len().saturating_add(1)]);
-            if self.any_in(Table::BySlice, &in_slice, &to)? {
-                relisted.push(Op::Put(
-                    Table::ServiceSlices,
-                    service_slice_key(service, slice),
-                    Vec::new(),
-                ));
-            }
-        }
-        if !relisted.is_empty() {
-            self.kv.write(relisted)?;
-        }
-        Ok(())
+        self.put_back_if_used(
+            Table::ServiceSlices,
+            Table::BySlice,
+            slices.iter().map(|&slice| {
+                let in_slice = slice_prefix(slice, service);
+                let to = prefix_end(&in_slice)
+                    .unwrap_or_else(|| vec![0xff; in_slice.len().saturating_add(1)]);
+                (service_slice_key(service, slice), in_slice, to)
+            }),
+        )
     }
 
     /// Whether a service index lists any entry of `service`.
@@ -250,15 +239,28 @@ impl Store {
     /// their trace (other spans that came with the late one, or a write that raced the
     /// removal: it noted the entry before the removal, or sees the span after it).
     fn keep_noted_if_used(&self, removed: HashSet<(TraceId, u32)>) -> Result<(), StoreError> {
+        self.put_back_if_used(
+            Table::TraceArrivals,
+            Table::SpansByArrival,
+            removed.into_iter().map(|(trace_id, second)| {
+                let (from, to) = arrival_trace_range(second, trace_id);
+                (trace_arrival_key(trace_id, second), from, to)
+            }),
+        )
+    }
+
+    /// Puts back, with an empty value, each `(key, from, to)` of `table` whose range
+    /// `[from, to)` of `holder` still holds a key.
+    fn put_back_if_used(
+        &self,
+        table: Table,
+        holder: Table,
+        entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
         let mut ops = Vec::new();
-        for (trace_id, second) in removed {
-            let (from, to) = arrival_trace_range(second, trace_id);
-            if self.any_in(Table::SpansByArrival, &from, &to)? {
-                ops.push(Op::Put(
-                    Table::TraceArrivals,
-                    trace_arrival_key(trace_id, second),
-                    Vec::new(),
-                ));
+        for (key, from, to) in entries {
+            if self.any_in(holder, &from, &to)? {
+                ops.push(Op::Put(table, key, Vec::new()));
             }
         }
         if !ops.is_empty() {

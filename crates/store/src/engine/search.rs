@@ -11,7 +11,7 @@ use crate::codec::{self, decode_summary};
 use crate::damage::DamageKind;
 use crate::keys::{
     ServiceEntry, parse_operation_key, parse_service_key, parse_service_slice_key, parse_slice_key,
-    prefix_end, service_prefix, service_slice_key, slice_of, slice_prefix, stored_span_key,
+    prefix_end, service_prefix, service_slices_range, slice_of, slice_prefix, stored_span_key,
 };
 use crate::kv::Table;
 use crate::query::{DependencyLink, Operation, TraceQuery};
@@ -166,13 +166,7 @@ impl Store {
         max: u64,
     ) -> Result<Vec<IndexRange>, StoreError> {
         let prefix = service_prefix(service);
-        let from = service_slice_key(service, slice_of(min));
-        let to = match slice_of(max).checked_add(1) {
-            Some(next) => service_slice_key(service, next),
-            None => {
-                prefix_end(&prefix).unwrap_or_else(|| vec![0xff; prefix.len().saturating_add(5)])
-            }
-        };
+        let (from, to) = service_slices_range(service, slice_of(min), slice_of(max));
         let mut ranges = Vec::new();
         self.kv
             .scan(Table::ServiceSlices, &from, &to, true, &mut |key, _| {
