@@ -137,7 +137,8 @@ impl Store {
         // The slices hold disjoint start times: read newest first, their matches come in order.
         let mut found = Vec::new();
         let mut seen = HashSet::new();
-        for range in self.slice_ranges(service, query.start_min, query.start_max)? {
+        for slice in self.listed_slices(service, query.start_min, query.start_max)? {
+            let range = IndexRange::in_slice(slice, service, query.start_min, query.start_max);
             self.collect_matches(&range, &filter, limit, &mut seen, &mut found)?;
             if found.len() >= limit {
                 break;
@@ -157,21 +158,16 @@ impl Store {
         Ok(found)
     }
 
-    /// The ranges of `by_slice` that hold entries of `service` starting in `[min, max]`, newest
+    /// The slices of `by_slice` that hold entries of `service` starting in `[min, max]`, newest
     /// first, as `service_slices` lists them.
-    fn slice_ranges(
-        &self,
-        service: &str,
-        min: u64,
-        max: u64,
-    ) -> Result<Vec<IndexRange>, StoreError> {
+    fn listed_slices(&self, service: &str, min: u64, max: u64) -> Result<Vec<u32>, StoreError> {
         let prefix = service_prefix(service);
         let (from, to) = service_slices_range(service, slice_of(min), slice_of(max));
-        let mut ranges = Vec::new();
+        let mut slices = Vec::new();
         self.kv
             .scan(Table::ServiceSlices, &from, &to, true, &mut |key, _| {
                 match parse_service_slice_key(&prefix, key) {
-                    Some(slice) => ranges.push(IndexRange::in_slice(slice, service, min, max)),
+                    Some(slice) => slices.push(slice),
                     None => self.damage.record(
                         DamageKind::UndecodableKey,
                         "service_slices",
@@ -180,7 +176,7 @@ impl Store {
                 }
                 Ok(true)
             })?;
-        Ok(ranges)
+        Ok(slices)
     }
 
     /// Adds to `found` the traces of `range` (newest first) that match `filter` and are not in
@@ -395,7 +391,11 @@ impl Store {
         let mut seen = HashSet::new();
         let (min, max) = (end.saturating_sub(lookback), end);
         for service in self.all_services()? {
-            let mut ranges = self.slice_ranges(&service, min, max)?;
+            let mut ranges: Vec<IndexRange> = self
+                .listed_slices(&service, min, max)?
+                .into_iter()
+                .map(|slice| IndexRange::in_slice(slice, &service, min, max))
+                .collect();
             ranges.push(IndexRange::by_service(&service, min, max));
             for range in ranges {
                 if trace_ids.len() >= DEPENDENCY_TRACE_CAP {
