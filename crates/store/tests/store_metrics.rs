@@ -420,6 +420,10 @@ async fn tables_and_retention_passes_are_shown() {
         "metric_series",
         "metric_cells",
         "metric_deltas",
+        "spans_by_arrival",
+        "trace_arrivals",
+        "by_slice",
+        "service_slices",
     ] {
         sample(
             &text,

@@ -256,7 +256,7 @@ impl Store {
                 if seen.contains(&trace_id) {
                     continue;
                 }
-                if !matched && !self.span_has_tags(entry, &filter.wanted)? {
+                if !matched && !self.span_has_tags(table, entry, &filter.wanted)? {
                     continue;
                 }
                 seen.insert(trace_id);
@@ -276,6 +276,7 @@ impl Store {
     /// does not decode.
     fn span_has_tags(
         &self,
+        index: &'static str,
         (start, trace_id, span_id, at): ServiceEntry,
         wanted: &[codec::WantedTag],
     ) -> Result<bool, StoreError> {
@@ -283,7 +284,7 @@ impl Store {
         let Some(value) = self.kv.get(table, &key)? else {
             self.damage.record(
                 DamageKind::DanglingIndexEntry,
-                "by_service",
+                index,
                 &format_args!("trace {trace_id}: an index entry without its span"),
             );
             return Ok(false);
@@ -298,7 +299,7 @@ impl Store {
             Ok(matched) => Ok(matched),
             Err(error) => {
                 self.damage
-                    .record(DamageKind::UndecodableValue, "spans", &error);
+                    .record(DamageKind::UndecodableValue, table.name(), &error);
                 Ok(false)
             }
         }
