@@ -293,10 +293,7 @@ fn value_of(kv: &OtlpKeyValue) -> Option<&any_value::Value> {
 }
 
 fn kv_from_otlp(kv: &OtlpKeyValue) -> KeyValue {
-    KeyValue {
-        key: kv.key.clone(),
-        value: value_from_otlp(value_of(kv).cloned()),
-    }
+    kv_from_otlp_owned(kv.clone())
 }
 
 fn kv_from_otlp_owned(kv: OtlpKeyValue) -> KeyValue {

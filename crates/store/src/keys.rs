@@ -257,9 +257,7 @@ pub fn slice_key(
 /// The entry of a `by_slice` key that starts with `prefix` (from [`slice_prefix`] of `slice`);
 /// None when the key is not one written by [`slice_key`] in that slice.
 pub fn parse_slice_key(slice: u32, prefix: &[u8], key: &[u8]) -> Option<ServiceEntry> {
-    let entry = parse_service_suffix(key.strip_prefix(prefix)?)?;
-    let (start, _, _, at) = entry;
-    (matches!(at, SpanAt::Arrived(_)) && slice_of(start) == slice).then_some(entry)
+    slice_entry(slice, key.strip_prefix(prefix)?)
 }
 
 /// The slice, service and entry of any `by_slice` key (for the data check).
@@ -267,10 +265,15 @@ pub fn parse_any_slice_key(key: &[u8]) -> Option<(u32, &[u8], ServiceEntry)> {
     let (slice, rest) = key.split_first_chunk::<4>()?;
     let slice = u32::from_be_bytes(*slice);
     let (service, rest) = take_part(rest)?;
-    let entry = parse_service_suffix(rest)?;
+    Some((slice, service, slice_entry(slice, rest)?))
+}
+
+/// The entry `suffix` (what follows the service in a `by_slice` key) spells, when it is one of
+/// `slice`: its span is in the arrival-ordered table and starts in the slice.
+fn slice_entry(slice: u32, suffix: &[u8]) -> Option<ServiceEntry> {
+    let entry = parse_service_suffix(suffix)?;
     let (start, _, _, at) = entry;
-    (matches!(at, SpanAt::Arrived(_)) && slice_of(start) == slice)
-        .then_some((slice, service, entry))
+    (matches!(at, SpanAt::Arrived(_)) && slice_of(start) == slice).then_some(entry)
 }
 
 /// `service_slices` (layout 6): part(service) | slice (4), with an empty value: the slices of

@@ -268,8 +268,6 @@ impl Store {
     }
 
     fn write_batch(&self, spans: &[Span]) -> Result<(), StoreError> {
-        // Until the batch is committed: the slices it skips listing stay listed.
-        let _writing = self.listed.writing();
         // The metrics' share is worked out before anything is locked.
         let now_ms = now_micros() / 1000;
         let oldest_ms = self.oldest_visible() / 1000;
@@ -309,6 +307,9 @@ impl Store {
             }
         }
         let mut pending = Pending::default();
+        // From the first look at the listed slices until the batch is committed: the slices
+        // it skips listing stay listed.
+        let _writing = self.listed.writing();
         // Spans are filed under the second they arrive in (`keys.rs`, layout 5), or their
         // start's when it is later (a client clock ahead: retention relies on no span starting
         // after the second it is filed under), and each trace is noted under its seconds so

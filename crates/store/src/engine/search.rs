@@ -39,7 +39,6 @@ fn time_range(prefix: &[u8], min: u64, max: u64) -> (Vec<u8>, Vec<u8>) {
 /// One run of index entries: `by_service`'s entries of a service (layouts 2 to 5), or those of
 /// one slice of `by_slice` (layout 6), in a window of start times.
 struct IndexRange {
-    table: Table,
     /// The slice of `by_slice` the range is in (None: `by_service`).
     slice: Option<u32>,
     /// What every key of the range starts with: the service's part, after the slice if any.
@@ -53,7 +52,6 @@ impl IndexRange {
         let prefix = service_prefix(service);
         let (from, to) = time_range(&prefix, min, max);
         IndexRange {
-            table: Table::ByService,
             slice: None,
             prefix,
             from,
@@ -65,11 +63,17 @@ impl IndexRange {
         let prefix = slice_prefix(slice, service);
         let (from, to) = time_range(&prefix, min, max);
         IndexRange {
-            table: Table::BySlice,
             slice: Some(slice),
             prefix,
             from,
             to,
+        }
+    }
+
+    fn table(&self) -> Table {
+        match self.slice {
+            None => Table::ByService,
+            Some(_) => Table::BySlice,
         }
     }
 
@@ -189,7 +193,7 @@ impl Store {
         seen: &mut HashSet<TraceId>,
         found: &mut Vec<(u64, TraceId)>,
     ) -> Result<(), StoreError> {
-        let table = range.table.name();
+        let table = range.table().name();
         let query = filter.query;
         let mut to = range.to.clone();
         loop {
@@ -199,7 +203,7 @@ impl Store {
             let mut last_key: Option<Vec<u8>> = None;
             let mut entries: usize = 0;
             self.kv
-                .scan(range.table, &range.from, &to, true, &mut |key, value| {
+                .scan(range.table(), &range.from, &to, true, &mut |key, value| {
                     entries = entries.saturating_add(1);
                     last_key = Some(key.to_vec());
                     let Some(entry) = range.parse(key) else {
@@ -402,8 +406,12 @@ impl Store {
                 if trace_ids.len() >= DEPENDENCY_TRACE_CAP {
                     break;
                 }
-                self.kv
-                    .scan(range.table, &range.from, &range.to, true, &mut |key, _| {
+                self.kv.scan(
+                    range.table(),
+                    &range.from,
+                    &range.to,
+                    true,
+                    &mut |key, _| {
                         match range.parse(key) {
                             Some((_, trace_id, _, _)) => {
                                 if seen.insert(trace_id) {
@@ -412,12 +420,13 @@ impl Store {
                             }
                             None => self.damage.record(
                                 DamageKind::UndecodableKey,
-                                range.table.name(),
+                                range.table().name(),
                                 &"an index key of the wrong shape",
                             ),
                         }
                         Ok(trace_ids.len() < DEPENDENCY_TRACE_CAP)
-                    })?;
+                    },
+                )?;
             }
         }
         let mut counts: HashMap<(String, String), u64> = HashMap::new();
