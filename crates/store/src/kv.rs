@@ -8,13 +8,25 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::StoreError;
 use crate::layout::{self, AckRecord, AckWriter};
 
 /// The key of the batch number in the `meta` table.
 const BATCH_KEY: &[u8] = b"batch";
+/// The size the engine cuts its tables at when it merges them (see `open_engine`).
+const TABLE_TARGET_SIZE: u64 = 4 << 20;
+/// The memtables a write waits below: the engine seals full memtables on its background
+/// workers, between their merges, and nothing in it bounds how far the memtables grow meanwhile.
+/// Above the sum of the tables' memtable sizes (`Table::memtable_size`, 84 MiB), so that only an
+/// engine behind its work makes a write wait.
+const MAX_MEMTABLE_BYTES: u64 = 96 << 20;
+/// The longest a write waits for the memtables to shrink (if the workers are stuck, the write
+/// goes ahead and the engine reports its own error).
+const MAX_MEMTABLE_WAIT: Duration = Duration::from_secs(10);
 
 /// The tables; each is its own keyspace (an LSM tree) on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +108,17 @@ impl Table {
         }
     }
 
+    /// The size at which the engine seals the table's memtable to write it out: larger for the
+    /// two tables every span writes to (fewer, larger tables written out), small for the rest,
+    /// so that the memtables of all tables together stay under `MAX_MEMTABLE_BYTES` unless the
+    /// engine is behind (then a write waits for it: see `FjallKv::wait_for_memtables`).
+    fn memtable_size(self) -> u64 {
+        match self {
+            Table::SpansByArrival | Table::BySlice => 16 << 20,
+            _ => 4 << 20,
+        }
+    }
+
     fn index(self) -> usize {
         self as usize
     }
@@ -153,6 +176,8 @@ pub struct EngineMemory {
     pub journal_bytes: u64,
     /// Sealed memtables waiting to be written out.
     pub pending_flushes: u64,
+    /// How long writes have waited for the memtables to be written out, in µs.
+    pub stalled_micros: u64,
 }
 
 /// What opening a data directory found: whether the engine's journal still holds every batch
@@ -200,6 +225,8 @@ pub struct FjallKv {
     /// numbers are committed in order.
     batches: Mutex<Batches>,
     recovery: Recovery,
+    /// How long writes waited for the memtables, in µs.
+    stalled_micros: AtomicU64,
 }
 
 struct Batches {
@@ -246,7 +273,24 @@ impl FjallKv {
                 ack: AckWriter::new(dir),
             }),
             recovery,
+            stalled_micros: AtomicU64::new(0),
         })
+    }
+
+    /// Waits while the memtables hold more than `MAX_MEMTABLE_BYTES`: the backpressure that
+    /// keeps ingest from outrunning the engine's workers and memory from growing without bound.
+    fn wait_for_memtables(&self) {
+        if self.db.write_buffer_size() <= MAX_MEMTABLE_BYTES {
+            return;
+        }
+        let started = Instant::now();
+        while self.db.write_buffer_size() > MAX_MEMTABLE_BYTES
+            && started.elapsed() < MAX_MEMTABLE_WAIT
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let waited = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.stalled_micros.fetch_add(waited, Ordering::Relaxed);
     }
 
     fn open_engine(dir: &Path) -> Result<(fjall::Database, Vec<fjall::Keyspace>), StoreError> {
@@ -261,17 +305,26 @@ impl FjallKv {
             .open()?;
         // Compress every level (the engine's default leaves the first two uncompressed) in
         // larger blocks: span tags repeat a lot, and bigger blocks give LZ4 more to work with.
-        let options = || {
+        // Small tables: the big tables' keys follow time (arrival second, start slice), so a
+        // table written out overlaps only the newest tables below it, and each merge rewrites
+        // those whole. With the engine's 64 MiB, every merge rewrote a 64 MiB table to add a few
+        // MiB (`by_slice` wrote 84 tables to keep 10 in 95 s of ingest); with 4 MiB it rewrites
+        // little more than it adds (docs/PERFORMANCE.md, 2026-12-01 15:20–17:30). The engine keeps a
+        // table's settings in its directory: tables created before keep theirs.
+        let options = |table: Table| {
             fjall::KeyspaceCreateOptions::default()
                 .data_block_compression_policy(fjall::config::CompressionPolicy::all(
                     fjall::CompressionType::Lz4,
                 ))
                 .data_block_size_policy(fjall::config::BlockSizePolicy::all(64 * 1024))
-                .max_memtable_size(16 << 20)
+                .max_memtable_size(table.memtable_size())
+                .compaction_strategy(Arc::new(
+                    fjall::compaction::Leveled::default().with_table_target_size(TABLE_TARGET_SIZE),
+                ))
         };
         let tables = Table::ALL
             .iter()
-            .map(|t| db.keyspace(t.name(), options))
+            .map(|&t| db.keyspace(t.name(), || options(t)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((db, tables))
     }
@@ -285,6 +338,7 @@ impl FjallKv {
 
 impl Kv for FjallKv {
     fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        self.wait_for_memtables();
         let mut batches = self.batches.lock().unwrap_or_else(PoisonError::into_inner);
         let number = batches.last.saturating_add(1);
         let mut dictionary_next = batches.dictionary_next;
@@ -350,6 +404,7 @@ impl Kv for FjallKv {
             cache_bytes: self.db.cache_size(),
             journal_bytes: self.db.journal_disk_space().unwrap_or(0),
             pending_flushes: self.db.outstanding_flushes() as u64,
+            stalled_micros: self.stalled_micros.load(Ordering::Relaxed),
         }
     }
 
@@ -458,5 +513,17 @@ impl Kv for MemoryKv {
 
     fn compact(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memtables_of_every_table_fit_under_the_size_writes_wait_at() {
+        // Else a write could wait with no memtable due to be written out, for nothing.
+        let all: u64 = Table::ALL.iter().map(|t| t.memtable_size()).sum();
+        assert!(all < MAX_MEMTABLE_BYTES, "{all} ≥ {MAX_MEMTABLE_BYTES}");
     }
 }

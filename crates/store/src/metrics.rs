@@ -114,6 +114,11 @@ pub fn registry(store: &Store) -> Registry {
         "Full memtables waiting to be written out as segments",
         gauge(engine.pending_flushes),
     );
+    registry.register(
+        "meshtrace_store_engine_write_stall_seconds",
+        "Time writes waited for the engine to write its memtables out (backpressure when ingest outruns it)",
+        ConstCounter::new(engine.stalled_micros as f64 / 1e6),
+    );
     register_ingest(&mut registry, store);
     if let Some(derive) = store.derivation() {
         register_derivation(&mut registry, &derive.stats());

@@ -404,6 +404,7 @@ async fn tables_and_retention_passes_are_shown() {
         "meshtrace_store_engine_memory_bytes{part=\"block_cache\"}",
     );
     sample(&text, "meshtrace_store_engine_pending_flushes");
+    sample(&text, "meshtrace_store_engine_write_stall_seconds_total");
     // Every table is listed; once written out, the ones written hold bytes.
     store.compact().unwrap();
     let text = meshtrace_testkit::http::text(http.get(&metrics)).await;
