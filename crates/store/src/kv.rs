@@ -307,10 +307,10 @@ impl FjallKv {
         // larger blocks: span tags repeat a lot, and bigger blocks give LZ4 more to work with.
         // Small tables: the big tables' keys follow time (arrival second, start slice), so a
         // table written out overlaps only the newest tables below it, and each merge rewrites
-        // those whole. With the engine's 64 MiB, every merge rewrote a 64 MiB table to add a few
-        // MiB (`by_slice` wrote 84 tables to keep 10 in 95 s of ingest); with 4 MiB it rewrites
-        // little more than it adds (docs/PERFORMANCE.md, 2026-12-01 15:20–17:30). The engine keeps a
-        // table's settings in its directory: tables created before keep theirs.
+        // those whole. With the engine's 64 MiB, every merge rewrote a 64 MiB table to add a
+        // few MiB (`by_slice` wrote 84 tables to keep 10 in 95 s of ingest); with 4 MiB it
+        // rewrites little more than it adds (docs/PERFORMANCE.md, 2026-12-01 15:20–17:30). The
+        // engine keeps a table's settings in its directory: tables created before keep theirs.
         let options = |table: Table| {
             fjall::KeyspaceCreateOptions::default()
                 .data_block_compression_policy(fjall::config::CompressionPolicy::all(
