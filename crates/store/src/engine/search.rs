@@ -396,12 +396,14 @@ impl Store {
         let mut seen = HashSet::new();
         let (min, max) = (end.saturating_sub(lookback), end);
         for service in self.all_services()? {
-            let mut ranges: Vec<IndexRange> = self
+            // Each range is built when it is read: the cap may stop before the last.
+            let ranges = self
                 .listed_slices(&service, min, max)?
                 .into_iter()
                 .map(|slice| IndexRange::in_slice(slice, &service, min, max))
-                .collect();
-            ranges.push(IndexRange::by_service(&service, min, max));
+                .chain(std::iter::once_with(|| {
+                    IndexRange::by_service(&service, min, max)
+                }));
             for range in ranges {
                 if trace_ids.len() >= DEPENDENCY_TRACE_CAP {
                     break;
