@@ -30,7 +30,7 @@ use prost::Message;
 use crate::Store;
 use crate::error::ErrorCode;
 use crate::raw_codec::ServerCodec;
-use crate::request::{blocking, media_type};
+use crate::request::{blocking_in_place, media_type};
 use crate::stats::{BatchRefusal, Protocol};
 
 /// How many rejected spans a message lists before it says "and N more".
@@ -107,7 +107,7 @@ impl Ingest {
             rejected.len(),
         );
         if accepted > 0 {
-            let written = blocking(&self.store, move |s| s.write(&spans)).await;
+            let written = blocking_in_place(&self.store, move |s| s.write(&spans)).await;
             self.store
                 .stats()
                 .batch_written(protocol, accepted, written.is_ok());

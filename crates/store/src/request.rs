@@ -25,6 +25,24 @@ pub async fn blocking<T: Send + 'static>(
         })
 }
 
+/// Runs a store write of data this task decoded on the thread that decoded it, when the
+/// runtime can spare the thread (a multi-threaded runtime hands its other tasks to another
+/// thread meanwhile), else on the blocking pool like [`blocking`].
+///
+/// Ingest's spans are still in this core's cache, and their strings (about fifty allocations a
+/// span) are freed by the thread that allocated them, the allocator's fast path: 120-second
+/// sustained runs spent about a tenth less CPU per span than with the blocking pool
+/// (docs/PERFORMANCE.md, 2026-12-01 18:38).
+pub async fn blocking_in_place<T: Send + 'static>(
+    store: &Arc<Store>,
+    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(|| f(store)),
+        _ => blocking(store, f).await,
+    }
+}
+
 /// A query string's pairs, percent-decoded, in order (a key may repeat).
 pub fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
     raw.map(|q| {

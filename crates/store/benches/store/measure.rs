@@ -1,5 +1,5 @@
-//! What the runs share: latency percentiles, a process's memory, reading traces by ID, and an
-//! OTLP/gRPC client that sends batches encoded beforehand.
+//! What the runs share: latency percentiles, a process's memory and CPU time, reading traces by
+//! ID, and an OTLP/gRPC client that sends batches encoded beforehand.
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,46 @@ pub fn status_kib(process: &str, field: &str) -> u64 {
         .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0)
+}
+
+/// Clock ticks per second in `/proc` times (Linux's USER_HZ, 100 on every architecture it
+/// exports to user space).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// The CPU seconds a process has used, user and system (`process` is `self` or a pid).
+pub fn cpu_seconds(process: &str) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{process}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces) start at the state, field 3;
+    // utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) / TICKS_PER_SECOND, ticks(12) / TICKS_PER_SECOND)
+}
+
+/// The machine's CPU seconds so far, all cores: (busy, stolen by the hypervisor, total).
+pub fn machine_cpu_seconds() -> (f64, f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let field = |i: usize| ticks.get(i).copied().unwrap_or(0.0) / TICKS_PER_SECOND;
+    // user nice system idle iowait irq softirq steal (guest times are inside user).
+    let total: f64 = (0..8).map(field).sum();
+    let idle = field(3) + field(4);
+    let steal = field(7);
+    (total - idle - steal, steal, total)
 }
 
 /// Reads 2,000 of `ids`, picked from `seed`, by ID, checking that each has `spans` spans; the

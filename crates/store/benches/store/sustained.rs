@@ -10,7 +10,7 @@ use meshtrace_store::server::{Addresses, Listeners, ServeOptions, serve};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
-use crate::measure::{Exporter, status_kib};
+use crate::measure::{Exporter, cpu_seconds, machine_cpu_seconds, status_kib};
 use crate::workload::workload;
 
 /// One batch of the replayed pool, encoded, with where its trace IDs and times are.
@@ -197,6 +197,9 @@ pub fn sustained(seconds: u64) {
         .build()
         .unwrap();
     let started = Instant::now();
+    let server_cpu_before = cpu_seconds(&pid.to_string());
+    let clients_cpu_before = cpu_seconds("self");
+    let machine_before = machine_cpu_seconds();
     let deadline = started + Duration::from_secs(seconds);
     let sent: usize = runtime.block_on(async {
         let mut tasks = Vec::new();
@@ -239,6 +242,9 @@ pub fn sustained(seconds: u64) {
         total
     });
     let elapsed = started.elapsed().as_secs_f64();
+    let server_cpu = cpu_seconds(&pid.to_string());
+    let clients_cpu = cpu_seconds("self");
+    let machine = machine_cpu_seconds();
     sampling.store(false, std::sync::atomic::Ordering::Relaxed);
     let every_30s = sampler.join().unwrap();
     let memory = runtime.block_on(server_memory(&query_http));
@@ -252,6 +258,24 @@ pub fn sustained(seconds: u64) {
         peak_rss.load(std::sync::atomic::Ordering::Relaxed) / 1024,
     );
     println!("  server RSS every 30 s (MiB): {every_30s:?}");
+    // CPU per span tells builds apart on a machine whose throughput varies with its neighbours.
+    let (user, system) = (
+        server_cpu.0 - server_cpu_before.0,
+        server_cpu.1 - server_cpu_before.1,
+    );
+    let clients = (clients_cpu.0 + clients_cpu.1) - (clients_cpu_before.0 + clients_cpu_before.1);
+    let (busy, stolen, total) = (
+        machine.0 - machine_before.0,
+        machine.1 - machine_before.1,
+        machine.2 - machine_before.2,
+    );
+    println!(
+        "  server CPU: {:.2} µs per span ({user:.1} s user, {system:.1} s system, {:.2} cores); clients {clients:.1} s; machine busy {:.0} %, stolen by the hypervisor {:.1} %",
+        (user + system) * 1e6 / sent.max(1) as f64,
+        (user + system) / elapsed,
+        100.0 * busy / total.max(f64::MIN_POSITIVE),
+        100.0 * stolen / total.max(f64::MIN_POSITIVE),
+    );
     println!("  at the end, the server's /metrics on memory:\n{memory}");
 }
 
