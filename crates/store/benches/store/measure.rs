@@ -46,6 +46,17 @@ pub fn cpu_seconds(process: &str) -> (f64, f64) {
     (ticks(11) / TICKS_PER_SECOND, ticks(12) / TICKS_PER_SECOND)
 }
 
+/// The bytes a process has caused to be written to storage so far (`/proc/<process>/io`'s
+/// `write_bytes`: the journal, and every table the engine writes out or merges).
+pub fn written_bytes(process: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{process}/io"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// The machine's CPU seconds so far, all cores: (busy, stolen by the hypervisor, total).
 pub fn machine_cpu_seconds() -> (f64, f64, f64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();

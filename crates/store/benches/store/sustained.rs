@@ -10,7 +10,9 @@ use meshtrace_store::server::{Addresses, Listeners, ServeOptions, serve};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
-use crate::measure::{Exporter, cpu_seconds, machine_cpu_seconds, status_kib};
+use crate::measure::{
+    Exporter, cpu_seconds, machine_cpu_seconds, status_kib, written_bytes,
+};
 use crate::workload::workload;
 
 /// One batch of the replayed pool, encoded, with where its trace IDs and times are.
@@ -200,6 +202,7 @@ pub fn sustained(seconds: u64) {
     let server_cpu_before = cpu_seconds(&pid.to_string());
     let clients_cpu_before = cpu_seconds("self");
     let machine_before = machine_cpu_seconds();
+    let written_before = written_bytes(&pid.to_string());
     let deadline = started + Duration::from_secs(seconds);
     let sent: usize = runtime.block_on(async {
         let mut tasks = Vec::new();
@@ -245,6 +248,7 @@ pub fn sustained(seconds: u64) {
     let server_cpu = cpu_seconds(&pid.to_string());
     let clients_cpu = cpu_seconds("self");
     let machine = machine_cpu_seconds();
+    let written = written_bytes(&pid.to_string()).saturating_sub(written_before);
     sampling.store(false, std::sync::atomic::Ordering::Relaxed);
     let every_30s = sampler.join().unwrap();
     let memory = runtime.block_on(server_memory(&query_http));
@@ -275,6 +279,13 @@ pub fn sustained(seconds: u64) {
         (user + system) / elapsed,
         100.0 * busy / total.max(f64::MIN_POSITIVE),
         100.0 * stolen / total.max(f64::MIN_POSITIVE),
+    );
+    // What the engine wrote (journal, tables written out, merges) against what it kept: the
+    // write amplification that merging adds, in bytes per span.
+    println!(
+        "  server wrote {:.0} bytes per span to storage ({:.1} GiB)",
+        written as f64 / sent.max(1) as f64,
+        written as f64 / f64::from(1u32 << 30),
     );
     println!("  at the end, the server's /metrics on memory:\n{memory}");
 }
