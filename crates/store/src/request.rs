@@ -85,6 +85,33 @@ pub fn media_type(headers: &HeaderMap) -> String {
 mod tests {
     use super::*;
 
+    /// Runs `blocking_in_place` on `runtime` and tells whether the call ran on the thread that
+    /// awaited it.
+    fn ran_on_the_awaiting_thread(runtime: &tokio::runtime::Runtime) -> bool {
+        let store = Arc::new(Store::in_memory(std::time::Duration::from_secs(3600)));
+        runtime.block_on(async {
+            let awaiting = std::thread::current().id();
+            blocking_in_place(&store, move |_| Ok(std::thread::current().id()))
+                .await
+                .is_ok_and(|ran| ran == awaiting)
+        })
+    }
+
+    #[test]
+    fn a_write_stays_on_its_thread_where_the_runtime_allows_it() {
+        let threaded = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        assert!(ran_on_the_awaiting_thread(&threaded));
+        // A single-threaded runtime cannot lend its only thread (tokio panics if asked to):
+        // the call goes to the blocking pool.
+        let single = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert!(!ran_on_the_awaiting_thread(&single));
+    }
+
     #[test]
     fn parameters_are_read_as_jaeger_reads_them() {
         let pairs = query_pairs(Some("a=&a=1&b=x%20y&b=2&c"));

@@ -10,9 +10,7 @@ use meshtrace_store::server::{Addresses, Listeners, ServeOptions, serve};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
-use crate::measure::{
-    Exporter, cpu_seconds, machine_cpu_seconds, status_kib, written_bytes,
-};
+use crate::measure::{Exporter, cpu_seconds, machine_cpu_seconds, status_kib, written_bytes};
 use crate::workload::workload;
 
 /// One batch of the replayed pool, encoded, with where its trace IDs and times are.
