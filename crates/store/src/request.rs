@@ -1,7 +1,7 @@
 //! What the request surfaces share: running a store call off the async threads (the HTTP
-//! routes, the gRPC services and ingest alike), reading a query string the way Go's `url.Values`
-//! reads it, and the media type of a request. Everything here reads text from a stranger and
-//! never panics on it.
+//! routes and the gRPC services; ingest's writes stay on the thread that decoded the batch),
+//! reading a query string the way Go's `url.Values` reads it, and the media type of a request.
+//! Everything here reads text from a stranger and never panics on it.
 
 use std::sync::Arc;
 
@@ -30,9 +30,9 @@ pub async fn blocking<T: Send + 'static>(
 /// thread meanwhile), else on the blocking pool like [`blocking`].
 ///
 /// Ingest's spans are still in this core's cache, and their strings (about fifty allocations a
-/// span) are freed by the thread that allocated them, the allocator's fast path: 120-second
-/// sustained runs spent about a tenth less CPU per span than with the blocking pool
-/// (docs/PERFORMANCE.md, 2026-12-01 18:38).
+/// span) are freed by the thread that allocated them, the allocator's fast path: sustained
+/// runs spent 4 to 8 % less CPU per span than with the blocking pool (docs/PERFORMANCE.md,
+/// "2026-12-01 18:20–19:40").
 pub async fn blocking_in_place<T: Send + 'static>(
     store: &Arc<Store>,
     f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
