@@ -15,7 +15,7 @@ use crate::at_scale::report_search;
 use crate::derivation::{
     best, metrics_modes, on_off, report_cost, report_cost_of, report_series, rounds, store_options,
 };
-use crate::measure::{Exporter, percentile, status_kib, trace_latencies};
+use crate::measure::{Exporter, cpu_seconds, percentile, status_kib, trace_latencies};
 use crate::workload::{BATCH, SPANS_PER_TRACE, workload};
 
 /// The quick run: limits, engine alone, ingest over gRPC in-process, disk, reads.
@@ -201,7 +201,7 @@ fn ingest(
                 .collect(),
         );
         let started = Instant::now();
-        let cpu_before = cpu_seconds();
+        let cpu_before = own_cpu_seconds();
         let mut tasks = Vec::new();
         for client in 0..clients {
             let encoded = encoded.clone();
@@ -216,7 +216,7 @@ fn ingest(
             task.await.unwrap();
         }
         let rate = spans as f64 / started.elapsed().as_secs_f64();
-        let per_cpu_second = spans as f64 / (cpu_seconds() - cpu_before).max(1e-3);
+        let per_cpu_second = spans as f64 / (own_cpu_seconds() - cpu_before).max(1e-3);
         server.stop().await.unwrap();
         (rate, per_cpu_second)
     });
@@ -256,21 +256,8 @@ fn ingest(
     ingest_rate
 }
 
-/// The process's CPU time so far, user and system, in seconds (`/proc/self/stat`, in the
-/// kernel's 100 Hz ticks).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // The fields after the command name (which may hold spaces) start at the last ')'.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    // utime and stime are fields 14 and 15 of the line; the first after the name is field 3.
-    let ticks = |at: usize| {
-        fields
-            .get(at)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
+/// This process's CPU time so far, user and system together, in seconds.
+fn own_cpu_seconds() -> f64 {
+    let (user, system) = cpu_seconds("self");
+    user + system
 }

@@ -197,10 +197,11 @@ pub fn sustained(seconds: u64) {
         .build()
         .unwrap();
     let started = Instant::now();
-    let server_cpu_before = cpu_seconds(&pid.to_string());
+    let server = pid.to_string();
+    let server_cpu_before = cpu_seconds(&server);
     let clients_cpu_before = cpu_seconds("self");
     let machine_before = machine_cpu_seconds();
-    let written_before = written_bytes(&pid.to_string());
+    let written_before = written_bytes(&server);
     let deadline = started + Duration::from_secs(seconds);
     let sent: usize = runtime.block_on(async {
         let mut tasks = Vec::new();
@@ -243,10 +244,10 @@ pub fn sustained(seconds: u64) {
         total
     });
     let elapsed = started.elapsed().as_secs_f64();
-    let server_cpu = cpu_seconds(&pid.to_string());
+    let server_cpu = cpu_seconds(&server);
     let clients_cpu = cpu_seconds("self");
     let machine = machine_cpu_seconds();
-    let written = written_bytes(&pid.to_string()).saturating_sub(written_before);
+    let written = written_bytes(&server).saturating_sub(written_before);
     sampling.store(false, std::sync::atomic::Ordering::Relaxed);
     let every_30s = sampler.join().unwrap();
     let memory = runtime.block_on(server_memory(&query_http));
