@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 /// Distinct values interned per key before the key counts as high-cardinality.
 const MAX_VALUES_PER_KEY: u32 = 2048;
@@ -63,6 +63,126 @@ pub struct Dictionary {
 #[derive(Default)]
 pub struct Pending {
     pub ids: Vec<u32>,
+}
+
+/// The most tag positions an [`Interner`] remembers (a span with more tags looks the rest up
+/// every time): bounds its memory whatever a span holds.
+const REMEMBERED_SLOTS: usize = 64;
+
+/// Looks the strings of a batch's spans up in the dictionary, adding the new ones.
+///
+/// A span has some fifty strings. Two things made them cost: a lock taken for each (its cache
+/// line moved between the threads encoding at once), and hashing and probing each. So the
+/// interner holds the read lock from its first lookup until it is released (once per span: a
+/// writer waits no longer than one span's encoding), and it remembers, per tag position, the
+/// last key and value it looked up with their answer: the spans of one process (the batches of
+/// a proxy, a service's SDK) repeat their keys in the same order and most of their values, and
+/// comparing with the previous span's string is cheaper than a lookup. An answer stays right
+/// for the rest of the batch: an ID always names the same string, and a string refused
+/// (stored inline) may only be stored inline again. A new string takes the write lock (the
+/// read lock let go first), so a thread never waits for the lock while holding it.
+pub struct Interner<'d, 's> {
+    dict: &'d Dictionary,
+    read: Option<RwLockReadGuard<'d, Inner>>,
+    pending: &'d mut Pending,
+    remembered: Vec<Remembered<'s>>,
+}
+
+/// What one tag position last looked up: the key and its answer, the value (with its key's
+/// ID) and its answer.
+#[derive(Clone, Copy, Default)]
+struct Remembered<'s> {
+    key: Option<(&'s str, Option<u32>)>,
+    value: Option<(u32, &'s str, Option<u32>)>,
+}
+
+impl<'s> Interner<'_, 's> {
+    /// The ID of a tag key (or the pseudo key of operation names), or None when it is stored
+    /// inline.
+    pub fn key_id(&mut self, text: &str) -> Option<u32> {
+        self.intern(text, None)
+    }
+
+    /// The ID of a value of the key `key_id`, or None when it should be stored inline.
+    pub fn value_id(&mut self, key_id: Option<u32>, text: &str) -> Option<u32> {
+        // Values of an inline key are inline too: the per-key bound needs a key ID.
+        self.intern(text, Some(key_id?))
+    }
+
+    /// [`Interner::key_id`] of the key at tag position `slot`, answered from the previous
+    /// lookup at that position when it was the same string.
+    pub fn key_id_at(&mut self, slot: usize, text: &'s str) -> Option<u32> {
+        if let Some(Remembered {
+            key: Some((seen, id)),
+            ..
+        }) = self.remembered.get(slot)
+            && *seen == text
+        {
+            return *id;
+        }
+        let id = self.key_id(text);
+        if let Some(remembered) = self.slot(slot) {
+            remembered.key = Some((text, id));
+        }
+        id
+    }
+
+    /// [`Interner::value_id`] of the value at tag position `slot`, answered from the previous
+    /// lookup at that position when it was the same string under the same key.
+    pub fn value_id_at(&mut self, slot: usize, key_id: Option<u32>, text: &'s str) -> Option<u32> {
+        let key = key_id?;
+        if let Some(Remembered {
+            value: Some((seen_key, seen, id)),
+            ..
+        }) = self.remembered.get(slot)
+            && *seen_key == key
+            && *seen == text
+        {
+            return *id;
+        }
+        let id = self.intern(text, Some(key));
+        if let Some(remembered) = self.slot(slot) {
+            remembered.value = Some((key, text, id));
+        }
+        id
+    }
+
+    /// Lets the read lock go (until the next lookup).
+    pub fn release(&mut self) {
+        self.read = None;
+    }
+
+    fn slot(&mut self, slot: usize) -> Option<&mut Remembered<'s>> {
+        if slot >= REMEMBERED_SLOTS {
+            return None;
+        }
+        if self.remembered.len() <= slot {
+            self.remembered
+                .resize(slot.saturating_add(1), Remembered::default());
+        }
+        self.remembered.get_mut(slot)
+    }
+
+    fn intern(&mut self, text: &str, key: Option<u32>) -> Option<u32> {
+        if text.len() > MAX_INTERNED_LEN {
+            return None;
+        }
+        let dict = self.dict;
+        let inner = self.read.get_or_insert_with(|| dict.read());
+        if let Some(&id) = inner.ids.get(text) {
+            if !inner.is_committed(id) {
+                self.pending.ids.push(id);
+            }
+            return Some(id);
+        }
+        if key.is_some_and(|k| {
+            inner.values_per_key.get(&k).copied().unwrap_or(0) >= MAX_VALUES_PER_KEY
+        }) {
+            return None;
+        }
+        self.read = None;
+        dict.add(text, key, self.pending)
+    }
 }
 
 /// What `/metrics` shows of the dictionary.
@@ -129,16 +249,25 @@ impl Dictionary {
         }
     }
 
+    /// An interner for the strings of a batch (see [`Interner`]).
+    pub fn interner<'d, 's>(&'d self, pending: &'d mut Pending) -> Interner<'d, 's> {
+        Interner {
+            dict: self,
+            read: None,
+            pending,
+            remembered: Vec::new(),
+        }
+    }
+
     /// The ID of a tag key (or the pseudo key of operation names), or None when it is stored
     /// inline.
     pub fn key_id(&self, text: &str, pending: &mut Pending) -> Option<u32> {
-        self.intern(text, None, pending)
+        self.interner(pending).key_id(text)
     }
 
     /// The ID of a value of the key `key_id`, or None when it should be stored inline.
     pub fn value_id(&self, key_id: Option<u32>, text: &str, pending: &mut Pending) -> Option<u32> {
-        // Values of an inline key are inline too: the per-key bound needs a key ID.
-        self.intern(text, Some(key_id?), pending)
+        self.interner(pending).value_id(key_id, text)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
@@ -149,24 +278,9 @@ impl Dictionary {
         self.inner.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn intern(&self, text: &str, key: Option<u32>, pending: &mut Pending) -> Option<u32> {
-        if text.len() > MAX_INTERNED_LEN {
-            return None;
-        }
-        {
-            let inner = self.read();
-            if let Some(&id) = inner.ids.get(text) {
-                if !inner.is_committed(id) {
-                    pending.ids.push(id);
-                }
-                return Some(id);
-            }
-            if key.is_some_and(|k| {
-                inner.values_per_key.get(&k).copied().unwrap_or(0) >= MAX_VALUES_PER_KEY
-            }) {
-                return None;
-            }
-        }
+    /// Adds `text` (the lookup under the read lock missed): under the write lock, it may have
+    /// come meanwhile.
+    fn add(&self, text: &str, key: Option<u32>, pending: &mut Pending) -> Option<u32> {
         let mut inner = self.write();
         if let Some(&id) = inner.ids.get(text) {
             if !inner.is_committed(id) {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use meshtrace_model::{KeyValue, Log, Process, RefType, Span, SpanId, SpanRef, TraceId, Value};
 
-use crate::dict::{Dictionary, Pending};
+use crate::dict::{Dictionary, Interner};
 use reader::{
     Reader, put_dict_key, put_dict_str, put_kvs, put_str, put_value, put_varint, unzigzag, zigzag,
 };
@@ -36,19 +36,13 @@ pub struct CorruptError(pub &'static str);
 const SAME_TRACE: u8 = 0x80;
 
 /// The fields of a span that are not in its key, with its process by reference.
-pub fn encode_span(
-    span: &Span,
+pub fn encode_span<'s>(
+    span: &'s Span,
     process_hash: u64,
-    dict: &Dictionary,
-    pending: &mut Pending,
+    strings: &mut Interner<'_, 's>,
     out: &mut Vec<u8>,
 ) {
-    let op_key = dict.key_id(OPERATION_KEY, pending);
-    put_dict_str(
-        out,
-        dict.value_id(op_key, &span.operation_name, pending),
-        &span.operation_name,
-    );
+    put_operation(out, &span.operation_name, strings);
     put_varint(out, u64::from(span.flags));
     put_varint(out, span.duration);
     put_varint(out, span.references.len() as u64);
@@ -66,7 +60,7 @@ pub fn encode_span(
         }
         out.extend_from_slice(&r.span_id.to_bytes());
     }
-    put_dict_kvs(out, &span.tags, dict, pending);
+    put_span_tags(out, &span.tags, strings);
     put_varint(out, span.logs.len() as u64);
     for log in &span.logs {
         // Log times are close to the span's start: store the difference (zigzag: it may be < 0;
@@ -75,7 +69,7 @@ pub fn encode_span(
             out,
             zigzag((log.timestamp as i64).wrapping_sub(span.start_time as i64)),
         );
-        put_dict_kvs(out, &log.fields, dict, pending);
+        put_dict_kvs(out, &log.fields, strings);
     }
     put_varint(out, span.warnings.len() as u64);
     for w in &span.warnings {
@@ -193,14 +187,37 @@ pub fn operation_id(dict: &Dictionary, name: &str) -> Option<u32> {
     dict.lookup(name)
 }
 
-/// Tags with their keys, and the values worth it, as dictionary IDs.
-fn put_dict_kvs(out: &mut Vec<u8>, kvs: &[KeyValue], dict: &Dictionary, pending: &mut Pending) {
+/// The tag position of the operation name in an [`Interner`]; a span's tags follow it.
+const OPERATION_SLOT: usize = 0;
+
+/// The operation name, as a dictionary ID when it has one.
+fn put_operation<'s>(out: &mut Vec<u8>, name: &'s str, strings: &mut Interner<'_, 's>) {
+    let op_key = strings.key_id_at(OPERATION_SLOT, OPERATION_KEY);
+    put_dict_str(out, strings.value_id_at(OPERATION_SLOT, op_key, name), name);
+}
+
+/// A span's own tags, as [`put_dict_kvs`] writes them, remembered by position in `strings`.
+fn put_span_tags<'s>(out: &mut Vec<u8>, kvs: &'s [KeyValue], strings: &mut Interner<'_, 's>) {
     put_varint(out, kvs.len() as u64);
-    for kv in kvs {
-        let key = dict.key_id(&kv.key, pending);
+    for (i, kv) in kvs.iter().enumerate() {
+        let slot = OPERATION_SLOT.saturating_add(1).saturating_add(i);
+        let key = strings.key_id_at(slot, &kv.key);
         put_dict_key(out, key, &kv.key);
         match &kv.value {
-            Value::Str(s) => put_dict_str(out, dict.value_id(key, s, pending), s),
+            Value::Str(s) => put_dict_str(out, strings.value_id_at(slot, key, s), s),
+            other => put_value(out, other),
+        }
+    }
+}
+
+/// Tags with their keys, and the values worth it, as dictionary IDs.
+fn put_dict_kvs(out: &mut Vec<u8>, kvs: &[KeyValue], strings: &mut Interner<'_, '_>) {
+    put_varint(out, kvs.len() as u64);
+    for kv in kvs {
+        let key = strings.key_id(&kv.key);
+        put_dict_key(out, key, &kv.key);
+        match &kv.value {
+            Value::Str(s) => put_dict_str(out, strings.value_id(key, s), s),
             other => put_value(out, other),
         }
     }
@@ -209,6 +226,7 @@ fn put_dict_kvs(out: &mut Vec<u8>, kvs: &[KeyValue], dict: &Dictionary, pending:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dict::Pending;
 
     #[test]
     fn spans_round_trip() {
@@ -252,7 +270,7 @@ mod tests {
         let mut out = Vec::new();
         let dict = Dictionary::default();
         let mut pending = Pending::default();
-        encode_span(&span, 42, &dict, &mut pending, &mut out);
+        encode_span(&span, 42, &mut dict.interner(&mut pending), &mut out);
         assert_eq!(span_process_hash(&out).unwrap(), 42);
         let (back, lost) = decode_span(
             TraceId(7),
@@ -269,7 +287,12 @@ mod tests {
         // With a full dictionary every key and value is inline, and reads back the same.
         let full = Dictionary::new(0);
         let mut inline = Vec::new();
-        encode_span(&span, 42, &full, &mut Pending::default(), &mut inline);
+        encode_span(
+            &span,
+            42,
+            &mut full.interner(&mut Pending::default()),
+            &mut inline,
+        );
         let (back, _) = decode_span(
             TraceId(7),
             span.start_time,
@@ -341,7 +364,12 @@ mod tests {
     /// With a roomy dictionary, and with one so small that most keys are inline.
     fn check_tags(span: &Span, process: &Process, dict: &Dictionary) {
         let mut out = Vec::new();
-        encode_span(span, 1, dict, &mut Pending::default(), &mut out);
+        encode_span(
+            span,
+            1,
+            &mut dict.interner(&mut Pending::default()),
+            &mut out,
+        );
         let check = |tags: &[(&str, &str)]| {
             let wanted: Vec<WantedTag> = tags
                 .iter()

@@ -73,12 +73,70 @@ fn span() -> impl Strategy<Value = Span> {
         )
 }
 
+/// Spans whose operation and tags come from small pools, so that one position sees the same
+/// key and value again, the same value under another key, and strings too long to intern.
+fn repeating_spans() -> impl Strategy<Value = Vec<Span>> {
+    let long = "l".repeat(300);
+    let tag = (0..3usize, 0..4usize).prop_map(move |(k, v)| KeyValue {
+        key: ["a", "b", "c"][k].to_string(),
+        value: Value::Str(["x", "y", "a", long.as_str()][v].to_string()),
+    });
+    let one = (span(), 0..3usize, proptest::collection::vec(tag, 0..6)).prop_map(
+        |(mut span, name, tags)| {
+            span.operation_name = ["get", "put", "x"][name].to_string();
+            span.tags = tags;
+            span
+        },
+    );
+    proptest::collection::vec(one, 1..8)
+}
+
 proptest! {
+    /// A batch encoded through one interner (as `Store::write` does) reads back whole from a
+    /// dictionary holding only the entries the batch says it must write: every ID it used is
+    /// one of them (or was already on disk), and names the string it stood for.
+    #[test]
+    fn a_batch_through_one_interner_reads_back_from_what_it_writes(
+        spans in repeating_spans(),
+        max_entries in 0u32..8,
+    ) {
+        let dict = Dictionary::new(max_entries);
+        let mut pending = Pending::default();
+        let mut strings = dict.interner(&mut pending);
+        let mut encoded = Vec::new();
+        for span in &spans {
+            let mut value = Vec::new();
+            encode_span(span, 1, &mut strings, &mut value);
+            let mut summary = Vec::new();
+            encode_summary(span, &mut strings, &mut summary);
+            strings.release();
+            encoded.push((value, summary));
+        }
+        drop(strings);
+        let written = dict
+            .entries_to_write(&pending)
+            .into_iter()
+            .map(|(id, text)| (id, text.to_string()))
+            .collect();
+        let reopened = Dictionary::from_entries(written, 0, max_entries);
+        for (span, (value, summary)) in spans.iter().zip(&encoded) {
+            let (back, lost) = decode_span(
+                span.trace_id, span.start_time, span.span_id, value, span.process.clone(), &reopened,
+            )
+            .unwrap();
+            prop_assert_eq!(lost, 0);
+            prop_assert_eq!(&back, span);
+            let summary = decode_summary(summary).unwrap();
+            let id = operation_id(&reopened, &span.operation_name);
+            prop_assert!(summary.operation_is(&span.operation_name, id));
+        }
+    }
+
     #[test]
     fn spans_round_trip(span in span(), max_entries in 0u32..64, hash in any::<u64>()) {
         let dict = Dictionary::new(max_entries);
         let mut out = Vec::new();
-        encode_span(&span, hash, &dict, &mut Pending::default(), &mut out);
+        encode_span(&span, hash, &mut dict.interner(&mut Pending::default()), &mut out);
         prop_assert_eq!(span_process_hash(&out).unwrap(), hash);
         let (back, lost) =
             decode_span(span.trace_id, span.start_time, span.span_id, &out, span.process.clone(), &dict)
@@ -114,7 +172,7 @@ proptest! {
     fn damaged_spans_are_errors_or_placeholders(span in span(), cut in any::<prop::sample::Index>(), flip in any::<u8>()) {
         let dict = Dictionary::new(16);
         let mut out = Vec::new();
-        encode_span(&span, 7, &dict, &mut Pending::default(), &mut out);
+        encode_span(&span, 7, &mut dict.interner(&mut Pending::default()), &mut out);
         let at = cut.index(out.len());
         out[at] ^= flip;
         let _ = decode_span(span.trace_id, span.start_time, span.span_id, &out, Arc::default(), &dict);

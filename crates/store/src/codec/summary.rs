@@ -19,8 +19,8 @@ use std::borrow::Cow;
 use meshtrace_model::Span;
 
 use super::reader::{DICT_STRING, Reader, put_dict_key, put_dict_str, put_varint};
-use super::{CorruptError, OPERATION_KEY, WantedTag};
-use crate::dict::{Dictionary, Pending};
+use super::{CorruptError, WantedTag, put_operation};
+use crate::dict::Interner;
 
 /// The tag keys whose values an index entry carries: Jaeger's error flag, and what the Istio
 /// proxies record of a failed request.
@@ -31,22 +31,17 @@ const MAX_INDEXED_TAGS: usize = 8;
 const MAX_INDEXED_VALUE: usize = 64;
 
 /// Writes the index entry of `span`.
-pub fn encode_summary(span: &Span, dict: &Dictionary, pending: &mut Pending, out: &mut Vec<u8>) {
-    let op_key = dict.key_id(OPERATION_KEY, pending);
-    put_dict_str(
-        out,
-        dict.value_id(op_key, &span.operation_name, pending),
-        &span.operation_name,
-    );
+pub fn encode_summary<'s>(span: &'s Span, strings: &mut Interner<'_, 's>, out: &mut Vec<u8>) {
+    put_operation(out, &span.operation_name, strings);
     put_varint(out, span.duration);
     let Some(tags) = indexed_tags(span) else {
         return; // no section: a search reads the span for its tags
     };
     put_varint(out, tags.len() as u64);
     for (key, value) in tags {
-        let key_id = dict.key_id(key, pending);
+        let key_id = strings.key_id(key);
         put_dict_key(out, key_id, key);
-        put_dict_str(out, dict.value_id(key_id, &value, pending), &value);
+        put_dict_str(out, strings.value_id(key_id, &value), &value);
     }
 }
 

@@ -320,13 +320,14 @@ impl Store {
         // of them this batch lists.
         let mut slices: HashSet<(&str, u32)> = HashSet::new();
         let mut listing: Vec<(&str, u32)> = Vec::new();
+        let mut strings = self.dict.interner(&mut pending);
         for span in spans {
             let Some(&hash) = process_hashes.get(&Arc::as_ptr(&span.process)) else {
                 continue; // every span's process was hashed above
             };
             let service = span.process.service_name.as_str();
             let mut value = Vec::with_capacity(256);
-            codec::encode_span(span, hash, &self.dict, &mut pending, &mut value);
+            codec::encode_span(span, hash, &mut strings, &mut value);
             let filed = arrived.max(arrival_second(span.start_time));
             ops.push(Op::Put(
                 Table::SpansByArrival,
@@ -341,7 +342,8 @@ impl Store {
                 ));
             }
             let mut summary = Vec::with_capacity(48);
-            codec::encode_summary(span, &self.dict, &mut pending, &mut summary);
+            codec::encode_summary(span, &mut strings, &mut summary);
+            strings.release();
             ops.push(Op::Put(
                 Table::BySlice,
                 slice_key(service, span.start_time, span.trace_id, span.span_id, filed),
@@ -377,6 +379,7 @@ impl Store {
                 seen.to_be_bytes().to_vec(),
             ));
         }
+        drop(strings);
         let entries = self.dict.entries_to_write(&pending);
         for (id, text) in &entries {
             ops.push(Op::Put(
