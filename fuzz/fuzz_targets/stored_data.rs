@@ -23,7 +23,7 @@ fn planted(mut data: &[u8]) -> Vec<Op> {
         let value_len = usize::from(value_len).min(rest.len());
         let (value, rest) = rest.split_at(value_len);
         let table = Table::ALL[usize::from(*table) % Table::ALL.len()];
-        ops.push(Op::Put(table, key.to_vec(), value.to_vec()));
+        ops.push(Op::put(table, key, value));
         data = rest;
     }
     ops

@@ -134,7 +134,7 @@ fn coalesce(ops: Vec<Op>) -> Vec<Op> {
         let mut keep = vec![true; ops.len()];
         for (op, keep) in ops.iter().zip(keep.iter_mut()).rev() {
             let (table, key) = match op {
-                Op::Put(table, key, _) | Op::Delete(table, key) => (*table, key.as_slice()),
+                Op::Put(table, key, _) | Op::Delete(table, key) => (*table, &key[..]),
             };
             if let Some(t) = rewritten(table) {
                 *keep = seen.insert((t, key));
@@ -157,7 +157,7 @@ mod tests {
     use super::*;
 
     fn put(table: Table, key: &[u8], value: &[u8]) -> Op {
-        Op::Put(table, key.to_vec(), value.to_vec())
+        Op::put(table, key.to_vec(), value.to_vec())
     }
 
     #[test]
@@ -168,14 +168,14 @@ mod tests {
             put(Table::MetricCells, b"b", b"1"),
             put(Table::MetricCells, b"a", b"2"),
             put(Table::Spans, b"a", b"span again"),
-            Op::Delete(Table::MetricCells, b"b".to_vec()),
+            Op::delete(Table::MetricCells, b"b".to_vec()),
             put(Table::Services, b"s", b"9"),
         ];
         let kept: Vec<(Table, Vec<u8>, Option<Vec<u8>>)> = coalesce(ops)
             .into_iter()
             .map(|op| match op {
-                Op::Put(t, k, v) => (t, k, Some(v)),
-                Op::Delete(t, k) => (t, k, None),
+                Op::Put(t, k, v) => (t, k.to_vec(), Some(v.to_vec())),
+                Op::Delete(t, k) => (t, k.to_vec(), None),
             })
             .collect();
         assert_eq!(

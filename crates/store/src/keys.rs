@@ -46,7 +46,7 @@ pub fn stored_span_key(
         SpanAt::Keyed => (Table::Spans, span_key(trace_id, start, span_id)),
         SpanAt::Arrived(second) => (
             Table::SpansByArrival,
-            arrival_span_key(second, trace_id, start, span_id),
+            arrival_span_key(second, trace_id, start, span_id).to_vec(),
         ),
     }
 }
@@ -73,12 +73,15 @@ pub fn parse_span_key(key: &[u8]) -> Option<(TraceId, u64, SpanId)> {
 }
 
 /// Layout 5: arrival second (4, big-endian) | trace ID (16) | start µs (8) | span ID (8)
-pub fn arrival_span_key(second: u32, trace_id: TraceId, start: u64, span_id: SpanId) -> Vec<u8> {
-    let mut key = Vec::with_capacity(36);
-    key.extend_from_slice(&second.to_be_bytes());
-    key.extend_from_slice(&trace_id.to_bytes());
-    key.extend_from_slice(&start.to_be_bytes());
-    key.extend_from_slice(&span_id.to_bytes());
+pub fn arrival_span_key(second: u32, trace_id: TraceId, start: u64, span_id: SpanId) -> [u8; 36] {
+    let mut key = [0; 36];
+    let (second_part, rest) = key.split_at_mut(4);
+    second_part.copy_from_slice(&second.to_be_bytes());
+    let (trace_part, rest) = rest.split_at_mut(16);
+    trace_part.copy_from_slice(&trace_id.to_bytes());
+    let (start_part, span_part) = rest.split_at_mut(8);
+    start_part.copy_from_slice(&start.to_be_bytes());
+    span_part.copy_from_slice(&span_id.to_bytes());
     key
 }
 
@@ -99,10 +102,11 @@ pub fn arrival_trace_range(second: u32, trace_id: TraceId) -> (Vec<u8>, Vec<u8>)
 }
 
 /// `trace_arrivals`: trace ID (16) | arrival second (4, big-endian), with an empty value.
-pub fn trace_arrival_key(trace_id: TraceId, second: u32) -> Vec<u8> {
-    let mut key = Vec::with_capacity(20);
-    key.extend_from_slice(&trace_id.to_bytes());
-    key.extend_from_slice(&second.to_be_bytes());
+pub fn trace_arrival_key(trace_id: TraceId, second: u32) -> [u8; 20] {
+    let mut key = [0; 20];
+    let (trace_part, second_part) = key.split_at_mut(16);
+    trace_part.copy_from_slice(&trace_id.to_bytes());
+    second_part.copy_from_slice(&second.to_be_bytes());
     key
 }
 
@@ -232,9 +236,13 @@ pub fn slice_of(start: u64) -> u32 {
 /// The prefix of the `by_slice` keys of `service` in `slice`: slice (4) | part(service).
 pub fn slice_prefix(slice: u32, service: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(service.len().saturating_add(44));
-    key.extend_from_slice(&slice.to_be_bytes());
-    put_part(&mut key, service.as_bytes());
+    put_slice_prefix(&mut key, slice, service);
     key
+}
+
+fn put_slice_prefix(key: &mut Vec<u8>, slice: u32, service: &str) {
+    key.extend_from_slice(&slice.to_be_bytes());
+    put_part(key, service.as_bytes());
 }
 
 /// `by_slice` (layout 6): slice of the start (4) | part(service) | start µs (8) | trace ID
@@ -246,12 +254,25 @@ pub fn slice_key(
     span_id: SpanId,
     second: u32,
 ) -> Vec<u8> {
-    let mut key = slice_prefix(slice_of(start), service);
+    let mut key = Vec::with_capacity(service.len().saturating_add(44));
+    put_slice_key(&mut key, service, start, trace_id, span_id, second);
+    key
+}
+
+/// [`slice_key`], written at the end of `key`.
+pub fn put_slice_key(
+    key: &mut Vec<u8>,
+    service: &str,
+    start: u64,
+    trace_id: TraceId,
+    span_id: SpanId,
+    second: u32,
+) {
+    put_slice_prefix(key, slice_of(start), service);
     key.extend_from_slice(&start.to_be_bytes());
     key.extend_from_slice(&trace_id.to_bytes());
     key.extend_from_slice(&span_id.to_bytes());
     key.extend_from_slice(&second.to_be_bytes());
-    key
 }
 
 /// The entry of a `by_slice` key that starts with `prefix` (from [`slice_prefix`] of `slice`);

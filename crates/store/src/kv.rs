@@ -124,9 +124,25 @@ impl Table {
     }
 }
 
+/// A key or a value in the form the engine holds it (`fjall::Slice`): an operation is built
+/// with its bytes in that form on the thread that encodes it, so the writer thread hands them
+/// to the engine without allocating and copying them again (a slice of up to 20 bytes needs
+/// no allocation at all).
+pub use fjall::Slice as Bytes;
+
 pub enum Op {
-    Put(Table, Vec<u8>, Vec<u8>),
-    Delete(Table, Vec<u8>),
+    Put(Table, Bytes, Bytes),
+    Delete(Table, Bytes),
+}
+
+impl Op {
+    pub fn put(table: Table, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Op {
+        Op::Put(table, key.into(), value.into())
+    }
+
+    pub fn delete(table: Table, key: impl Into<Bytes>) -> Op {
+        Op::Delete(table, key.into())
+    }
 }
 
 /// Scans visit entries in key order (or reverse) until the visitor returns false.
@@ -350,7 +366,7 @@ impl Kv for FjallKv {
             match op {
                 Op::Put(t, k, v) => {
                     if t == Table::Dictionary {
-                        if let Ok(id) = <[u8; 4]>::try_from(k.as_slice()) {
+                        if let Ok(id) = <[u8; 4]>::try_from(&k[..]) {
                             let next = u32::from_be_bytes(id).saturating_add(1);
                             dictionary_next = dictionary_next.max(next);
                         }
@@ -466,10 +482,10 @@ impl Kv for MemoryKv {
         for op in ops {
             match op {
                 Op::Put(t, k, v) => {
-                    memory_table(&mut tables, t)?.insert(k, v);
+                    memory_table(&mut tables, t)?.insert(k.to_vec(), v.to_vec());
                 }
                 Op::Delete(t, k) => {
-                    memory_table(&mut tables, t)?.remove(&k);
+                    memory_table(&mut tables, t)?.remove(&k[..]);
                 }
             }
         }

@@ -52,7 +52,7 @@ fn delete_all(kv: &FjallKv, table: Table) {
     })
     .unwrap();
     assert!(!keys.is_empty());
-    kv.write(keys.into_iter().map(|k| Op::Delete(table, k)).collect())
+    kv.write(keys.into_iter().map(|k| Op::delete(table, k)).collect())
         .unwrap();
 }
 
@@ -175,7 +175,7 @@ async fn a_dictionary_id_far_beyond_its_size_is_skipped_not_believed() {
     let (dir, _) = stored_traces().await;
     {
         let kv = FjallKv::open(dir.path()).unwrap();
-        kv.write(vec![Op::Put(
+        kv.write(vec![Op::put(
             Table::Dictionary,
             0x72e5_011a_u32.to_be_bytes().to_vec(),
             b"planted".to_vec(),

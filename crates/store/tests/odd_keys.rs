@@ -193,15 +193,15 @@ async fn odd_keys_are_skipped_and_counted_never_fatal() {
     odd_index.extend_from_slice(&(T0 - 20 * DAY).to_be_bytes());
     odd_index.extend_from_slice(b"short");
     kv.write(vec![
-        Op::Put(Table::ByService, odd_index.clone(), vec![0]),
-        Op::Put(
+        Op::put(Table::ByService, odd_index.clone(), vec![0]),
+        Op::put(
             Table::Operations,
             b"\x06normal\xff\xff".to_vec(),
             vec![0; 8],
         ),
-        Op::Put(Table::Services, vec![0xc3, 0x28], vec![0; 8]),
-        Op::Put(Table::Dictionary, b"odd".to_vec(), b"x".to_vec()),
-        Op::Put(
+        Op::put(Table::Services, vec![0xc3, 0x28], vec![0; 8]),
+        Op::put(Table::Dictionary, b"odd".to_vec(), b"x".to_vec()),
+        Op::put(
             Table::Spans,
             [trace_id(2), vec![0; 4]].concat(),
             vec![1, 2, 3],

@@ -96,12 +96,12 @@ impl State {
         let records = std::mem::take(&mut self.records);
         let mut ops: Vec<Op> = records
             .iter()
-            .map(|seq| Op::Delete(Table::MetricDeltas, deltas::record_key(*seq)))
+            .map(|seq| Op::delete(Table::MetricDeltas, deltas::record_key(*seq)))
             .collect();
         let mut written = Vec::new();
         for (&(family, id, bucket), resident) in &mut self.resident {
             if resident.dirty {
-                ops.push(Op::Put(
+                ops.push(Op::put(
                     Table::MetricCells,
                     cell_key(family, id, bucket),
                     resident.cell.encode(),

@@ -106,7 +106,7 @@ pub fn recover(
     let mut merged: HashMap<CellKey, Cell> = HashMap::new();
     let mut ops = Vec::new();
     for (key, decoded) in &records {
-        ops.push(Op::Delete(Table::MetricDeltas, key.clone()));
+        ops.push(Op::delete(Table::MetricDeltas, key.clone()));
         let items = match decoded {
             Ok(items) => items,
             Err(error) => {
@@ -135,7 +135,7 @@ pub fn recover(
         }
     }
     for ((family, id, bucket), cell) in merged {
-        ops.push(Op::Put(
+        ops.push(Op::put(
             Table::MetricCells,
             cell_key(family, id, bucket),
             cell.encode(),

@@ -351,7 +351,7 @@ impl Derivation {
                 .registry
                 .resolve(item.family, &labels, item.hash, item.bucket);
             if let Some((key, value)) = resolved.new_entry {
-                ops.push(Op::Put(Table::MetricSeries, key, value));
+                ops.push(Op::put(Table::MetricSeries, key, value));
                 applied.new_series.push((item.family, resolved.id));
             }
             let key = (item.family, resolved.id, item.bucket);
@@ -372,7 +372,7 @@ impl Derivation {
             applied.deltas.push((key, item.delta));
         }
         if !applied.deltas.is_empty() {
-            ops.push(Op::Put(
+            ops.push(Op::put(
                 Table::MetricDeltas,
                 deltas::record_key(seq),
                 record.finish(),
@@ -455,7 +455,7 @@ impl Derivation {
                         resident.cell.subtract(delta);
                         resident.dirty = true;
                         let (family, id, bucket) = *key;
-                        ops.push(Op::Put(
+                        ops.push(Op::put(
                             Table::MetricCells,
                             cell_key(family, id, bucket),
                             resident.cell.encode(),

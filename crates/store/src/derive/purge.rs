@@ -52,7 +52,7 @@ impl Derivation {
                 kv.scan(Table::MetricCells, &prefix, &end, false, &mut |k, v| {
                     match parse_cell_key(k) {
                         Some((_, _, bucket)) => expired.push((bucket, Some(v.to_vec()))),
-                        None => ops.push(Op::Delete(Table::MetricCells, k.to_vec())),
+                        None => ops.push(Op::delete(Table::MetricCells, k.to_vec())),
                     }
                     Ok(true)
                 })?;
@@ -79,7 +79,7 @@ impl Derivation {
                     {
                         total.subtract(&cell);
                     }
-                    ops.push(Op::Delete(Table::MetricCells, cell_key(family, id, bucket)));
+                    ops.push(Op::delete(Table::MetricCells, cell_key(family, id, bucket)));
                     removed = removed.saturating_add(1);
                 }
                 // The next cell kept: no pass needs to look at this series before it ends.
@@ -118,7 +118,7 @@ impl Derivation {
             if family == Family::Istio {
                 state.totals.remove(&id);
             }
-            ops.push(Op::Delete(Table::MetricSeries, entry_key(family, id)));
+            ops.push(Op::delete(Table::MetricSeries, entry_key(family, id)));
         }
         let ticket = writer.submit(ops)?;
         drop(state);

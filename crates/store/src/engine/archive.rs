@@ -53,7 +53,7 @@ impl Store {
             return Err(ArchiveError::Full);
         }
         self.kv
-            .write(vec![Op::Put(Table::Archive, key.to_vec(), encoded)])?;
+            .write(vec![Op::put(Table::Archive, key.to_vec(), encoded)])?;
         Ok(())
     }
 

@@ -17,6 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use foldhash::fast::RandomState;
 use meshtrace_model::time::now_micros;
 use meshtrace_model::{Process, Span, TraceId};
 
@@ -27,9 +28,9 @@ use crate::derive::{Derivation, MetricsOptions, Prepared};
 use crate::dict::{Dictionary, DictionaryStats, Pending};
 use crate::group::GroupWriter;
 use crate::keys::{
-    arrival_span_key, operation_key, service_slice_key, slice_key, slice_of, trace_arrival_key,
+    arrival_span_key, operation_key, put_slice_key, service_slice_key, slice_of, trace_arrival_key,
 };
-use crate::kv::{EngineMemory, Kv, Op, Recovery, Table};
+use crate::kv::{Bytes, EngineMemory, Kv, Op, Recovery, Table};
 use crate::stats::Stats;
 
 pub use crate::dict::DEFAULT_MAX_ENTRIES as DEFAULT_DICTIONARY_MAX_ENTRIES;
@@ -282,9 +283,11 @@ impl Store {
             .map(|(derive, ends)| (derive, derive.prepare(spans, ends, now_ms, oldest_ms)));
         let mut ops = Vec::with_capacity(spans.len().saturating_mul(3).saturating_add(8));
         let mut new_processes: Vec<u64> = Vec::new();
-        let mut process_hashes: HashMap<*const Process, u64> = HashMap::new();
-        let mut services: HashMap<&str, u64> = HashMap::new();
-        let mut operations: HashMap<(&str, &str, &str), u64> = HashMap::new();
+        // Looked up once or twice per span: foldhash, not the standard library's SipHash
+        // (the keys come from clients, and the hasher is seeded per process all the same).
+        let mut process_hashes: HashMap<*const Process, u64, RandomState> = HashMap::default();
+        let mut services: HashMap<&str, u64, RandomState> = HashMap::default();
+        let mut operations: HashMap<(&str, &str, &str), u64, RandomState> = HashMap::default();
         {
             let written = lock(&self.written_processes);
             for span in spans {
@@ -298,7 +301,7 @@ impl Store {
                 process_hashes.insert(ptr, hash);
                 if !written.contains(&hash) && !new_processes.contains(&hash) {
                     new_processes.push(hash);
-                    ops.push(Op::Put(
+                    ops.push(Op::put(
                         Table::Processes,
                         hash.to_be_bytes().to_vec(),
                         encoded,
@@ -315,44 +318,57 @@ impl Store {
         // after the second it is filed under), and each trace is noted under its seconds so
         // that `get_trace` finds them.
         let arrived = arrival_second(now_micros());
-        let mut noted: HashSet<(TraceId, u32)> = HashSet::new();
+        let mut noted: HashSet<(TraceId, u32), RandomState> = HashSet::default();
         // The slices of `by_slice` each service gets entries in (`keys.rs`, layout 6), and those
         // of them this batch lists.
-        let mut slices: HashSet<(&str, u32)> = HashSet::new();
+        let mut slices: HashSet<(&str, u32), RandomState> = HashSet::default();
         let mut listing: Vec<(&str, u32)> = Vec::new();
         let mut strings = self.dict.interner(&mut pending);
+        // Each key and value is encoded into one of these, then copied once into the form the
+        // engine holds (`kv::Bytes`).
+        let mut value = Vec::with_capacity(256);
+        let mut key = Vec::with_capacity(64);
         for span in spans {
             let Some(&hash) = process_hashes.get(&Arc::as_ptr(&span.process)) else {
                 continue; // every span's process was hashed above
             };
             let service = span.process.service_name.as_str();
-            let mut value = Vec::with_capacity(256);
+            value.clear();
             codec::encode_span(span, hash, &mut strings, &mut value);
             let filed = arrived.max(arrival_second(span.start_time));
-            ops.push(Op::Put(
+            ops.push(Op::put(
                 Table::SpansByArrival,
                 arrival_span_key(filed, span.trace_id, span.start_time, span.span_id),
-                value,
+                Bytes::new(&value),
             ));
             if noted.insert((span.trace_id, filed)) {
-                ops.push(Op::Put(
+                ops.push(Op::put(
                     Table::TraceArrivals,
                     trace_arrival_key(span.trace_id, filed),
-                    Vec::new(),
+                    Bytes::default(),
                 ));
             }
-            let mut summary = Vec::with_capacity(48);
-            codec::encode_summary(span, &mut strings, &mut summary);
+            value.clear();
+            codec::encode_summary(span, &mut strings, &mut value);
             strings.release();
-            ops.push(Op::Put(
+            key.clear();
+            put_slice_key(
+                &mut key,
+                service,
+                span.start_time,
+                span.trace_id,
+                span.span_id,
+                filed,
+            );
+            ops.push(Op::put(
                 Table::BySlice,
-                slice_key(service, span.start_time, span.trace_id, span.span_id, filed),
-                summary,
+                Bytes::new(&key),
+                Bytes::new(&value),
             ));
             let slice = slice_of(span.start_time);
             if slices.insert((service, slice)) && !self.listed.is_known(service, slice) {
                 listing.push((service, slice));
-                ops.push(Op::Put(
+                ops.push(Op::put(
                     Table::ServiceSlices,
                     service_slice_key(service, slice),
                     Vec::new(),
@@ -366,14 +382,14 @@ impl Store {
             *seen = (*seen).max(span.start_time);
         }
         for (service, seen) in services {
-            ops.push(Op::Put(
+            ops.push(Op::put(
                 Table::Services,
                 service.as_bytes().to_vec(),
                 seen.to_be_bytes().to_vec(),
             ));
         }
         for ((service, kind, operation), seen) in operations {
-            ops.push(Op::Put(
+            ops.push(Op::put(
                 Table::Operations,
                 operation_key(service, kind, operation),
                 seen.to_be_bytes().to_vec(),
@@ -382,7 +398,7 @@ impl Store {
         drop(strings);
         let entries = self.dict.entries_to_write(&pending);
         for (id, text) in &entries {
-            ops.push(Op::Put(
+            ops.push(Op::put(
                 Table::Dictionary,
                 id.to_be_bytes().to_vec(),
                 text.as_bytes().to_vec(),

@@ -58,7 +58,7 @@ impl Store {
                     "services",
                     &"a service name is not UTF-8",
                 );
-                self.kv.write(vec![Op::Delete(Table::Services, name)])?;
+                self.kv.write(vec![Op::delete(Table::Services, name)])?;
                 continue;
             };
             removed = removed.saturating_add(self.purge_service(service, cutoff)?);
@@ -69,7 +69,7 @@ impl Store {
             // earlier span claims a later start (a clock ahead) keeps its entry until that
             // span's index entry is gone, so that a later pass still visits it.
             if seen < cutoff && !self.has_index_entries(service)? {
-                self.kv.write(vec![Op::Delete(Table::Services, name)])?;
+                self.kv.write(vec![Op::delete(Table::Services, name)])?;
             }
         }
         self.purge_arrived_before(arrival_second(cutoff))?;
@@ -106,7 +106,7 @@ impl Store {
                             "service_slices",
                             &"a key of the wrong shape (removed)",
                         );
-                        undecodable.push(Op::Delete(Table::ServiceSlices, key.to_vec()));
+                        undecodable.push(Op::delete(Table::ServiceSlices, key.to_vec()));
                     }
                 }
                 Ok(true)
@@ -159,7 +159,7 @@ impl Store {
                         table.name(),
                         &"an index key of the wrong shape (removed)",
                     );
-                    ops.push(Op::Delete(table, key.to_vec()));
+                    ops.push(Op::delete(table, key.to_vec()));
                     return Ok(ops.len() < CHUNK.saturating_mul(2));
                 };
                 spans = spans.saturating_add(1);
@@ -168,18 +168,18 @@ impl Store {
                     SpanAt::Arrived(second) if second < filed_before => {}
                     _ => {
                         let (table, span_key) = stored_span_key(at, trace_id, start, span_id);
-                        ops.push(Op::Delete(table, span_key));
+                        ops.push(Op::delete(table, span_key));
                         if let SpanAt::Arrived(second) = at
                             && late.insert((trace_id, second))
                         {
-                            ops.push(Op::Delete(
+                            ops.push(Op::delete(
                                 Table::TraceArrivals,
                                 trace_arrival_key(trace_id, second),
                             ));
                         }
                     }
                 }
-                ops.push(Op::Delete(table, key.to_vec()));
+                ops.push(Op::delete(table, key.to_vec()));
                 Ok(ops.len() < CHUNK.saturating_mul(2))
             })?;
             if ops.is_empty() {
@@ -202,7 +202,7 @@ impl Store {
         self.listed.forget(service, slices);
         let unlisted = slices
             .iter()
-            .map(|&slice| Op::Delete(Table::ServiceSlices, service_slice_key(service, slice)))
+            .map(|&slice| Op::delete(Table::ServiceSlices, service_slice_key(service, slice)))
             .collect();
         self.kv.write(unlisted)?;
         self.put_back_if_used(
@@ -244,7 +244,7 @@ impl Store {
             Table::SpansByArrival,
             removed.into_iter().map(|(trace_id, second)| {
                 let (from, to) = arrival_trace_range(second, trace_id);
-                (trace_arrival_key(trace_id, second), from, to)
+                (trace_arrival_key(trace_id, second).to_vec(), from, to)
             }),
         )
     }
@@ -260,7 +260,7 @@ impl Store {
         let mut ops = Vec::new();
         for (key, from, to) in entries {
             if self.any_in(holder, &from, &to)? {
-                ops.push(Op::Put(table, key, Vec::new()));
+                ops.push(Op::put(table, key, Vec::new()));
             }
         }
         if !ops.is_empty() {
@@ -286,7 +286,7 @@ impl Store {
                         Some((second, trace_id, _, _)) => {
                             if last_noted != Some((trace_id, second)) {
                                 last_noted = Some((trace_id, second));
-                                ops.push(Op::Delete(
+                                ops.push(Op::delete(
                                     Table::TraceArrivals,
                                     trace_arrival_key(trace_id, second),
                                 ));
@@ -298,7 +298,7 @@ impl Store {
                             &"a key of the wrong length (removed)",
                         ),
                     }
-                    ops.push(Op::Delete(Table::SpansByArrival, key.to_vec()));
+                    ops.push(Op::delete(Table::SpansByArrival, key.to_vec()));
                     last_key = Some(key.to_vec());
                     Ok(ops.len() < CHUNK.saturating_mul(2))
                 })?;
@@ -318,7 +318,7 @@ impl Store {
         self.kv
             .scan(Table::Operations, &prefix, &to, false, &mut |k, v| {
                 if last_seen(v) < cutoff {
-                    ops.push(Op::Delete(Table::Operations, k.to_vec()));
+                    ops.push(Op::delete(Table::Operations, k.to_vec()));
                 }
                 Ok(true)
             })?;
