@@ -259,13 +259,14 @@ impl Dictionary {
         }
     }
 
-    /// The ID of a tag key (or the pseudo key of operation names), or None when it is stored
-    /// inline.
+    /// [`Interner::key_id`] through an interner of its own (tests).
+    #[cfg(test)]
     pub fn key_id(&self, text: &str, pending: &mut Pending) -> Option<u32> {
         self.interner(pending).key_id(text)
     }
 
-    /// The ID of a value of the key `key_id`, or None when it should be stored inline.
+    /// [`Interner::value_id`] through an interner of its own (tests).
+    #[cfg(test)]
     pub fn value_id(&self, key_id: Option<u32>, text: &str, pending: &mut Pending) -> Option<u32> {
         self.interner(pending).value_id(key_id, text)
     }
