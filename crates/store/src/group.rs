@@ -157,7 +157,7 @@ mod tests {
     use super::*;
 
     fn put(table: Table, key: &[u8], value: &[u8]) -> Op {
-        Op::put(table, key.to_vec(), value.to_vec())
+        Op::put(table, key, value)
     }
 
     #[test]
@@ -168,7 +168,7 @@ mod tests {
             put(Table::MetricCells, b"b", b"1"),
             put(Table::MetricCells, b"a", b"2"),
             put(Table::Spans, b"a", b"span again"),
-            Op::delete(Table::MetricCells, b"b".to_vec()),
+            Op::delete(Table::MetricCells, &b"b"[..]),
             put(Table::Services, b"s", b"9"),
         ];
         let kept: Vec<(Table, Vec<u8>, Option<Vec<u8>>)> = coalesce(ops)

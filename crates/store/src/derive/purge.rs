@@ -52,7 +52,7 @@ impl Derivation {
                 kv.scan(Table::MetricCells, &prefix, &end, false, &mut |k, v| {
                     match parse_cell_key(k) {
                         Some((_, _, bucket)) => expired.push((bucket, Some(v.to_vec()))),
-                        None => ops.push(Op::delete(Table::MetricCells, k.to_vec())),
+                        None => ops.push(Op::delete(Table::MetricCells, k)),
                     }
                     Ok(true)
                 })?;

@@ -52,8 +52,7 @@ impl Store {
         {
             return Err(ArchiveError::Full);
         }
-        self.kv
-            .write(vec![Op::put(Table::Archive, key.to_vec(), encoded)])?;
+        self.kv.write(vec![Op::put(Table::Archive, key, encoded)])?;
         Ok(())
     }
 

@@ -301,11 +301,7 @@ impl Store {
                 process_hashes.insert(ptr, hash);
                 if !written.contains(&hash) && !new_processes.contains(&hash) {
                     new_processes.push(hash);
-                    ops.push(Op::put(
-                        Table::Processes,
-                        hash.to_be_bytes().to_vec(),
-                        encoded,
-                    ));
+                    ops.push(Op::put(Table::Processes, hash.to_be_bytes(), encoded));
                 }
             }
         }
@@ -371,7 +367,7 @@ impl Store {
                 ops.push(Op::put(
                     Table::ServiceSlices,
                     service_slice_key(service, slice),
-                    Vec::new(),
+                    Bytes::default(),
                 ));
             }
             let seen = services.entry(service).or_default();
@@ -384,15 +380,15 @@ impl Store {
         for (service, seen) in services {
             ops.push(Op::put(
                 Table::Services,
-                service.as_bytes().to_vec(),
-                seen.to_be_bytes().to_vec(),
+                service.as_bytes(),
+                seen.to_be_bytes(),
             ));
         }
         for ((service, kind, operation), seen) in operations {
             ops.push(Op::put(
                 Table::Operations,
                 operation_key(service, kind, operation),
-                seen.to_be_bytes().to_vec(),
+                seen.to_be_bytes(),
             ));
         }
         drop(strings);
@@ -400,8 +396,8 @@ impl Store {
         for (id, text) in &entries {
             ops.push(Op::put(
                 Table::Dictionary,
-                id.to_be_bytes().to_vec(),
-                text.as_bytes().to_vec(),
+                id.to_be_bytes(),
+                text.as_bytes(),
             ));
         }
         match derived {

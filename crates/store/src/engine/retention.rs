@@ -106,7 +106,7 @@ impl Store {
                             "service_slices",
                             &"a key of the wrong shape (removed)",
                         );
-                        undecodable.push(Op::delete(Table::ServiceSlices, key.to_vec()));
+                        undecodable.push(Op::delete(Table::ServiceSlices, key));
                     }
                 }
                 Ok(true)
@@ -159,7 +159,7 @@ impl Store {
                         table.name(),
                         &"an index key of the wrong shape (removed)",
                     );
-                    ops.push(Op::delete(table, key.to_vec()));
+                    ops.push(Op::delete(table, key));
                     return Ok(ops.len() < CHUNK.saturating_mul(2));
                 };
                 spans = spans.saturating_add(1);
@@ -179,7 +179,7 @@ impl Store {
                         }
                     }
                 }
-                ops.push(Op::delete(table, key.to_vec()));
+                ops.push(Op::delete(table, key));
                 Ok(ops.len() < CHUNK.saturating_mul(2))
             })?;
             if ops.is_empty() {
@@ -298,7 +298,7 @@ impl Store {
                             &"a key of the wrong length (removed)",
                         ),
                     }
-                    ops.push(Op::delete(Table::SpansByArrival, key.to_vec()));
+                    ops.push(Op::delete(Table::SpansByArrival, key));
                     last_key = Some(key.to_vec());
                     Ok(ops.len() < CHUNK.saturating_mul(2))
                 })?;
@@ -318,7 +318,7 @@ impl Store {
         self.kv
             .scan(Table::Operations, &prefix, &to, false, &mut |k, v| {
                 if last_seen(v) < cutoff {
-                    ops.push(Op::delete(Table::Operations, k.to_vec()));
+                    ops.push(Op::delete(Table::Operations, k));
                 }
                 Ok(true)
             })?;
