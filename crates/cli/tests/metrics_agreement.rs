@@ -274,6 +274,57 @@ fn kiali_yaml(query_http: &str, prometheus: &str) -> String {
     )
 }
 
+/// The request-duration buckets, summed by bound, over the stats key's interval at `time`, of
+/// the series a heatmap stats key (`bookinfo:workload:<name>::<direction>:<interval>:<reporter>`)
+/// reads: for a failure's message.
+async fn duration_buckets(client: &reqwest::Client, base: &str, key: &str, time: i64) -> String {
+    let parts: Vec<&str> = key.split(':').collect();
+    let [namespace, _, workload, _, direction, interval, reporter] = parts[..] else {
+        return format!("(not a stats key: {key})");
+    };
+    let side = if direction == "inbound" {
+        "destination"
+    } else {
+        "source"
+    };
+    let query = format!(
+        "sum by (le) (increase(istio_request_duration_milliseconds_bucket{{reporter=\"{reporter}\",\
+         {side}_workload_namespace=\"{namespace}\",{side}_workload=\"{workload}\"}}[{interval}]))"
+    );
+    let url = format!("{base}/api/v1/query");
+    let answer: Value = match client
+        .get(url)
+        .query(&[("query", query.as_str()), ("time", &time.to_string())])
+        .send()
+        .await
+    {
+        Ok(response) => response.json().await.unwrap_or(Value::Null),
+        Err(e) => return format!("({e})"),
+    };
+    let mut buckets: Vec<(f64, String)> = answer["data"]["result"]
+        .as_array()
+        .map(|series| {
+            series
+                .iter()
+                .map(|s| {
+                    let le = s["metric"]["le"].as_str().unwrap_or("?").to_string();
+                    let bound = le.parse().unwrap_or(f64::INFINITY);
+                    (
+                        bound,
+                        format!("{le}: {}", s["value"][1].as_str().unwrap_or("?")),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    buckets
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Waits for Prometheus's first successful scrape of the simulator (its target's health
 /// `up`); answers when it was seen.
 async fn first_scrape(client: &reqwest::Client, prometheus: &RealPrometheus) -> Instant {
@@ -470,6 +521,23 @@ async fn a_real_prometheus_and_the_store_give_the_console_the_same_metrics() {
         }
     }
     eprintln!("{stats} stats compared");
+    if !bad.is_empty() {
+        // What each source's histogram holds for the series that disagree, to tell a quantile
+        // on a bucket's edge from requests one source does not have.
+        for line in &bad {
+            let key = line.split(' ').next().unwrap_or_default();
+            for (source, base) in [
+                ("Prometheus", prometheus.url("")),
+                (
+                    "the store",
+                    format!("http://{}/prometheus", store.query_http),
+                ),
+            ] {
+                let buckets = duration_buckets(&client, &base, key, query_time).await;
+                eprintln!("{key} from {source}: {buckets}");
+            }
+        }
+    }
     assert!(
         bad.is_empty(),
         "{} disagree:\n{}",
