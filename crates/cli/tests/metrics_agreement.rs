@@ -291,16 +291,12 @@ async fn duration_buckets(client: &reqwest::Client, base: &str, key: &str, time:
         "sum by (le) (increase(istio_request_duration_milliseconds_bucket{{reporter=\"{reporter}\",\
          {side}_workload_namespace=\"{namespace}\",{side}_workload=\"{workload}\"}}[{interval}]))"
     );
-    let url = format!("{base}/api/v1/query");
-    let answer: Value = match client
-        .get(url)
-        .query(&[("query", query.as_str()), ("time", &time.to_string())])
-        .send()
-        .await
-    {
-        Ok(response) => response.json().await.unwrap_or(Value::Null),
-        Err(e) => return format!("({e})"),
-    };
+    let answer = meshtrace_testkit::http::json(
+        client
+            .get(format!("{base}/api/v1/query"))
+            .query(&[("query", query.as_str()), ("time", &time.to_string())]),
+    )
+    .await;
     let mut buckets: Vec<(f64, String)> = answer["data"]["result"]
         .as_array()
         .map(|series| {
@@ -525,6 +521,7 @@ async fn a_real_prometheus_and_the_store_give_the_console_the_same_metrics() {
         // What each source's histogram holds for the series that disagree, to tell a quantile
         // on a bucket's edge from requests one source does not have.
         for line in &bad {
+            eprintln!("{line}");
             let key = line.split(' ').next().unwrap_or_default();
             for (source, base) in [
                 ("Prometheus", prometheus.url("")),

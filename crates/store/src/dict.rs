@@ -68,6 +68,8 @@ pub struct Pending {
 /// The most tag positions an [`Interner`] remembers (a span with more tags looks the rest up
 /// every time): bounds its memory whatever a span holds.
 const REMEMBERED_SLOTS: usize = 64;
+/// A tag position an [`Interner`] never remembers: its lookups go to the dictionary every time.
+pub const UNREMEMBERED_SLOT: usize = usize::MAX;
 
 /// Looks the strings of a batch's spans up in the dictionary, adding the new ones.
 ///
@@ -169,10 +171,7 @@ impl<'s> Interner<'_, 's> {
         }
         let dict = self.dict;
         let inner = self.read.get_or_insert_with(|| dict.read());
-        if let Some(&id) = inner.ids.get(text) {
-            if !inner.is_committed(id) {
-                self.pending.ids.push(id);
-            }
+        if let Some(id) = inner.known(text, self.pending) {
             return Some(id);
         }
         if key.is_some_and(|k| {
@@ -283,10 +282,7 @@ impl Dictionary {
     /// come meanwhile.
     fn add(&self, text: &str, key: Option<u32>, pending: &mut Pending) -> Option<u32> {
         let mut inner = self.write();
-        if let Some(&id) = inner.ids.get(text) {
-            if !inner.is_committed(id) {
-                pending.ids.push(id);
-            }
+        if let Some(id) = inner.known(text, pending) {
             return Some(id);
         }
         let id = inner.next_id;
@@ -372,6 +368,16 @@ impl Dictionary {
 }
 
 impl Inner {
+    /// The ID of `text` when the dictionary has it, noted in `pending` while its entry is not
+    /// known to be on disk (the batch then writes it too).
+    fn known(&self, text: &str, pending: &mut Pending) -> Option<u32> {
+        let id = *self.ids.get(text)?;
+        if !self.is_committed(id) {
+            pending.ids.push(id);
+        }
+        Some(id)
+    }
+
     fn is_committed(&self, id: u32) -> bool {
         usize::try_from(id)
             .ok()

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use meshtrace_model::{KeyValue, Log, Process, RefType, Span, SpanId, SpanRef, TraceId, Value};
 
-use crate::dict::{Dictionary, Interner};
+use crate::dict::{Dictionary, Interner, UNREMEMBERED_SLOT};
 use reader::{
     Reader, put_dict_key, put_dict_str, put_kvs, put_str, put_value, put_varint, unzigzag, zigzag,
 };
@@ -60,7 +60,7 @@ pub fn encode_span<'s>(
         }
         out.extend_from_slice(&r.span_id.to_bytes());
     }
-    put_span_tags(out, &span.tags, strings);
+    put_dict_kvs(out, &span.tags, strings, OPERATION_SLOT.saturating_add(1));
     put_varint(out, span.logs.len() as u64);
     for log in &span.logs {
         // Log times are close to the span's start: store the difference (zigzag: it may be < 0;
@@ -69,7 +69,7 @@ pub fn encode_span<'s>(
             out,
             zigzag((log.timestamp as i64).wrapping_sub(span.start_time as i64)),
         );
-        put_dict_kvs(out, &log.fields, strings);
+        put_dict_kvs(out, &log.fields, strings, UNREMEMBERED_SLOT);
     }
     put_varint(out, span.warnings.len() as u64);
     for w in &span.warnings {
@@ -196,28 +196,22 @@ fn put_operation<'s>(out: &mut Vec<u8>, name: &'s str, strings: &mut Interner<'_
     put_dict_str(out, strings.value_id_at(OPERATION_SLOT, op_key, name), name);
 }
 
-/// A span's own tags, as [`put_dict_kvs`] writes them, remembered by position in `strings`.
-fn put_span_tags<'s>(out: &mut Vec<u8>, kvs: &'s [KeyValue], strings: &mut Interner<'_, 's>) {
+/// Tags with their keys, and the values worth it, as dictionary IDs; the tag at index `i` is
+/// looked up at tag position `first_slot + i` of `strings` (a span's own tags are remembered
+/// from one span to the next, its logs' fields are not: [`UNREMEMBERED_SLOT`]).
+fn put_dict_kvs<'s>(
+    out: &mut Vec<u8>,
+    kvs: &'s [KeyValue],
+    strings: &mut Interner<'_, 's>,
+    first_slot: usize,
+) {
     put_varint(out, kvs.len() as u64);
     for (i, kv) in kvs.iter().enumerate() {
-        let slot = OPERATION_SLOT.saturating_add(1).saturating_add(i);
+        let slot = first_slot.saturating_add(i);
         let key = strings.key_id_at(slot, &kv.key);
         put_dict_key(out, key, &kv.key);
         match &kv.value {
             Value::Str(s) => put_dict_str(out, strings.value_id_at(slot, key, s), s),
-            other => put_value(out, other),
-        }
-    }
-}
-
-/// Tags with their keys, and the values worth it, as dictionary IDs.
-fn put_dict_kvs(out: &mut Vec<u8>, kvs: &[KeyValue], strings: &mut Interner<'_, '_>) {
-    put_varint(out, kvs.len() as u64);
-    for kv in kvs {
-        let key = strings.key_id(&kv.key);
-        put_dict_key(out, key, &kv.key);
-        match &kv.value {
-            Value::Str(s) => put_dict_str(out, strings.value_id(key, s), s),
             other => put_value(out, other),
         }
     }
