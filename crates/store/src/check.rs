@@ -12,10 +12,11 @@ use std::sync::Arc;
 
 use crate::codec;
 use crate::dict::Dictionary;
+use crate::engine::stored_span;
 use crate::keys::{
-    ServiceEntry, SpanAt, parse_any_service_key, parse_any_service_slice_key, parse_any_slice_key,
-    parse_arrival_span_key, parse_operation_key, parse_span_key, parse_trace_arrival_key,
-    service_key, service_slice_key, slice_key, stored_span_key, trace_arrival_key,
+    Filed, ServiceEntry, SpanAt, parse_any_service_key, parse_any_service_slice_key,
+    parse_any_slice_key, parse_arrival_key, parse_operation_key, parse_span_key,
+    parse_trace_arrival_key, service_key, service_slice_key, slice_key, trace_arrival_key,
 };
 use crate::kv::{FjallKv, Kv, Recovery, Table};
 use crate::layout::AckRecord;
@@ -186,7 +187,8 @@ fn check_processes(
     Ok(processes)
 }
 
-/// The spans of `table` (the trace-keyed one of layouts 2 to 4, or the arrival-ordered one).
+/// The spans of `table` (the trace-keyed one of layouts 2 to 4, or the arrival-ordered one,
+/// whose entries are single spans or groups of them).
 fn check_spans(
     kv: &FjallKv,
     dict: &Dictionary,
@@ -194,74 +196,130 @@ fn check_spans(
     table: Table,
     report: &mut CheckReport,
 ) -> Result<(), StoreError> {
-    let placeholder = Arc::new(meshtrace_model::Process::default());
-    let problem = |what: &str| format!("{}: {what}", table.name());
+    let spans = SpanCheck {
+        kv,
+        dict,
+        processes,
+        placeholder: Arc::new(meshtrace_model::Process::default()),
+        table,
+    };
     check_table(kv, table, &[0xff; 37], report, |k, v, report| {
         let parsed = match table {
-            Table::Spans => parse_span_key(k).map(|(t, start, s)| (t, start, s, SpanAt::Keyed)),
-            _ => parse_arrival_span_key(k)
-                .map(|(second, t, start, s)| (t, start, s, SpanAt::Arrived(second))),
+            Table::Spans => parse_span_key(k).map(|(trace, start, span)| {
+                (
+                    trace,
+                    SpanAt::Keyed,
+                    Filed::Span {
+                        start,
+                        span_id: span,
+                    },
+                )
+            }),
+            _ => parse_arrival_key(k).map(|(second, trace, filed)| {
+                let at = match filed {
+                    Filed::Span { .. } => SpanAt::Arrived(second),
+                    Filed::Group { write } => SpanAt::InGroup { second, write },
+                };
+                (trace, at, filed)
+            }),
         };
-        let Some((trace, start, span, at)) = parsed else {
-            report.problem(problem("key does not decode"), || format!("{k:02x?}"));
+        let Some((trace, at, filed)) = parsed else {
+            report.problem(spans.problem("key does not decode"), || format!("{k:02x?}"));
             return Ok(());
         };
+        if let Filed::Span { start, span_id } = filed {
+            return spans.check((start, trace, span_id, at), v, report);
+        }
+        for member in codec::group_members(v) {
+            match member {
+                Ok((start, span_id, encoded)) => {
+                    spans.check((start, trace, span_id, at), encoded, report)?;
+                }
+                Err(e) => report.problem(spans.problem("group does not decode"), || {
+                    format!("trace {trace} group {k:02x?}: {e}")
+                }),
+            }
+        }
+        Ok(())
+    })
+}
+
+/// What checking one span needs.
+struct SpanCheck<'a> {
+    kv: &'a FjallKv,
+    dict: &'a Dictionary,
+    processes: &'a HashMap<u64, Arc<meshtrace_model::Process>>,
+    placeholder: Arc<meshtrace_model::Process>,
+    table: Table,
+}
+
+impl SpanCheck<'_> {
+    fn problem(&self, what: &str) -> String {
+        format!("{}: {what}", self.table.name())
+    }
+
+    /// One span: it decodes with its process and strings, it is in a service index, and an
+    /// arrival-ordered one is noted in `trace_arrivals`.
+    fn check(
+        &self,
+        (start, trace, span, at): ServiceEntry,
+        value: &[u8],
+        report: &mut CheckReport,
+    ) -> Result<(), StoreError> {
+        let kv = self.kv;
         let at_text = || format!("trace {trace} span {span}");
-        let process = codec::span_process_hash(v)
+        let process = codec::span_process_hash(value)
             .ok()
-            .and_then(|hash| processes.get(&hash));
+            .and_then(|hash| self.processes.get(&hash));
         if process.is_none() {
-            report.problem(problem("process missing"), at_text);
+            report.problem(self.problem("process missing"), at_text);
         }
         let decoded = codec::decode_span(
             trace,
             start,
             span,
-            v,
-            process.cloned().unwrap_or_else(|| placeholder.clone()),
-            dict,
+            value,
+            process.cloned().unwrap_or_else(|| self.placeholder.clone()),
+            self.dict,
         );
         match decoded {
             Ok((_, 0)) => {}
-            Ok((_, lost)) => report.problem(problem("dictionary entries missing"), || {
+            Ok((_, lost)) => report.problem(self.problem("dictionary entries missing"), || {
                 format!("{}: {lost} string(s)", at_text())
             }),
-            Err(e) => report.problem(problem("value does not decode"), || {
+            Err(e) => report.problem(self.problem("value does not decode"), || {
                 format!("{}: {e}", at_text())
             }),
         }
         if let Some(process) = process {
-            // Layout 6 indexes a span in `by_slice`; layouts 2 to 5 in `by_service`.
+            // Layouts 6 and 7 index a span in `by_slice`; layouts 2 to 5 in `by_service`.
             let service = &process.service_name;
             let in_slices = match at {
-                SpanAt::Arrived(second) => kv
-                    .get(
-                        Table::BySlice,
-                        &slice_key(service, start, trace, span, second),
-                    )?
-                    .is_some(),
                 SpanAt::Keyed => false,
+                _ => kv
+                    .get(Table::BySlice, &slice_key(service, start, trace, span, at))?
+                    .is_some(),
             };
             let indexed = service_key(service, start, trace, span, at);
             if !in_slices && kv.get(Table::ByService, &indexed)?.is_none() {
                 report.problem(
-                    problem("not in the service index (not searchable)"),
+                    self.problem("not in the service index (not searchable)"),
                     at_text,
                 );
             }
         }
-        if let SpanAt::Arrived(second) = at
+        if let Some(second) = at.second()
             && kv
                 .get(Table::TraceArrivals, &trace_arrival_key(trace, second))?
                 .is_none()
         {
             report.problem(
-                problem("not in trace_arrivals (not found by trace ID)"),
+                self.problem("not in trace_arrivals (not found by trace ID)"),
                 at_text,
             );
         }
         Ok(())
-    })
+    }
 }
 
 fn check_index(kv: &FjallKv, report: &mut CheckReport) -> Result<(), StoreError> {
@@ -320,8 +378,7 @@ fn check_index_entry(
     if codec::decode_summary(value).is_err() {
         report.problem(format!("{name}: value does not decode"), at_text);
     }
-    let (span_table, span_key) = stored_span_key(at, trace, start, span);
-    if kv.get(span_table, &span_key)?.is_none() {
+    if stored_span(kv, (start, trace, span, at))?.is_none() {
         report.problem(format!("{name}: entry without its span"), at_text);
     }
     Ok(())

@@ -19,35 +19,61 @@
 //! window newest first. [`service_slice_key`] lists the slices each service has spans in.
 //! Entries of `by_service` (layouts 2 to 5) are still read until they expire.
 //!
+//! Layout 7 files the spans of one trace that one write brings in one second as one entry of
+//! `spans_by_arrival` ([`arrival_group_key`], named by the write's ID): one engine entry
+//! per trace and batch instead of one per span. A `by_slice` entry of such a span ends with
+//! the write's ID, so a search reads the group with one point read. Single spans filed by
+//! layouts 5 and 6 are read beside them.
+//!
 //! Parsing is strict: a key that is not exactly what this module writes is reported as not
 //! decodable, never misread, and the caller skips it.
 
 use meshtrace_model::{SpanId, TraceId};
-
-use crate::kv::Table;
 
 /// Where a span is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpanAt {
     /// In the trace-keyed table of layouts 2 to 4.
     Keyed,
-    /// In the arrival-ordered table of layout 5, under the second it arrived (Unix seconds).
+    /// In the arrival-ordered table of layouts 5 and 6, alone, under the second it arrived
+    /// (Unix seconds).
     Arrived(u32),
+    /// In the arrival-ordered table of layout 7, in the group of its trace that the write
+    /// whose ID is `write` filed under `second` ([`arrival_group_key`]).
+    InGroup { second: u32, write: u64 },
 }
 
-/// The table and key of a span stored at `at`.
-pub fn stored_span_key(
-    at: SpanAt,
-    trace_id: TraceId,
-    start: u64,
-    span_id: SpanId,
-) -> (Table, Vec<u8>) {
-    match at {
-        SpanAt::Keyed => (Table::Spans, span_key(trace_id, start, span_id)),
-        SpanAt::Arrived(second) => (
-            Table::SpansByArrival,
-            arrival_span_key(second, trace_id, start, span_id).to_vec(),
-        ),
+impl SpanAt {
+    /// The second an arrival-ordered span is filed under; None for the trace-keyed table.
+    pub fn second(self) -> Option<u32> {
+        match self {
+            SpanAt::Keyed => None,
+            SpanAt::Arrived(second) | SpanAt::InGroup { second, .. } => Some(second),
+        }
+    }
+
+    /// Writes where the span is at the end of an index key: nothing (trace-keyed), the second
+    /// (4), or the second and the write ID (12).
+    fn put(self, key: &mut Vec<u8>) {
+        if let Some(second) = self.second() {
+            key.extend_from_slice(&second.to_be_bytes());
+        }
+        if let SpanAt::InGroup { write, .. } = self {
+            key.extend_from_slice(&write.to_be_bytes());
+        }
+    }
+
+    /// Reads what [`SpanAt::put`] wrote, which must be the whole of `suffix`.
+    fn parse(suffix: &[u8]) -> Option<SpanAt> {
+        let Some((second, write)) = suffix.split_first_chunk::<4>() else {
+            return suffix.is_empty().then_some(SpanAt::Keyed);
+        };
+        let second = u32::from_be_bytes(*second);
+        if write.is_empty() {
+            return Some(SpanAt::Arrived(second));
+        }
+        let write = u64::from_be_bytes(write.try_into().ok()?);
+        Some(SpanAt::InGroup { second, write })
     }
 }
 
@@ -85,11 +111,63 @@ pub fn arrival_span_key(second: u32, trace_id: TraceId, start: u64, span_id: Spa
     key
 }
 
-/// Reads a key written by [`arrival_span_key`]; None when it is not one.
-pub fn parse_arrival_span_key(key: &[u8]) -> Option<(u32, TraceId, u64, SpanId)> {
+/// The last byte of an [`arrival_group_key`]: the format of the group its value holds.
+const GROUP_FORMAT: u8 = 1;
+
+/// Layout 7: second filed under (4, big-endian) | trace ID (16) | write ID (8, big-endian)
+/// | format (1, `1`). The value holds the spans of the trace that write filed under the second
+/// (`codec/span_group.rs`). The write ID makes the key one write's own: two writes never share
+/// a group, whatever spans they bring.
+pub fn arrival_group_key(second: u32, trace_id: TraceId, write: u64) -> [u8; 29] {
+    let mut key = [GROUP_FORMAT; 29];
+    let (second_part, rest) = key.split_at_mut(4);
+    second_part.copy_from_slice(&second.to_be_bytes());
+    let (trace_part, rest) = rest.split_at_mut(16);
+    trace_part.copy_from_slice(&trace_id.to_bytes());
+    if let Some(write_part) = rest.first_chunk_mut::<8>() {
+        *write_part = write.to_be_bytes();
+    }
+    key
+}
+
+/// What one key of `spans_by_arrival` files, after its second and trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filed {
+    /// One span (layouts 5 and 6).
+    Span { start: u64, span_id: SpanId },
+    /// The group of spans that one write filed (layout 7).
+    Group { write: u64 },
+}
+
+/// Reads a key written by [`arrival_span_key`] or [`arrival_group_key`]; None when it is
+/// neither (a group of an unknown format included).
+pub fn parse_arrival_key(key: &[u8]) -> Option<(u32, TraceId, Filed)> {
     let (second, rest) = key.split_first_chunk::<4>()?;
-    let (trace, start, span) = parse_span_key(rest)?;
-    Some((u32::from_be_bytes(*second), trace, start, span))
+    let (trace, rest) = rest.split_first_chunk::<16>()?;
+    let filed = match rest.len() {
+        9 => {
+            let (write, format) = rest.split_first_chunk::<8>()?;
+            if format != [GROUP_FORMAT] {
+                return None;
+            }
+            Filed::Group {
+                write: u64::from_be_bytes(*write),
+            }
+        }
+        16 => {
+            let (start, span) = rest.split_first_chunk::<8>()?;
+            Filed::Span {
+                start: u64::from_be_bytes(*start),
+                span_id: SpanId(u64::from_be_bytes(span.try_into().ok()?)),
+            }
+        }
+        _ => return None,
+    };
+    Some((
+        u32::from_be_bytes(*second),
+        TraceId(u128::from_be_bytes(*trace)),
+        filed,
+    ))
 }
 
 /// The range of [`arrival_span_key`]s of one trace in one second: `[from, to)`.
@@ -186,9 +264,7 @@ pub fn service_key(
     key.extend_from_slice(&start.to_be_bytes());
     key.extend_from_slice(&trace_id.to_bytes());
     key.extend_from_slice(&span_id.to_bytes());
-    if let SpanAt::Arrived(second) = at {
-        key.extend_from_slice(&second.to_be_bytes());
-    }
+    at.put(&mut key);
     key
 }
 
@@ -205,11 +281,7 @@ fn parse_service_suffix(suffix: &[u8]) -> Option<ServiceEntry> {
     let (start, rest) = suffix.split_first_chunk::<8>()?;
     let (trace, rest) = rest.split_first_chunk::<16>()?;
     let (span, rest) = rest.split_first_chunk::<8>()?;
-    let at = match rest.len() {
-        0 => SpanAt::Keyed,
-        4 => SpanAt::Arrived(u32::from_be_bytes(rest.try_into().ok()?)),
-        _ => return None,
-    };
+    let at = SpanAt::parse(rest)?;
     Some((
         u64::from_be_bytes(*start),
         TraceId(u128::from_be_bytes(*trace)),
@@ -246,16 +318,17 @@ fn put_slice_prefix(key: &mut Vec<u8>, slice: u32, service: &str) {
 }
 
 /// `by_slice` (layout 6): slice of the start (4) | part(service) | start µs (8) | trace ID
-/// (16) | span ID (8) | arrival second (4)
+/// (16) | span ID (8) | arrival second (4) | write ID (8; layout 7, whose spans are in
+/// groups: [`SpanAt::InGroup`])
 pub fn slice_key(
     service: &str,
     start: u64,
     trace_id: TraceId,
     span_id: SpanId,
-    second: u32,
+    at: SpanAt,
 ) -> Vec<u8> {
-    let mut key = Vec::with_capacity(service.len().saturating_add(44));
-    put_slice_key(&mut key, service, start, trace_id, span_id, second);
+    let mut key = Vec::with_capacity(service.len().saturating_add(52));
+    put_slice_key(&mut key, service, start, trace_id, span_id, at);
     key
 }
 
@@ -266,13 +339,13 @@ pub fn put_slice_key(
     start: u64,
     trace_id: TraceId,
     span_id: SpanId,
-    second: u32,
+    at: SpanAt,
 ) {
     put_slice_prefix(key, slice_of(start), service);
     key.extend_from_slice(&start.to_be_bytes());
     key.extend_from_slice(&trace_id.to_bytes());
     key.extend_from_slice(&span_id.to_bytes());
-    key.extend_from_slice(&second.to_be_bytes());
+    at.put(key);
 }
 
 /// The entry of a `by_slice` key that starts with `prefix` (from [`slice_prefix`] of `slice`);
@@ -294,7 +367,7 @@ pub fn parse_any_slice_key(key: &[u8]) -> Option<(u32, &[u8], ServiceEntry)> {
 fn slice_entry(slice: u32, suffix: &[u8]) -> Option<ServiceEntry> {
     let entry = parse_service_suffix(suffix)?;
     let (start, _, _, at) = entry;
-    (matches!(at, SpanAt::Arrived(_)) && slice_of(start) == slice).then_some(entry)
+    (at.second().is_some() && slice_of(start) == slice).then_some(entry)
 }
 
 /// `service_slices` (layout 6): part(service) | slice (4), with an empty value: the slices of
@@ -406,17 +479,35 @@ mod tests {
     #[test]
     fn arrival_keys_round_trip_and_order_by_arrival_first() {
         let key = arrival_span_key(1_700_000_000, TraceId(7), 8, SpanId(9));
+        let span = Filed::Span {
+            start: 8,
+            span_id: SpanId(9),
+        };
         assert_eq!(
-            parse_arrival_span_key(&key),
-            Some((1_700_000_000, TraceId(7), 8, SpanId(9)))
+            parse_arrival_key(&key),
+            Some((1_700_000_000, TraceId(7), span))
         );
-        assert_eq!(parse_arrival_span_key(&key[1..]), None);
+        assert_eq!(parse_arrival_key(&key[1..]), None);
+        let group = arrival_group_key(1_700_000_000, TraceId(7), u64::MAX - 1);
+        let write = Filed::Group {
+            write: u64::MAX - 1,
+        };
+        assert_eq!(
+            parse_arrival_key(&group),
+            Some((1_700_000_000, TraceId(7), write))
+        );
+        // A group of a format this build does not know is not misread as one it knows.
+        let mut unknown = group;
+        unknown[28] = 2;
+        assert_eq!(parse_arrival_key(&unknown), None);
+        assert_eq!(parse_arrival_key(&group[..28]), None);
         // A later second sorts after every key of an earlier one, whatever the trace.
         let later = arrival_span_key(1_700_000_001, TraceId(0), 0, SpanId(0));
         let earlier = arrival_span_key(1_700_000_000, TraceId(u128::MAX), u64::MAX, SpanId(1));
         assert!(earlier < later);
         let (from, to) = arrival_trace_range(1_700_000_000, TraceId(7));
         assert!(from.as_slice() <= key.as_slice() && key.as_slice() < to.as_slice());
+        assert!(from.as_slice() <= group.as_slice() && group.as_slice() < to.as_slice());
         let arrival = trace_arrival_key(TraceId(7), 12);
         assert_eq!(parse_trace_arrival_key(&arrival), Some((TraceId(7), 12)));
         assert_eq!(parse_trace_arrival_key(&arrival[..19]), None);
@@ -434,26 +525,58 @@ mod tests {
         let mut longer = arrived.clone();
         longer.push(0);
         assert_eq!(parse_service_key(&prefix, &longer), None);
+        let in_group = SpanAt::InGroup {
+            second: 12,
+            write: 77,
+        };
+        let grouped = service_key("s", 5, TraceId(1), SpanId(2), in_group);
+        assert_eq!(grouped.len(), arrived.len() + 8);
+        assert_eq!(
+            parse_service_key(&prefix, &grouped),
+            Some((5, TraceId(1), SpanId(2), in_group))
+        );
+        assert_eq!(in_group.second(), Some(12));
+        assert_eq!(SpanAt::Keyed.second(), None);
     }
 
     #[test]
     fn slice_keys_order_by_slice_first_and_hold_their_start() {
         let start = 1_700_000_005_000_000;
-        let key = slice_key("s", start, TraceId(1), SpanId(2), 1_700_000_009);
+        let at = SpanAt::InGroup {
+            second: 1_700_000_009,
+            write: 3,
+        };
+        let key = slice_key("s", start, TraceId(1), SpanId(2), at);
         let slice = slice_of(start);
         assert_eq!(slice, 170_000_000);
         let prefix = slice_prefix(slice, "s");
-        let entry = (start, TraceId(1), SpanId(2), SpanAt::Arrived(1_700_000_009));
+        let entry = (start, TraceId(1), SpanId(2), at);
         assert_eq!(parse_slice_key(slice, &prefix, &key), Some(entry));
         assert_eq!(parse_any_slice_key(&key), Some((slice, &b"s"[..], entry)));
+        // Layout 6's entries, of spans filed alone, read as such.
+        let alone = slice_key("s", start, TraceId(1), SpanId(2), SpanAt::Arrived(9));
+        let entry_alone = (start, TraceId(1), SpanId(2), SpanAt::Arrived(9));
+        assert_eq!(parse_slice_key(slice, &prefix, &alone), Some(entry_alone));
         // A key whose start is outside its slice, or without the second, is not one we write.
         let mut moved = slice_prefix(slice + 1, "s");
         moved.extend_from_slice(&key[prefix.len()..]);
         assert_eq!(parse_any_slice_key(&moved), None);
-        assert_eq!(parse_slice_key(slice, &prefix, &key[..key.len() - 4]), None);
+        assert_eq!(
+            parse_slice_key(slice, &prefix, &key[..key.len() - 12]),
+            None
+        );
+        assert_eq!(parse_slice_key(slice, &prefix, &key[..key.len() - 1]), None);
         // Every key of a later slice sorts after every key of an earlier one.
-        let earlier = slice_key("zzz", start, TraceId(u128::MAX), SpanId(9), u32::MAX);
-        let later = slice_key("a", start + SLICE_MICROS, TraceId(0), SpanId(0), 0);
+        let last = SpanAt::InGroup {
+            second: u32::MAX,
+            write: u64::MAX,
+        };
+        let earlier = slice_key("zzz", start, TraceId(u128::MAX), SpanId(9), last);
+        let first = SpanAt::InGroup {
+            second: 0,
+            write: 0,
+        };
+        let later = slice_key("a", start + SLICE_MICROS, TraceId(0), SpanId(0), first);
         assert!(earlier < later);
         assert_eq!(slice_of(u64::MAX), u32::MAX);
         let listed = service_slice_key("s", slice);

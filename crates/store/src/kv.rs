@@ -38,7 +38,7 @@ pub enum Table {
     Processes,
     /// Layouts 2 to 5: part(service) | start µs (8) | trace ID (16) | span ID (8) | arrival
     /// second (4, layout 5) → operation, duration, indexed tags (`codec/summary.rs`); read until
-    /// its entries expire, never written by layout 6
+    /// its entries expire, never written by layouts 6 and 7
     ByService,
     /// service → last seen µs
     Services,
@@ -57,13 +57,16 @@ pub enum Table {
     /// write number (8, big-endian) → what the write added to the cells it touched, until a
     /// checkpoint writes them whole (`derive/deltas.rs`)
     MetricDeltas,
-    /// Layout 5: arrival second (4) | trace ID (16) | start µs (8) | span ID (8) → span
+    /// Layouts 5 and 6: arrival second (4) | trace ID (16) | start µs (8) | span ID (8) → span;
+    /// layout 7: arrival second (4) | trace ID (16) | write ID (8) | format (1) → the spans of
+    /// the trace that write filed under the second (`keys.rs`, `codec/span_group.rs`)
     SpansByArrival,
     /// Layout 5: trace ID (16) | arrival second (4) → nothing: the seconds a trace's spans
     /// arrived in
     TraceArrivals,
     /// Layout 6: slice of the start (4) | part(service) | start µs (8) | trace ID (16) | span
-    /// ID (8) | arrival second (4) → what `by_service` holds (`keys.rs`)
+    /// ID (8) | arrival second (4) | write ID (8, layout 7) → what `by_service` holds
+    /// (`keys.rs`)
     BySlice,
     /// Layout 6: part(service) | slice (4) → nothing: the slices a service has entries in
     ServiceSlices,

@@ -18,6 +18,12 @@
 //!   `service_slices` listing each service's slices); it still reads and expires the
 //!   `by_service` entries of layouts 2 to 5, so those are migrated by rewriting the marker. A
 //!   meshtrace of layout 5 refuses a layout-6 directory (its searches would miss new spans).
+//!   Layout 7 files the spans of one trace that one write brings in one second as one group
+//!   in `spans_by_arrival` (`codec/span_group.rs`), named by the write's ID, which the spans'
+//!   `by_slice` entries end with; it still reads the single spans of layouts 5 and 6 and
+//!   their entries (told apart by their keys' lengths), so those are migrated by rewriting
+//!   the marker. A meshtrace of layout 6 refuses a layout-7 directory (it would not read the
+//!   groups: traces would come back without their new spans).
 //! - `meshtrace-acknowledged`: the number of the last write batch the engine acknowledged and
 //!   the next dictionary ID at that point, rewritten in place after every batch. It lives
 //!   outside the engine's journal on purpose: when the journal is truncated or emptied, the
@@ -35,9 +41,9 @@ use crate::StoreError;
 pub const LAYOUT_FILE: &str = "meshtrace-layout";
 pub const ACK_FILE: &str = "meshtrace-acknowledged";
 /// The layout this build writes and reads.
-pub const LAYOUT_VERSION: u32 = 6;
+pub const LAYOUT_VERSION: u32 = 7;
 /// The earlier layouts this build migrates (in place: see the module's documentation).
-const MIGRATED_LAYOUTS: [u32; 4] = [2, 3, 4, 5];
+const MIGRATED_LAYOUTS: [u32; 5] = [2, 3, 4, 5, 6];
 /// The engine's own marker file (fjall), present in every directory it has opened.
 const ENGINE_MARKER: &str = "version";
 
@@ -268,10 +274,10 @@ mod tests {
             "{error}"
         );
         // A later layout is refused; the earlier ones are migrated.
-        std::fs::write(old.join(LAYOUT_FILE), "meshtrace store layout 7\n").unwrap();
+        std::fs::write(old.join(LAYOUT_FILE), "meshtrace store layout 8\n").unwrap();
         let error = check_or_mark(&old).unwrap_err().to_string();
-        assert!(error.contains("holds store layout 7"), "{error}");
-        for earlier in ["2", "3", "4", "5"] {
+        assert!(error.contains("holds store layout 8"), "{error}");
+        for earlier in ["2", "3", "4", "5", "6"] {
             std::fs::write(
                 old.join(LAYOUT_FILE),
                 format!("meshtrace store layout {earlier}\n"),
@@ -280,7 +286,7 @@ mod tests {
             check_or_mark(&old).unwrap();
             assert_eq!(
                 std::fs::read_to_string(old.join(LAYOUT_FILE)).unwrap(),
-                "meshtrace store layout 6\n"
+                "meshtrace store layout 7\n"
             );
         }
     }

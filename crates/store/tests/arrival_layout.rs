@@ -136,6 +136,99 @@ fn retention_removes_late_and_future_spans_by_their_start() {
 }
 
 #[test]
+fn retention_takes_an_expired_span_out_of_its_group_and_keeps_the_rest() {
+    let (kv, store) = in_memory();
+    let now = now();
+    // One write brings three spans of trace 1 (one group): two expired on arrival, one not;
+    // and two expired spans of trace 2 (a group that goes whole).
+    store
+        .write(&[
+            span(1, 1, now - 2 * HOUR),
+            span(1, 2, now - 1_000),
+            span(1, 3, now - 3 * HOUR),
+            span(2, 1, now - 2 * HOUR),
+            span(2, 2, now - 2 * HOUR + 5),
+        ])
+        .unwrap();
+    assert_eq!(entries(&kv, Table::SpansByArrival), 2);
+
+    assert_eq!(store.purge_before(now - HOUR).unwrap(), 4);
+    assert_eq!(span_ids(&store, 1), vec![2]);
+    assert_eq!(span_ids(&store, 2), Vec::<u64>::new());
+    assert_eq!(entries(&kv, Table::SpansByArrival), 1);
+    assert_eq!(entries(&kv, Table::TraceArrivals), 1);
+    assert_eq!(search(&store, now - HOUR, now), vec![1]);
+
+    store.purge_before(now).unwrap();
+    assert_eq!(span_ids(&store, 1), Vec::<u64>::new());
+    assert_eq!(entries(&kv, Table::SpansByArrival), 0);
+    assert_eq!(entries(&kv, Table::TraceArrivals), 0);
+}
+
+#[test]
+fn a_search_by_a_tag_not_indexed_reads_each_span_inside_its_group() {
+    let (_kv, store) = in_memory();
+    let now = now();
+    let with_user = |trace: u128, id: u64, start: u64, user: &str| {
+        SpanBuilder::new(trace, id, "GET /", &process("frontend", vec![]))
+            .at(start, 1_000)
+            .tag(KeyValue::string("user", user))
+            .build()
+    };
+    // Trace 1 is one group: bob's span opens it, alice's is its second member.
+    store
+        .write(&[
+            with_user(1, 1, now - 3_000, "bob"),
+            with_user(1, 2, now - 2_000, "alice"),
+            with_user(2, 1, now - 1_000, "bob"),
+        ])
+        .unwrap();
+    let by_user = |user: &str| {
+        let query = TraceQuery {
+            service: Some("frontend".into()),
+            start_min: now - HOUR,
+            start_max: now,
+            tags: vec![("user".into(), user.into())],
+            limit: 20,
+            ..Default::default()
+        };
+        let ids: Vec<u128> = store
+            .find_trace_ids(&query)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.0)
+            .collect();
+        ids
+    };
+    assert_eq!(by_user("alice"), vec![1]);
+    assert_eq!(by_user("bob"), vec![2, 1]);
+    assert_eq!(by_user("carol"), Vec::<u128>::new());
+}
+
+#[test]
+fn two_writes_of_one_trace_in_one_second_keep_both_groups() {
+    // The same first span in both writes (a client that sent it again with other spans), in
+    // one store and across a restart: each write files its own group, nothing is replaced.
+    let dir = tempfile::tempdir().unwrap();
+    let start = now() - 1_000_000;
+    {
+        let store = Store::open(dir.path(), FOREVER).unwrap();
+        store
+            .write(&[span(1, 1, start), span(1, 2, start + 1)])
+            .unwrap();
+        store
+            .write(&[span(1, 1, start), span(1, 3, start + 2)])
+            .unwrap();
+        assert_eq!(span_ids(&store, 1), vec![1, 2, 3]);
+    }
+    let store = Store::open(dir.path(), FOREVER).unwrap();
+    store
+        .write(&[span(1, 1, start), span(1, 4, start + 3)])
+        .unwrap();
+    assert_eq!(span_ids(&store, 1), vec![1, 2, 3, 4]);
+}
+
+#[test]
 fn the_data_check_reads_the_arrival_tables() {
     let dir = tempfile::tempdir().unwrap();
     // A second into a ten-second slice of the service index, a minute ago.
@@ -150,7 +243,8 @@ fn the_data_check_reads_the_arrival_tables() {
     }
     let report = meshtrace_store::check::check(dir.path()).unwrap();
     assert!(!report.is_damaged(), "{report}");
-    assert_eq!(report.checked.get("spans_by_arrival"), Some(&20));
+    // Five traces of four spans in one write: one group each.
+    assert_eq!(report.checked.get("spans_by_arrival"), Some(&5));
     assert_eq!(report.checked.get("trace_arrivals"), Some(&5));
     assert_eq!(report.checked.get("by_slice"), Some(&20));
     assert_eq!(report.checked.get("service_slices"), Some(&1));

@@ -199,7 +199,7 @@ fn a_layout_2_directory_is_migrated_and_searched_right() {
         let store = Store::open(&dir, LONG_TIME).unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.join("meshtrace-layout")).unwrap(),
-            "meshtrace store layout 6\n"
+            "meshtrace store layout 7\n"
         );
         // The old entries have no tag section: their spans are read for the tags.
         assert_eq!(

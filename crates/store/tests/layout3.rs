@@ -8,7 +8,8 @@
 //! bytes written, without the zeros the engine preallocates — opens and answers the same, so a
 //! later layout has a directory of this one to migrate or refuse. `tests/fixtures/layout5` was
 //! written the same way at commit 31d86f9f (layout 5, spans in arrival order, the service
-//! index keyed by service first).
+//! index keyed by service first), and `tests/fixtures/layout6` at commit 9f7ab27a (layout 6,
+//! every span its own entry of `spans_by_arrival`, the service index in slices of time).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -221,26 +222,58 @@ fn a_search_wants_one_span_to_match_everything() {
 fn a_layout_3_directory_of_an_earlier_build_opens_and_is_searched_right() {
     // The fixture's last trace stays in the trace-keyed table; the spans written since are in
     // the arrival-ordered one.
-    migrates_and_answers("layout3", &[("spans", 3), ("spans_by_arrival", 19)]);
+    migrates_and_answers(
+        "layout3",
+        &[
+            ("spans", 3),
+            ("spans_by_arrival", 7),
+            ("by_service", 3),
+            ("by_slice", 19),
+        ],
+    );
 }
 
 #[test]
 fn a_layout_5_directory_of_an_earlier_build_opens_and_is_searched_right() {
     // Every span is in the arrival-ordered table: the fixture's were filed when it was written
     // (2026-12-01), long after they started, so retention removes them through the index.
-    migrates_and_answers("layout5", &[("spans", 0), ("spans_by_arrival", 22)]);
+    migrates_and_answers(
+        "layout5",
+        &[
+            ("spans", 0),
+            ("spans_by_arrival", 10),
+            ("by_service", 3),
+            ("by_slice", 19),
+        ],
+    );
+}
+
+#[test]
+fn a_layout_6_directory_of_an_earlier_build_opens_and_is_searched_right() {
+    // The fixture's spans are single entries of the arrival-ordered table, and indexed in the
+    // slices; the spans written since are groups there, one per trace and write (the late
+    // span's, and six traces').
+    migrates_and_answers(
+        "layout6",
+        &[
+            ("spans", 0),
+            ("spans_by_arrival", 10),
+            ("by_service", 0),
+            ("by_slice", 22),
+        ],
+    );
 }
 
 /// Opens a copy of the fixture `name` (written by [`write_layout3_fixture`] at an earlier
-/// layout), which must be migrated to layout 6 and answer as it did, with new spans beside
-/// the old; then retention and the data check, whose span tables must count `spans`.
-fn migrates_and_answers(name: &str, spans: &[(&str, u64)]) {
+/// layout), which must be migrated to layout 7 and answer as it did, with new spans beside
+/// the old; then retention and the data check, which must count `entries` in its tables.
+fn migrates_and_answers(name: &str, entries: &[(&str, u64)]) {
     let (_tmp, dir) = fixture_copy(name);
     {
         let store = Store::open(&dir, LONG_TIME).unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.join("meshtrace-layout")).unwrap(),
-            "meshtrace store layout 6\n"
+            "meshtrace store layout 7\n"
         );
         check_fixture_searches(&store);
         // A span of a fixture trace written now: the trace is read from both tables.
@@ -296,9 +329,7 @@ fn migrates_and_answers(name: &str, spans: &[(&str, u64)]) {
     // fixture's last trace in the old index, the spans written since in the slices.
     let report = meshtrace_store::check::check(&dir).unwrap();
     assert!(!report.is_damaged(), "{report}");
-    for &(table, count) in spans {
+    for &(table, count) in entries {
         assert_eq!(report.checked.get(table), Some(&count), "{table}");
     }
-    assert_eq!(report.checked.get("by_service"), Some(&3));
-    assert_eq!(report.checked.get("by_slice"), Some(&19));
 }

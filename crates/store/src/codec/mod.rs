@@ -12,6 +12,7 @@
 mod proptests;
 pub(crate) mod reader;
 mod search;
+mod span_group;
 mod summary;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use reader::{
     Reader, put_dict_key, put_dict_str, put_kvs, put_str, put_value, put_varint, unzigzag, zigzag,
 };
 pub use search::{WantedTag, span_has_tags};
+pub use span_group::{SpanGroup, group_members, group_without};
 pub use summary::{INDEXED_TAG_KEYS, decode_summary, encode_summary};
 
 /// The pseudo tag key under which operation names are interned.

@@ -14,6 +14,8 @@ mod retention;
 mod search;
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -23,18 +25,21 @@ use meshtrace_model::{Process, Span, TraceId};
 
 use crate::StoreError;
 use crate::codec;
+use crate::codec::SpanGroup;
 use crate::damage::{Damage, DamageKind};
 use crate::derive::{Derivation, MetricsOptions, Prepared};
 use crate::dict::{Dictionary, DictionaryStats, Pending};
 use crate::group::GroupWriter;
 use crate::keys::{
-    arrival_span_key, operation_key, put_slice_key, service_slice_key, slice_of, trace_arrival_key,
+    SpanAt, arrival_group_key, operation_key, put_slice_key, service_slice_key, slice_of,
+    trace_arrival_key,
 };
 use crate::kv::{Bytes, EngineMemory, Kv, Op, Recovery, Table};
 use crate::stats::Stats;
 
 pub use crate::dict::DEFAULT_MAX_ENTRIES as DEFAULT_DICTIONARY_MAX_ENTRIES;
 pub use archive::{ARCHIVE_MAX_TRACE_BYTES, ARCHIVE_MAX_TRACES, ArchiveError};
+pub(crate) use read::stored_span;
 
 /// How a store is set up.
 #[derive(Debug, Clone)]
@@ -73,6 +78,9 @@ pub struct Store {
     derive: Option<Derivation>,
     /// What `/metrics` shows of ingest, writes, retention and queries.
     stats: Stats,
+    /// The ID of the next write, which names the groups of spans it files (layout 7). It
+    /// starts at a random point, so a restarted store does not name groups as the last run did.
+    writes: AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -137,6 +145,7 @@ impl Store {
             damage,
             recovery,
             stats: Stats::default(),
+            writes: AtomicU64::new(RandomState::default().hash_one(now_micros())),
         })
     }
 
@@ -314,7 +323,12 @@ impl Store {
         // after the second it is filed under), and each trace is noted under its seconds so
         // that `get_trace` finds them.
         let arrived = arrival_second(now_micros());
-        let mut noted: HashSet<(TraceId, u32), RandomState> = HashSet::default();
+        // The spans of one trace filed under one second are written as one group (layout 7,
+        // `codec/span_group.rs`), named by this write's ID: its place in `groups` by trace and
+        // second.
+        let write = self.writes.fetch_add(1, Ordering::Relaxed);
+        let mut grouped: HashMap<(TraceId, u32), usize, RandomState> = HashMap::default();
+        let mut groups: Vec<([u8; 29], SpanGroup)> = Vec::new();
         // The slices of `by_slice` each service gets entries in (`keys.rs`, layout 6), and those
         // of them this batch lists.
         let mut slices: HashSet<(&str, u32), RandomState> = HashSet::default();
@@ -332,17 +346,22 @@ impl Store {
             value.clear();
             codec::encode_span(span, hash, &mut strings, &mut value);
             let filed = arrived.max(arrival_second(span.start_time));
-            ops.push(Op::put(
-                Table::SpansByArrival,
-                arrival_span_key(filed, span.trace_id, span.start_time, span.span_id),
-                Bytes::new(&value),
-            ));
-            if noted.insert((span.trace_id, filed)) {
+            let at = *grouped.entry((span.trace_id, filed)).or_insert_with(|| {
+                // The trace's first span in this second: the trace is noted under the second.
                 ops.push(Op::put(
                     Table::TraceArrivals,
                     trace_arrival_key(span.trace_id, filed),
                     Bytes::default(),
                 ));
+                let key = arrival_group_key(filed, span.trace_id, write);
+                groups.push((
+                    key,
+                    SpanGroup::new(span.start_time, value.len().saturating_mul(8)),
+                ));
+                groups.len().saturating_sub(1)
+            });
+            if let Some((_, group)) = groups.get_mut(at) {
+                group.push(span.start_time, span.span_id, &value);
             }
             value.clear();
             codec::encode_summary(span, &mut strings, &mut value);
@@ -354,7 +373,10 @@ impl Store {
                 span.start_time,
                 span.trace_id,
                 span.span_id,
-                filed,
+                SpanAt::InGroup {
+                    second: filed,
+                    write,
+                },
             );
             ops.push(Op::put(
                 Table::BySlice,
@@ -376,6 +398,9 @@ impl Store {
                 .entry((service, span.kind(), &span.operation_name))
                 .or_default();
             *seen = (*seen).max(span.start_time);
+        }
+        for (key, group) in groups {
+            ops.push(Op::put(Table::SpansByArrival, key, group.into_bytes()));
         }
         for (service, seen) in services {
             ops.push(Op::put(

@@ -1,6 +1,7 @@
-//! Reading a trace by ID: its spans in the arrival-ordered table of layout 5, found through the
-//! seconds `trace_arrivals` lists for it, and those still in the trace-keyed table of layouts
-//! 2 to 4; and the processes the spans refer to.
+//! Reading a trace by ID: its spans in the arrival-ordered table (filed one by one by layouts 5
+//! and 6, in groups by layout 7), found through the seconds `trace_arrivals` lists for it, and
+//! those still in the trace-keyed table of layouts 2 to 4; the processes the spans refer to;
+//! and the one span an index entry points to.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,10 +13,10 @@ use crate::StoreError;
 use crate::codec;
 use crate::damage::DamageKind;
 use crate::keys::{
-    arrival_trace_range, parse_arrival_span_key, parse_span_key, parse_trace_arrival_key,
-    trace_range,
+    Filed, ServiceEntry, SpanAt, arrival_group_key, arrival_span_key, arrival_trace_range,
+    parse_arrival_key, parse_span_key, parse_trace_arrival_key, span_key, trace_range,
 };
-use crate::kv::Table;
+use crate::kv::{Kv, Table};
 
 /// The encoded spans of one trace by (start, span ID): a span written twice (a client that
 /// retried a batch a second later) is kept once, as it arrived last.
@@ -26,25 +27,14 @@ impl Store {
         let mut found = Found::new();
         let mut unreadable = 0usize;
         let (from, to) = trace_range(trace_id);
-        let keyed = |k: &[u8]| parse_span_key(k).map(|(_, start, span)| (start, span));
-        self.collect_spans(
-            Table::Spans,
-            (&from, &to),
-            keyed,
-            &mut found,
-            &mut unreadable,
-        )?;
+        self.collect_keyed((&from, &to), &mut found, &mut unreadable)?;
         for second in self.arrival_seconds(trace_id)? {
             let (from, to) = arrival_trace_range(second, trace_id);
-            let arrived =
-                |k: &[u8]| parse_arrival_span_key(k).map(|(_, _, start, span)| (start, span));
-            self.collect_spans(
-                Table::SpansByArrival,
-                (&from, &to),
-                arrived,
-                &mut found,
-                &mut unreadable,
-            )?;
+            self.kv
+                .scan(Table::SpansByArrival, &from, &to, false, &mut |k, v| {
+                    self.collect_filed(k, v, &mut found, &mut unreadable);
+                    Ok(true)
+                })?;
         }
         if found.is_empty() && unreadable == 0 {
             return Ok(None);
@@ -87,32 +77,60 @@ impl Store {
         Ok(seconds)
     }
 
-    /// Adds the spans of `table` in `[from, to)` to `found` (a later one replaces an earlier
-    /// one of the same start and ID); a key `parse` cannot read is counted in `unreadable`.
-    fn collect_spans(
+    /// Adds the spans of the trace-keyed table (layouts 2 to 4) in `[from, to)` to `found`; a
+    /// key that does not decode is counted in `unreadable`.
+    fn collect_keyed(
         &self,
-        table: Table,
         (from, to): (&[u8], &[u8]),
-        parse: impl Fn(&[u8]) -> Option<(u64, SpanId)>,
         found: &mut Found,
         unreadable: &mut usize,
     ) -> Result<(), StoreError> {
-        self.kv.scan(table, from, to, false, &mut |k, v| {
-            match parse(k) {
-                Some(at) => {
-                    found.insert(at, v.to_vec());
+        self.kv.scan(Table::Spans, from, to, false, &mut |k, v| {
+            match parse_span_key(k) {
+                Some((_, start, span)) => {
+                    found.insert((start, span), v.to_vec());
                 }
-                None => {
-                    self.damage.record(
-                        DamageKind::UndecodableKey,
-                        table.name(),
-                        &"a key of the wrong length",
-                    );
-                    *unreadable = unreadable.saturating_add(1);
-                }
+                None => self.unreadable_key(Table::Spans, unreadable),
             }
             Ok(true)
         })
+    }
+
+    /// Adds what one entry of `spans_by_arrival` files to `found`: its span (layouts 5 and 6)
+    /// or the spans of its group (layout 7). What does not decode is counted in `unreadable`.
+    fn collect_filed(&self, key: &[u8], value: &[u8], found: &mut Found, unreadable: &mut usize) {
+        match parse_arrival_key(key) {
+            Some((_, _, Filed::Span { start, span_id })) => {
+                found.insert((start, span_id), value.to_vec());
+            }
+            Some((_, _, Filed::Group { .. })) => {
+                for member in codec::group_members(value) {
+                    match member {
+                        Ok((start, span_id, encoded)) => {
+                            found.insert((start, span_id), encoded.to_vec());
+                        }
+                        Err(error) => {
+                            self.damage.record(
+                                DamageKind::UndecodableValue,
+                                Table::SpansByArrival.name(),
+                                &error,
+                            );
+                            *unreadable = unreadable.saturating_add(1);
+                        }
+                    }
+                }
+            }
+            None => self.unreadable_key(Table::SpansByArrival, unreadable),
+        }
+    }
+
+    fn unreadable_key(&self, table: Table, unreadable: &mut usize) {
+        self.damage.record(
+            DamageKind::UndecodableKey,
+            table.name(),
+            &"a key of the wrong length",
+        );
+        *unreadable = unreadable.saturating_add(1);
     }
 
     /// A stored span, or None (counted) when its value is damaged.
@@ -190,5 +208,31 @@ fn placeholder_process(hash: u64) -> Process {
     Process {
         service_name: format!("<lost process {hash:016x}>"),
         tags: Vec::new(),
+    }
+}
+
+/// The encoded span an index entry points to, wherever its layout filed it (one point read):
+/// the trace-keyed table, its own entry of the arrival-ordered one, or its write's group
+/// there. None when it is not stored (or its group does not decode that far).
+pub(crate) fn stored_span(
+    kv: &dyn Kv,
+    (start, trace_id, span_id, at): ServiceEntry,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    match at {
+        SpanAt::Keyed => kv.get(Table::Spans, &span_key(trace_id, start, span_id)),
+        SpanAt::Arrived(second) => kv.get(
+            Table::SpansByArrival,
+            &arrival_span_key(second, trace_id, start, span_id),
+        ),
+        SpanAt::InGroup { second, write } => {
+            let key = arrival_group_key(second, trace_id, write);
+            let Some(group) = kv.get(Table::SpansByArrival, &key)? else {
+                return Ok(None);
+            };
+            let member = codec::group_members(&group).map_while(Result::ok).find(
+                |&(member_start, member_id, _)| (member_start, member_id) == (start, span_id),
+            );
+            Ok(member.map(|(_, _, encoded)| encoded.to_vec()))
+        }
     }
 }

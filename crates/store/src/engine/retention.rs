@@ -13,17 +13,19 @@
 //! holds. The service index removes the rest: spans that arrived after they had expired, and
 //! those of the trace-keyed table of layouts 2 to 4.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use meshtrace_model::TraceId;
+use meshtrace_model::{SpanId, TraceId};
 
 use super::{Store, arrival_second, last_seen};
 use crate::StoreError;
+use crate::codec;
 use crate::damage::DamageKind;
 use crate::keys::{
-    ServiceEntry, SpanAt, arrival_trace_range, parse_arrival_span_key, parse_service_key,
-    parse_service_slice_key, parse_slice_key, prefix_end, service_prefix, service_slice_key,
-    service_slices_range, slice_of, slice_prefix, stored_span_key, trace_arrival_key,
+    ServiceEntry, SpanAt, arrival_group_key, arrival_span_key, arrival_trace_range,
+    parse_arrival_key, parse_service_key, parse_service_slice_key, parse_slice_key, prefix_end,
+    service_prefix, service_slice_key, service_slices_range, slice_of, slice_prefix, span_key,
+    trace_arrival_key,
 };
 use crate::kv::{Op, Table};
 
@@ -150,8 +152,10 @@ impl Store {
         loop {
             let mut ops = Vec::new();
             let mut spans: usize = 0;
-            // The (trace, second) entries of spans that arrived after they had expired.
+            // The (trace, second) entries of spans that arrived after they had expired, and
+            // the spans to take out of each group (layout 7), by the group's key.
             let mut late: HashSet<(TraceId, u32)> = HashSet::new();
+            let mut in_groups: HashMap<[u8; 29], Vec<(u64, SpanId)>> = HashMap::new();
             self.kv.scan(table, prefix, &to, false, &mut |key, _| {
                 let Some((start, trace_id, span_id, at)) = parse(key) else {
                     self.damage.record(
@@ -164,20 +168,29 @@ impl Store {
                 };
                 spans = spans.saturating_add(1);
                 match at {
-                    // Spans filed before the cutoff's second go in arrival order below.
-                    SpanAt::Arrived(second) if second < filed_before => {}
-                    _ => {
-                        let (table, span_key) = stored_span_key(at, trace_id, start, span_id);
-                        ops.push(Op::delete(table, span_key));
-                        if let SpanAt::Arrived(second) = at
-                            && late.insert((trace_id, second))
-                        {
-                            ops.push(Op::delete(
-                                Table::TraceArrivals,
-                                trace_arrival_key(trace_id, second),
-                            ));
-                        }
+                    SpanAt::Keyed => {
+                        ops.push(Op::delete(Table::Spans, span_key(trace_id, start, span_id)));
                     }
+                    // Spans filed before the cutoff's second go in arrival order below.
+                    SpanAt::Arrived(second) | SpanAt::InGroup { second, .. }
+                        if second < filed_before => {}
+                    SpanAt::Arrived(second) => ops.push(Op::delete(
+                        Table::SpansByArrival,
+                        arrival_span_key(second, trace_id, start, span_id),
+                    )),
+                    SpanAt::InGroup { second, write } => in_groups
+                        .entry(arrival_group_key(second, trace_id, write))
+                        .or_default()
+                        .push((start, span_id)),
+                }
+                if let Some(second) = at.second()
+                    && second >= filed_before
+                    && late.insert((trace_id, second))
+                {
+                    ops.push(Op::delete(
+                        Table::TraceArrivals,
+                        trace_arrival_key(trace_id, second),
+                    ));
                 }
                 ops.push(Op::delete(table, key));
                 Ok(ops.len() < CHUNK.saturating_mul(2))
@@ -186,9 +199,32 @@ impl Store {
                 return Ok(removed);
             }
             removed = removed.saturating_add(spans);
+            for (group, members) in in_groups {
+                self.take_out_of_group(group, &members, &mut ops)?;
+            }
             self.kv.write(ops)?;
             self.keep_noted_if_used(late)?;
         }
+    }
+
+    /// Adds to `ops` what takes `members` (start, span ID) out of the group under `key`: the
+    /// group written again without them, or deleted when nothing else is left in it. A group
+    /// that is gone or does not decode is left as it is (its damage is counted where it is read).
+    fn take_out_of_group(
+        &self,
+        key: [u8; 29],
+        members: &[(u64, SpanId)],
+        ops: &mut Vec<Op>,
+    ) -> Result<(), StoreError> {
+        let Some(group) = self.kv.get(Table::SpansByArrival, &key)? else {
+            return Ok(());
+        };
+        match codec::group_without(&group, members) {
+            Ok(Some(rest)) if rest.is_empty() => ops.push(Op::delete(Table::SpansByArrival, key)),
+            Ok(Some(rest)) => ops.push(Op::put(Table::SpansByArrival, key, rest)),
+            Ok(None) | Err(_) => {}
+        }
+        Ok(())
     }
 
     /// Removes `slices` from those listed for `service`, then lists again each that still
@@ -281,9 +317,9 @@ impl Store {
             let mut last_key: Option<Vec<u8>> = None;
             self.kv
                 .scan(Table::SpansByArrival, &from, &to, false, &mut |key, _| {
-                    match parse_arrival_span_key(key) {
+                    match parse_arrival_key(key) {
                         // Keys are in (second, trace) order: each pair is noted once in a row.
-                        Some((second, trace_id, _, _)) => {
+                        Some((second, trace_id, _)) => {
                             if last_noted != Some((trace_id, second)) {
                                 last_noted = Some((trace_id, second));
                                 ops.push(Op::delete(

@@ -5,13 +5,13 @@ use std::collections::{HashMap, HashSet};
 
 use meshtrace_model::{SpanId, Trace, TraceId};
 
-use super::{Store, last_seen};
+use super::{Store, last_seen, stored_span};
 use crate::StoreError;
 use crate::codec::{self, decode_summary};
 use crate::damage::DamageKind;
 use crate::keys::{
-    ServiceEntry, parse_operation_key, parse_service_key, parse_service_slice_key, parse_slice_key,
-    prefix_end, service_prefix, service_slices_range, slice_of, slice_prefix, stored_span_key,
+    ServiceEntry, SpanAt, parse_operation_key, parse_service_key, parse_service_slice_key,
+    parse_slice_key, prefix_end, service_prefix, service_slices_range, slice_of, slice_prefix,
 };
 use crate::kv::Table;
 use crate::query::{DependencyLink, Operation, TraceQuery};
@@ -252,9 +252,10 @@ impl Store {
                     Ok(entries < CHUNK)
                 })?;
             // ...then check tags on the spans themselves where the entry could not, outside the
-            // scan. (Checking a whole
-            // trace with one range read instead was measured slower at 10 M spans: range reads
-            // merge every table of the tree, point reads are filtered by the bloom filters.)
+            // scan, one point read each (`stored_span`: the entry names the span's key, or its
+            // write's group). (Checking a whole trace with one range read instead was measured
+            // slower at 10 M spans: range reads merge every table of the tree, point reads are
+            // filtered by the bloom filters.)
             for (entry, matched) in candidates {
                 let (start, trace_id, _, _) = entry;
                 if seen.contains(&trace_id) {
@@ -281,11 +282,11 @@ impl Store {
     fn span_has_tags(
         &self,
         index: &'static str,
-        (start, trace_id, span_id, at): ServiceEntry,
+        entry: ServiceEntry,
         wanted: &[codec::WantedTag],
     ) -> Result<bool, StoreError> {
-        let (table, key) = stored_span_key(at, trace_id, start, span_id);
-        let Some(value) = self.kv.get(table, &key)? else {
+        let (_, trace_id, _, at) = entry;
+        let Some(value) = stored_span(&*self.kv, entry)? else {
             self.damage.record(
                 DamageKind::DanglingIndexEntry,
                 index,
@@ -302,6 +303,10 @@ impl Store {
         match matched {
             Ok(matched) => Ok(matched),
             Err(error) => {
+                let table = match at {
+                    SpanAt::Keyed => Table::Spans,
+                    SpanAt::Arrived(_) | SpanAt::InGroup { .. } => Table::SpansByArrival,
+                };
                 self.damage
                     .record(DamageKind::UndecodableValue, table.name(), &error);
                 Ok(false)
