@@ -56,8 +56,12 @@ fn search(store: &Store, from: u64, to: u64) -> Vec<u128> {
         limit: 20,
         ..Default::default()
     };
+    trace_ids(store, &query)
+}
+
+fn trace_ids(store: &Store, query: &TraceQuery) -> Vec<u128> {
     store
-        .find_trace_ids(&query)
+        .find_trace_ids(query)
         .unwrap()
         .into_iter()
         .map(|t| t.0)
@@ -192,13 +196,7 @@ fn a_search_by_a_tag_not_indexed_reads_each_span_inside_its_group() {
             limit: 20,
             ..Default::default()
         };
-        let ids: Vec<u128> = store
-            .find_trace_ids(&query)
-            .unwrap()
-            .into_iter()
-            .map(|t| t.0)
-            .collect();
-        ids
+        trace_ids(&store, &query)
     };
     assert_eq!(by_user("alice"), vec![1]);
     assert_eq!(by_user("bob"), vec![2, 1]);
@@ -273,13 +271,7 @@ fn slices_are_searched_newest_first_and_expire_whole() {
         limit: 5,
         ..Default::default()
     };
-    let ids: Vec<u128> = store
-        .find_trace_ids(&limited)
-        .unwrap()
-        .into_iter()
-        .map(|t| t.0)
-        .collect();
-    assert_eq!(ids, vec![30, 29, 28, 27, 26]);
+    assert_eq!(trace_ids(&store, &limited), vec![30, 29, 28, 27, 26]);
     // A window across slices, from 7 s and 1 µs to 37 s: traces 3 (9 s) to 12 (36 s).
     let window = search(&store, start(2) + 1_000_001, start(12) + 1_000_000);
     assert_eq!(window, (3..=12).rev().collect::<Vec<u128>>());

@@ -82,21 +82,7 @@ pub fn report_search(store: &Store, label: &str, runs: usize) {
         duration_max: None,
         limit: 20,
     };
-    let mut search = Vec::new();
-    let mut by_id = Vec::new();
-    for _ in 0..runs {
-        let started = Instant::now();
-        let traces = store.find_traces(&query).unwrap();
-        search.push(started.elapsed());
-        assert_eq!(traces.len(), 20);
-        let started = Instant::now();
-        for trace in &traces {
-            std::hint::black_box(store.get_trace(trace.trace_id().unwrap()).unwrap());
-        }
-        by_id.push(started.elapsed());
-    }
-    search.sort();
-    by_id.sort();
+    let (search, by_id) = search_latencies(store, &query, runs);
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
         "{label}search svc+tag+minDuration, limit 20, 1h: p50 {:.2} ms  p99 {:.2} ms  (reading the 20 matched traces by ID: p50 {:.2} ms, ratio {:.1}x)",
@@ -112,17 +98,35 @@ pub fn report_search(store: &Store, label: &str, runs: usize) {
         ],
         ..query
     };
-    let mut search = Vec::new();
-    for _ in 0..runs {
-        let started = Instant::now();
-        let traces = store.find_traces(&unindexed).unwrap();
-        search.push(started.elapsed());
-        assert_eq!(traces.len(), 20);
-    }
-    search.sort();
+    let (search, _) = search_latencies(store, &unindexed, runs);
     println!(
         "{label}the same search with a tag outside the index (http.method=GET): p50 {:.2} ms  p99 {:.2} ms",
         ms(percentile(&search, 0.5)),
         ms(percentile(&search, 0.99)),
     );
+}
+
+/// `runs` times: the search `query` (which must find 20 traces), then reading the traces it
+/// found by ID. Both latencies, sorted.
+fn search_latencies(
+    store: &Store,
+    query: &TraceQuery,
+    runs: usize,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let mut search = Vec::new();
+    let mut by_id = Vec::new();
+    for _ in 0..runs {
+        let started = Instant::now();
+        let traces = store.find_traces(query).unwrap();
+        search.push(started.elapsed());
+        assert_eq!(traces.len(), 20);
+        let started = Instant::now();
+        for trace in &traces {
+            std::hint::black_box(store.get_trace(trace.trace_id().unwrap()).unwrap());
+        }
+        by_id.push(started.elapsed());
+    }
+    search.sort();
+    by_id.sort();
+    (search, by_id)
 }

@@ -334,8 +334,9 @@ impl Store {
         let mut slices: HashSet<(&str, u32), RandomState> = HashSet::default();
         let mut listing: Vec<(&str, u32)> = Vec::new();
         let mut strings = self.dict.interner(&mut pending);
-        // Each key and value is encoded into one of these, then copied once into the form the
-        // engine holds (`kv::Bytes`).
+        // A span is encoded into `value`, then appended to its group; its index entry's key and
+        // value are encoded into these, then copied once into the form the engine holds
+        // (`kv::Bytes`).
         let mut value = Vec::with_capacity(256);
         let mut key = Vec::with_capacity(64);
         for span in spans {
