@@ -218,7 +218,7 @@ fn check_spans(
             _ => parse_arrival_key(k).map(|(second, trace, filed)| {
                 let at = match filed {
                     Filed::Span { .. } => SpanAt::Arrived(second),
-                    Filed::Group { write } => SpanAt::InGroup { second, write },
+                    Filed::Group { id } => SpanAt::InGroup { second, group: id },
                 };
                 (trace, at, filed)
             }),

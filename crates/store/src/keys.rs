@@ -20,9 +20,9 @@
 //! Entries of `by_service` (layouts 2 to 5) are still read until they expire.
 //!
 //! Layout 7 files the spans of one trace that one write brings in one second as one entry of
-//! `spans_by_arrival` ([`arrival_group_key`], named by the write's ID): one engine entry
-//! per trace and batch instead of one per span. A `by_slice` entry of such a span ends with
-//! the write's ID, so a search reads the group with one point read. Single spans filed by
+//! `spans_by_arrival` ([`arrival_group_key`], named by a group ID): one engine entry per
+//! trace and batch instead of one per span. A `by_slice` entry of such a span ends with its
+//! group's ID, so a search reads the group with one point read. Single spans filed by
 //! layouts 5 and 6 are read beside them.
 //!
 //! Parsing is strict: a key that is not exactly what this module writes is reported as not
@@ -38,9 +38,9 @@ pub enum SpanAt {
     /// In the arrival-ordered table of layouts 5 and 6, alone, under the second it arrived
     /// (Unix seconds).
     Arrived(u32),
-    /// In the arrival-ordered table of layout 7, in the group of its trace that the write
-    /// whose ID is `write` filed under `second` ([`arrival_group_key`]).
-    InGroup { second: u32, write: u64 },
+    /// In the arrival-ordered table of layout 7, in the group of spans of its trace that is
+    /// filed under `second` with the ID `group` ([`arrival_group_key`]).
+    InGroup { second: u32, group: u64 },
 }
 
 impl SpanAt {
@@ -53,27 +53,27 @@ impl SpanAt {
     }
 
     /// Writes where the span is at the end of an index key: nothing (trace-keyed), the second
-    /// (4), or the second and the write ID (12).
+    /// (4), or the second and the group ID (12).
     fn put(self, key: &mut Vec<u8>) {
         if let Some(second) = self.second() {
             key.extend_from_slice(&second.to_be_bytes());
         }
-        if let SpanAt::InGroup { write, .. } = self {
-            key.extend_from_slice(&write.to_be_bytes());
+        if let SpanAt::InGroup { group, .. } = self {
+            key.extend_from_slice(&group.to_be_bytes());
         }
     }
 
     /// Reads what [`SpanAt::put`] wrote, which must be the whole of `suffix`.
     fn parse(suffix: &[u8]) -> Option<SpanAt> {
-        let Some((second, write)) = suffix.split_first_chunk::<4>() else {
+        let Some((second, group)) = suffix.split_first_chunk::<4>() else {
             return suffix.is_empty().then_some(SpanAt::Keyed);
         };
         let second = u32::from_be_bytes(*second);
-        if write.is_empty() {
+        if group.is_empty() {
             return Some(SpanAt::Arrived(second));
         }
-        let write = u64::from_be_bytes(write.try_into().ok()?);
-        Some(SpanAt::InGroup { second, write })
+        let group = u64::from_be_bytes(group.try_into().ok()?);
+        Some(SpanAt::InGroup { second, group })
     }
 }
 
@@ -114,18 +114,18 @@ pub fn arrival_span_key(second: u32, trace_id: TraceId, start: u64, span_id: Spa
 /// The last byte of an [`arrival_group_key`]: the format of the group its value holds.
 const GROUP_FORMAT: u8 = 1;
 
-/// Layout 7: second filed under (4, big-endian) | trace ID (16) | write ID (8, big-endian)
-/// | format (1, `1`). The value holds the spans of the trace that write filed under the second
-/// (`codec/span_group.rs`). The write ID makes the key one write's own: two writes never share
-/// a group, whatever spans they bring.
-pub fn arrival_group_key(second: u32, trace_id: TraceId, write: u64) -> [u8; 29] {
+/// Layout 7: second filed under (4, big-endian) | trace ID (16) | group ID (8, big-endian)
+/// | format (1, `1`). The value holds spans of the trace that one write filed under the second
+/// (`codec/span_group.rs`). The store gives every group an ID of its own, so no two groups
+/// share a key, whatever spans they bring.
+pub fn arrival_group_key(second: u32, trace_id: TraceId, group: u64) -> [u8; 29] {
     let mut key = [GROUP_FORMAT; 29];
     let (second_part, rest) = key.split_at_mut(4);
     second_part.copy_from_slice(&second.to_be_bytes());
     let (trace_part, rest) = rest.split_at_mut(16);
     trace_part.copy_from_slice(&trace_id.to_bytes());
-    if let Some(write_part) = rest.first_chunk_mut::<8>() {
-        *write_part = write.to_be_bytes();
+    if let Some(group_part) = rest.first_chunk_mut::<8>() {
+        *group_part = group.to_be_bytes();
     }
     key
 }
@@ -135,8 +135,8 @@ pub fn arrival_group_key(second: u32, trace_id: TraceId, write: u64) -> [u8; 29]
 pub enum Filed {
     /// One span (layouts 5 and 6).
     Span { start: u64, span_id: SpanId },
-    /// The group of spans that one write filed (layout 7).
-    Group { write: u64 },
+    /// A group of spans that one write filed (layout 7), by its ID.
+    Group { id: u64 },
 }
 
 /// Reads a key written by [`arrival_span_key`] or [`arrival_group_key`]; None when it is
@@ -146,12 +146,12 @@ pub fn parse_arrival_key(key: &[u8]) -> Option<(u32, TraceId, Filed)> {
     let (trace, rest) = rest.split_first_chunk::<16>()?;
     let filed = match rest.len() {
         9 => {
-            let (write, format) = rest.split_first_chunk::<8>()?;
+            let (id, format) = rest.split_first_chunk::<8>()?;
             if format != [GROUP_FORMAT] {
                 return None;
             }
             Filed::Group {
-                write: u64::from_be_bytes(*write),
+                id: u64::from_be_bytes(*id),
             }
         }
         16 => {
@@ -318,7 +318,7 @@ fn put_slice_prefix(key: &mut Vec<u8>, slice: u32, service: &str) {
 }
 
 /// `by_slice` (layout 6): slice of the start (4) | part(service) | start µs (8) | trace ID
-/// (16) | span ID (8) | arrival second (4) | write ID (8; layout 7, whose spans are in
+/// (16) | span ID (8) | arrival second (4) | group ID (8; layout 7, whose spans are in
 /// groups: [`SpanAt::InGroup`])
 pub fn slice_key(
     service: &str,
@@ -489,12 +489,10 @@ mod tests {
         );
         assert_eq!(parse_arrival_key(&key[1..]), None);
         let group = arrival_group_key(1_700_000_000, TraceId(7), u64::MAX - 1);
-        let write = Filed::Group {
-            write: u64::MAX - 1,
-        };
+        let filed = Filed::Group { id: u64::MAX - 1 };
         assert_eq!(
             parse_arrival_key(&group),
-            Some((1_700_000_000, TraceId(7), write))
+            Some((1_700_000_000, TraceId(7), filed))
         );
         // A group of a format this build does not know is not misread as one it knows.
         let mut unknown = group;
@@ -527,7 +525,7 @@ mod tests {
         assert_eq!(parse_service_key(&prefix, &longer), None);
         let in_group = SpanAt::InGroup {
             second: 12,
-            write: 77,
+            group: 77,
         };
         let grouped = service_key("s", 5, TraceId(1), SpanId(2), in_group);
         assert_eq!(grouped.len(), arrived.len() + 8);
@@ -544,7 +542,7 @@ mod tests {
         let start = 1_700_000_005_000_000;
         let at = SpanAt::InGroup {
             second: 1_700_000_009,
-            write: 3,
+            group: 3,
         };
         let key = slice_key("s", start, TraceId(1), SpanId(2), at);
         let slice = slice_of(start);
@@ -569,12 +567,12 @@ mod tests {
         // Every key of a later slice sorts after every key of an earlier one.
         let last = SpanAt::InGroup {
             second: u32::MAX,
-            write: u64::MAX,
+            group: u64::MAX,
         };
         let earlier = slice_key("zzz", start, TraceId(u128::MAX), SpanId(9), last);
         let first = SpanAt::InGroup {
             second: 0,
-            write: 0,
+            group: 0,
         };
         let later = slice_key("a", start + SLICE_MICROS, TraceId(0), SpanId(0), first);
         assert!(earlier < later);

@@ -58,14 +58,14 @@ pub enum Table {
     /// checkpoint writes them whole (`derive/deltas.rs`)
     MetricDeltas,
     /// Layouts 5 and 6: arrival second (4) | trace ID (16) | start µs (8) | span ID (8) → span;
-    /// layout 7: arrival second (4) | trace ID (16) | write ID (8) | format (1) → the spans of
-    /// the trace that write filed under the second (`keys.rs`, `codec/span_group.rs`)
+    /// layout 7: arrival second (4) | trace ID (16) | group ID (8) | format (1) → spans of the
+    /// trace that one write filed under the second (`keys.rs`, `codec/span_group.rs`)
     SpansByArrival,
     /// Layout 5: trace ID (16) | arrival second (4) → nothing: the seconds a trace's spans
     /// arrived in
     TraceArrivals,
     /// Layout 6: slice of the start (4) | part(service) | start µs (8) | trace ID (16) | span
-    /// ID (8) | arrival second (4) | write ID (8, layout 7) → what `by_service` holds
+    /// ID (8) | arrival second (4) | group ID (8, layout 7) → what `by_service` holds
     /// (`keys.rs`)
     BySlice,
     /// Layout 6: part(service) | slice (4) → nothing: the slices a service has entries in

@@ -19,7 +19,7 @@
 //!   `by_service` entries of layouts 2 to 5, so those are migrated by rewriting the marker. A
 //!   meshtrace of layout 5 refuses a layout-6 directory (its searches would miss new spans).
 //!   Layout 7 files the spans of one trace that one write brings in one second as one group
-//!   in `spans_by_arrival` (`codec/span_group.rs`), named by the write's ID, which the spans'
+//!   in `spans_by_arrival` (`codec/span_group.rs`), named by a group ID, which the spans'
 //!   `by_slice` entries end with; it still reads the single spans of layouts 5 and 6 and
 //!   their entries (told apart by their keys' lengths), so those are migrated by rewriting
 //!   the marker. A meshtrace of layout 6 refuses a layout-7 directory (it would not read the

@@ -227,6 +227,37 @@ fn two_writes_of_one_trace_in_one_second_keep_both_groups() {
 }
 
 #[test]
+fn a_trace_too_big_for_one_group_is_filed_in_several_and_read_whole() {
+    // 400 spans of one trace in one write, each with a 1 KiB tag: about 400 KiB, which the
+    // store files in groups of at most 16 KiB (a search reading one of them reads no more).
+    let (kv, store) = in_memory();
+    let now = now();
+    let spans: Vec<Span> = (0..400u64)
+        .map(|i| {
+            SpanBuilder::new(1, i + 1, "GET /", &process("frontend", vec![]))
+                .at(now - 1_000_000 + i, 1_000)
+                .tag(KeyValue::string("payload", "x".repeat(1024)))
+                .tag(KeyValue::string("user", format!("user-{i}")))
+                .build()
+        })
+        .collect();
+    store.write(&spans).unwrap();
+    let groups = entries(&kv, Table::SpansByArrival);
+    assert!((20..=40).contains(&groups), "{groups} groups");
+    assert_eq!(span_ids(&store, 1), (1..=400).collect::<Vec<u64>>());
+    // The last span is in the last group: a search by a tag outside the index reads it there.
+    let query = TraceQuery {
+        service: Some("frontend".into()),
+        start_min: now - HOUR,
+        start_max: now,
+        tags: vec![("user".into(), "user-399".into())],
+        limit: 20,
+        ..Default::default()
+    };
+    assert_eq!(trace_ids(&store, &query), vec![1]);
+}
+
+#[test]
 fn the_data_check_reads_the_arrival_tables() {
     let dir = tempfile::tempdir().unwrap();
     // A second into a ten-second slice of the service index, a minute ago.

@@ -37,6 +37,11 @@ impl SpanGroup {
         put_bytes(&mut self.bytes, encoded);
     }
 
+    /// The bytes written so far.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
     pub fn into_bytes(self) -> Vec<u8> {
         self.bytes
     }

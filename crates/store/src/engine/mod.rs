@@ -13,6 +13,7 @@ mod read;
 mod retention;
 mod search;
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,9 +79,9 @@ pub struct Store {
     derive: Option<Derivation>,
     /// What `/metrics` shows of ingest, writes, retention and queries.
     stats: Stats,
-    /// The ID of the next write, which names the groups of spans it files (layout 7). It
-    /// starts at a random point, so a restarted store does not name groups as the last run did.
-    writes: AtomicU64,
+    /// The ID of the next group of spans (layout 7). It starts at a random point, so a
+    /// restarted store does not name groups as the last run did.
+    group_ids: AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -145,7 +146,7 @@ impl Store {
             damage,
             recovery,
             stats: Stats::default(),
-            writes: AtomicU64::new(RandomState::default().hash_one(now_micros())),
+            group_ids: AtomicU64::new(RandomState::default().hash_one(now_micros())),
         })
     }
 
@@ -277,6 +278,27 @@ impl Store {
             })
     }
 
+    /// Opens a group for the trace of `span`, which starts it, filed under `second`, with a
+    /// new ID; returns its place in `groups`.
+    fn open_group(
+        &self,
+        groups: &mut Vec<OpenGroup>,
+        second: u32,
+        span: &Span,
+        span_bytes: usize,
+    ) -> usize {
+        groups.push(OpenGroup {
+            id: self.group_ids.fetch_add(1, Ordering::Relaxed),
+            second,
+            trace_id: span.trace_id,
+            spans: SpanGroup::new(
+                span.start_time,
+                span_bytes.saturating_mul(8).min(MAX_GROUP_BYTES),
+            ),
+        });
+        groups.len().saturating_sub(1)
+    }
+
     fn write_batch(&self, spans: &[Span]) -> Result<(), StoreError> {
         // The metrics' share is worked out before anything is locked.
         let now_ms = now_micros() / 1000;
@@ -324,11 +346,10 @@ impl Store {
         // that `get_trace` finds them.
         let arrived = arrival_second(now_micros());
         // The spans of one trace filed under one second are written as one group (layout 7,
-        // `codec/span_group.rs`), named by this write's ID: its place in `groups` by trace and
-        // second.
-        let write = self.writes.fetch_add(1, Ordering::Relaxed);
+        // `codec/span_group.rs`), or several past `MAX_GROUP_BYTES`: the place in `groups` of
+        // the one being filled, by trace and second.
         let mut grouped: HashMap<(TraceId, u32), usize, RandomState> = HashMap::default();
-        let mut groups: Vec<([u8; 29], SpanGroup)> = Vec::new();
+        let mut groups: Vec<OpenGroup> = Vec::new();
         // The slices of `by_slice` each service gets entries in (`keys.rs`, layout 6), and those
         // of them this batch lists.
         let mut slices: HashSet<(&str, u32), RandomState> = HashSet::default();
@@ -347,23 +368,31 @@ impl Store {
             value.clear();
             codec::encode_span(span, hash, &mut strings, &mut value);
             let filed = arrived.max(arrival_second(span.start_time));
-            let at = *grouped.entry((span.trace_id, filed)).or_insert_with(|| {
-                // The trace's first span in this second: the trace is noted under the second.
-                ops.push(Op::put(
-                    Table::TraceArrivals,
-                    trace_arrival_key(span.trace_id, filed),
-                    Bytes::default(),
-                ));
-                let key = arrival_group_key(filed, span.trace_id, write);
-                groups.push((
-                    key,
-                    SpanGroup::new(span.start_time, value.len().saturating_mul(8)),
-                ));
-                groups.len().saturating_sub(1)
-            });
-            if let Some((_, group)) = groups.get_mut(at) {
-                group.push(span.start_time, span.span_id, &value);
-            }
+            let at = match grouped.entry((span.trace_id, filed)) {
+                Entry::Occupied(mut filling) => {
+                    let full = groups
+                        .get(*filling.get())
+                        .is_none_or(|open| open.spans.len() >= MAX_GROUP_BYTES);
+                    if full {
+                        filling.insert(self.open_group(&mut groups, filed, span, value.len()));
+                    }
+                    *filling.get()
+                }
+                Entry::Vacant(first) => {
+                    // The trace's first span in this second: the trace is noted under it.
+                    ops.push(Op::put(
+                        Table::TraceArrivals,
+                        trace_arrival_key(span.trace_id, filed),
+                        Bytes::default(),
+                    ));
+                    *first.insert(self.open_group(&mut groups, filed, span, value.len()))
+                }
+            };
+            let Some(open) = groups.get_mut(at) else {
+                continue; // `at` was just given by `open_group`
+            };
+            open.spans.push(span.start_time, span.span_id, &value);
+            let group = open.id;
             value.clear();
             codec::encode_summary(span, &mut strings, &mut value);
             strings.release();
@@ -376,7 +405,7 @@ impl Store {
                 span.span_id,
                 SpanAt::InGroup {
                     second: filed,
-                    write,
+                    group,
                 },
             );
             ops.push(Op::put(
@@ -400,8 +429,12 @@ impl Store {
                 .or_default();
             *seen = (*seen).max(span.start_time);
         }
-        for (key, group) in groups {
-            ops.push(Op::put(Table::SpansByArrival, key, group.into_bytes()));
+        for open in groups {
+            ops.push(Op::put(
+                Table::SpansByArrival,
+                arrival_group_key(open.second, open.trace_id, open.id),
+                open.spans.into_bytes(),
+            ));
         }
         for (service, seen) in services {
             ops.push(Op::put(
@@ -470,6 +503,20 @@ fn report_recovery(recovery: &Recovery) {
             "the acknowledgement record is damaged: this start cannot tell whether the journal lost writes"
         );
     }
+}
+
+/// The size past which a group of spans takes no more (a new one is opened for the trace): a
+/// search that reads one span of a group reads the whole group, so a batch holding a huge
+/// trace must not make every candidate read of it cost megabytes. Istio's 8-span traces take
+/// about 1 KiB.
+const MAX_GROUP_BYTES: usize = 16 * 1024;
+
+/// A group of spans a write is filling.
+struct OpenGroup {
+    id: u64,
+    second: u32,
+    trace_id: TraceId,
+    spans: SpanGroup,
 }
 
 /// The second (Unix time) of `micros`, as spans are filed under it.

@@ -212,8 +212,8 @@ fn placeholder_process(hash: u64) -> Process {
 }
 
 /// The encoded span an index entry points to, wherever its layout filed it (one point read):
-/// the trace-keyed table, its own entry of the arrival-ordered one, or its write's group
-/// there. None when it is not stored (or its group does not decode that far).
+/// the trace-keyed table, its own entry of the arrival-ordered one, or its group there. None
+/// when it is not stored (or its group does not decode that far).
 pub(crate) fn stored_span(
     kv: &dyn Kv,
     (start, trace_id, span_id, at): ServiceEntry,
@@ -224,8 +224,8 @@ pub(crate) fn stored_span(
             Table::SpansByArrival,
             &arrival_span_key(second, trace_id, start, span_id),
         ),
-        SpanAt::InGroup { second, write } => {
-            let key = arrival_group_key(second, trace_id, write);
+        SpanAt::InGroup { second, group } => {
+            let key = arrival_group_key(second, trace_id, group);
             let Some(group) = kv.get(Table::SpansByArrival, &key)? else {
                 return Ok(None);
             };

@@ -178,8 +178,8 @@ impl Store {
                         Table::SpansByArrival,
                         arrival_span_key(second, trace_id, start, span_id),
                     )),
-                    SpanAt::InGroup { second, write } => in_groups
-                        .entry(arrival_group_key(second, trace_id, write))
+                    SpanAt::InGroup { second, group } => in_groups
+                        .entry(arrival_group_key(second, trace_id, group))
                         .or_default()
                         .push((start, span_id)),
                 }
