@@ -143,30 +143,21 @@ pub enum Filed {
 /// neither (a group of an unknown format included).
 pub fn parse_arrival_key(key: &[u8]) -> Option<(u32, TraceId, Filed)> {
     let (second, rest) = key.split_first_chunk::<4>()?;
+    let second = u32::from_be_bytes(*second);
+    // A single span's key is a layout-2 span key behind its second.
+    if let Some((trace_id, start, span_id)) = parse_span_key(rest) {
+        return Some((second, trace_id, Filed::Span { start, span_id }));
+    }
     let (trace, rest) = rest.split_first_chunk::<16>()?;
-    let filed = match rest.len() {
-        9 => {
-            let (id, format) = rest.split_first_chunk::<8>()?;
-            if format != [GROUP_FORMAT] {
-                return None;
-            }
-            Filed::Group {
-                id: u64::from_be_bytes(*id),
-            }
-        }
-        16 => {
-            let (start, span) = rest.split_first_chunk::<8>()?;
-            Filed::Span {
-                start: u64::from_be_bytes(*start),
-                span_id: SpanId(u64::from_be_bytes(span.try_into().ok()?)),
-            }
-        }
-        _ => return None,
-    };
+    let (id, format) = rest.split_first_chunk::<8>()?;
+    if format != [GROUP_FORMAT] {
+        return None;
+    }
+    let id = u64::from_be_bytes(*id);
     Some((
-        u32::from_be_bytes(*second),
+        second,
         TraceId(u128::from_be_bytes(*trace)),
-        filed,
+        Filed::Group { id },
     ))
 }
 
